@@ -1,0 +1,44 @@
+/* csvin.h -- streaming CSV reader on libcsv: RFC 4180 fields byte for byte, BOM stripped,
+ * line numbers for messages, flat memory whatever the file size. */
+#ifndef CSVSTREAM_CSVIN_H
+#define CSVSTREAM_CSVIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+typedef struct csvin csvin; /* opaque */
+
+/* One record. fields[i] point into the reader and stay valid until the next csvin_next,
+ * csvin_rewind or csvin_close. */
+typedef struct csvin_rec {
+  size_t nfields;
+  const cs_field *fields;
+  uint64_t line; /* 1-based line of the source where the record starts */
+} csvin_rec;
+
+/* Open `path` ("-" for standard input). With has_header, the first record is the header and is
+ * available from csvin_header() (not returned by csvin_next). Returns 0, or a negative code
+ * with a message naming the file written to err (e.g. "data/x.csv: No such file or directory"). */
+int csvin_open(csvin **out, const char *path, int has_header, char *err, size_t errlen);
+
+/* The next record. Returns 1 with *rec filled, 0 at the end of the input, or a negative code
+ * (CS_ECSV, CS_EIO, CS_ENOMEM) with the message in csvin_error(), which names the file and
+ * line, e.g. "data/x.csv:14: unterminated quote (the quoted field that starts here never
+ * ends)". Every record before the error has been returned. */
+int csvin_next(csvin *r, csvin_rec *rec);
+
+/* The header record, or NULL (no header wanted, or an empty input). Valid until close. */
+const csvin_rec *csvin_header(const csvin *r);
+
+/* Start over at the first data record (for --loop). Returns 0, or CS_EINVAL for standard
+ * input or another unseekable input. The header is not re-read. */
+int csvin_rewind(csvin *r);
+
+/* Path as given ("-" is shown as "<stdin>"). */
+const char *csvin_path(const csvin *r);
+const char *csvin_error(const csvin *r);
+void csvin_close(csvin *r); /* accepts NULL */
+
+#endif

@@ -1,0 +1,35 @@
+/* json.h -- a small JSON writer for the --stats-json files (objects, arrays, numbers, strings
+ * escaped per RFC 8259). */
+#ifndef CSVSTREAM_JSON_H
+#define CSVSTREAM_JSON_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+#define JSON_MAX_DEPTH 16
+
+typedef struct json_out {
+  cs_buf buf;
+  int depth;
+  int count[JSON_MAX_DEPTH]; /* members written at each depth, for commas */
+  int failed;                /* CS_ENOMEM seen; json_write_file then fails */
+} json_out;
+
+void json_init(json_out *j);
+void json_free(json_out *j);
+/* `key` is the member name inside an object, NULL at the top level and inside arrays. */
+void json_object_begin(json_out *j, const char *key);
+void json_object_end(json_out *j);
+void json_array_begin(json_out *j, const char *key);
+void json_array_end(json_out *j);
+void json_uint(json_out *j, const char *key, uint64_t v);
+void json_int(json_out *j, const char *key, int64_t v);
+void json_double(json_out *j, const char *key, double v); /* non-finite values become null */
+void json_bool(json_out *j, const char *key, int v);
+void json_string(json_out *j, const char *key, const char *s); /* NULL becomes null */
+/* Write the document plus a newline to path (through a temporary file renamed into place).
+ * Returns 0, or a negative code with a message naming the file in err. */
+int json_write_file(json_out *j, const char *path, char *err, size_t errlen);
+
+#endif

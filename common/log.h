@@ -1,0 +1,26 @@
+/* log.h -- timestamped log lines on stderr: "2026-11-29 20:41:07.123 consumer: message". */
+#ifndef CSVSTREAM_LOG_H
+#define CSVSTREAM_LOG_H
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Program name shown in each line, and the most verbose level printed (default LOG_INFO;
+ * --quiet sets LOG_WARN). */
+void log_init(const char *prog, int max_level);
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* A rate limiter for messages about repeated events (garbage from a peer, say): returns 1 when
+ * the caller should log now (the first event, then at most once per interval_us), and counts
+ * the events it suppressed in *suppressed, which the caller reports and clears. */
+typedef struct log_limiter {
+  unsigned long long last_us;
+  unsigned long long suppressed;
+} log_limiter;
+int log_limiter_allow(log_limiter *l, unsigned long long now_us, unsigned long long interval_us);
+
+#endif

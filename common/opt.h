@@ -1,0 +1,23 @@
+/* opt.h -- option value parsing shared by the programs: strtol/strtod with end-pointer and range
+ * checks, and messages that name the flag. */
+#ifndef CSVSTREAM_OPT_H
+#define CSVSTREAM_OPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Each returns 0, or CS_EINVAL with a message such as
+ * "--port: '99999' is out of range (1-65535)" written to err. */
+int opt_long(const char *flag, const char *s, long long min, long long max, long long *out,
+             char *err, size_t errlen);
+int opt_double(const char *flag, const char *s, double min, double max, double *out, char *err,
+               size_t errlen);
+/* "SECONDS" or "MIN-MAX" (seconds, fractions allowed, 0 <= MIN <= MAX <= 3600). */
+int opt_interval(const char *flag, const char *s, double *min, double *max, char *err,
+                 size_t errlen);
+
+/* Print the --version text for `prog` to stdout: the program version, the libuv, SQLite and
+ * libcsv versions linked at run time, the OS (uname) and the CPU count. */
+void opt_print_version(const char *prog);
+
+#endif

@@ -1,0 +1,84 @@
+/* stats.h -- exact accounting of what arrived: distinct records, loss (gaps and trailing
+ * loss), duplicates, reordering, bytes, latency percentiles from a fixed-bucket histogram, and
+ * RFC 3550 jitter. Stats observe the record stream; they never decide what is stored, except
+ * that a duplicate is reported as such so that sinks store each record once. */
+#ifndef CSVSTREAM_STATS_H
+#define CSVSTREAM_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json.h"
+
+/* Latency histogram: fixed log-linear buckets (16 per power of two), about 6% resolution from
+ * 1 µs to over an hour; merging two is adding their buckets. */
+#define STATS_HIST_SUB 16
+#define STATS_HIST_BUCKETS (40 * STATS_HIST_SUB)
+typedef struct stats_hist {
+  uint64_t buckets[STATS_HIST_BUCKETS];
+  uint64_t count;
+  uint64_t max;
+} stats_hist;
+
+void stats_hist_add(stats_hist *h, uint64_t value_us);
+void stats_hist_merge(stats_hist *into, const stats_hist *from);
+/* Value at percentile p (0 < p <= 100): the upper bound of the bucket that holds it, capped at
+ * max. 0 for an empty histogram. */
+uint64_t stats_hist_percentile(const stats_hist *h, double p);
+
+/* Totals: for one stream, or summed over a protocol. */
+typedef struct stats_counts {
+  uint64_t received;   /* distinct records */
+  uint64_t lost;       /* sequence numbers never received (up to the highest seen or announced) */
+  uint64_t duplicates; /* extra copies of a record already received */
+  uint64_t reordered;  /* records that arrived after one with a higher sequence number */
+  uint64_t bytes;      /* wire bytes of every record frame, duplicates included */
+  uint64_t first_us, last_us; /* receive time of the first and the last record */
+  stats_hist latency;  /* receive time - send time, µs (negative clamps to 0) */
+  double jitter_us;    /* RFC 3550; for a sum, the mean over its streams weighted by received */
+  uint64_t streams;    /* streams summed (1 for a stream) */
+} stats_counts;
+
+/* Sequence numbers within this distance below the highest one seen are tracked exactly
+ * (a bitmap of this many bits per stream: memory stays flat however long the stream). An
+ * arrival older than that cannot be told from a duplicate and is counted in `too_late`. */
+#define STATS_SEQ_WINDOW (1u << 20)
+
+typedef struct stats_stream {
+  stats_counts c;
+  uint64_t max_seq;       /* highest seq received */
+  uint64_t announced_seq; /* last seq from END, 0 until it arrives */
+  uint64_t too_late;
+  unsigned char *seen; /* ring bitmap over [max_seq - STATS_SEQ_WINDOW + 1, max_seq] */
+  int64_t prev_transit_us;
+  int have_prev;
+} stats_stream;
+
+int stats_stream_init(stats_stream *s); /* 0 or CS_ENOMEM */
+void stats_stream_free(stats_stream *s);
+
+/* Account one RECORD arrival. Returns 1 if this is the first copy of seq (store it), 0 if it
+ * is a duplicate or too late (do not store it). */
+int stats_stream_arrival(stats_stream *s, uint64_t seq, uint64_t sent_us, uint64_t recv_us,
+                         size_t frame_bytes);
+/* Account an END announcing last_seq (repeats are harmless). */
+void stats_stream_end(stats_stream *s, uint64_t last_seq);
+/* Bring s->c.lost up to date and return it. */
+uint64_t stats_stream_lost(stats_stream *s);
+
+void stats_counts_init(stats_counts *c);
+/* Add a stream's counts into a protocol total (call stats_stream_lost first). */
+void stats_counts_add(stats_counts *total, const stats_counts *stream);
+/* Records per second between the first and the last arrival (0 if fewer than two). */
+double stats_counts_rate(const stats_counts *c);
+
+/* Members "received", "lost", "duplicates", "reordered", "bytes", "records_per_s",
+ * "latency_us": {"p50", "p99", "max"}, "jitter_us" inside the object that is open in j. */
+void stats_counts_json(json_out *j, const stats_counts *c);
+
+/* Datagrams the kernel dropped for the UDP socket fd because its receive buffer was full
+ * (Linux: the `drops` column of /proc/net/udp or udp6 for the socket's inode). Returns 0, or a
+ * negative code when it cannot be read (not Linux, say). */
+int stats_udp_kernel_drops(int fd, uint64_t *drops);
+
+#endif

@@ -1,0 +1,43 @@
+/* store.h -- the SQLite sink: one table per stream, values stored exactly as sent, rows
+ * committed in short BEGIN IMMEDIATE batches, never blocking the loop on a lock held by
+ * another process. */
+#ifndef CSVSTREAM_STORE_H
+#define CSVSTREAM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sink.h"
+
+typedef struct store store;
+
+/* Open (create) the database at path in WAL mode. Returns 0, or a negative code with a
+ * message naming the file in err. */
+int store_open(store **out, const char *path, char *err, size_t errlen);
+
+/* Queue one record (copied). The row is written by a later store_flush. Returns 0, or
+ * CS_ENOMEM when the queue holds its bound (store_pending_bytes() >= STORE_MAX_PENDING_BYTES):
+ * the caller applies backpressure and must not drop the record silently. */
+#define STORE_MAX_PENDING_BYTES (256u << 20)
+int store_add(store *s, const sink_record *r);
+
+/* Write queued rows in one BEGIN IMMEDIATE transaction, at most STORE_BATCH_ROWS of them (call
+ * again while store_pending() > 0). Never waits on a lock for more than a few milliseconds.
+ * Returns 0 when the batch committed, CS_EBUSY when another process holds the lock (rows stay
+ * queued; the caller retries later with backoff), or CS_ESQLITE with store_error() set. */
+#define STORE_BATCH_ROWS 5000
+int store_flush(store *s);
+
+size_t store_pending(const store *s);       /* rows queued, not yet committed */
+size_t store_pending_bytes(const store *s); /* memory those rows hold */
+uint64_t store_committed(const store *s);   /* rows committed since open */
+const char *store_error(const store *s);
+
+/* Table name used for a stream (valid after its first store_add), for logs and tests. */
+const char *store_table_name(const sink_stream *st);
+
+/* Close the database. Does not flush: call store_flush until store_pending() is 0 first.
+ * Accepts NULL. Returns 0 or CS_ESQLITE. */
+int store_close(store *s);
+
+#endif
