@@ -231,9 +231,9 @@ void stats_counts_add(stats_counts *total, const stats_counts *stream) {
   uint64_t before = total->received;
   uint64_t after = before + stream->received;
   if (after > 0)
-    total->jitter_us = (total->jitter_us * (double)before +
-                        stream->jitter_us * (double)stream->received) /
-                       (double)after;
+    total->jitter_us =
+        (total->jitter_us * (double)before + stream->jitter_us * (double)stream->received) /
+        (double)after;
   if (stream->received > 0) {
     if (before == 0 || stream->first_us < total->first_us)
       total->first_us = stream->first_us;
@@ -289,8 +289,8 @@ static int scan_proc_udp(const char *path, unsigned long ino, uint64_t *drops) {
   while (fgets(line, sizeof line, f) != NULL) {
     unsigned long row_ino = 0;
     unsigned long long row_drops = 0;
-    int n = sscanf(line, " %*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %llu", &row_ino,
-                   &row_drops);
+    int n =
+        sscanf(line, " %*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %llu", &row_ino, &row_drops);
     if (n == 2 && row_ino == ino) {
       *drops = (uint64_t)row_drops;
       rc = 0;

@@ -372,10 +372,10 @@ static void test_counts_json_has_every_member(void **state) {
   assert_non_null(j.buf.data);
   char *doc = strndup(j.buf.data, j.buf.len);
   assert_non_null(doc);
-  const char *expect[] = {"\"received\":2", "\"lost\":1", "\"duplicates\":1",
-                          "\"reordered\":0", "\"bytes\":150", "\"records_per_s\":",
-                          "\"latency_us\":{", "\"p50\":100", "\"p99\":100", "\"max\":100",
-                          "\"jitter_us\":"};
+  const char *expect[] = {
+      "\"received\":2", "\"lost\":1",         "\"duplicates\":1", "\"reordered\":0",
+      "\"bytes\":150",  "\"records_per_s\":", "\"latency_us\":{", "\"p50\":100",
+      "\"p99\":100",    "\"max\":100",        "\"jitter_us\":"};
   /* Compare with whitespace removed, whatever the writer's layout. */
   char *w = doc;
   for (char *r = doc; *r; r++)
