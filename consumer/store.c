@@ -1,0 +1,686 @@
+/* store.c -- the SQLite sink: per-stream tables built from the CSV header, rows queued in memory
+ * and committed in short BEGIN IMMEDIATE batches that never wait long on another's lock. */
+#include "store.h"
+
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+/* How long a statement waits for a lock held by another connection. The consumer's loop must
+ * never stall, so this is a few milliseconds; the caller retries with backoff instead. */
+#define STORE_BUSY_TIMEOUT_MS 5
+/* While opening (switching to WAL needs a lock once), waiting a little longer is fine. */
+#define STORE_OPEN_BUSY_TIMEOUT_MS 2000
+/* Candidate table names tried per stream: name, name_2 ... name_STORE_MAX_NAME_TRIES. */
+#define STORE_MAX_NAME_TRIES 10000
+
+/* The metadata columns every table carries after the CSV's own columns. */
+static const char *const store_meta_names[] = {"_producer",    "_protocol", "_seq",
+                                               "_sent_us",     "_received_us", "_peer"};
+static const char *const store_meta_types[] = {"TEXT",    "TEXT",    "INTEGER",
+                                               "INTEGER", "INTEGER", "TEXT"};
+#define STORE_NMETA 6
+
+/* One table in the database, shared by every stream of the same name and header. */
+typedef struct store_table {
+  struct store_table *next;
+  store *owner;
+  char *name;           /* SQL table name (unquoted), owned */
+  char *stream_name;    /* stream name it serves, owned */
+  size_t nheader;       /* header columns (0 without a header) */
+  cs_field *header;     /* copy of the raw header, for matching later streams */
+  char *header_data;    /* bytes the header copy points into */
+  char **cols;          /* value column names: header names, then extra_N / column_N */
+  size_t ncols, cols_cap;
+  size_t ncols_db;      /* value columns that exist in the database (committed) */
+  int created;          /* the table exists in the database (committed) */
+  size_t ncols_tx;      /* during a flush: value columns after this transaction's DDL */
+  int created_tx;       /* during a flush: created in this transaction */
+  sqlite3_stmt *insert; /* cached INSERT naming insert_ncols value columns, or NULL */
+  size_t insert_ncols;
+} store_table;
+
+/* One queued row: header, field array and bytes in one allocation. */
+typedef struct store_row {
+  struct store_row *next;
+  store_table *table;
+  const sink_stream *stream; /* lives until the consumer exits (sink.h) */
+  uint64_t seq, sent_us, received_us;
+  size_t nfields;
+  size_t alloc; /* bytes of this allocation, for store_pending_bytes */
+  cs_field *fields;
+} store_row;
+
+struct store {
+  sqlite3 *db;
+  char *path;
+  char err[512];
+  store_table *tables;
+  store_row *head, *tail;
+  size_t pending;
+  size_t pending_bytes;
+  uint64_t committed;
+};
+
+/* Record an error as "database PATH: message". */
+static void store_set_error(store *s, const char *what) {
+  snprintf(s->err, sizeof s->err, "database %s: %s", s->path, what);
+}
+
+/* Record the connection's current SQLite error, with the step that failed. */
+static void store_set_sqlite_error(store *s, const char *step) {
+  snprintf(s->err, sizeof s->err, "database %s: %s: %s", s->path, step, sqlite3_errmsg(s->db));
+}
+
+/* SQLITE_BUSY or SQLITE_LOCKED, extended codes included. */
+static int store_is_busy(int rc) {
+  return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+/* Run one SQL statement without results. Returns 0, CS_EBUSY or CS_ESQLITE (error set). */
+static int store_exec(store *s, const char *sql) {
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+  if (rc == SQLITE_OK) return 0;
+  store_set_sqlite_error(s, sql);
+  return store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
+}
+
+/* malloc'd copy of n bytes plus a NUL, with NUL bytes inside replaced by '_' (SQL text cannot
+ * hold them). NULL when out of memory. */
+static char *store_name_dup(const char *data, size_t n) {
+  char *p = malloc(n + 1);
+  if (!p) return NULL;
+  for (size_t i = 0; i < n; i++) p[i] = data[i] == '\0' ? '_' : data[i];
+  p[n] = '\0';
+  return p;
+}
+
+/* Is name one of the metadata columns (case-insensitive, as SQLite compares names)? */
+static int store_is_meta(const char *name) {
+  for (size_t i = 0; i < STORE_NMETA; i++)
+    if (sqlite3_stricmp(name, store_meta_names[i]) == 0) return 1;
+  return 0;
+}
+
+/* Is name free among the first n names of cols and the metadata columns? */
+static int store_name_free(char *const *cols, size_t n, const char *name) {
+  if (store_is_meta(name)) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (sqlite3_stricmp(cols[i], name) == 0) return 0;
+  return 1;
+}
+
+/* A column name based on base that is free among cols[0..n) and the metadata: base itself, or
+ * base_2, base_3 ... Returns a sqlite3_malloc'd string, or NULL when out of memory. */
+static char *store_unique_name(char *const *cols, size_t n, const char *base) {
+  if (store_name_free(cols, n, base)) return sqlite3_mprintf("%s", base);
+  for (unsigned long k = 2;; k++) {
+    char *cand = sqlite3_mprintf("%s_%lu", base, k);
+    if (!cand || store_name_free(cols, n, cand)) return cand;
+    sqlite3_free(cand);
+  }
+}
+
+/* Append a value column named after base (made unique) to t. Returns 0 or CS_ENOMEM. */
+static int store_table_add_col(store_table *t, const char *base) {
+  if (t->ncols == t->cols_cap) {
+    size_t cap = t->cols_cap ? t->cols_cap * 2 : 16;
+    char **cols = realloc(t->cols, cap * sizeof *cols);
+    if (!cols) return CS_ENOMEM;
+    t->cols = cols;
+    t->cols_cap = cap;
+  }
+  char *name = store_unique_name(t->cols, t->ncols, base);
+  if (!name) return CS_ENOMEM;
+  t->cols[t->ncols++] = name;
+  return 0;
+}
+
+/* Free a table and its cached statement. Accepts NULL. */
+static void store_table_free(store_table *t) {
+  if (!t) return;
+  sqlite3_finalize(t->insert);
+  for (size_t i = 0; i < t->ncols; i++) sqlite3_free(t->cols[i]);
+  free(t->cols);
+  free(t->name);
+  free(t->stream_name);
+  free(t->header);
+  free(t->header_data);
+  free(t);
+}
+
+/* Prefix of the extra columns: beyond a header "extra_N", without one "column_N". */
+static const char *store_extra_prefix(const store_table *t) {
+  return t->nheader ? "extra" : "column";
+}
+
+/* Grow t's value columns to hold n values (new names only; the DDL runs in store_flush).
+ * Returns 0 or CS_ENOMEM. */
+static int store_table_widen(store_table *t, size_t n) {
+  while (t->ncols < n) {
+    char base[64];
+    snprintf(base, sizeof base, "%s_%zu", store_extra_prefix(t), t->ncols - t->nheader + 1);
+    int rc = store_table_add_col(t, base);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* A new in-memory table for stream st: header copied, column names made unique and non-empty.
+ * Returns 0 with *out set, or CS_ENOMEM. */
+static int store_table_new(store *s, const sink_stream *st, store_table **out) {
+  int rc = CS_ENOMEM;
+  store_table *t = calloc(1, sizeof *t);
+  if (!t) goto fail;
+  t->owner = s;
+  t->stream_name = store_name_dup(st->name, strlen(st->name));
+  if (!t->stream_name) goto fail;
+  t->nheader = st->ncolumns;
+  if (t->nheader) {
+    size_t total = 0;
+    for (size_t i = 0; i < t->nheader; i++) total += st->columns[i].len;
+    t->header = calloc(t->nheader, sizeof *t->header);
+    t->header_data = malloc(total ? total : 1);
+    if (!t->header || !t->header_data) goto fail;
+    size_t off = 0;
+    for (size_t i = 0; i < t->nheader; i++) {
+      if (st->columns[i].len) memcpy(t->header_data + off, st->columns[i].data, st->columns[i].len);
+      t->header[i].data = t->header_data + off;
+      t->header[i].len = st->columns[i].len;
+      off += st->columns[i].len;
+    }
+  }
+  for (size_t i = 0; i < t->nheader; i++) {
+    char *base;
+    if (st->columns[i].len == 0)
+      base = sqlite3_mprintf("column_%zu", i + 1);
+    else {
+      char *raw = store_name_dup(st->columns[i].data, st->columns[i].len);
+      base = raw ? sqlite3_mprintf("%s", raw) : NULL;
+      free(raw);
+    }
+    if (!base) goto fail;
+    rc = store_table_add_col(t, base);
+    sqlite3_free(base);
+    if (rc) goto fail;
+  }
+  *out = t;
+  return 0;
+fail:
+  store_table_free(t);
+  return rc;
+}
+
+/* Does table t serve streams named like st with st's header (raw bytes compared)? */
+static int store_table_matches(const store_table *t, const sink_stream *st) {
+  if (strcmp(t->stream_name, st->name) != 0 || t->nheader != st->ncolumns) return 0;
+  for (size_t i = 0; i < t->nheader; i++) {
+    if (t->header[i].len != st->columns[i].len) return 0;
+    if (t->header[i].len &&
+        memcmp(t->header[i].data, st->columns[i].data, t->header[i].len) != 0)
+      return 0;
+  }
+  return 1;
+}
+
+/* Look the candidate name up in the database file. Returns 0 with *state = 0 (no such name),
+ * 1 (a table whose columns fit t: its extra columns have been adopted into t), 2 (the name is
+ * taken by something else), or CS_EBUSY / CS_ESQLITE / CS_ENOMEM. */
+static int store_probe_name(store *s, store_table *t, const char *name, int *state) {
+  sqlite3_stmt *q = NULL;
+  char **fcols = NULL;
+  size_t nf = 0, cap = 0;
+  int rc = 0, step;
+
+  *state = 0;
+  /* SQLite compares identifiers case-insensitively (ASCII only), as NOCASE does. */
+  step = sqlite3_prepare_v2(s->db,
+                            "SELECT type FROM sqlite_master WHERE name = ?1 COLLATE NOCASE", -1,
+                            &q, NULL);
+  if (step != SQLITE_OK) goto sqlfail;
+  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) goto sqlfail;
+  step = sqlite3_step(q);
+  if (step == SQLITE_DONE) goto done;
+  if (step != SQLITE_ROW) goto sqlfail;
+  const unsigned char *type = sqlite3_column_text(q, 0);
+  if (!type || strcmp((const char *)type, "table") != 0) {
+    *state = 2;
+    goto done;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+
+  /* Its columns, in order. */
+  step = sqlite3_prepare_v2(s->db, "SELECT name FROM pragma_table_info(?1)", -1, &q, NULL);
+  if (step != SQLITE_OK) goto sqlfail;
+  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) goto sqlfail;
+  while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *c = (const char *)sqlite3_column_text(q, 0);
+    if (!c) c = "";
+    if (nf == cap) {
+      cap = cap ? cap * 2 : 16;
+      char **n2 = realloc(fcols, cap * sizeof *n2);
+      if (!n2) {
+        rc = CS_ENOMEM;
+        goto done;
+      }
+      fcols = n2;
+    }
+    fcols[nf] = strdup(c);
+    if (!fcols[nf]) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    nf++;
+  }
+  if (step != SQLITE_DONE) goto sqlfail;
+
+  /* It fits when every metadata column is there and the other columns are exactly t's header
+   * columns, in order, followed only by extra columns of the kind t would add itself. */
+  *state = 2;
+  size_t nmeta = 0, nval = 0;
+  const char *prefix = store_extra_prefix(t);
+  size_t plen = strlen(prefix);
+  for (size_t i = 0; i < nf; i++) {
+    if (store_is_meta(fcols[i])) {
+      nmeta++;
+      continue;
+    }
+    if (nval < t->nheader) {
+      if (strcmp(fcols[i], t->cols[nval]) != 0) goto done;
+    } else if (sqlite3_strnicmp(fcols[i], prefix, (int)plen) != 0 || fcols[i][plen] != '_') {
+      goto done;
+    }
+    nval++;
+  }
+  if (nmeta != STORE_NMETA || nval < t->nheader) goto done;
+  /* Adopt the table's extra columns as they are named in the file. */
+  for (size_t i = 0, v = 0; i < nf; i++) {
+    if (store_is_meta(fcols[i])) continue;
+    if (v++ < t->nheader) continue;
+    rc = store_table_add_col(t, fcols[i]);
+    if (rc) goto done;
+  }
+  t->ncols_db = t->ncols;
+  t->created = 1;
+  *state = 1;
+  goto done;
+
+sqlfail:
+  store_set_sqlite_error(s, "reading the schema");
+  rc = store_is_busy(step) ? CS_EBUSY : CS_ESQLITE;
+done:
+  sqlite3_finalize(q);
+  for (size_t i = 0; i < nf; i++) free(fcols[i]);
+  free(fcols);
+  return rc;
+}
+
+/* Choose t's table name: the stream name, or name_2, name_3 ... when the name is taken in this
+ * run by another header or in the file by a table with other columns. Names SQLite reserves
+ * ("sqlite_...") get the prefix "stream_". Returns 0 or a negative code (error set). */
+static int store_table_choose_name(store *s, store_table *t) {
+  const char *base = t->stream_name;
+  char *prefixed = NULL;
+  int rc = 0;
+  if (sqlite3_strnicmp(base, "sqlite_", 7) == 0) {
+    prefixed = sqlite3_mprintf("stream_%s", base);
+    if (!prefixed) return CS_ENOMEM;
+    base = prefixed;
+  }
+  for (unsigned long k = 1; k <= STORE_MAX_NAME_TRIES; k++) {
+    char *cand = k == 1 ? sqlite3_mprintf("%s", base) : sqlite3_mprintf("%s_%lu", base, k);
+    if (!cand) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    int used = 0;
+    for (store_table *o = s->tables; o; o = o->next)
+      if (sqlite3_stricmp(o->name, cand) == 0) used = 1;
+    int state = 2;
+    if (!used) rc = store_probe_name(s, t, cand, &state);
+    if (rc == 0 && state != 2) {
+      t->name = store_name_dup(cand, strlen(cand));
+      sqlite3_free(cand);
+      rc = t->name ? 0 : CS_ENOMEM;
+      goto done;
+    }
+    sqlite3_free(cand);
+    if (rc) goto done;
+  }
+  store_set_error(s, "no free table name for this stream");
+  rc = CS_ESQLITE;
+done:
+  sqlite3_free(prefixed);
+  return rc;
+}
+
+/* The table for stream st: cached on st->db_state, else an in-run table of the same name and
+ * header, else a new one. Returns 0 with *out set, or a negative code (error set). */
+static int store_table_for(store *s, sink_stream *st, store_table **out) {
+  store_table *t = st->db_state;
+  if (t && t->owner == s) {
+    *out = t;
+    return 0;
+  }
+  for (t = s->tables; t; t = t->next) {
+    if (store_table_matches(t, st)) {
+      st->db_state = t;
+      *out = t;
+      return 0;
+    }
+  }
+  int rc = store_table_new(s, st, &t);
+  if (rc) {
+    store_set_error(s, "out of memory");
+    return rc;
+  }
+  rc = store_table_choose_name(s, t);
+  if (rc) {
+    store_table_free(t);
+    return rc;
+  }
+  t->next = s->tables;
+  s->tables = t;
+  st->db_state = t;
+  *out = t;
+  return 0;
+}
+
+int store_open(store **out, const char *path, char *err, size_t errlen) {
+  store *s = calloc(1, sizeof *s);
+  sqlite3_stmt *q = NULL;
+  int rc;
+  *out = NULL;
+  if (!s || !(s->path = strdup(path))) {
+    snprintf(err, errlen, "cannot open database %s: out of memory", path);
+    goto fail;
+  }
+  rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  if (rc != SQLITE_OK) {
+    snprintf(err, errlen, "cannot open database %s: %s", path,
+             s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    goto fail;
+  }
+  sqlite3_extended_result_codes(s->db, 1);
+  if (sqlite3_busy_timeout(s->db, STORE_OPEN_BUSY_TIMEOUT_MS) != SQLITE_OK) goto sqlfail;
+  /* The answer says which journal mode is in force: anything but "wal" means the file cannot
+   * use WAL (a read-only directory, a network file system, or not a database at all). */
+  rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL);
+  if (rc != SQLITE_OK) goto sqlfail;
+  rc = sqlite3_step(q);
+  if (rc != SQLITE_ROW) goto sqlfail;
+  const char *mode = (const char *)sqlite3_column_text(q, 0);
+  if (!mode || sqlite3_stricmp(mode, "wal") != 0) {
+    snprintf(err, errlen, "cannot use database %s: WAL mode refused (journal mode is '%s')", path,
+             mode ? mode : "?");
+    goto fail;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+    goto sqlfail;
+  if (sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) goto sqlfail;
+  *out = s;
+  return 0;
+sqlfail:
+  snprintf(err, errlen, "cannot open database %s: %s", path, sqlite3_errmsg(s->db));
+fail:
+  sqlite3_finalize(q);
+  if (s) {
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+  }
+  return CS_ESQLITE;
+}
+
+int store_add(store *s, const sink_record *r) {
+  store_table *t;
+  if (s->pending_bytes >= STORE_MAX_PENDING_BYTES) {
+    store_set_error(s, "too many rows waiting for the database (the queue is full)");
+    return CS_ENOMEM;
+  }
+  int rc = store_table_for(s, r->stream, &t);
+  if (rc) return rc;
+  rc = store_table_widen(t, r->nfields);
+  if (rc) {
+    store_set_error(s, "out of memory");
+    return rc;
+  }
+  size_t total = sizeof(store_row) + r->nfields * sizeof(cs_field);
+  for (size_t i = 0; i < r->nfields; i++) total += r->fields[i].len;
+  store_row *row = malloc(total);
+  if (!row) {
+    store_set_error(s, "out of memory");
+    return CS_ENOMEM;
+  }
+  row->next = NULL;
+  row->table = t;
+  row->stream = r->stream;
+  row->seq = r->seq;
+  row->sent_us = r->sent_us;
+  row->received_us = r->received_us;
+  row->nfields = r->nfields;
+  row->alloc = total;
+  row->fields = (cs_field *)(row + 1);
+  char *bytes = (char *)(row->fields + r->nfields);
+  for (size_t i = 0; i < r->nfields; i++) {
+    if (r->fields[i].len) memcpy(bytes, r->fields[i].data, r->fields[i].len);
+    row->fields[i].data = bytes;
+    row->fields[i].len = r->fields[i].len;
+    bytes += r->fields[i].len;
+  }
+  if (s->tail)
+    s->tail->next = row;
+  else
+    s->head = row;
+  s->tail = row;
+  s->pending++;
+  s->pending_bytes += total;
+  return 0;
+}
+
+/* Inside the open transaction: create t or add its new columns so that the database has all of
+ * t's value columns, then (re)prepare its INSERT. Returns 0, CS_EBUSY, CS_ESQLITE or
+ * CS_ENOMEM (error set). */
+static int store_table_ready(store *s, store_table *t) {
+  sqlite3_str *sql = NULL;
+  char *text = NULL;
+  int rc = 0;
+
+  if (!t->created_tx) {
+    sql = sqlite3_str_new(s->db);
+    sqlite3_str_appendf(sql, "CREATE TABLE \"%w\" (", t->name);
+    for (size_t i = 0; i < t->ncols; i++) sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
+    for (size_t i = 0; i < STORE_NMETA; i++)
+      sqlite3_str_appendf(sql, "%s\"%w\" %s", i ? ", " : "", store_meta_names[i],
+                          store_meta_types[i]);
+    sqlite3_str_appendall(sql, ")");
+    text = sqlite3_str_finish(sql);
+    sql = NULL;
+    if (!text) goto nomem;
+    rc = store_exec(s, text);
+    if (rc) goto done;
+    t->created_tx = 1;
+    t->ncols_tx = t->ncols;
+  }
+  while (t->ncols_tx < t->ncols) {
+    sqlite3_free(text);
+    text = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN \"%w\"", t->name, t->cols[t->ncols_tx]);
+    if (!text) goto nomem;
+    rc = store_exec(s, text);
+    if (rc) goto done;
+    t->ncols_tx++;
+  }
+  if (t->insert && t->insert_ncols == t->ncols) goto done;
+
+  sqlite3_finalize(t->insert);
+  t->insert = NULL;
+  sql = sqlite3_str_new(s->db);
+  sqlite3_str_appendf(sql, "INSERT INTO \"%w\" (", t->name);
+  for (size_t i = 0; i < t->ncols; i++) sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
+  for (size_t i = 0; i < STORE_NMETA; i++)
+    sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
+  sqlite3_str_appendall(sql, ") VALUES (");
+  for (size_t i = 0; i < t->ncols + STORE_NMETA; i++) sqlite3_str_appendall(sql, i ? ", ?" : "?");
+  sqlite3_str_appendall(sql, ")");
+  sqlite3_free(text);
+  text = sqlite3_str_finish(sql);
+  sql = NULL;
+  if (!text) goto nomem;
+  int prc = sqlite3_prepare_v2(s->db, text, -1, &t->insert, NULL);
+  if (prc != SQLITE_OK) {
+    store_set_sqlite_error(s, "preparing the INSERT");
+    rc = store_is_busy(prc) ? CS_EBUSY : CS_ESQLITE;
+    sqlite3_finalize(t->insert);
+    t->insert = NULL;
+    goto done;
+  }
+  t->insert_ncols = t->ncols;
+  goto done;
+nomem:
+  store_set_error(s, "out of memory");
+  rc = CS_ENOMEM;
+done:
+  sqlite3_free(sqlite3_str_finish(sql));
+  sqlite3_free(text);
+  return rc;
+}
+
+/* Insert one row with t's cached statement. Values beyond the row's fields are NULL (a short
+ * row); an empty field is the empty text, never NULL. Returns 0, CS_EBUSY or CS_ESQLITE. */
+static int store_insert_row(store *s, const store_row *row) {
+  store_table *t = row->table;
+  sqlite3_stmt *q = t->insert;
+  char pid[17];
+  int rc = SQLITE_OK, col = 1;
+
+  for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, col++) {
+    if (i < row->nfields)
+      /* The bytes live in the row until it is dequeued after COMMIT, and the bindings are
+       * cleared after each step, so the statement never holds a stale pointer. */
+      rc = sqlite3_bind_text(q, col, row->fields[i].len ? row->fields[i].data : "",
+                             (int)row->fields[i].len, SQLITE_STATIC);
+    else
+      rc = sqlite3_bind_null(q, col);
+  }
+  snprintf(pid, sizeof pid, "%016" PRIx64, row->stream->producer_id);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, col++, pid, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, col++, row->stream->protocol, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->seq);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->sent_us);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->received_us);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, col++, row->stream->peer, -1, SQLITE_STATIC);
+  if (rc != SQLITE_OK) {
+    store_set_sqlite_error(s, "binding a value");
+    sqlite3_clear_bindings(q);
+    return CS_ESQLITE;
+  }
+  rc = sqlite3_step(q);
+  int out = 0;
+  if (rc != SQLITE_DONE) {
+    /* Read the message before reset, which may replace it. */
+    char step[128];
+    snprintf(step, sizeof step, "inserting into table %s", t->name);
+    store_set_sqlite_error(s, step);
+    out = store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
+  }
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+  return out;
+}
+
+int store_flush(store *s) {
+  size_t n = 0;
+  store_row *row;
+  int rc;
+
+  if (!s->head) return 0;
+  rc = store_exec(s, "BEGIN IMMEDIATE");
+  if (rc == CS_EBUSY) store_set_error(s, "locked by another process (BEGIN IMMEDIATE: busy)");
+  if (rc) return rc;
+  for (store_table *t = s->tables; t; t = t->next) {
+    t->created_tx = t->created;
+    t->ncols_tx = t->ncols_db;
+  }
+  for (row = s->head; row && n < STORE_BATCH_ROWS; row = row->next, n++) {
+    store_table *t = row->table;
+    if (!t->created_tx || t->ncols_tx < t->ncols || !t->insert || t->insert_ncols != t->ncols) {
+      rc = store_table_ready(s, t);
+      if (rc) goto rollback;
+    }
+    rc = store_insert_row(s, row);
+    if (rc) goto rollback;
+  }
+  rc = store_exec(s, "COMMIT");
+  if (rc == CS_EBUSY) store_set_error(s, "locked by another process (COMMIT: busy)");
+  if (rc) goto rollback;
+
+  for (store_table *t = s->tables; t; t = t->next) {
+    t->created = t->created_tx;
+    t->ncols_db = t->ncols_tx;
+  }
+  /* Only now, with the batch durable, do the rows leave the queue: a failed batch is retried
+   * whole and never inserted twice. */
+  while (n--) {
+    row = s->head;
+    s->head = row->next;
+    s->pending--;
+    s->pending_bytes -= row->alloc;
+    s->committed++;
+    free(row);
+  }
+  if (!s->head) s->tail = NULL;
+  return 0;
+
+rollback:
+  if (!sqlite3_get_autocommit(s->db))
+    (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* the first error is the one kept */
+  /* Schema changes of this transaction are gone: statements prepared against them are stale. */
+  for (store_table *t = s->tables; t; t = t->next) {
+    if (t->created_tx != t->created || t->ncols_tx != t->ncols_db) {
+      sqlite3_finalize(t->insert);
+      t->insert = NULL;
+    }
+  }
+  return rc;
+}
+
+size_t store_pending(const store *s) { return s->pending; }
+
+size_t store_pending_bytes(const store *s) { return s->pending_bytes; }
+
+uint64_t store_committed(const store *s) { return s->committed; }
+
+const char *store_error(const store *s) { return s->err; }
+
+const char *store_table_name(const sink_stream *st) {
+  const store_table *t = st->db_state;
+  return t ? t->name : NULL;
+}
+
+int store_close(store *s) {
+  int rc = 0;
+  if (!s) return 0;
+  for (store_table *t = s->tables, *next; t; t = next) {
+    next = t->next;
+    store_table_free(t);
+  }
+  for (store_row *row = s->head, *next; row; row = next) {
+    next = row->next;
+    free(row);
+  }
+  if (sqlite3_close(s->db) != SQLITE_OK) {
+    /* Every statement is finalized above, so this means a misuse; let SQLite free it later. */
+    rc = CS_ESQLITE;
+    (void)sqlite3_close_v2(s->db);
+  }
+  free(s->path);
+  free(s);
+  return rc;
+}
