@@ -1,0 +1,71 @@
+/* net.c -- address helpers: resolve HOST:PORT and print an address as "HOST:PORT". */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+/* Resolve host for socktype and keep the first address getaddrinfo returns. */
+int net_resolve(const char *host, int port, int socktype, struct sockaddr_storage *addr,
+                socklen_t *addrlen, char *err, size_t errlen) {
+  char service[16];
+  struct addrinfo hints;
+  struct addrinfo *res = NULL;
+  int rc = CS_EINVAL;
+
+  if (host == NULL || host[0] == '\0' || port < 0 || port > 65535) {
+    snprintf(err, errlen, "cannot resolve '%s' port %d: empty host or port out of range",
+             host != NULL ? host : "", port);
+    goto done;
+  }
+  snprintf(service, sizeof service, "%d", port);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = socktype;
+  hints.ai_flags = AI_NUMERICSERV;
+  int gai = getaddrinfo(host, service, &hints, &res);
+  if (gai != 0) {
+    snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(gai));
+    goto done;
+  }
+  if (res == NULL || res->ai_addrlen > sizeof *addr) {
+    snprintf(err, errlen, "cannot resolve '%s': no usable address", host);
+    goto done;
+  }
+  memset(addr, 0, sizeof *addr);
+  memcpy(addr, res->ai_addr, res->ai_addrlen);
+  *addrlen = (socklen_t)res->ai_addrlen;
+  rc = 0;
+done:
+  if (res != NULL) {
+    freeaddrinfo(res);
+  }
+  return rc;
+}
+
+/* Print IPv4 as "a.b.c.d:port" and IPv6 as "[addr]:port"; anything else as "?". */
+char *net_format(const struct sockaddr *addr, char *buf, size_t len) {
+  char host[INET6_ADDRSTRLEN];
+  if (len == 0) {
+    return buf;
+  }
+  if (addr != NULL && addr->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)addr;
+    if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host) != NULL) {
+      snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+      return buf;
+    }
+  } else if (addr != NULL && addr->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
+    if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host) != NULL) {
+      snprintf(buf, len, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+      return buf;
+    }
+  }
+  snprintf(buf, len, "?");
+  return buf;
+}

@@ -1,0 +1,149 @@
+/* opt.c -- option value parsing with end-pointer and range checks, and the --version text. */
+#include "opt.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <limits.h>
+#include <link.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "error.h"
+
+#ifndef CSVSTREAM_VERSION
+#define CSVSTREAM_VERSION "unknown"
+#endif
+
+/* Parse a base-10 integer that must fill the whole string and lie in [min, max]. */
+int opt_long(const char *flag, const char *s, long long min, long long max, long long *out,
+             char *err, size_t errlen) {
+  if (s == NULL || s[0] == '\0') {
+    snprintf(err, errlen, "%s: a value is required (%lld-%lld)", flag, min, max);
+    return CS_EINVAL;
+  }
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (end == s || *end != '\0') {
+    snprintf(err, errlen, "%s: '%s' is not a whole number", flag, s);
+    return CS_EINVAL;
+  }
+  if (errno == ERANGE || v < min || v > max) {
+    snprintf(err, errlen, "%s: '%s' is out of range (%lld-%lld)", flag, s, min, max);
+    return CS_EINVAL;
+  }
+  *out = v;
+  return 0;
+}
+
+/* Parse a finite decimal number that must fill the whole string and lie in [min, max]. */
+int opt_double(const char *flag, const char *s, double min, double max, double *out, char *err,
+               size_t errlen) {
+  if (s == NULL || s[0] == '\0') {
+    snprintf(err, errlen, "%s: a value is required (%g-%g)", flag, min, max);
+    return CS_EINVAL;
+  }
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end != '\0' || !isfinite(v)) {
+    snprintf(err, errlen, "%s: '%s' is not a number", flag, s);
+    return CS_EINVAL;
+  }
+  if (errno == ERANGE || !(v >= min && v <= max)) {
+    snprintf(err, errlen, "%s: '%s' is out of range (%g-%g)", flag, s, min, max);
+    return CS_EINVAL;
+  }
+  *out = v;
+  return 0;
+}
+
+/* "SECONDS" or "MIN-MAX", both in [0, 3600] with MIN <= MAX. */
+int opt_interval(const char *flag, const char *s, double *min, double *max, char *err,
+                 size_t errlen) {
+  char lo[64];
+  const char *dash = s != NULL && s[0] != '\0' ? strchr(s + 1, '-') : NULL;
+  double a = 0;
+  double b = 0;
+  if (s == NULL || s[0] == '\0') {
+    snprintf(err, errlen, "%s: a value is required (SECONDS or MIN-MAX)", flag);
+    return CS_EINVAL;
+  }
+  if (dash == NULL) {
+    if (opt_double(flag, s, 0, 3600, &a, err, errlen) != 0) {
+      return CS_EINVAL;
+    }
+    *min = a;
+    *max = a;
+    return 0;
+  }
+  size_t n = (size_t)(dash - s);
+  if (n >= sizeof lo) {
+    snprintf(err, errlen, "%s: '%s' is not SECONDS or MIN-MAX", flag, s);
+    return CS_EINVAL;
+  }
+  memcpy(lo, s, n);
+  lo[n] = '\0';
+  if (opt_double(flag, lo, 0, 3600, &a, err, errlen) != 0 ||
+      opt_double(flag, dash + 1, 0, 3600, &b, err, errlen) != 0) {
+    return CS_EINVAL;
+  }
+  if (a > b) {
+    snprintf(err, errlen, "%s: '%s': MIN is larger than MAX", flag, s);
+    return CS_EINVAL;
+  }
+  *min = a;
+  *max = b;
+  return 0;
+}
+
+/* Where the libcsv shared object was found among the loaded objects. */
+typedef struct loaded_lib {
+  char path[PATH_MAX];
+  int found;
+} loaded_lib;
+
+/* dl_iterate_phdr callback: remember the first object whose file name is libcsv.so*. */
+static int find_libcsv_cb(struct dl_phdr_info *info, size_t size, void *data) {
+  loaded_lib *lib = data;
+  (void)size;
+  if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0') {
+    return 0;
+  }
+  const char *base = strrchr(info->dlpi_name, '/');
+  base = base != NULL ? base + 1 : info->dlpi_name;
+  if (strncmp(base, "libcsv.so", 9) != 0) {
+    return 0;
+  }
+  if (realpath(info->dlpi_name, lib->path) == NULL) {
+    snprintf(lib->path, sizeof lib->path, "%s", info->dlpi_name);
+  }
+  lib->found = 1;
+  return 1;
+}
+
+/* The --version text: program, libraries as loaded at run time, OS and CPU count. */
+void opt_print_version(const char *prog) {
+  loaded_lib lib;
+  struct utsname un;
+  memset(&lib, 0, sizeof lib);
+  dl_iterate_phdr(find_libcsv_cb, &lib);
+  printf("%s (csvstream) %s\n", prog, CSVSTREAM_VERSION);
+  printf("libuv %s\n", uv_version_string());
+  printf("SQLite %s\n", sqlite3_libversion());
+  printf("libcsv %d.%d.%d (headers); loaded: %s\n", CSV_MAJOR, CSV_MINOR, CSV_RELEASE,
+         lib.found ? lib.path : "statically linked");
+  if (uname(&un) == 0) {
+    printf("OS %s %s %s\n", un.sysname, un.release, un.machine);
+  } else {
+    printf("OS unknown (uname: %s)\n", strerror(errno));
+  }
+  printf("CPUs %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
+  fflush(stdout);
+}

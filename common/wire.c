@@ -1,0 +1,328 @@
+/* wire.c -- the wire protocol codec, version 1 (docs/protocol.md): encoder, stream decoder for
+ * TCP and datagram decoder for UDP. The only code that knows the byte layout. */
+#include "wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+/* Fixed part of every payload: producer_id, seq, sent_us, line (8 each), stream_len (1) and
+ * nfields (4); the stream name sits between the last two. */
+#define WIRE_FIXED_PAYLOAD (8 * 4 + 1 + 4)
+
+static void put_u32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+static void put_u64(unsigned char *p, uint64_t v) {
+  put_u32(p, (uint32_t)(v >> 32));
+  put_u32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_u32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static uint64_t get_u64(const unsigned char *p) {
+  return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
+}
+
+/* Payload size of m, or SIZE_MAX when a field length cannot be represented. */
+static size_t payload_size(const wire_msg *m) {
+  size_t n = WIRE_FIXED_PAYLOAD + m->stream.len;
+  for (uint32_t i = 0; i < m->nfields; i++) {
+    if (m->fields[i].len > WIRE_MAX_PAYLOAD) {
+      return SIZE_MAX;
+    }
+    n += 4 + m->fields[i].len;
+    if (n > (size_t)WIRE_MAX_PAYLOAD * 2) {
+      return SIZE_MAX; /* already far over the limit; stop before anything can overflow */
+    }
+  }
+  return n;
+}
+
+size_t wire_encoded_size(const wire_msg *m) {
+  size_t p = payload_size(m);
+  return p == SIZE_MAX ? SIZE_MAX : WIRE_HEADER_LEN + p;
+}
+
+/* Append the frame: header, fixed payload, stream name, then each field as length + bytes. */
+int wire_encode(const wire_msg *m, cs_buf *out) {
+  size_t payload = payload_size(m);
+  if (payload == SIZE_MAX || payload > WIRE_MAX_PAYLOAD || m->stream.len == 0 ||
+      m->stream.len > WIRE_MAX_STREAM_NAME) {
+    return CS_ETOOBIG;
+  }
+  if (m->type != WIRE_HELLO && m->type != WIRE_RECORD && m->type != WIRE_END) {
+    return CS_ETYPE;
+  }
+  int rc = cs_buf_reserve(out, WIRE_HEADER_LEN + payload);
+  if (rc != 0) {
+    return rc;
+  }
+  unsigned char *p = (unsigned char *)out->data + out->len;
+  p[0] = WIRE_MAGIC0;
+  p[1] = WIRE_MAGIC1;
+  p[2] = WIRE_VERSION;
+  p[3] = (unsigned char)m->type;
+  put_u32(p + 4, (uint32_t)payload);
+  p += WIRE_HEADER_LEN;
+  put_u64(p, m->producer_id);
+  put_u64(p + 8, m->seq);
+  put_u64(p + 16, m->sent_us);
+  put_u64(p + 24, m->line);
+  p[32] = (unsigned char)m->stream.len;
+  p += 33;
+  memcpy(p, m->stream.data, m->stream.len);
+  p += m->stream.len;
+  put_u32(p, m->nfields);
+  p += 4;
+  for (uint32_t i = 0; i < m->nfields; i++) {
+    put_u32(p, (uint32_t)m->fields[i].len);
+    p += 4;
+    if (m->fields[i].len > 0) {
+      memcpy(p, m->fields[i].data, m->fields[i].len);
+      p += m->fields[i].len;
+    }
+  }
+  out->len += WIRE_HEADER_LEN + payload;
+  return 0;
+}
+
+const char *wire_type_name(int type) {
+  switch (type) {
+  case WIRE_HELLO:
+    return "hello";
+  case WIRE_RECORD:
+    return "record";
+  case WIRE_END:
+    return "end";
+  default:
+    return "unknown";
+  }
+}
+
+void wire_decoder_init(wire_decoder *d, uint32_t max_payload) {
+  memset(d, 0, sizeof *d);
+  cs_buf_init(&d->pending);
+  d->max_payload =
+      max_payload == 0 || max_payload > WIRE_MAX_PAYLOAD ? WIRE_MAX_PAYLOAD : max_payload;
+}
+
+void wire_decoder_free(wire_decoder *d) {
+  if (d == NULL) {
+    return;
+  }
+  cs_buf_free(&d->pending);
+  free(d->fields);
+  d->fields = NULL;
+  d->fields_cap = 0;
+}
+
+size_t wire_decoder_pending(const wire_decoder *d) { return d->pending.len; }
+
+/* Check as much of a frame header as the n available bytes (n may be under 8) hold: magic,
+ * version, type, then the payload length against the limit. Returns 0 or the CS_E* code. */
+static int check_header(const wire_decoder *d, const unsigned char *h, size_t n) {
+  if ((n > 0 && h[0] != WIRE_MAGIC0) || (n > 1 && h[1] != WIRE_MAGIC1)) {
+    return CS_EBADMAGIC;
+  }
+  if (n > 2 && h[2] != WIRE_VERSION) {
+    return CS_EVERSION;
+  }
+  if (n > 3 && h[3] != WIRE_HELLO && h[3] != WIRE_RECORD && h[3] != WIRE_END) {
+    return CS_ETYPE;
+  }
+  if (n >= WIRE_HEADER_LEN && get_u32(h + 4) > d->max_payload) {
+    return CS_ETOOBIG;
+  }
+  return 0;
+}
+
+/* Parse one whole frame (header already checked) in place and call cb. The message points
+ * into `frame` and into d's scratch field array. */
+static int decode_frame(wire_decoder *d, const unsigned char *frame, size_t frame_len,
+                        wire_msg_cb cb, void *arg) {
+  const unsigned char *p = frame + WIRE_HEADER_LEN;
+  size_t left = frame_len - WIRE_HEADER_LEN;
+  wire_msg m;
+
+  if (left < WIRE_FIXED_PAYLOAD) {
+    return CS_EMALFORMED;
+  }
+  memset(&m, 0, sizeof m);
+  m.type = frame[3];
+  m.frame_len = (uint32_t)frame_len;
+  m.producer_id = get_u64(p);
+  m.seq = get_u64(p + 8);
+  m.sent_us = get_u64(p + 16);
+  m.line = get_u64(p + 24);
+  m.stream.len = p[32];
+  p += 33;
+  left -= 33;
+  if (m.stream.len == 0 || left < m.stream.len + 4) {
+    return CS_EMALFORMED;
+  }
+  m.stream.data = (const char *)p;
+  p += m.stream.len;
+  left -= m.stream.len;
+  m.nfields = get_u32(p);
+  p += 4;
+  left -= 4;
+  /* Each field needs at least its 4-byte length: refuse counts the payload cannot hold before
+   * sizing the scratch array from them. */
+  if (m.nfields > left / 4) {
+    return CS_EMALFORMED;
+  }
+  if (m.nfields > d->fields_cap) {
+    uint32_t cap = d->fields_cap < 16 ? 16 : d->fields_cap;
+    while (cap < m.nfields) {
+      cap *= 2;
+    }
+    cs_field *f = realloc(d->fields, (size_t)cap * sizeof *f);
+    if (f == NULL) {
+      return CS_ENOMEM;
+    }
+    d->fields = f;
+    d->fields_cap = cap;
+  }
+  for (uint32_t i = 0; i < m.nfields; i++) {
+    if (left < 4) {
+      return CS_EMALFORMED;
+    }
+    uint32_t flen = get_u32(p);
+    p += 4;
+    left -= 4;
+    if (flen > left) {
+      return CS_EMALFORMED;
+    }
+    d->fields[i].data = (const char *)p;
+    d->fields[i].len = flen;
+    p += flen;
+    left -= flen;
+  }
+  if (left != 0) {
+    return CS_EMALFORMED; /* trailing bytes */
+  }
+  m.fields = m.nfields > 0 ? d->fields : NULL;
+  return cb(&m, arg);
+}
+
+/* Remember why the decoder stopped; later feeds return the same value. */
+static int fail(wire_decoder *d, int rc) {
+  d->failed = rc;
+  cs_buf_reset(&d->pending);
+  return rc;
+}
+
+/* Complete the frame held in d->pending from buf. On return *used says how many bytes of buf
+ * were taken. Returns 0 (frame decoded, or more bytes still needed) or a code. */
+static int feed_pending(wire_decoder *d, const unsigned char *buf, size_t len, size_t *used,
+                        wire_msg_cb cb, void *arg) {
+  size_t take = 0;
+  int rc = 0;
+  *used = 0;
+  if (d->pending.len < WIRE_HEADER_LEN) {
+    take = WIRE_HEADER_LEN - d->pending.len;
+    if (take > len) {
+      take = len;
+    }
+    rc = cs_buf_append(&d->pending, buf, take);
+    if (rc != 0) {
+      return rc;
+    }
+    *used = take;
+    rc = check_header(d, (const unsigned char *)d->pending.data, d->pending.len);
+    if (rc != 0 || d->pending.len < WIRE_HEADER_LEN) {
+      return rc;
+    }
+  }
+  size_t frame_len = WIRE_HEADER_LEN + (size_t)get_u32((const unsigned char *)d->pending.data + 4);
+  size_t need = frame_len - d->pending.len;
+  take = len - *used;
+  if (take > need) {
+    take = need;
+  }
+  rc = cs_buf_append(&d->pending, buf + *used, take);
+  if (rc != 0) {
+    return rc;
+  }
+  *used += take;
+  if (d->pending.len < frame_len) {
+    return 0;
+  }
+  rc = decode_frame(d, (const unsigned char *)d->pending.data, frame_len, cb, arg);
+  cs_buf_reset(&d->pending);
+  return rc;
+}
+
+/* Frames wholly inside buf are decoded where they lie; only a frame that is cut off at the end
+ * of buf is copied into d->pending, to be completed by the next feed. */
+int wire_decoder_feed(wire_decoder *d, const char *buf, size_t len, wire_msg_cb cb, void *arg) {
+  const unsigned char *p = (const unsigned char *)buf;
+  int rc = 0;
+  if (d->failed) {
+    return d->failed;
+  }
+  if (d->pending.len > 0 && len > 0) {
+    size_t used = 0;
+    rc = feed_pending(d, p, len, &used, cb, arg);
+    if (rc != 0) {
+      return fail(d, rc);
+    }
+    p += used;
+    len -= used;
+  }
+  while (len > 0) {
+    rc = check_header(d, p, len < WIRE_HEADER_LEN ? len : WIRE_HEADER_LEN);
+    if (rc != 0) {
+      return fail(d, rc);
+    }
+    size_t frame_len = len < WIRE_HEADER_LEN ? SIZE_MAX : WIRE_HEADER_LEN + (size_t)get_u32(p + 4);
+    if (frame_len > len) {
+      rc = cs_buf_append(&d->pending, p, len);
+      return rc != 0 ? fail(d, rc) : 0;
+    }
+    rc = decode_frame(d, p, frame_len, cb, arg);
+    if (rc != 0) {
+      return fail(d, rc);
+    }
+    p += frame_len;
+    len -= frame_len;
+  }
+  return 0;
+}
+
+/* A datagram is a run of whole frames; decoding stops at the first one that is bad or cut. */
+int wire_decode_datagram(wire_decoder *d, const char *buf, size_t len, wire_msg_cb cb,
+                         void *arg) {
+  const unsigned char *p = (const unsigned char *)buf;
+  if (len == 0) {
+    return CS_ETRUNCATED;
+  }
+  while (len > 0) {
+    int rc = check_header(d, p, len < WIRE_HEADER_LEN ? len : WIRE_HEADER_LEN);
+    if (rc != 0) {
+      return rc;
+    }
+    if (len < WIRE_HEADER_LEN) {
+      return CS_ETRUNCATED;
+    }
+    size_t frame_len = WIRE_HEADER_LEN + (size_t)get_u32(p + 4);
+    if (frame_len > len) {
+      return CS_ETRUNCATED;
+    }
+    rc = decode_frame(d, p, frame_len, cb, arg);
+    if (rc != 0) {
+      return rc;
+    }
+    p += frame_len;
+    len -= frame_len;
+  }
+  return 0;
+}
