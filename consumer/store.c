@@ -197,7 +197,7 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
   for (size_t i = 0; i < t->nheader; i++) {
     char *base;
     if (st->columns[i].len == 0)
-      base = sqlite3_mprintf("column_%zu", i + 1);
+      base = sqlite3_mprintf("column_%llu", (unsigned long long)(i + 1));
     else {
       char *raw = store_name_dup(st->columns[i].data, st->columns[i].len);
       base = raw ? sqlite3_mprintf("%s", raw) : NULL;
