@@ -1,0 +1,201 @@
+"""test_bad_input.py -- bad input gets a clear error and loses nothing that came before it:
+missing file, unterminated quote, ragged rows, bad flag values, port in use, no consumer,
+garbage on the consumer's ports (bounded memory, still serving), a record too big for UDP."""
+
+import os
+import random
+import socket
+import struct
+import time
+
+import harness
+
+
+def frame(ftype, payload, version=1):
+    """A wire frame as docs/protocol.md version 1 describes it."""
+    return b"CS" + bytes([version, ftype]) + struct.pack(">I", len(payload)) + payload
+
+
+class BadInputTest(harness.IntegrationCase):
+
+    # --- the producer's input file -------------------------------------------------------
+
+    def test_missing_file_is_named(self):
+        cons = self.consumer()
+        missing = self.path("no_such_file.csv")
+        prod = self.run_producer(missing, cons.port, "tcp", ["--interval", "0"])
+        self.assertExit(prod, 1, "producer with a missing file")
+        self.assertIn("no_such_file.csv", prod.stderr, prod.describe())
+        cons.stop()
+
+    def test_unterminated_quote_names_line_and_keeps_records_before(self):
+        src = self.path("unterminated.csv")
+        with open(src, "w", newline="") as f:
+            f.write('id,text\n1,one\n2,"two, quoted"\n3,three\n4,"never closed\n5,five\n6,six\n')
+        cons = self.consumer()
+        prod = self.run_producer(src, cons.port, "tcp", ["--interval", "0"])
+        self.assertExit(prod, 1, "producer with an unterminated quote")
+        self.assertIn("unterminated.csv:5", prod.stderr,
+                      "the error must name the line where the quote opens\n" + prod.describe())
+        harness.wait_for_rows(cons.out_path(), 4, 5)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertRowsEqual([["id", "text"], ["1", "one"], ["2", "two, quoted"], ["3", "three"]],
+                             harness.read_csv(cons.out_path()), "records before the bad quote")
+
+    def test_ragged_row_warning_names_line(self):
+        src = self.path("ragged.csv")
+        with open(src, "w", newline="") as f:
+            f.write("a,b,c\n1,2,3\n4,5\n6,7,8\n")
+        cons = self.consumer()
+        prod = self.run_producer(src, cons.port, "tcp", ["--interval", "0"])
+        self.assertIn("ragged.csv:3", prod.stderr, "the warning must name the ragged line\n"
+                      + prod.describe())
+        self.assertExit(prod, 0, "producer with a ragged row (a warning, not a failure)")
+        harness.wait_for_rows(cons.out_path(), 4, 5)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertRowsEqual([["a", "b", "c"], ["1", "2", "3"], ["4", "5"], ["6", "7", "8"]],
+                             harness.read_csv(cons.out_path()), "records as the producer read them")
+
+    def test_udp_record_too_big_names_line_others_arrive(self):
+        src = self.path("big.csv")
+        rows = [["1", "small"], ["2", "x" * 70000], ["3", "small again"], ["4", "last"]]
+        harness.write_csv(src, [["id", "text"]] + rows, lineterminator="\n")
+        cons = self.consumer()
+        prod = self.run_producer(src, cons.port, "udp", ["--interval", "0"])
+        self.assertExit(prod, 1, "producer with a record too big for a datagram")
+        self.assertIn("big.csv:3", prod.stderr, "the error must name the record's line\n"
+                      + prod.describe())
+        self.assertEqual(prod.stats["too_big"], 1, prod.describe())
+        self.assertEqual(prod.stats["sent"], 3, prod.describe())
+        harness.wait_for_rows(cons.out_path(), 4, 5)
+        res = cons.stop()
+        self.assertRowsEqual([["id", "text"], rows[0], rows[2], rows[3]],
+                             harness.read_csv(cons.out_path()), "the records that fit")
+        self.assertEqual(res.stats["udp"]["lost"], 0, "a record never sent has no sequence "
+                         "number, so nothing is lost\n" + res.describe())
+
+    # --- flags ------------------------------------------------------------------------------
+
+    def test_bad_flag_values_exit_2_naming_the_flag(self):
+        src = self.path("ok.csv")
+        harness.simple_csv(src, 2)
+        cases = [
+            (harness.PRODUCER, ["--port", "70000", src], "--port"),
+            (harness.PRODUCER, ["--port", "abc", src], "--port"),
+            (harness.PRODUCER, ["--rate", "-5", src], "--rate"),
+            (harness.PRODUCER, ["--rate", "0x", src], "--rate"),
+            (harness.PRODUCER, ["--interval", "3-1", src], "--interval"),
+            (harness.PRODUCER, ["--interval", "soon", src], "--interval"),
+            (harness.PRODUCER, ["--count", "-1", src], "--count"),
+            (harness.PRODUCER, ["--seed", "1.5", src], "--seed"),
+            (harness.PRODUCER, ["--tcp", "--impair", "loss=0.1", src], "--impair"),
+            (harness.PRODUCER, ["--udp", "--impair", "loss=2", src], "--impair"),
+            (harness.PRODUCER, ["--no-such-flag", src], "--no-such-flag"),
+            (harness.CONSUMER, ["--port", "0x10"], "--port"),
+            (harness.CONSUMER, ["--port", "65536"], "--port"),
+            (harness.CONSUMER, ["--stats", "-2"], "--stats"),
+            (harness.CONSUMER, ["--max-records", "many"], "--max-records"),
+            (harness.CONSUMER, ["--rcvbuf", "-1"], "--rcvbuf"),
+        ]
+        for program, args, flag in cases:
+            with self.subTest(program=os.path.basename(program), args=args):
+                res = self.run_program([program] + args, timeout=10)
+                self.assertExit(res, 2, "usage error")
+                self.assertIn(flag, res.stderr, "the message must name %s\n%s" % (
+                    flag, res.describe()))
+
+    # --- network ----------------------------------------------------------------------------
+
+    def test_port_in_use_consumer_exits_1_naming_port(self):
+        port = harness.free_port()
+        blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen(1)
+        try:
+            res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port", str(port)],
+                                   timeout=10)
+        finally:
+            blocker.close()
+        self.assertExit(res, 1, "consumer on a port in use")
+        self.assertIn(str(port), res.stderr, res.describe())
+        self.assertIn("in use", res.stderr.lower(), res.describe())
+
+    def test_no_consumer_over_tcp_says_refused(self):
+        src = self.path("ok.csv")
+        harness.simple_csv(src, 3)
+        prod = self.run_producer(src, harness.free_port(), "tcp", ["--interval", "0"])
+        self.assertExit(prod, 1, "producer with no consumer")
+        low = prod.stderr.lower()
+        self.assertIn("connection refused", low, prod.describe())
+        self.assertIn("is the consumer running?", low, prod.describe())
+        self.assertEqual(prod.stats["connection"], "refused", prod.describe())
+
+    def test_garbage_on_both_ports_is_counted_memory_bounded_and_service_goes_on(self):
+        cons = self.consumer()
+        rnd = random.Random(99)
+        addr = ("127.0.0.1", cons.port)
+        garbage_conns = 0
+
+        def send_tcp(data, hold=False):
+            s = socket.create_connection(addr, timeout=5)
+            try:
+                s.sendall(data)
+            except OSError:
+                pass  # the consumer closed the connection on the garbage: as it should
+            if hold:
+                return s
+            s.close()
+            return None
+
+        # Random bytes (never starting with the magic), 1 MB per connection, 30 connections.
+        for _ in range(30):
+            data = b"\x00" + rnd.randbytes(1 << 20)
+            send_tcp(data)
+            garbage_conns += 1
+        # A header announcing a payload far over the limit, and one of an unknown version.
+        send_tcp(struct.pack(">2sBBI", b"CS", 1, 2, 0xFFFFFFF0) + b"x" * 1000)
+        send_tcp(frame(2, b"\x01" * 64, version=9))
+        garbage_conns += 2
+        # Endless partial frames: each connection announces the largest legal payload and
+        # sends all but its last byte, then waits (at most one frame buffered per peer).
+        held = []
+        for _ in range(10):
+            partial = struct.pack(">2sBBI", b"CS", 1, 2, 1 << 20) + rnd.randbytes((1 << 20) - 1)
+            held.append(send_tcp(partial, hold=True))
+        # UDP: 20 MB in 64 KB random datagrams, then 200 small ones paced so none is dropped.
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(320):
+            u.sendto(b"\x00" + rnd.randbytes(65000), addr)
+        time.sleep(0.5)
+        for i in range(200):
+            u.sendto(b"\x01garbage %d" % i, addr)
+            time.sleep(0.001)
+        u.close()
+        time.sleep(1.0)
+        self.assertTrue(cons.proc.running(), "consumer died on garbage:\n" + cons.proc.stderr())
+        rss_mb = cons.proc.vmrss_kb() / 1024.0
+        self.assertLess(rss_mb, 100, "consumer uses %.1f MB after ~50 MB of garbage" % rss_mb)
+        for s in held:
+            s.close()
+        # A real producer still works.
+        src = self.path("after.csv")
+        rows = harness.simple_csv(src, 50)
+        prod = self.run_producer(src, cons.port, "tcp", ["--interval", "0"])
+        self.assertExit(prod, 0, "producer after the garbage")
+        harness.wait_for_rows(cons.out_path(), 51, 10, simple=True)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer after the garbage")
+        self.assertTrue(cons.proc.running() is False)
+        self.assertRowsEqual([["id", "name", "value"]] + rows, harness.read_csv(cons.out_path()),
+                             "records after the garbage")
+        tcp, udp = res.stats["tcp"], res.stats["udp"]
+        self.assertGreaterEqual(tcp["garbage"], garbage_conns, res.describe())
+        self.assertGreaterEqual(udp["garbage"] + udp["kernel_drops"], 520, res.describe())
+        self.assertGreaterEqual(udp["garbage"], 200, res.describe())
+        self.assertEqual(tcp["received"], 50, res.describe())
+
+
+if __name__ == "__main__":
+    harness.main()

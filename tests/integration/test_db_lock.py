@@ -1,0 +1,116 @@
+"""test_db_lock.py -- issue 4: another process holding the database's write lock for 4 s
+mid-stream loses nothing (out9.txt stays current, rows land once after release, one warning),
+and the consumer never keeps the lock from others for a second."""
+
+import os
+import re
+import sqlite3
+import time
+
+import harness
+
+LOCK_LINE = re.compile(r"(?i)locked|\bbusy\b")
+
+
+def rows_in(db):
+    if not os.path.exists(db):
+        return 0  # never let sqlite3.connect create it first
+    tables = harness.db_tables(db)
+    if not tables:
+        return 0
+    return sum(harness.db_query(db, "SELECT count(*) FROM %s" % harness.quote_ident(t))[0][0]
+               for t in tables)
+
+
+class DbLockTest(harness.IntegrationCase):
+
+    def check_db(self, db, rows, res):
+        tables = harness.db_tables(db)
+        self.assertEqual(len(tables), 1, "tables %r" % tables)
+        got = harness.db_query(db, "SELECT _seq, name FROM %s ORDER BY _seq, rowid"
+                               % harness.quote_ident(tables[0]))
+        self.assertEqual(len(got), len(rows), "rows in the database\n" + res.describe())
+        self.assertEqual([g[0] for g in got], list(range(1, len(rows) + 1)),
+                         "each record exactly once\n" + res.describe())
+        self.assertEqual([g[1] for g in got], [r[1] for r in rows], "values")
+
+    def test_outside_lock_for_4s_loses_nothing(self):
+        n = 1600  # 8 s at 200 records/s
+        src = self.path("lock.csv")
+        rows = harness.simple_csv(src, n)
+        db = self.path("lock.db")
+        cons = self.consumer("--tcp", "--db", db, protocols=("tcp",))
+        started = self.start_producer(src, cons.port, "tcp", ["--rate", "200", "--quiet"])
+        # Wait until the consumer has created its table and committed rows.
+        self.assertTrue(harness.wait_until(lambda: rows_in(db) > 50, 10),
+                        "no rows committed after 10 s\n" + cons.proc.stderr())
+        con = sqlite3.connect(db, isolation_level=None, timeout=2.0)
+        try:
+            t0 = time.monotonic()
+            con.execute("BEGIN IMMEDIATE")
+            got_lock = time.monotonic() - t0
+            time.sleep(0.3)
+            lines_at_start = harness.count_lines(cons.out_path())
+            committed_at_start = rows_in(db)  # a reader still sees the last commit (WAL)
+            time.sleep(3.4)
+            lines_at_end = harness.count_lines(cons.out_path())
+            committed_at_end = rows_in(db)
+            time.sleep(0.3)
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        self.assertLess(got_lock, 1.0, "BEGIN IMMEDIATE waited %.2f s for the consumer" % got_lock)
+        self.assertGreaterEqual(lines_at_end - lines_at_start, 400,
+                                "out9.txt must keep growing while the database is locked: %d -> "
+                                "%d lines in 3.4 s" % (lines_at_start, lines_at_end))
+        self.assertEqual(committed_at_end, committed_at_start,
+                         "rows were committed while another process held the write lock?")
+        prod = self.finish_producer(started, timeout=30)
+        self.assertExit(prod, 0, "producer")
+        harness.wait_for_rows(cons.out_path(), n + 1, 10, simple=True)
+        harness.wait_until(lambda: rows_in(db) >= n, 10)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.check_db(db, rows, res)
+        self.assertEqual((res.stats["db"]["committed"], res.stats["db"]["pending"]), (n, 0),
+                         res.describe())
+        self.assertGreater(res.stats["db"]["busy_retries"], 0, res.describe())
+        warnings = [l for l in res.stderr.splitlines() if LOCK_LINE.search(l)]
+        self.assertEqual(len(warnings), 1, "the consumer should log one warning about the lock, "
+                         "not one per retry:\n%s" % "\n".join(warnings))
+
+    def test_outside_writer_gets_the_lock_within_a_second(self):
+        n = 10000  # 5 s at 2000 records/s
+        src = self.path("busy.csv")
+        rows = harness.simple_csv(src, n)
+        db = self.path("busy.db")
+        cons = self.consumer("--tcp", "--db", db, protocols=("tcp",))
+        started = self.start_producer(src, cons.port, "tcp", ["--rate", "2000", "--quiet"])
+        self.assertTrue(harness.wait_until(lambda: rows_in(db) > 0, 10),
+                        "no rows committed after 10 s\n" + cons.proc.stderr())
+        waits = []
+        con = sqlite3.connect(db, isolation_level=None, timeout=1.0)
+        try:
+            for _ in range(10):
+                t0 = time.monotonic()
+                try:
+                    con.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    self.fail("outside BEGIN IMMEDIATE failed after %.2f s: %s" % (
+                        time.monotonic() - t0, e))
+                waits.append(time.monotonic() - t0)
+                con.execute("ROLLBACK")
+                time.sleep(0.2)
+        finally:
+            con.close()
+        self.assertLess(max(waits), 1.0, "waits for the lock: %r" % waits)
+        prod = self.finish_producer(started, timeout=30)
+        self.assertExit(prod, 0, "producer")
+        harness.wait_for_rows(cons.out_path(), n + 1, 10, simple=True)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.check_db(db, rows, res)
+
+
+if __name__ == "__main__":
+    harness.main()
