@@ -1,0 +1,473 @@
+/* test_wire.c -- unit tests of the wire codec: exact bytes, every segmentation, bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "error.h"
+#include "wire.h"
+
+/* Collects what the decoder delivers: each message re-encoded (the encoding is a deterministic
+ * function of every field, so equal bytes mean equal messages) plus a few per-message facts. */
+typedef struct collector {
+  cs_buf reencoded;
+  size_t count;
+  int stop_after; /* return 99 from the callback after this many messages (0: never) */
+  const char *first_field_ptr; /* where the first message's first field pointed */
+  uint32_t last_frame_len;
+} collector;
+
+static void collector_init(collector *c) {
+  memset(c, 0, sizeof *c);
+  cs_buf_init(&c->reencoded);
+}
+
+static int collect_cb(const wire_msg *m, void *arg) {
+  collector *c = arg;
+  if (c->count == 0 && m->nfields > 0) {
+    c->first_field_ptr = m->fields[0].data;
+  }
+  c->count++;
+  c->last_frame_len = m->frame_len;
+  assert_int_equal(m->frame_len, wire_encoded_size(m));
+  assert_int_equal(wire_encode(m, &c->reencoded), 0);
+  if (c->stop_after != 0 && c->count == (size_t)c->stop_after) {
+    return 99;
+  }
+  return 0;
+}
+
+/* The message set of the segmentation tests. */
+typedef struct msg_set {
+  cs_buf bytes;   /* all messages encoded back to back */
+  size_t count;
+  cs_field *many; /* 10,000 fields */
+  char *big;      /* one field near the payload limit */
+} msg_set;
+
+static void encode_one(msg_set *s, int type, uint64_t seq, uint64_t line, const char *stream,
+                       const cs_field *fields, uint32_t n) {
+  wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = type;
+  m.producer_id = 0x0123456789abcdefULL;
+  m.seq = seq;
+  m.sent_us = 1764448867123456ULL + seq;
+  m.line = line;
+  m.stream.data = stream;
+  m.stream.len = strlen(stream);
+  m.nfields = n;
+  m.fields = fields;
+  assert_int_equal(wire_encode(&m, &s->bytes), 0);
+  s->count++;
+}
+
+#define F(s) {s, sizeof(s) - 1}
+
+/* Small messages only (every split point of these is tested), or also the 10,000-field record
+ * and the near-limit field when `large`. */
+static void msg_set_build(msg_set *s, int large) {
+  static const cs_field header[] = {F("name"), F("value, with comma"), F("")};
+  static const cs_field nasty[] = {F("a,b"), F("say \"hi\""), {"nul\0byte", 8}, F("line\r\nbreak"),
+                                   F("\xca\xa4 utf8")};
+  static const cs_field empties[] = {F(""), F(""), F("")};
+  memset(s, 0, sizeof *s);
+  cs_buf_init(&s->bytes);
+  encode_one(s, WIRE_HELLO, 0, 0, "temps", header, 3);
+  encode_one(s, WIRE_RECORD, 1, 2, "temps", nasty, 5);
+  encode_one(s, WIRE_RECORD, 2, 3, "temps", empties, 3);
+  encode_one(s, WIRE_RECORD, 3, 4, "temps", NULL, 0);
+  if (large) {
+    s->many = calloc(10000, sizeof *s->many);
+    assert_non_null(s->many);
+    for (size_t i = 0; i < 10000; i++) {
+      s->many[i].data = (i % 3 == 0) ? "x" : "field";
+      s->many[i].len = (i % 3 == 0) ? 1 : 5;
+    }
+    encode_one(s, WIRE_RECORD, 4, 5, "temps", s->many, 10000);
+    /* Largest single field that fits: payload = fixed part + stream + 4 + len. */
+    size_t len = WIRE_MAX_PAYLOAD - (8 * 4 + 1 + 5 + 4) - 4;
+    s->big = malloc(len);
+    assert_non_null(s->big);
+    for (size_t i = 0; i < len; i++) {
+      s->big[i] = (char)('a' + i % 26);
+    }
+    cs_field f = {s->big, len};
+    encode_one(s, WIRE_RECORD, 5, 6, "temps", &f, 1);
+  }
+  encode_one(s, WIRE_END, large ? 5 : 3, 0, "temps", NULL, 0);
+}
+
+static void msg_set_free(msg_set *s) {
+  cs_buf_free(&s->bytes);
+  free(s->many);
+  free(s->big);
+}
+
+/* Feed bytes in the given pieces and check the messages come back identical. */
+static void check_feed(const msg_set *s, const size_t *cuts, size_t ncuts) {
+  wire_decoder d;
+  collector c;
+  wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+  collector_init(&c);
+  size_t pos = 0;
+  for (size_t i = 0; i <= ncuts; i++) {
+    size_t end = i < ncuts ? cuts[i] : s->bytes.len;
+    assert_int_equal(wire_decoder_feed(&d, s->bytes.data + pos, end - pos, collect_cb, &c), 0);
+    pos = end;
+  }
+  assert_int_equal(wire_decoder_pending(&d), 0);
+  assert_int_equal(c.count, s->count);
+  assert_int_equal(c.reencoded.len, s->bytes.len);
+  assert_memory_equal(c.reencoded.data, s->bytes.data, s->bytes.len);
+  cs_buf_free(&c.reencoded);
+  wire_decoder_free(&d);
+}
+
+/* The encoder writes exactly the layout of docs/protocol.md. */
+static void test_encode_exact_bytes(void **state) {
+  (void)state;
+  static const cs_field fields[] = {F("a,b"), F("")};
+  static const unsigned char expect[] = {
+      'C', 'S', 1, 2, 0, 0, 0, 50,                    /* header: RECORD, payload 50 */
+      0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* producer_id */
+      0, 0, 0, 0, 0, 0, 0, 7,                         /* seq */
+      0, 0, 0, 0, 0, 0, 0x01, 0x00,                   /* sent_us = 256 */
+      0, 0, 0, 0, 0, 0, 0, 9,                         /* line */
+      2, 'a', 'b',                                    /* stream */
+      0, 0, 0, 2,                                     /* nfields */
+      0, 0, 0, 3, 'a', ',', 'b',                      /* field 1 */
+      0, 0, 0, 0};                                    /* field 2, empty */
+  wire_msg m = {.type = WIRE_RECORD, .producer_id = 0x0102030405060708ULL, .seq = 7,
+                .sent_us = 256, .line = 9, .stream = {"ab", 2}, .nfields = 2, .fields = fields};
+  cs_buf out;
+  cs_buf_init(&out);
+  assert_int_equal(wire_encoded_size(&m), sizeof expect);
+  assert_int_equal(wire_encode(&m, &out), 0);
+  assert_int_equal(out.len, sizeof expect);
+  assert_memory_equal(out.data, expect, sizeof expect);
+  cs_buf_free(&out);
+}
+
+/* Decoding the golden bytes gives back every field. */
+static void test_decode_fields(void **state) {
+  (void)state;
+  static const cs_field fields[] = {F("x\"y"), {"\0", 1}};
+  wire_msg m = {.type = WIRE_HELLO, .producer_id = 42, .seq = 0, .sent_us = 1, .line = 0,
+                .stream = {"s", 1}, .nfields = 2, .fields = fields};
+  cs_buf out;
+  cs_buf_init(&out);
+  assert_int_equal(wire_encode(&m, &out), 0);
+  wire_decoder d;
+  wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+  collector c;
+  collector_init(&c);
+  assert_int_equal(wire_decoder_feed(&d, out.data, out.len, collect_cb, &c), 0);
+  assert_int_equal(c.count, 1);
+  assert_int_equal(c.last_frame_len, out.len);
+  assert_memory_equal(c.reencoded.data, out.data, out.len);
+  /* A frame wholly inside the fed buffer is decoded in place, not copied. */
+  assert_ptr_equal(c.first_field_ptr, out.data + out.len - 1 - 4 - 3);
+  cs_buf_free(&c.reencoded);
+  cs_buf_free(&out);
+  wire_decoder_free(&d);
+}
+
+/* All small messages, split into two pieces at every possible point. */
+static void test_split_at_every_point(void **state) {
+  (void)state;
+  msg_set s;
+  msg_set_build(&s, 0);
+  for (size_t cut = 0; cut <= s.bytes.len; cut++) {
+    check_feed(&s, &cut, 1);
+  }
+  msg_set_free(&s);
+}
+
+/* Every message, the 10,000-field record and the near-limit field included, one byte at a
+ * time; the decoder never holds more than the frame in progress. */
+static void test_one_byte_at_a_time(void **state) {
+  (void)state;
+  msg_set s;
+  msg_set_build(&s, 1);
+  wire_decoder d;
+  collector c;
+  wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+  collector_init(&c);
+  size_t max_pending = 0;
+  for (size_t i = 0; i < s.bytes.len; i++) {
+    assert_int_equal(wire_decoder_feed(&d, s.bytes.data + i, 1, collect_cb, &c), 0);
+    if (wire_decoder_pending(&d) > max_pending) {
+      max_pending = wire_decoder_pending(&d);
+    }
+  }
+  assert_int_equal(wire_decoder_pending(&d), 0);
+  assert_true(max_pending < WIRE_HEADER_LEN + WIRE_MAX_PAYLOAD);
+  assert_int_equal(c.count, s.count);
+  assert_int_equal(c.reencoded.len, s.bytes.len);
+  assert_memory_equal(c.reencoded.data, s.bytes.data, s.bytes.len);
+  cs_buf_free(&c.reencoded);
+  wire_decoder_free(&d);
+  msg_set_free(&s);
+}
+
+/* The large set split at sampled points (every 4,093 bytes plus around every frame edge). */
+static void test_large_split_points(void **state) {
+  (void)state;
+  msg_set s;
+  msg_set_build(&s, 1);
+  size_t edges[64];
+  size_t nedges = 0;
+  for (size_t pos = 0; pos < s.bytes.len && nedges < 64;) {
+    edges[nedges++] = pos;
+    uint32_t plen = (uint32_t)(unsigned char)s.bytes.data[pos + 4] << 24 |
+                    (uint32_t)(unsigned char)s.bytes.data[pos + 5] << 16 |
+                    (uint32_t)(unsigned char)s.bytes.data[pos + 6] << 8 |
+                    (uint32_t)(unsigned char)s.bytes.data[pos + 7];
+    pos += WIRE_HEADER_LEN + plen;
+  }
+  for (size_t cut = 1; cut < s.bytes.len; cut += 4093) {
+    check_feed(&s, &cut, 1);
+  }
+  for (size_t e = 0; e < nedges; e++) {
+    for (size_t delta = 0; delta <= 2 * WIRE_HEADER_LEN; delta++) {
+      size_t cuts[2] = {edges[e] > delta ? edges[e] - delta : 0, edges[e] + delta};
+      if (cuts[1] > s.bytes.len) {
+        cuts[1] = s.bytes.len;
+      }
+      check_feed(&s, cuts, 2);
+    }
+  }
+  msg_set_free(&s);
+}
+
+/* A bad frame: bytes and the code the decoders must give. */
+typedef struct bad_case {
+  const char *name;
+  unsigned char bytes[64];
+  size_t len;
+  int expect;        /* from the stream decoder */
+  int expect_dgram;  /* from the datagram decoder */
+} bad_case;
+
+/* A valid RECORD frame with stream "s" and one field "v", for mutating. */
+#define GOOD_PAYLOAD                                                                          \
+  0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, \
+      1, 1, 's', 0, 0, 0, 1, 0, 0, 0, 1, 'v'
+#define GOOD_LEN 43
+
+static const bad_case bad_cases[] = {
+    {"bad magic", {'X', 'S', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN, CS_EBADMAGIC,
+     CS_EBADMAGIC},
+    {"bad second magic byte", {'C', 's', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN,
+     CS_EBADMAGIC, CS_EBADMAGIC},
+    {"bad version", {'C', 'S', 2, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN, CS_EVERSION,
+     CS_EVERSION},
+    {"unknown type 9", {'C', 'S', 1, 9, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN, CS_ETYPE,
+     CS_ETYPE},
+    {"type 0", {'C', 'S', 1, 0, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN, CS_ETYPE,
+     CS_ETYPE},
+    {"length over 1 MiB", {'C', 'S', 1, 2, 0, 0x10, 0, 1}, 8, CS_ETOOBIG, CS_ETOOBIG},
+    {"length 4 GiB", {'C', 'S', 1, 2, 0xff, 0xff, 0xff, 0xff}, 8, CS_ETOOBIG, CS_ETOOBIG},
+    {"payload shorter than the fixed part", {'C', 'S', 1, 2, 0, 0, 0, 4, 0, 0, 0, 0}, 12,
+     CS_EMALFORMED, CS_EMALFORMED},
+    {"empty stream name",
+     {'C', 'S', 1, 2, 0, 0, 0, 37, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+      0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0},
+     45, CS_EMALFORMED, CS_EMALFORMED},
+    {"field runs past the payload",
+     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+      0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 's', 0, 0, 0, 1, 0, 0, 0, 2, 'v'},
+     8 + GOOD_LEN, CS_EMALFORMED, CS_EMALFORMED},
+    {"more fields than the payload holds",
+     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+      0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 's', 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 'v'},
+     8 + GOOD_LEN, CS_EMALFORMED, CS_EMALFORMED},
+    {"trailing bytes in the payload",
+     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN + 1, GOOD_PAYLOAD, 'x'}, 8 + GOOD_LEN + 1, CS_EMALFORMED,
+     CS_EMALFORMED},
+    {"payload cut short", {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN - 1, 0,
+     CS_ETRUNCATED},
+    {"header cut short", {'C', 'S', 1, 2, 0}, 5, 0, CS_ETRUNCATED},
+};
+
+/* Each bad frame, after a good one: the good message is delivered, the bad one gives its code,
+ * and the stream decoder stays failed. */
+static void test_bad_frames(void **state) {
+  (void)state;
+  static const unsigned char good[] = {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD};
+  for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+    const bad_case *bc = &bad_cases[i];
+    unsigned char buf[sizeof good + 64];
+    memcpy(buf, good, sizeof good);
+    memcpy(buf + sizeof good, bc->bytes, bc->len);
+    print_message("case: %s\n", bc->name);
+
+    wire_decoder d;
+    collector c;
+    wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+    collector_init(&c);
+    int rc = wire_decoder_feed(&d, (const char *)buf, sizeof good + bc->len, collect_cb, &c);
+    assert_int_equal(rc, bc->expect);
+    assert_int_equal(c.count, 1);
+    if (bc->expect != 0) {
+      /* Failed for good: even a valid frame is refused now. */
+      assert_int_equal(wire_decoder_feed(&d, (const char *)good, sizeof good, collect_cb, &c),
+                       bc->expect);
+      assert_int_equal(c.count, 1);
+      assert_int_equal(wire_decoder_pending(&d), 0);
+    } else {
+      assert_int_equal(wire_decoder_pending(&d), bc->len);
+    }
+    wire_decoder_free(&d);
+    cs_buf_free(&c.reencoded);
+
+    wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+    collector_init(&c);
+    rc = wire_decode_datagram(&d, (const char *)buf, sizeof good + bc->len, collect_cb, &c);
+    assert_int_equal(rc, bc->expect_dgram);
+    assert_int_equal(c.count, 1);
+    wire_decoder_free(&d);
+    cs_buf_free(&c.reencoded);
+  }
+}
+
+/* A header error is seen on its first byte, before the rest of the frame arrives. */
+static void test_bad_magic_detected_early(void **state) {
+  (void)state;
+  wire_decoder d;
+  collector c;
+  wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+  collector_init(&c);
+  assert_int_equal(wire_decoder_feed(&d, "G", 1, collect_cb, &c), CS_EBADMAGIC);
+  assert_int_equal(c.count, 0);
+  wire_decoder_free(&d);
+}
+
+/* A decoder's own max_payload bounds what it accepts. */
+static void test_decoder_limit(void **state) {
+  (void)state;
+  static const unsigned char good[] = {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD};
+  wire_decoder d;
+  collector c;
+  wire_decoder_init(&d, GOOD_LEN - 1);
+  collector_init(&c);
+  assert_int_equal(wire_decoder_feed(&d, (const char *)good, 8, collect_cb, &c), CS_ETOOBIG);
+  wire_decoder_free(&d);
+  wire_decoder_init(&d, GOOD_LEN);
+  assert_int_equal(wire_decoder_feed(&d, (const char *)good, sizeof good, collect_cb, &c), 0);
+  assert_int_equal(c.count, 1);
+  wire_decoder_free(&d);
+  cs_buf_free(&c.reencoded);
+}
+
+/* A datagram of two frames (HELLO + RECORD, as the producer sends) gives both. */
+static void test_datagram_two_frames(void **state) {
+  (void)state;
+  msg_set s;
+  msg_set_build(&s, 0);
+  size_t first = WIRE_HEADER_LEN + ((size_t)(unsigned char)s.bytes.data[6] << 8 |
+                                    (unsigned char)s.bytes.data[7]);
+  size_t second = WIRE_HEADER_LEN + ((size_t)(unsigned char)s.bytes.data[first + 6] << 8 |
+                                     (unsigned char)s.bytes.data[first + 7]);
+  wire_decoder d;
+  collector c;
+  wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+  collector_init(&c);
+  assert_int_equal(wire_decode_datagram(&d, s.bytes.data, first + second, collect_cb, &c), 0);
+  assert_int_equal(c.count, 2);
+  assert_int_equal(c.reencoded.len, first + second);
+  assert_memory_equal(c.reencoded.data, s.bytes.data, first + second);
+  assert_int_equal(wire_decoder_pending(&d), 0);
+  /* The datagram ends one byte into a third frame. */
+  assert_int_equal(wire_decode_datagram(&d, s.bytes.data, first + second + 1, collect_cb, &c),
+                   CS_ETRUNCATED);
+  assert_int_equal(c.count, 4);
+  assert_int_equal(wire_decode_datagram(&d, s.bytes.data, 0, collect_cb, &c), CS_ETRUNCATED);
+  wire_decoder_free(&d);
+  cs_buf_free(&c.reencoded);
+  msg_set_free(&s);
+}
+
+/* A non-zero callback value stops decoding and is returned. */
+static void test_callback_stops(void **state) {
+  (void)state;
+  msg_set s;
+  msg_set_build(&s, 0);
+  wire_decoder d;
+  collector c;
+  wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+  collector_init(&c);
+  c.stop_after = 2;
+  assert_int_equal(wire_decoder_feed(&d, s.bytes.data, s.bytes.len, collect_cb, &c), 99);
+  assert_int_equal(c.count, 2);
+  wire_decoder_free(&d);
+  collector_init(&c);
+  c.stop_after = 1;
+  assert_int_equal(wire_decode_datagram(&d, s.bytes.data, s.bytes.len, collect_cb, &c), 99);
+  assert_int_equal(c.count, 1);
+  wire_decoder_free(&d);
+  cs_buf_free(&c.reencoded);
+  msg_set_free(&s);
+}
+
+/* The encoder refuses what the protocol cannot carry, and appends nothing. */
+static void test_encode_limits(void **state) {
+  (void)state;
+  char name[300];
+  memset(name, 'n', sizeof name);
+  cs_buf out;
+  cs_buf_init(&out);
+  assert_int_equal(cs_buf_append(&out, "keep", 4), 0);
+  wire_msg m = {.type = WIRE_RECORD, .stream = {name, 0}};
+  assert_int_equal(wire_encode(&m, &out), CS_ETOOBIG);
+  m.stream.len = 256;
+  assert_int_equal(wire_encode(&m, &out), CS_ETOOBIG);
+  m.stream.len = 255;
+  assert_int_equal(wire_encode(&m, &out), 0);
+  out.len = 4;
+  char *big = calloc(1, WIRE_MAX_PAYLOAD);
+  assert_non_null(big);
+  cs_field f = {big, WIRE_MAX_PAYLOAD - 8 * 4 - 1 - 1 - 4 - 4 + 1};
+  m.stream.len = 1;
+  m.nfields = 1;
+  m.fields = &f;
+  assert_int_equal(wire_encode(&m, &out), CS_ETOOBIG);
+  assert_int_equal(out.len, 4);
+  f.len--;
+  assert_int_equal(wire_encode(&m, &out), 0);
+  assert_int_equal(out.len, 4 + WIRE_HEADER_LEN + WIRE_MAX_PAYLOAD);
+  free(big);
+  cs_buf_free(&out);
+}
+
+static void test_type_names(void **state) {
+  (void)state;
+  assert_string_equal(wire_type_name(WIRE_HELLO), "hello");
+  assert_string_equal(wire_type_name(WIRE_RECORD), "record");
+  assert_string_equal(wire_type_name(WIRE_END), "end");
+  assert_string_equal(wire_type_name(7), "unknown");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_encode_exact_bytes),
+      cmocka_unit_test(test_decode_fields),
+      cmocka_unit_test(test_split_at_every_point),
+      cmocka_unit_test(test_one_byte_at_a_time),
+      cmocka_unit_test(test_large_split_points),
+      cmocka_unit_test(test_bad_frames),
+      cmocka_unit_test(test_bad_magic_detected_early),
+      cmocka_unit_test(test_decoder_limit),
+      cmocka_unit_test(test_datagram_two_frames),
+      cmocka_unit_test(test_callback_stops),
+      cmocka_unit_test(test_encode_limits),
+      cmocka_unit_test(test_type_names),
+  };
+  return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
+}
