@@ -1,0 +1,242 @@
+/* options.c -- getopt_long parsing of the producer's flags, every value range-checked. */
+#include "options.h"
+
+#include <getopt.h>
+#include <string.h>
+
+#include "error.h"
+#include "opt.h"
+
+enum {
+  OPT_TCP = 256,
+  OPT_UDP,
+  OPT_HOST,
+  OPT_PORT,
+  OPT_INTERVAL,
+  OPT_RATE,
+  OPT_COUNT,
+  OPT_LOOP,
+  OPT_SEED,
+  OPT_STREAM,
+  OPT_NO_HEADER,
+  OPT_QUIET,
+  OPT_STATS_JSON,
+  OPT_IMPAIR,
+  OPT_HELP,
+  OPT_VERSION
+};
+
+/* Print the usage text: every flag, its default, and the exit codes. */
+void options_usage(FILE *f) {
+  fputs(
+      "Usage: producer [--tcp | --udp] [--host HOST] [--port PORT]\n"
+      "                [--interval SECONDS | --interval MIN-MAX | --rate N] [--count N] [--loop]\n"
+      "                [--seed N] [--stream NAME] [--no-header] [--quiet] [--stats-json FILE]\n"
+      "                [--impair loss=P,dup=P,reorder=P[,delay=MS][,seed=N]] FILE.csv|-\n"
+      "\n"
+      "Read a CSV file (RFC 4180, UTF-8 BOM stripped; - is standard input) and stream its\n"
+      "records to a consumer over TCP or UDP, one record every 1-3 s by default.\n"
+      "\n"
+      "  --tcp                 send over TCP (default)\n"
+      "  --udp                 send over UDP: one datagram per record, header frame included\n"
+      "  --host HOST           consumer host name or address (default 127.0.0.1)\n"
+      "  --port PORT           consumer port, 1-65535 (default 9999)\n"
+      "  --interval SECONDS    fixed gap between records; 0 sends as fast as the network takes\n"
+      "  --interval MIN-MAX    gap uniformly random in [MIN, MAX] seconds (default 1-3)\n"
+      "  --rate N              N records a second, evenly spaced (excludes --interval)\n"
+      "  --count N             stop after N records\n"
+      "  --loop                start the file over at its end (not for standard input)\n"
+      "  --seed N              seed for the random pace (default: from the OS)\n"
+      "  --stream NAME         stream name, 1-255 bytes (default: the file's base name without\n"
+      "                        its extension; \"stdin\" for -)\n"
+      "  --no-header           the first row is data, not column names\n"
+      "  --quiet               no per-record or progress lines, warnings and errors only\n"
+      "  --stats-json FILE     write the totals as one JSON object to FILE on exit\n"
+      "  --impair SPEC         UDP only: drop (loss), duplicate (dup) and hold back (reorder)\n"
+      "                        records with the given probabilities 0-1, delay every datagram\n"
+      "                        by MS milliseconds; seed=N makes it repeatable (default: --seed)\n"
+      "  --help                show this text and exit\n"
+      "  --version             show the program and library versions and exit\n"
+      "\n"
+      "Exit status: 0 every record was sent; 1 a runtime failure (file unreadable, CSV error,\n"
+      "connection refused or reset, a record too large for UDP: not all records were sent);\n"
+      "2 a usage error; 130 stopped by SIGINT or SIGTERM (END is still sent and the summary\n"
+      "printed).\n",
+      f);
+}
+
+/* Set the defaults the issue names. */
+static void options_defaults(prod_options *o) {
+  memset(o, 0, sizeof *o);
+  o->host = "127.0.0.1";
+  o->port = 9999;
+  o->interval_min = 1.0;
+  o->interval_max = 3.0;
+}
+
+/* Parse --rate: a positive number of records a second. */
+static int options_rate(const char *s, double *rate, char *err, size_t errlen) {
+  if (opt_double("--rate", s, 0.0, 10000000.0, rate, err, errlen) != 0) {
+    return CS_EINVAL;
+  }
+  if (*rate <= 0.0) {
+    snprintf(err, errlen, "--rate: '%s' must be > 0 (records a second)", s);
+    return CS_EINVAL;
+  }
+  return 0;
+}
+
+/* The whole command line; see options.h. */
+int options_parse(prod_options *o, int argc, char **argv, char *err, size_t errlen) {
+  static const struct option longopts[] = {
+      {"tcp", no_argument, NULL, OPT_TCP},
+      {"udp", no_argument, NULL, OPT_UDP},
+      {"host", required_argument, NULL, OPT_HOST},
+      {"port", required_argument, NULL, OPT_PORT},
+      {"interval", required_argument, NULL, OPT_INTERVAL},
+      {"rate", required_argument, NULL, OPT_RATE},
+      {"count", required_argument, NULL, OPT_COUNT},
+      {"loop", no_argument, NULL, OPT_LOOP},
+      {"seed", required_argument, NULL, OPT_SEED},
+      {"stream", required_argument, NULL, OPT_STREAM},
+      {"no-header", no_argument, NULL, OPT_NO_HEADER},
+      {"quiet", no_argument, NULL, OPT_QUIET},
+      {"stats-json", required_argument, NULL, OPT_STATS_JSON},
+      {"impair", required_argument, NULL, OPT_IMPAIR},
+      {"help", no_argument, NULL, OPT_HELP},
+      {"version", no_argument, NULL, OPT_VERSION},
+      {NULL, 0, NULL, 0}};
+  int have_tcp = 0, have_udp = 0, have_interval = 0, have_rate = 0;
+  long long v;
+  int c;
+
+  options_defaults(o);
+  opterr = 0; /* we word the messages ourselves */
+  optind = 1;
+  while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+    switch (c) {
+    case OPT_TCP:
+      have_tcp = 1;
+      o->udp = 0;
+      break;
+    case OPT_UDP:
+      have_udp = 1;
+      o->udp = 1;
+      break;
+    case OPT_HOST:
+      if (optarg[0] == '\0') {
+        snprintf(err, errlen, "--host: empty host name");
+        return CS_EINVAL;
+      }
+      o->host = optarg;
+      break;
+    case OPT_PORT:
+      if (opt_long("--port", optarg, 1, 65535, &v, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      o->port = (int)v;
+      break;
+    case OPT_INTERVAL:
+      if (opt_interval("--interval", optarg, &o->interval_min, &o->interval_max, err, errlen) !=
+          0) {
+        return CS_EINVAL;
+      }
+      have_interval = 1;
+      break;
+    case OPT_RATE:
+      if (options_rate(optarg, &o->rate, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      have_rate = 1;
+      break;
+    case OPT_COUNT:
+      if (opt_long("--count", optarg, 1, 0x7fffffffffffffffLL, &v, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      o->count = (uint64_t)v;
+      break;
+    case OPT_LOOP:
+      o->loop = 1;
+      break;
+    case OPT_SEED:
+      if (opt_long("--seed", optarg, 0, 0x7fffffffffffffffLL, &v, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      o->seed = (uint64_t)v;
+      o->have_seed = 1;
+      break;
+    case OPT_STREAM: {
+      size_t len = strlen(optarg);
+      if (len == 0 || len > 255) {
+        snprintf(err, errlen, "--stream: the name must be 1-255 bytes (got %zu)", len);
+        return CS_EINVAL;
+      }
+      o->stream = optarg;
+      break;
+    }
+    case OPT_NO_HEADER:
+      o->no_header = 1;
+      break;
+    case OPT_QUIET:
+      o->quiet = 1;
+      break;
+    case OPT_STATS_JSON:
+      if (optarg[0] == '\0') {
+        snprintf(err, errlen, "--stats-json: empty file name");
+        return CS_EINVAL;
+      }
+      o->stats_json = optarg;
+      break;
+    case OPT_IMPAIR:
+      if (impair_parse(optarg, &o->impair, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      o->impair_on = 1;
+      break;
+    case OPT_HELP:
+      options_usage(stdout);
+      return OPTIONS_EXIT;
+    case OPT_VERSION:
+      opt_print_version("producer");
+      return OPTIONS_EXIT;
+    case ':':
+      snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
+      return CS_EINVAL;
+    default:
+      snprintf(err, errlen, "%s: unknown option", argv[optind - 1]);
+      return CS_EINVAL;
+    }
+  }
+  if (have_tcp && have_udp) {
+    snprintf(err, errlen, "--tcp and --udp: pick one protocol");
+    return CS_EINVAL;
+  }
+  if (have_interval && have_rate) {
+    snprintf(err, errlen, "--rate and --interval: pick one way to pace");
+    return CS_EINVAL;
+  }
+  if (o->impair_on && !o->udp) {
+    snprintf(err, errlen,
+             "--impair works only with --udp: TCP retransmits lost segments and restores "
+             "order, so the loss would never show (that difference is the lesson)");
+    return CS_EINVAL;
+  }
+  if (optind >= argc) {
+    snprintf(err, errlen, "missing FILE.csv (or - for standard input)");
+    return CS_EINVAL;
+  }
+  if (optind + 1 < argc) {
+    snprintf(err, errlen, "'%s': only one FILE.csv may be given", argv[optind + 1]);
+    return CS_EINVAL;
+  }
+  o->path = argv[optind];
+  if (o->path[0] == '\0') {
+    snprintf(err, errlen, "FILE.csv: empty file name");
+    return CS_EINVAL;
+  }
+  if (o->loop && strcmp(o->path, "-") == 0) {
+    snprintf(err, errlen, "--loop: standard input cannot be read again; give a file");
+    return CS_EINVAL;
+  }
+  return OPTIONS_RUN;
+}

@@ -1,0 +1,36 @@
+/* pacer.h -- when each record is due: random 1-3 s gaps, a fixed gap, N per second, or unpaced. */
+#ifndef PRODUCER_PACER_H
+#define PRODUCER_PACER_H
+
+#include <stdint.h>
+
+#include "rng.h"
+
+enum pacer_mode {
+  PACER_UNPACED = 0, /* every record is due at once */
+  PACER_INTERVAL,    /* gaps uniform in [min_s, max_s] (fixed when equal) */
+  PACER_RATE         /* rate records a second, evenly, on absolute deadlines */
+};
+
+typedef struct pacer {
+  int mode;
+  double min_s, max_s;
+  double rate;
+  rng rng;
+  uint64_t start_us; /* monotonic time of the first record */
+  uint64_t next_us;  /* deadline of the next record (already drawn) */
+  uint64_t n;        /* records handed out so far */
+} pacer;
+
+/* Configure: interval [min_s, max_s] (0-0 is unpaced) unless rate > 0. */
+void pacer_init(pacer *p, double min_s, double max_s, double rate, uint64_t seed);
+/* Start the schedule at monotonic time now_us: the first record is due at once. */
+void pacer_start(pacer *p, uint64_t now_us);
+/* Deadline (monotonic µs) of the next record without consuming it; 0 when unpaced. */
+uint64_t pacer_peek(const pacer *p);
+/* Deadline of the next record, and move on to the one after it. */
+uint64_t pacer_take(pacer *p);
+/* 1 when the pace is slow enough to log each record (gaps >= 0.1 s or <= 10 records/s). */
+int pacer_is_slow(const pacer *p);
+
+#endif

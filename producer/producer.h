@@ -1,0 +1,72 @@
+/* producer.h -- one producer run: the context that ties the CSV reader, pacer, impairment and
+ * sender together, and the counts the summary and --stats-json report. */
+#ifndef PRODUCER_PRODUCER_H
+#define PRODUCER_PRODUCER_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "csvin.h"
+#include "impair.h"
+#include "log.h"
+#include "options.h"
+#include "pacer.h"
+#include "sender_tcp.h"
+#include "sender_udp.h"
+#include "wire.h"
+
+/* Totals of one run, as the summary and --stats-json report them. */
+typedef struct producer_stats {
+  uint64_t sent;         /* sequence numbers issued (impairment drops included) */
+  uint64_t bytes;        /* bytes handed to the kernel */
+  uint64_t records_read; /* data records read from the CSV */
+  uint64_t too_big;      /* records skipped: they do not fit the transport */
+  uint64_t start_us;     /* monotonic: first record due */
+  uint64_t end_us;       /* monotonic: END sent */
+  uint64_t blocked_us;   /* TCP: waiting for the socket to drain */
+  uint64_t icmp_refused; /* UDP: port-unreachable reports */
+  const char *connection; /* "ok", "refused", "reset", "closed" */
+} producer_stats;
+
+typedef struct producer {
+  const prod_options *opt;             /* borrowed */
+  const volatile sig_atomic_t *stop;   /* set by SIGINT/SIGTERM; borrowed */
+  char stream[WIRE_MAX_STREAM_NAME + 1];
+  uint64_t producer_id;
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  char peer[80]; /* "127.0.0.1:9999" */
+  csvin *in;
+  pacer pacer;
+  impair impair;
+  tcp_sender tcp;
+  udp_sender udp;
+  int sender_open;
+  cs_buf hello;    /* UDP: the HELLO frame put in front of every record */
+  cs_buf dgram;    /* UDP: scratch for one datagram */
+  cs_buf held;     /* UDP --impair: the record held back, as a whole datagram */
+  int held_valid;
+  int held_dup;    /* the held record also gets a copy */
+  int slow;        /* log each record */
+  int stopped;     /* SIGINT/SIGTERM */
+  uint64_t last_progress_us;
+  uint64_t last_progress_sent;
+  log_limiter ragged_limit;
+  producer_stats st;
+} producer;
+
+/* Prepare a run: stream name, producer id, seeds. Returns 0, or a negative code with the
+ * message written to err. */
+int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_t *stop,
+                  char *err, size_t errlen);
+
+/* Open the input, connect, stream every record, send END. Logs as it goes. Returns the exit
+ * code: 0 all sent, 1 a runtime failure or not all records sent, 130 stopped by a signal. */
+int producer_run(producer *p);
+
+/* Release everything; accepts a producer whose init failed. */
+void producer_free(producer *p);
+
+#endif

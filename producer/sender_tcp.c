@@ -1,0 +1,291 @@
+/* sender_tcp.c -- TCP connection, coalesced writes, backpressure accounting, peer watch. */
+#include "sender_tcp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "error.h"
+
+/* Grace period for pending writes after SIGINT/SIGTERM: END is tried, but never forever. */
+#define TCP_STOP_GRACE_US 2000000u
+
+/* ppoll one descriptor until the monotonic deadline (0: no deadline). Returns ppoll's result:
+ * 1 with revents set, 0 at the deadline, -1 with errno (EINTR included). */
+static int tcp_poll_until(int fd, short events, uint64_t deadline_us, short *revents) {
+  struct pollfd pfd = {.fd = fd, .events = events, .revents = 0};
+  struct timespec ts, *tsp = NULL;
+  int n;
+  if (deadline_us != 0) {
+    uint64_t now = clock_mono_us();
+    uint64_t left = deadline_us > now ? deadline_us - now : 0;
+    ts.tv_sec = (time_t)(left / 1000000u);
+    ts.tv_nsec = (long)(left % 1000000u) * 1000L;
+    tsp = &ts;
+  }
+  n = ppoll(&pfd, 1, tsp, NULL);
+  *revents = pfd.revents;
+  return n;
+}
+
+/* Word a failed connect for a person: refused gets the hint that the consumer is not running. */
+static void tcp_connect_message(const char *peer, int e, char *err, size_t errlen) {
+  if (e == ECONNREFUSED) {
+    snprintf(err, errlen,
+             "cannot connect to %s/tcp: connection refused (is the consumer running?)", peer);
+  } else {
+    snprintf(err, errlen, "cannot connect to %s/tcp: %s", peer, strerror(e));
+  }
+}
+
+/* Blocking connect (EINTR finishes the connect with poll), then non-blocking mode for writes. */
+int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrlen,
+                    const char *peer, const volatile sig_atomic_t *stop, char *err,
+                    size_t errlen) {
+  int one = 1;
+  int flags;
+  int rc = 0;
+
+  memset(t, 0, sizeof *t);
+  cs_buf_init(&t->out);
+  t->fd = -1;
+  t->stop = stop;
+  snprintf(t->peer, sizeof t->peer, "%s", peer);
+  t->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (t->fd < 0) {
+    rc = -errno;
+    snprintf(err, errlen, "cannot create a TCP socket: %s", strerror(errno));
+    goto fail;
+  }
+  if (connect(t->fd, addr, addrlen) != 0) {
+    int e = errno;
+    if (e == EINTR || e == EINPROGRESS) {
+      /* The connect goes on in the background; wait for it and read its outcome. */
+      short rev = 0;
+      socklen_t elen = sizeof e;
+      while (tcp_poll_until(t->fd, POLLOUT, 0, &rev) < 0 && errno == EINTR) {
+        if (*stop) {
+          break;
+        }
+      }
+      if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0) {
+        e = errno;
+      }
+      if (*stop && e == 0 && !(rev & POLLOUT)) {
+        e = EINTR;
+      }
+    }
+    if (e != 0) {
+      rc = -e;
+      t->status = e == ECONNREFUSED ? TCP_REFUSED : TCP_RESET;
+      tcp_connect_message(peer, e, err, errlen);
+      goto fail;
+    }
+  }
+  /* Records are coalesced by us, so Nagle would only add delay to paced sends. */
+  if (setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+    rc = -errno;
+    snprintf(err, errlen, "%s/tcp: cannot set TCP_NODELAY: %s", peer, strerror(errno));
+    goto fail;
+  }
+  flags = fcntl(t->fd, F_GETFL);
+  if (flags < 0 || fcntl(t->fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    rc = -errno;
+    snprintf(err, errlen, "%s/tcp: cannot make the socket non-blocking: %s", peer,
+             strerror(errno));
+    goto fail;
+  }
+  return 0;
+fail:
+  if (t->fd >= 0) {
+    close(t->fd);
+    t->fd = -1;
+  }
+  return rc;
+}
+
+/* Describe a failed write: the consumer reset (or closed) the connection part way. */
+static int tcp_write_failed(tcp_sender *t, int e, char *err, size_t errlen) {
+  if (e == EPIPE || e == ECONNRESET) {
+    if (t->status != TCP_CLOSED) {
+      t->status = TCP_RESET;
+    }
+    snprintf(err, errlen,
+             "connection %s by the consumer at %s after %llu records (the rest were not sent)",
+             t->status == TCP_CLOSED ? "closed" : "reset", t->peer,
+             (unsigned long long)t->records_written);
+  } else {
+    t->status = TCP_RESET;
+    snprintf(err, errlen, "write to %s/tcp failed after %llu records: %s", t->peer,
+             (unsigned long long)t->records_written, strerror(e));
+  }
+  return -e;
+}
+
+/* Write out every waiting byte; see sender_tcp.h. */
+int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
+  size_t off = 0;
+  int rc = 0;
+
+  while (off < t->out.len) {
+    ssize_t n = write(t->fd, t->out.data + off, t->out.len - off);
+    if (n > 0) {
+      off += (size_t)n;
+      t->bytes_written += (uint64_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      /* The consumer is not keeping up: wait for room and count the time as backpressure. */
+      uint64_t t0 = clock_mono_us();
+      short rev = 0;
+      int pr;
+      if (*t->stop && t->give_up_us == 0) {
+        t->give_up_us = t0 + TCP_STOP_GRACE_US;
+      }
+      pr = tcp_poll_until(t->fd, POLLOUT, t->give_up_us, &rev);
+      t->blocked_us += clock_mono_us() - t0;
+      if (pr < 0 && errno != EINTR) {
+        rc = tcp_write_failed(t, errno, err, errlen);
+        goto done;
+      }
+      if (pr == 0) {
+        snprintf(err, errlen,
+                 "gave up writing to %s/tcp after the stop signal: the consumer is not reading "
+                 "(%llu records were written)",
+                 t->peer, (unsigned long long)t->records_written);
+        rc = -ETIMEDOUT;
+        goto done;
+      }
+      continue;
+    }
+    rc = tcp_write_failed(t, n < 0 ? errno : EPIPE, err, errlen);
+    goto done;
+  }
+  t->records_written += t->out_records;
+  t->out_records = 0;
+done:
+  /* What was written is gone from the buffer either way. */
+  cs_buf_consume(&t->out, off);
+  return rc;
+}
+
+/* Queue one frame; write when the buffer is full enough. */
+int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
+  int rc = wire_encode(m, &t->out);
+  if (rc != 0) {
+    if (rc == CS_ENOMEM) {
+      snprintf(err, errlen, "out of memory encoding a frame for %s/tcp", t->peer);
+    } else {
+      snprintf(err, errlen, "%s", cs_strerror(rc));
+    }
+    return rc;
+  }
+  if (m->type == WIRE_RECORD) {
+    t->out_records++;
+  }
+  if (t->out.len >= TCP_COALESCE_BYTES) {
+    return tcp_sender_flush(t, err, errlen);
+  }
+  return 0;
+}
+
+/* Read what the consumer sent: it never sends data, so this is EOF (closed) or an error. */
+static int tcp_check_peer(tcp_sender *t, char *err, size_t errlen) {
+  char scratch[512];
+  ssize_t n = recv(t->fd, scratch, sizeof scratch, 0);
+  if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
+    return 0; /* unexpected bytes are ignored */
+  }
+  if (n == 0) {
+    t->status = TCP_CLOSED;
+    snprintf(err, errlen,
+             "connection closed by the consumer at %s after %llu records (the rest were not "
+             "sent)",
+             t->peer, (unsigned long long)t->records_written);
+    return -EPIPE;
+  }
+  return tcp_write_failed(t, errno, err, errlen);
+}
+
+/* Sleep to the deadline while watching the connection; see sender_tcp.h. */
+int tcp_sender_wait(tcp_sender *t, uint64_t deadline_us, char *err, size_t errlen) {
+  for (;;) {
+    short rev = 0;
+    int pr;
+    if (*t->stop) {
+      return 1;
+    }
+    if (clock_mono_us() >= deadline_us) {
+      return 0;
+    }
+    pr = tcp_poll_until(t->fd, POLLIN, deadline_us, &rev);
+    if (pr < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      snprintf(err, errlen, "poll on %s/tcp failed: %s", t->peer, strerror(errno));
+      return -errno;
+    }
+    if (pr > 0 && (rev & (POLLIN | POLLHUP | POLLERR))) {
+      int rc = tcp_check_peer(t, err, errlen);
+      if (rc != 0) {
+        return rc;
+      }
+    }
+  }
+}
+
+/* Flush, half-close, and wait for the consumer's close; see sender_tcp.h. */
+int tcp_sender_finish(tcp_sender *t, uint64_t timeout_us, char *err, size_t errlen) {
+  uint64_t deadline;
+  int rc = tcp_sender_flush(t, err, errlen);
+  if (rc != 0) {
+    return rc;
+  }
+  if (shutdown(t->fd, SHUT_WR) != 0) {
+    return tcp_write_failed(t, errno, err, errlen);
+  }
+  deadline = clock_mono_us() + timeout_us;
+  for (;;) {
+    char scratch[512];
+    short rev = 0;
+    ssize_t n;
+    int pr = tcp_poll_until(t->fd, POLLIN, deadline, &rev);
+    if (pr < 0 && errno == EINTR) {
+      continue;
+    }
+    if (pr <= 0) {
+      return 1;
+    }
+    n = recv(t->fd, scratch, sizeof scratch, 0);
+    if (n == 0) {
+      return 0;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      /* A reset after our END: the consumer went away; whether it read all cannot be known. */
+      t->status = TCP_RESET;
+      snprintf(err, errlen,
+               "connection reset by the consumer at %s after the end of the stream: %s", t->peer,
+               strerror(errno));
+      return -errno;
+    }
+  }
+}
+
+void tcp_sender_close(tcp_sender *t) {
+  if (t->fd >= 0) {
+    close(t->fd);
+    t->fd = -1;
+  }
+  cs_buf_free(&t->out);
+}
