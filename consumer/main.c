@@ -1,0 +1,40 @@
+/* main.c -- the consumer program: parse the options, build the consumer, run its loop. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "options.h"
+#include "server.h"
+
+int main(int argc, char **argv) {
+  consumer_options opt;
+  consumer *c;
+  char err[512];
+  int rc;
+
+  rc = consumer_options_parse(&opt, argc, argv, isatty(STDERR_FILENO), err, sizeof(err));
+  if (rc == CONSUMER_OPTIONS_DONE)
+    return 0;
+  if (rc != CONSUMER_OPTIONS_RUN) {
+    fprintf(stderr, "consumer: %s\n", err);
+    return 2;
+  }
+  log_init("consumer", opt.quiet ? LOG_WARN : LOG_INFO);
+  signal(SIGPIPE, SIG_IGN); /* a broken connection comes back as EPIPE, not a dead process */
+
+  c = calloc(1, sizeof(*c)); /* large (read buffers): not on the stack */
+  if (c == NULL) {
+    fprintf(stderr, "consumer: out of memory\n");
+    return 1;
+  }
+  rc = consumer_init(c, &opt);
+  if (rc == 0)
+    rc = consumer_run(c);
+  else
+    rc = 1;
+  consumer_free(c);
+  free(c);
+  return rc;
+}

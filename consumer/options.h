@@ -1,0 +1,39 @@
+/* options.h -- the consumer's command line: flags, defaults and their range checks. */
+#ifndef CSVSTREAM_CONSUMER_OPTIONS_H
+#define CSVSTREAM_CONSUMER_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct consumer_options {
+  int tcp;                /* listen on TCP */
+  int udp;                /* listen on UDP */
+  const char *host;       /* address to bind, default 127.0.0.1 */
+  int port;               /* default 9999 */
+  const char *out_path;   /* default out9.txt */
+  const char *db_path;    /* NULL: no database */
+  double stats_interval;  /* seconds between live lines; 0: off */
+  const char *stats_json; /* NULL: none */
+  uint64_t max_records;   /* 0: no limit */
+  long long rcvbuf;       /* UDP receive buffer wanted; 0: the default request */
+  int rcvbuf_given;       /* --rcvbuf was given (warn when the kernel caps it) */
+  int quiet;
+} consumer_options;
+
+/* What consumer_options_parse asks the caller to do next. */
+enum consumer_options_result {
+  CONSUMER_OPTIONS_RUN = 0,  /* options are valid: run the consumer */
+  CONSUMER_OPTIONS_DONE = 1, /* --help or --version was printed: exit 0 */
+  CONSUMER_OPTIONS_USAGE = 2 /* a usage error, described in err: exit 2 */
+};
+
+/* Parse argv into o (the strings point into argv). stderr_is_tty picks the --stats default.
+ * Returns an enum consumer_options_result; on CONSUMER_OPTIONS_USAGE err names the flag and
+ * what is wrong. */
+int consumer_options_parse(consumer_options *o, int argc, char **argv, int stderr_is_tty,
+                           char *err, size_t errlen);
+
+/* Print the --help text to stdout. */
+void consumer_options_usage(void);
+
+#endif

@@ -1,0 +1,384 @@
+/* outfile.c -- the out9.txt sink: CSV lines queued per file and written once per loop turn. */
+#include "outfile.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "csvin.h"
+#include "csvout.h"
+#include "error.h"
+#include "log.h"
+
+#define OUTFILE_MAX_SIDE_FILES 1000 /* BASE.STREAM-1000.EXT is the last name tried */
+#define OUTFILE_MAX_NAME_PART 100   /* bytes of a sanitised stream name used in a file name */
+
+/* One file on disk and the header its records share. */
+typedef struct out_target {
+  char *path;            /* owned */
+  FILE *fp;              /* opened for appending */
+  int claimed;           /* the header below is the file's (read from it, or given) */
+  size_t ncolumns;       /* 0: a file without a header */
+  cs_field *columns;     /* owned, point into columns_data */
+  char *columns_data;    /* owned */
+  cs_buf pending;        /* CSV bytes queued for the file */
+  uint64_t pending_records;
+  struct out_target *next;
+} out_target;
+
+struct outfile {
+  out_target *targets; /* the main file first, then side files in creation order */
+  out_target *last;
+  uint64_t records; /* records on disk */
+  char err[512];
+};
+
+/* Copy n fields into one allocation. Returns 0 or CS_ENOMEM; *fields and *data are owned by
+ * the caller (both NULL for n == 0). */
+static int fields_copy(const cs_field *src, size_t n, cs_field **fields, char **data) {
+  size_t total = 0, off = 0, i;
+  *fields = NULL;
+  *data = NULL;
+  if (n == 0)
+    return 0;
+  for (i = 0; i < n; i++)
+    total += src[i].len;
+  *fields = calloc(n, sizeof(cs_field));
+  *data = malloc(total + 1);
+  if (*fields == NULL || *data == NULL) {
+    free(*fields);
+    free(*data);
+    *fields = NULL;
+    *data = NULL;
+    return CS_ENOMEM;
+  }
+  for (i = 0; i < n; i++) {
+    if (src[i].len > 0)
+      memcpy(*data + off, src[i].data, src[i].len);
+    (*fields)[i].data = *data + off;
+    (*fields)[i].len = src[i].len;
+    off += src[i].len;
+  }
+  return 0;
+}
+
+/* 1 if the two headers are the same, field for field. */
+static int fields_equal(const cs_field *a, size_t na, const cs_field *b, size_t nb) {
+  size_t i;
+  if (na != nb)
+    return 0;
+  for (i = 0; i < na; i++)
+    if (a[i].len != b[i].len || (a[i].len > 0 && memcmp(a[i].data, b[i].data, a[i].len) != 0))
+      return 0;
+  return 1;
+}
+
+/* Free a target and its file (which must have been flushed). Accepts NULL. */
+static void target_free(out_target *t) {
+  if (t == NULL)
+    return;
+  if (t->fp != NULL)
+    fclose(t->fp);
+  free(t->path);
+  free(t->columns);
+  free(t->columns_data);
+  cs_buf_free(&t->pending);
+  free(t);
+}
+
+/* Open path for appending as a new target. If the file holds data, its first record becomes
+ * the target's header (claimed). Returns 0, or a negative code with a message in o->err. */
+static int target_open(outfile *o, const char *path, out_target **out) {
+  out_target *t = calloc(1, sizeof(*t));
+  csvin *in = NULL;
+  struct stat sb;
+  int rc = CS_ENOMEM;
+
+  *out = NULL;
+  if (t == NULL)
+    goto fail;
+  cs_buf_init(&t->pending);
+  t->path = strdup(path);
+  if (t->path == NULL)
+    goto fail;
+  t->fp = fopen(path, "ab");
+  if (t->fp == NULL) {
+    rc = CS_EIO;
+    snprintf(o->err, sizeof(o->err), "%s: cannot open for appending: %s (check the directory "
+             "and its permissions, or pick another --out)", path, strerror(errno));
+    goto fail;
+  }
+  if (fstat(fileno(t->fp), &sb) != 0) {
+    rc = CS_EIO;
+    snprintf(o->err, sizeof(o->err), "%s: %s", path, strerror(errno));
+    goto fail;
+  }
+  if (sb.st_size > 0) {
+    /* The file already has records: keep to its header so that it stays one valid CSV. */
+    char cerr[256];
+    const csvin_rec *hdr;
+    rc = csvin_open(&in, path, 1, cerr, sizeof(cerr));
+    if (rc != 0) {
+      snprintf(o->err, sizeof(o->err), "%s: cannot read its header: %s", path, cerr);
+      goto fail;
+    }
+    hdr = csvin_header(in);
+    if (hdr != NULL) {
+      rc = fields_copy(hdr->fields, hdr->nfields, &t->columns, &t->columns_data);
+      if (rc != 0)
+        goto fail;
+      t->ncolumns = hdr->nfields;
+    }
+    t->claimed = 1;
+  }
+  csvin_close(in);
+  *out = t;
+  return 0;
+
+fail:
+  if (rc == CS_ENOMEM && o->err[0] == '\0')
+    snprintf(o->err, sizeof(o->err), "%s: out of memory", path);
+  csvin_close(in);
+  target_free(t);
+  return rc;
+}
+
+/* Give an unclaimed (empty) target the stream's header and queue the header line. */
+static int target_claim(out_target *t, const sink_stream *st) {
+  int rc = fields_copy(st->columns, st->ncolumns, &t->columns, &t->columns_data);
+  if (rc != 0)
+    return rc;
+  t->ncolumns = st->ncolumns;
+  t->claimed = 1;
+  if (t->ncolumns > 0)
+    return csvout_record(&t->pending, t->columns, t->ncolumns);
+  return 0;
+}
+
+/* Append a target to o's list. */
+static void outfile_link(outfile *o, out_target *t) {
+  if (o->last == NULL)
+    o->targets = t;
+  else
+    o->last->next = t;
+  o->last = t;
+}
+
+/* Open path as the main file; see outfile.h. */
+int outfile_open(outfile **out, const char *path, char *err, size_t errlen) {
+  outfile *o = calloc(1, sizeof(*o));
+  out_target *t = NULL;
+  int rc;
+
+  *out = NULL;
+  if (o == NULL) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    return CS_ENOMEM;
+  }
+  rc = target_open(o, path, &t);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s", o->err);
+    free(o);
+    return rc;
+  }
+  outfile_link(o, t);
+  *out = o;
+  return 0;
+}
+
+/* "out9.txt" + suffix "temps" -> "out9.temps.txt"; a path without an extension gets
+ * ".temps" at the end. Returns a malloc'd string or NULL. */
+static char *side_path(const char *main_path, const char *suffix) {
+  const char *slash = strrchr(main_path, '/');
+  const char *base = slash ? slash + 1 : main_path;
+  const char *dot = strrchr(base, '.');
+  size_t stem, len;
+  char *p;
+  if (dot == NULL || dot == base)
+    dot = base + strlen(base);
+  stem = (size_t)(dot - main_path);
+  len = stem + 1 + strlen(suffix) + strlen(dot) + 1;
+  p = malloc(len);
+  if (p != NULL)
+    snprintf(p, len, "%.*s.%s%s", (int)stem, main_path, suffix, dot);
+  return p;
+}
+
+/* Stream name reduced to [A-Za-z0-9._-] (anything else becomes '_'), at most
+ * OUTFILE_MAX_NAME_PART bytes, never empty, never a leading dot. */
+static void sanitise(const char *name, char *out, size_t outlen) {
+  size_t i, n = 0;
+  for (i = 0; name[i] != '\0' && n + 1 < outlen && n < OUTFILE_MAX_NAME_PART; i++) {
+    char c = name[i];
+    int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == '-';
+    if (n == 0 && c == '.')
+      ok = 0; /* no hidden files */
+    out[n] = ok ? c : '_';
+    n++;
+  }
+  if (n == 0 && outlen > 1)
+    out[n++] = '_';
+  out[n] = '\0';
+}
+
+/* The target for a stream whose header no existing target shares: its own side file. */
+static int outfile_side_target(outfile *o, const sink_stream *st, out_target **out) {
+  char name[OUTFILE_MAX_NAME_PART + 1];
+  char suffix[OUTFILE_MAX_NAME_PART + 16];
+  int i, rc;
+
+  sanitise(st->name, name, sizeof(name));
+  for (i = 1; i <= OUTFILE_MAX_SIDE_FILES; i++) {
+    out_target *t, *cur;
+    char *path;
+    int taken = 0;
+    if (i == 1)
+      snprintf(suffix, sizeof(suffix), "%s", name);
+    else
+      snprintf(suffix, sizeof(suffix), "%s-%d", name, i);
+    path = side_path(o->targets->path, suffix);
+    if (path == NULL)
+      return CS_ENOMEM;
+    for (cur = o->targets; cur != NULL; cur = cur->next)
+      if (strcmp(cur->path, path) == 0)
+        taken = 1; /* open already, and its header did not match */
+    if (taken) {
+      free(path);
+      continue;
+    }
+    rc = target_open(o, path, &t);
+    free(path);
+    if (rc != 0)
+      return rc;
+    if (t->claimed && !fields_equal(t->columns, t->ncolumns, st->columns, st->ncolumns)) {
+      target_free(t); /* a file left by an earlier run, with another header */
+      continue;
+    }
+    if (!t->claimed) {
+      rc = target_claim(t, st);
+      if (rc != 0) {
+        target_free(t);
+        return rc;
+      }
+    }
+    outfile_link(o, t);
+    log_info("stream %s (%s %s) has another header than %s: its records go to %s", st->name,
+             st->protocol, st->peer, o->targets->path, t->path);
+    *out = t;
+    return 0;
+  }
+  snprintf(o->err, sizeof(o->err), "%s: no free side file name for stream %s (tried %d)",
+           o->targets->path, st->name, OUTFILE_MAX_SIDE_FILES);
+  return CS_EIO;
+}
+
+/* Find or make the target for a stream. */
+static int outfile_target_for(outfile *o, sink_stream *st, out_target **out) {
+  out_target *t;
+  int rc;
+  for (t = o->targets; t != NULL; t = t->next) {
+    if (t->claimed && fields_equal(t->columns, t->ncolumns, st->columns, st->ncolumns)) {
+      *out = t;
+      return 0;
+    }
+  }
+  if (!o->targets->claimed) {
+    /* The main file is empty: the first stream to arrive gives it its header. */
+    rc = target_claim(o->targets, st);
+    if (rc != 0)
+      return rc;
+    *out = o->targets;
+    return 0;
+  }
+  return outfile_side_target(o, st, out);
+}
+
+/* Queue one record; see outfile.h. */
+int outfile_add(outfile *o, const sink_record *r) {
+  out_target *t = r->stream->file_state;
+  int rc;
+  if (t == NULL) {
+    rc = outfile_target_for(o, r->stream, &t);
+    if (rc != 0)
+      return rc;
+    r->stream->file_state = t;
+  }
+  rc = csvout_record(&t->pending, r->fields, r->nfields);
+  if (rc != 0)
+    return rc;
+  t->pending_records++;
+  return 0;
+}
+
+/* Write one target's queue. Returns 0 or CS_EIO with o->err set; unwritten bytes stay. */
+static int target_flush(outfile *o, out_target *t) {
+  size_t n;
+  if (t->pending.len == 0)
+    return 0;
+  clearerr(t->fp);
+  n = fwrite(t->pending.data, 1, t->pending.len, t->fp);
+  if (n == t->pending.len && fflush(t->fp) == 0) {
+    cs_buf_reset(&t->pending);
+    o->records += t->pending_records;
+    t->pending_records = 0;
+    return 0;
+  }
+  snprintf(o->err, sizeof(o->err), "%s: write failed: %s (free some space or pick another --out)",
+           t->path, strerror(errno));
+  /* Keep what fwrite did not take, so a later flush can try again. The stdio buffer's share is
+   * lost with the error; a half-written line may remain in the file. */
+  cs_buf_consume(&t->pending, n);
+  return CS_EIO;
+}
+
+/* Write and flush every queue; see outfile.h. */
+int outfile_flush(outfile *o) {
+  out_target *t;
+  int rc = 0, r;
+  for (t = o->targets; t != NULL; t = t->next) {
+    r = target_flush(o, t);
+    if (r != 0 && rc == 0)
+      rc = r;
+  }
+  return rc;
+}
+
+size_t outfile_pending_bytes(const outfile *o) {
+  const out_target *t;
+  size_t n = 0;
+  for (t = o->targets; t != NULL; t = t->next)
+    n += t->pending.len;
+  return n;
+}
+
+uint64_t outfile_records(const outfile *o) { return o->records; }
+
+const char *outfile_path(const outfile *o) { return o->targets->path; }
+
+const char *outfile_error(const outfile *o) { return o->err; }
+
+/* Flush, close and free; see outfile.h. */
+int outfile_close(outfile *o, char *err, size_t errlen) {
+  out_target *t, *next;
+  int rc;
+  if (o == NULL)
+    return 0;
+  rc = outfile_flush(o);
+  for (t = o->targets; t != NULL; t = next) {
+    next = t->next;
+    if (fclose(t->fp) != 0 && rc == 0) {
+      snprintf(o->err, sizeof(o->err), "%s: close failed: %s", t->path, strerror(errno));
+      rc = CS_EIO;
+    }
+    t->fp = NULL;
+    target_free(t);
+  }
+  if (rc != 0 && err != NULL)
+    snprintf(err, errlen, "%s", o->err);
+  free(o);
+  return rc;
+}

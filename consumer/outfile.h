@@ -1,0 +1,42 @@
+/* outfile.h -- the out9.txt sink: every delivered record appended as RFC 4180 CSV, one header
+ * per file, streams with another header in their own file next to it, written once per loop
+ * iteration rather than once per record. */
+#ifndef CSVSTREAM_CONSUMER_OUTFILE_H
+#define CSVSTREAM_CONSUMER_OUTFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sink.h"
+
+typedef struct outfile outfile;
+
+/* Open (create) path for appending. If it already holds data, its first CSV record is taken as
+ * its header: streams with that header are appended to it without writing the header again.
+ * Returns 0, or a negative code with a message naming the file in err. */
+int outfile_open(outfile **out, const char *path, char *err, size_t errlen);
+
+/* Queue one record (copied, as CSV) for the file of its stream. The first record of a stream
+ * picks that file: the main file if its header matches the stream's (or the main file is still
+ * empty), otherwise BASE.STREAM.EXT next to it (BASE.STREAM-2.EXT, ... if that one holds
+ * another header), which is logged once. Sets r->stream->file_state. Nothing reaches the disk
+ * before outfile_flush. Returns 0, CS_ENOMEM, or CS_EIO (a side file cannot be opened; the
+ * message is in outfile_error()). */
+int outfile_add(outfile *o, const sink_record *r);
+
+/* Write and flush everything queued, in arrival order per file. Returns 0, or CS_EIO with the
+ * file and the reason in outfile_error() (a full disk, say); what could not be written stays
+ * queued so that a later call can try again. */
+int outfile_flush(outfile *o);
+
+size_t outfile_pending_bytes(const outfile *o); /* bytes queued, not yet written */
+uint64_t outfile_records(const outfile *o);     /* records written to disk, all files */
+const char *outfile_path(const outfile *o);     /* the main file, as given */
+const char *outfile_error(const outfile *o);
+
+/* Flush and close every file. Accepts NULL. Returns 0, or CS_EIO with outfile_error() set
+ * (read it before the next outfile_ call; the object is freed either way, so the message is
+ * copied into err). */
+int outfile_close(outfile *o, char *err, size_t errlen);
+
+#endif
