@@ -1,0 +1,562 @@
+/* test_csvin.c -- unit tests of the streaming CSV reader: RFC 4180 details, line numbers,
+ * errors, rewind, and the csv-spectrum conformance suite. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "csvin.h"
+#include "error.h"
+
+/* Write `len` bytes to a fresh temporary file; returns its path (static storage per slot). */
+static const char *temp_csv(const char *data, size_t len) {
+  static char path[64];
+  snprintf(path, sizeof path, "/tmp/test_csvin_XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, data, len), (ssize_t)len);
+  assert_int_equal(close(fd), 0);
+  return path;
+}
+
+#define TEMP(lit) temp_csv(lit, sizeof(lit) - 1)
+
+/* Records read back, flattened: "field|field|...\n" with the start line, for easy comparison. */
+typedef struct read_result {
+  char text[8192];
+  size_t text_len;
+  uint64_t lines[64];
+  size_t nrecs;
+  int rc; /* csvin_next's final return */
+  char err[512];
+  char header[512];
+  size_t header_len;
+} read_result;
+
+static void flatten(char *out, size_t *len, size_t cap, const csvin_rec *rec) {
+  size_t n = *len;
+  for (size_t i = 0; i < rec->nfields; i++) {
+    assert_true(n + 1 + rec->fields[i].len + 2 < cap);
+    if (i > 0) {
+      out[n++] = '|';
+    }
+    memcpy(out + n, rec->fields[i].data, rec->fields[i].len);
+    n += rec->fields[i].len;
+  }
+  out[n++] = '\n';
+  out[n] = '\0';
+  *len = n;
+}
+
+/* Open path, read every record, close. */
+static void read_all(const char *path, int has_header, read_result *res) {
+  csvin *r = NULL;
+  char err[512];
+  memset(res, 0, sizeof *res);
+  assert_int_equal(csvin_open(&r, path, has_header, err, sizeof err), 0);
+  const csvin_rec *h = csvin_header(r);
+  if (h != NULL) {
+    flatten(res->header, &res->header_len, sizeof res->header, h);
+  }
+  csvin_rec rec;
+  while ((res->rc = csvin_next(r, &rec)) == 1) {
+    if (res->nrecs < 64) {
+      res->lines[res->nrecs] = rec.line;
+    }
+    res->nrecs++;
+    flatten(res->text, &res->text_len, sizeof res->text, &rec);
+  }
+  snprintf(res->err, sizeof res->err, "%s", csvin_error(r));
+  csvin_close(r);
+}
+
+/* One table row: input bytes, header wanted, expected header, records and their lines. */
+typedef struct parse_case {
+  const char *name;
+  const char *input;
+  size_t len;
+  int has_header;
+  const char *header;
+  const char *records;
+  size_t records_len;
+  uint64_t lines[8];
+} parse_case;
+
+#define IN(lit) lit, sizeof(lit) - 1
+
+static const parse_case parse_cases[] = {
+    {"BOM stripped", IN("\xEF\xBB\xBFYear,TempF\n2020,51\n"), 1, "Year|TempF\n",
+     IN("2020|51\n"), {2}},
+    {"BOM only", IN("\xEF\xBB\xBF"), 1, "", IN(""), {0}},
+    {"LF line ends", IN("a,b\n1,2\n3,4\n"), 1, "a|b\n", IN("1|2\n3|4\n"), {2, 3}},
+    {"CRLF line ends", IN("a,b\r\n1,2\r\n3,4\r\n"), 1, "a|b\n", IN("1|2\n3|4\n"), {2, 3}},
+    {"CR-only line ends", IN("a,b\r1,2\r3,4"), 1, "a|b\n", IN("1|2\n3|4\n"), {2, 3}},
+    {"no final newline", IN("a\nlast"), 1, "a\n", IN("last\n"), {2}},
+    {"quoted comma and quotes", IN("a,b\n\"x,y\",\"say \"\"hi\"\"\"\n"), 1, "a|b\n",
+     IN("x,y|say \"hi\"\n"), {2}},
+    {"quoted CR and LF", IN("a,b\n\"1\r\n2\",\"3\r4\"\n5,6\n"), 1, "a|b\n",
+     IN("1\r\n2|3\r4\n5|6\n"), {2, 4}},
+    {"spaces around unquoted fields kept", IN("a,b\n  x , \ty\t\n"), 1, "a|b\n",
+     IN("  x | \ty\t\n"), {2}},
+    {"empty lines skipped", IN("a\n\n1\n\r\n\n2\n"), 1, "a\n", IN("1\n2\n"), {3, 6}},
+    {"records spanning lines", IN("h\n\"a\nb\nc\"\n\"d\r\ne\"\nf\n"), 1, "h\n",
+     IN("a\nb\nc\nd\r\ne\nf\n"), {2, 5, 7}},
+    {"empty fields", IN("a,b,c\n,,\n"), 1, "a|b|c\n", IN("||\n"), {2}},
+    {"single empty quoted field", IN("a\n\"\"\n"), 1, "a\n", IN("\n"), {2}},
+    {"no header", IN("1,2\n3,4\n"), 0, "", IN("1|2\n3|4\n"), {1, 2}},
+    {"no header with BOM", IN("\xEF\xBB\xBF" "1\n"), 0, "", IN("1\n"), {1}},
+    {"empty file", IN(""), 1, "", IN(""), {0}},
+    {"ragged rows returned as they are", IN("a,b\n1\n1,2,3\n"), 1, "a|b\n", IN("1\n1|2|3\n"),
+     {2, 3}},
+    {"NUL byte in a field", IN("a\nx\0y\n"), 1, "a\n", IN("x\0y\n"), {2}},
+    {"BOM not at the start is data", IN("a\n\xEF\xBB\xBFx\n"), 1, "a\n", IN("\xEF\xBB\xBFx\n"),
+     {2}},
+};
+
+/* Table-driven: each input parses to the expected header, records and start lines. */
+static void test_parse_table(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof parse_cases / sizeof parse_cases[0]; i++) {
+    const parse_case *pc = &parse_cases[i];
+    print_message("case: %s\n", pc->name);
+    const char *path = temp_csv(pc->input, pc->len);
+    read_result res;
+    read_all(path, pc->has_header, &res);
+    unlink(path);
+    assert_int_equal(res.rc, 0);
+    assert_string_equal(res.header, pc->header);
+    assert_int_equal(res.text_len, pc->records_len);
+    assert_memory_equal(res.text, pc->records, pc->records_len);
+    for (size_t k = 0; k < res.nrecs && k < 8; k++) {
+      assert_int_equal(res.lines[k], pc->lines[k]);
+    }
+  }
+}
+
+/* An input with no data lines has no header and no records. */
+static void test_empty_file_has_no_header(void **state) {
+  (void)state;
+  const char *path = TEMP("");
+  csvin *r = NULL;
+  char err[256];
+  assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
+  assert_null(csvin_header(r));
+  csvin_rec rec;
+  assert_int_equal(csvin_next(r, &rec), 0);
+  csvin_close(r);
+  unlink(path);
+}
+
+/* A field longer than 100 KiB, crossing the 64 KiB read blocks, comes back whole. */
+static void test_long_field(void **state) {
+  (void)state;
+  size_t flen = 150 * 1024;
+  char *data = malloc(flen + 64);
+  assert_non_null(data);
+  size_t n = 0;
+  memcpy(data, "h1,h2\n\"", 7);
+  n = 7;
+  for (size_t i = 0; i < flen; i++) {
+    data[n++] = (i % 1000 == 999) ? '\n' : (char)('a' + i % 26);
+  }
+  memcpy(data + n, "\",end\nz,z\n", 10);
+  n += 10;
+  const char *path = temp_csv(data, n);
+  csvin *r = NULL;
+  char err[256];
+  assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
+  csvin_rec rec;
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_int_equal(rec.nfields, 2);
+  assert_int_equal(rec.fields[0].len, flen);
+  assert_memory_equal(rec.fields[0].data, data + 7, flen);
+  assert_int_equal(rec.line, 2);
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_int_equal(rec.line, 2 + flen / 1000 + 1);
+  assert_int_equal(csvin_next(r, &rec), 0);
+  csvin_close(r);
+  unlink(path);
+  free(data);
+}
+
+/* Unterminated quote: the records before it are returned, then the error names the line
+ * where the quoted field starts; the error is sticky. */
+static void test_unterminated_quote(void **state) {
+  (void)state;
+  const char *path = TEMP("a,b\n1,2\n3,\"4\n5\n6,7\n");
+  char expect[256];
+  snprintf(expect, sizeof expect,
+           "%s:3: unterminated quote (the quoted field that starts on this line never ends)",
+           path);
+  csvin *r = NULL;
+  char err[256];
+  assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
+  csvin_rec rec;
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_int_equal(rec.line, 2);
+  assert_int_equal(csvin_next(r, &rec), CS_ECSV);
+  assert_string_equal(csvin_error(r), expect);
+  assert_int_equal(csvin_next(r, &rec), CS_ECSV);
+  csvin_close(r);
+  unlink(path);
+}
+
+/* A quoted field that closes and a second one that opens on the same line: the error names the
+ * line of the second. */
+static void test_unterminated_quote_line_of_second_field(void **state) {
+  (void)state;
+  const char *path = TEMP("a,b\n\"x\ny\",\"open\nmore\n");
+  read_result res;
+  read_all(path, 1, &res);
+  char expect[256];
+  snprintf(expect, sizeof expect,
+           "%s:3: unterminated quote (the quoted field that starts on this line never ends)",
+           path);
+  assert_int_equal(res.rc, CS_ECSV);
+  assert_int_equal(res.nrecs, 0);
+  assert_string_equal(res.err, expect);
+  unlink(path);
+}
+
+/* A stray quote inside an unquoted field is malformed quoting, named with its line. */
+static void test_malformed_quoting(void **state) {
+  (void)state;
+  const char *path = TEMP("a,b\n1,2\n3,x\"y\n5,6\n");
+  read_result res;
+  read_all(path, 1, &res);
+  char expect[256];
+  snprintf(expect, sizeof expect, "%s:3: malformed quoting", path);
+  assert_int_equal(res.rc, CS_ECSV);
+  assert_int_equal(res.nrecs, 1);
+  assert_string_equal(res.text, "1|2\n");
+  assert_string_equal(res.err, expect);
+  unlink(path);
+}
+
+/* A header that cannot be parsed makes open fail with the message. */
+static void test_bad_header_fails_open(void **state) {
+  (void)state;
+  const char *path = TEMP("\"a,b\n");
+  csvin *r = NULL;
+  char err[256];
+  char expect[256];
+  snprintf(expect, sizeof expect,
+           "%s:1: unterminated quote (the quoted field that starts on this line never ends)",
+           path);
+  assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), CS_ECSV);
+  assert_null(r);
+  assert_string_equal(err, expect);
+  unlink(path);
+}
+
+/* A missing file is named with the system's reason. */
+static void test_missing_file(void **state) {
+  (void)state;
+  csvin *r = NULL;
+  char err[256];
+  assert_true(csvin_open(&r, "/nonexistent/x.csv", 1, err, sizeof err) < 0);
+  assert_null(r);
+  assert_string_equal(err, "/nonexistent/x.csv: No such file or directory");
+  assert_true(csvin_open(&r, "/tmp", 1, err, sizeof err) < 0);
+  assert_string_equal(err, "/tmp: Is a directory");
+}
+
+/* Rewind starts over at the first data record, with the same line numbers, header kept. */
+static void test_rewind(void **state) {
+  (void)state;
+  const char *path = TEMP("\xEF\xBB\xBFh\r\n\r\n\"a\nb\"\r\nc\r\n");
+  csvin *r = NULL;
+  char err[256];
+  assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
+  for (int pass = 0; pass < 3; pass++) {
+    char text[128] = "";
+    size_t text_len = 0;
+    uint64_t lines[4] = {0};
+    size_t n = 0;
+    csvin_rec rec;
+    int rc;
+    while ((rc = csvin_next(r, &rec)) == 1) {
+      lines[n++ % 4] = rec.line;
+      flatten(text, &text_len, sizeof text, &rec);
+    }
+    assert_int_equal(rc, 0);
+    assert_string_equal(text, "a\nb\nc\n");
+    assert_int_equal(n, 2);
+    assert_int_equal(lines[0], 3);
+    assert_int_equal(lines[1], 5);
+    assert_non_null(csvin_header(r));
+    assert_int_equal(csvin_header(r)->fields[0].len, 1);
+    assert_int_equal(csvin_rewind(r), 0);
+  }
+  csvin_close(r);
+  unlink(path);
+}
+
+/* Rewind in --no-header mode goes back to the first byte after the BOM; mid-file too. */
+static void test_rewind_no_header_midway(void **state) {
+  (void)state;
+  const char *path = TEMP("\xEF\xBB\xBF" "1\n2\n3\n");
+  csvin *r = NULL;
+  char err[256];
+  assert_int_equal(csvin_open(&r, path, 0, err, sizeof err), 0);
+  csvin_rec rec;
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_int_equal(csvin_rewind(r), 0);
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_int_equal(rec.line, 1);
+  assert_int_equal(rec.fields[0].len, 1);
+  assert_memory_equal(rec.fields[0].data, "1", 1);
+  csvin_close(r);
+  unlink(path);
+}
+
+/* Standard input cannot be rewound, and is shown as <stdin>. */
+static void test_stdin(void **state) {
+  (void)state;
+  int fds[2];
+  int saved = dup(STDIN_FILENO);
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "\xEF\xBB\xBFk\nv\n", 7), 7);
+  close(fds[1]);
+  assert_true(dup2(fds[0], STDIN_FILENO) >= 0);
+  close(fds[0]);
+  csvin *r = NULL;
+  char err[256];
+  assert_int_equal(csvin_open(&r, "-", 1, err, sizeof err), 0);
+  assert_string_equal(csvin_path(r), "<stdin>");
+  csvin_rec rec;
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_memory_equal(rec.fields[0].data, "v", 1);
+  assert_int_equal(csvin_next(r, &rec), 0);
+  assert_int_equal(csvin_rewind(r), CS_EINVAL);
+  csvin_close(r);
+  assert_true(dup2(saved, STDIN_FILENO) >= 0);
+  close(saved);
+}
+
+/* Memory stays flat: after 200,000 records the reader's field store has not grown with them
+ * (checked indirectly: records keep coming back correct and in order). */
+static void test_many_records_in_order(void **state) {
+  (void)state;
+  char path[] = "/tmp/test_csvin_many_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  assert_non_null(f);
+  fprintf(f, "n,text\n");
+  for (int i = 1; i <= 200000; i++) {
+    fprintf(f, "%d,\"row %d, \"\"quoted\"\"\"\n", i, i);
+  }
+  assert_int_equal(fclose(f), 0);
+  csvin *r = NULL;
+  char err[256];
+  assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
+  csvin_rec rec;
+  int rc;
+  long expect = 1;
+  while ((rc = csvin_next(r, &rec)) == 1) {
+    char want[64];
+    int w = snprintf(want, sizeof want, "row %ld, \"quoted\"", expect);
+    assert_int_equal(strtol(rec.fields[0].data, NULL, 10), expect);
+    assert_int_equal(rec.fields[1].len, (size_t)w);
+    assert_memory_equal(rec.fields[1].data, want, (size_t)w);
+    assert_int_equal(rec.line, (uint64_t)expect + 1);
+    expect++;
+  }
+  assert_int_equal(rc, 0);
+  assert_int_equal(expect, 200001);
+  csvin_close(r);
+  unlink(path);
+}
+
+/* ---- csv-spectrum: a test-only reader for its JSON (arrays of flat objects of strings) ---- */
+
+typedef struct json_rows {
+  char keys[16][64];
+  size_t nkeys;
+  char values[16][16][256]; /* [row][column] */
+  size_t nrows;
+} json_rows;
+
+/* Parse a JSON string at *p (which points at the opening quote) into out. */
+static void parse_json_string(const char **p, char *out, size_t cap) {
+  const char *s = *p;
+  size_t n = 0;
+  assert_int_equal(*s, '"');
+  s++;
+  while (*s != '"') {
+    assert_true(*s != '\0');
+    char c = *s++;
+    if (c == '\\') {
+      char e = *s++;
+      switch (e) {
+      case 'n': c = '\n'; break;
+      case 'r': c = '\r'; break;
+      case 't': c = '\t'; break;
+      case 'b': c = '\b'; break;
+      case 'f': c = '\f'; break;
+      case 'u': {
+        unsigned v = 0;
+        assert_int_equal(sscanf(s, "%4x", &v), 1);
+        s += 4;
+        /* Only code points below U+0800 occur in these files: one or two UTF-8 bytes. */
+        assert_true(v < 0x800);
+        if (v >= 0x80) {
+          assert_true(n + 2 < cap);
+          out[n++] = (char)(0xC0 | (v >> 6));
+          c = (char)(0x80 | (v & 0x3F));
+        } else {
+          c = (char)v;
+        }
+        break;
+      }
+      default: c = e; break;
+      }
+    }
+    assert_true(n + 1 < cap);
+    out[n++] = c;
+  }
+  out[n] = '\0';
+  *p = s + 1;
+}
+
+static void skip_ws(const char **p) {
+  while (**p == ' ' || **p == '\n' || **p == '\r' || **p == '\t') {
+    (*p)++;
+  }
+}
+
+static void parse_json_rows(const char *text, json_rows *out) {
+  const char *p = text;
+  memset(out, 0, sizeof *out);
+  skip_ws(&p);
+  assert_int_equal(*p++, '[');
+  skip_ws(&p);
+  while (*p == '{') {
+    p++;
+    size_t col = 0;
+    skip_ws(&p);
+    while (*p == '"') {
+      char key[64];
+      parse_json_string(&p, key, sizeof key);
+      if (out->nrows == 0) {
+        assert_true(out->nkeys < 16);
+        snprintf(out->keys[out->nkeys++], 64, "%s", key);
+      } else {
+        assert_string_equal(key, out->keys[col]);
+      }
+      skip_ws(&p);
+      assert_int_equal(*p++, ':');
+      skip_ws(&p);
+      assert_true(out->nrows < 16 && col < 16);
+      parse_json_string(&p, out->values[out->nrows][col], 256);
+      col++;
+      skip_ws(&p);
+      if (*p == ',') {
+        p++;
+        skip_ws(&p);
+      }
+    }
+    assert_int_equal(*p++, '}');
+    out->nrows++;
+    skip_ws(&p);
+    if (*p == ',') {
+      p++;
+      skip_ws(&p);
+    }
+  }
+  assert_int_equal(*p, ']');
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  static char buf[65536];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  assert_true(n < sizeof buf - 1);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* Every csv-spectrum file parses to exactly its JSON: the header row's names as keys. */
+static void test_csv_spectrum(void **state) {
+  (void)state;
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/csvs", CSV_SPECTRUM_DIR);
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  size_t checked = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t nlen = strlen(e->d_name);
+    if (nlen < 5 || strcmp(e->d_name + nlen - 4, ".csv") != 0) {
+      continue;
+    }
+    char csv_path[2048];
+    char json_path[2048];
+    snprintf(csv_path, sizeof csv_path, "%s/%s", dir, e->d_name);
+    snprintf(json_path, sizeof json_path, "%s/json/%.*s.json", CSV_SPECTRUM_DIR,
+             (int)(nlen - 4), e->d_name);
+    print_message("csv-spectrum: %s\n", e->d_name);
+    json_rows want;
+    parse_json_rows(slurp(json_path), &want);
+
+    csvin *r = NULL;
+    char err[512];
+    assert_int_equal(csvin_open(&r, csv_path, 1, err, sizeof err), 0);
+    const csvin_rec *h = csvin_header(r);
+    assert_non_null(h);
+    assert_int_equal(h->nfields, want.nkeys);
+    for (size_t k = 0; k < want.nkeys; k++) {
+      assert_int_equal(h->fields[k].len, strlen(want.keys[k]));
+      assert_memory_equal(h->fields[k].data, want.keys[k], h->fields[k].len);
+    }
+    csvin_rec rec;
+    size_t row = 0;
+    int rc;
+    while ((rc = csvin_next(r, &rec)) == 1) {
+      assert_true(row < want.nrows);
+      assert_int_equal(rec.nfields, want.nkeys);
+      for (size_t k = 0; k < rec.nfields; k++) {
+        char got[256];
+        snprintf(got, sizeof got, "%.*s", (int)rec.fields[k].len, rec.fields[k].data);
+        assert_string_equal(got, want.values[row][k]);
+      }
+      row++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(row, want.nrows);
+    csvin_close(r);
+    checked++;
+  }
+  closedir(d);
+  assert_true(checked >= 11);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_parse_table),
+      cmocka_unit_test(test_empty_file_has_no_header),
+      cmocka_unit_test(test_long_field),
+      cmocka_unit_test(test_unterminated_quote),
+      cmocka_unit_test(test_unterminated_quote_line_of_second_field),
+      cmocka_unit_test(test_malformed_quoting),
+      cmocka_unit_test(test_bad_header_fails_open),
+      cmocka_unit_test(test_missing_file),
+      cmocka_unit_test(test_rewind),
+      cmocka_unit_test(test_rewind_no_header_midway),
+      cmocka_unit_test(test_stdin),
+      cmocka_unit_test(test_many_records_in_order),
+      cmocka_unit_test(test_csv_spectrum),
+  };
+  return cmocka_run_group_tests_name("csvin", tests, NULL, NULL);
+}
