@@ -1,0 +1,271 @@
+/* direct.c -- multiple_processes naive and safe modes: every process opens the shared database
+ * itself. naive does what the course's script did (SQLite's defaults) and meets "database is
+ * locked"; safe uses WAL, BEGIN IMMEDIATE, a busy timeout and bounded, jittered retries. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mp.h"
+
+/* The table naive and safe write (the funnel's consumer names its own table "readings"). */
+#define MP_DIRECT_TABLE "direct_readings"
+/* safe: how long SQLite itself waits for the lock per attempt, and how many attempts. */
+#define MP_SAFE_BUSY_TIMEOUT_MS 100
+#define MP_SAFE_MAX_ATTEMPTS 200
+#define MP_SAFE_BACKOFF_MIN_MS 50
+#define MP_SAFE_BACKOFF_MAX_MS 1000
+
+/* Send one record's outcome to the parent. */
+static void mp_report(int fd, int p, int r, const char *error) {
+  mp_result res;
+  memset(&res, 0, sizeof res);
+  res.process = p;
+  res.record = r;
+  res.ok = error == NULL;
+  if (error) snprintf(res.error, sizeof res.error, "%s", error);
+  ssize_t w;
+  do {
+    w = write(fd, &res, sizeof res);
+  } while (w < 0 && errno == EINTR);
+  if (w != (ssize_t)sizeof res)
+    fprintf(stderr, "multiple_processes: process %d cannot report to the parent: %s\n", p,
+            w < 0 ? strerror(errno) : "short write");
+}
+
+/* INSERT one reading inside the open transaction. Returns the SQLite result code. */
+static int mp_insert(sqlite3 *db, const mp_ctx *ctx, int p, int r) {
+  sqlite3_stmt *q = NULL;
+  mp_reading rd;
+  mp_reading_make(&rd, p, r);
+  int rc = sqlite3_prepare_v2(db,
+                              "INSERT INTO " MP_DIRECT_TABLE
+                              " (run, process, record, sensor, celsius, taken_at)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                              -1, &q, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(q, 1, (sqlite3_int64)ctx->run_id);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int(q, 2, p);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int(q, 3, r);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, 4, rd.sensor, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, 5, rd.celsius, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, 6, rd.taken_at, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  }
+  /* The connection's message stays readable after finalize for the caller's log. */
+  sqlite3_finalize(q);
+  return rc;
+}
+
+/* End a failed transaction, if one is open. */
+static void mp_rollback(sqlite3 *db) {
+  if (!sqlite3_get_autocommit(db)) (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Open this process's own connection. Returns NULL after logging and reporting every record
+ * as failed. */
+static sqlite3 *mp_child_open(const mp_ctx *ctx, int p, int fd) {
+  sqlite3 *db = NULL;
+  if (sqlite3_open_v2(ctx->db, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) return db;
+  char msg[200];
+  snprintf(msg, sizeof msg, "cannot open %s: %s", ctx->db,
+           db ? sqlite3_errmsg(db) : "out of memory");
+  for (int r = 1; r <= ctx->records; r++) {
+    mp_log("process %d record %d: FAILED: %s", p, r, msg);
+    mp_report(fd, p, r, msg);
+  }
+  sqlite3_close(db);
+  return NULL;
+}
+
+/* naive: BEGIN (deferred); INSERT; sleep; COMMIT, with SQLite's defaults (no busy timeout), as
+ * the course's script did. A failure is logged and the process moves on to its next record. */
+static int mp_naive_child(const mp_ctx *ctx, int p, int fd) {
+  sqlite3 *db = mp_child_open(ctx, p, fd);
+  if (!db) return 1;
+  for (int r = 1; r <= ctx->records; r++) {
+    const char *step = "BEGIN";
+    int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+      step = "INSERT";
+      rc = mp_insert(db, ctx, p, r);
+    }
+    if (rc == SQLITE_OK) {
+      if (ctx->task_duration > 0)
+        mp_log("process %d record %d: in the transaction, working for %g s", p, r,
+               ctx->task_duration);
+      mp_sleep(ctx->task_duration);
+      step = "COMMIT";
+      rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+      mp_log("process %d record %d: inserted", p, r);
+      mp_report(fd, p, r, NULL);
+      continue;
+    }
+    char msg[112];
+    snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db));
+    mp_rollback(db);
+    mp_log("process %d record %d: FAILED: %s (at %s)", p, r, msg, step);
+    mp_report(fd, p, r, msg);
+  }
+  sqlite3_close(db);
+  return 0;
+}
+
+/* safe: BEGIN IMMEDIATE takes the write lock up front (a deferred transaction that upgrades to
+ * a writer can fail at once whatever the timeout); SQLite waits up to its busy timeout, then
+ * the process backs off with jitter and tries again, a bounded number of times. */
+static int mp_safe_child(const mp_ctx *ctx, int p, int fd) {
+  sqlite3 *db = mp_child_open(ctx, p, fd);
+  int failures = 0;
+  if (!db) return 1;
+  if (sqlite3_busy_timeout(db, MP_SAFE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
+    fprintf(stderr, "multiple_processes: process %d: busy timeout: %s\n", p, sqlite3_errmsg(db));
+  }
+  uint64_t rnd = mp_random64() | 1;
+  for (int r = 1; r <= ctx->records; r++) {
+    char msg[112] = "";
+    int done = 0;
+    for (int attempt = 1; attempt <= MP_SAFE_MAX_ATTEMPTS && !done; attempt++) {
+      const char *step = "BEGIN IMMEDIATE";
+      int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+      if (rc == SQLITE_OK) {
+        step = "INSERT";
+        rc = mp_insert(db, ctx, p, r);
+      }
+      if (rc == SQLITE_OK) {
+        if (ctx->task_duration > 0)
+          mp_log("process %d record %d: holding the write lock, working for %g s", p, r,
+                 ctx->task_duration);
+        mp_sleep(ctx->task_duration);
+        step = "COMMIT";
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+      }
+      if (rc == SQLITE_OK) {
+        mp_log("process %d record %d: inserted%s", p, r,
+               attempt > 1 ? " (after waiting for the lock)" : "");
+        mp_report(fd, p, r, NULL);
+        done = 1;
+        break;
+      }
+      snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db));
+      mp_rollback(db);
+      if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) {
+        mp_log("process %d record %d: FAILED: %s (at %s)", p, r, msg, step);
+        break;
+      }
+      /* Exponential backoff with jitter (between half and all of the step), so that the
+       * waiting processes do not all wake up and collide again at the same moment. */
+      int shift = attempt - 1 < 5 ? attempt - 1 : 5;
+      int backoff = MP_SAFE_BACKOFF_MIN_MS << shift;
+      if (backoff > MP_SAFE_BACKOFF_MAX_MS) backoff = MP_SAFE_BACKOFF_MAX_MS;
+      rnd ^= rnd << 13;
+      rnd ^= rnd >> 7;
+      rnd ^= rnd << 17;
+      int wait_ms = backoff / 2 + (int)(rnd % (uint64_t)(backoff / 2 + 1));
+      mp_log("process %d record %d: %s, waiting for the lock (attempt %d of %d, retry in %d ms)",
+             p, r, msg, attempt, MP_SAFE_MAX_ATTEMPTS, wait_ms);
+      mp_sleep(wait_ms / 1000.0);
+    }
+    if (!done) {
+      char why[112];
+      snprintf(why, sizeof why, "%s", msg[0] ? msg : "gave up");
+      if (strstr(msg, "locked"))
+        mp_log("process %d record %d: FAILED: gave up after %d attempts: %s", p, r,
+               MP_SAFE_MAX_ATTEMPTS, msg);
+      mp_report(fd, p, r, why);
+      failures++;
+    }
+  }
+  sqlite3_close(db);
+  return failures ? 1 : 0;
+}
+
+/* Prepare the shared file: the journal mode the mode calls for, and the table. Returns 0, or
+ * -1 with the message printed. */
+static int mp_direct_setup(const mp_ctx *ctx) {
+  sqlite3 *db = NULL;
+  int rc = -1;
+  /* naive uses SQLite's default rollback journal; WAL is a property of the file and would stay
+   * on from an earlier safe or funnel run, so naive switches it back off. */
+  const char *journal = ctx->mode == MP_SAFE ? "PRAGMA journal_mode=WAL"
+                                             : "PRAGMA journal_mode=DELETE";
+  if (sqlite3_open_v2(ctx->db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+      SQLITE_OK) {
+    fprintf(stderr, "multiple_processes: cannot open database %s: %s\n", ctx->db,
+            db ? sqlite3_errmsg(db) : "out of memory");
+    goto done;
+  }
+  if (sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
+      sqlite3_exec(db, journal, NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_exec(db,
+                   "CREATE TABLE IF NOT EXISTS " MP_DIRECT_TABLE
+                   " (run INTEGER, process INTEGER, record INTEGER, sensor TEXT, celsius TEXT,"
+                   " taken_at TEXT)",
+                   NULL, NULL, NULL) != SQLITE_OK) {
+    fprintf(stderr, "multiple_processes: database %s: %s\n", ctx->db, sqlite3_errmsg(db));
+    goto done;
+  }
+  rc = 0;
+done:
+  sqlite3_close(db);
+  return rc;
+}
+
+/* Rows of this run in the table, counted by the parent's own query, or -1 (message printed). */
+static long mp_direct_count(const mp_ctx *ctx) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *q = NULL;
+  long n = -1;
+  if (sqlite3_open_v2(ctx->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+      sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "SELECT count(*) FROM " MP_DIRECT_TABLE " WHERE run = ?1", -1, &q,
+                         NULL) != SQLITE_OK ||
+      sqlite3_bind_int64(q, 1, (sqlite3_int64)ctx->run_id) != SQLITE_OK ||
+      sqlite3_step(q) != SQLITE_ROW) {
+    fprintf(stderr, "multiple_processes: cannot count rows in %s: %s\n", ctx->db,
+            db ? sqlite3_errmsg(db) : "out of memory");
+  } else {
+    n = (long)sqlite3_column_int64(q, 0);
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return n;
+}
+
+int mp_direct_run(mp_ctx *ctx) {
+  long ok = 0, failed = 0;
+  char failures[512];
+  long expected = (long)ctx->processes * ctx->records;
+
+  if (mp_direct_setup(ctx) != 0) return 1;
+  if (ctx->mode == MP_NAIVE)
+    mp_log("naive: %d processes x %d records into %s, task duration %g s; each process opens "
+           "its own connection with SQLite's defaults (rollback journal, no busy timeout, "
+           "deferred BEGIN)",
+           ctx->processes, ctx->records, ctx->db, ctx->task_duration);
+  else
+    mp_log("safe: %d processes x %d records into %s, task duration %g s; WAL, BEGIN IMMEDIATE, "
+           "busy timeout %d ms, up to %d attempts with jittered backoff",
+           ctx->processes, ctx->records, ctx->db, ctx->task_duration, MP_SAFE_BUSY_TIMEOUT_MS,
+           MP_SAFE_MAX_ATTEMPTS);
+  if (mp_run_children(ctx, ctx->mode == MP_NAIVE ? mp_naive_child : mp_safe_child, &ok, &failed,
+                      failures, sizeof failures) != 0)
+    return 1;
+  long inserted = mp_direct_count(ctx);
+  if (inserted < 0) return 1;
+  if (inserted != ok)
+    mp_log("note: the processes reported %ld inserted, the database holds %ld", ok, inserted);
+  if (expected - inserted > 0)
+    mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
+           failures[0] ? failures : "unknown");
+  else
+    mp_log("inserted %ld of %ld records; none failed", inserted, expected);
+  /* naive exits 0 even when records were lost: the failure is the lesson, not a malfunction.
+   * safe promises every record, so a missing one is a runtime failure. */
+  if (ctx->mode == MP_SAFE && inserted != expected) return 1;
+  return 0;
+}

@@ -1,0 +1,393 @@
+/* funnel.c -- multiple_processes funnel mode: the processes stream their records over TCP to one
+ * consumer, which is the database's only writer, so no process ever waits on its lock. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "error.h"
+#include "mp.h"
+#include "wire.h"
+
+#define MP_STREAM "readings"
+#define MP_NCOLS 5
+/* How long to wait for the consumer to listen, to commit the last rows, and to exit. */
+#define MP_LISTEN_WAIT_US 10000000u
+#define MP_COMMIT_WAIT_US 5000000u
+#define MP_EXIT_WAIT_US 10000000u
+
+/* A TCP port on 127.0.0.1 that is free right now (the kernel picks it). Returns it, or 0. */
+static int mp_free_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int port = 0;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+/* Connect to 127.0.0.1:port. Returns the socket, or -1 with errno set. */
+static int mp_connect(int port) {
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)port);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int rc;
+  do {
+    rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+/* Send all of buf. Returns 0, or -1 with errno set. */
+static int mp_send_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* Encode one message and send it. Returns 0, or -1 with the reason in why. */
+static int mp_send_msg(int fd, const wire_msg *m, cs_buf *out, char *why, size_t whylen) {
+  cs_buf_reset(out);
+  int rc = wire_encode(m, out);
+  if (rc != 0) {
+    snprintf(why, whylen, "cannot encode the %s: %s", wire_type_name(m->type), cs_strerror(rc));
+    return -1;
+  }
+  if (mp_send_all(fd, out->data, out->len) != 0) {
+    snprintf(why, whylen, "sending to the consumer: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Report one record's outcome to the parent. */
+static void mp_funnel_report(int fd, int p, int r, const char *error) {
+  mp_result res;
+  memset(&res, 0, sizeof res);
+  res.process = p;
+  res.record = r;
+  res.ok = error == NULL;
+  if (error) snprintf(res.error, sizeof res.error, "%s", error);
+  ssize_t w;
+  do {
+    w = write(fd, &res, sizeof res);
+  } while (w < 0 && errno == EINTR);
+  if (w != (ssize_t)sizeof res)
+    fprintf(stderr, "multiple_processes: process %d cannot report to the parent\n", p);
+}
+
+/* One process: HELLO, then for each record the task's work (no lock held anywhere) and a
+ * RECORD, then END. The consumer does the inserting. */
+static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
+  static const char *const names[MP_NCOLS] = {"process", "record", "sensor", "celsius",
+                                              "taken_at"};
+  cs_field cols[MP_NCOLS];
+  cs_buf out;
+  char why[112] = "";
+  int sent = 0;
+  cs_buf_init(&out);
+  for (int i = 0; i < MP_NCOLS; i++) {
+    cols[i].data = names[i];
+    cols[i].len = strlen(names[i]);
+  }
+  wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.producer_id = ctx->producer_ids[p - 1];
+  m.stream.data = MP_STREAM;
+  m.stream.len = strlen(MP_STREAM);
+
+  int fd = mp_connect(ctx->port);
+  if (fd < 0) {
+    snprintf(why, sizeof why, "cannot connect to 127.0.0.1:%d/tcp: %s", ctx->port,
+             strerror(errno));
+    goto fail;
+  }
+  m.type = WIRE_HELLO;
+  m.sent_us = clock_wall_us();
+  m.nfields = MP_NCOLS;
+  m.fields = cols;
+  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) goto fail;
+  for (int r = 1; r <= ctx->records; r++) {
+    mp_reading rd;
+    char pnum[16], rnum[16];
+    /* The task's work happens here, before the record is handed over: nothing is locked. */
+    if (ctx->task_duration > 0)
+      mp_log("process %d record %d: working for %g s (no lock held)", p, r, ctx->task_duration);
+    mp_sleep(ctx->task_duration);
+    mp_reading_make(&rd, p, r);
+    snprintf(pnum, sizeof pnum, "%d", p);
+    snprintf(rnum, sizeof rnum, "%d", r);
+    cs_field vals[MP_NCOLS] = {{pnum, strlen(pnum)},
+                               {rnum, strlen(rnum)},
+                               {rd.sensor, strlen(rd.sensor)},
+                               {rd.celsius, strlen(rd.celsius)},
+                               {rd.taken_at, strlen(rd.taken_at)}};
+    m.type = WIRE_RECORD;
+    m.seq = (uint64_t)r;
+    m.line = (uint64_t)r + 1;
+    m.sent_us = clock_wall_us();
+    m.fields = vals;
+    if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) goto fail;
+    mp_log("process %d record %d: sent to the consumer", p, r);
+    mp_funnel_report(result_fd, p, r, NULL);
+    sent++;
+  }
+  m.type = WIRE_END;
+  m.seq = (uint64_t)ctx->records;
+  m.line = 0;
+  m.sent_us = clock_wall_us();
+  m.nfields = 0;
+  m.fields = NULL;
+  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) goto fail;
+  close(fd);
+  cs_buf_free(&out);
+  return 0;
+
+fail:
+  for (int r = sent + 1; r <= ctx->records; r++) {
+    mp_log("process %d record %d: FAILED: %s", p, r, why);
+    mp_funnel_report(result_fd, p, r, why);
+  }
+  if (fd >= 0) close(fd);
+  cs_buf_free(&out);
+  return 1;
+}
+
+/* Rows of this run's producers in the consumer's table(s) for the stream ("readings", or
+ * "readings_2" ... when an older table of that name has other columns). -1 on error. */
+static long mp_funnel_count(const mp_ctx *ctx) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *tables = NULL, *q = NULL;
+  long total = 0;
+  int rc;
+  if (sqlite3_open_v2(ctx->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+      sqlite3_busy_timeout(db, 2000) != SQLITE_OK ||
+      sqlite3_prepare_v2(db,
+                         "SELECT name FROM sqlite_master WHERE type = 'table' AND (name = ?1 OR "
+                         "name GLOB ?1 || '_[0-9]*')",
+                         -1, &tables, NULL) != SQLITE_OK ||
+      sqlite3_bind_text(tables, 1, MP_STREAM, -1, SQLITE_STATIC) != SQLITE_OK)
+    goto fail;
+  while ((rc = sqlite3_step(tables)) == SQLITE_ROW) {
+    char *sql = sqlite3_mprintf("SELECT count(*) FROM \"%w\" WHERE _producer = ?1",
+                                (const char *)sqlite3_column_text(tables, 0));
+    if (!sql) goto fail;
+    int prc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
+    sqlite3_free(sql);
+    if (prc != SQLITE_OK) continue; /* a table of that name that is not the consumer's */
+    for (int p = 0; p < ctx->processes; p++) {
+      char pid[17];
+      snprintf(pid, sizeof pid, "%016llx", (unsigned long long)ctx->producer_ids[p]);
+      if (sqlite3_bind_text(q, 1, pid, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+          sqlite3_step(q) != SQLITE_ROW)
+        goto fail;
+      total += (long)sqlite3_column_int64(q, 0);
+      sqlite3_reset(q);
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+  }
+  if (rc != SQLITE_DONE) goto fail;
+  sqlite3_finalize(tables);
+  sqlite3_close(db);
+  return total;
+fail:
+  fprintf(stderr, "multiple_processes: cannot count rows in %s: %s\n", ctx->db,
+          db ? sqlite3_errmsg(db) : "out of memory");
+  sqlite3_finalize(q);
+  sqlite3_finalize(tables);
+  sqlite3_close(db);
+  return -1;
+}
+
+/* Has the child exited? Returns 1 (status stored), 0 (still running). */
+static int mp_exited(pid_t pid, int *status) {
+  pid_t r;
+  do {
+    r = waitpid(pid, status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  return r == pid || (r < 0 && errno == ECHILD);
+}
+
+/* Start the consumer: `consumer --tcp --db FILE --port P --quiet`, and wait until its port
+ * accepts connections. Returns its pid, or -1 with the message printed. */
+static pid_t mp_consumer_start(const mp_ctx *ctx) {
+  char port[16];
+  snprintf(port, sizeof port, "%d", ctx->port);
+  char *const argv[] = {(char *)ctx->consumer, "--tcp", "--db", (char *)ctx->db, "--port", port,
+                        "--quiet", NULL};
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "multiple_processes: cannot start the consumer: %s\n", strerror(errno));
+    return -1;
+  }
+  if (pid == 0) {
+    execv(ctx->consumer, argv);
+    fprintf(stderr, "multiple_processes: cannot run the consumer %s: %s\n", ctx->consumer,
+            strerror(errno));
+    _exit(127);
+  }
+  /* It is listening once a connection succeeds (--quiet hides its "listening on" line). */
+  uint64_t deadline = clock_mono_us() + MP_LISTEN_WAIT_US;
+  while (clock_mono_us() < deadline) {
+    int status;
+    if (mp_exited(pid, &status)) {
+      fprintf(stderr, "multiple_processes: the consumer %s exited (status %d) before listening "
+                      "on 127.0.0.1:%d/tcp\n",
+              ctx->consumer, WIFEXITED(status) ? WEXITSTATUS(status) : -1, ctx->port);
+      return -1;
+    }
+    int fd = mp_connect(ctx->port);
+    if (fd >= 0) {
+      close(fd);
+      return pid;
+    }
+    mp_sleep(0.05);
+  }
+  fprintf(stderr, "multiple_processes: the consumer did not listen on 127.0.0.1:%d/tcp within "
+                  "%u s\n",
+          ctx->port, MP_LISTEN_WAIT_US / 1000000u);
+  kill(pid, SIGKILL);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+  }
+  return -1;
+}
+
+/* SIGTERM the consumer (it drains, commits and exits) and wait for it. Returns its exit code,
+ * or -1 when it had to be killed or died of a signal. */
+static int mp_consumer_stop(pid_t pid) {
+  int status = 0;
+  if (kill(pid, SIGTERM) != 0 && errno != ESRCH)
+    fprintf(stderr, "multiple_processes: cannot stop the consumer: %s\n", strerror(errno));
+  uint64_t deadline = clock_mono_us() + MP_EXIT_WAIT_US;
+  while (!mp_exited(pid, &status)) {
+    if (clock_mono_us() > deadline) {
+      fprintf(stderr, "multiple_processes: the consumer did not exit within %u s of SIGTERM; "
+                      "killing it\n",
+              MP_EXIT_WAIT_US / 1000000u);
+      kill(pid, SIGKILL);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return -1;
+    }
+    mp_sleep(0.05);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The consumer next to this executable (bin/consumer), found through /proc/self/exe. */
+static int mp_default_consumer(char *out, size_t len) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return -1;
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (!slash) return -1;
+  *slash = '\0';
+  int w = snprintf(out, len, "%s/consumer", self);
+  return w > 0 && (size_t)w < len ? 0 : -1;
+}
+
+int mp_funnel_run(mp_ctx *ctx) {
+  char consumer[PATH_MAX];
+  char failures[512];
+  long ok = 0, failed = 0;
+  long expected = (long)ctx->processes * ctx->records;
+  int code = 1;
+  pid_t cpid = -1;
+
+  if (!ctx->consumer) {
+    if (mp_default_consumer(consumer, sizeof consumer) != 0) {
+      fprintf(stderr, "multiple_processes: cannot locate this program through /proc/self/exe; "
+                      "pass --consumer PATH\n");
+      return 1;
+    }
+    ctx->consumer = consumer;
+  }
+  if (access(ctx->consumer, X_OK) != 0) {
+    fprintf(stderr, "multiple_processes: cannot run the consumer %s: %s (build it, or pass "
+                    "--consumer PATH)\n",
+            ctx->consumer, strerror(errno));
+    return 1;
+  }
+  if (ctx->port == 0 && (ctx->port = mp_free_port()) == 0) {
+    fprintf(stderr, "multiple_processes: cannot find a free TCP port on 127.0.0.1; pass --port\n");
+    return 1;
+  }
+  ctx->producer_ids = calloc((size_t)ctx->processes, sizeof *ctx->producer_ids);
+  if (!ctx->producer_ids) {
+    fprintf(stderr, "multiple_processes: out of memory\n");
+    return 1;
+  }
+  for (int p = 0; p < ctx->processes; p++) ctx->producer_ids[p] = mp_random64();
+
+  mp_log("funnel: %d processes x %d records, task duration %g s; they stream to one consumer "
+         "(%s on 127.0.0.1:%d/tcp), the only writer of %s",
+         ctx->processes, ctx->records, ctx->task_duration, ctx->consumer, ctx->port, ctx->db);
+  cpid = mp_consumer_start(ctx);
+  if (cpid < 0) goto done;
+  mp_log("consumer started (pid %ld), listening on 127.0.0.1:%d/tcp", (long)cpid, ctx->port);
+  if (mp_run_children(ctx, mp_funnel_child, &ok, &failed, failures, sizeof failures) != 0)
+    goto done;
+
+  /* The consumer commits within about 100 ms; wait for the rows before asking it to stop, so
+   * that the count below does not depend on how fast it drains at shutdown. */
+  uint64_t deadline = clock_mono_us() + MP_COMMIT_WAIT_US;
+  while (mp_funnel_count(ctx) < ok && clock_mono_us() < deadline) mp_sleep(0.1);
+  int status = mp_consumer_stop(cpid);
+  cpid = -1;
+  if (status != 0)
+    fprintf(stderr, "multiple_processes: the consumer exited with status %d\n", status);
+  else
+    mp_log("consumer stopped");
+
+  long inserted = mp_funnel_count(ctx);
+  if (inserted < 0) goto done;
+  if (inserted < expected)
+    mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
+           failures[0] ? failures : "sent but not in the database");
+  else
+    mp_log("inserted %ld of %ld records; none failed, and no process waited on a lock", inserted,
+           expected);
+  code = inserted == expected && status == 0 ? 0 : 1;
+
+done:
+  if (cpid > 0) mp_consumer_stop(cpid);
+  free(ctx->producer_ids);
+  ctx->producer_ids = NULL;
+  if (ctx->consumer == consumer) ctx->consumer = NULL;
+  return code;
+}

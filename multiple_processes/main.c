@@ -1,0 +1,142 @@
+/* main.c -- multiple_processes: parse the options and run the chosen mode of the course's
+ * shared-database lesson (naive, safe or funnel). */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mp.h"
+#include "opt.h"
+
+/* Print the help text to f. */
+static void mp_usage(FILE *f) {
+  fputs("usage: multiple_processes [--processes N] [--records N] [--task-duration SECONDS]\n"
+        "                          [--db FILE] [--mode naive|safe|funnel]\n"
+        "                          [--consumer PATH] [--port PORT]\n"
+        "\n"
+        "Several processes insert made-up sensor readings into one SQLite database at once.\n"
+        "\n"
+        "  --processes N           processes started together (default 3, 1-200)\n"
+        "  --records N             records per process (default 2, 1-100000)\n"
+        "  --task-duration SECONDS time each record's work takes (default 0, 0-3600); naive and\n"
+        "                          safe keep their transaction open meanwhile, funnel does the\n"
+        "                          work before sending\n"
+        "  --db FILE               the shared database (default shared.db)\n"
+        "  --mode naive            each process: own connection, SQLite's defaults, BEGIN;\n"
+        "                          INSERT; sleep; COMMIT; failures (\"database is locked\") are\n"
+        "                          logged and the process moves on (default)\n"
+        "  --mode safe             WAL, BEGIN IMMEDIATE, busy timeout, bounded jittered retries\n"
+        "  --mode funnel           processes stream to one consumer, the only writer\n"
+        "  --consumer PATH         funnel: the consumer binary (default: next to this program)\n"
+        "  --port PORT             funnel: the consumer's TCP port (default: a free port)\n"
+        "  --help                  this text\n"
+        "  --version               versions of this program and its libraries\n"
+        "\n"
+        "The log goes to stdout, one timestamped line per event, then a summary such as\n"
+        "\"inserted 4 of 6 records; 2 failed: database is locked\".\n"
+        "Exit status: 0 done (naive: even when records failed, which is the lesson), 1 a\n"
+        "runtime failure (safe or funnel: not every record landed), 2 a usage error.\n",
+        f);
+}
+
+/* Parse argv into ctx. Returns 0, 1 when --help or --version was handled, or 2 on a usage
+ * error (message printed). */
+static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
+  static const struct option longopts[] = {
+      {"processes", required_argument, NULL, 'p'},
+      {"records", required_argument, NULL, 'r'},
+      {"task-duration", required_argument, NULL, 't'},
+      {"db", required_argument, NULL, 'd'},
+      {"mode", required_argument, NULL, 'm'},
+      {"consumer", required_argument, NULL, 'c'},
+      {"port", required_argument, NULL, 'P'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
+  char err[256];
+  long long v;
+  int c;
+
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'p':
+      if (opt_long("--processes", optarg, 1, 200, &v, err, sizeof err) != 0) goto usage;
+      ctx->processes = (int)v;
+      break;
+    case 'r':
+      if (opt_long("--records", optarg, 1, 100000, &v, err, sizeof err) != 0) goto usage;
+      ctx->records = (int)v;
+      break;
+    case 't':
+      if (opt_double("--task-duration", optarg, 0, 3600, &ctx->task_duration, err, sizeof err) !=
+          0)
+        goto usage;
+      break;
+    case 'd':
+      if (optarg[0] == '\0') {
+        snprintf(err, sizeof err, "--db: the file name is empty");
+        goto usage;
+      }
+      ctx->db = optarg;
+      break;
+    case 'm':
+      if (strcmp(optarg, "naive") == 0)
+        ctx->mode = MP_NAIVE;
+      else if (strcmp(optarg, "safe") == 0)
+        ctx->mode = MP_SAFE;
+      else if (strcmp(optarg, "funnel") == 0)
+        ctx->mode = MP_FUNNEL;
+      else {
+        snprintf(err, sizeof err, "--mode: '%s' is not one of naive, safe, funnel", optarg);
+        goto usage;
+      }
+      break;
+    case 'c':
+      ctx->consumer = optarg;
+      break;
+    case 'P':
+      if (opt_long("--port", optarg, 1, 65535, &v, err, sizeof err) != 0) goto usage;
+      ctx->port = (int)v;
+      break;
+    case 'h':
+      mp_usage(stdout);
+      return 1;
+    case 'V':
+      opt_print_version("multiple_processes");
+      return 1;
+    case ':':
+      snprintf(err, sizeof err, "%s: a value is required", argv[optind - 1]);
+      goto usage;
+    default:
+      snprintf(err, sizeof err, "%s: unknown option", argv[optind - 1]);
+      goto usage;
+    }
+  }
+  if (optind < argc) {
+    snprintf(err, sizeof err, "'%s': unexpected argument (this program takes no files)",
+             argv[optind]);
+    goto usage;
+  }
+  return 0;
+usage:
+  fprintf(stderr, "multiple_processes: %s\n(see multiple_processes --help)\n", err);
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  mp_ctx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.processes = 3;
+  ctx.records = 2;
+  ctx.db = "shared.db";
+  ctx.mode = MP_NAIVE;
+
+  int rc = mp_parse(argc, argv, &ctx);
+  if (rc == 1) return fflush(stdout) == 0 ? 0 : 1;
+  if (rc != 0) return 2;
+  /* A consumer that goes away must come back as EPIPE, not kill the program. */
+  signal(SIGPIPE, SIG_IGN);
+  ctx.run_id = mp_random64() >> 1; /* fits SQLite's signed 64-bit integers */
+  return ctx.mode == MP_FUNNEL ? mp_funnel_run(&ctx) : mp_direct_run(&ctx);
+}

@@ -1,0 +1,69 @@
+/* mp.h -- multiple_processes: the course's shared-database lesson (naive, safe, funnel) in C. */
+#ifndef CSVSTREAM_MP_H
+#define CSVSTREAM_MP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum mp_mode { MP_NAIVE = 0, MP_SAFE = 1, MP_FUNNEL = 2 };
+
+/* The program's context: options, then what the run learns. */
+typedef struct mp_ctx {
+  int processes;        /* --processes */
+  int records;          /* --records, per process */
+  double task_duration; /* --task-duration, seconds */
+  const char *db;       /* --db */
+  int mode;             /* enum mp_mode */
+  const char *consumer; /* --consumer, NULL = next to this executable */
+  int port;             /* --port (funnel), 0 = pick a free one */
+  uint64_t run_id;      /* tells this run's rows apart from earlier runs in the same file */
+  uint64_t *producer_ids; /* funnel: one per process, owned */
+} mp_ctx;
+
+/* What one child reports to the parent for one record (written whole to a pipe: atomic). */
+typedef struct mp_result {
+  int process;
+  int record;
+  int ok;
+  char error[112]; /* the failure's message when !ok */
+} mp_result;
+
+/* The made-up data: the reading a process takes for one record. */
+typedef struct mp_reading {
+  char sensor[32];
+  char celsius[16];
+  char taken_at[32];
+} mp_reading;
+
+/* Print one timestamped line to stdout ("2026-11-29 21:04:05.123 message"), written with one
+ * write() so that lines of concurrent processes never interleave. */
+void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Sleep for the given number of seconds (EINTR is retried). */
+void mp_sleep(double seconds);
+
+/* A random 64-bit number from the OS (falls back to time and pid). */
+uint64_t mp_random64(void);
+
+/* Fill the reading process `p` takes for record `r`. */
+void mp_reading_make(mp_reading *out, int p, int r);
+
+/* One child's work for process number p (1-based); results go to the fd result_fd.
+ * Returns the child's exit code. */
+typedef int (*mp_child_fn)(const mp_ctx *ctx, int p, int result_fd);
+
+/* Fork ctx->processes children that start together (a pipe barrier), run fn in each, collect
+ * their results and wait for them. *reported_ok counts the records children reported as done;
+ * the failure messages are summarised into failures (e.g. "database is locked" or
+ * "database is locked (2), disk I/O error (1)"). Returns 0, or -1 when a child could not be
+ * started or collected (message printed). */
+int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *failed,
+                    char *failures, size_t failures_len);
+
+/* naive and safe: every process opens the database itself. Returns the exit code. */
+int mp_direct_run(mp_ctx *ctx);
+
+/* funnel: every process streams to one consumer, the only writer. Returns the exit code. */
+int mp_funnel_run(mp_ctx *ctx);
+
+#endif
