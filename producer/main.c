@@ -55,7 +55,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   code = producer_run(&p);
-  summary_log(&p);
+  if (p.sender_open) {
+    /* Nothing to sum up when the file or the connection failed at once: that error says it. */
+    summary_log(&p);
+  }
   if (opt.stats_json != NULL && summary_write_json(&p, opt.stats_json, err, sizeof err) != 0) {
     log_error("--stats-json: %s", err);
     if (code == 0) {

@@ -15,7 +15,8 @@
 #define PRODUCER_END_REPEATS 3              /* UDP: END is sent this many times ... */
 #define PRODUCER_END_GAP_US 100000u         /* ... this far apart */
 #define PRODUCER_PROGRESS_US 1000000u       /* fast pace: a progress line every second */
-#define PRODUCER_RAGGED_LOG_US 5000000u     /* ragged-row warnings: at most one per 5 s */
+#define PRODUCER_RAGGED_NAMED 10            /* ragged rows each warned about ... */
+#define PRODUCER_RAGGED_LOG_US 5000000u     /* ... then at most one warning per 5 s */
 
 /* The default stream name: the file's base name without its extension ("stdin" for -). */
 static void producer_stream_name(const char *path, char *out, size_t outlen) {
@@ -101,6 +102,10 @@ static int producer_wait_until(producer *p, uint64_t deadline_us, char *err, siz
     uint64_t now = clock_mono_us();
     uint64_t target = deadline_us;
     int rc;
+    /* Already due: no flush here, so records due together leave in one batch or write. */
+    if (now >= deadline_us) {
+      return *p->stop ? 1 : 0;
+    }
     if (p->opt->udp) {
       rc = udp_sender_flush_due(&p->udp, now, err, errlen);
       if (rc != 0) {
@@ -117,9 +122,6 @@ static int producer_wait_until(producer *p, uint64_t deadline_us, char *err, siz
     }
     if (*p->stop) {
       return 1;
-    }
-    if (now >= deadline_us) {
-      return 0;
     }
     rc = p->opt->udp ? udp_sender_wait(&p->udp, target, err, errlen)
                      : tcp_sender_wait(&p->tcp, target, err, errlen);
@@ -279,7 +281,10 @@ static void producer_check_ragged(producer *p, const csvin_rec *rec) {
   if (hdr == NULL || rec->nfields == hdr->nfields) {
     return;
   }
-  if (log_limiter_allow(&p->ragged_limit, clock_mono_us(), PRODUCER_RAGGED_LOG_US)) {
+  p->ragged_rows++;
+  /* The first few are each named; after that at most one line per interval. */
+  if (p->ragged_rows <= PRODUCER_RAGGED_NAMED ||
+      log_limiter_allow(&p->ragged_limit, clock_mono_us(), PRODUCER_RAGGED_LOG_US)) {
     unsigned long long more = p->ragged_limit.suppressed;
     p->ragged_limit.suppressed = 0;
     log_warn("%s:%llu: %zu fields, header has %zu (sent as is)%s", csvin_path(p->in),
@@ -479,6 +484,15 @@ int producer_run(producer *p) {
   pacer_start(&p->pacer, p->st.start_us);
 
   rc = producer_stream(p);
+  if (rc == 0 && !p->opt->udp) {
+    /* The last coalesced bytes belong to the records' sending time. */
+    rc = tcp_sender_flush(&p->tcp, err, sizeof err);
+    if (rc != 0) {
+      log_error("%s", err);
+    }
+  }
+  /* Duration and rate describe the records' sending, not END's repeats or the close. */
+  p->st.end_us = clock_mono_us();
   if (rc == 1) {
     p->stopped = 1;
     log_info("stopped by signal after %llu records; sending END", (unsigned long long)p->st.sent);
@@ -493,7 +507,6 @@ int producer_run(producer *p) {
       failed = 1;
     }
   }
-  p->st.end_us = clock_mono_us();
   p->st.bytes = p->opt->udp ? p->udp.bytes_sent : p->tcp.bytes_written;
   p->st.blocked_us = p->tcp.blocked_us;
   p->st.icmp_refused = p->udp.icmp_refused;

@@ -53,6 +53,7 @@ typedef struct producer {
   int stopped;     /* SIGINT/SIGTERM */
   uint64_t last_progress_us;
   uint64_t last_progress_sent;
+  uint64_t ragged_rows; /* rows whose field count differs from the header's */
   log_limiter ragged_limit;
   producer_stats st;
 } producer;
