@@ -2,6 +2,7 @@
 #include "opt.h"
 
 #include <csv.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <link.h>
@@ -103,6 +104,11 @@ int opt_interval(const char *flag, const char *s, double *min, double *max, char
   return 0;
 }
 
+/* The shared object's major version that matches the headers we were compiled with. */
+#define CSV_STR_(x) #x
+#define CSV_STR(x) CSV_STR_(x)
+#define CSV_SONAME_MAJOR CSV_STR(CSV_MAJOR)
+
 /* Where the libcsv shared object was found among the loaded objects. */
 typedef struct loaded_lib {
   char path[PATH_MAX];
@@ -132,13 +138,22 @@ static int find_libcsv_cb(struct dl_phdr_info *info, size_t size, void *data) {
 void opt_print_version(const char *prog) {
   loaded_lib lib;
   struct utsname un;
+  void *handle = NULL;
   memset(&lib, 0, sizeof lib);
   dl_iterate_phdr(find_libcsv_cb, &lib);
+  if (!lib.found) {
+    /* A program that does not read CSV has no reason to load libcsv (the linker drops unused
+     * libraries): load it now to report the object the dynamic linker would use. */
+    handle = dlopen("libcsv.so." CSV_SONAME_MAJOR, RTLD_LAZY | RTLD_LOCAL);
+    if (handle != NULL) {
+      dl_iterate_phdr(find_libcsv_cb, &lib);
+    }
+  }
   printf("%s (csvstream) %s\n", prog, CSVSTREAM_VERSION);
   printf("libuv %s\n", uv_version_string());
   printf("SQLite %s\n", sqlite3_libversion());
   printf("libcsv %d.%d.%d (headers); loaded: %s\n", CSV_MAJOR, CSV_MINOR, CSV_RELEASE,
-         lib.found ? lib.path : "statically linked");
+         lib.found ? lib.path : "no shared libcsv found");
   if (uname(&un) == 0) {
     printf("OS %s %s %s\n", un.sysname, un.release, un.machine);
   } else {
@@ -146,4 +161,7 @@ void opt_print_version(const char *prog) {
   }
   printf("CPUs %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
   fflush(stdout);
+  if (handle != NULL) {
+    dlclose(handle);
+  }
 }
