@@ -119,7 +119,8 @@ void report_summary(consumer *c, FILE *out) {
   if (c->db != NULL)
     fprintf(out,
             "database %s: %" PRIu64 " rows committed, %zu pending, %" PRIu64
-            " busy retries, %" PRIu64 " not stored (queue full)\n",
+            " commit retries while another process held the lock, %" PRIu64
+            " not stored (queue full)\n",
             c->opt.db_path, store_committed(c->db), store_pending(c->db), c->busy_retries,
             c->db_dropped);
   fflush(out);
