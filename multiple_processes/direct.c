@@ -12,6 +12,11 @@
 /* The table naive and safe write (the funnel's consumer names its own table "readings"). */
 #define MP_DIRECT_TABLE "direct_readings"
 /* safe: how long SQLite itself waits for the lock per attempt, and how many attempts. */
+/* naive: process p starts (p - 1) * this many seconds after the barrier opens, as the course's
+ * launcher started its processes one after another. A transaction with no task duration is
+ * over long before the next process starts (so at 0 s every record lands); one that sleeps
+ * seconds still holds its lock when the others arrive (so at 3 s they fail). */
+#define MP_NAIVE_STAGGER_S 0.1
 #define MP_SAFE_BUSY_TIMEOUT_MS 100
 #define MP_SAFE_MAX_ATTEMPTS 200
 #define MP_SAFE_BACKOFF_MIN_MS 50
@@ -83,6 +88,7 @@ static sqlite3 *mp_child_open(const mp_ctx *ctx, int p, int fd) {
 /* naive: BEGIN (deferred); INSERT; sleep; COMMIT, with SQLite's defaults (no busy timeout), as
  * the course's script did. A failure is logged and the process moves on to its next record. */
 static int mp_naive_child(const mp_ctx *ctx, int p, int fd) {
+  mp_sleep((p - 1) * MP_NAIVE_STAGGER_S);
   sqlite3 *db = mp_child_open(ctx, p, fd);
   if (!db) return 1;
   for (int r = 1; r <= ctx->records; r++) {
