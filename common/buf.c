@@ -31,13 +31,14 @@ int cs_buf_reserve(cs_buf *b, size_t extra) {
   if (extra <= b->cap - b->len) {
     return 0;
   }
-  if (extra > SIZE_MAX - b->len) {
+  /* No object can exceed PTRDIFF_MAX bytes: refuse such sizes before asking malloc. */
+  if (extra > (size_t)PTRDIFF_MAX - b->len) {
     return CS_ENOMEM;
   }
   size_t need = b->len + extra;
   size_t cap = b->cap < 64 ? 64 : b->cap;
   while (cap < need) {
-    if (cap > SIZE_MAX / 2) {
+    if (cap > (size_t)PTRDIFF_MAX / 2) {
       cap = need;
       break;
     }

@@ -407,6 +407,7 @@ static void test_callback_stops(void **state) {
   assert_int_equal(wire_decoder_feed(&d, s.bytes.data, s.bytes.len, collect_cb, &c), 99);
   assert_int_equal(c.count, 2);
   wire_decoder_free(&d);
+  cs_buf_free(&c.reencoded);
   collector_init(&c);
   c.stop_after = 1;
   assert_int_equal(wire_decode_datagram(&d, s.bytes.data, s.bytes.len, collect_cb, &c), 99);
