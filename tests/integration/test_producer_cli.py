@@ -1,0 +1,463 @@
+"""test_producer_cli.py -- the producer alone against Python TCP/UDP sockets on 127.0.0.1: flags,
+errors and their messages, frames on the wire decoded independently, pace, impairment ground
+truth, signals and a consumer that goes away."""
+
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.environ.get("CSVSTREAM_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
+BIN = os.environ.get("CSVSTREAM_BIN", os.path.join(SOURCE, "build", "bin"))
+PRODUCER = os.path.join(BIN, "producer")
+
+HELLO, RECORD, END = 1, 2, 3
+
+
+def decode_frames(buf):
+    """Decode whole wire-protocol v1 frames (docs/protocol.md) from bytes. Returns (messages,
+    rest): each message a dict, rest the bytes of an incomplete frame."""
+    msgs = []
+    off = 0
+    while len(buf) - off >= 8:
+        if buf[off:off + 3] != b"CS\x01":
+            raise ValueError("bad frame header %r at offset %d" % (buf[off:off + 8], off))
+        mtype = buf[off + 3]
+        plen = struct.unpack(">I", buf[off + 4:off + 8])[0]
+        if len(buf) - off - 8 < plen:
+            break
+        p = buf[off + 8:off + 8 + plen]
+        pid, seq, sent_us, line = struct.unpack(">QQQQ", p[:32])
+        slen = p[32]
+        stream = p[33:33 + slen].decode("utf-8")
+        pos = 33 + slen
+        nfields = struct.unpack(">I", p[pos:pos + 4])[0]
+        pos += 4
+        fields = []
+        for _ in range(nfields):
+            flen = struct.unpack(">I", p[pos:pos + 4])[0]
+            pos += 4
+            fields.append(p[pos:pos + flen].decode("utf-8"))
+            pos += flen
+        if pos != plen:
+            raise ValueError("payload of %d bytes, fields end at %d" % (plen, pos))
+        msgs.append({"type": mtype, "producer_id": pid, "seq": seq, "sent_us": sent_us,
+                     "line": line, "stream": stream, "fields": fields, "t": time.monotonic()})
+        off += 8 + plen
+    return msgs, buf[off:]
+
+
+class TcpSink:
+    """A TCP listener that accepts one connection and decodes everything until EOF (or until
+    close_after records arrived, then it closes the connection on purpose)."""
+
+    def __init__(self, close_after=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(30)
+        self.port = self.sock.getsockname()[1]
+        self.close_after = close_after
+        self.msgs = []
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            conn, _ = self.sock.accept()
+            conn.settimeout(30)
+            buf = b""
+            while True:
+                data = conn.recv(1 << 16)
+                if not data:
+                    break
+                got, buf = decode_frames(buf + data)
+                self.msgs += got
+                if self.close_after is not None and \
+                        sum(1 for m in self.msgs if m["type"] == RECORD) >= self.close_after:
+                    break
+            conn.close()
+        except Exception as e:  # reported by join()
+            self.error = e
+        finally:
+            self.sock.close()
+
+    def join(self, timeout=30):
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError("TCP sink still running after %s s" % timeout)
+        if self.error is not None:
+            raise AssertionError("TCP sink failed: %r" % self.error)
+        return self.msgs
+
+
+class UdpSink:
+    """A UDP socket with a large receive buffer that decodes every datagram until three ENDs
+    arrived or nothing came for `idle` seconds."""
+
+    def __init__(self, idle=3.0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(idle)
+        self.port = self.sock.getsockname()[1]
+        self.msgs = []
+        self.datagrams = 0
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        ends = 0
+        try:
+            while ends < 3:
+                try:
+                    data = self.sock.recv(70000)
+                except socket.timeout:
+                    break
+                self.datagrams += 1
+                got, rest = decode_frames(data)
+                if rest:
+                    raise ValueError("datagram ends inside a frame")
+                self.msgs += got
+                ends += sum(1 for m in got if m["type"] == END)
+        except Exception as e:
+            self.error = e
+        finally:
+            self.sock.close()
+
+    def join(self, timeout=60):
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError("UDP sink still running after %s s" % timeout)
+        if self.error is not None:
+            raise AssertionError("UDP sink failed: %r" % self.error)
+        return self.msgs
+
+
+def account(msgs):
+    """The consumer's definitions, computed independently: received, duplicates, reordered,
+    lost (up to max(highest seq, END's seq))."""
+    seen = set()
+    dup = reord = high = 0
+    for m in msgs:
+        if m["type"] != RECORD:
+            continue
+        if m["seq"] in seen:
+            dup += 1
+            continue
+        if m["seq"] < high:
+            reord += 1
+        seen.add(m["seq"])
+        high = max(high, m["seq"])
+    last = max([high] + [m["seq"] for m in msgs if m["type"] == END])
+    return {"received": len(seen), "duplicates": dup, "reordered": reord,
+            "lost": last - len(seen)}
+
+
+class ProducerCli(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="producer_cli_")
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def run_producer(self, args, timeout=60):
+        """Run the producer to its end; returns (exit code, stdout, stderr, stats or None)."""
+        stats = os.path.join(self.dir, "stats-%d.json" % time.monotonic_ns())
+        res = subprocess.run([PRODUCER, "--stats-json", stats] + args, capture_output=True,
+                             text=True, timeout=timeout)
+        data = None
+        if os.path.exists(stats):
+            with open(stats, encoding="utf-8") as f:
+                data = json.load(f)
+        return res.returncode, res.stdout, res.stderr, data
+
+    def test_bad_flags_exit_2_and_name_the_flag(self):
+        src = self.write("a.csv", "a,b\n1,2\n")
+        cases = [
+            (["--port", "0", src], "--port"),
+            (["--port", "65536", src], "--port"),
+            (["--port", "12ab", src], "--port"),
+            (["--rate", "0", src], "--rate"),
+            (["--rate", "-1", src], "--rate"),
+            (["--interval", "2-1", src], "--interval"),
+            (["--interval", "x", src], "--interval"),
+            (["--rate", "5", "--interval", "1", src], "--interval"),
+            (["--count", "0", src], "--count"),
+            (["--seed", "-3", src], "--seed"),
+            (["--stream", "", src], "--stream"),
+            (["--stream", "x" * 256, src], "--stream"),
+            (["--tcp", "--udp", src], "--udp"),
+            (["--impair", "loss=0.1", src], "--impair"),
+            (["--udp", "--impair", "loss=1.5", src], "--impair"),
+            (["--udp", "--impair", "jitter=3", src], "--impair"),
+            (["--udp", "--impair", "delay=-1", src], "--impair"),
+            (["--loop", "-"], "--loop"),
+            (["--frobnicate", src], "--frobnicate"),
+            (["--port"], "--port"),
+            ([], "FILE"),
+            ([src, src], "FILE"),
+        ]
+        for args, flag in cases:
+            with self.subTest(args=args):
+                res = subprocess.run([PRODUCER] + args, capture_output=True, text=True,
+                                     timeout=10)
+                self.assertEqual(res.returncode, 2, "%s\nstderr: %s" % (args, res.stderr))
+                self.assertIn(flag, res.stderr, "the message must name %s" % flag)
+                self.assertIn("--help", res.stderr, "a usage error points to --help")
+
+    def test_tcp_impair_refusal_explains_retransmission(self):
+        src = self.write("a.csv", "a\n1\n")
+        res = subprocess.run([PRODUCER, "--tcp", "--impair", "loss=0.5", src],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("retransmit", res.stderr.lower())
+
+    def test_help_lists_every_flag_and_exit_codes(self):
+        res = subprocess.run([PRODUCER, "--help"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(res.stderr, "")
+        for flag in ["--tcp", "--udp", "--host", "--port", "--interval", "--rate", "--count",
+                     "--loop", "--seed", "--stream", "--no-header", "--quiet", "--stats-json",
+                     "--impair", "--help", "--version", "130"]:
+            self.assertIn(flag, res.stdout)
+
+    def test_version_names_the_libraries_and_machine(self):
+        res = subprocess.run([PRODUCER, "--version"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        low = res.stdout.lower()
+        for word in ["producer", "libuv", "sqlite", "libcsv", os.uname().sysname.lower()]:
+            self.assertIn(word, low, res.stdout)
+        self.assertIn(str(os.cpu_count()), res.stdout)
+
+    def test_missing_file_is_named(self):
+        sink_port = 9  # never contacted: the file is opened first
+        path = os.path.join(self.dir, "no_such_file.csv")
+        code, _, err, _ = self.run_producer(["--port", str(sink_port), path])
+        self.assertEqual(code, 1, err)
+        self.assertIn("no_such_file.csv", err)
+        self.assertIn("no such file", err.lower())
+
+    def test_refused_tcp_says_consumer_not_running(self):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens on it now
+        src = self.write("a.csv", "a\n1\n")
+        code, _, err, stats = self.run_producer(["--port", str(port), "--interval", "0", src])
+        self.assertEqual(code, 1, err)
+        self.assertIn("cannot connect to 127.0.0.1:%d/tcp: connection refused "
+                      "(is the consumer running?)" % port, err)
+        self.assertEqual(stats["connection"], "refused", stats)
+        self.assertEqual(stats["sent"], 0, stats)
+
+    def test_tcp_frames_carry_the_records_field_for_field(self):
+        text = ('id,"na,me",note\r\n'
+                '1,"a ""quoted"", field",  spaced  \r\n'
+                '2,"multi\nline",ünïcödé\r\n'
+                '3,,\r\n')
+        src = self.write("fields.csv", "\ufeff" + text)
+        expected = list(csv.reader(io.StringIO(text, newline="")))
+        sink = TcpSink()
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 src])
+        msgs = sink.join()
+        self.assertEqual(code, 0, err)
+        types = [m["type"] for m in msgs]
+        self.assertEqual(types, [HELLO, RECORD, RECORD, RECORD, END], err)
+        self.assertEqual(msgs[0]["fields"], expected[0])
+        self.assertEqual([m["fields"] for m in msgs[1:4]], expected[1:])
+        self.assertEqual([m["seq"] for m in msgs[1:4]], [1, 2, 3])
+        self.assertEqual([m["line"] for m in msgs[1:4]], [2, 3, 5])
+        self.assertEqual(msgs[4]["seq"], 3)
+        self.assertEqual({m["stream"] for m in msgs}, {"fields"})
+        self.assertEqual({m["producer_id"] for m in msgs}, {int(stats["producer_id"], 16)})
+        self.assertRegex(stats["producer_id"], "^[0-9a-f]{16}$")
+        self.assertEqual(stats["sent"], 3)
+        self.assertEqual(stats["records_read"], 3)
+        self.assertEqual(stats["connection"], "ok")
+        self.assertEqual(stats["protocol"], "tcp")
+        now_us = time.time() * 1e6
+        for m in msgs:
+            self.assertLess(abs(m["sent_us"] - now_us), 60e6, "sent_us is wall-clock µs")
+
+    def test_unterminated_quote_names_line_and_sends_what_came_before(self):
+        src = self.write("unterminated.csv", 'id,text\n1,one\n2,"two, quoted"\n3,three\n'
+                                             '4,"never closed\n5,five\n')
+        sink = TcpSink()
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 src])
+        msgs = sink.join()
+        self.assertEqual(code, 1, err)
+        self.assertIn("unterminated.csv:5", err)
+        self.assertIn("quote", err.lower())
+        recs = [m["fields"] for m in msgs if m["type"] == RECORD]
+        self.assertEqual(recs, [["1", "one"], ["2", "two, quoted"], ["3", "three"]])
+        self.assertEqual(msgs[-1]["type"], END, "END is sent for what was sent")
+        self.assertEqual(msgs[-1]["seq"], 3)
+        self.assertEqual(stats["sent"], 3)
+
+    def test_udp_record_too_large_is_skipped_without_a_seq(self):
+        src = self.write("big.csv", "id,text\n1,a\n2,%s\n3,c\n4,d\n" % ("x" * 70000))
+        sink = UdpSink()
+        code, _, err, stats = self.run_producer(["--udp", "--port", str(sink.port),
+                                                 "--interval", "0", src])
+        msgs = sink.join()
+        self.assertEqual(code, 1, err)
+        self.assertIn("big.csv:3: record is", err)
+        self.assertIn("too large for one UDP datagram (max 65,507)", err)
+        self.assertIn("not all records were sent", err)
+        self.assertEqual(stats["too_big"], 1)
+        self.assertEqual(stats["sent"], 3)
+        recs = [m for m in msgs if m["type"] == RECORD]
+        self.assertEqual([(m["seq"], m["fields"][0]) for m in recs],
+                         [(1, "1"), (2, "3"), (3, "4")])
+        self.assertEqual([m["seq"] for m in msgs if m["type"] == END], [3, 3, 3])
+        # Every datagram carries the header frame before its record.
+        self.assertEqual(sum(1 for m in msgs if m["type"] == HELLO), len(recs))
+
+    def test_too_large_for_udp_just_works_over_tcp(self):
+        src = self.write("big.csv", "id,text\n1,a\n2,%s\n" % ("x" * 70000))
+        sink = TcpSink()
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 src])
+        msgs = sink.join()
+        self.assertEqual(code, 0, err)
+        self.assertEqual(stats["too_big"], 0)
+        self.assertEqual(len([m for m in msgs if m["type"] == RECORD][1]["fields"][1]), 70000)
+
+    def test_seeded_impairment_is_exact_and_repeatable(self):
+        rows = "".join("%d,value %d\n" % (i, i) for i in range(3000))
+        src = self.write("imp.csv", "id,v\n" + rows)
+        results = []
+        for _ in range(2):
+            sink = UdpSink()
+            code, _, err, stats = self.run_producer([
+                "--udp", "--port", str(sink.port), "--rate", "5000", "--quiet",
+                "--impair", "loss=0.1,dup=0.05,reorder=0.05,seed=7", src])
+            msgs = sink.join()
+            self.assertEqual(code, 0, err)
+            imp = stats["impaired"]
+            got = account(msgs)
+            self.assertEqual(stats["sent"], 3000)
+            self.assertEqual(got["lost"], imp["dropped"], (got, stats))
+            self.assertEqual(got["duplicates"], imp["duplicated"], (got, stats))
+            self.assertEqual(got["reordered"], imp["reordered"], (got, stats))
+            self.assertEqual(got["received"], 3000 - imp["dropped"], (got, stats))
+            self.assertGreater(imp["dropped"], 200)
+            self.assertGreater(imp["duplicated"], 50)
+            self.assertGreater(imp["reordered"], 50)
+            results.append(imp)
+        self.assertEqual(results[0], results[1], "the same seed gives the same impairment")
+
+    def test_rate_paces_records_evenly(self):
+        src = self.write("pace.csv", "a\n" + "".join("%d\n" % i for i in range(20)))
+        sink = TcpSink()
+        t0 = time.monotonic()
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--rate", "20",
+                                                 "--count", "10", src])
+        elapsed = time.monotonic() - t0
+        msgs = sink.join()
+        self.assertEqual(code, 0, err)
+        recs = [m for m in msgs if m["type"] == RECORD]
+        self.assertEqual([m["seq"] for m in recs], list(range(1, 11)))
+        self.assertEqual(stats["sent"], 10)
+        span = recs[-1]["t"] - recs[0]["t"]
+        self.assertGreater(span, 0.40, "9 gaps of 50 ms")
+        self.assertLess(span, 0.70)
+        self.assertLess(elapsed, 5.0)
+        self.assertEqual(err.count("sent #"), 0, "20/s is fast: no per-record lines")
+
+    def test_slow_pace_logs_each_record(self):
+        src = self.write("slow.csv", "a,b\n1,2\n3,4\n5,6\n")
+        sink = TcpSink()
+        code, _, err, _ = self.run_producer(["--port", str(sink.port), "--interval", "0.1",
+                                             src])
+        msgs = sink.join()
+        self.assertEqual(code, 0, err)
+        self.assertIn("sent #1 (line 2, 2 fields, ", err)
+        self.assertIn("over tcp to 127.0.0.1:%d" % sink.port, err)
+        self.assertEqual(err.count("sent #"), 3, err)
+        times = [m["t"] for m in msgs if m["type"] == RECORD]
+        self.assertGreater(times[2] - times[0], 0.18)
+
+    def test_loop_starts_over_until_count(self):
+        src = self.write("loop.csv", "a\nx\ny\n")
+        sink = TcpSink()
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 "--loop", "--count", "7", src])
+        msgs = sink.join()
+        self.assertEqual(code, 0, err)
+        recs = [m for m in msgs if m["type"] == RECORD]
+        self.assertEqual([m["fields"][0] for m in recs], list("xyxyxyx"))
+        self.assertEqual([m["seq"] for m in recs], list(range(1, 8)))
+        self.assertEqual(stats["sent"], 7)
+
+    def test_sigint_sends_end_and_exits_130(self):
+        src = self.write("sig.csv", "a\n" + "".join("%d\n" % i for i in range(100)))
+        sink = TcpSink()
+        proc = subprocess.Popen([PRODUCER, "--port", str(sink.port), "--rate", "10", src],
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(0.75)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        msgs = sink.join()
+        self.assertEqual(proc.returncode, 130, err)
+        recs = [m for m in msgs if m["type"] == RECORD]
+        self.assertGreaterEqual(len(recs), 5)
+        self.assertLess(len(recs), 100)
+        self.assertEqual(msgs[-1]["type"], END)
+        self.assertEqual(msgs[-1]["seq"], len(recs))
+        self.assertIn("summary", err)
+
+    def test_consumer_closing_midstream_is_noticed_at_once(self):
+        src = self.write("close.csv", "a\n" + "".join("%d\n" % i for i in range(50)))
+        sink = TcpSink(close_after=2)
+        t0 = time.monotonic()
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "2",
+                                                 src])
+        elapsed = time.monotonic() - t0
+        sink.join()
+        self.assertEqual(code, 1, err)
+        self.assertIn("closed by the consumer", err)
+        self.assertIn("after 2 records (the rest were not sent)", err)
+        self.assertEqual(stats["connection"], "closed")
+        self.assertLess(elapsed, 3.5, "noticed while sleeping, not at the next send")
+
+    def test_udp_without_listener_counts_icmp_and_goes_on(self):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        src = self.write("void.csv", "a\n1\n2\n3\n4\n")
+        code, _, err, stats = self.run_producer(["--udp", "--port", str(port), "--interval",
+                                                 "0.05", src])
+        self.assertEqual(code, 0, err)
+        self.assertEqual(stats["sent"], 4)
+        self.assertGreater(stats["icmp_refused"], 0, stats)
+        self.assertIn("ICMP port unreachable from 127.0.0.1:%d/udp" % port, err)
+        self.assertEqual(err.count("nothing is listening there"), 1, "logged once")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
