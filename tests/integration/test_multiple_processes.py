@@ -1,0 +1,133 @@
+"""test_multiple_processes.py -- the course's shared-database lesson, end to end: runs the real
+bin/multiple_processes (and, for funnel, the real consumer it starts) in a temporary directory
+and checks the rows with Python's own sqlite3 module."""
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.environ.get("CSVSTREAM_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
+BIN = os.environ.get("CSVSTREAM_BIN", os.path.join(SOURCE, "build", "bin"))
+PROGRAM = os.path.join(BIN, "multiple_processes")
+
+STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} ")
+
+
+class MultipleProcessesTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="test_mp.")
+        self.db = os.path.join(self.dir, "shared.db")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_mp(self, *args, timeout=60):
+        """Run the program in the temporary directory; returns the CompletedProcess."""
+        return subprocess.run([PROGRAM, "--db", self.db, *args], cwd=self.dir, timeout=timeout,
+                              capture_output=True, text=True)
+
+    def query(self, sql, *params):
+        con = sqlite3.connect(self.db)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    def assert_log(self, out):
+        """Every stdout line is one timestamped event."""
+        lines = out.splitlines()
+        self.assertTrue(lines, "no log lines")
+        for line in lines:
+            self.assertRegex(line, STAMP)
+
+    def test_naive_without_task_duration_inserts_every_record(self):
+        r = self.run_mp("--mode", "naive", "--processes", "3", "--records", "2",
+                        "--task-duration", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_log(r.stdout)
+        self.assertIn("inserted 6 of 6 records; none failed", r.stdout)
+        self.assertNotIn("locked", r.stdout)
+        self.assertEqual(self.query("SELECT count(*) FROM direct_readings"), [(6,)])
+        self.assertEqual(
+            self.query("SELECT count(DISTINCT process || '/' || record) FROM direct_readings"),
+            [(6,)])
+        for p in (1, 2, 3):
+            for rec in (1, 2):
+                self.assertRegex(r.stdout, r"process %d record %d: inserted" % (p, rec))
+
+    def test_naive_with_long_task_fails_with_database_is_locked(self):
+        r = self.run_mp("--mode", "naive", "--processes", "3", "--records", "1",
+                        "--task-duration", "3")
+        # Lost records are the lesson, not a malfunction: the exit status stays 0.
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_log(r.stdout)
+        self.assertRegex(r.stdout, r"process \d record 1: FAILED: database is locked")
+        rows = self.query("SELECT count(*) FROM direct_readings")[0][0]
+        self.assertLess(rows, 3)
+        self.assertIn("inserted %d of 3 records; %d failed: database is locked" % (rows, 3 - rows),
+                      r.stdout)
+
+    def test_safe_with_long_task_waits_and_inserts_every_record(self):
+        r = self.run_mp("--mode", "safe", "--processes", "2", "--records", "1",
+                        "--task-duration", "3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_log(r.stdout)
+        self.assertIn("waiting for the lock", r.stdout)
+        self.assertNotIn("FAILED", r.stdout)
+        self.assertIn("inserted 2 of 2 records; none failed", r.stdout)
+        self.assertEqual(self.query("SELECT count(*) FROM direct_readings"), [(2,)])
+        self.assertEqual(self.query("PRAGMA journal_mode"), [("wal",)])
+
+    def test_funnel_inserts_every_record_without_locks(self):
+        r = self.run_mp("--mode", "funnel", "--processes", "3", "--records", "2",
+                        "--task-duration", "1")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_log(r.stdout)
+        self.assertNotIn("locked", r.stdout)
+        self.assertNotIn("waiting for the lock", r.stdout)
+        self.assertIn("inserted 6 of 6 records; none failed", r.stdout)
+        # Each process is its own producer instance: 3 producer ids, records 1 and 2 of each.
+        self.assertEqual(self.query("SELECT count(*), count(DISTINCT _producer) FROM readings"),
+                         [(6, 3)])
+        self.assertEqual(
+            self.query("SELECT process, record FROM readings ORDER BY process, record"),
+            [(str(p), str(rec)) for p in (1, 2, 3) for rec in (1, 2)])
+        self.assertEqual(self.query("SELECT count(*) FROM readings WHERE _seq <> record"),
+                         [(0,)])
+
+    def test_rerun_counts_only_its_own_rows(self):
+        for _ in range(2):
+            r = self.run_mp("--processes", "2", "--records", "2")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("inserted 4 of 4 records; none failed", r.stdout)
+        self.assertEqual(self.query("SELECT count(*), count(DISTINCT run) FROM direct_readings"),
+                         [(8, 2)])
+
+    def test_usage_errors_name_the_flag(self):
+        cases = [(["--mode", "fast"], "--mode"), (["--processes", "0"], "--processes"),
+                 (["--records", "x"], "--records"), (["--task-duration", "-1"], "--task-duration"),
+                 (["--port", "70000"], "--port"), (["--bogus"], "--bogus"),
+                 (["extra"], "extra")]
+        for args, flag in cases:
+            r = self.run_mp(*args)
+            self.assertEqual(r.returncode, 2, (args, r.stdout, r.stderr))
+            self.assertIn(flag, r.stderr, args)
+        r = subprocess.run([PROGRAM, "--help"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--task-duration", r.stdout)
+
+    def test_funnel_without_consumer_binary_is_a_clear_runtime_error(self):
+        missing = os.path.join(self.dir, "no-such-consumer")
+        r = self.run_mp("--mode", "funnel", "--consumer", missing)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(missing, r.stderr)
+        self.assertIn("--consumer", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
