@@ -209,7 +209,8 @@ class IntegrationCase(unittest.TestCase):
         if outcome is not None:
             result = getattr(outcome, "result", None)
             errors = getattr(result, "errors", []) + getattr(result, "failures", [])
-            failed = any(test is self for test, _ in errors)
+            failed = any(test is self or getattr(test, "test_case", None) is self
+                         for test, _ in errors)
         if failed or os.environ.get("CSVSTREAM_KEEP"):
             sys.stderr.write("\nkept the test directory: %s\n" % self.dir)
         else:
