@@ -19,8 +19,8 @@
 #define STORE_MAX_NAME_TRIES 10000
 
 /* The metadata columns every table carries after the CSV's own columns. */
-static const char *const store_meta_names[] = {"_producer",    "_protocol", "_seq",
-                                               "_sent_us",     "_received_us", "_peer"};
+static const char *const store_meta_names[] = {"_producer", "_protocol",    "_seq",
+                                               "_sent_us",  "_received_us", "_peer"};
 static const char *const store_meta_types[] = {"TEXT",    "TEXT",    "INTEGER",
                                                "INTEGER", "INTEGER", "TEXT"};
 #define STORE_NMETA 6
@@ -29,12 +29,12 @@ static const char *const store_meta_types[] = {"TEXT",    "TEXT",    "INTEGER",
 typedef struct store_table {
   struct store_table *next;
   store *owner;
-  char *name;           /* SQL table name (unquoted), owned */
-  char *stream_name;    /* stream name it serves, owned */
-  size_t nheader;       /* header columns (0 without a header) */
-  cs_field *header;     /* copy of the raw header, for matching later streams */
-  char *header_data;    /* bytes the header copy points into */
-  char **cols;          /* value column names: header names, then extra_N / column_N */
+  char *name;        /* SQL table name (unquoted), owned */
+  char *stream_name; /* stream name it serves, owned */
+  size_t nheader;    /* header columns (0 without a header) */
+  cs_field *header;  /* copy of the raw header, for matching later streams */
+  char *header_data; /* bytes the header copy points into */
+  char **cols;       /* value column names: header names, then extra_N / column_N */
   size_t ncols, cols_cap;
   size_t ncols_db;      /* value columns that exist in the database (committed) */
   int created;          /* the table exists in the database (committed) */
@@ -84,7 +84,8 @@ static int store_is_busy(int rc) {
 /* Run one SQL statement without results. Returns 0, CS_EBUSY or CS_ESQLITE (error set). */
 static int store_exec(store *s, const char *sql) {
   int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-  if (rc == SQLITE_OK) return 0;
+  if (rc == SQLITE_OK)
+    return 0;
   store_set_sqlite_error(s, sql);
   return store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
 }
@@ -93,8 +94,10 @@ static int store_exec(store *s, const char *sql) {
  * hold them). NULL when out of memory. */
 static char *store_name_dup(const char *data, size_t n) {
   char *p = malloc(n + 1);
-  if (!p) return NULL;
-  for (size_t i = 0; i < n; i++) p[i] = data[i] == '\0' ? '_' : data[i];
+  if (!p)
+    return NULL;
+  for (size_t i = 0; i < n; i++)
+    p[i] = data[i] == '\0' ? '_' : data[i];
   p[n] = '\0';
   return p;
 }
@@ -102,25 +105,30 @@ static char *store_name_dup(const char *data, size_t n) {
 /* Is name one of the metadata columns (case-insensitive, as SQLite compares names)? */
 static int store_is_meta(const char *name) {
   for (size_t i = 0; i < STORE_NMETA; i++)
-    if (sqlite3_stricmp(name, store_meta_names[i]) == 0) return 1;
+    if (sqlite3_stricmp(name, store_meta_names[i]) == 0)
+      return 1;
   return 0;
 }
 
 /* Is name free among the first n names of cols and the metadata columns? */
 static int store_name_free(char *const *cols, size_t n, const char *name) {
-  if (store_is_meta(name)) return 0;
+  if (store_is_meta(name))
+    return 0;
   for (size_t i = 0; i < n; i++)
-    if (sqlite3_stricmp(cols[i], name) == 0) return 0;
+    if (sqlite3_stricmp(cols[i], name) == 0)
+      return 0;
   return 1;
 }
 
 /* A column name based on base that is free among cols[0..n) and the metadata: base itself, or
  * base_2, base_3 ... Returns a sqlite3_malloc'd string, or NULL when out of memory. */
 static char *store_unique_name(char *const *cols, size_t n, const char *base) {
-  if (store_name_free(cols, n, base)) return sqlite3_mprintf("%s", base);
+  if (store_name_free(cols, n, base))
+    return sqlite3_mprintf("%s", base);
   for (unsigned long k = 2;; k++) {
     char *cand = sqlite3_mprintf("%s_%lu", base, k);
-    if (!cand || store_name_free(cols, n, cand)) return cand;
+    if (!cand || store_name_free(cols, n, cand))
+      return cand;
     sqlite3_free(cand);
   }
 }
@@ -130,21 +138,25 @@ static int store_table_add_col(store_table *t, const char *base) {
   if (t->ncols == t->cols_cap) {
     size_t cap = t->cols_cap ? t->cols_cap * 2 : 16;
     char **cols = realloc(t->cols, cap * sizeof *cols);
-    if (!cols) return CS_ENOMEM;
+    if (!cols)
+      return CS_ENOMEM;
     t->cols = cols;
     t->cols_cap = cap;
   }
   char *name = store_unique_name(t->cols, t->ncols, base);
-  if (!name) return CS_ENOMEM;
+  if (!name)
+    return CS_ENOMEM;
   t->cols[t->ncols++] = name;
   return 0;
 }
 
 /* Free a table and its cached statement. Accepts NULL. */
 static void store_table_free(store_table *t) {
-  if (!t) return;
+  if (!t)
+    return;
   sqlite3_finalize(t->insert);
-  for (size_t i = 0; i < t->ncols; i++) sqlite3_free(t->cols[i]);
+  for (size_t i = 0; i < t->ncols; i++)
+    sqlite3_free(t->cols[i]);
   free(t->cols);
   free(t->name);
   free(t->stream_name);
@@ -165,7 +177,8 @@ static int store_table_widen(store_table *t, size_t n) {
     char base[64];
     snprintf(base, sizeof base, "%s_%zu", store_extra_prefix(t), t->ncols - t->nheader + 1);
     int rc = store_table_add_col(t, base);
-    if (rc) return rc;
+    if (rc)
+      return rc;
   }
   return 0;
 }
@@ -175,20 +188,25 @@ static int store_table_widen(store_table *t, size_t n) {
 static int store_table_new(store *s, const sink_stream *st, store_table **out) {
   int rc = CS_ENOMEM;
   store_table *t = calloc(1, sizeof *t);
-  if (!t) goto fail;
+  if (!t)
+    goto fail;
   t->owner = s;
   t->stream_name = store_name_dup(st->name, strlen(st->name));
-  if (!t->stream_name) goto fail;
+  if (!t->stream_name)
+    goto fail;
   t->nheader = st->ncolumns;
   if (t->nheader) {
     size_t total = 0;
-    for (size_t i = 0; i < t->nheader; i++) total += st->columns[i].len;
+    for (size_t i = 0; i < t->nheader; i++)
+      total += st->columns[i].len;
     t->header = calloc(t->nheader, sizeof *t->header);
     t->header_data = malloc(total ? total : 1);
-    if (!t->header || !t->header_data) goto fail;
+    if (!t->header || !t->header_data)
+      goto fail;
     size_t off = 0;
     for (size_t i = 0; i < t->nheader; i++) {
-      if (st->columns[i].len) memcpy(t->header_data + off, st->columns[i].data, st->columns[i].len);
+      if (st->columns[i].len)
+        memcpy(t->header_data + off, st->columns[i].data, st->columns[i].len);
       t->header[i].data = t->header_data + off;
       t->header[i].len = st->columns[i].len;
       off += st->columns[i].len;
@@ -203,10 +221,12 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
       base = raw ? sqlite3_mprintf("%s", raw) : NULL;
       free(raw);
     }
-    if (!base) goto fail;
+    if (!base)
+      goto fail;
     rc = store_table_add_col(t, base);
     sqlite3_free(base);
-    if (rc) goto fail;
+    if (rc)
+      goto fail;
   }
   *out = t;
   return 0;
@@ -217,11 +237,12 @@ fail:
 
 /* Does table t serve streams named like st with st's header (raw bytes compared)? */
 static int store_table_matches(const store_table *t, const sink_stream *st) {
-  if (strcmp(t->stream_name, st->name) != 0 || t->nheader != st->ncolumns) return 0;
+  if (strcmp(t->stream_name, st->name) != 0 || t->nheader != st->ncolumns)
+    return 0;
   for (size_t i = 0; i < t->nheader; i++) {
-    if (t->header[i].len != st->columns[i].len) return 0;
-    if (t->header[i].len &&
-        memcmp(t->header[i].data, st->columns[i].data, t->header[i].len) != 0)
+    if (t->header[i].len != st->columns[i].len)
+      return 0;
+    if (t->header[i].len && memcmp(t->header[i].data, st->columns[i].data, t->header[i].len) != 0)
       return 0;
   }
   return 1;
@@ -238,14 +259,17 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
 
   *state = 0;
   /* SQLite compares identifiers case-insensitively (ASCII only), as NOCASE does. */
-  step = sqlite3_prepare_v2(s->db,
-                            "SELECT type FROM sqlite_master WHERE name = ?1 COLLATE NOCASE", -1,
-                            &q, NULL);
-  if (step != SQLITE_OK) goto sqlfail;
-  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) goto sqlfail;
+  step = sqlite3_prepare_v2(s->db, "SELECT type FROM sqlite_master WHERE name = ?1 COLLATE NOCASE",
+                            -1, &q, NULL);
+  if (step != SQLITE_OK)
+    goto sqlfail;
+  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+    goto sqlfail;
   step = sqlite3_step(q);
-  if (step == SQLITE_DONE) goto done;
-  if (step != SQLITE_ROW) goto sqlfail;
+  if (step == SQLITE_DONE)
+    goto done;
+  if (step != SQLITE_ROW)
+    goto sqlfail;
   const unsigned char *type = sqlite3_column_text(q, 0);
   if (!type || strcmp((const char *)type, "table") != 0) {
     *state = 2;
@@ -256,11 +280,14 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
 
   /* Its columns, in order. */
   step = sqlite3_prepare_v2(s->db, "SELECT name FROM pragma_table_info(?1)", -1, &q, NULL);
-  if (step != SQLITE_OK) goto sqlfail;
-  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) goto sqlfail;
+  if (step != SQLITE_OK)
+    goto sqlfail;
+  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+    goto sqlfail;
   while ((step = sqlite3_step(q)) == SQLITE_ROW) {
     const char *c = (const char *)sqlite3_column_text(q, 0);
-    if (!c) c = "";
+    if (!c)
+      c = "";
     if (nf == cap) {
       cap = cap ? cap * 2 : 16;
       char **n2 = realloc(fcols, cap * sizeof *n2);
@@ -277,7 +304,8 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
     }
     nf++;
   }
-  if (step != SQLITE_DONE) goto sqlfail;
+  if (step != SQLITE_DONE)
+    goto sqlfail;
 
   /* It fits when every metadata column is there and the other columns are exactly t's header
    * columns, in order, followed only by extra columns of the kind t would add itself. */
@@ -291,19 +319,24 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
       continue;
     }
     if (nval < t->nheader) {
-      if (strcmp(fcols[i], t->cols[nval]) != 0) goto done;
+      if (strcmp(fcols[i], t->cols[nval]) != 0)
+        goto done;
     } else if (sqlite3_strnicmp(fcols[i], prefix, (int)plen) != 0 || fcols[i][plen] != '_') {
       goto done;
     }
     nval++;
   }
-  if (nmeta != STORE_NMETA || nval < t->nheader) goto done;
+  if (nmeta != STORE_NMETA || nval < t->nheader)
+    goto done;
   /* Adopt the table's extra columns as they are named in the file. */
   for (size_t i = 0, v = 0; i < nf; i++) {
-    if (store_is_meta(fcols[i])) continue;
-    if (v++ < t->nheader) continue;
+    if (store_is_meta(fcols[i]))
+      continue;
+    if (v++ < t->nheader)
+      continue;
     rc = store_table_add_col(t, fcols[i]);
-    if (rc) goto done;
+    if (rc)
+      goto done;
   }
   t->ncols_db = t->ncols;
   t->created = 1;
@@ -315,7 +348,8 @@ sqlfail:
   rc = store_is_busy(step) ? CS_EBUSY : CS_ESQLITE;
 done:
   sqlite3_finalize(q);
-  for (size_t i = 0; i < nf; i++) free(fcols[i]);
+  for (size_t i = 0; i < nf; i++)
+    free(fcols[i]);
   free(fcols);
   return rc;
 }
@@ -329,7 +363,8 @@ static int store_table_choose_name(store *s, store_table *t) {
   int rc = 0;
   if (sqlite3_strnicmp(base, "sqlite_", 7) == 0) {
     prefixed = sqlite3_mprintf("stream_%s", base);
-    if (!prefixed) return CS_ENOMEM;
+    if (!prefixed)
+      return CS_ENOMEM;
     base = prefixed;
   }
   for (unsigned long k = 1; k <= STORE_MAX_NAME_TRIES; k++) {
@@ -340,9 +375,11 @@ static int store_table_choose_name(store *s, store_table *t) {
     }
     int used = 0;
     for (store_table *o = s->tables; o; o = o->next)
-      if (sqlite3_stricmp(o->name, cand) == 0) used = 1;
+      if (sqlite3_stricmp(o->name, cand) == 0)
+        used = 1;
     int state = 2;
-    if (!used) rc = store_probe_name(s, t, cand, &state);
+    if (!used)
+      rc = store_probe_name(s, t, cand, &state);
     if (rc == 0 && state != 2) {
       t->name = store_name_dup(cand, strlen(cand));
       sqlite3_free(cand);
@@ -350,7 +387,8 @@ static int store_table_choose_name(store *s, store_table *t) {
       goto done;
     }
     sqlite3_free(cand);
-    if (rc) goto done;
+    if (rc)
+      goto done;
   }
   store_set_error(s, "no free table name for this stream");
   rc = CS_ESQLITE;
@@ -407,13 +445,16 @@ int store_open(store **out, const char *path, char *err, size_t errlen) {
     goto fail;
   }
   sqlite3_extended_result_codes(s->db, 1);
-  if (sqlite3_busy_timeout(s->db, STORE_OPEN_BUSY_TIMEOUT_MS) != SQLITE_OK) goto sqlfail;
+  if (sqlite3_busy_timeout(s->db, STORE_OPEN_BUSY_TIMEOUT_MS) != SQLITE_OK)
+    goto sqlfail;
   /* The answer says which journal mode is in force: anything but "wal" means the file cannot
    * use WAL (a read-only directory, a network file system, or not a database at all). */
   rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL);
-  if (rc != SQLITE_OK) goto sqlfail;
+  if (rc != SQLITE_OK)
+    goto sqlfail;
   rc = sqlite3_step(q);
-  if (rc != SQLITE_ROW) goto sqlfail;
+  if (rc != SQLITE_ROW)
+    goto sqlfail;
   const char *mode = (const char *)sqlite3_column_text(q, 0);
   if (!mode || sqlite3_stricmp(mode, "wal") != 0) {
     snprintf(err, errlen, "cannot use database %s: WAL mode refused (journal mode is '%s')", path,
@@ -424,7 +465,8 @@ int store_open(store **out, const char *path, char *err, size_t errlen) {
   q = NULL;
   if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
     goto sqlfail;
-  if (sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) goto sqlfail;
+  if (sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK)
+    goto sqlfail;
   *out = s;
   return 0;
 sqlfail:
@@ -446,14 +488,16 @@ int store_add(store *s, const sink_record *r) {
     return CS_ENOMEM;
   }
   int rc = store_table_for(s, r->stream, &t);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   rc = store_table_widen(t, r->nfields);
   if (rc) {
     store_set_error(s, "out of memory");
     return rc;
   }
   size_t total = sizeof(store_row) + r->nfields * sizeof(cs_field);
-  for (size_t i = 0; i < r->nfields; i++) total += r->fields[i].len;
+  for (size_t i = 0; i < r->nfields; i++)
+    total += r->fields[i].len;
   store_row *row = malloc(total);
   if (!row) {
     store_set_error(s, "out of memory");
@@ -470,7 +514,8 @@ int store_add(store *s, const sink_record *r) {
   row->fields = (cs_field *)(row + 1);
   char *bytes = (char *)(row->fields + r->nfields);
   for (size_t i = 0; i < r->nfields; i++) {
-    if (r->fields[i].len) memcpy(bytes, r->fields[i].data, r->fields[i].len);
+    if (r->fields[i].len)
+      memcpy(bytes, r->fields[i].data, r->fields[i].len);
     row->fields[i].data = bytes;
     row->fields[i].len = r->fields[i].len;
     bytes += r->fields[i].len;
@@ -496,43 +541,52 @@ static int store_table_ready(store *s, store_table *t) {
   if (!t->created_tx) {
     sql = sqlite3_str_new(s->db);
     sqlite3_str_appendf(sql, "CREATE TABLE \"%w\" (", t->name);
-    for (size_t i = 0; i < t->ncols; i++) sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
+    for (size_t i = 0; i < t->ncols; i++)
+      sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
     for (size_t i = 0; i < STORE_NMETA; i++)
       sqlite3_str_appendf(sql, "%s\"%w\" %s", i ? ", " : "", store_meta_names[i],
                           store_meta_types[i]);
     sqlite3_str_appendall(sql, ")");
     text = sqlite3_str_finish(sql);
     sql = NULL;
-    if (!text) goto nomem;
+    if (!text)
+      goto nomem;
     rc = store_exec(s, text);
-    if (rc) goto done;
+    if (rc)
+      goto done;
     t->created_tx = 1;
     t->ncols_tx = t->ncols;
   }
   while (t->ncols_tx < t->ncols) {
     sqlite3_free(text);
     text = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN \"%w\"", t->name, t->cols[t->ncols_tx]);
-    if (!text) goto nomem;
+    if (!text)
+      goto nomem;
     rc = store_exec(s, text);
-    if (rc) goto done;
+    if (rc)
+      goto done;
     t->ncols_tx++;
   }
-  if (t->insert && t->insert_ncols == t->ncols) goto done;
+  if (t->insert && t->insert_ncols == t->ncols)
+    goto done;
 
   sqlite3_finalize(t->insert);
   t->insert = NULL;
   sql = sqlite3_str_new(s->db);
   sqlite3_str_appendf(sql, "INSERT INTO \"%w\" (", t->name);
-  for (size_t i = 0; i < t->ncols; i++) sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
+  for (size_t i = 0; i < t->ncols; i++)
+    sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
   for (size_t i = 0; i < STORE_NMETA; i++)
     sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
   sqlite3_str_appendall(sql, ") VALUES (");
-  for (size_t i = 0; i < t->ncols + STORE_NMETA; i++) sqlite3_str_appendall(sql, i ? ", ?" : "?");
+  for (size_t i = 0; i < t->ncols + STORE_NMETA; i++)
+    sqlite3_str_appendall(sql, i ? ", ?" : "?");
   sqlite3_str_appendall(sql, ")");
   sqlite3_free(text);
   text = sqlite3_str_finish(sql);
   sql = NULL;
-  if (!text) goto nomem;
+  if (!text)
+    goto nomem;
   int prc = sqlite3_prepare_v2(s->db, text, -1, &t->insert, NULL);
   if (prc != SQLITE_OK) {
     store_set_sqlite_error(s, "preparing the INSERT");
@@ -570,12 +624,18 @@ static int store_insert_row(store *s, const store_row *row) {
       rc = sqlite3_bind_null(q, col);
   }
   snprintf(pid, sizeof pid, "%016" PRIx64, row->stream->producer_id);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, col++, pid, -1, SQLITE_TRANSIENT);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, col++, row->stream->protocol, -1, SQLITE_STATIC);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->seq);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->sent_us);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->received_us);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, col++, row->stream->peer, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(q, col++, pid, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(q, col++, row->stream->protocol, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->seq);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->sent_us);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->received_us);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(q, col++, row->stream->peer, -1, SQLITE_STATIC);
   if (rc != SQLITE_OK) {
     store_set_sqlite_error(s, "binding a value");
     sqlite3_clear_bindings(q);
@@ -600,10 +660,13 @@ int store_flush(store *s) {
   store_row *row;
   int rc;
 
-  if (!s->head) return 0;
+  if (!s->head)
+    return 0;
   rc = store_exec(s, "BEGIN IMMEDIATE");
-  if (rc == CS_EBUSY) store_set_error(s, "locked by another process (BEGIN IMMEDIATE: busy)");
-  if (rc) return rc;
+  if (rc == CS_EBUSY)
+    store_set_error(s, "locked by another process (BEGIN IMMEDIATE: busy)");
+  if (rc)
+    return rc;
   for (store_table *t = s->tables; t; t = t->next) {
     t->created_tx = t->created;
     t->ncols_tx = t->ncols_db;
@@ -612,14 +675,18 @@ int store_flush(store *s) {
     store_table *t = row->table;
     if (!t->created_tx || t->ncols_tx < t->ncols || !t->insert || t->insert_ncols != t->ncols) {
       rc = store_table_ready(s, t);
-      if (rc) goto rollback;
+      if (rc)
+        goto rollback;
     }
     rc = store_insert_row(s, row);
-    if (rc) goto rollback;
+    if (rc)
+      goto rollback;
   }
   rc = store_exec(s, "COMMIT");
-  if (rc == CS_EBUSY) store_set_error(s, "locked by another process (COMMIT: busy)");
-  if (rc) goto rollback;
+  if (rc == CS_EBUSY)
+    store_set_error(s, "locked by another process (COMMIT: busy)");
+  if (rc)
+    goto rollback;
 
   for (store_table *t = s->tables; t; t = t->next) {
     t->created = t->created_tx;
@@ -635,7 +702,8 @@ int store_flush(store *s) {
     s->committed++;
     free(row);
   }
-  if (!s->head) s->tail = NULL;
+  if (!s->head)
+    s->tail = NULL;
   return 0;
 
 rollback:
@@ -651,13 +719,21 @@ rollback:
   return rc;
 }
 
-size_t store_pending(const store *s) { return s->pending; }
+size_t store_pending(const store *s) {
+  return s->pending;
+}
 
-size_t store_pending_bytes(const store *s) { return s->pending_bytes; }
+size_t store_pending_bytes(const store *s) {
+  return s->pending_bytes;
+}
 
-uint64_t store_committed(const store *s) { return s->committed; }
+uint64_t store_committed(const store *s) {
+  return s->committed;
+}
 
-const char *store_error(const store *s) { return s->err; }
+const char *store_error(const store *s) {
+  return s->err;
+}
 
 const char *store_table_name(const sink_stream *st) {
   const store_table *t = st->db_state;
@@ -666,7 +742,8 @@ const char *store_table_name(const sink_stream *st) {
 
 int store_close(store *s) {
   int rc = 0;
-  if (!s) return 0;
+  if (!s)
+    return 0;
   for (store_table *t = s->tables, *next; t; t = next) {
     next = t->next;
     store_table_free(t);

@@ -29,20 +29,24 @@ void mp_log(const char *fmt, ...) {
   int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
   va_end(ap);
   size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-  if (len > sizeof line - 2) len = sizeof line - 2;
+  if (len > sizeof line - 2)
+    len = sizeof line - 2;
   line[len++] = '\n';
   /* One write per line: a pipe (tee) receives it whole even when processes log at once. */
   size_t off = 0;
   while (off < len) {
     ssize_t w = write(STDOUT_FILENO, line + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return; /* stdout is gone (a closed pipe): nothing better to do with a log */
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return; /* stdout is gone (a closed pipe): nothing better to do with a log */
     off += (size_t)w;
   }
 }
 
 void mp_sleep(double seconds) {
-  if (seconds <= 0) return;
+  if (seconds <= 0)
+    return;
   clock_sleep_until(clock_mono_us() + (uint64_t)(seconds * 1e6), NULL);
 }
 
@@ -52,7 +56,8 @@ uint64_t mp_random64(void) {
   do {
     n = getrandom(&v, sizeof v, 0);
   } while (n < 0 && errno == EINTR);
-  if (n != (ssize_t)sizeof v) v = clock_wall_us() * 6364136223846793005ull ^ (uint64_t)getpid();
+  if (n != (ssize_t)sizeof v)
+    v = clock_wall_us() * 6364136223846793005ull ^ (uint64_t)getpid();
   return v;
 }
 
@@ -69,9 +74,12 @@ static ssize_t mp_read_full(int fd, void *buf, size_t len) {
   size_t off = 0;
   while (off < len) {
     ssize_t n = read(fd, (char *)buf + off, len - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -1;
-    if (n == 0) break;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -1;
+    if (n == 0)
+      break;
     off += (size_t)n;
   }
   return (ssize_t)off;
@@ -157,23 +165,29 @@ int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *
       mp_tally(reasons, counts, &nreasons, r.error);
     }
   }
-  if (n < 0) fprintf(stderr, "multiple_processes: reading results: %s\n", strerror(errno));
+  if (n < 0)
+    fprintf(stderr, "multiple_processes: reading results: %s\n", strerror(errno));
   rc = 0;
 
 done:
   /* Children already forked are always waited for, also on the failure path, where the ones
    * still held at the barrier are stopped before they could start. */
   if (!released)
-    for (int i = 0; i < started; i++) kill(pids[i], SIGKILL);
-  if (barrier[1] >= 0) close(barrier[1]);
-  if (results[1] >= 0) close(results[1]);
+    for (int i = 0; i < started; i++)
+      kill(pids[i], SIGKILL);
+  if (barrier[1] >= 0)
+    close(barrier[1]);
+  if (results[1] >= 0)
+    close(results[1]);
   for (int i = 0; i < started; i++) {
     int status;
     while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
     }
   }
-  if (barrier[0] >= 0) close(barrier[0]);
-  if (results[0] >= 0) close(results[0]);
+  if (barrier[0] >= 0)
+    close(barrier[0]);
+  if (results[0] >= 0)
+    close(results[0]);
   free(pids);
   size_t off = 0;
   for (int i = 0; i < nreasons && off < failures_len; i++) {
@@ -183,7 +197,8 @@ done:
     else
       w = snprintf(failures + off, failures_len - off, "%s%s (%ld)", i ? ", " : "", reasons[i],
                    counts[i]);
-    if (w < 0) break;
+    if (w < 0)
+      break;
     off += (size_t)w;
   }
   return rc;

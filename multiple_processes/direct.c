@@ -29,7 +29,8 @@ static void mp_report(int fd, int p, int r, const char *error) {
   res.process = p;
   res.record = r;
   res.ok = error == NULL;
-  if (error) snprintf(res.error, sizeof res.error, "%s", error);
+  if (error)
+    snprintf(res.error, sizeof res.error, "%s", error);
   ssize_t w;
   do {
     w = write(fd, &res, sizeof res);
@@ -49,15 +50,22 @@ static int mp_insert(sqlite3 *db, const mp_ctx *ctx, int p, int r) {
                               " (run, process, record, sensor, celsius, taken_at)"
                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                               -1, &q, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(q, 1, (sqlite3_int64)ctx->run_id);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_int(q, 2, p);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_int(q, 3, r);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, 4, rd.sensor, -1, SQLITE_TRANSIENT);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, 5, rd.celsius, -1, SQLITE_TRANSIENT);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_text(q, 6, rd.taken_at, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(q, 1, (sqlite3_int64)ctx->run_id);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int(q, 2, p);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int(q, 3, r);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(q, 4, rd.sensor, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(q, 5, rd.celsius, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(q, 6, rd.taken_at, -1, SQLITE_TRANSIENT);
   if (rc == SQLITE_OK) {
     rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    if (rc == SQLITE_DONE)
+      rc = SQLITE_OK;
   }
   /* The connection's message stays readable after finalize for the caller's log. */
   sqlite3_finalize(q);
@@ -66,14 +74,16 @@ static int mp_insert(sqlite3 *db, const mp_ctx *ctx, int p, int r) {
 
 /* End a failed transaction, if one is open. */
 static void mp_rollback(sqlite3 *db) {
-  if (!sqlite3_get_autocommit(db)) (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  if (!sqlite3_get_autocommit(db))
+    (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* Open this process's own connection. Returns NULL after logging and reporting every record
  * as failed. */
 static sqlite3 *mp_child_open(const mp_ctx *ctx, int p, int fd) {
   sqlite3 *db = NULL;
-  if (sqlite3_open_v2(ctx->db, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) return db;
+  if (sqlite3_open_v2(ctx->db, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+    return db;
   char msg[200];
   snprintf(msg, sizeof msg, "cannot open %s: %s", ctx->db,
            db ? sqlite3_errmsg(db) : "out of memory");
@@ -90,7 +100,8 @@ static sqlite3 *mp_child_open(const mp_ctx *ctx, int p, int fd) {
 static int mp_naive_child(const mp_ctx *ctx, int p, int fd) {
   mp_sleep((p - 1) * MP_NAIVE_STAGGER_S);
   sqlite3 *db = mp_child_open(ctx, p, fd);
-  if (!db) return 1;
+  if (!db)
+    return 1;
   for (int r = 1; r <= ctx->records; r++) {
     const char *step = "BEGIN";
     int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
@@ -127,7 +138,8 @@ static int mp_naive_child(const mp_ctx *ctx, int p, int fd) {
 static int mp_safe_child(const mp_ctx *ctx, int p, int fd) {
   sqlite3 *db = mp_child_open(ctx, p, fd);
   int failures = 0;
-  if (!db) return 1;
+  if (!db)
+    return 1;
   if (sqlite3_busy_timeout(db, MP_SAFE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
     fprintf(stderr, "multiple_processes: process %d: busy timeout: %s\n", p, sqlite3_errmsg(db));
   }
@@ -167,13 +179,14 @@ static int mp_safe_child(const mp_ctx *ctx, int p, int fd) {
        * waiting processes do not all wake up and collide again at the same moment. */
       int shift = attempt - 1 < 5 ? attempt - 1 : 5;
       int backoff = MP_SAFE_BACKOFF_MIN_MS << shift;
-      if (backoff > MP_SAFE_BACKOFF_MAX_MS) backoff = MP_SAFE_BACKOFF_MAX_MS;
+      if (backoff > MP_SAFE_BACKOFF_MAX_MS)
+        backoff = MP_SAFE_BACKOFF_MAX_MS;
       rnd ^= rnd << 13;
       rnd ^= rnd >> 7;
       rnd ^= rnd << 17;
       int wait_ms = backoff / 2 + (int)(rnd % (uint64_t)(backoff / 2 + 1));
-      mp_log("process %d record %d: %s, waiting for the lock (attempt %d of %d, retry in %d ms)",
-             p, r, msg, attempt, MP_SAFE_MAX_ATTEMPTS, wait_ms);
+      mp_log("process %d record %d: %s, waiting for the lock (attempt %d of %d, retry in %d ms)", p,
+             r, msg, attempt, MP_SAFE_MAX_ATTEMPTS, wait_ms);
       mp_sleep(wait_ms / 1000.0);
     }
     if (!done) {
@@ -197,8 +210,8 @@ static int mp_direct_setup(const mp_ctx *ctx) {
   int rc = -1;
   /* naive uses SQLite's default rollback journal; WAL is a property of the file and would stay
    * on from an earlier safe or funnel run, so naive switches it back off. */
-  const char *journal = ctx->mode == MP_SAFE ? "PRAGMA journal_mode=WAL"
-                                             : "PRAGMA journal_mode=DELETE";
+  const char *journal =
+      ctx->mode == MP_SAFE ? "PRAGMA journal_mode=WAL" : "PRAGMA journal_mode=DELETE";
   if (sqlite3_open_v2(ctx->db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
       SQLITE_OK) {
     fprintf(stderr, "multiple_processes: cannot open database %s: %s\n", ctx->db,
@@ -247,7 +260,8 @@ int mp_direct_run(mp_ctx *ctx) {
   char failures[512];
   long expected = (long)ctx->processes * ctx->records;
 
-  if (mp_direct_setup(ctx) != 0) return 1;
+  if (mp_direct_setup(ctx) != 0)
+    return 1;
   if (ctx->mode == MP_NAIVE)
     mp_log("naive: %d processes x %d records into %s, task duration %g s; each process opens "
            "its own connection with SQLite's defaults (rollback journal, no busy timeout, "
@@ -262,7 +276,8 @@ int mp_direct_run(mp_ctx *ctx) {
                       failures, sizeof failures) != 0)
     return 1;
   long inserted = mp_direct_count(ctx);
-  if (inserted < 0) return 1;
+  if (inserted < 0)
+    return 1;
   if (inserted != ok)
     mp_log("note: the processes reported %ld inserted, the database holds %ld", ok, inserted);
   if (expected - inserted > 0)
@@ -272,6 +287,7 @@ int mp_direct_run(mp_ctx *ctx) {
     mp_log("inserted %ld of %ld records; none failed", inserted, expected);
   /* naive exits 0 even when records were lost: the failure is the lesson, not a malfunction.
    * safe promises every record, so a missing one is a runtime failure. */
-  if (ctx->mode == MP_SAFE && inserted != expected) return 1;
+  if (ctx->mode == MP_SAFE && inserted != expected)
+    return 1;
   return 0;
 }

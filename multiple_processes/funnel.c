@@ -33,7 +33,8 @@ static int mp_free_port(void) {
   socklen_t len = sizeof a;
   int port = 0;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
+  if (fd < 0)
+    return 0;
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -52,7 +53,8 @@ static int mp_connect(int port) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons((uint16_t)port);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+  if (fd < 0)
+    return -1;
   int rc;
   do {
     rc = connect(fd, (struct sockaddr *)&a, sizeof a);
@@ -70,8 +72,10 @@ static int mp_connect(int port) {
 static int mp_send_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
     ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -1;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -1;
     buf += n;
     len -= (size_t)n;
   }
@@ -100,7 +104,8 @@ static void mp_funnel_report(int fd, int p, int r, const char *error) {
   res.process = p;
   res.record = r;
   res.ok = error == NULL;
-  if (error) snprintf(res.error, sizeof res.error, "%s", error);
+  if (error)
+    snprintf(res.error, sizeof res.error, "%s", error);
   ssize_t w;
   do {
     w = write(fd, &res, sizeof res);
@@ -112,8 +117,7 @@ static void mp_funnel_report(int fd, int p, int r, const char *error) {
 /* One process: HELLO, then for each record the task's work (no lock held anywhere) and a
  * RECORD, then END. The consumer does the inserting. */
 static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
-  static const char *const names[MP_NCOLS] = {"process", "record", "sensor", "celsius",
-                                              "taken_at"};
+  static const char *const names[MP_NCOLS] = {"process", "record", "sensor", "celsius", "taken_at"};
   cs_field cols[MP_NCOLS];
   cs_buf out;
   char why[112] = "";
@@ -131,15 +135,15 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
 
   int fd = mp_connect(ctx->port);
   if (fd < 0) {
-    snprintf(why, sizeof why, "cannot connect to 127.0.0.1:%d/tcp: %s", ctx->port,
-             strerror(errno));
+    snprintf(why, sizeof why, "cannot connect to 127.0.0.1:%d/tcp: %s", ctx->port, strerror(errno));
     goto fail;
   }
   m.type = WIRE_HELLO;
   m.sent_us = clock_wall_us();
   m.nfields = MP_NCOLS;
   m.fields = cols;
-  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) goto fail;
+  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0)
+    goto fail;
   for (int r = 1; r <= ctx->records; r++) {
     mp_reading rd;
     char pnum[16], rnum[16];
@@ -160,7 +164,8 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
     m.line = (uint64_t)r + 1;
     m.sent_us = clock_wall_us();
     m.fields = vals;
-    if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) goto fail;
+    if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0)
+      goto fail;
     mp_log("process %d record %d: sent to the consumer", p, r);
     mp_funnel_report(result_fd, p, r, NULL);
     sent++;
@@ -171,7 +176,8 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
   m.sent_us = clock_wall_us();
   m.nfields = 0;
   m.fields = NULL;
-  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) goto fail;
+  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0)
+    goto fail;
   close(fd);
   cs_buf_free(&out);
   return 0;
@@ -181,7 +187,8 @@ fail:
     mp_log("process %d record %d: FAILED: %s", p, r, why);
     mp_funnel_report(result_fd, p, r, why);
   }
-  if (fd >= 0) close(fd);
+  if (fd >= 0)
+    close(fd);
   cs_buf_free(&out);
   return 1;
 }
@@ -204,10 +211,12 @@ static long mp_funnel_count(const mp_ctx *ctx) {
   while ((rc = sqlite3_step(tables)) == SQLITE_ROW) {
     char *sql = sqlite3_mprintf("SELECT count(*) FROM \"%w\" WHERE _producer = ?1",
                                 (const char *)sqlite3_column_text(tables, 0));
-    if (!sql) goto fail;
+    if (!sql)
+      goto fail;
     int prc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
     sqlite3_free(sql);
-    if (prc != SQLITE_OK) continue; /* a table of that name that is not the consumer's */
+    if (prc != SQLITE_OK)
+      continue; /* a table of that name that is not the consumer's */
     for (int p = 0; p < ctx->processes; p++) {
       char pid[17];
       snprintf(pid, sizeof pid, "%016llx", (unsigned long long)ctx->producer_ids[p]);
@@ -220,7 +229,8 @@ static long mp_funnel_count(const mp_ctx *ctx) {
     sqlite3_finalize(q);
     q = NULL;
   }
-  if (rc != SQLITE_DONE) goto fail;
+  if (rc != SQLITE_DONE)
+    goto fail;
   sqlite3_finalize(tables);
   sqlite3_close(db);
   return total;
@@ -247,8 +257,8 @@ static int mp_exited(pid_t pid, int *status) {
 static pid_t mp_consumer_start(const mp_ctx *ctx) {
   char port[16];
   snprintf(port, sizeof port, "%d", ctx->port);
-  char *const argv[] = {(char *)ctx->consumer, "--tcp", "--db", (char *)ctx->db, "--port", port,
-                        "--quiet", NULL};
+  char *const argv[] = {
+      (char *)ctx->consumer, "--tcp", "--db", (char *)ctx->db, "--port", port, "--quiet", NULL};
   pid_t pid = fork();
   if (pid < 0) {
     fprintf(stderr, "multiple_processes: cannot start the consumer: %s\n", strerror(errno));
@@ -265,8 +275,9 @@ static pid_t mp_consumer_start(const mp_ctx *ctx) {
   while (clock_mono_us() < deadline) {
     int status;
     if (mp_exited(pid, &status)) {
-      fprintf(stderr, "multiple_processes: the consumer %s exited (status %d) before listening "
-                      "on 127.0.0.1:%d/tcp\n",
+      fprintf(stderr,
+              "multiple_processes: the consumer %s exited (status %d) before listening "
+              "on 127.0.0.1:%d/tcp\n",
               ctx->consumer, WIFEXITED(status) ? WEXITSTATUS(status) : -1, ctx->port);
       return -1;
     }
@@ -277,8 +288,9 @@ static pid_t mp_consumer_start(const mp_ctx *ctx) {
     }
     mp_sleep(0.05);
   }
-  fprintf(stderr, "multiple_processes: the consumer did not listen on 127.0.0.1:%d/tcp within "
-                  "%u s\n",
+  fprintf(stderr,
+          "multiple_processes: the consumer did not listen on 127.0.0.1:%d/tcp within "
+          "%u s\n",
           ctx->port, MP_LISTEN_WAIT_US / 1000000u);
   kill(pid, SIGKILL);
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
@@ -295,8 +307,9 @@ static int mp_consumer_stop(pid_t pid) {
   uint64_t deadline = clock_mono_us() + MP_EXIT_WAIT_US;
   while (!mp_exited(pid, &status)) {
     if (clock_mono_us() > deadline) {
-      fprintf(stderr, "multiple_processes: the consumer did not exit within %u s of SIGTERM; "
-                      "killing it\n",
+      fprintf(stderr,
+              "multiple_processes: the consumer did not exit within %u s of SIGTERM; "
+              "killing it\n",
               MP_EXIT_WAIT_US / 1000000u);
       kill(pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -312,10 +325,12 @@ static int mp_consumer_stop(pid_t pid) {
 static int mp_default_consumer(char *out, size_t len) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return -1;
+  if (n <= 0)
+    return -1;
   self[n] = '\0';
   char *slash = strrchr(self, '/');
-  if (!slash) return -1;
+  if (!slash)
+    return -1;
   *slash = '\0';
   int w = snprintf(out, len, "%s/consumer", self);
   return w > 0 && (size_t)w < len ? 0 : -1;
@@ -338,8 +353,9 @@ int mp_funnel_run(mp_ctx *ctx) {
     ctx->consumer = consumer;
   }
   if (access(ctx->consumer, X_OK) != 0) {
-    fprintf(stderr, "multiple_processes: cannot run the consumer %s: %s (build it, or pass "
-                    "--consumer PATH)\n",
+    fprintf(stderr,
+            "multiple_processes: cannot run the consumer %s: %s (build it, or pass "
+            "--consumer PATH)\n",
             ctx->consumer, strerror(errno));
     return 1;
   }
@@ -352,13 +368,15 @@ int mp_funnel_run(mp_ctx *ctx) {
     fprintf(stderr, "multiple_processes: out of memory\n");
     return 1;
   }
-  for (int p = 0; p < ctx->processes; p++) ctx->producer_ids[p] = mp_random64();
+  for (int p = 0; p < ctx->processes; p++)
+    ctx->producer_ids[p] = mp_random64();
 
   mp_log("funnel: %d processes x %d records, task duration %g s; they stream to one consumer "
          "(%s on 127.0.0.1:%d/tcp), the only writer of %s",
          ctx->processes, ctx->records, ctx->task_duration, ctx->consumer, ctx->port, ctx->db);
   cpid = mp_consumer_start(ctx);
-  if (cpid < 0) goto done;
+  if (cpid < 0)
+    goto done;
   mp_log("consumer started (pid %ld), listening on 127.0.0.1:%d/tcp", (long)cpid, ctx->port);
   if (mp_run_children(ctx, mp_funnel_child, &ok, &failed, failures, sizeof failures) != 0)
     goto done;
@@ -366,7 +384,8 @@ int mp_funnel_run(mp_ctx *ctx) {
   /* The consumer commits within about 100 ms; wait for the rows before asking it to stop, so
    * that the count below does not depend on how fast it drains at shutdown. */
   uint64_t deadline = clock_mono_us() + MP_COMMIT_WAIT_US;
-  while (mp_funnel_count(ctx) < ok && clock_mono_us() < deadline) mp_sleep(0.1);
+  while (mp_funnel_count(ctx) < ok && clock_mono_us() < deadline)
+    mp_sleep(0.1);
   int status = mp_consumer_stop(cpid);
   cpid = -1;
   if (status != 0)
@@ -375,7 +394,8 @@ int mp_funnel_run(mp_ctx *ctx) {
     mp_log("consumer stopped");
 
   long inserted = mp_funnel_count(ctx);
-  if (inserted < 0) goto done;
+  if (inserted < 0)
+    goto done;
   if (inserted < expected)
     mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
            failures[0] ? failures : "sent but not in the database");
@@ -385,9 +405,11 @@ int mp_funnel_run(mp_ctx *ctx) {
   code = inserted == expected && status == 0 ? 0 : 1;
 
 done:
-  if (cpid > 0) mp_consumer_stop(cpid);
+  if (cpid > 0)
+    mp_consumer_stop(cpid);
   free(ctx->producer_ids);
   ctx->producer_ids = NULL;
-  if (ctx->consumer == consumer) ctx->consumer = NULL;
+  if (ctx->consumer == consumer)
+    ctx->consumer = NULL;
   return code;
 }

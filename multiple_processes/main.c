@@ -42,17 +42,16 @@ static void mp_usage(FILE *f) {
 /* Parse argv into ctx. Returns 0, 1 when --help or --version was handled, or 2 on a usage
  * error (message printed). */
 static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
-  static const struct option longopts[] = {
-      {"processes", required_argument, NULL, 'p'},
-      {"records", required_argument, NULL, 'r'},
-      {"task-duration", required_argument, NULL, 't'},
-      {"db", required_argument, NULL, 'd'},
-      {"mode", required_argument, NULL, 'm'},
-      {"consumer", required_argument, NULL, 'c'},
-      {"port", required_argument, NULL, 'P'},
-      {"help", no_argument, NULL, 'h'},
-      {"version", no_argument, NULL, 'V'},
-      {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"processes", required_argument, NULL, 'p'},
+                                           {"records", required_argument, NULL, 'r'},
+                                           {"task-duration", required_argument, NULL, 't'},
+                                           {"db", required_argument, NULL, 'd'},
+                                           {"mode", required_argument, NULL, 'm'},
+                                           {"consumer", required_argument, NULL, 'c'},
+                                           {"port", required_argument, NULL, 'P'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {"version", no_argument, NULL, 'V'},
+                                           {NULL, 0, NULL, 0}};
   char err[256];
   long long v;
   int c;
@@ -61,16 +60,17 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
   while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
     switch (c) {
     case 'p':
-      if (opt_long("--processes", optarg, 1, 200, &v, err, sizeof err) != 0) goto usage;
+      if (opt_long("--processes", optarg, 1, 200, &v, err, sizeof err) != 0)
+        goto usage;
       ctx->processes = (int)v;
       break;
     case 'r':
-      if (opt_long("--records", optarg, 1, 100000, &v, err, sizeof err) != 0) goto usage;
+      if (opt_long("--records", optarg, 1, 100000, &v, err, sizeof err) != 0)
+        goto usage;
       ctx->records = (int)v;
       break;
     case 't':
-      if (opt_double("--task-duration", optarg, 0, 3600, &ctx->task_duration, err, sizeof err) !=
-          0)
+      if (opt_double("--task-duration", optarg, 0, 3600, &ctx->task_duration, err, sizeof err) != 0)
         goto usage;
       break;
     case 'd':
@@ -96,7 +96,8 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
       ctx->consumer = optarg;
       break;
     case 'P':
-      if (opt_long("--port", optarg, 1, 65535, &v, err, sizeof err) != 0) goto usage;
+      if (opt_long("--port", optarg, 1, 65535, &v, err, sizeof err) != 0)
+        goto usage;
       ctx->port = (int)v;
       break;
     case 'h':
@@ -133,8 +134,10 @@ int main(int argc, char **argv) {
   ctx.mode = MP_NAIVE;
 
   int rc = mp_parse(argc, argv, &ctx);
-  if (rc == 1) return fflush(stdout) == 0 ? 0 : 1;
-  if (rc != 0) return 2;
+  if (rc == 1)
+    return fflush(stdout) == 0 ? 0 : 1;
+  if (rc != 0)
+    return 2;
   /* A consumer that goes away must come back as EPIPE, not kill the program. */
   signal(SIGPIPE, SIG_IGN);
   ctx.run_id = mp_random64() >> 1; /* fits SQLite's signed 64-bit integers */

@@ -9,14 +9,14 @@ enum mp_mode { MP_NAIVE = 0, MP_SAFE = 1, MP_FUNNEL = 2 };
 
 /* The program's context: options, then what the run learns. */
 typedef struct mp_ctx {
-  int processes;        /* --processes */
-  int records;          /* --records, per process */
-  double task_duration; /* --task-duration, seconds */
-  const char *db;       /* --db */
-  int mode;             /* enum mp_mode */
-  const char *consumer; /* --consumer, NULL = next to this executable */
-  int port;             /* --port (funnel), 0 = pick a free one */
-  uint64_t run_id;      /* tells this run's rows apart from earlier runs in the same file */
+  int processes;          /* --processes */
+  int records;            /* --records, per process */
+  double task_duration;   /* --task-duration, seconds */
+  const char *db;         /* --db */
+  int mode;               /* enum mp_mode */
+  const char *consumer;   /* --consumer, NULL = next to this executable */
+  int port;               /* --port (funnel), 0 = pick a free one */
+  uint64_t run_id;        /* tells this run's rows apart from earlier runs in the same file */
   uint64_t *producer_ids; /* funnel: one per process, owned */
 } mp_ctx;
 

@@ -24,7 +24,8 @@ typedef struct fixture {
 
 static int fixture_setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  if (!f) return -1;
+  if (!f)
+    return -1;
   snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
   if (!mkdtemp(f->dir)) {
     free(f);
@@ -104,7 +105,8 @@ static void peek_columns(sqlite3 *db, const char *table, char *out, size_t len) 
                    SQLITE_OK);
   assert_int_equal(sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC), SQLITE_OK);
   while (sqlite3_step(q) == SQLITE_ROW) {
-    if (out[0]) strncat(out, "|", len - strlen(out) - 1);
+    if (out[0])
+      strncat(out, "|", len - strlen(out) - 1);
     strncat(out, (const char *)sqlite3_column_text(q, 0), len - strlen(out) - 1);
   }
   sqlite3_finalize(q);
@@ -112,7 +114,8 @@ static void peek_columns(sqlite3 *db, const char *table, char *out, size_t len) 
 
 /* Flush until nothing is pending, asserting each batch commits. */
 static void flush_all(store *s) {
-  while (store_pending(s) > 0) assert_int_equal(store_flush(s), 0);
+  while (store_pending(s) > 0)
+    assert_int_equal(store_flush(s), 0);
 }
 
 static double now_ms(void) {
@@ -295,7 +298,8 @@ static void test_rows_commit_only_on_flush(void **state) {
   sink_stream st = make_stream("q", 1, c, 1);
   assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
   const char *v[] = {"x"};
-  for (uint64_t i = 1; i <= 5; i++) add_values(s, &st, i, v, 1);
+  for (uint64_t i = 1; i <= 5; i++)
+    add_values(s, &st, i, v, 1);
   assert_int_equal(store_pending(s), 5);
   assert_true(store_pending_bytes(s) > 0);
   sqlite3 *db = peek_open(f->path);
@@ -324,7 +328,8 @@ static void test_locked_database_returns_busy_then_commits_once(void **state) {
 
   sqlite3 *other = peek_open(f->path);
   assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-  for (uint64_t i = 2; i <= 101; i++) add_values(s, &st, i, v, 1);
+  for (uint64_t i = 2; i <= 101; i++)
+    add_values(s, &st, i, v, 1);
   double t0 = now_ms();
   assert_int_equal(store_flush(s), CS_EBUSY);
   double took = now_ms() - t0;
@@ -408,7 +413,9 @@ static void test_binary_and_utf8_values_survive(void **state) {
   const cs_field values[] = {
       {nul, 4},
       {"line1\r\nline2\n", 13},
-      {"Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x98\x80", 17},
+      {"Gr\xc3\xbc\xc3\x9f"
+       "e \xe2\x82\xac \xf0\x9f\x98\x80",
+       17},
       {"\"quoted\", comma", 15},
   };
   assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
@@ -419,9 +426,9 @@ static void test_binary_and_utf8_values_survive(void **state) {
   flush_all(s);
   sqlite3 *db = peek_open(f->path);
   sqlite3_stmt *q = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db, "SELECT v, typeof(v) FROM bytes ORDER BY _seq", -1, &q,
-                                      NULL),
-                   SQLITE_OK);
+  assert_int_equal(
+      sqlite3_prepare_v2(db, "SELECT v, typeof(v) FROM bytes ORDER BY _seq", -1, &q, NULL),
+      SQLITE_OK);
   for (size_t i = 0; i < 4; i++) {
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(q, 1), "text");
@@ -468,8 +475,8 @@ int main(void) {
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_locked_database_returns_busy_then_commits_once,
                                       fixture_setup, fixture_teardown),
-      cmocka_unit_test_setup_teardown(test_locked_before_table_exists_then_creates,
-                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_locked_before_table_exists_then_creates, fixture_setup,
+                                      fixture_teardown),
       cmocka_unit_test_setup_teardown(test_many_rows_commit_in_batches, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_binary_and_utf8_values_survive, fixture_setup,
