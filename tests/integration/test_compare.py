@@ -92,7 +92,7 @@ class CompareTest(unittest.TestCase):
             self.assertTrue(self.tables[n]["title"].startswith(title), self.tables[n]["title"])
             for metric in REQUIRED_ROWS:
                 udp, tcp = self.row(n, metric)
-                self.assertTrue(udp and tcp and "—" not in udp + tcp,
+                self.assertTrue(udp and tcp and "—" not in (udp, tcp),
                                 "scenario %d %s: %r / %r" % (n, metric, udp, tcp))
             for metric in ("sent", "received", "lost", "duplicates", "reordered"):
                 for cell in self.row(n, metric):
