@@ -111,6 +111,13 @@ static int target_open(outfile *o, const char *path, out_target **out) {
              "and its permissions, or pick another --out)", path, strerror(errno));
     goto fail;
   }
+  /* Unbuffered: outfile_flush hands the kernel one block per file and loop turn already, and
+   * a failed write then leaves the unwritten bytes in t->pending, not in a stdio buffer. */
+  if (setvbuf(t->fp, NULL, _IONBF, 0) != 0) {
+    rc = CS_EIO;
+    snprintf(o->err, sizeof(o->err), "%s: cannot set up writing: %s", path, strerror(errno));
+    goto fail;
+  }
   if (fstat(fileno(t->fp), &sb) != 0) {
     rc = CS_EIO;
     snprintf(o->err, sizeof(o->err), "%s: %s", path, strerror(errno));
@@ -329,8 +336,8 @@ static int target_flush(outfile *o, out_target *t) {
   }
   snprintf(o->err, sizeof(o->err), "%s: write failed: %s (free some space or pick another --out)",
            t->path, strerror(errno));
-  /* Keep what fwrite did not take, so a later flush can try again. The stdio buffer's share is
-   * lost with the error; a half-written line may remain in the file. */
+  /* Keep what did not reach the file, so a later flush can try again (a half-written line may
+   * remain in the file). */
   cs_buf_consume(&t->pending, n);
   return CS_EIO;
 }

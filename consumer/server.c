@@ -995,13 +995,14 @@ static int drain_db(consumer *c) {
 /* Run, then drain and report; see server.h. */
 int consumer_run(consumer *c) {
   char err[512];
-  int rc = uv_run(&c->loop, UV_RUN_DEFAULT);
+  int rc = uv_run(&c->loop, UV_RUN_DEFAULT), out_failed = 0;
   (void)rc; /* uv_run returns non-zero only if handles remain, which stop has closed */
 
   if (outfile_flush(c->out) != 0) {
     log_error("%s (records not written: %zu bytes)", outfile_error(c->out),
               outfile_pending_bytes(c->out));
     c->exit_code = 1;
+    out_failed = 1;
   }
   if (drain_db(c) != 0)
     c->exit_code = 1;
@@ -1012,6 +1013,13 @@ int consumer_run(consumer *c) {
     log_error("--stats-json: %s", err);
     c->exit_code = 1;
   }
+  /* Close the files here so that a failure reaches the exit code; the error was reported
+   * already if the last flush failed. */
+  if (outfile_close(c->out, err, sizeof(err)) != 0 && !out_failed) {
+    log_error("%s", err);
+    c->exit_code = 1;
+  }
+  c->out = NULL;
   return c->exit_code;
 }
 
