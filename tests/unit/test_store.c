@@ -458,6 +458,39 @@ static void test_reserved_stream_name_prefixed(void **state) {
   assert_int_equal(store_close(s), 0);
 }
 
+static void test_queue_bound_refuses_with_enomem(void **state) {
+  fixture *f = *state;
+  store *s = NULL;
+  char err[256];
+  const char *h[] = {"blob"};
+  cs_field c[1];
+  fields_from(c, h, 1);
+  sink_stream st = make_stream("full", 1, c, 1);
+  size_t len = 1u << 20;
+  char *big = malloc(len);
+  assert_non_null(big);
+  memset(big, 'x', len);
+  cs_field v = {big, len};
+  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  size_t added = 0;
+  int rc;
+  for (;;) {
+    sink_record r = {&st, added + 1, 1, 2, 1, &v};
+    rc = store_add(s, &r);
+    if (rc != 0)
+      break;
+    added++;
+    assert_true(added <= STORE_MAX_PENDING_BYTES / len + 1);
+  }
+  assert_int_equal(rc, CS_ENOMEM);
+  assert_int_equal(store_pending(s), added);
+  assert_true(store_pending_bytes(s) >= STORE_MAX_PENDING_BYTES);
+  assert_true(store_pending_bytes(s) < STORE_MAX_PENDING_BYTES + 2 * len);
+  assert_true(added >= STORE_MAX_PENDING_BYTES / (len + 4096));
+  free(big);
+  assert_int_equal(store_close(s), 0); /* frees the queued rows unwritten */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_bad_path_names_file),
@@ -482,6 +515,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_binary_and_utf8_values_survive, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_reserved_stream_name_prefixed, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_queue_bound_refuses_with_enomem, fixture_setup,
                                       fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
