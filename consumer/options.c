@@ -26,38 +26,37 @@ enum {
 
 /* Print the --help text to stdout. */
 void consumer_options_usage(void) {
-  fputs(
-      "usage: consumer [--tcp | --udp] [--host HOST] [--port PORT] [--out FILE] [--db FILE]\n"
-      "                [--stats SECONDS] [--stats-json FILE] [--max-records N]\n"
-      "                [--rcvbuf BYTES] [--quiet]\n"
-      "\n"
-      "Receive CSV records from csvstream producers over TCP and UDP, append them to a CSV\n"
-      "file and, with --db, insert them into SQLite.\n"
-      "\n"
-      "  --tcp               listen on TCP only (default: TCP and UDP)\n"
-      "  --udp               listen on UDP only\n"
-      "  --host HOST         address to listen on: name, IPv4 or IPv6 (default 127.0.0.1)\n"
-      "  --port PORT         port for both protocols, 1-65535 (default 9999)\n"
-      "  --out FILE          CSV file records are appended to (default out9.txt); streams\n"
-      "                      whose header differs go to FILE-base.STREAM.ext next to it\n"
-      "  --db FILE           also insert every record into this SQLite database\n"
-      "  --stats SECONDS     a live statistics line every SECONDS (0: off; default 5 when\n"
-      "                      stderr is a terminal, off otherwise)\n"
-      "  --stats-json FILE   write the final statistics to FILE as JSON on exit\n"
-      "  --max-records N     stop after N distinct records\n"
-      "  --rcvbuf BYTES      UDP socket receive buffer (default: ask for 4 MiB)\n"
-      "  --quiet             print only warnings, errors and the summary\n"
-      "  --help              this text\n"
-      "  --version           versions of the program and its libraries, OS, CPUs\n"
-      "\n"
-      "Stops on SIGINT or SIGTERM: drains, flushes the file, commits the database, prints a\n"
-      "summary. Exit codes: 0 success, 1 runtime failure, 2 usage error.\n",
-      stdout);
+  fputs("usage: consumer [--tcp | --udp] [--host HOST] [--port PORT] [--out FILE] [--db FILE]\n"
+        "                [--stats SECONDS] [--stats-json FILE] [--max-records N]\n"
+        "                [--rcvbuf BYTES] [--quiet]\n"
+        "\n"
+        "Receive CSV records from csvstream producers over TCP and UDP, append them to a CSV\n"
+        "file and, with --db, insert them into SQLite.\n"
+        "\n"
+        "  --tcp               listen on TCP only (default: TCP and UDP)\n"
+        "  --udp               listen on UDP only\n"
+        "  --host HOST         address to listen on: name, IPv4 or IPv6 (default 127.0.0.1)\n"
+        "  --port PORT         port for both protocols, 1-65535 (default 9999)\n"
+        "  --out FILE          CSV file records are appended to (default out9.txt); streams\n"
+        "                      whose header differs go to FILE-base.STREAM.ext next to it\n"
+        "  --db FILE           also insert every record into this SQLite database\n"
+        "  --stats SECONDS     a live statistics line every SECONDS (0: off; default 5 when\n"
+        "                      stderr is a terminal, off otherwise)\n"
+        "  --stats-json FILE   write the final statistics to FILE as JSON on exit\n"
+        "  --max-records N     stop after N distinct records\n"
+        "  --rcvbuf BYTES      UDP socket receive buffer (default: ask for 4 MiB)\n"
+        "  --quiet             print only warnings, errors and the summary\n"
+        "  --help              this text\n"
+        "  --version           versions of the program and its libraries, OS, CPUs\n"
+        "\n"
+        "Stops on SIGINT or SIGTERM: drains, flushes the file, commits the database, prints a\n"
+        "summary. Exit codes: 0 success, 1 runtime failure, 2 usage error.\n",
+        stdout);
 }
 
 /* Parse argv into o; see options.h. */
-int consumer_options_parse(consumer_options *o, int argc, char **argv, int stderr_is_tty,
-                           char *err, size_t errlen) {
+int consumer_options_parse(consumer_options *o, int argc, char **argv, int stderr_is_tty, char *err,
+                           size_t errlen) {
   static const struct option longopts[] = {
       {"tcp", no_argument, NULL, OPT_TCP},
       {"udp", no_argument, NULL, OPT_UDP},

@@ -30,8 +30,8 @@ enum consumer_options_result {
 /* Parse argv into o (the strings point into argv). stderr_is_tty picks the --stats default.
  * Returns an enum consumer_options_result; on CONSUMER_OPTIONS_USAGE err names the flag and
  * what is wrong. */
-int consumer_options_parse(consumer_options *o, int argc, char **argv, int stderr_is_tty,
-                           char *err, size_t errlen);
+int consumer_options_parse(consumer_options *o, int argc, char **argv, int stderr_is_tty, char *err,
+                           size_t errlen);
 
 /* Print the --help text to stdout. */
 void consumer_options_usage(void);

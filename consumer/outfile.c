@@ -18,13 +18,13 @@
 
 /* One file on disk and the header its records share. */
 typedef struct out_target {
-  char *path;            /* owned */
-  FILE *fp;              /* opened for appending */
-  int claimed;           /* the header below is the file's (read from it, or given) */
-  size_t ncolumns;       /* 0: a file without a header */
-  cs_field *columns;     /* owned, point into columns_data */
-  char *columns_data;    /* owned */
-  cs_buf pending;        /* CSV bytes queued for the file */
+  char *path;         /* owned */
+  FILE *fp;           /* opened for appending */
+  int claimed;        /* the header below is the file's (read from it, or given) */
+  size_t ncolumns;    /* 0: a file without a header */
+  cs_field *columns;  /* owned, point into columns_data */
+  char *columns_data; /* owned */
+  cs_buf pending;     /* CSV bytes queued for the file */
   uint64_t pending_records;
   struct out_target *next;
 } out_target;
@@ -107,8 +107,10 @@ static int target_open(outfile *o, const char *path, out_target **out) {
   t->fp = fopen(path, "ab");
   if (t->fp == NULL) {
     rc = CS_EIO;
-    snprintf(o->err, sizeof(o->err), "%s: cannot open for appending: %s (check the directory "
-             "and its permissions, or pick another --out)", path, strerror(errno));
+    snprintf(o->err, sizeof(o->err),
+             "%s: cannot open for appending: %s (check the directory "
+             "and its permissions, or pick another --out)",
+             path, strerror(errno));
     goto fail;
   }
   /* Unbuffered: outfile_flush hands the kernel one block per file and loop turn already, and
@@ -362,11 +364,17 @@ size_t outfile_pending_bytes(const outfile *o) {
   return n;
 }
 
-uint64_t outfile_records(const outfile *o) { return o->records; }
+uint64_t outfile_records(const outfile *o) {
+  return o->records;
+}
 
-const char *outfile_path(const outfile *o) { return o->targets->path; }
+const char *outfile_path(const outfile *o) {
+  return o->targets->path;
+}
 
-const char *outfile_error(const outfile *o) { return o->err; }
+const char *outfile_error(const outfile *o) {
+  return o->err;
+}
 
 /* Flush, close and free; see outfile.h. */
 int outfile_close(outfile *o, char *err, size_t errlen) {

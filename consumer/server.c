@@ -15,11 +15,11 @@
 #include "net.h"
 #include "report.h"
 
-#define DB_COMMIT_PACE_US 50000   /* commit at most every 50 ms: no record waits ~100 ms */
-#define DB_FLUSH_BUDGET_US 20000  /* commit work per loop turn before others get a go */
+#define DB_COMMIT_PACE_US 50000  /* commit at most every 50 ms: no record waits ~100 ms */
+#define DB_FLUSH_BUDGET_US 20000 /* commit work per loop turn before others get a go */
 #define DB_BACKOFF_FIRST_MS 10
 #define DB_BACKOFF_MAX_MS 500
-#define DB_DRAIN_TIMEOUT_US 10000000 /* at exit, retry a locked database this long */
+#define DB_DRAIN_TIMEOUT_US 10000000  /* at exit, retry a locked database this long */
 #define RECORD_LOG_INTERVAL_US 100000 /* per-record lines: about 10 a second */
 #define GARBAGE_LOG_INTERVAL_US 1000000
 
@@ -234,7 +234,8 @@ static void backpressure_update(consumer *c) {
       if (!k->closing)
         uv_read_stop((uv_stream_t *)&k->handle);
     log_warn("database %s is behind (%zu rows, %zu MiB queued): pausing TCP reads until it "
-             "catches up", c->opt.db_path, store_pending(c->db), bytes >> 20);
+             "catches up",
+             c->opt.db_path, store_pending(c->db), bytes >> 20);
   } else if (c->reads_paused && bytes < STORE_MAX_PENDING_BYTES / 4) {
     c->reads_paused = 0;
     for (k = c->conns; k != NULL; k = k->next)
@@ -295,7 +296,8 @@ static void db_service(consumer *c) {
         c->busy_backoff_ms = DB_BACKOFF_FIRST_MS;
         if (c->catchup_since_us == 0)
           log_warn("database %s is locked by another process; holding %zu rows in memory and "
-                   "retrying", c->opt.db_path, store_pending(c->db));
+                   "retrying",
+                   c->opt.db_path, store_pending(c->db));
         c->catchup_since_us = 0;
       } else if (c->busy_backoff_ms < DB_BACKOFF_MAX_MS) {
         c->busy_backoff_ms *= 2;
@@ -330,7 +332,9 @@ static void db_service(consumer *c) {
 }
 
 /* The commit timer: pace reached, or a backoff ended. */
-static void db_timer_cb(uv_timer_t *t) { db_service(t->data); }
+static void db_timer_cb(uv_timer_t *t) {
+  db_service(t->data);
+}
 
 /* End of a loop turn: write the records that arrived in it, then see to the database. */
 static void check_cb(uv_check_t *h) {
@@ -372,8 +376,8 @@ static int deliver(consumer *c, consumer_stream *e, const wire_msg *m) {
       if (log_limiter_allow(&c->db_drop_log, clock_mono_us(), GARBAGE_LOG_INTERVAL_US))
         log_error("database %s: queue full (%zu MiB waiting): %s record %s #%" PRIu64
                   " not stored in the database (%" PRIu64 " so far; it is in %s)",
-                  c->opt.db_path, store_pending_bytes(c->db) >> 20, e->sink.protocol,
-                  e->sink.name, m->seq, c->db_dropped, outfile_path(c->out));
+                  c->opt.db_path, store_pending_bytes(c->db) >> 20, e->sink.protocol, e->sink.name,
+                  m->seq, c->db_dropped, outfile_path(c->out));
     } else if (rc != 0) {
       log_error("database %s: %s; stopping", c->opt.db_path, store_error(c->db));
       c->db_failed = 1;
@@ -399,8 +403,7 @@ static const char *udp_peer(consumer *c) {
 }
 
 /* One INFO line per record while the rate is low (about 10 lines a second at most). */
-static void log_record(consumer *c, const consumer_stream *e, const char *peer,
-                       const wire_msg *m) {
+static void log_record(consumer *c, const consumer_stream *e, const char *peer, const wire_msg *m) {
   uint64_t lat = c->now_us > m->sent_us ? c->now_us - m->sent_us : 0;
   unsigned long long skipped;
   if (c->opt.quiet)
@@ -411,11 +414,12 @@ static void log_record(consumer *c, const consumer_stream *e, const char *peer,
   c->record_log.suppressed = 0;
   if (skipped > 0)
     log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms (%llu more records "
-             "since the last line)", e->sink.protocol, peer, e->sink.name, m->seq, m->nfields,
-             (double)lat / 1000.0, skipped);
+             "since the last line)",
+             e->sink.protocol, peer, e->sink.name, m->seq, m->nfields, (double)lat / 1000.0,
+             skipped);
   else
-    log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms", e->sink.protocol,
-             peer, e->sink.name, m->seq, m->nfields, (double)lat / 1000.0);
+    log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms", e->sink.protocol, peer,
+             e->sink.name, m->seq, m->nfields, (double)lat / 1000.0);
 }
 
 /* One decoded message from a TCP connection (conn) or a UDP datagram (conn NULL). */
@@ -485,8 +489,9 @@ static int handle_msg(consumer *c, int proto, consumer_conn *conn, const wire_ms
     if (!e->ended) {
       e->ended = 1;
       log_info("%s %s: stream %s ended at #%" PRIu64 ": %" PRIu64 " received, %" PRIu64
-               " lost, %" PRIu64 " duplicates", proto_names[proto], peer, e->sink.name, m->seq,
-               e->stats.c.received, stats_stream_lost(&e->stats), e->stats.c.duplicates);
+               " lost, %" PRIu64 " duplicates",
+               proto_names[proto], peer, e->sink.name, m->seq, e->stats.c.received,
+               stats_stream_lost(&e->stats), e->stats.c.duplicates);
     }
     return MSG_GO_ON;
 
@@ -690,8 +695,7 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     note_garbage(c, CONSUMER_UDP, udp_peer(c), garbage_reason(rc),
                  "the rest of the datagram is ignored");
   else if (rc == MSG_PROTOCOL)
-    note_garbage(c, CONSUMER_UDP, udp_peer(c), c->proto_err,
-                 "the rest of the datagram is ignored");
+    note_garbage(c, CONSUMER_UDP, udp_peer(c), c->proto_err, "the rest of the datagram is ignored");
   c->udp_peer_addr = NULL;
 }
 
@@ -715,7 +719,8 @@ static void udp_set_rcvbuf(consumer *c) {
   /* Linux reports twice the size asked for (bookkeeping overhead included). */
   if (c->opt.rcvbuf_given && got / 2 < want)
     log_warn("--rcvbuf %d: the kernel granted %d bytes (raise net.core.rmem_max, or run as "
-             "root to force it)", want, got / 2);
+             "root to force it)",
+             want, got / 2);
   else
     log_debug("udp %s: receive buffer %d bytes", c->udp_name, got);
 }
@@ -738,13 +743,14 @@ static void udp_update_kernel_drops(consumer *c) {
 static void log_listen_error(const char *name, int rc) {
   if (rc == UV_EADDRINUSE)
     log_error("cannot listen on %s: address already in use (is another consumer running? pick "
-              "another --port)", name);
-  else if (rc == UV_EADDRNOTAVAIL)
-    log_error("cannot listen on %s: address not available on this machine (check --host)",
+              "another --port)",
               name);
+  else if (rc == UV_EADDRNOTAVAIL)
+    log_error("cannot listen on %s: address not available on this machine (check --host)", name);
   else if (rc == UV_EACCES)
     log_error("cannot listen on %s: permission denied (ports below 1024 need root; pick "
-              "another --port)", name);
+              "another --port)",
+              name);
   else
     log_error("cannot listen on %s: %s", name, uv_strerror(rc));
 }
@@ -900,15 +906,15 @@ int consumer_init(consumer *c, const consumer_options *opt) {
     }
   }
 
-#define INIT_HANDLE(call, handle, flag)                                                        \
-  do {                                                                                         \
-    rc = (call);                                                                               \
-    if (rc != 0) {                                                                             \
-      log_error("cannot set up the event loop: %s", uv_strerror(rc));                          \
-      return rc;                                                                               \
-    }                                                                                          \
-    (handle).data = c;                                                                         \
-    c->flag = 1;                                                                               \
+#define INIT_HANDLE(call, handle, flag)                                                            \
+  do {                                                                                             \
+    rc = (call);                                                                                   \
+    if (rc != 0) {                                                                                 \
+      log_error("cannot set up the event loop: %s", uv_strerror(rc));                              \
+      return rc;                                                                                   \
+    }                                                                                              \
+    (handle).data = c;                                                                             \
+    c->flag = 1;                                                                                   \
   } while (0)
   INIT_HANDLE(uv_signal_init(&c->loop, &c->sigint), c->sigint, sigint_open);
   INIT_HANDLE(uv_signal_init(&c->loop, &c->sigterm), c->sigterm, sigterm_open);
@@ -977,12 +983,14 @@ static int drain_db(consumer *c) {
     if (!warned) {
       warned = 1;
       log_warn("database %s is locked by another process; retrying for up to %d s to commit "
-               "%zu rows", c->opt.db_path, DB_DRAIN_TIMEOUT_US / 1000000, store_pending(c->db));
+               "%zu rows",
+               c->opt.db_path, DB_DRAIN_TIMEOUT_US / 1000000, store_pending(c->db));
     }
     if (clock_mono_us() >= deadline) {
       log_error("database %s: %zu rows not committed: still locked by another process after "
-                "%d s (they are in %s)", c->opt.db_path, store_pending(c->db),
-                DB_DRAIN_TIMEOUT_US / 1000000, outfile_path(c->out));
+                "%d s (they are in %s)",
+                c->opt.db_path, store_pending(c->db), DB_DRAIN_TIMEOUT_US / 1000000,
+                outfile_path(c->out));
       return 1;
     }
     clock_sleep_until(clock_mono_us() + backoff_ms * 1000, NULL);

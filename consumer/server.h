@@ -23,22 +23,22 @@ enum consumer_proto { CONSUMER_TCP = 0, CONSUMER_UDP = 1 };
 /* One stream: one producer instance's stream over one protocol. Owned by the table; lives
  * until the consumer is freed, so sinks may keep &sink. */
 typedef struct consumer_stream {
-  sink_stream sink;      /* name, protocol, peer, columns: all owned by this entry */
+  sink_stream sink; /* name, protocol, peer, columns: all owned by this entry */
   stats_stream stats;
-  int proto;             /* enum consumer_proto */
-  size_t name_len;       /* the name may hold any byte; the key compares all of them */
-  int ended;             /* an END arrived */
-  int header_known;      /* a HELLO arrived (an END may create the entry before one) */
-  int warned_header;     /* a HELLO with another header was reported */
+  int proto;         /* enum consumer_proto */
+  size_t name_len;   /* the name may hold any byte; the key compares all of them */
+  int ended;         /* an END arrived */
+  int header_known;  /* a HELLO arrived (an END may create the entry before one) */
+  int warned_header; /* a HELLO with another header was reported */
   uint64_t hash;
   struct consumer_stream *chain; /* next in the hash bucket */
 } consumer_stream;
 
 /* Totals per protocol that belong to no stream. */
 typedef struct consumer_proto_totals {
-  uint64_t garbage;     /* malformed frames (tcp: connections closed for it) or datagrams */
-  uint64_t connections; /* tcp: connections accepted */
-  uint64_t datagrams;   /* udp: datagrams received */
+  uint64_t garbage;      /* malformed frames (tcp: connections closed for it) or datagrams */
+  uint64_t connections;  /* tcp: connections accepted */
+  uint64_t datagrams;    /* udp: datagrams received */
   uint64_t kernel_drops; /* udp: datagrams the kernel dropped (last reading) */
   int kernel_drops_known;
   log_limiter garbage_log;
@@ -79,11 +79,11 @@ typedef struct consumer {
 
   outfile *out;
   store *db;
-  int dirty;            /* records arrived this loop turn */
-  uint64_t delivered;   /* distinct records handed to the sinks */
-  uint64_t db_dropped;  /* records the database queue could not take (reported, never silent) */
+  int dirty;           /* records arrived this loop turn */
+  uint64_t delivered;  /* distinct records handed to the sinks */
+  uint64_t db_dropped; /* records the database queue could not take (reported, never silent) */
   uint64_t db_last_commit_us;
-  uint64_t busy_since_us;   /* 0 when not locked out */
+  uint64_t busy_since_us; /* 0 when not locked out */
   uint64_t busy_retries;
   uint64_t busy_backoff_ms;
   uint64_t busy_next_us;

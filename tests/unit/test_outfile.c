@@ -143,8 +143,7 @@ static void test_fields_are_quoted_where_needed(void **state) {
   stream_make(&st, cols, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &st, 1, r1, 3), 0);
   assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
-  assert_file(f->main_path,
-              "Year,Month,TempF\r\n\"a, b\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n");
+  assert_file(f->main_path, "Year,Month,TempF\r\n\"a, b\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n");
 }
 
 static void test_nothing_reaches_disk_before_flush(void **state) {
