@@ -192,8 +192,11 @@ class BadInputTest(harness.IntegrationCase):
                              "records after the garbage")
         tcp, udp = res.stats["tcp"], res.stats["udp"]
         self.assertGreaterEqual(tcp["garbage"], garbage_conns, res.describe())
-        self.assertGreaterEqual(udp["garbage"] + udp["kernel_drops"], 520, res.describe())
+        # Every datagram was garbage: counted as such, or dropped by the kernel before it.
+        self.assertEqual(udp["garbage"] + udp["kernel_drops"], 520, res.describe())
         self.assertGreaterEqual(udp["garbage"], 200, res.describe())
+        print("\nconsumer VmRSS %.1f MB after the garbage; garbage counted: tcp %d, udp %d" % (
+            rss_mb, tcp["garbage"], udp["garbage"]))
         self.assertEqual(tcp["received"], 50, res.describe())
 
 
