@@ -72,7 +72,7 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       {"help", no_argument, NULL, OPT_HELP},
       {"version", no_argument, NULL, OPT_VERSION},
       {NULL, 0, NULL, 0}};
-  int want_tcp = 0, want_udp = 0;
+  int want_tcp = 0, want_udp = 0, stats_given = 0;
   long long v;
   int c;
 
@@ -122,6 +122,7 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
     case OPT_STATS:
       if (opt_double("--stats", optarg, 0.0, 86400.0, &o->stats_interval, err, errlen) != 0)
         return CONSUMER_OPTIONS_USAGE;
+      stats_given = 1;
       break;
     case OPT_STATS_JSON:
       if (optarg[0] == '\0') {
@@ -167,6 +168,8 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
     snprintf(err, errlen, "--tcp and --udp: give at most one (neither listens on both)");
     return CONSUMER_OPTIONS_USAGE;
   }
+  if (o->quiet && !stats_given)
+    o->stats_interval = 0.0; /* --quiet drops the default live line; an explicit --stats stays */
   o->tcp = !want_udp;
   o->udp = !want_tcp;
   if (o->rcvbuf_given && !o->udp) {
