@@ -79,6 +79,9 @@ class PaceTest(harness.IntegrationCase):
         self.assertEqual(len(arrivals), RECORDS, "%s: %d of %d records appeared in out9.txt\n"
                          "rows: %r\n%s" % (protocol, len(arrivals), RECORDS, r["rows"],
                                            prod.describe()))
+        expected = [["id", "name", "value"]] + [
+            [str(i), "pace%d" % i, str(i * 7 % 1000)] for i in range(1, RECORDS + 1)]
+        self.assertRowsEqual(expected, r["rows"], protocol + ": out9.txt")
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
         for g in gaps:
             self.assertTrue(0.9 <= g <= 3.2, "%s: gaps between arrivals %s, each must be within "
