@@ -149,14 +149,23 @@ class Consumer:
     def __init__(self, case, dir, args=(), port=None, protocols=("tcp", "udp"), name="consumer"):
         self.case = case
         self.dir = dir
-        self.port = port or free_port()
         self.protocols = protocols
         self.stats_path = os.path.join(dir, name + "-stats.json")
-        self.argv = [CONSUMER, "--host", "127.0.0.1", "--port", str(self.port),
-                     "--stats-json", self.stats_path] + list(args)
-        self.proc = Proc(self.argv, dir, name)
-        case.procs.append(self.proc)
-        self.wait_listening()
+        # Another test running in parallel may take a free port between free_port() and the
+        # consumer's bind: then try another port (only when the caller did not pick one).
+        for attempt in range(3):
+            self.port = port or free_port()
+            self.argv = [CONSUMER, "--host", "127.0.0.1", "--port", str(self.port),
+                         "--stats-json", self.stats_path] + list(args)
+            self.proc = Proc(self.argv, dir, name)
+            case.procs.append(self.proc)
+            try:
+                self.wait_listening()
+                return
+            except AssertionError:
+                if port or attempt == 2 or self.proc.running() or \
+                        "in use" not in self.proc.stderr():
+                    raise
 
     def wait_listening(self):
         want = ["listening on 127.0.0.1:%d/%s" % (self.port, p) for p in self.protocols]
