@@ -275,6 +275,18 @@ static void feed_piece(csvin *r) {
     }
     return;
   }
+  /* Bound the memory one record can take: without this, a quote left open would make libcsv
+   * swallow the rest of the file into one field. */
+  size_t held = r->parser.entry_pos;
+  if (r->nspans > r->cur_first) {
+    held += r->bytes.len - r->spans[r->cur_first].off;
+  }
+  if (held > CSVIN_MAX_RECORD) {
+    set_csv_error(r, in_quoted_field(r) ? r->quote_line : r->rec_line,
+                  "record longer than 64 MiB starting on this line (a quoted field that never "
+                  "ends?)");
+    return;
+  }
   /* A quoted field open now began in this piece if it was not open before, or if another field
    * ended in this piece (then the open one started after it). */
   if (in_quoted_field(r) && (!was_quoted || r->nfields_seen != fields_before)) {

@@ -10,6 +10,10 @@
 
 typedef struct csvin csvin; /* opaque */
 
+/* The largest record the reader holds (bytes of its fields); a longer one is a CS_ECSV error
+ * naming the line where it (or its open quoted field) starts. */
+#define CSVIN_MAX_RECORD (64u << 20)
+
 /* One record. fields[i] point into the reader and stay valid until the next csvin_next,
  * csvin_rewind or csvin_close. */
 typedef struct csvin_rec {

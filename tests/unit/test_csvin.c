@@ -377,6 +377,36 @@ static void test_many_records_in_order(void **state) {
   unlink(path);
 }
 
+/* A quote left open in a large file stops at the record limit instead of taking the whole file
+ * into memory, and names the line where the quoted field starts. */
+static void test_open_quote_memory_bounded(void **state) {
+  (void)state;
+  char path[] = "/tmp/test_csvin_big_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  assert_non_null(f);
+  fprintf(f, "a,b\n1,2\n3,\"open\n");
+  static char line[1024];
+  memset(line, 'x', sizeof line - 1);
+  line[sizeof line - 1] = '\n';
+  for (size_t written = 0; written <= CSVIN_MAX_RECORD + sizeof line; written += sizeof line) {
+    assert_int_equal(fwrite(line, 1, sizeof line, f), sizeof line);
+  }
+  assert_int_equal(fclose(f), 0);
+  read_result res;
+  read_all(path, 1, &res);
+  char expect[256];
+  snprintf(expect, sizeof expect,
+           "%s:3: record longer than 64 MiB starting on this line (a quoted field that never "
+           "ends?)",
+           path);
+  assert_int_equal(res.rc, CS_ECSV);
+  assert_int_equal(res.nrecs, 1);
+  assert_string_equal(res.err, expect);
+  unlink(path);
+}
+
 /* ---- csv-spectrum: a test-only reader for its JSON (arrays of flat objects of strings) ---- */
 
 typedef struct json_rows {
@@ -556,6 +586,7 @@ int main(void) {
       cmocka_unit_test(test_rewind_no_header_midway),
       cmocka_unit_test(test_stdin),
       cmocka_unit_test(test_many_records_in_order),
+      cmocka_unit_test(test_open_quote_memory_bounded),
       cmocka_unit_test(test_csv_spectrum),
   };
   return cmocka_run_group_tests_name("csvin", tests, NULL, NULL);
