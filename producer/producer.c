@@ -221,6 +221,9 @@ static int producer_send_udp(producer *p, const wire_msg *m, char *err, size_t e
   /* A long --impair delay at a high rate: bound the queue by waiting for its head. */
   while (rc == 0 && udp_sender_queued_bytes(&p->udp) > UDP_QUEUE_MAX_BYTES) {
     rc = producer_wait_until(p, udp_sender_next_due(&p->udp), err, errlen);
+    if (rc == 0) {
+      rc = udp_sender_flush_due(&p->udp, clock_mono_us(), err, errlen);
+    }
   }
   return rc;
 }
@@ -348,6 +351,9 @@ static int producer_stream(producer *p) {
       m.sent_us = clock_wall_us();
       rc = p->opt->udp ? producer_send_udp(p, &m, err, sizeof err)
                        : producer_send_tcp(p, &m, err, sizeof err);
+    }
+    if (rc == 1) {
+      return 1; /* a stop signal while the sender waited */
     }
     if (rc != 0) {
       log_error("%s", err);
