@@ -118,8 +118,8 @@ static int tcp_write_failed(tcp_sender *t, int e, char *err, size_t errlen) {
       t->status = TCP_RESET;
     }
     snprintf(err, errlen,
-             "connection %s by the consumer at %s after %llu records (the rest were not sent)",
-             t->status == TCP_CLOSED ? "closed" : "reset", t->peer,
+             "%s/tcp: connection %s by the consumer after %llu records (the rest were not sent)",
+             t->peer, t->status == TCP_CLOSED ? "closed" : "reset",
              (unsigned long long)t->records_written);
   } else {
     t->status = TCP_RESET;
@@ -209,7 +209,7 @@ static int tcp_check_peer(tcp_sender *t, char *err, size_t errlen) {
   if (n == 0) {
     t->status = TCP_CLOSED;
     snprintf(err, errlen,
-             "connection closed by the consumer at %s after %llu records (the rest were not "
+             "%s/tcp: connection closed by the consumer after %llu records (the rest were not "
              "sent)",
              t->peer, (unsigned long long)t->records_written);
     return -EPIPE;
@@ -275,7 +275,7 @@ int tcp_sender_finish(tcp_sender *t, uint64_t timeout_us, char *err, size_t errl
       /* A reset after our END: the consumer went away; whether it read all cannot be known. */
       t->status = TCP_RESET;
       snprintf(err, errlen,
-               "connection reset by the consumer at %s after the end of the stream: %s", t->peer,
+               "%s/tcp: connection reset by the consumer after the end of the stream: %s", t->peer,
                strerror(errno));
       return -errno;
     }

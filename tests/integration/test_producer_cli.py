@@ -52,7 +52,8 @@ def decode_frames(buf):
         if pos != plen:
             raise ValueError("payload of %d bytes, fields end at %d" % (plen, pos))
         msgs.append({"type": mtype, "producer_id": pid, "seq": seq, "sent_us": sent_us,
-                     "line": line, "stream": stream, "fields": fields, "t": time.monotonic()})
+                     "line": line, "stream": stream, "fields": fields, "t": time.monotonic(),
+                     "wall": time.time()})
         off += 8 + plen
     return msgs, buf[off:]
 
@@ -61,7 +62,8 @@ class TcpSink:
     """A TCP listener that accepts one connection and decodes everything until EOF (or until
     close_after records arrived, then it closes the connection on purpose)."""
 
-    def __init__(self, close_after=None):
+    def __init__(self, close_after=None, reset=False):
+        self.reset = reset
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -88,6 +90,9 @@ class TcpSink:
                 if self.close_after is not None and \
                         sum(1 for m in self.msgs if m["type"] == RECORD) >= self.close_after:
                     break
+            if self.reset:
+                # Linger 0: close sends RST instead of FIN, as a killed consumer's kernel may.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             conn.close()
         except Exception as e:  # reported by join()
             self.error = e
@@ -443,6 +448,35 @@ class ProducerCli(unittest.TestCase):
         self.assertIn("after 2 records (the rest were not sent)", err)
         self.assertEqual(stats["connection"], "closed")
         self.assertLess(elapsed, 3.5, "noticed while sleeping, not at the next send")
+
+    def test_consumer_reset_during_unpaced_burst_is_reported(self):
+        src = self.write("burst.csv", "id,v\n" + "".join("%d,%s\n" % (i, "v" * 40)
+                                                          for i in range(300000)))
+        sink = TcpSink(close_after=1000, reset=True)
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 src])
+        sink.join()
+        self.assertEqual(code, 1, err)
+        self.assertIn("connection reset by the consumer after", err)
+        self.assertIn("records (the rest were not sent)", err)
+        self.assertEqual(stats["connection"], "reset", stats)
+        self.assertLess(stats["sent"], 300000, stats)
+
+    def test_impair_delay_delays_every_datagram_and_keeps_counts_exact(self):
+        src = self.write("delay.csv", "a\n" + "".join("%d\n" % i for i in range(1000)))
+        sink = UdpSink()
+        code, _, err, stats = self.run_producer([
+            "--udp", "--port", str(sink.port), "--rate", "2000", "--quiet",
+            "--impair", "loss=0.1,dup=0.05,reorder=0.1,delay=80,seed=11", src])
+        msgs = sink.join()
+        self.assertEqual(code, 0, err)
+        got = account(msgs)
+        imp = stats["impaired"]
+        self.assertEqual((got["lost"], got["duplicates"], got["reordered"]),
+                         (imp["dropped"], imp["duplicated"], imp["reordered"]), stats)
+        recs = [m for m in msgs if m["type"] == RECORD]
+        delays = sorted(m["wall"] - m["sent_us"] / 1e6 for m in recs)
+        self.assertGreater(delays[0], 0.075, "every datagram leaves 80 ms after its stamp")
 
     def test_udp_without_listener_counts_icmp_and_goes_on(self):
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
