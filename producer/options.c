@@ -88,24 +88,23 @@ static int options_rate(const char *s, double *rate, char *err, size_t errlen) {
 
 /* The whole command line; see options.h. */
 int options_parse(prod_options *o, int argc, char **argv, char *err, size_t errlen) {
-  static const struct option longopts[] = {
-      {"tcp", no_argument, NULL, OPT_TCP},
-      {"udp", no_argument, NULL, OPT_UDP},
-      {"host", required_argument, NULL, OPT_HOST},
-      {"port", required_argument, NULL, OPT_PORT},
-      {"interval", required_argument, NULL, OPT_INTERVAL},
-      {"rate", required_argument, NULL, OPT_RATE},
-      {"count", required_argument, NULL, OPT_COUNT},
-      {"loop", no_argument, NULL, OPT_LOOP},
-      {"seed", required_argument, NULL, OPT_SEED},
-      {"stream", required_argument, NULL, OPT_STREAM},
-      {"no-header", no_argument, NULL, OPT_NO_HEADER},
-      {"quiet", no_argument, NULL, OPT_QUIET},
-      {"stats-json", required_argument, NULL, OPT_STATS_JSON},
-      {"impair", required_argument, NULL, OPT_IMPAIR},
-      {"help", no_argument, NULL, OPT_HELP},
-      {"version", no_argument, NULL, OPT_VERSION},
-      {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"tcp", no_argument, NULL, OPT_TCP},
+                                           {"udp", no_argument, NULL, OPT_UDP},
+                                           {"host", required_argument, NULL, OPT_HOST},
+                                           {"port", required_argument, NULL, OPT_PORT},
+                                           {"interval", required_argument, NULL, OPT_INTERVAL},
+                                           {"rate", required_argument, NULL, OPT_RATE},
+                                           {"count", required_argument, NULL, OPT_COUNT},
+                                           {"loop", no_argument, NULL, OPT_LOOP},
+                                           {"seed", required_argument, NULL, OPT_SEED},
+                                           {"stream", required_argument, NULL, OPT_STREAM},
+                                           {"no-header", no_argument, NULL, OPT_NO_HEADER},
+                                           {"quiet", no_argument, NULL, OPT_QUIET},
+                                           {"stats-json", required_argument, NULL, OPT_STATS_JSON},
+                                           {"impair", required_argument, NULL, OPT_IMPAIR},
+                                           {"help", no_argument, NULL, OPT_HELP},
+                                           {"version", no_argument, NULL, OPT_VERSION},
+                                           {NULL, 0, NULL, 0}};
   int have_tcp = 0, have_udp = 0, have_interval = 0, have_rate = 0;
   long long v;
   int c;

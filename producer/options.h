@@ -9,12 +9,12 @@
 #include "impair.h"
 
 typedef struct prod_options {
-  int udp;                          /* 0: TCP (default), 1: UDP */
-  const char *host;                 /* default 127.0.0.1 */
-  int port;                         /* default 9999 */
+  int udp;                           /* 0: TCP (default), 1: UDP */
+  const char *host;                  /* default 127.0.0.1 */
+  int port;                          /* default 9999 */
   double interval_min, interval_max; /* seconds; 0-0 is unpaced; default 1-3 */
-  double rate;                      /* records a second; 0 unless --rate */
-  uint64_t count;                   /* stop after this many sequence numbers; 0: no limit */
+  double rate;                       /* records a second; 0 unless --rate */
+  uint64_t count;                    /* stop after this many sequence numbers; 0: no limit */
   int loop;
   int have_seed;
   uint64_t seed;
@@ -28,8 +28,8 @@ typedef struct prod_options {
 } prod_options;
 
 enum options_result {
-  OPTIONS_RUN = 0,  /* go on and stream */
-  OPTIONS_EXIT = 1  /* --help or --version was printed: exit 0 */
+  OPTIONS_RUN = 0, /* go on and stream */
+  OPTIONS_EXIT = 1 /* --help or --version was printed: exit 0 */
 };
 
 /* Parse argv into o (argv must outlive o). Returns OPTIONS_RUN, OPTIONS_EXIT, or CS_EINVAL

@@ -42,8 +42,8 @@ static void producer_stream_name(const char *path, char *out, size_t outlen) {
 }
 
 /* Stream name, producer id and seeds; see producer.h. */
-int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_t *stop,
-                  char *err, size_t errlen) {
+int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_t *stop, char *err,
+                  size_t errlen) {
   uint64_t pace_seed, impair_seed;
   int rc;
 
@@ -66,8 +66,7 @@ int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_
     rc = o->have_seed ? 0 : rng_os_u64(&pace_seed);
   }
   if (rc != 0) {
-    snprintf(err, errlen, "cannot read random bytes from the OS (getrandom): %s",
-             cs_strerror(rc));
+    snprintf(err, errlen, "cannot read random bytes from the OS (getrandom): %s", cs_strerror(rc));
     return rc;
   }
   if (o->have_seed) {
@@ -142,9 +141,8 @@ static int producer_build_datagram(producer *p, const wire_msg *m) {
 
 /* Queue one datagram (twice with a duplicate) with the impairment delay. */
 static int producer_queue(producer *p, const cs_buf *d, int dup) {
-  uint64_t due = p->opt->impair.delay_ms > 0
-                     ? clock_mono_us() + (uint64_t)p->opt->impair.delay_ms * 1000u
-                     : 0;
+  uint64_t due =
+      p->opt->impair.delay_ms > 0 ? clock_mono_us() + (uint64_t)p->opt->impair.delay_ms * 1000u : 0;
   int rc = udp_sender_queue(&p->udp, d->data, d->len, due);
   if (rc == 0 && dup) {
     rc = udp_sender_queue(&p->udp, d->data, d->len, due);
@@ -172,8 +170,8 @@ static void producer_log_record(const producer *p, const char *what, const wire_
                                 size_t bytes) {
   if (p->slow) {
     log_info("%s #%llu (line %llu, %u fields, %zu bytes) over %s to %s", what,
-             (unsigned long long)m->seq, (unsigned long long)m->line, (unsigned)m->nfields,
-             bytes, p->opt->udp ? "udp" : "tcp", p->peer);
+             (unsigned long long)m->seq, (unsigned long long)m->line, (unsigned)m->nfields, bytes,
+             p->opt->udp ? "udp" : "tcp", p->peer);
   }
 }
 
@@ -183,8 +181,8 @@ static int producer_send_udp(producer *p, const wire_msg *m, char *err, size_t e
   int rc;
   if (action & IMPAIR_DROP) {
     if (p->slow) {
-      log_info("dropped #%llu (line %llu) on purpose (--impair loss)",
-               (unsigned long long)m->seq, (unsigned long long)m->line);
+      log_info("dropped #%llu (line %llu) on purpose (--impair loss)", (unsigned long long)m->seq,
+               (unsigned long long)m->line);
     }
     return 0;
   }
@@ -445,22 +443,22 @@ static int producer_connect(producer *p) {
   }
   net_format((const struct sockaddr *)&p->addr, p->peer, sizeof p->peer);
   if (p->opt->udp) {
-    rc = udp_sender_open(&p->udp, (const struct sockaddr *)&p->addr, p->addrlen, p->peer,
-                         p->stop, err, sizeof err);
+    rc = udp_sender_open(&p->udp, (const struct sockaddr *)&p->addr, p->addrlen, p->peer, p->stop,
+                         err, sizeof err);
   } else {
-    rc = tcp_sender_open(&p->tcp, (const struct sockaddr *)&p->addr, p->addrlen, p->peer,
-                         p->stop, err, sizeof err);
+    rc = tcp_sender_open(&p->tcp, (const struct sockaddr *)&p->addr, p->addrlen, p->peer, p->stop,
+                         err, sizeof err);
   }
   if (rc != 0) {
     log_error("%s", err);
     return rc;
   }
   p->sender_open = 1;
-  rc = p->opt->udp ? wire_encode(&hello, &p->hello) : tcp_sender_add(&p->tcp, &hello, err,
-                                                                      sizeof err);
+  rc = p->opt->udp ? wire_encode(&hello, &p->hello)
+                   : tcp_sender_add(&p->tcp, &hello, err, sizeof err);
   if (rc == CS_ETOOBIG) {
-    log_error("%s: the header is larger than the protocol allows (max %u bytes)",
-              csvin_path(p->in), WIRE_MAX_PAYLOAD);
+    log_error("%s: the header is larger than the protocol allows (max %u bytes)", csvin_path(p->in),
+              WIRE_MAX_PAYLOAD);
   } else if (rc != 0) {
     log_error("cannot send the header to %s: %s", p->peer, cs_strerror(rc));
   }

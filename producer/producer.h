@@ -19,20 +19,20 @@
 
 /* Totals of one run, as the summary and --stats-json report them. */
 typedef struct producer_stats {
-  uint64_t sent;         /* sequence numbers issued (impairment drops included) */
-  uint64_t bytes;        /* bytes handed to the kernel */
-  uint64_t records_read; /* data records read from the CSV */
-  uint64_t too_big;      /* records skipped: they do not fit the transport */
-  uint64_t start_us;     /* monotonic: first record due */
-  uint64_t end_us;       /* monotonic: END sent */
-  uint64_t blocked_us;   /* TCP: waiting for the socket to drain */
-  uint64_t icmp_refused; /* UDP: port-unreachable reports */
+  uint64_t sent;          /* sequence numbers issued (impairment drops included) */
+  uint64_t bytes;         /* bytes handed to the kernel */
+  uint64_t records_read;  /* data records read from the CSV */
+  uint64_t too_big;       /* records skipped: they do not fit the transport */
+  uint64_t start_us;      /* monotonic: first record due */
+  uint64_t end_us;        /* monotonic: END sent */
+  uint64_t blocked_us;    /* TCP: waiting for the socket to drain */
+  uint64_t icmp_refused;  /* UDP: port-unreachable reports */
   const char *connection; /* "ok", "refused", "reset", "closed" */
 } producer_stats;
 
 typedef struct producer {
-  const prod_options *opt;             /* borrowed */
-  const volatile sig_atomic_t *stop;   /* set by SIGINT/SIGTERM; borrowed */
+  const prod_options *opt;           /* borrowed */
+  const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; borrowed */
   char stream[WIRE_MAX_STREAM_NAME + 1];
   uint64_t producer_id;
   struct sockaddr_storage addr;
@@ -44,13 +44,13 @@ typedef struct producer {
   tcp_sender tcp;
   udp_sender udp;
   int sender_open;
-  cs_buf hello;    /* UDP: the HELLO frame put in front of every record */
-  cs_buf dgram;    /* UDP: scratch for one datagram */
-  cs_buf held;     /* UDP --impair: the record held back, as a whole datagram */
+  cs_buf hello; /* UDP: the HELLO frame put in front of every record */
+  cs_buf dgram; /* UDP: scratch for one datagram */
+  cs_buf held;  /* UDP --impair: the record held back, as a whole datagram */
   int held_valid;
-  int held_dup;    /* the held record also gets a copy */
-  int slow;        /* log each record */
-  int stopped;     /* SIGINT/SIGTERM */
+  int held_dup; /* the held record also gets a copy */
+  int slow;     /* log each record */
+  int stopped;  /* SIGINT/SIGTERM */
   uint64_t last_progress_us;
   uint64_t last_progress_sent;
   uint64_t ragged_rows; /* rows whose field count differs from the header's */
@@ -60,8 +60,8 @@ typedef struct producer {
 
 /* Prepare a run: stream name, producer id, seeds. Returns 0, or a negative code with the
  * message written to err. */
-int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_t *stop,
-                  char *err, size_t errlen);
+int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_t *stop, char *err,
+                  size_t errlen);
 
 /* Open the input, connect, stream every record, send END. Logs as it goes. Returns the exit
  * code: 0 all sent, 1 a runtime failure or not all records sent, 130 stopped by a signal. */

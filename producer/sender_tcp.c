@@ -38,17 +38,16 @@ static int tcp_poll_until(int fd, short events, uint64_t deadline_us, short *rev
 /* Word a failed connect for a person: refused gets the hint that the consumer is not running. */
 static void tcp_connect_message(const char *peer, int e, char *err, size_t errlen) {
   if (e == ECONNREFUSED) {
-    snprintf(err, errlen,
-             "cannot connect to %s/tcp: connection refused (is the consumer running?)", peer);
+    snprintf(err, errlen, "cannot connect to %s/tcp: connection refused (is the consumer running?)",
+             peer);
   } else {
     snprintf(err, errlen, "cannot connect to %s/tcp: %s", peer, strerror(e));
   }
 }
 
 /* Blocking connect (EINTR finishes the connect with poll), then non-blocking mode for writes. */
-int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrlen,
-                    const char *peer, const volatile sig_atomic_t *stop, char *err,
-                    size_t errlen) {
+int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrlen, const char *peer,
+                    const volatile sig_atomic_t *stop, char *err, size_t errlen) {
   int one = 1;
   int flags;
   int rc = 0;
@@ -98,8 +97,7 @@ int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrle
   flags = fcntl(t->fd, F_GETFL);
   if (flags < 0 || fcntl(t->fd, F_SETFL, flags | O_NONBLOCK) != 0) {
     rc = -errno;
-    snprintf(err, errlen, "%s/tcp: cannot make the socket non-blocking: %s", peer,
-             strerror(errno));
+    snprintf(err, errlen, "%s/tcp: cannot make the socket non-blocking: %s", peer, strerror(errno));
     goto fail;
   }
   return 0;

@@ -23,8 +23,8 @@ typedef struct tcp_sender {
   uint64_t out_records;     /* RECORD frames in out */
   uint64_t records_written; /* RECORD frames handed to the kernel in full */
   uint64_t bytes_written;
-  uint64_t blocked_us; /* time spent waiting for the socket to drain (backpressure) */
-  int status;          /* enum tcp_status */
+  uint64_t blocked_us;               /* time spent waiting for the socket to drain (backpressure) */
+  int status;                        /* enum tcp_status */
   const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; borrowed */
   uint64_t give_up_us; /* after a stop: monotonic time when blocked writes are abandoned */
   char peer[80];       /* "127.0.0.1:9999" */
@@ -32,9 +32,8 @@ typedef struct tcp_sender {
 
 /* Connect to addr. Returns 0, or a negative code with a message in err, e.g. "cannot connect
  * to 127.0.0.1:9999/tcp: connection refused (is the consumer running?)" (status TCP_REFUSED). */
-int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrlen,
-                    const char *peer, const volatile sig_atomic_t *stop, char *err,
-                    size_t errlen);
+int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrlen, const char *peer,
+                    const volatile sig_atomic_t *stop, char *err, size_t errlen);
 
 /* Encode m behind the frames already waiting; writes when TCP_COALESCE_BYTES have gathered.
  * Returns 0, CS_ETOOBIG (nothing queued), or a write failure as tcp_sender_flush. */

@@ -32,9 +32,8 @@ static size_t udp_entry_count(const udp_sender *u) {
 }
 
 /* Create and connect the socket. */
-int udp_sender_open(udp_sender *u, const struct sockaddr *addr, socklen_t addrlen,
-                    const char *peer, const volatile sig_atomic_t *stop, char *err,
-                    size_t errlen) {
+int udp_sender_open(udp_sender *u, const struct sockaddr *addr, socklen_t addrlen, const char *peer,
+                    const volatile sig_atomic_t *stop, char *err, size_t errlen) {
   int rc = 0;
   memset(u, 0, sizeof *u);
   cs_buf_init(&u->bytes);
@@ -230,15 +229,14 @@ int udp_sender_wait(udp_sender *u, uint64_t deadline_us, char *err, size_t errle
       int soerr = 0;
       socklen_t len = sizeof soerr;
       if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
-        snprintf(err, errlen, "%s/udp: cannot read the socket error: %s", u->peer,
-                 strerror(errno));
+        snprintf(err, errlen, "%s/udp: cannot read the socket error: %s", u->peer, strerror(errno));
         return -errno;
       }
       if (soerr == ECONNREFUSED) {
         udp_note_refused(u);
       } else if (soerr != 0) {
-        log_warn("%s/udp: the kernel reported %s for an earlier datagram; sending goes on",
-                 u->peer, strerror(soerr));
+        log_warn("%s/udp: the kernel reported %s for an earlier datagram; sending goes on", u->peer,
+                 strerror(soerr));
       }
     }
   }

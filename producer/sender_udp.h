@@ -30,9 +30,8 @@ typedef struct udp_sender {
 
 /* Create a UDP socket connected to addr (so the kernel reports ICMP errors to us). Returns 0,
  * or a negative code with a message in err. */
-int udp_sender_open(udp_sender *u, const struct sockaddr *addr, socklen_t addrlen,
-                    const char *peer, const volatile sig_atomic_t *stop, char *err,
-                    size_t errlen);
+int udp_sender_open(udp_sender *u, const struct sockaddr *addr, socklen_t addrlen, const char *peer,
+                    const volatile sig_atomic_t *stop, char *err, size_t errlen);
 
 /* Copy one datagram into the queue, due at monotonic time due_us (0: at once). Returns 0 or
  * CS_ENOMEM. */
