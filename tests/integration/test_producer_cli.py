@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import struct
@@ -477,6 +479,48 @@ class ProducerCli(unittest.TestCase):
         recs = [m for m in msgs if m["type"] == RECORD]
         delays = sorted(m["wall"] - m["sent_us"] / 1e6 for m in recs)
         self.assertGreater(delays[0], 0.075, "every datagram leaves 80 ms after its stamp")
+
+    def syscalls(self, args, sink):
+        """Run the producer under strace -c; returns ({syscall: calls}, stats)."""
+        trace = os.path.join(self.dir, "strace.txt")
+        code, _, err, stats = self.run_producer_traced(trace, args)
+        sink.join()
+        self.assertEqual(code, 0, err)
+        calls = {}
+        with open(trace, encoding="utf-8") as f:
+            for line in f:
+                m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$", line)
+                if m:
+                    calls[m.group(2)] = int(m.group(1))
+        return calls, stats
+
+    def run_producer_traced(self, trace, args):
+        stats = os.path.join(self.dir, "traced.json")
+        res = subprocess.run(["strace", "-f", "-c", "-o", trace, PRODUCER, "--stats-json", stats]
+                             + args, capture_output=True, text=True, timeout=120)
+        data = None
+        if os.path.exists(stats):
+            with open(stats, encoding="utf-8") as f:
+                data = json.load(f)
+        return res.returncode, res.stdout, res.stderr, data
+
+    @unittest.skipUnless(shutil.which("strace"), "strace is not installed")
+    def test_unpaced_sends_are_batched_not_one_syscall_per_record(self):
+        src = self.write("many.csv", "id,v\n" + "".join("%d,value %d\n" % (i, i)
+                                                         for i in range(20000)))
+        sink = UdpSink()
+        calls, stats = self.syscalls(["--udp", "--port", str(sink.port), "--interval", "0",
+                                      "--quiet", src], sink)
+        self.assertEqual(stats["sent"], 20000)
+        self.assertGreater(calls.get("sendmmsg", 0), 0, calls)
+        self.assertLess(calls.get("sendmmsg", 0), 20000 / 32, calls)
+        self.assertEqual(calls.get("sendto", 0) + calls.get("sendmsg", 0), 0, calls)
+        sink = TcpSink()
+        calls, stats = self.syscalls(["--port", str(sink.port), "--interval", "0", "--quiet",
+                                      src], sink)
+        self.assertEqual(stats["sent"], 20000)
+        self.assertGreater(calls.get("write", 0), 0, calls)
+        self.assertLess(calls.get("write", 0), 200, "coalesced writes: %r" % calls)
 
     def test_udp_without_listener_counts_icmp_and_goes_on(self):
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
