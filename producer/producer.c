@@ -165,13 +165,13 @@ static int producer_release_held(producer *p, int after_later) {
   return rc;
 }
 
-/* Log a record at slow pace. */
-static void producer_log_record(const producer *p, const char *what, const wire_msg *m,
-                                size_t bytes) {
+/* Log a record at slow pace; note is appended ("" for none). */
+static void producer_log_record(const producer *p, const wire_msg *m, size_t bytes,
+                                const char *note) {
   if (p->slow) {
-    log_info("%s #%llu (line %llu, %u fields, %zu bytes) over %s to %s", what,
+    log_info("sent #%llu (line %llu, %u fields, %zu bytes) over %s to %s%s",
              (unsigned long long)m->seq, (unsigned long long)m->line, (unsigned)m->nfields, bytes,
-             p->opt->udp ? "udp" : "tcp", p->peer);
+             p->opt->udp ? "udp" : "tcp", p->peer, note);
   }
 }
 
@@ -193,6 +193,7 @@ static int producer_send_udp(producer *p, const wire_msg *m, char *err, size_t e
     if (rc == 0) {
       p->held_valid = 1;
       p->held_dup = (action & IMPAIR_DUP) != 0;
+      p->held_seq = m->seq;
       if (p->slow) {
         log_info("holding #%llu (line %llu) back to send it after the next one (--impair "
                  "reorder)",
@@ -202,7 +203,12 @@ static int producer_send_udp(producer *p, const wire_msg *m, char *err, size_t e
   } else if (rc == 0) {
     rc = producer_queue(p, &p->dgram, action & IMPAIR_DUP);
     if (rc == 0) {
-      producer_log_record(p, (action & IMPAIR_DUP) ? "sent twice" : "sent", m, p->dgram.len);
+      producer_log_record(p, m, p->dgram.len,
+                          (action & IMPAIR_DUP) ? ", twice (--impair dup)" : "");
+      if (p->held_valid && p->slow) {
+        log_info("sent #%llu after #%llu%s (--impair reorder)", (unsigned long long)p->held_seq,
+                 (unsigned long long)m->seq, p->held_dup ? ", twice" : "");
+      }
       rc = producer_release_held(p, 1);
     }
   }
@@ -230,7 +236,7 @@ static int producer_send_udp(producer *p, const wire_msg *m, char *err, size_t e
 static int producer_send_tcp(producer *p, const wire_msg *m, char *err, size_t errlen) {
   int rc = tcp_sender_add(&p->tcp, m, err, errlen);
   if (rc == 0) {
-    producer_log_record(p, "sent", m, wire_encoded_size(m));
+    producer_log_record(p, m, wire_encoded_size(m), "");
     if (pacer_peek(&p->pacer) > clock_mono_us()) {
       rc = tcp_sender_flush(&p->tcp, err, errlen);
     }

@@ -48,9 +48,10 @@ typedef struct producer {
   cs_buf dgram; /* UDP: scratch for one datagram */
   cs_buf held;  /* UDP --impair: the record held back, as a whole datagram */
   int held_valid;
-  int held_dup; /* the held record also gets a copy */
-  int slow;     /* log each record */
-  int stopped;  /* SIGINT/SIGTERM */
+  int held_dup;      /* the held record also gets a copy */
+  uint64_t held_seq; /* its sequence number, for the log */
+  int slow;          /* log each record */
+  int stopped;       /* SIGINT/SIGTERM */
   uint64_t last_progress_us;
   uint64_t last_progress_sent;
   uint64_t ragged_rows; /* rows whose field count differs from the header's */
