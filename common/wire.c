@@ -180,9 +180,10 @@ static int decode_frame(wire_decoder *d, const unsigned char *frame, size_t fram
     return CS_EMALFORMED;
   }
   if (m.nfields > d->fields_cap) {
-    uint32_t cap = d->fields_cap < 16 ? 16 : d->fields_cap;
-    while (cap < m.nfields) {
-      cap *= 2;
+    /* Double, but at least to what is needed; nfields is at most max_payload / 4 here. */
+    uint32_t cap = d->fields_cap < 8 ? 16 : d->fields_cap * 2;
+    if (cap < m.nfields) {
+      cap = m.nfields;
     }
     cs_field *f = realloc(d->fields, (size_t)cap * sizeof *f);
     if (f == NULL) {
