@@ -252,13 +252,20 @@ static int mp_exited(pid_t pid, int *status) {
   return r == pid || (r < 0 && errno == ECHILD);
 }
 
-/* Start the consumer: `consumer --tcp --db FILE --port P --quiet`, and wait until its port
- * accepts connections. Returns its pid, or -1 with the message printed. */
+/* Start the consumer: `consumer --tcp --db FILE --out FILE.csv --port P --quiet`, and wait
+ * until its port accepts connections. Its CSV copy goes next to the database, not to an
+ * out9.txt in the current directory that may be someone's. Returns its pid, or -1 with the
+ * message printed. */
 static pid_t mp_consumer_start(const mp_ctx *ctx) {
   char port[16];
+  char out[4096];
   snprintf(port, sizeof port, "%d", ctx->port);
-  char *const argv[] = {
-      (char *)ctx->consumer, "--tcp", "--db", (char *)ctx->db, "--port", port, "--quiet", NULL};
+  if (snprintf(out, sizeof out, "%s.csv", ctx->db) >= (int)sizeof out) {
+    fprintf(stderr, "multiple_processes: --db: path too long\n");
+    return -1;
+  }
+  char *const argv[] = {(char *)ctx->consumer, "--tcp", "--db", (char *)ctx->db, "--out", out,
+                        "--port", port, "--quiet", NULL};
   pid_t pid = fork();
   if (pid < 0) {
     fprintf(stderr, "multiple_processes: cannot start the consumer: %s\n", strerror(errno));

@@ -27,6 +27,7 @@ static void mp_usage(FILE *f) {
         "                          logged and the process moves on (default)\n"
         "  --mode safe             WAL, BEGIN IMMEDIATE, busy timeout, bounded jittered retries\n"
         "  --mode funnel           processes stream to one consumer, the only writer\n"
+        "                          (it also keeps a CSV copy in FILE.csv)\n"
         "  --consumer PATH         funnel: the consumer binary (default: next to this program)\n"
         "  --port PORT             funnel: the consumer's TCP port (default: a free port)\n"
         "  --help                  this text\n"
