@@ -19,8 +19,7 @@
 #define DB_FLUSH_BUDGET_US 20000 /* commit work per loop turn before others get a go */
 #define DB_BACKOFF_FIRST_MS 10
 #define DB_BACKOFF_MAX_MS 500
-#define DB_DRAIN_TIMEOUT_US 10000000  /* at exit, retry a locked database this long */
-#define RECORD_LOG_INTERVAL_US 100000 /* per-record lines: about 10 a second */
+#define DB_DRAIN_TIMEOUT_US 10000000 /* at exit, retry a locked database this long */
 #define GARBAGE_LOG_INTERVAL_US 1000000
 
 /* What a message handler tells the decoder loop. */
@@ -402,15 +401,39 @@ static const char *udp_peer(consumer *c) {
   return c->udp_peer;
 }
 
-/* One INFO line per record while the rate is low (about 10 lines a second at most). */
+/* Take one token from the per-record log bucket (refilled by the time since the last call).
+ * Returns 1 when a line may be logged, else counts the record as suppressed and returns 0. */
+static int record_log_allow(consumer_record_log *l, uint64_t now_us) {
+  const uint64_t full = (uint64_t)CONSUMER_RECORD_LOG_BURST * 1000000u;
+  if (l->last_us == 0 || now_us < l->last_us) {
+    l->tokens_x1m = full;
+  } else {
+    /* Elapsed time is capped so that the product cannot overflow after a long quiet spell. */
+    uint64_t elapsed = now_us - l->last_us;
+    if (elapsed > 1000000u * CONSUMER_RECORD_LOG_BURST)
+      elapsed = 1000000u * CONSUMER_RECORD_LOG_BURST;
+    l->tokens_x1m += elapsed * CONSUMER_RECORD_LOG_PER_S;
+    if (l->tokens_x1m > full)
+      l->tokens_x1m = full;
+  }
+  l->last_us = now_us == 0 ? 1 : now_us;
+  if (l->tokens_x1m < 1000000u) {
+    l->suppressed++;
+    return 0;
+  }
+  l->tokens_x1m -= 1000000u;
+  return 1;
+}
+
+/* One INFO line per record while the rate is low (a burst of 10, then about 10 a second). */
 static void log_record(consumer *c, const consumer_stream *e, const char *peer, const wire_msg *m) {
   uint64_t lat = c->now_us > m->sent_us ? c->now_us - m->sent_us : 0;
   unsigned long long skipped;
   if (c->opt.quiet)
     return;
-  skipped = c->record_log.suppressed;
-  if (!log_limiter_allow(&c->record_log, clock_mono_us(), RECORD_LOG_INTERVAL_US))
+  if (!record_log_allow(&c->record_log, clock_mono_us()))
     return;
+  skipped = c->record_log.suppressed;
   c->record_log.suppressed = 0;
   if (skipped > 0)
     log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms (%llu more records "

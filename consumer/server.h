@@ -46,6 +46,17 @@ typedef struct consumer_proto_totals {
 
 typedef struct consumer_conn consumer_conn; /* a TCP connection (server.c) */
 
+/* Token bucket for the per-record INFO lines: a burst of up to CONSUMER_RECORD_LOG_BURST
+ * lines, refilled at CONSUMER_RECORD_LOG_PER_S lines a second, so that at a slow pace every
+ * record gets its own line and a fast stream gets about that many a second. */
+#define CONSUMER_RECORD_LOG_BURST 10
+#define CONSUMER_RECORD_LOG_PER_S 10
+typedef struct consumer_record_log {
+  uint64_t tokens_x1m;           /* tokens in millionths (integer arithmetic, no drift) */
+  uint64_t last_us;              /* monotonic time of the last refill, 0 before the first */
+  unsigned long long suppressed; /* records not logged since the last line */
+} consumer_record_log;
+
 /* The whole program's state: one per process, owned by main. */
 typedef struct consumer {
   consumer_options opt;
@@ -95,7 +106,7 @@ typedef struct consumer {
   char proto_err[160];        /* why the last frame broke the protocol */
 
   log_limiter db_drop_log;
-  log_limiter record_log; /* per-record INFO lines, ~10 a second */
+  consumer_record_log record_log; /* per-record INFO lines */
   uint64_t live_prev_received[2];
   uint64_t live_prev_us;
 
