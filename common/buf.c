@@ -24,7 +24,9 @@ void cs_buf_free(cs_buf *b) {
 }
 
 /* Forget the contents but keep the memory for the next use. */
-void cs_buf_reset(cs_buf *b) { b->len = 0; }
+void cs_buf_reset(cs_buf *b) {
+  b->len = 0;
+}
 
 /* Grow the capacity (doubling, at least 64 bytes) so that `extra` more bytes fit. */
 int cs_buf_reserve(cs_buf *b, size_t extra) {
@@ -68,7 +70,9 @@ int cs_buf_append(cs_buf *b, const void *data, size_t len) {
 }
 
 /* Append one byte. */
-int cs_buf_append_byte(cs_buf *b, char c) { return cs_buf_append(b, &c, 1); }
+int cs_buf_append_byte(cs_buf *b, char c) {
+  return cs_buf_append(b, &c, 1);
+}
 
 /* Drop the first n bytes, keeping the rest in order at the front. */
 void cs_buf_consume(cs_buf *b, size_t n) {

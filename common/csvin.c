@@ -34,8 +34,8 @@ typedef struct queued_rec {
 } queued_rec;
 
 struct csvin {
-  char *path;    /* as given; "-" is standard input */
-  int fd;        /* owned unless it is standard input */
+  char *path; /* as given; "-" is standard input */
+  int fd;     /* owned unless it is standard input */
   int has_header;
   struct csv_parser parser;
   int parser_live; /* csv_init succeeded and csv_free is due */
@@ -45,16 +45,16 @@ struct csvin {
   size_t block_pos;
   uint64_t block_off; /* file offset of block[0] */
   int bom_checked;
-  int eof;  /* read returned 0 and csv_fini has run */
-  int err;  /* sticky error code, returned once the queue is empty */
+  int eof; /* read returned 0 and csv_fini has run */
+  int err; /* sticky error code, returned once the queue is empty */
   char errmsg[CSVIN_ERRLEN];
 
   /* Line accounting: lines end at LF, CR LF or a lone CR. */
-  uint64_t line;      /* line of the next byte to feed */
-  int prev_cr;        /* the last byte fed was CR (an LF now ends no new line) */
-  uint64_t rec_line;  /* line where the record being parsed starts */
-  uint64_t quote_line;/* line where the open quoted field starts */
-  size_t nfields_seen;/* fields libcsv has submitted so far */
+  uint64_t line;       /* line of the next byte to feed */
+  int prev_cr;         /* the last byte fed was CR (an LF now ends no new line) */
+  uint64_t rec_line;   /* line where the record being parsed starts */
+  uint64_t quote_line; /* line where the open quoted field starts */
+  size_t nfields_seen; /* fields libcsv has submitted so far */
 
   /* Completed and in-progress fields: bytes, spans, and the records they make up. */
   cs_buf bytes;
@@ -183,8 +183,7 @@ static ssize_t read_block(csvin *r) {
       continue;
     }
     if (n < 0) {
-      snprintf(r->errmsg, sizeof r->errmsg, "%s: read failed: %s", csvin_path(r),
-               strerror(errno));
+      snprintf(r->errmsg, sizeof r->errmsg, "%s: read failed: %s", csvin_path(r), strerror(errno));
       return CS_EIO;
     }
     r->block_len += (size_t)n;
@@ -453,9 +452,13 @@ fail:
   return rc;
 }
 
-int csvin_next(csvin *r, csvin_rec *rec) { return next_queued(r, rec); }
+int csvin_next(csvin *r, csvin_rec *rec) {
+  return next_queued(r, rec);
+}
 
-const csvin_rec *csvin_header(const csvin *r) { return r->header_ready ? &r->header : NULL; }
+const csvin_rec *csvin_header(const csvin *r) {
+  return r->header_ready ? &r->header : NULL;
+}
 
 /* Seek back to the first data record and restart libcsv with an empty queue. */
 int csvin_rewind(csvin *r) {
@@ -463,8 +466,7 @@ int csvin_rewind(csvin *r) {
     return CS_EINVAL;
   }
   if (lseek(r->fd, (off_t)r->data_off, SEEK_SET) < 0) {
-    snprintf(r->errmsg, sizeof r->errmsg, "%s: cannot rewind: %s", csvin_path(r),
-             strerror(errno));
+    snprintf(r->errmsg, sizeof r->errmsg, "%s: cannot rewind: %s", csvin_path(r), strerror(errno));
     return CS_EINVAL;
   }
   if (r->parser_live) {
@@ -499,7 +501,9 @@ const char *csvin_path(const csvin *r) {
   return strcmp(r->path, "-") == 0 ? "<stdin>" : r->path;
 }
 
-const char *csvin_error(const csvin *r) { return r->errmsg; }
+const char *csvin_error(const csvin *r) {
+  return r->errmsg;
+}
 
 void csvin_close(csvin *r) {
   if (r == NULL) {

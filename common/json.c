@@ -31,7 +31,9 @@ static void put(json_out *j, const char *s, size_t n) {
   }
 }
 
-static void puts_(json_out *j, const char *s) { put(j, s, strlen(s)); }
+static void puts_(json_out *j, const char *s) {
+  put(j, s, strlen(s));
+}
 
 /* Append s as a JSON string literal: quotes, backslash and control characters escaped (RFC
  * 8259); other bytes, UTF-8 included, pass unchanged. */
@@ -104,10 +106,18 @@ static void end(json_out *j, const char *close) {
   puts_(j, close);
 }
 
-void json_object_begin(json_out *j, const char *key) { begin(j, key, "{"); }
-void json_object_end(json_out *j) { end(j, "}"); }
-void json_array_begin(json_out *j, const char *key) { begin(j, key, "["); }
-void json_array_end(json_out *j) { end(j, "]"); }
+void json_object_begin(json_out *j, const char *key) {
+  begin(j, key, "{");
+}
+void json_object_end(json_out *j) {
+  end(j, "}");
+}
+void json_array_begin(json_out *j, const char *key) {
+  begin(j, key, "[");
+}
+void json_array_end(json_out *j) {
+  end(j, "]");
+}
 
 /* Exact decimal integers. */
 void json_uint(json_out *j, const char *key, uint64_t v) {

@@ -10,6 +10,8 @@
 /* Fixed part of every payload: producer_id, seq, sent_us, line (8 each), stream_len (1) and
  * nfields (4); the stream name sits between the last two. */
 #define WIRE_FIXED_PAYLOAD (8 * 4 + 1 + 4)
+/* Reassembly memory a decoder keeps between frames; more is released after the frame. */
+#define WIRE_KEEP_PENDING (64 * 1024)
 
 static void put_u32(unsigned char *p, uint32_t v) {
   p[0] = (unsigned char)(v >> 24);
@@ -124,7 +126,9 @@ void wire_decoder_free(wire_decoder *d) {
   d->fields_cap = 0;
 }
 
-size_t wire_decoder_pending(const wire_decoder *d) { return d->pending.len; }
+size_t wire_decoder_pending(const wire_decoder *d) {
+  return d->pending.len;
+}
 
 /* Check as much of a frame header as the n available bytes (n may be under 8) hold: magic,
  * version, type, then the payload length against the limit. Returns 0 or the CS_E* code. */
@@ -258,7 +262,12 @@ static int feed_pending(wire_decoder *d, const unsigned char *buf, size_t len, s
     return 0;
   }
   rc = decode_frame(d, (const unsigned char *)d->pending.data, frame_len, cb, arg);
-  cs_buf_reset(&d->pending);
+  /* A connection that once carried a large frame does not keep its memory while idle. */
+  if (d->pending.cap > WIRE_KEEP_PENDING) {
+    cs_buf_free(&d->pending);
+  } else {
+    cs_buf_reset(&d->pending);
+  }
   return rc;
 }
 
@@ -300,8 +309,7 @@ int wire_decoder_feed(wire_decoder *d, const char *buf, size_t len, wire_msg_cb 
 }
 
 /* A datagram is a run of whole frames; decoding stops at the first one that is bad or cut. */
-int wire_decode_datagram(wire_decoder *d, const char *buf, size_t len, wire_msg_cb cb,
-                         void *arg) {
+int wire_decode_datagram(wire_decoder *d, const char *buf, size_t len, wire_msg_cb cb, void *arg) {
   const unsigned char *p = (const unsigned char *)buf;
   if (len == 0) {
     return CS_ETRUNCATED;

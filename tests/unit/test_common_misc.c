@@ -120,10 +120,12 @@ typedef struct interval_case {
 static void test_opt_interval(void **state) {
   (void)state;
   static const interval_case cases[] = {
-      {"1-3", 0, 1, 3},       {"0", 0, 0, 0},         {"0.5", 0, 0.5, 0.5},
-      {"0.25-0.75", 0, 0.25, 0.75}, {"2-2", 0, 2, 2}, {"3-1", CS_EINVAL, 0, 0},
-      {"-1", CS_EINVAL, 0, 0}, {"1-", CS_EINVAL, 0, 0}, {"a-b", CS_EINVAL, 0, 0},
-      {"1-3601", CS_EINVAL, 0, 0}, {"", CS_EINVAL, 0, 0}, {"1--2", CS_EINVAL, 0, 0},
+      {"1-3", 0, 1, 3},         {"0", 0, 0, 0},
+      {"0.5", 0, 0.5, 0.5},     {"0.25-0.75", 0, 0.25, 0.75},
+      {"2-2", 0, 2, 2},         {"3-1", CS_EINVAL, 0, 0},
+      {"-1", CS_EINVAL, 0, 0},  {"1-", CS_EINVAL, 0, 0},
+      {"a-b", CS_EINVAL, 0, 0}, {"1-3601", CS_EINVAL, 0, 0},
+      {"", CS_EINVAL, 0, 0},    {"1--2", CS_EINVAL, 0, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     double lo = -1;
@@ -145,7 +147,9 @@ static void test_opt_interval(void **state) {
   assert_string_equal(err, "--interval: '3-1': MIN is larger than MAX");
 }
 
-static void print_version_cb(void *arg) { opt_print_version(arg); }
+static void print_version_cb(void *arg) {
+  opt_print_version(arg);
+}
 
 /* --version names the program and the libraries actually loaded, the OS and the CPUs. */
 static void test_opt_version(void **state) {

@@ -92,31 +92,65 @@ typedef struct parse_case {
 #define IN(lit) lit, sizeof(lit) - 1
 
 static const parse_case parse_cases[] = {
-    {"BOM stripped", IN("\xEF\xBB\xBFYear,TempF\n2020,51\n"), 1, "Year|TempF\n",
-     IN("2020|51\n"), {2}},
+    {"BOM stripped",
+     IN("\xEF\xBB\xBFYear,TempF\n2020,51\n"),
+     1,
+     "Year|TempF\n",
+     IN("2020|51\n"),
+     {2}},
     {"BOM only", IN("\xEF\xBB\xBF"), 1, "", IN(""), {0}},
     {"LF line ends", IN("a,b\n1,2\n3,4\n"), 1, "a|b\n", IN("1|2\n3|4\n"), {2, 3}},
     {"CRLF line ends", IN("a,b\r\n1,2\r\n3,4\r\n"), 1, "a|b\n", IN("1|2\n3|4\n"), {2, 3}},
     {"CR-only line ends", IN("a,b\r1,2\r3,4"), 1, "a|b\n", IN("1|2\n3|4\n"), {2, 3}},
     {"no final newline", IN("a\nlast"), 1, "a\n", IN("last\n"), {2}},
-    {"quoted comma and quotes", IN("a,b\n\"x,y\",\"say \"\"hi\"\"\"\n"), 1, "a|b\n",
-     IN("x,y|say \"hi\"\n"), {2}},
-    {"quoted CR and LF", IN("a,b\n\"1\r\n2\",\"3\r4\"\n5,6\n"), 1, "a|b\n",
-     IN("1\r\n2|3\r4\n5|6\n"), {2, 4}},
-    {"spaces around unquoted fields kept", IN("a,b\n  x , \ty\t\n"), 1, "a|b\n",
-     IN("  x | \ty\t\n"), {2}},
+    {"quoted comma and quotes",
+     IN("a,b\n\"x,y\",\"say \"\"hi\"\"\"\n"),
+     1,
+     "a|b\n",
+     IN("x,y|say \"hi\"\n"),
+     {2}},
+    {"quoted CR and LF",
+     IN("a,b\n\"1\r\n2\",\"3\r4\"\n5,6\n"),
+     1,
+     "a|b\n",
+     IN("1\r\n2|3\r4\n5|6\n"),
+     {2, 4}},
+    {"spaces around unquoted fields kept",
+     IN("a,b\n  x , \ty\t\n"),
+     1,
+     "a|b\n",
+     IN("  x | \ty\t\n"),
+     {2}},
     {"empty lines skipped", IN("a\n\n1\n\r\n\n2\n"), 1, "a\n", IN("1\n2\n"), {3, 6}},
-    {"records spanning lines", IN("h\n\"a\nb\nc\"\n\"d\r\ne\"\nf\n"), 1, "h\n",
-     IN("a\nb\nc\nd\r\ne\nf\n"), {2, 5, 7}},
+    {"records spanning lines",
+     IN("h\n\"a\nb\nc\"\n\"d\r\ne\"\nf\n"),
+     1,
+     "h\n",
+     IN("a\nb\nc\nd\r\ne\nf\n"),
+     {2, 5, 7}},
     {"empty fields", IN("a,b,c\n,,\n"), 1, "a|b|c\n", IN("||\n"), {2}},
     {"single empty quoted field", IN("a\n\"\"\n"), 1, "a\n", IN("\n"), {2}},
     {"no header", IN("1,2\n3,4\n"), 0, "", IN("1|2\n3|4\n"), {1, 2}},
-    {"no header with BOM", IN("\xEF\xBB\xBF" "1\n"), 0, "", IN("1\n"), {1}},
+    {"no header with BOM",
+     IN("\xEF\xBB\xBF"
+        "1\n"),
+     0,
+     "",
+     IN("1\n"),
+     {1}},
     {"empty file", IN(""), 1, "", IN(""), {0}},
-    {"ragged rows returned as they are", IN("a,b\n1\n1,2,3\n"), 1, "a|b\n", IN("1\n1|2|3\n"),
+    {"ragged rows returned as they are",
+     IN("a,b\n1\n1,2,3\n"),
+     1,
+     "a|b\n",
+     IN("1\n1|2|3\n"),
      {2, 3}},
     {"NUL byte in a field", IN("a\nx\0y\n"), 1, "a\n", IN("x\0y\n"), {2}},
-    {"BOM not at the start is data", IN("a\n\xEF\xBB\xBFx\n"), 1, "a\n", IN("\xEF\xBB\xBFx\n"),
+    {"BOM not at the start is data",
+     IN("a\n\xEF\xBB\xBFx\n"),
+     1,
+     "a\n",
+     IN("\xEF\xBB\xBFx\n"),
      {2}},
 };
 
@@ -193,8 +227,7 @@ static void test_unterminated_quote(void **state) {
   const char *path = TEMP("a,b\n1,2\n3,\"4\n5\n6,7\n");
   char expect[256];
   snprintf(expect, sizeof expect,
-           "%s:3: unterminated quote (the quoted field that starts on this line never ends)",
-           path);
+           "%s:3: unterminated quote (the quoted field that starts on this line never ends)", path);
   csvin *r = NULL;
   char err[256];
   assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
@@ -217,8 +250,7 @@ static void test_unterminated_quote_line_of_second_field(void **state) {
   read_all(path, 1, &res);
   char expect[256];
   snprintf(expect, sizeof expect,
-           "%s:3: unterminated quote (the quoted field that starts on this line never ends)",
-           path);
+           "%s:3: unterminated quote (the quoted field that starts on this line never ends)", path);
   assert_int_equal(res.rc, CS_ECSV);
   assert_int_equal(res.nrecs, 0);
   assert_string_equal(res.err, expect);
@@ -248,8 +280,7 @@ static void test_bad_header_fails_open(void **state) {
   char err[256];
   char expect[256];
   snprintf(expect, sizeof expect,
-           "%s:1: unterminated quote (the quoted field that starts on this line never ends)",
-           path);
+           "%s:1: unterminated quote (the quoted field that starts on this line never ends)", path);
   assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), CS_ECSV);
   assert_null(r);
   assert_string_equal(err, expect);
@@ -302,7 +333,8 @@ static void test_rewind(void **state) {
 /* Rewind in --no-header mode goes back to the first byte after the BOM; mid-file too. */
 static void test_rewind_no_header_midway(void **state) {
   (void)state;
-  const char *path = TEMP("\xEF\xBB\xBF" "1\n2\n3\n");
+  const char *path = TEMP("\xEF\xBB\xBF"
+                          "1\n2\n3\n");
   csvin *r = NULL;
   char err[256];
   assert_int_equal(csvin_open(&r, path, 0, err, sizeof err), 0);
@@ -428,11 +460,21 @@ static void parse_json_string(const char **p, char *out, size_t cap) {
     if (c == '\\') {
       char e = *s++;
       switch (e) {
-      case 'n': c = '\n'; break;
-      case 'r': c = '\r'; break;
-      case 't': c = '\t'; break;
-      case 'b': c = '\b'; break;
-      case 'f': c = '\f'; break;
+      case 'n':
+        c = '\n';
+        break;
+      case 'r':
+        c = '\r';
+        break;
+      case 't':
+        c = '\t';
+        break;
+      case 'b':
+        c = '\b';
+        break;
+      case 'f':
+        c = '\f';
+        break;
       case 'u': {
         unsigned v = 0;
         assert_int_equal(sscanf(s, "%4x", &v), 1);
@@ -448,7 +490,9 @@ static void parse_json_string(const char **p, char *out, size_t cap) {
         }
         break;
       }
-      default: c = e; break;
+      default:
+        c = e;
+        break;
       }
     }
     assert_true(n + 1 < cap);
@@ -534,8 +578,8 @@ static void test_csv_spectrum(void **state) {
     char csv_path[2048];
     char json_path[2048];
     snprintf(csv_path, sizeof csv_path, "%s/%s", dir, e->d_name);
-    snprintf(json_path, sizeof json_path, "%s/json/%.*s.json", CSV_SPECTRUM_DIR,
-             (int)(nlen - 4), e->d_name);
+    snprintf(json_path, sizeof json_path, "%s/json/%.*s.json", CSV_SPECTRUM_DIR, (int)(nlen - 4),
+             e->d_name);
     print_message("csv-spectrum: %s\n", e->d_name);
     json_rows want;
     parse_json_rows(slurp(json_path), &want);

@@ -15,7 +15,8 @@
 #include "csvin.h"
 #include "csvout.h"
 
-#define F(s) {s, sizeof(s) - 1}
+#define F(s)                                                                                       \
+  { s, sizeof(s) - 1 }
 
 typedef struct out_case {
   const char *name;

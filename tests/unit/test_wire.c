@@ -17,7 +17,7 @@
 typedef struct collector {
   cs_buf reencoded;
   size_t count;
-  int stop_after; /* return 99 from the callback after this many messages (0: never) */
+  int stop_after;              /* return 99 from the callback after this many messages (0: never) */
   const char *first_field_ptr; /* where the first message's first field pointed */
   uint32_t last_frame_len;
 } collector;
@@ -44,7 +44,7 @@ static int collect_cb(const wire_msg *m, void *arg) {
 
 /* The message set of the segmentation tests. */
 typedef struct msg_set {
-  cs_buf bytes;   /* all messages encoded back to back */
+  cs_buf bytes; /* all messages encoded back to back */
   size_t count;
   cs_field *many; /* 10,000 fields */
   char *big;      /* one field near the payload limit */
@@ -67,14 +67,15 @@ static void encode_one(msg_set *s, int type, uint64_t seq, uint64_t line, const 
   s->count++;
 }
 
-#define F(s) {s, sizeof(s) - 1}
+#define F(s)                                                                                       \
+  { s, sizeof(s) - 1 }
 
 /* Small messages only (every split point of these is tested), or also the 10,000-field record
  * and the near-limit field when `large`. */
 static void msg_set_build(msg_set *s, int large) {
   static const cs_field header[] = {F("name"), F("value, with comma"), F("")};
-  static const cs_field nasty[] = {F("a,b"), F("say \"hi\""), {"nul\0byte", 8}, F("line\r\nbreak"),
-                                   F("\xca\xa4 utf8")};
+  static const cs_field nasty[] = {
+      F("a,b"), F("say \"hi\""), {"nul\0byte", 8}, F("line\r\nbreak"), F("\xca\xa4 utf8")};
   static const cs_field empties[] = {F(""), F(""), F("")};
   memset(s, 0, sizeof *s);
   cs_buf_init(&s->bytes);
@@ -134,17 +135,23 @@ static void test_encode_exact_bytes(void **state) {
   (void)state;
   static const cs_field fields[] = {F("a,b"), F("")};
   static const unsigned char expect[] = {
-      'C', 'S', 1, 2, 0, 0, 0, 50,                    /* header: RECORD, payload 50 */
+      'C',  'S',  1,    2,    0,    0,    0,    50,   /* header: RECORD, payload 50 */
       0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* producer_id */
-      0, 0, 0, 0, 0, 0, 0, 7,                         /* seq */
-      0, 0, 0, 0, 0, 0, 0x01, 0x00,                   /* sent_us = 256 */
-      0, 0, 0, 0, 0, 0, 0, 9,                         /* line */
-      2, 'a', 'b',                                    /* stream */
-      0, 0, 0, 2,                                     /* nfields */
-      0, 0, 0, 3, 'a', ',', 'b',                      /* field 1 */
-      0, 0, 0, 0};                                    /* field 2, empty */
-  wire_msg m = {.type = WIRE_RECORD, .producer_id = 0x0102030405060708ULL, .seq = 7,
-                .sent_us = 256, .line = 9, .stream = {"ab", 2}, .nfields = 2, .fields = fields};
+      0,    0,    0,    0,    0,    0,    0,    7,    /* seq */
+      0,    0,    0,    0,    0,    0,    0x01, 0x00, /* sent_us = 256 */
+      0,    0,    0,    0,    0,    0,    0,    9,    /* line */
+      2,    'a',  'b',                                /* stream */
+      0,    0,    0,    2,                            /* nfields */
+      0,    0,    0,    3,    'a',  ',',  'b',        /* field 1 */
+      0,    0,    0,    0};                           /* field 2, empty */
+  wire_msg m = {.type = WIRE_RECORD,
+                .producer_id = 0x0102030405060708ULL,
+                .seq = 7,
+                .sent_us = 256,
+                .line = 9,
+                .stream = {"ab", 2},
+                .nfields = 2,
+                .fields = fields};
   cs_buf out;
   cs_buf_init(&out);
   assert_int_equal(wire_encoded_size(&m), sizeof expect);
@@ -158,8 +165,14 @@ static void test_encode_exact_bytes(void **state) {
 static void test_decode_fields(void **state) {
   (void)state;
   static const cs_field fields[] = {F("x\"y"), {"\0", 1}};
-  wire_msg m = {.type = WIRE_HELLO, .producer_id = 42, .seq = 0, .sent_us = 1, .line = 0,
-                .stream = {"s", 1}, .nfields = 2, .fields = fields};
+  wire_msg m = {.type = WIRE_HELLO,
+                .producer_id = 42,
+                .seq = 0,
+                .sent_us = 1,
+                .line = 0,
+                .stream = {"s", 1},
+                .nfields = 2,
+                .fields = fields};
   cs_buf out;
   cs_buf_init(&out);
   assert_int_equal(wire_encode(&m, &out), 0);
@@ -208,6 +221,8 @@ static void test_one_byte_at_a_time(void **state) {
   }
   assert_int_equal(wire_decoder_pending(&d), 0);
   assert_true(max_pending < WIRE_HEADER_LEN + WIRE_MAX_PAYLOAD);
+  /* The near-limit frame's reassembly memory was released once it was decoded. */
+  assert_true(d.pending.cap <= 64 * 1024);
   assert_int_equal(c.count, s.count);
   assert_int_equal(c.reencoded.len, s.bytes.len);
   assert_memory_equal(c.reencoded.data, s.bytes.data, s.bytes.len);
@@ -251,47 +266,73 @@ typedef struct bad_case {
   const char *name;
   unsigned char bytes[64];
   size_t len;
-  int expect;        /* from the stream decoder */
-  int expect_dgram;  /* from the datagram decoder */
+  int expect;       /* from the stream decoder */
+  int expect_dgram; /* from the datagram decoder */
 } bad_case;
 
 /* A valid RECORD frame with stream "s" and one field "v", for mutating. */
-#define GOOD_PAYLOAD                                                                          \
-  0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, \
-      1, 1, 's', 0, 0, 0, 1, 0, 0, 0, 1, 'v'
+#define GOOD_PAYLOAD                                                                               \
+  0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1,  \
+      1, 's', 0, 0, 0, 1, 0, 0, 0, 1, 'v'
 #define GOOD_LEN 43
 
 static const bad_case bad_cases[] = {
-    {"bad magic", {'X', 'S', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN, CS_EBADMAGIC,
+    {"bad magic",
+     {'X', 'S', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
+     8 + GOOD_LEN,
+     CS_EBADMAGIC,
      CS_EBADMAGIC},
-    {"bad second magic byte", {'C', 's', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN,
-     CS_EBADMAGIC, CS_EBADMAGIC},
-    {"bad version", {'C', 'S', 2, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN, CS_EVERSION,
+    {"bad second magic byte",
+     {'C', 's', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
+     8 + GOOD_LEN,
+     CS_EBADMAGIC,
+     CS_EBADMAGIC},
+    {"bad version",
+     {'C', 'S', 2, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
+     8 + GOOD_LEN,
+     CS_EVERSION,
      CS_EVERSION},
-    {"unknown type 9", {'C', 'S', 1, 9, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN, CS_ETYPE,
+    {"unknown type 9",
+     {'C', 'S', 1, 9, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
+     8 + GOOD_LEN,
+     CS_ETYPE,
      CS_ETYPE},
-    {"type 0", {'C', 'S', 1, 0, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN, CS_ETYPE,
-     CS_ETYPE},
+    {"type 0", {'C', 'S', 1, 0, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN, CS_ETYPE, CS_ETYPE},
     {"length over 1 MiB", {'C', 'S', 1, 2, 0, 0x10, 0, 1}, 8, CS_ETOOBIG, CS_ETOOBIG},
     {"length 4 GiB", {'C', 'S', 1, 2, 0xff, 0xff, 0xff, 0xff}, 8, CS_ETOOBIG, CS_ETOOBIG},
-    {"payload shorter than the fixed part", {'C', 'S', 1, 2, 0, 0, 0, 4, 0, 0, 0, 0}, 12,
-     CS_EMALFORMED, CS_EMALFORMED},
-    {"empty stream name",
-     {'C', 'S', 1, 2, 0, 0, 0, 37, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
-      0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0},
-     45, CS_EMALFORMED, CS_EMALFORMED},
-    {"field runs past the payload",
-     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-      0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 's', 0, 0, 0, 1, 0, 0, 0, 2, 'v'},
-     8 + GOOD_LEN, CS_EMALFORMED, CS_EMALFORMED},
-    {"more fields than the payload holds",
-     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-      0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 's', 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 'v'},
-     8 + GOOD_LEN, CS_EMALFORMED, CS_EMALFORMED},
-    {"trailing bytes in the payload",
-     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN + 1, GOOD_PAYLOAD, 'x'}, 8 + GOOD_LEN + 1, CS_EMALFORMED,
+    {"payload shorter than the fixed part",
+     {'C', 'S', 1, 2, 0, 0, 0, 4, 0, 0, 0, 0},
+     12,
+     CS_EMALFORMED,
      CS_EMALFORMED},
-    {"payload cut short", {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD}, 8 + GOOD_LEN - 1, 0,
+    {"empty stream name",
+     {'C', 'S', 1, 2, 0, 0, 0, 37, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+      1,   0,   0, 0, 0, 0, 0, 0,  1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0},
+     45,
+     CS_EMALFORMED,
+     CS_EMALFORMED},
+    {"field runs past the payload",
+     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, 0, 0, 0, 0, 0, 0, 0, 1,   0, 0, 0, 0, 0, 0, 0, 1, 0,  0,
+      0,   0,   0, 0, 0, 1, 0, 0,        0, 0, 0, 0, 0, 1, 1, 's', 0, 0, 0, 1, 0, 0, 0, 2, 'v'},
+     8 + GOOD_LEN,
+     CS_EMALFORMED,
+     CS_EMALFORMED},
+    {"more fields than the payload holds",
+     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, 0,    0,    0,    0,    0, 0, 0, 1, 0,
+      0,   0,   0, 0, 0, 0, 1, 0,        0,    0,    0,    0,    0, 0, 1, 0, 0,
+      0,   0,   0, 0, 0, 1, 1, 's',      0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 'v'},
+     8 + GOOD_LEN,
+     CS_EMALFORMED,
+     CS_EMALFORMED},
+    {"trailing bytes in the payload",
+     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN + 1, GOOD_PAYLOAD, 'x'},
+     8 + GOOD_LEN + 1,
+     CS_EMALFORMED,
+     CS_EMALFORMED},
+    {"payload cut short",
+     {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
+     8 + GOOD_LEN - 1,
+     0,
      CS_ETRUNCATED},
     {"header cut short", {'C', 'S', 1, 2, 0}, 5, 0, CS_ETRUNCATED},
 };
@@ -371,8 +412,8 @@ static void test_datagram_two_frames(void **state) {
   (void)state;
   msg_set s;
   msg_set_build(&s, 0);
-  size_t first = WIRE_HEADER_LEN + ((size_t)(unsigned char)s.bytes.data[6] << 8 |
-                                    (unsigned char)s.bytes.data[7]);
+  size_t first = WIRE_HEADER_LEN +
+                 ((size_t)(unsigned char)s.bytes.data[6] << 8 | (unsigned char)s.bytes.data[7]);
   size_t second = WIRE_HEADER_LEN + ((size_t)(unsigned char)s.bytes.data[first + 6] << 8 |
                                      (unsigned char)s.bytes.data[first + 7]);
   wire_decoder d;
