@@ -312,8 +312,8 @@ static void db_service(consumer *c) {
       return;
     }
     if (rc != 0) {
-      log_error("database %s: %s; stopping (rows not yet committed: %zu)", c->opt.db_path,
-                store_error(c->db), store_pending(c->db));
+      log_error("%s; stopping (rows not yet committed: %zu)", store_error(c->db),
+                store_pending(c->db));
       c->db_failed = 1;
       consumer_stop(c, 1);
       return;
@@ -378,7 +378,7 @@ static int deliver(consumer *c, consumer_stream *e, const wire_msg *m) {
                   c->opt.db_path, store_pending_bytes(c->db) >> 20, e->sink.protocol, e->sink.name,
                   m->seq, c->db_dropped, outfile_path(c->out));
     } else if (rc != 0) {
-      log_error("database %s: %s; stopping", c->opt.db_path, store_error(c->db));
+      log_error("%s; stopping", store_error(c->db));
       c->db_failed = 1;
       consumer_stop(c, 1);
       return MSG_STOP;
@@ -994,8 +994,7 @@ static int drain_db(consumer *c) {
       continue;
     }
     if (rc != CS_EBUSY) {
-      log_error("database %s: %s; %zu rows not committed", c->opt.db_path, store_error(c->db),
-                store_pending(c->db));
+      log_error("%s; %zu rows not committed", store_error(c->db), store_pending(c->db));
       return 1;
     }
     c->busy_retries++;
