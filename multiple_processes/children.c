@@ -69,6 +69,23 @@ void mp_reading_make(mp_reading *out, int p, int r) {
   clock_format(clock_wall_us(), out->taken_at, sizeof out->taken_at);
 }
 
+void mp_report(int fd, int p, int r, const char *error) {
+  mp_result res;
+  memset(&res, 0, sizeof res);
+  res.process = p;
+  res.record = r;
+  res.ok = error == NULL;
+  if (error)
+    snprintf(res.error, sizeof res.error, "%s", error);
+  ssize_t w;
+  do {
+    w = write(fd, &res, sizeof res);
+  } while (w < 0 && errno == EINTR);
+  if (w != (ssize_t)sizeof res)
+    fprintf(stderr, "multiple_processes: process %d cannot report to the parent: %s\n", p,
+            w < 0 ? strerror(errno) : "short write");
+}
+
 /* Read exactly len bytes unless EOF comes first. Returns bytes read, or -1 on error. */
 static ssize_t mp_read_full(int fd, void *buf, size_t len) {
   size_t off = 0;

@@ -22,24 +22,6 @@
 #define MP_SAFE_BACKOFF_MIN_MS 50
 #define MP_SAFE_BACKOFF_MAX_MS 1000
 
-/* Send one record's outcome to the parent. */
-static void mp_report(int fd, int p, int r, const char *error) {
-  mp_result res;
-  memset(&res, 0, sizeof res);
-  res.process = p;
-  res.record = r;
-  res.ok = error == NULL;
-  if (error)
-    snprintf(res.error, sizeof res.error, "%s", error);
-  ssize_t w;
-  do {
-    w = write(fd, &res, sizeof res);
-  } while (w < 0 && errno == EINTR);
-  if (w != (ssize_t)sizeof res)
-    fprintf(stderr, "multiple_processes: process %d cannot report to the parent: %s\n", p,
-            w < 0 ? strerror(errno) : "short write");
-}
-
 /* INSERT one reading inside the open transaction. Returns the SQLite result code. */
 static int mp_insert(sqlite3 *db, const mp_ctx *ctx, int p, int r) {
   sqlite3_stmt *q = NULL;

@@ -97,23 +97,6 @@ static int mp_send_msg(int fd, const wire_msg *m, cs_buf *out, char *why, size_t
   return 0;
 }
 
-/* Report one record's outcome to the parent. */
-static void mp_funnel_report(int fd, int p, int r, const char *error) {
-  mp_result res;
-  memset(&res, 0, sizeof res);
-  res.process = p;
-  res.record = r;
-  res.ok = error == NULL;
-  if (error)
-    snprintf(res.error, sizeof res.error, "%s", error);
-  ssize_t w;
-  do {
-    w = write(fd, &res, sizeof res);
-  } while (w < 0 && errno == EINTR);
-  if (w != (ssize_t)sizeof res)
-    fprintf(stderr, "multiple_processes: process %d cannot report to the parent\n", p);
-}
-
 /* One process: HELLO, then for each record the task's work (no lock held anywhere) and a
  * RECORD, then END. The consumer does the inserting. */
 static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
@@ -167,7 +150,7 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
     if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0)
       goto fail;
     mp_log("process %d record %d: sent to the consumer", p, r);
-    mp_funnel_report(result_fd, p, r, NULL);
+    mp_report(result_fd, p, r, NULL);
     sent++;
   }
   m.type = WIRE_END;
@@ -185,7 +168,7 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
 fail:
   for (int r = sent + 1; r <= ctx->records; r++) {
     mp_log("process %d record %d: FAILED: %s", p, r, why);
-    mp_funnel_report(result_fd, p, r, why);
+    mp_report(result_fd, p, r, why);
   }
   if (fd >= 0)
     close(fd);

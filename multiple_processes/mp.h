@@ -48,6 +48,11 @@ uint64_t mp_random64(void);
 /* Fill the reading process `p` takes for record `r`. */
 void mp_reading_make(mp_reading *out, int p, int r);
 
+/* Send one record's outcome (error NULL: done) from child process p to the parent over fd, in
+ * one write (an mp_result is smaller than PIPE_BUF, so reports of several children never
+ * interleave). A failure to report is printed to stderr. */
+void mp_report(int fd, int p, int r, const char *error);
+
 /* One child's work for process number p (1-based); results go to the fd result_fd.
  * Returns the child's exit code. */
 typedef int (*mp_child_fn)(const mp_ctx *ctx, int p, int result_fd);
