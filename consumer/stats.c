@@ -169,7 +169,9 @@ static void account_timing(stats_stream *s, uint64_t sent_us, uint64_t recv_us) 
   int64_t transit = (int64_t)(recv_us - sent_us);
   stats_hist_add(&s->c.latency, transit > 0 ? (uint64_t)transit : 0);
   if (s->have_prev) {
-    double d = (double)(transit - s->prev_transit_us);
+    /* In double: send times come from the network, and the difference of two hostile
+     * transits can overflow int64_t. */
+    double d = (double)transit - (double)s->prev_transit_us;
     if (d < 0)
       d = -d;
     s->c.jitter_us += (d - s->c.jitter_us) / 16.0;

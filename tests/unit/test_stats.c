@@ -316,6 +316,17 @@ static void test_jitter_follows_rfc3550_filter(void **state) {
   assert_true(s->c.jitter_us == before);
 }
 
+static void test_jitter_survives_hostile_send_times(void **state) {
+  stats_stream *s = *state;
+  /* Transits of about -2^63 and +2^50 one after the other: their difference does not fit an
+   * int64_t (undefined behaviour, caught by -DCSVSTREAM_UBSAN=ON). */
+  uint64_t recv = 1700000000000000ull;
+  stats_stream_arrival(s, 1, recv + (1ull << 63), recv, 10);
+  stats_stream_arrival(s, 2, recv - (1ull << 50), recv, 10);
+  assert_int_equal(s->c.received, 2);
+  assert_true(s->c.jitter_us > 5e17 && s->c.jitter_us < 6e17); /* (2^63 + 2^50) / 16 */
+}
+
 static void test_counts_add_sums_and_weights_jitter(void **state) {
   (void)state;
   stats_stream a, b;
@@ -460,6 +471,7 @@ int main(void) {
       T(test_latency_negative_clamps_to_zero),
       T(test_jitter_of_constant_transit_is_zero),
       T(test_jitter_follows_rfc3550_filter),
+      T(test_jitter_survives_hostile_send_times),
       cmocka_unit_test(test_counts_add_sums_and_weights_jitter),
       T(test_rate_zero_with_fewer_than_two),
       T(test_counts_json_has_every_member),
