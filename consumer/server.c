@@ -455,6 +455,14 @@ static int handle_msg(consumer *c, int proto, consumer_conn *conn, const wire_ms
   if (c->stopping)
     return MSG_STOP;
   if (e == NULL && (m->type == WIRE_HELLO || m->type == WIRE_END)) {
+    if (c->nstreams >= CONSUMER_MAX_STREAMS) {
+      snprintf(c->proto_err, sizeof(c->proto_err),
+               "stream %.*s refused: the consumer holds its limit of %d streams (restart it to "
+               "take new ones)",
+               (int)(m->stream.len > 64 ? 64 : m->stream.len), m->stream.data,
+               CONSUMER_MAX_STREAMS);
+      return MSG_PROTOCOL;
+    }
     e = stream_create(c, proto, m, h, peer);
     if (e == NULL) {
       log_error("out of memory for a new stream from %s/%s; stopping", peer, proto_names[proto]);
