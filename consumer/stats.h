@@ -34,14 +34,16 @@ typedef struct stats_counts {
   uint64_t reordered;  /* records that arrived after one with a higher sequence number */
   uint64_t bytes;      /* wire bytes of every record frame, duplicates included */
   uint64_t first_us, last_us; /* receive time of the first and the last record */
-  stats_hist latency;  /* receive time - send time, µs (negative clamps to 0) */
-  double jitter_us;    /* RFC 3550; for a sum, the mean over its streams weighted by received */
-  uint64_t streams;    /* streams summed (1 for a stream) */
+  stats_hist latency;         /* receive time - send time, µs (negative clamps to 0) */
+  double jitter_us; /* RFC 3550; for a sum, the mean over its streams weighted by received */
+  uint64_t streams; /* streams summed (1 for a stream) */
 } stats_counts;
 
 /* Sequence numbers within this distance below the highest one seen are tracked exactly
- * (a bitmap of this many bits per stream: memory stays flat however long the stream). An
- * arrival older than that cannot be told from a duplicate and is counted in `too_late`. */
+ * (a bitmap of at most this many bits per stream, grown with the highest sequence number from
+ * 1024 bits, so a short stream costs 128 bytes and a long one 128 KiB: memory stays flat
+ * however long the stream). An arrival older than that cannot be told from a duplicate and is
+ * counted in `too_late`. */
 #define STATS_SEQ_WINDOW (1u << 20)
 
 typedef struct stats_stream {
@@ -49,7 +51,8 @@ typedef struct stats_stream {
   uint64_t max_seq;       /* highest seq received */
   uint64_t announced_seq; /* last seq from END, 0 until it arrives */
   uint64_t too_late;
-  unsigned char *seen; /* ring bitmap over [max_seq - STATS_SEQ_WINDOW + 1, max_seq] */
+  unsigned char *seen; /* ring bitmap over [max_seq - seen_bits + 1, max_seq] */
+  size_t seen_bits;    /* bits in seen: a power of two up to STATS_SEQ_WINDOW */
   int64_t prev_transit_us;
   int have_prev;
 } stats_stream;

@@ -189,6 +189,29 @@ static void test_window_slide_clears_reused_bits(void **state) {
   assert_int_equal(stats_stream_lost(s), 10 * w - 5);
 }
 
+/* The bitmap starts small and grows with the highest sequence number: records seen before a
+ * growth are still known afterwards, and reordering across a growth is still exact. */
+static void test_bitmap_growth_keeps_exact_counts(void **state) {
+  stats_stream *s = *state;
+  assert_int_equal(arrive(s, 1), 1);
+  assert_int_equal(arrive(s, 1000), 1);
+  assert_int_equal(arrive(s, 5000), 1); /* grows past the first width */
+  assert_int_equal(arrive(s, 1), 0);    /* still known: a duplicate */
+  assert_int_equal(arrive(s, 1000), 0);
+  assert_int_equal(arrive(s, 3), 1); /* new, below the highest: reordered, not too late */
+  assert_int_equal(arrive(s, 700000), 1);
+  assert_int_equal(arrive(s, 5000), 0);
+  assert_int_equal(arrive(s, 4999), 1);
+  for (uint64_t seq = 700002; seq <= 700000 + 3000; seq += 2) {
+    assert_int_equal(arrive(s, seq), 1);
+    assert_int_equal(arrive(s, seq - 1), 1);
+  }
+  assert_int_equal(s->c.received, 6 + 3000);
+  assert_int_equal(s->c.duplicates, 3);
+  assert_int_equal(s->c.reordered, 2 + 1500);
+  assert_int_equal(s->too_late, 0);
+}
+
 static void test_too_late_is_neither_received_nor_duplicate(void **state) {
   stats_stream *s = *state;
   const uint64_t w = STATS_SEQ_WINDOW;
@@ -464,6 +487,7 @@ int main(void) {
       T(test_end_below_highest_received_keeps_highest),
       T(test_window_slide_keeps_exact_counts),
       T(test_window_slide_clears_reused_bits),
+      T(test_bitmap_growth_keeps_exact_counts),
       T(test_too_late_is_neither_received_nor_duplicate),
       cmocka_unit_test(test_hist_percentiles_within_bound_of_oracle),
       cmocka_unit_test(test_hist_small_values_exact_and_capped_at_max),
