@@ -120,7 +120,7 @@ void report_summary(consumer *c, FILE *out) {
     fprintf(out,
             "database %s: %" PRIu64 " rows committed, %zu pending, %" PRIu64
             " commit retries while another process held the lock, %" PRIu64
-            " not stored (queue full)\n",
+            " not stored (queue full, or more fields than a table takes)\n",
             c->opt.db_path, store_committed(c->db), store_pending(c->db), c->busy_retries,
             c->db_dropped);
   fflush(out);

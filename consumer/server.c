@@ -369,7 +369,13 @@ static int deliver(consumer *c, consumer_stream *e, const wire_msg *m) {
   c->dirty = 1;
   if (c->db != NULL && !c->db_failed) {
     rc = store_add(c->db, &r);
-    if (rc == CS_ENOMEM) {
+    if (rc == CS_ETOOBIG) {
+      /* One record too wide for a table: the others still go in; it is in out9.txt. */
+      c->db_dropped++;
+      if (log_limiter_allow(&c->db_drop_log, clock_mono_us(), GARBAGE_LOG_INTERVAL_US))
+        log_error("%s (%" PRIu64 " not stored so far; it is in %s)", store_error(c->db),
+                  c->db_dropped, outfile_path(c->out));
+    } else if (rc == CS_ENOMEM) {
       /* Only UDP can get here (TCP reads pause at half the bound): the record cannot wait. */
       c->db_dropped++;
       if (log_limiter_allow(&c->db_drop_log, clock_mono_us(), GARBAGE_LOG_INTERVAL_US))

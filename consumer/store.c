@@ -81,12 +81,14 @@ static int store_is_busy(int rc) {
   return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
 }
 
-/* Run one SQL statement without results. Returns 0, CS_EBUSY or CS_ESQLITE (error set). */
-static int store_exec(store *s, const char *sql) {
+/* Run one SQL statement without results; a failure is reported as "database PATH: what:
+ * message" (what NULL: the statement itself; pass a description for long ones, whose text
+ * would crowd SQLite's message out). Returns 0, CS_EBUSY or CS_ESQLITE (error set). */
+static int store_exec(store *s, const char *sql, const char *what) {
   int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
   if (rc == SQLITE_OK)
     return 0;
-  store_set_sqlite_error(s, sql);
+  store_set_sqlite_error(s, what != NULL ? what : sql);
   return store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
 }
 
@@ -483,6 +485,20 @@ fail:
 
 int store_add(store *s, const sink_record *r) {
   store_table *t;
+  /* A table holds at most SQLite's column limit (2000 by default) with the metadata: a row
+   * wider than that (a peer can send one in a single datagram) would fail CREATE or ALTER
+   * TABLE and with it every batch, so it is refused here, alone. */
+  size_t max_values = (size_t)sqlite3_limit(s->db, SQLITE_LIMIT_COLUMN, -1) - STORE_NMETA;
+  if (r->nfields > max_values || r->stream->ncolumns > max_values) {
+    char what[256];
+    snprintf(what, sizeof what,
+             "%s record %s #%" PRIu64 " has %zu fields (header: %zu); a table takes at most %zu "
+             "besides the metadata, so it is not stored in the database",
+             r->stream->protocol, r->stream->name, r->seq, r->nfields, r->stream->ncolumns,
+             max_values);
+    store_set_error(s, what);
+    return CS_ETOOBIG;
+  }
   if (s->pending_bytes >= STORE_MAX_PENDING_BYTES) {
     store_set_error(s, "too many rows waiting for the database (the queue is full)");
     return CS_ENOMEM;
@@ -536,6 +552,7 @@ int store_add(store *s, const sink_record *r) {
 static int store_table_ready(store *s, store_table *t) {
   sqlite3_str *sql = NULL;
   char *text = NULL;
+  char what[160];
   int rc = 0;
 
   if (!t->created_tx) {
@@ -551,7 +568,8 @@ static int store_table_ready(store *s, store_table *t) {
     sql = NULL;
     if (!text)
       goto nomem;
-    rc = store_exec(s, text);
+    snprintf(what, sizeof what, "creating table %s", t->name);
+    rc = store_exec(s, text, what);
     if (rc)
       goto done;
     t->created_tx = 1;
@@ -562,7 +580,8 @@ static int store_table_ready(store *s, store_table *t) {
     text = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN \"%w\"", t->name, t->cols[t->ncols_tx]);
     if (!text)
       goto nomem;
-    rc = store_exec(s, text);
+    snprintf(what, sizeof what, "adding column %s to table %s", t->cols[t->ncols_tx], t->name);
+    rc = store_exec(s, text, what);
     if (rc)
       goto done;
     t->ncols_tx++;
@@ -662,7 +681,7 @@ int store_flush(store *s) {
 
   if (!s->head)
     return 0;
-  rc = store_exec(s, "BEGIN IMMEDIATE");
+  rc = store_exec(s, "BEGIN IMMEDIATE", NULL);
   if (rc == CS_EBUSY)
     store_set_error(s, "locked by another process (BEGIN IMMEDIATE: busy)");
   if (rc)
@@ -682,7 +701,7 @@ int store_flush(store *s) {
     if (rc)
       goto rollback;
   }
-  rc = store_exec(s, "COMMIT");
+  rc = store_exec(s, "COMMIT", NULL);
   if (rc == CS_EBUSY)
     store_set_error(s, "locked by another process (COMMIT: busy)");
   if (rc)

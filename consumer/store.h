@@ -17,7 +17,9 @@ int store_open(store **out, const char *path, char *err, size_t errlen);
 
 /* Queue one record (copied). The row is written by a later store_flush. Returns 0, or
  * CS_ENOMEM when the queue holds its bound (store_pending_bytes() >= STORE_MAX_PENDING_BYTES):
- * the caller applies backpressure and must not drop the record silently. */
+ * the caller applies backpressure and must not drop the record silently; CS_ETOOBIG when the
+ * record or its header has more fields than a table can have columns (SQLite's limit, 2000 by
+ * default, less the metadata columns; store_error() says so). Nothing is queued then. */
 #define STORE_MAX_PENDING_BYTES (256u << 20)
 int store_add(store *s, const sink_record *r);
 

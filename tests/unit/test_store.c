@@ -491,9 +491,44 @@ static void test_queue_bound_refuses_with_enomem(void **state) {
   assert_int_equal(store_close(s), 0); /* frees the queued rows unwritten */
 }
 
+/* A record wider than a table can be (a hostile datagram, say) is refused alone: the rows
+ * around it, of the same stream, still commit. */
+static void test_too_wide_record_refused_alone(void **state) {
+  fixture *f = *state;
+  store *s = NULL;
+  char err[512];
+  const char *h[] = {"a"};
+  cs_field c[1];
+  fields_from(c, h, 1);
+  sink_stream st = make_stream("wide", 1, c, 1);
+  size_t n = 3000;
+  cs_field *wide = calloc(n, sizeof *wide);
+  assert_non_null(wide);
+  for (size_t i = 0; i < n; i++)
+    wide[i].data = "";
+  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  const char *v1[] = {"one"}, *v3[] = {"three", "extra"};
+  add_values(s, &st, 1, v1, 1);
+  sink_record r = {&st, 2, 1, 2, n, wide};
+  assert_int_equal(store_add(s, &r), CS_ETOOBIG);
+  assert_non_null(strstr(store_error(s), f->path));
+  assert_non_null(strstr(store_error(s), "3000 fields"));
+  add_values(s, &st, 3, v3, 2);
+  assert_int_equal(store_pending(s), 2);
+  assert_int_equal(store_flush(s), 0);
+  assert_int_equal(store_close(s), 0);
+  free(wide);
+  sqlite3 *db = peek_open(f->path);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM wide"), 2);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM pragma_table_info('wide')"), 2 + 6);
+  sqlite3_close(db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_bad_path_names_file),
+      cmocka_unit_test_setup_teardown(test_too_wide_record_refused_alone, fixture_setup,
+                                      fixture_teardown),
       cmocka_unit_test_setup_teardown(test_open_uses_wal, fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_nasty_header_columns, fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_text_keeps_leading_zeros, fixture_setup,
