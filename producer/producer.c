@@ -518,6 +518,7 @@ int producer_run(producer *p) {
     }
   }
   p->st.bytes = p->opt->udp ? p->udp.bytes_sent : p->tcp.bytes_written;
+  p->st.written = p->tcp.records_written;
   p->st.blocked_us = p->tcp.blocked_us;
   p->st.icmp_refused = p->udp.icmp_refused;
   p->st.connection = producer_connection_name(p);

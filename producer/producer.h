@@ -20,6 +20,7 @@
 /* Totals of one run, as the summary and --stats-json report them. */
 typedef struct producer_stats {
   uint64_t sent;          /* sequence numbers issued (impairment drops included) */
+  uint64_t written;       /* TCP: RECORD frames handed to the kernel in full */
   uint64_t bytes;         /* bytes handed to the kernel */
   uint64_t records_read;  /* data records read from the CSV */
   uint64_t too_big;       /* records skipped: they do not fit the transport */

@@ -54,6 +54,7 @@ int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrle
 
   memset(t, 0, sizeof *t);
   cs_buf_init(&t->out);
+  cs_buf_init(&t->record_ends);
   t->fd = -1;
   t->stop = stop;
   snprintf(t->peer, sizeof t->peer, "%s", peer);
@@ -127,10 +128,29 @@ static int tcp_write_failed(tcp_sender *t, int e, char *err, size_t errlen) {
   return -e;
 }
 
+/* Count the RECORD frames that lie wholly in the first `written` bytes of out and forget
+ * them; the frames after keep their place, shifted to the buffer's new start. A failed write
+ * part way through a coalesced buffer thus still reports exactly how many records went out. */
+static void tcp_count_written(tcp_sender *t, size_t written) {
+  size_t *ends = (size_t *)(void *)t->record_ends.data;
+  size_t n = t->record_ends.len / sizeof *ends;
+  size_t done = 0, i;
+  while (done < n && ends[done] <= written) {
+    done++;
+  }
+  t->records_written += done;
+  cs_buf_consume(&t->record_ends, done * sizeof *ends);
+  ends = (size_t *)(void *)t->record_ends.data;
+  for (i = 0; i < n - done; i++) {
+    ends[i] -= written;
+  }
+}
+
 /* Write out every waiting byte; see sender_tcp.h. */
 int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
   size_t off = 0;
-  int rc = 0;
+  int failed = 0; /* errno of a write or poll that failed */
+  int gave_up = 0; /* the consumer stopped reading after our stop signal */
 
   while (off < t->out.len) {
     ssize_t n = write(t->fd, t->out.data + off, t->out.len - off);
@@ -153,32 +173,34 @@ int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
       pr = tcp_poll_until(t->fd, POLLOUT, t->give_up_us, &rev);
       t->blocked_us += clock_mono_us() - t0;
       if (pr < 0 && errno != EINTR) {
-        rc = tcp_write_failed(t, errno, err, errlen);
-        goto done;
+        failed = errno;
+        break;
       }
       if (pr == 0) {
-        snprintf(err, errlen,
-                 "gave up writing to %s/tcp after the stop signal: the consumer is not reading "
-                 "(%llu records were written)",
-                 t->peer, (unsigned long long)t->records_written);
-        rc = -ETIMEDOUT;
-        goto done;
+        gave_up = 1;
+        break;
       }
       continue;
     }
-    rc = tcp_write_failed(t, n < 0 ? errno : EPIPE, err, errlen);
-    goto done;
+    failed = n < 0 ? errno : EPIPE;
+    break;
   }
-  t->records_written += t->out_records;
-  t->out_records = 0;
-done:
-  /* What was written is gone from the buffer either way. */
+  /* What was written is gone from the buffer either way; count it before the message does. */
+  tcp_count_written(t, off);
   cs_buf_consume(&t->out, off);
-  return rc;
+  if (gave_up) {
+    snprintf(err, errlen,
+             "gave up writing to %s/tcp after the stop signal: the consumer is not reading "
+             "(%llu records were written)",
+             t->peer, (unsigned long long)t->records_written);
+    return -ETIMEDOUT;
+  }
+  return failed != 0 ? tcp_write_failed(t, failed, err, errlen) : 0;
 }
 
 /* Queue one frame; write when the buffer is full enough. */
 int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
+  size_t before = t->out.len;
   int rc = wire_encode(m, &t->out);
   if (rc != 0) {
     if (rc == CS_ENOMEM) {
@@ -189,7 +211,14 @@ int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
     return rc;
   }
   if (m->type == WIRE_RECORD) {
-    t->out_records++;
+    size_t end = t->out.len;
+    rc = cs_buf_append(&t->record_ends, &end, sizeof end);
+    if (rc != 0) {
+      /* Take the frame back out, so that what is buffered and what is counted agree. */
+      t->out.len = before;
+      snprintf(err, errlen, "out of memory encoding a frame for %s/tcp", t->peer);
+      return rc;
+    }
   }
   if (t->out.len >= TCP_COALESCE_BYTES) {
     return tcp_sender_flush(t, err, errlen);
@@ -286,4 +315,5 @@ void tcp_sender_close(tcp_sender *t) {
     t->fd = -1;
   }
   cs_buf_free(&t->out);
+  cs_buf_free(&t->record_ends);
 }

@@ -20,7 +20,7 @@ enum tcp_status { TCP_OK = 0, TCP_REFUSED, TCP_RESET, TCP_CLOSED };
 typedef struct tcp_sender {
   int fd;
   cs_buf out;               /* encoded frames not yet written; owned */
-  uint64_t out_records;     /* RECORD frames in out */
+  cs_buf record_ends;       /* size_t offset in out where each RECORD frame ends; owned */
   uint64_t records_written; /* RECORD frames handed to the kernel in full */
   uint64_t bytes_written;
   uint64_t blocked_us;               /* time spent waiting for the socket to drain (backpressure) */

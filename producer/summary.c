@@ -56,6 +56,12 @@ void summary_log(const producer *p) {
              "(backpressure); too big %llu",
              p->st.connection, (unsigned long long)(p->st.blocked_us / 1000u),
              (unsigned long long)p->st.too_big);
+    if (p->st.written != p->st.sent) {
+      char written[32];
+      log_warn("summary: only %s of the %s records were written to the connection before it "
+               "ended; the rest never left this process",
+               summary_thousands(p->st.written, written, sizeof written), sent);
+    }
   }
   if (p->opt->impair_on) {
     log_info("summary: impairment dropped %llu, duplicated %llu, reordered %llu (the consumer "
@@ -81,6 +87,9 @@ int summary_write_json(const producer *p, const char *path, char *err, size_t er
   json_string(&j, "stream", p->stream);
   json_string(&j, "producer_id", id);
   json_uint(&j, "sent", p->st.sent);
+  if (!p->opt->udp) {
+    json_uint(&j, "written", p->st.written);
+  }
   json_uint(&j, "bytes", p->st.bytes);
   json_uint(&j, "records_read", p->st.records_read);
   json_uint(&j, "too_big", p->st.too_big);

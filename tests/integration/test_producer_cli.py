@@ -463,6 +463,11 @@ class ProducerCli(unittest.TestCase):
         self.assertIn("records (the rest were not sent)", err)
         self.assertEqual(stats["connection"], "reset", stats)
         self.assertLess(stats["sent"], 300000, stats)
+        # The count in the message is exact, not rounded down to the last full coalesced write.
+        said = int(re.search(r"reset by the consumer after (\d+) records", err).group(1))
+        self.assertEqual(said, stats["written"], (err, stats))
+        self.assertLessEqual(stats["written"], stats["sent"], stats)
+        self.assertGreaterEqual(stats["written"], 1000, "the sink read 1000 before the reset")
 
     def test_impair_delay_delays_every_datagram_and_keeps_counts_exact(self):
         src = self.write("delay.csv", "a\n" + "".join("%d\n" % i for i in range(1000)))
