@@ -14,6 +14,7 @@
 #define PRODUCER_FINISH_TIMEOUT_US 2000000u /* TCP: wait this long for the consumer's close */
 #define PRODUCER_END_REPEATS 3              /* UDP: END is sent this many times ... */
 #define PRODUCER_END_GAP_US 100000u         /* ... this far apart */
+#define PRODUCER_STOP_GRACE_US 2000000u     /* after a stop, UDP retries END this long at most */
 #define PRODUCER_PROGRESS_US 1000000u       /* fast pace: a progress line every second */
 #define PRODUCER_RAGGED_NAMED 10            /* ragged rows each warned about ... */
 #define PRODUCER_RAGGED_LOG_US 5000000u     /* ... then at most one warning per 5 s */
@@ -372,6 +373,7 @@ static int producer_end_udp(producer *p, char *err, size_t errlen) {
   wire_msg end = producer_msg(p, WIRE_END, p->st.sent);
   uint64_t delay = (uint64_t)p->opt->impair.delay_ms * 1000u;
   uint64_t now = clock_mono_us();
+  uint64_t give_up;
   int i, rc = producer_release_held(p, 0);
 
   cs_buf_reset(&p->dgram);
@@ -386,12 +388,23 @@ static int producer_end_udp(producer *p, char *err, size_t errlen) {
     snprintf(err, errlen, "out of memory queueing END for %s/udp", p->peer);
     return rc;
   }
-  /* Drain even after a stop signal: the END is what lets the consumer count trailing loss. */
+  /* Drain even after a stop signal: the END is what lets the consumer count trailing loss. But
+   * when the kernel keeps refusing the datagrams (ENOBUFS), a stopped run gives up a little
+   * after the last END was due instead of retrying for ever. */
+  give_up = now + delay + (uint64_t)(PRODUCER_END_REPEATS - 1) * PRODUCER_END_GAP_US +
+            PRODUCER_STOP_GRACE_US;
   while (udp_sender_queued(&p->udp) > 0) {
     clock_sleep_until(udp_sender_next_due(&p->udp), NULL);
     rc = udp_sender_flush_due(&p->udp, clock_mono_us(), err, errlen);
     if (rc < 0) {
       return rc;
+    }
+    if (rc == 1 && clock_mono_us() > give_up) {
+      snprintf(err, errlen,
+               "gave up sending to %s/udp after the stop signal: the kernel refuses the "
+               "datagrams (%zu still queued, END among them)",
+               p->peer, udp_sender_queued(&p->udp));
+      return CS_EIO;
     }
   }
   return 0;

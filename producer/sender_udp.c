@@ -183,6 +183,11 @@ int udp_sender_flush_due(udp_sender *u, uint64_t now_us, char *err, size_t errle
       if (e_no == ENOBUFS || e_no == EAGAIN || e_no == ENOMEM) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = UDP_RETRY_SLEEP_NS};
         nanosleep(&ts, NULL);
+        /* A full device queue can last: a stop signal must still end the retries. */
+        if (*u->stop) {
+          rc = 1;
+          break;
+        }
         continue;
       }
       snprintf(err, errlen, "send to %s/udp failed: %s", u->peer, strerror(e_no));
