@@ -305,7 +305,8 @@ static void producer_check_ragged(producer *p, const csvin_rec *rec) {
  * 0, 1 when stopped by a signal, or a negative code (the message already logged). */
 static int producer_stream(producer *p) {
   char err[512];
-  uint64_t this_pass = 0;
+  uint64_t this_pass = 0;      /* records read in this pass over the file */
+  uint64_t pass_start_seq = 0; /* p->st.sent when this pass began */
   int rc;
 
   for (;;) {
@@ -322,6 +323,13 @@ static int producer_stream(producer *p) {
       if (!p->opt->loop || this_pass == 0) {
         return 0;
       }
+      if (p->st.sent == pass_start_seq) {
+        /* Every record was skipped as too large: another pass would only repeat that. */
+        log_error("%s: --loop: no record of the file can be sent (all too large, see above); "
+                  "stopping",
+                  csvin_path(p->in));
+        return 0;
+      }
       rc = csvin_rewind(p->in);
       if (rc != 0) {
         log_error("%s: cannot start over for --loop: %s", csvin_path(p->in), cs_strerror(rc));
@@ -331,6 +339,7 @@ static int producer_stream(producer *p) {
         log_info("end of %s; starting over (--loop)", csvin_path(p->in));
       }
       this_pass = 0;
+      pass_start_seq = p->st.sent;
       continue;
     }
     if (rc < 0) {

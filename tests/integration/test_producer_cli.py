@@ -420,6 +420,18 @@ class ProducerCli(unittest.TestCase):
         self.assertEqual([m["seq"] for m in recs], list(range(1, 8)))
         self.assertEqual(stats["sent"], 7)
 
+    def test_loop_stops_when_no_record_fits_a_datagram(self):
+        src = self.write("allbig.csv", "id,text\n1,%s\n" % ("x" * 70000))
+        sink = UdpSink(idle=5)
+        code, _, err, stats = self.run_producer(["--udp", "--port", str(sink.port), "--interval",
+                                                 "0", "--loop", "--count", "2", src], timeout=20)
+        msgs = sink.join()
+        self.assertEqual(code, 1, err)
+        self.assertIn("--loop: no record of the file can be sent", err)
+        self.assertEqual(stats["sent"], 0, stats)
+        self.assertEqual(stats["too_big"], 1, "one pass, not one pass after another")
+        self.assertEqual([m["seq"] for m in msgs if m["type"] == END], [0, 0, 0])
+
     def test_sigint_sends_end_and_exits_130(self):
         src = self.write("sig.csv", "a\n" + "".join("%d\n" % i for i in range(100)))
         sink = TcpSink()
