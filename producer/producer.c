@@ -447,6 +447,8 @@ static const char *producer_connection_name(const producer *p) {
     return "reset";
   case TCP_CLOSED:
     return "closed";
+  case TCP_FAILED:
+    return "failed";
   default:
     return "ok";
   }
@@ -507,6 +509,10 @@ int producer_run(producer *p) {
   rc = producer_connect(p);
   if (rc != 0) {
     p->st.connection = producer_connection_name(p);
+    if (*p->stop) {
+      p->stopped = 1;
+      return 130; /* Ctrl-C while connecting: nothing was sent, but it was asked for */
+    }
     return 1;
   }
   log_info("streaming %s as stream '%s' (producer %016llx) over %s to %s", csvin_path(p->in),

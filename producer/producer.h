@@ -28,7 +28,7 @@ typedef struct producer_stats {
   uint64_t end_us;        /* monotonic: END sent */
   uint64_t blocked_us;    /* TCP: waiting for the socket to drain */
   uint64_t icmp_refused;  /* UDP: port-unreachable reports */
-  const char *connection; /* "ok", "refused", "reset", "closed" */
+  const char *connection; /* "ok", "refused", "failed" (connect), "reset", "closed" */
 } producer_stats;
 
 typedef struct producer {

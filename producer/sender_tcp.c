@@ -70,21 +70,25 @@ int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrle
       /* The connect goes on in the background; wait for it and read its outcome. */
       short rev = 0;
       socklen_t elen = sizeof e;
-      while (tcp_poll_until(t->fd, POLLOUT, 0, &rev) < 0 && errno == EINTR) {
-        if (*stop) {
-          break;
-        }
+      /* The stop flag is looked at before each poll: the signal that interrupted connect()
+       * has already come, and a poll without deadline would otherwise wait out the kernel's
+       * SYN retries (about two minutes) for a host that does not answer. */
+      while (!*stop && tcp_poll_until(t->fd, POLLOUT, 0, &rev) < 0 && errno == EINTR) {
+      }
+      if (*stop && !(rev & POLLOUT)) {
+        rc = -EINTR;
+        t->status = TCP_FAILED;
+        snprintf(err, errlen, "cannot connect to %s/tcp: stopped by a signal while connecting",
+                 peer);
+        goto fail;
       }
       if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0) {
         e = errno;
       }
-      if (*stop && e == 0 && !(rev & POLLOUT)) {
-        e = EINTR;
-      }
     }
     if (e != 0) {
       rc = -e;
-      t->status = e == ECONNREFUSED ? TCP_REFUSED : TCP_RESET;
+      t->status = e == ECONNREFUSED ? TCP_REFUSED : TCP_FAILED;
       tcp_connect_message(peer, e, err, errlen);
       goto fail;
     }

@@ -12,7 +12,7 @@
 #include "wire.h"
 
 /* How the connection ended up, as --stats-json reports it. */
-enum tcp_status { TCP_OK = 0, TCP_REFUSED, TCP_RESET, TCP_CLOSED };
+enum tcp_status { TCP_OK = 0, TCP_REFUSED, TCP_RESET, TCP_CLOSED, TCP_FAILED /* connect */ };
 
 /* Bytes gathered before a write() when records are due faster than they can be written. */
 #define TCP_COALESCE_BYTES (256u * 1024u)

@@ -449,6 +449,41 @@ class ProducerCli(unittest.TestCase):
         self.assertEqual(msgs[-1]["seq"], len(recs))
         self.assertIn("summary", err)
 
+    def test_sigint_while_connecting_exits_130_at_once(self):
+        # A listener whose accept queue is full drops further SYNs, so connect() hangs.
+        lsn = socket.socket()
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(0)
+        port = lsn.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            fillers.append(c)
+        time.sleep(0.3)
+        src = self.write("a.csv", "a\n1\n")
+        stats = os.path.join(self.dir, "connecting.json")
+        try:
+            proc = subprocess.Popen([PRODUCER, "--port", str(port), "--stats-json", stats,
+                                     "--interval", "0", src], stderr=subprocess.PIPE, text=True)
+            time.sleep(1.0)
+            self.assertIsNone(proc.poll(), "connect() should still be waiting")
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=10)
+            elapsed = time.monotonic() - t0
+        finally:
+            for c in fillers:
+                c.close()
+            lsn.close()
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertLess(elapsed, 2.0, "not after the kernel's SYN retries")
+        self.assertIn("cannot connect to 127.0.0.1:%d/tcp: stopped by a signal" % port, err)
+        with open(stats, encoding="utf-8") as f:
+            data = json.load(f)
+        self.assertEqual((data["sent"], data["connection"]), (0, "failed"), data)
+
     def test_consumer_closing_midstream_is_noticed_at_once(self):
         src = self.write("close.csv", "a\n" + "".join("%d\n" % i for i in range(50)))
         sink = TcpSink(close_after=2)
