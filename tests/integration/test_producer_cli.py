@@ -188,11 +188,12 @@ class ProducerCli(unittest.TestCase):
             f.write(text)
         return path
 
-    def run_producer(self, args, timeout=60):
-        """Run the producer to its end; returns (exit code, stdout, stderr, stats or None)."""
+    def run_producer(self, args, timeout=60, wrapper=()):
+        """Run the producer (under `wrapper`, e.g. strace, if given) to its end; returns (exit
+        code, stdout, stderr, stats or None)."""
         stats = os.path.join(self.dir, "stats-%d.json" % time.monotonic_ns())
-        res = subprocess.run([PRODUCER, "--stats-json", stats] + args, capture_output=True,
-                             text=True, timeout=timeout)
+        res = subprocess.run(list(wrapper) + [PRODUCER, "--stats-json", stats] + args,
+                             capture_output=True, text=True, timeout=timeout)
         data = None
         if os.path.exists(stats):
             with open(stats, encoding="utf-8") as f:
@@ -535,7 +536,8 @@ class ProducerCli(unittest.TestCase):
     def syscalls(self, args, sink):
         """Run the producer under strace -c; returns ({syscall: calls}, stats)."""
         trace = os.path.join(self.dir, "strace.txt")
-        code, _, err, stats = self.run_producer_traced(trace, args)
+        code, _, err, stats = self.run_producer(args, timeout=120,
+                                                wrapper=["strace", "-f", "-c", "-o", trace])
         sink.join()
         self.assertEqual(code, 0, err)
         calls = {}
@@ -545,16 +547,6 @@ class ProducerCli(unittest.TestCase):
                 if m:
                     calls[m.group(2)] = int(m.group(1))
         return calls, stats
-
-    def run_producer_traced(self, trace, args):
-        stats = os.path.join(self.dir, "traced.json")
-        res = subprocess.run(["strace", "-f", "-c", "-o", trace, PRODUCER, "--stats-json", stats]
-                             + args, capture_output=True, text=True, timeout=120)
-        data = None
-        if os.path.exists(stats):
-            with open(stats, encoding="utf-8") as f:
-                data = json.load(f)
-        return res.returncode, res.stdout, res.stderr, data
 
     @unittest.skipUnless(shutil.which("strace"), "strace is not installed")
     def test_unpaced_sends_are_batched_not_one_syscall_per_record(self):
