@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "log.h"
 
 /* Grace period for pending writes after SIGINT/SIGTERM: END is tried, but never forever. */
 #define TCP_STOP_GRACE_US 2000000u
@@ -295,7 +296,13 @@ int tcp_sender_finish(tcp_sender *t, uint64_t timeout_us, char *err, size_t errl
     if (pr < 0 && errno == EINTR) {
       continue;
     }
-    if (pr <= 0) {
+    if (pr < 0) {
+      int e = errno;
+      snprintf(err, errlen, "poll on %s/tcp failed while waiting for the consumer's close: %s",
+               t->peer, strerror(e));
+      return -e;
+    }
+    if (pr == 0) {
       return 1;
     }
     n = recv(t->fd, scratch, sizeof scratch, 0);
@@ -314,10 +321,11 @@ int tcp_sender_finish(tcp_sender *t, uint64_t timeout_us, char *err, size_t errl
 }
 
 void tcp_sender_close(tcp_sender *t) {
-  if (t->fd >= 0) {
-    close(t->fd);
-    t->fd = -1;
+  /* Linux frees the descriptor even when close fails (EINTR included), so it is never retried. */
+  if (t->fd >= 0 && close(t->fd) != 0) {
+    log_warn("closing the connection to %s/tcp: %s", t->peer, strerror(errno));
   }
+  t->fd = -1;
   cs_buf_free(&t->out);
   cs_buf_free(&t->record_ends);
 }

@@ -248,10 +248,11 @@ int udp_sender_wait(udp_sender *u, uint64_t deadline_us, char *err, size_t errle
 }
 
 void udp_sender_close(udp_sender *u) {
-  if (u->fd >= 0) {
-    close(u->fd);
-    u->fd = -1;
+  /* Linux frees the descriptor even when close fails (EINTR included), so it is never retried. */
+  if (u->fd >= 0 && close(u->fd) != 0) {
+    log_warn("closing the socket to %s/udp: %s", u->peer, strerror(errno));
   }
+  u->fd = -1;
   cs_buf_free(&u->bytes);
   cs_buf_free(&u->entries);
 }
