@@ -154,7 +154,7 @@ static void tcp_count_written(tcp_sender *t, size_t written) {
 /* Write out every waiting byte; see sender_tcp.h. */
 int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
   size_t off = 0;
-  int failed = 0; /* errno of a write or poll that failed */
+  int failed = 0;  /* errno of a write or poll that failed */
   int gave_up = 0; /* the consumer stopped reading after our stop signal */
 
   while (off < t->out.len) {
