@@ -177,8 +177,9 @@ fail:
 }
 
 /* Rows of this run's producers in the consumer's table(s) for the stream ("readings", or
- * "readings_2" ... when an older table of that name has other columns). -1 on error. */
-static long mp_funnel_count(const mp_ctx *ctx) {
+ * "readings_2" ... when an older table of that name has other columns). -1 on error, which is
+ * printed unless quiet (polling while the consumer catches up). */
+static long mp_funnel_count(const mp_ctx *ctx, int quiet) {
   sqlite3 *db = NULL;
   sqlite3_stmt *tables = NULL, *q = NULL;
   long total = 0;
@@ -218,8 +219,9 @@ static long mp_funnel_count(const mp_ctx *ctx) {
   sqlite3_close(db);
   return total;
 fail:
-  fprintf(stderr, "multiple_processes: cannot count rows in %s: %s\n", ctx->db,
-          db ? sqlite3_errmsg(db) : "out of memory");
+  if (!quiet)
+    fprintf(stderr, "multiple_processes: cannot count rows in %s: %s\n", ctx->db,
+            db ? sqlite3_errmsg(db) : "out of memory");
   sqlite3_finalize(q);
   sqlite3_finalize(tables);
   sqlite3_close(db);
@@ -247,8 +249,16 @@ static pid_t mp_consumer_start(const mp_ctx *ctx) {
     fprintf(stderr, "multiple_processes: --db: path too long\n");
     return -1;
   }
-  char *const argv[] = {(char *)ctx->consumer, "--tcp", "--db", (char *)ctx->db, "--out", out,
-                        "--port", port, "--quiet", NULL};
+  char *const argv[] = {(char *)ctx->consumer,
+                        "--tcp",
+                        "--db",
+                        (char *)ctx->db,
+                        "--out",
+                        out,
+                        "--port",
+                        port,
+                        "--quiet",
+                        NULL};
   pid_t pid = fork();
   if (pid < 0) {
     fprintf(stderr, "multiple_processes: cannot start the consumer: %s\n", strerror(errno));
@@ -334,24 +344,37 @@ int mp_funnel_run(mp_ctx *ctx) {
   int code = 1;
   pid_t cpid = -1;
 
-  if (!ctx->consumer) {
-    if (mp_default_consumer(consumer, sizeof consumer) != 0) {
-      fprintf(stderr, "multiple_processes: cannot locate this program through /proc/self/exe; "
-                      "pass --consumer PATH\n");
+  /* --port names a consumer that may already be running (a person's terminal 1): use it as it
+   * is. Otherwise start one of our own on that port, or on a free one. */
+  int running = 0;
+  if (ctx->port != 0) {
+    int probe = mp_connect(ctx->port);
+    if (probe >= 0) {
+      running = 1;
+      close(probe);
+    }
+  }
+  if (!running) {
+    if (!ctx->consumer) {
+      if (mp_default_consumer(consumer, sizeof consumer) != 0) {
+        fprintf(stderr, "multiple_processes: cannot locate this program through /proc/self/exe; "
+                        "pass --consumer PATH\n");
+        return 1;
+      }
+      ctx->consumer = consumer;
+    }
+    if (access(ctx->consumer, X_OK) != 0) {
+      fprintf(stderr,
+              "multiple_processes: cannot run the consumer %s: %s (build it, or pass "
+              "--consumer PATH)\n",
+              ctx->consumer, strerror(errno));
       return 1;
     }
-    ctx->consumer = consumer;
-  }
-  if (access(ctx->consumer, X_OK) != 0) {
-    fprintf(stderr,
-            "multiple_processes: cannot run the consumer %s: %s (build it, or pass "
-            "--consumer PATH)\n",
-            ctx->consumer, strerror(errno));
-    return 1;
-  }
-  if (ctx->port == 0 && (ctx->port = mp_free_port()) == 0) {
-    fprintf(stderr, "multiple_processes: cannot find a free TCP port on 127.0.0.1; pass --port\n");
-    return 1;
+    if (ctx->port == 0 && (ctx->port = mp_free_port()) == 0) {
+      fprintf(stderr,
+              "multiple_processes: cannot find a free TCP port on 127.0.0.1; pass --port\n");
+      return 1;
+    }
   }
   ctx->producer_ids = calloc((size_t)ctx->processes, sizeof *ctx->producer_ids);
   if (!ctx->producer_ids) {
@@ -361,34 +384,53 @@ int mp_funnel_run(mp_ctx *ctx) {
   for (int p = 0; p < ctx->processes; p++)
     ctx->producer_ids[p] = mp_random64();
 
-  mp_log("funnel: %d processes x %d records, task duration %g s; they stream to one consumer "
-         "(%s on 127.0.0.1:%d/tcp), the only writer of %s",
-         ctx->processes, ctx->records, ctx->task_duration, ctx->consumer, ctx->port, ctx->db);
-  cpid = mp_consumer_start(ctx);
-  if (cpid < 0)
-    goto done;
-  mp_log("consumer started (pid %ld), listening on 127.0.0.1:%d/tcp", (long)cpid, ctx->port);
+  if (running) {
+    mp_log("funnel: %d processes x %d records, task duration %g s; they stream to the consumer "
+           "already listening on 127.0.0.1:%d/tcp, which must be the only writer of %s "
+           "(started with --db %s)",
+           ctx->processes, ctx->records, ctx->task_duration, ctx->port, ctx->db, ctx->db);
+  } else {
+    mp_log("funnel: %d processes x %d records, task duration %g s; they stream to one consumer "
+           "(%s on 127.0.0.1:%d/tcp), the only writer of %s",
+           ctx->processes, ctx->records, ctx->task_duration, ctx->consumer, ctx->port, ctx->db);
+    cpid = mp_consumer_start(ctx);
+    if (cpid < 0)
+      goto done;
+    mp_log("consumer started (pid %ld), listening on 127.0.0.1:%d/tcp", (long)cpid, ctx->port);
+  }
   if (mp_run_children(ctx, mp_funnel_child, &ok, &failed, failures, sizeof failures) != 0)
     goto done;
 
   /* The consumer commits within about 100 ms; wait for the rows before asking it to stop, so
    * that the count below does not depend on how fast it drains at shutdown. */
   uint64_t deadline = clock_mono_us() + MP_COMMIT_WAIT_US;
-  while (mp_funnel_count(ctx) < ok && clock_mono_us() < deadline)
+  while (mp_funnel_count(ctx, 1) < ok && clock_mono_us() < deadline)
     mp_sleep(0.1);
-  int status = mp_consumer_stop(cpid);
-  cpid = -1;
-  if (status != 0)
-    fprintf(stderr, "multiple_processes: the consumer exited with status %d\n", status);
-  else
-    mp_log("consumer stopped");
+  int status = 0;
+  if (!running) {
+    status = mp_consumer_stop(cpid);
+    cpid = -1;
+    if (status != 0)
+      fprintf(stderr, "multiple_processes: the consumer exited with status %d\n", status);
+    else
+      mp_log("consumer stopped");
+  }
 
-  long inserted = mp_funnel_count(ctx);
-  if (inserted < 0)
+  long inserted = mp_funnel_count(ctx, 0);
+  if (inserted < 0) {
+    if (running)
+      fprintf(stderr,
+              "multiple_processes: is the consumer on port %d writing to %s? (start it "
+              "with --db %s)\n",
+              ctx->port, ctx->db, ctx->db);
     goto done;
+  }
   if (inserted < expected)
     mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
-           failures[0] ? failures : "sent but not in the database");
+           failures[0] ? failures
+           : running   ? "sent but not in the database (is the running consumer writing "
+                         "to this --db file?)"
+                       : "sent but not in the database");
   else
     mp_log("inserted %ld of %ld records; none failed, and no process waited on a lock", inserted,
            expected);

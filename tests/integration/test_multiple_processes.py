@@ -5,15 +5,34 @@ and checks the rows with Python's own sqlite3 module."""
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("CSVSTREAM_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
 BIN = os.environ.get("CSVSTREAM_BIN", os.path.join(SOURCE, "build", "bin"))
 PROGRAM = os.path.join(BIN, "multiple_processes")
+
+def free_tcp_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_listener(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("no consumer listening on 127.0.0.1:%d after %.0f s" % (port, timeout))
+
 
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} ")
 
@@ -99,6 +118,28 @@ class MultipleProcessesTest(unittest.TestCase):
             [(str(p), str(rec)) for p in (1, 2, 3) for rec in (1, 2)])
         self.assertEqual(self.query("SELECT count(*) FROM readings WHERE _seq <> record"),
                          [(0,)])
+
+    def test_funnel_uses_a_consumer_that_is_already_running(self):
+        port = free_tcp_port()
+        consumer = subprocess.Popen([os.path.join(BIN, "consumer"), "--tcp", "--port", str(port),
+                                     "--db", self.db, "--quiet"], cwd=self.dir,
+                                    stderr=subprocess.DEVNULL)
+        try:
+            wait_for_listener(port)
+            r = self.run_mp("--mode", "funnel", "--port", str(port), "--processes", "2",
+                            "--records", "3")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("already listening on 127.0.0.1:%d/tcp" % port, r.stdout)
+            self.assertNotIn("consumer started", r.stdout)
+            self.assertIn("inserted 6 of 6 records; none failed", r.stdout)
+            # The program must leave a consumer it did not start running.
+            self.assertIsNone(consumer.poll())
+            self.assertEqual(self.query("SELECT count(*), count(DISTINCT _producer) FROM readings"),
+                             [(6, 2)])
+        finally:
+            consumer.terminate()
+            consumer.wait(timeout=30)
+        self.assertEqual(consumer.returncode, 0)
 
     def test_rerun_counts_only_its_own_rows(self):
         for _ in range(2):
