@@ -2,10 +2,12 @@
 #include "outfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "csvin.h"
@@ -26,6 +28,7 @@ typedef struct out_target {
   char *columns_data; /* owned */
   cs_buf pending;     /* CSV bytes queued for the file */
   uint64_t pending_records;
+  int unterminated; /* the file did not end with a line break: one is queued */
   struct out_target *next;
 } out_target;
 
@@ -89,6 +92,24 @@ static void target_free(out_target *t) {
   free(t);
 }
 
+/* Read the last byte of a file of size bytes (> 0) into *last. Returns 0, or -1 with errno. */
+static int file_last_byte(const char *path, off_t size, char *last) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n;
+  int saved;
+  if (fd < 0)
+    return -1;
+  do
+    n = pread(fd, last, 1, size - 1);
+  while (n < 0 && errno == EINTR);
+  saved = errno;
+  close(fd);
+  if (n == 1)
+    return 0;
+  errno = n == 0 ? EIO : saved;
+  return -1;
+}
+
 /* Open path for appending as a new target. If the file holds data, its first record becomes
  * the target's header (claimed). Returns 0, or a negative code with a message in o->err. */
 static int target_open(outfile *o, const char *path, out_target **out) {
@@ -142,6 +163,21 @@ static int target_open(outfile *o, const char *path, out_target **out) {
       t->ncolumns = hdr->nfields;
     }
     t->claimed = 1;
+    /* An earlier run stopped mid-write (or another program wrote the file) without a final
+     * line break: the first new record would be glued onto that last line. End the line
+     * first, with the first flush (a lone CR gets its LF). */
+    char last;
+    if (file_last_byte(path, sb.st_size, &last) != 0) {
+      rc = CS_EIO;
+      snprintf(o->err, sizeof(o->err), "%s: cannot read its last line: %s", path, strerror(errno));
+      goto fail;
+    }
+    if (last != '\n') {
+      rc = cs_buf_append(&t->pending, last == '\r' ? "\n" : "\r\n", last == '\r' ? 1 : 2);
+      if (rc != 0)
+        goto fail;
+      t->unterminated = 1;
+    }
   }
   csvin_close(in);
   *out = t;
@@ -167,8 +203,12 @@ static int target_claim(out_target *t, const sink_stream *st) {
   return 0;
 }
 
-/* Append a target to o's list. */
+/* Append a target to o's list (it is in use from now on: say so if its last line was cut). */
 static void outfile_link(outfile *o, out_target *t) {
+  if (t->unterminated)
+    log_warn("%s did not end with a line break (an earlier run interrupted mid-write?); new "
+             "records start on a new line",
+             t->path);
   if (o->last == NULL)
     o->targets = t;
   else

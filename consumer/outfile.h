@@ -13,6 +13,8 @@ typedef struct outfile outfile;
 
 /* Open (create) path for appending. If it already holds data, its first CSV record is taken as
  * its header: streams with that header are appended to it without writing the header again.
+ * If its last byte is not a line break (an earlier run cut off mid-write), one is queued to be
+ * written first and a warning names the file (side files left by earlier runs likewise).
  * Returns 0, or a negative code with a message naming the file in err. */
 int outfile_open(outfile **out, const char *path, char *err, size_t errlen);
 

@@ -217,6 +217,58 @@ static void test_existing_file_keeps_its_header_and_is_appended(void **state) {
   assert_file(f->main_path, "Year,Month,TempF\r\n2026,11,61.0\r\n2027,1,50.0\r\n");
 }
 
+static void test_existing_file_without_final_line_break_gets_one_first(void **state) {
+  fixture *f = *state;
+  outfile *o;
+  sink_stream st;
+  cs_field cols[3];
+  char err[256];
+  const char *r1[] = {"2027", "1", "50.0"};
+  /* An earlier run interrupted mid-write: the last record has no line break. */
+  write_file(f->main_path, "Year,Month,TempF\r\n2026,11,61.0");
+  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  stream_make(&st, cols, "temps", temps_hdr, 3);
+  assert_int_equal(add(o, &st, 1, r1, 3), 0);
+  assert_int_equal(outfile_flush(o), 0);
+  assert_int_equal(outfile_records(o), 1);
+  assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
+  assert_file(f->main_path, "Year,Month,TempF\r\n2026,11,61.0\r\n2027,1,50.0\r\n");
+}
+
+static void test_existing_file_ending_in_lone_cr_gets_its_lf(void **state) {
+  fixture *f = *state;
+  outfile *o;
+  sink_stream st;
+  cs_field cols[3];
+  char err[256];
+  const char *r1[] = {"2027", "1", "50.0"};
+  write_file(f->main_path, "Year,Month,TempF\r\n2026,11,61.0\r");
+  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  stream_make(&st, cols, "temps", temps_hdr, 3);
+  assert_int_equal(add(o, &st, 1, r1, 3), 0);
+  assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
+  assert_file(f->main_path, "Year,Month,TempF\r\n2026,11,61.0\r\n2027,1,50.0\r\n");
+}
+
+static void test_existing_side_file_without_final_line_break_gets_one_first(void **state) {
+  fixture *f = *state;
+  outfile *o;
+  sink_stream a, b;
+  cs_field ca[3], cb[2];
+  char err[256], side[192];
+  const char *r1[] = {"1", "2", "3"};
+  const char *r2[] = {"ST-2", "5"};
+  snprintf(side, sizeof(side), "%s/out9.bikes.txt", f->dir);
+  write_file(side, "station,bikes\r\nST-1,4");
+  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  stream_make(&a, ca, "temps", temps_hdr, 3);
+  stream_make(&b, cb, "bikes", bikes_hdr, 2);
+  assert_int_equal(add(o, &a, 1, r1, 3), 0);
+  assert_int_equal(add(o, &b, 1, r2, 2), 0);
+  assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
+  assert_file(side, "station,bikes\r\nST-1,4\r\nST-2,5\r\n");
+}
+
 static void test_existing_file_with_other_header_is_left_alone(void **state) {
   fixture *f = *state;
   outfile *o;
@@ -291,6 +343,12 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_existing_file_keeps_its_header_and_is_appended, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_existing_file_without_final_line_break_gets_one_first,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_existing_file_ending_in_lone_cr_gets_its_lf, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_existing_side_file_without_final_line_break_gets_one_first, setup, teardown),
       cmocka_unit_test_setup_teardown(test_existing_file_with_other_header_is_left_alone, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_side_name_taken_by_other_header_gets_a_number, setup,
