@@ -864,11 +864,20 @@ static int udp_listen_start(consumer *c) {
   return 0;
 }
 
-/* SIGINT or SIGTERM: stop cleanly. */
+/* SIGINT or SIGTERM: stop cleanly. A second one, while the stop waits for a locked database,
+ * ends that wait (the rows not committed are reported, and the exit code is 1). */
 static void signal_cb(uv_signal_t *h, int signum) {
   consumer *c = h->data;
-  log_info("%s: stopping (draining what arrived, then the summary)",
-           signum == SIGINT ? "SIGINT" : "SIGTERM");
+  const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+  if (c->stopping) {
+    c->stop_waiting = 1;
+    if (c->db != NULL && store_pending(c->db) > 0)
+      log_warn("%s again: not waiting for database %s any longer", name, c->opt.db_path);
+    else
+      log_info("%s again: already stopping", name);
+    return;
+  }
+  log_info("%s: stopping (draining what arrived, then the summary)", name);
   consumer_stop(c, 0);
 }
 
@@ -907,10 +916,16 @@ void consumer_stop(consumer *c, int exit_code) {
       log_info("tcp %s closed by the consumer after %" PRIu64 " records", k->peer, k->records);
     conn_close(k);
   }
-  close_handle((uv_handle_t *)&c->sigint, &c->sigint_open);
-  close_handle((uv_handle_t *)&c->sigterm, &c->sigterm_open);
+  /* The signal handlers stay (unreferenced, so the loop can end without them): a second
+   * Ctrl-C must reach drain_db rather than kill the process silently. The commit timer stays
+   * too, stopped: drain_db uses it for its backoff. consumer_free closes both. */
+  if (c->sigint_open)
+    uv_unref((uv_handle_t *)&c->sigint);
+  if (c->sigterm_open)
+    uv_unref((uv_handle_t *)&c->sigterm);
+  if (c->db_timer_open)
+    uv_timer_stop(&c->db_timer);
   close_handle((uv_handle_t *)&c->check, &c->check_open);
-  close_handle((uv_handle_t *)&c->db_timer, &c->db_timer_open);
   close_handle((uv_handle_t *)&c->stats_timer, &c->stats_timer_open);
 }
 
@@ -985,11 +1000,30 @@ int consumer_init(consumer *c, const consumer_options *opt) {
   return 0;
 }
 
-/* At exit: commit every queued row, retrying a locked database for up to 10 s. Returns 0, or
- * 1 if rows were left uncommitted (logged). */
+/* drain_db's backoff timer. */
+static void drain_timer_cb(uv_timer_t *t) {
+  consumer *c = t->data;
+  c->drain_woken = 1;
+}
+
+/* Wait delay_ms for drain_db, running the loop so that a second SIGINT/SIGTERM is seen at
+ * once (it sets c->stop_waiting). */
+static void drain_wait(consumer *c, uint64_t delay_ms) {
+  c->drain_woken = 0;
+  if (!c->db_timer_open || uv_timer_start(&c->db_timer, drain_timer_cb, delay_ms, 0) != 0) {
+    clock_sleep_until(clock_mono_us() + delay_ms * 1000, NULL);
+    return;
+  }
+  while (!c->drain_woken && !c->stop_waiting)
+    uv_run(&c->loop, UV_RUN_ONCE);
+  uv_timer_stop(&c->db_timer);
+}
+
+/* At exit: commit every queued row, retrying a locked database for up to 10 s (a second
+ * SIGINT/SIGTERM ends the wait). Returns 0, or 1 if rows were left uncommitted (logged). */
 static int drain_db(consumer *c) {
   uint64_t deadline = clock_mono_us() + DB_DRAIN_TIMEOUT_US, backoff_ms = DB_BACKOFF_FIRST_MS;
-  int warned = c->busy_since_us != 0, rc;
+  int warned = 0, rc;
   if (c->db == NULL)
     return 0;
   if (c->db_failed) {
@@ -1016,11 +1050,19 @@ static int drain_db(consumer *c) {
       c->busy_since_us = clock_mono_us();
       c->committed_at_busy = store_committed(c->db);
     }
+    if (c->stop_waiting) {
+      log_error("database %s: %zu rows not committed: locked by another process, and the wait "
+                "was stopped (they are in %s)",
+                c->opt.db_path, store_pending(c->db), outfile_path(c->out));
+      return 1;
+    }
     if (!warned) {
+      /* Said at once, even if the lock was reported while running: the stop now waits. */
       warned = 1;
-      log_warn("database %s is locked by another process; retrying for up to %d s to commit "
-               "%zu rows",
-               c->opt.db_path, DB_DRAIN_TIMEOUT_US / 1000000, store_pending(c->db));
+      log_warn("database %s is locked by another process: waiting up to %d s to commit %zu rows "
+               "(Ctrl-C again to stop waiting; those rows are in %s)",
+               c->opt.db_path, DB_DRAIN_TIMEOUT_US / 1000000, store_pending(c->db),
+               outfile_path(c->out));
     }
     if (clock_mono_us() >= deadline) {
       log_error("database %s: %zu rows not committed: still locked by another process after "
@@ -1029,7 +1071,7 @@ static int drain_db(consumer *c) {
                 outfile_path(c->out));
       return 1;
     }
-    clock_sleep_until(clock_mono_us() + backoff_ms * 1000, NULL);
+    drain_wait(c, backoff_ms);
     backoff_ms = backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : backoff_ms * 2;
   }
   db_note_caught_up(c);

@@ -117,6 +117,10 @@ typedef struct consumer {
 
   int stopping;
   int exit_code;
+  /* At exit, drain_db waits for a database locked by another process, running the loop for
+   * its backoff timer so that a second SIGINT/SIGTERM can end the wait. */
+  int drain_woken;  /* its backoff timer fired */
+  int stop_waiting; /* a second SIGINT/SIGTERM: give up on the database at once */
 } consumer;
 
 /* Set up c from parsed options: open the sinks, bind the listeners (logging "listening on
@@ -126,7 +130,9 @@ typedef struct consumer {
 int consumer_init(consumer *c, const consumer_options *opt);
 
 /* Run until SIGINT/SIGTERM, --max-records or a fatal error, then drain: flush out9.txt,
- * commit the database, print the summary, write --stats-json. Returns the exit code. */
+ * commit the database (waiting up to 10 s for a lock held by another process; a second
+ * SIGINT/SIGTERM ends the wait), print the summary, write --stats-json. Returns the exit
+ * code. */
 int consumer_run(consumer *c);
 
 /* Free everything (after consumer_run, or after a failed consumer_init). */

@@ -4,6 +4,7 @@ and the consumer never keeps the lock from others for a second."""
 
 import os
 import re
+import signal
 import sqlite3
 import time
 
@@ -110,6 +111,50 @@ class DbLockTest(harness.IntegrationCase):
         res = cons.stop()
         self.assertExit(res, 0, "consumer")
         self.check_db(db, rows, res)
+
+    def test_second_ctrl_c_stops_the_wait_for_a_locked_database(self):
+        n = 100000  # far more than the test lets it send at 500 records/s
+        src = self.path("stop.csv")
+        harness.simple_csv(src, n)
+        db = self.path("stop.db")
+        cons = self.consumer("--tcp", "--db", db, protocols=("tcp",))
+        self.start_producer(src, cons.port, "tcp", ["--rate", "500", "--quiet"])
+        self.assertTrue(harness.wait_until(lambda: rows_in(db) > 50, 10),
+                        "no rows committed after 10 s\n" + cons.proc.stderr())
+        con = sqlite3.connect(db, isolation_level=None, timeout=2.0)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            time.sleep(0.5)  # rows queue up in the consumer meanwhile
+            cons.proc.popen.send_signal(signal.SIGINT)
+            t0 = time.monotonic()
+            said = harness.wait_until(
+                lambda: "Ctrl-C again to stop waiting" in cons.proc.stderr(), 5)
+            said_after = time.monotonic() - t0
+            self.assertTrue(said, "after SIGINT with the database locked, the consumer must say "
+                            "at once that it waits for the lock\n" + cons.proc.stderr())
+            self.assertLess(said_after, 2.0, "it said so only after %.1f s" % said_after)
+            self.assertTrue(cons.proc.running(), "the consumer should still wait for the lock")
+            cons.proc.popen.send_signal(signal.SIGINT)
+            t1 = time.monotonic()
+            rc = cons.proc.wait(8)
+            stopped_after = time.monotonic() - t1
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        res = harness.Result(rc, cons.proc.stderr(), harness.load_json(cons.stats_path),
+                             time.monotonic() - cons.proc.started, cons.argv)
+        self.assertLess(stopped_after, 3.0, "the second SIGINT took %.1f s\n%s"
+                        % (stopped_after, res.describe()))
+        self.assertExit(res, 1, "consumer stopped while rows were not committed")
+        self.assertIn("consumer summary", res.stderr, res.describe())
+        self.assertRegex(res.stderr, r"database \S+: \d+ rows not committed", res.describe())
+        self.assertIsNotNone(res.stats, res.describe())
+        pending = res.stats["db"]["pending"]
+        self.assertGreater(pending, 0, res.describe())
+        self.assertIn("%d rows not committed" % pending, res.stderr, res.describe())
+        # Every record received is in out9.txt, the rows not committed included.
+        out_rows = len(harness.read_csv(cons.out_path())) - 1
+        self.assertEqual(out_rows, res.stats["db"]["committed"] + pending, res.describe())
 
 
 if __name__ == "__main__":
