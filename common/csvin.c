@@ -5,6 +5,7 @@
 #include <csv.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,9 @@ typedef struct queued_rec {
 } queued_rec;
 
 struct csvin {
-  char *path; /* as given; "-" is standard input */
-  int fd;     /* owned unless it is standard input */
+  char *path;    /* as given; "-" is standard input */
+  int fd;        /* owned unless it is standard input */
+  int may_block; /* fd is not a regular file: a read can wait for the writer */
   int has_header;
   struct csv_parser parser;
   int parser_live; /* csv_init succeeded and csv_free is due */
@@ -408,6 +410,8 @@ int csvin_open(csvin **out, const char *path, int has_header, char *err, size_t 
   }
   if (strcmp(path, "-") == 0) {
     r->fd = STDIN_FILENO;
+    struct stat st;
+    r->may_block = fstat(r->fd, &st) != 0 || !S_ISREG(st.st_mode);
   } else {
     do {
       r->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -418,11 +422,13 @@ int csvin_open(csvin **out, const char *path, int has_header, char *err, size_t 
       goto fail;
     }
     struct stat st;
-    if (fstat(r->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    int stat_ok = fstat(r->fd, &st) == 0;
+    if (stat_ok && S_ISDIR(st.st_mode)) {
       rc = -EISDIR;
       snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
       goto fail;
     }
+    r->may_block = !stat_ok || !S_ISREG(st.st_mode); /* a FIFO or device given by name */
   }
   rc = parser_start(r);
   if (rc != 0) {
@@ -454,6 +460,29 @@ fail:
 
 int csvin_next(csvin *r, csvin_rec *rec) {
   return next_queued(r, rec);
+}
+
+/* Parse what is buffered until a record completes or the buffer runs dry; only then, and only
+ * for an input that can block, ask the kernel whether a read would wait. */
+int csvin_would_block(csvin *r) {
+  compact(r);
+  while (r->qhead == r->qlen && !r->err && !r->eof && r->block_pos < r->block_len) {
+    feed_piece(r); /* cannot read: bytes are left in the block */
+  }
+  if (r->qhead < r->qlen || r->err || r->eof || !r->may_block) {
+    return 0;
+  }
+  struct pollfd pfd = {.fd = r->fd, .events = POLLIN, .revents = 0};
+  int n;
+  do {
+    n = poll(&pfd, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  /* Readable, hung up or in error: the read returns at once either way. */
+  return n == 0;
+}
+
+int csvin_fd(const csvin *r) {
+  return r->fd;
 }
 
 const csvin_rec *csvin_header(const csvin *r) {

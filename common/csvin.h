@@ -15,7 +15,7 @@ typedef struct csvin csvin; /* opaque */
 #define CSVIN_MAX_RECORD (64u << 20)
 
 /* One record. fields[i] point into the reader and stay valid until the next csvin_next,
- * csvin_rewind or csvin_close. */
+ * csvin_would_block, csvin_rewind or csvin_close. */
 typedef struct csvin_rec {
   size_t nfields;
   const cs_field *fields;
@@ -32,6 +32,17 @@ int csvin_open(csvin **out, const char *path, int has_header, char *err, size_t 
  * line, e.g. "data/x.csv:14: unterminated quote (the quoted field that starts here never
  * ends)". Every record before the error has been returned. */
 int csvin_next(csvin *r, csvin_rec *rec);
+
+/* 1 when the next csvin_next would have to wait for input: no complete record is buffered (the
+ * bytes already read are parsed first, which ends the life of the last record's fields), and
+ * the input is a pipe, terminal or socket with nothing to read right now (poll, zero timeout).
+ * 0 when csvin_next will return at once: a record is buffered, the input ended or failed, data
+ * is waiting, or the input is a regular file (then no system call is made). A streaming caller
+ * sends what it holds before it lets csvin_next block. */
+int csvin_would_block(csvin *r);
+
+/* The file descriptor read from, to poll for input when csvin_would_block says 1. */
+int csvin_fd(const csvin *r);
 
 /* The header record, or NULL (no header wanted, or an empty input). Valid until close. */
 const csvin_rec *csvin_header(const csvin *r);

@@ -3,6 +3,7 @@
 #include "producer.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@
 #define PRODUCER_PROGRESS_US 1000000u       /* fast pace: a progress line every second */
 #define PRODUCER_RAGGED_NAMED 10            /* ragged rows each warned about ... */
 #define PRODUCER_RAGGED_LOG_US 5000000u     /* ... then at most one warning per 5 s */
+#define PRODUCER_INPUT_POLL_MS 250          /* waiting for live input: look at the stop flag */
 
 /* The default stream name: the file's base name without its extension ("stdin" for -). */
 static void producer_stream_name(const char *path, char *out, size_t outlen) {
@@ -129,6 +131,45 @@ static int producer_wait_until(producer *p, uint64_t deadline_us, char *err, siz
       return rc;
     }
   }
+}
+
+/* Live input (a pipe or a terminal): before csvin_next would block in read(), hand the kernel
+ * every record already due, so none waits in the coalescing buffer or the UDP queue for input
+ * that may be seconds away; then wait for input while queued datagrams (--impair delay) still
+ * leave when due. A regular file never waits, and costs no system call here. Returns 0, 1 when
+ * stopped, or a negative code with err set. */
+static int producer_wait_input(producer *p, char *err, size_t errlen) {
+  while (csvin_would_block(p->in)) {
+    int timeout_ms = PRODUCER_INPUT_POLL_MS;
+    int rc = 0;
+    if (p->opt->udp) {
+      uint64_t now = clock_mono_us();
+      uint64_t due;
+      rc = udp_sender_flush_due(&p->udp, now, err, errlen);
+      due = udp_sender_next_due(&p->udp);
+      if (rc == 0 && due != UINT64_MAX) {
+        uint64_t ms = due > now ? (due - now + 999u) / 1000u : 0;
+        if (ms < (uint64_t)timeout_ms) {
+          timeout_ms = (int)ms;
+        }
+      }
+    } else if (p->tcp.out.len > 0) {
+      rc = tcp_sender_flush(&p->tcp, err, errlen);
+    }
+    if (rc != 0) {
+      return rc;
+    }
+    if (*p->stop) {
+      return 1;
+    }
+    /* A signal interrupts the poll; the bounded timeout covers one that lands just before it. */
+    struct pollfd pfd = {.fd = csvin_fd(p->in), .events = POLLIN, .revents = 0};
+    if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR) {
+      snprintf(err, errlen, "%s: poll failed: %s", csvin_path(p->in), strerror(errno));
+      return CS_EIO;
+    }
+  }
+  return 0;
 }
 
 /* Encode HELLO + RECORD into p->dgram. */
@@ -317,6 +358,14 @@ static int producer_stream(producer *p) {
     }
     if (p->opt->count != 0 && p->st.sent >= p->opt->count) {
       return 0;
+    }
+    rc = producer_wait_input(p, err, sizeof err);
+    if (rc == 1) {
+      return 1;
+    }
+    if (rc != 0) {
+      log_error("%s", err);
+      return rc;
     }
     rc = csvin_next(p->in, &rec);
     if (rc == 0) {

@@ -396,6 +396,38 @@ class ProducerCli(unittest.TestCase):
         self.assertLess(elapsed, 5.0)
         self.assertEqual(err.count("sent #"), 0, "20/s is fast: no per-record lines")
 
+    def test_stdin_pipe_is_live(self):
+        # A record written into the pipe leaves at once, over TCP and UDP, unpaced or paced,
+        # while the producer waits for the next one (it used to sit in the coalescing buffer or
+        # the UDP batch until the pipe closed).
+        for proto, interval in [("tcp", "0"), ("tcp", "0.1"), ("udp", "0"), ("udp", "0.1")]:
+            with self.subTest(proto=proto, interval=interval):
+                sink = TcpSink() if proto == "tcp" else UdpSink()
+                proc = subprocess.Popen([PRODUCER, "--" + proto, "--port", str(sink.port),
+                                         "--interval", interval, "--stream", "live", "-"],
+                                        stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+                written = []
+                try:
+                    proc.stdin.write(b"x,y\n")
+                    proc.stdin.flush()
+                    for i in range(1, 5):
+                        written.append(time.monotonic())
+                        proc.stdin.write(b"%d,v%d\n" % (i, i))
+                        proc.stdin.flush()
+                        time.sleep(0.6)
+                    err = proc.communicate(timeout=20)[1].decode()  # closes the pipe
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                msgs = sink.join()
+                self.assertEqual(proc.returncode, 0, err)
+                recs = [m for m in msgs if m["type"] == RECORD]
+                self.assertEqual([m["fields"] for m in recs],
+                                 [[str(i), "v%d" % i] for i in range(1, 5)], err)
+                late = [round(m["t"] - w, 3) for m, w in zip(recs, written)]
+                self.assertTrue(all(d < 0.3 for d in late),
+                                "seconds from the pipe to the sink: %r\n%s" % (late, err))
+
     def test_slow_pace_logs_each_record(self):
         src = self.write("slow.csv", "a,b\n1,2\n3,4\n5,6\n")
         sink = TcpSink()

@@ -374,6 +374,59 @@ static void test_stdin(void **state) {
   close(saved);
 }
 
+/* A pipe: csvin_would_block is 0 while a whole record is buffered, parses a partial one before
+ * it answers, is 1 only when a read would wait, and 0 again once the writer has gone. */
+static void test_would_block_on_pipe(void **state) {
+  (void)state;
+  int fds[2];
+  int saved = dup(STDIN_FILENO);
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "k,v\n1,a\n2,", 10), 10);
+  assert_true(dup2(fds[0], STDIN_FILENO) >= 0);
+  close(fds[0]);
+  csvin *r = NULL;
+  char err[256];
+  csvin_rec rec;
+  assert_int_equal(csvin_open(&r, "-", 1, err, sizeof err), 0);
+  assert_int_equal(csvin_fd(r), STDIN_FILENO);
+  assert_int_equal(csvin_would_block(r), 0); /* "1,a" is buffered */
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_memory_equal(rec.fields[1].data, "a", 1);
+  assert_int_equal(csvin_would_block(r), 1); /* "2," alone is no record, and the pipe is dry */
+  assert_int_equal(write(fds[1], "b\n", 2), 2);
+  assert_int_equal(csvin_would_block(r), 0);
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_int_equal(rec.nfields, 2);
+  assert_memory_equal(rec.fields[0].data, "2", 1);
+  assert_memory_equal(rec.fields[1].data, "b", 1);
+  assert_int_equal(rec.line, 3);
+  assert_int_equal(csvin_would_block(r), 1);
+  close(fds[1]);
+  assert_int_equal(csvin_would_block(r), 0); /* end of input: the read returns at once */
+  assert_int_equal(csvin_next(r, &rec), 0);
+  assert_int_equal(csvin_would_block(r), 0);
+  csvin_close(r);
+  assert_true(dup2(saved, STDIN_FILENO) >= 0);
+  close(saved);
+}
+
+/* A regular file never blocks, not even at its end or inside an unfinished record. */
+static void test_would_block_never_on_regular_file(void **state) {
+  (void)state;
+  const char *path = TEMP("k\n1\n\"open");
+  csvin *r = NULL;
+  char err[256];
+  csvin_rec rec;
+  assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
+  assert_int_equal(csvin_would_block(r), 0);
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_int_equal(csvin_would_block(r), 0);
+  assert_int_equal(csvin_next(r, &rec), CS_ECSV);
+  assert_int_equal(csvin_would_block(r), 0);
+  csvin_close(r);
+  unlink(path);
+}
+
 /* Memory stays flat: after 200,000 records the reader's field store has not grown with them
  * (checked indirectly: records keep coming back correct and in order). */
 static void test_many_records_in_order(void **state) {
@@ -629,6 +682,8 @@ int main(void) {
       cmocka_unit_test(test_rewind),
       cmocka_unit_test(test_rewind_no_header_midway),
       cmocka_unit_test(test_stdin),
+      cmocka_unit_test(test_would_block_on_pipe),
+      cmocka_unit_test(test_would_block_never_on_regular_file),
       cmocka_unit_test(test_many_records_in_order),
       cmocka_unit_test(test_open_quote_memory_bounded),
       cmocka_unit_test(test_csv_spectrum),
