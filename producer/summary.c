@@ -37,25 +37,31 @@ static double summary_rate(const producer *p) {
   return d > 0 ? (double)p->st.sent / d : 0.0;
 }
 
-/* The summary as a few log lines; see summary.h. */
+/* The summary as a few log lines; see summary.h. --quiet keeps them (its promise is warnings,
+ * errors and the summary), so they go out at warning level then, as the consumer's live line
+ * does. */
 void summary_log(const producer *p) {
   char sent[32], bytes[32], read[32];
-  log_info("summary: sent %s records (%s bytes) over %s to %s in %.3f s (%.1f records/s); "
-           "read %s records",
-           summary_thousands(p->st.sent, sent, sizeof sent),
-           summary_thousands(p->st.bytes, bytes, sizeof bytes), p->opt->udp ? "udp" : "tcp",
-           p->peer[0] != '\0' ? p->peer : p->opt->host, summary_duration_s(p), summary_rate(p),
-           summary_thousands(p->st.records_read, read, sizeof read));
+  int level = p->opt->quiet ? LOG_WARN : LOG_INFO;
+  log_msg(level,
+          "summary: sent %s records (%s bytes) over %s to %s in %.3f s (%.1f records/s); "
+          "read %s records",
+          summary_thousands(p->st.sent, sent, sizeof sent),
+          summary_thousands(p->st.bytes, bytes, sizeof bytes), p->opt->udp ? "udp" : "tcp",
+          p->peer[0] != '\0' ? p->peer : p->opt->host, summary_duration_s(p), summary_rate(p),
+          summary_thousands(p->st.records_read, read, sizeof read));
   if (p->opt->udp) {
-    log_info("summary: connection %s (UDP has none: it cannot tell whether anyone received); "
-             "ICMP port unreachable %llu times; too big %llu",
-             p->st.connection, (unsigned long long)p->st.icmp_refused,
-             (unsigned long long)p->st.too_big);
+    log_msg(level,
+            "summary: connection %s (UDP has none: it cannot tell whether anyone received); "
+            "ICMP port unreachable %llu times; too big %llu",
+            p->st.connection, (unsigned long long)p->st.icmp_refused,
+            (unsigned long long)p->st.too_big);
   } else {
-    log_info("summary: connection %s; blocked %llu ms waiting for the consumer to read "
-             "(backpressure); too big %llu",
-             p->st.connection, (unsigned long long)(p->st.blocked_us / 1000u),
-             (unsigned long long)p->st.too_big);
+    log_msg(level,
+            "summary: connection %s; blocked %llu ms waiting for the consumer to read "
+            "(backpressure); too big %llu",
+            p->st.connection, (unsigned long long)(p->st.blocked_us / 1000u),
+            (unsigned long long)p->st.too_big);
     if (p->st.written != p->st.sent) {
       char written[32];
       log_warn("summary: only %s of the %s records were written to the connection before it "
@@ -64,11 +70,12 @@ void summary_log(const producer *p) {
     }
   }
   if (p->opt->impair_on) {
-    log_info("summary: impairment dropped %llu, duplicated %llu, reordered %llu (the consumer "
-             "should count lost %llu, duplicates %llu, reordered %llu)",
-             (unsigned long long)p->impair.dropped, (unsigned long long)p->impair.duplicated,
-             (unsigned long long)p->impair.reordered, (unsigned long long)p->impair.dropped,
-             (unsigned long long)p->impair.duplicated, (unsigned long long)p->impair.reordered);
+    log_msg(level,
+            "summary: impairment dropped %llu, duplicated %llu, reordered %llu (the consumer "
+            "should count lost %llu, duplicates %llu, reordered %llu)",
+            (unsigned long long)p->impair.dropped, (unsigned long long)p->impair.duplicated,
+            (unsigned long long)p->impair.reordered, (unsigned long long)p->impair.dropped,
+            (unsigned long long)p->impair.duplicated, (unsigned long long)p->impair.reordered);
   }
 }
 

@@ -428,6 +428,24 @@ class ProducerCli(unittest.TestCase):
                 self.assertTrue(all(d < 0.3 for d in late),
                                 "seconds from the pipe to the sink: %r\n%s" % (late, err))
 
+    def test_quiet_keeps_warnings_errors_and_the_summary(self):
+        src = self.write("quiet.csv", "a,b\n1,2\n3\n5,6\n")
+        for proto in ("tcp", "udp"):
+            with self.subTest(proto=proto):
+                sink = TcpSink() if proto == "tcp" else UdpSink()
+                code, _, err, stats = self.run_producer(["--" + proto, "--port", str(sink.port),
+                                                         "--interval", "0.1", "--quiet", src])
+                sink.join()
+                self.assertEqual(code, 0, err)
+                self.assertEqual(stats["sent"], 3, stats)
+                self.assertIn("summary: sent 3 records", err)
+                self.assertIn("summary: connection", err)
+                self.assertIn("quiet.csv:3: 1 fields, header has 2", err, "warnings stay")
+                self.assertNotIn("sent #", err, "no per-record lines")
+                self.assertNotIn("streaming", err, "no start-up chatter")
+        res = subprocess.run([PRODUCER, "--help"], capture_output=True, text=True, timeout=10)
+        self.assertRegex(res.stdout, r"--quiet +only warnings, errors and the summary")
+
     def test_slow_pace_logs_each_record(self):
         src = self.write("slow.csv", "a,b\n1,2\n3,4\n5,6\n")
         sink = TcpSink()
