@@ -342,6 +342,16 @@ static void producer_check_ragged(producer *p, const csvin_rec *rec) {
   }
 }
 
+/* The input ended before its first data record: say so, since "sent 0 records" alone looks
+ * like a failure to send. Not an error: the stream (HELLO, then END with 0) is still valid. */
+static void producer_warn_no_data(const producer *p) {
+  if (csvin_header(p->in) != NULL) {
+    log_warn("%s: only a header, no data records", csvin_path(p->in));
+  } else {
+    log_warn("%s: no data records (empty file)", csvin_path(p->in));
+  }
+}
+
 /* Read, pace and send until the input ends, --count is reached, a signal or an error. Returns
  * 0, 1 when stopped by a signal, or a negative code (the message already logged). */
 static int producer_stream(producer *p) {
@@ -369,6 +379,9 @@ static int producer_stream(producer *p) {
     }
     rc = csvin_next(p->in, &rec);
     if (rc == 0) {
+      if (p->st.records_read == 0) {
+        producer_warn_no_data(p);
+      }
       if (!p->opt->loop || this_pass == 0) {
         return 0;
       }

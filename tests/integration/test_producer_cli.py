@@ -446,6 +446,32 @@ class ProducerCli(unittest.TestCase):
         res = subprocess.run([PRODUCER, "--help"], capture_output=True, text=True, timeout=10)
         self.assertRegex(res.stdout, r"--quiet +only warnings, errors and the summary")
 
+    def test_empty_or_header_only_file_warns_and_exits_0(self):
+        # No data is not an error (the stream is valid: HELLO, then END with 0), so the exit
+        # code stays 0; the warning says why nothing was sent.
+        cases = [("empty.csv", "", [], "no data records (empty file)"),
+                 ("header.csv", "a,b\r\n", [], "only a header, no data records"),
+                 ("bom.csv", "\ufeffa,b", [], "only a header, no data records"),
+                 ("empty2.csv", "", ["--no-header"], "no data records (empty file)")]
+        for name, text, args, warning in cases:
+            with self.subTest(name=name, args=args):
+                src = self.write(name, text)
+                sink = TcpSink()
+                code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval",
+                                                         "0"] + args + [src])
+                msgs = sink.join()
+                self.assertEqual(code, 0, err)
+                self.assertIn("%s: %s" % (name, warning), err)
+                self.assertEqual(stats["sent"], 0, stats)
+                self.assertEqual([(m["type"], m["seq"]) for m in msgs], [(HELLO, 0), (END, 0)])
+        src = self.write("one.csv", "a,b\n")
+        sink = TcpSink()
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 "--no-header", src])
+        sink.join()
+        self.assertEqual((code, stats["sent"]), (0, 1), err)
+        self.assertNotIn("no data records", err, "with --no-header that line is a record")
+
     def test_slow_pace_logs_each_record(self):
         src = self.write("slow.csv", "a,b\n1,2\n3,4\n5,6\n")
         sink = TcpSink()
