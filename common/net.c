@@ -9,6 +9,8 @@
 
 #include "error.h"
 
+#define NET_HOST_MAX 256 /* an IPv6 literal with a zone index fits easily */
+
 /* Resolve host for socktype and keep the first address getaddrinfo returns. */
 int net_resolve(const char *host, int port, int socktype, struct sockaddr_storage *addr,
                 socklen_t *addrlen, char *err, size_t errlen) {
@@ -27,7 +29,27 @@ int net_resolve(const char *host, int port, int socktype, struct sockaddr_storag
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = socktype;
   hints.ai_flags = AI_NUMERICSERV;
-  int gai = getaddrinfo(host, service, &hints, &res);
+  /* "[::1]", the form net_format prints and both programs log, is an IPv6 literal in brackets
+   * (as in URLs); getaddrinfo wants it without them. */
+  const char *lookup = host;
+  char literal[NET_HOST_MAX];
+  if (host[0] == '[') {
+    size_t len = strlen(host);
+    if (len < 3 || host[len - 1] != ']' || len - 2 >= sizeof literal ||
+        memchr(host + 1, ']', len - 2) != NULL) {
+      snprintf(err, errlen,
+               "cannot resolve '%s': expected an IPv6 address in brackets, "
+               "e.g. '[::1]' (the port goes in --port)",
+               host);
+      goto done;
+    }
+    memcpy(literal, host + 1, len - 2);
+    literal[len - 2] = '\0';
+    lookup = literal;
+    hints.ai_family = AF_INET6;
+    hints.ai_flags |= AI_NUMERICHOST;
+  }
+  int gai = getaddrinfo(lookup, service, &hints, &res);
   if (gai != 0) {
     snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(gai));
     goto done;

@@ -5,9 +5,10 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* Resolve host (a name, an IPv4 or an IPv6 literal) for the given socket type (SOCK_STREAM or
- * SOCK_DGRAM). The first address found is stored. Returns 0, or CS_EINVAL with a message
- * such as "cannot resolve 'nohost': Name or service not known" in err. */
+/* Resolve host (a name, an IPv4 or an IPv6 literal, bare or in brackets: "::1" or "[::1]") for
+ * the given socket type (SOCK_STREAM or SOCK_DGRAM). The first address found is stored. Returns 0,
+ * or CS_EINVAL with a message such as "cannot resolve 'nohost': Name or service not known" in err.
+ */
 int net_resolve(const char *host, int port, int socktype, struct sockaddr_storage *addr,
                 socklen_t *addrlen, char *err, size_t errlen);
 

@@ -277,6 +277,32 @@ static void test_net_resolve_and_format(void **state) {
   assert_true(ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
 }
 
+/* "[::1]", the form net_format prints and the programs log, is accepted as an IPv6 literal. */
+static void test_net_resolve_bracketed_ipv6(void **state) {
+  (void)state;
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  char err[256] = "";
+  char text[64];
+  assert_int_equal(net_resolve("[::1]", 9999, SOCK_STREAM, &ss, &len, err, sizeof err), 0);
+  assert_int_equal(ss.ss_family, AF_INET6);
+  assert_int_equal(len, sizeof(struct sockaddr_in6));
+  assert_string_equal(net_format((struct sockaddr *)&ss, text, sizeof text), "[::1]:9999");
+  assert_int_equal(net_resolve("[fe80::1%lo]", 7, SOCK_DGRAM, &ss, &len, err, sizeof err), 0);
+  assert_string_equal(net_format((struct sockaddr *)&ss, text, sizeof text), "[fe80::1]:7");
+  static const char *const bad[] = {"[::1",        "[]",          "[",      "[::1]:9999",
+                                    "[localhost]", "[127.0.0.1]", "[[::1]]"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    assert_int_equal(net_resolve(bad[i], 9999, SOCK_STREAM, &ss, &len, err, sizeof err), CS_EINVAL);
+    char want[64];
+    snprintf(want, sizeof want, "cannot resolve '%s': ", bad[i]);
+    if (strncmp(err, want, strlen(want)) != 0) {
+      fail_msg("%s: got '%s'", bad[i], err);
+    }
+  }
+}
+
 static void test_net_resolve_error(void **state) {
   (void)state;
   struct sockaddr_storage ss;
@@ -413,6 +439,7 @@ int main(void) {
       cmocka_unit_test(test_json_write_file),
       cmocka_unit_test(test_json_unbalanced),
       cmocka_unit_test(test_net_resolve_and_format),
+      cmocka_unit_test(test_net_resolve_bracketed_ipv6),
       cmocka_unit_test(test_net_resolve_error),
       cmocka_unit_test(test_log_lines),
       cmocka_unit_test(test_log_long_line),
