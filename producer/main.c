@@ -44,6 +44,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "producer: %s\nTry 'producer --help' for more information.\n", err);
     return 2;
   }
+  /* A --stats-json path that cannot be written is found now, before anything is sent, not
+   * after the whole run. */
+  if (opt.stats_json != NULL && summary_check_json_path(opt.stats_json, err, sizeof err) != 0) {
+    fprintf(stderr, "producer: --stats-json: %s\n", err);
+    return 2;
+  }
   log_init("producer", opt.quiet ? LOG_WARN : LOG_INFO);
   if (install_signals() != 0) {
     log_error("cannot install the signal handlers");

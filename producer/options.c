@@ -61,8 +61,9 @@ void options_usage(FILE *f) {
       "\n"
       "Exit status: 0 every record was sent; 1 a runtime failure (file unreadable, CSV error,\n"
       "connection refused or reset, a record too large for UDP: not all records were sent);\n"
-      "2 a usage error; 130 stopped by SIGINT or SIGTERM (END is still sent and the summary\n"
-      "printed).\n",
+      "2 a usage error (also a --stats-json FILE that cannot be created, checked before\n"
+      "anything is sent); 130 stopped by SIGINT or SIGTERM (END is still sent and the\n"
+      "summary printed).\n",
       f);
 }
 

@@ -234,6 +234,37 @@ class ProducerCli(unittest.TestCase):
                 self.assertIn(flag, res.stderr, "the message must name %s" % flag)
                 self.assertIn("--help", res.stderr, "a usage error points to --help")
 
+    def test_stats_json_that_cannot_be_created_fails_before_sending(self):
+        src = self.write("a.csv", "a\n1\n")
+        lsn = socket.socket()
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(1)
+        port = lsn.getsockname()[1]
+        try:
+            for bad, why in [(os.path.join(self.dir, "no_such_dir", "s.json"),
+                              "No such file or directory"),
+                             (self.dir, "Is a directory")]:
+                with self.subTest(path=bad):
+                    t0 = time.monotonic()
+                    res = subprocess.run([PRODUCER, "--port", str(port), "--interval", "1",
+                                          "--stats-json", bad, src],
+                                         capture_output=True, text=True, timeout=10)
+                    self.assertEqual(res.returncode, 2, res.stderr)
+                    self.assertIn("--stats-json: cannot create %s: %s" % (bad, why), res.stderr)
+                    self.assertLess(time.monotonic() - t0, 0.9, "at start-up, not at exit")
+                    lsn.settimeout(0.2)
+                    with self.assertRaises(socket.timeout, msg="nothing may be sent"):
+                        lsn.accept()[0].close()
+        finally:
+            lsn.close()
+        # A good path: the check leaves no PATH.tmp behind, and the file is written at exit.
+        sink = TcpSink()
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 src])
+        sink.join()
+        self.assertEqual((code, stats["sent"]), (0, 1), err)
+        self.assertEqual([n for n in os.listdir(self.dir) if n.endswith(".tmp")], [])
+
     def test_tcp_impair_refusal_explains_retransmission(self):
         src = self.write("a.csv", "a\n1\n")
         res = subprocess.run([PRODUCER, "--tcp", "--impair", "loss=0.5", src],
