@@ -13,8 +13,7 @@
 #include "summary.h"
 
 #define PRODUCER_FINISH_TIMEOUT_US 2000000u /* TCP: wait this long for the consumer's close */
-#define PRODUCER_END_REPEATS 3              /* UDP: END is sent this many times ... */
-#define PRODUCER_END_GAP_US 100000u         /* ... this far apart */
+#define PRODUCER_END_GAP_US 100000u         /* UDP: the END repeats this far apart */
 #define PRODUCER_STOP_GRACE_US 2000000u     /* after a stop, UDP retries END this long at most */
 #define PRODUCER_PROGRESS_US 1000000u       /* fast pace: a progress line every second */
 #define PRODUCER_RAGGED_NAMED 10            /* ragged rows each warned about ... */

@@ -17,6 +17,9 @@
 #include "sender_udp.h"
 #include "wire.h"
 
+/* UDP: END is sent this many times (it can be lost like any datagram). */
+#define PRODUCER_END_REPEATS 3
+
 /* Totals of one run, as the summary and --stats-json report them. */
 typedef struct producer_stats {
   uint64_t sent;          /* sequence numbers issued (impairment drops included) */

@@ -57,9 +57,10 @@ void summary_log(const producer *p) {
           summary_thousands(p->st.records_read, read, sizeof read));
   if (p->opt->udp) {
     log_msg(level,
-            "summary: connection %s (UDP has none: it cannot tell whether anyone received); "
-            "ICMP port unreachable %llu times; too big %llu",
-            p->st.connection, (unsigned long long)p->st.icmp_refused,
+            "summary: connection: none (UDP is connectionless; it cannot tell whether anyone "
+            "received); ICMP port unreachable %llu times (over every datagram sent, the %d "
+            "repeated end-of-stream datagrams included); too big %llu",
+            (unsigned long long)p->st.icmp_refused, PRODUCER_END_REPEATS,
             (unsigned long long)p->st.too_big);
   } else {
     log_msg(level,

@@ -686,6 +686,13 @@ class ProducerCli(unittest.TestCase):
         self.assertGreater(stats["icmp_refused"], 0, stats)
         self.assertIn("ICMP port unreachable from 127.0.0.1:%d/udp" % port, err)
         self.assertEqual(err.count("nothing is listening there"), 1, "logged once")
+        # The summary does not call UDP's state "ok" next to the ICMP count, and says that count
+        # covers the repeated END datagrams too (4 records, yet more than 4 reports).
+        self.assertIn("summary: connection: none (UDP is connectionless; it cannot tell whether "
+                      "anyone received); ICMP port unreachable %d times (over every datagram "
+                      "sent, the 3 repeated end-of-stream datagrams included)"
+                      % stats["icmp_refused"], err)
+        self.assertNotIn("connection ok", err)
 
 
 if __name__ == "__main__":
