@@ -54,9 +54,12 @@ uint64_t pacer_take(pacer *p) {
   return due;
 }
 
+/* One rule for every mode: the average gap is at least PACER_SLOW_GAP_S (a tolerance keeps
+ * "--interval 0.05-0.15" on the slow side despite rounding). */
 int pacer_is_slow(const pacer *p) {
+  const double eps = 1e-9;
   if (p->mode == PACER_RATE) {
-    return p->rate <= 10.0;
+    return 1.0 / p->rate >= PACER_SLOW_GAP_S - eps;
   }
-  return p->mode == PACER_INTERVAL && p->min_s >= 0.1;
+  return p->mode == PACER_INTERVAL && (p->min_s + p->max_s) / 2.0 >= PACER_SLOW_GAP_S - eps;
 }

@@ -30,7 +30,11 @@ void pacer_start(pacer *p, uint64_t now_us);
 uint64_t pacer_peek(const pacer *p);
 /* Deadline of the next record, and move on to the one after it. */
 uint64_t pacer_take(pacer *p);
-/* 1 when the pace is slow enough to log each record (gaps >= 0.1 s or <= 10 records/s). */
+/* Records at least this far apart on average are logged one by one; faster, the producer logs a
+ * progress line every second instead. */
+#define PACER_SLOW_GAP_S 0.1
+/* 1 when the pace is slow enough to log each record: an average gap of PACER_SLOW_GAP_S or
+ * more (--interval MIN-MAX with (MIN+MAX)/2 >= 0.1, --rate N with N <= 10); never unpaced. */
 int pacer_is_slow(const pacer *p);
 
 #endif

@@ -576,8 +576,11 @@ int producer_run(producer *p) {
     }
     return 1;
   }
-  log_info("streaming %s as stream '%s' (producer %016llx) over %s to %s", csvin_path(p->in),
-           p->stream, (unsigned long long)p->producer_id, p->opt->udp ? "udp" : "tcp", p->peer);
+  log_info("streaming %s as stream '%s' (producer %016llx) over %s to %s%s", csvin_path(p->in),
+           p->stream, (unsigned long long)p->producer_id, p->opt->udp ? "udp" : "tcp", p->peer,
+           p->slow ? ""
+                   : "; records under 0.1 s apart on average: a progress line every second "
+                     "instead of a line per record");
   p->st.start_us = clock_mono_us();
   p->last_progress_us = p->st.start_us;
   pacer_start(&p->pacer, p->st.start_us);

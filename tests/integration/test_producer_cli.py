@@ -516,6 +516,36 @@ class ProducerCli(unittest.TestCase):
         times = [m["t"] for m in msgs if m["type"] == RECORD]
         self.assertGreater(times[2] - times[0], 0.18)
 
+    def test_line_per_record_at_0_1_s_average_gap_else_progress(self):
+        # The rule --help states: a line per record when records are at least 0.1 s apart on
+        # average, otherwise a progress line every second (and the start-up line says which).
+        src = self.write("rule.csv", "a\n" + "".join("%d\n" % i for i in range(40)))
+        note = "a progress line every second instead of a line per record"
+        cases = [(["--rate", "20", "--count", "30"], False),
+                 (["--interval", "0.05", "--count", "25"], False),
+                 (["--interval", "0.01-0.2", "--count", "4"], True),
+                 (["--interval", "0.05-0.15", "--count", "3"], True),
+                 (["--rate", "10", "--count", "3"], True)]
+        for args, per_record in cases:
+            with self.subTest(args=args):
+                sink = UdpSink()
+                code, _, err, stats = self.run_producer(["--udp", "--port", str(sink.port),
+                                                         "--seed", "3"] + args + [src])
+                sink.join()
+                self.assertEqual(code, 0, err)
+                n = stats["sent"]
+                if per_record:
+                    self.assertEqual(err.count("sent #"), n, err)
+                    self.assertNotIn(note, err)
+                    self.assertNotIn("progress:", err)
+                else:
+                    self.assertEqual(err.count("sent #"), 0, err)
+                    self.assertIn(note, err)
+                    self.assertIn("progress: ", err, "runs over a second: a progress line")
+        res = subprocess.run([PRODUCER, "--help"], capture_output=True, text=True, timeout=10)
+        self.assertIn("a line per record when records are at least 0.1 s apart on average",
+                      " ".join(res.stdout.split()))
+
     def test_loop_starts_over_until_count(self):
         src = self.write("loop.csv", "a\nx\ny\n")
         sink = TcpSink()
