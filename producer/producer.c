@@ -314,7 +314,7 @@ static void producer_progress(producer *p) {
   if (p->slow || now - p->last_progress_us < PRODUCER_PROGRESS_US) {
     return;
   }
-  log_info("progress: %llu records sent (%.0f/s), %.1f MB, blocked %llu ms",
+  log_info("progress: %llu records sent (%.0f/s), %.1f MB, waited %llu ms on backpressure",
            (unsigned long long)p->st.sent,
            (double)(p->st.sent - p->last_progress_sent) * 1e6 / (double)(now - p->last_progress_us),
            (double)(p->opt->udp ? p->udp.bytes_sent : p->tcp.bytes_written) / 1e6,

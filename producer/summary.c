@@ -64,7 +64,7 @@ void summary_log(const producer *p) {
             (unsigned long long)p->st.too_big);
   } else {
     log_msg(level,
-            "summary: connection %s; blocked %llu ms waiting for the consumer to read "
+            "summary: connection %s; waited %llu ms for the consumer to read "
             "(backpressure); too big %llu",
             p->st.connection, (unsigned long long)(p->st.blocked_us / 1000u),
             (unsigned long long)p->st.too_big);
