@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "options.h"
+#include "report.h"
 #include "server.h"
 
 int main(int argc, char **argv) {
@@ -19,6 +20,12 @@ int main(int argc, char **argv) {
     return 0;
   if (rc != CONSUMER_OPTIONS_RUN) {
     fprintf(stderr, "consumer: %s\n", err);
+    return 2;
+  }
+  /* A --stats-json file that cannot be written is a usage error, found now rather than
+   * after the run. */
+  if (opt.stats_json != NULL && report_json_check(opt.stats_json, err, sizeof(err)) != 0) {
+    fprintf(stderr, "consumer: --stats-json: %s\n", err);
     return 2;
   }
   log_init("consumer", opt.quiet ? LOG_WARN : LOG_INFO);

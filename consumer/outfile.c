@@ -33,6 +33,7 @@ typedef struct out_target {
 } out_target;
 
 struct outfile {
+  int created;         /* outfile_open created the main file (it did not exist) */
   out_target *targets; /* the main file first, then side files in creation order */
   out_target *last;
   uint64_t records; /* records on disk */
@@ -227,6 +228,8 @@ int outfile_open(outfile **out, const char *path, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: out of memory", path);
     return CS_ENOMEM;
   }
+  struct stat sb;
+  o->created = stat(path, &sb) != 0 && errno == ENOENT;
   rc = target_open(o, path, &t);
   if (rc != 0) {
     snprintf(err, errlen, "%s", o->err);
@@ -414,6 +417,23 @@ const char *outfile_path(const outfile *o) {
 
 const char *outfile_error(const outfile *o) {
   return o->err;
+}
+
+/* Close without writing, removing a main file this object created and left empty; see
+ * outfile.h. */
+void outfile_discard(outfile *o) {
+  out_target *t, *next;
+  struct stat sb;
+  if (o == NULL)
+    return;
+  t = o->targets;
+  if (o->created && fstat(fileno(t->fp), &sb) == 0 && sb.st_size == 0 && unlink(t->path) != 0)
+    log_warn("%s: cannot remove the empty file: %s", t->path, strerror(errno));
+  for (t = o->targets; t != NULL; t = next) {
+    next = t->next;
+    target_free(t);
+  }
+  free(o);
 }
 
 /* Flush, close and free; see outfile.h. */

@@ -36,6 +36,11 @@ uint64_t outfile_records(const outfile *o);     /* records written to disk, all 
 const char *outfile_path(const outfile *o);     /* the main file, as given */
 const char *outfile_error(const outfile *o);
 
+/* Close every file without writing what is queued, and remove the main file if this object
+ * created it (it did not exist before outfile_open) and it is still empty: for a consumer that
+ * fails to start, which should leave nothing behind. Accepts NULL. */
+void outfile_discard(outfile *o);
+
 /* Flush and close every file. Accepts NULL. Returns 0, or CS_EIO with outfile_error() set
  * (read it before the next outfile_ call; the object is freed either way, so the message is
  * copied into err). */

@@ -15,6 +15,11 @@ void report_live(consumer *c);
  * totals) to out. */
 void report_summary(consumer *c, FILE *out);
 
+/* Check at start-up that the --stats-json file can be written at exit: its temporary
+ * FILE.tmp is created and removed again, and FILE must not be a directory. Returns 0, or a
+ * negative code with a message naming the file in err. */
+int report_json_check(const char *path, char *err, size_t errlen);
+
 /* Write the --stats-json document (shape: docs and the shared contract) to path. Returns 0,
  * or a negative code with a message naming the file in err. */
 int report_json(consumer *c, const char *path, char *err, size_t errlen);

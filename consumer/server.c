@@ -792,7 +792,8 @@ static void log_listen_error(const char *name, int rc) {
     log_error("cannot listen on %s: %s", name, uv_strerror(rc));
 }
 
-/* Bind and listen on TCP. Returns 0 or a negative code (logged). */
+/* Bind and listen on TCP (consumer_init says "listening on" once the sinks are open too).
+ * Returns 0 or a negative code (logged). */
 static int tcp_listen_start(consumer *c) {
   struct sockaddr_storage ss;
   socklen_t len;
@@ -822,11 +823,11 @@ static int tcp_listen_start(consumer *c) {
   if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &namelen) == 0)
     snprintf(c->tcp_name, sizeof(c->tcp_name), "%s/tcp",
              net_format((struct sockaddr *)&ss, addr, sizeof(addr)));
-  log_info("listening on %s", c->tcp_name);
   return 0;
 }
 
-/* Bind UDP and start receiving. Returns 0 or a negative code (logged). */
+/* Bind UDP and start receiving (logged by consumer_init, as for TCP). Returns 0 or a negative
+ * code (logged). */
 static int udp_listen_start(consumer *c) {
   struct sockaddr_storage ss;
   socklen_t len;
@@ -860,7 +861,6 @@ static int udp_listen_start(consumer *c) {
     log_error("cannot receive on %s: %s", c->udp_name, uv_strerror(rc));
     return rc;
   }
-  log_info("listening on %s", c->udp_name);
   return 0;
 }
 
@@ -945,19 +945,6 @@ int consumer_init(consumer *c, const consumer_options *opt) {
   }
   c->loop_ready = 1;
 
-  rc = outfile_open(&c->out, opt->out_path, err, sizeof(err));
-  if (rc != 0) {
-    log_error("--out: %s", err);
-    return rc;
-  }
-  if (opt->db_path != NULL) {
-    rc = store_open(&c->db, opt->db_path, err, sizeof(err));
-    if (rc != 0) {
-      log_error("--db: %s", err);
-      return rc;
-    }
-  }
-
 #define INIT_HANDLE(call, handle, flag)                                                            \
   do {                                                                                             \
     rc = (call);                                                                                   \
@@ -993,10 +980,32 @@ int consumer_init(consumer *c, const consumer_options *opt) {
   }
   c->live_prev_us = clock_mono_us();
 
+  /* The ports first: a consumer that cannot listen (another one runs) must not create or
+   * touch --out and --db. Nothing is read before consumer_run, so the sinks can come after. */
   if (opt->tcp && (rc = tcp_listen_start(c)) != 0)
     return rc;
   if (opt->udp && (rc = udp_listen_start(c)) != 0)
     return rc;
+
+  rc = outfile_open(&c->out, opt->out_path, err, sizeof(err));
+  if (rc != 0) {
+    log_error("--out: %s", err);
+    return rc;
+  }
+  if (opt->db_path != NULL) {
+    rc = store_open(&c->db, opt->db_path, err, sizeof(err));
+    if (rc != 0) {
+      log_error("--db: %s", err);
+      outfile_discard(c->out); /* an out9.txt this failed start created stays empty: remove */
+      c->out = NULL;
+      return rc;
+    }
+  }
+  /* Said only now that records can be taken: tests and scripts wait for these lines. */
+  if (opt->tcp)
+    log_info("listening on %s", c->tcp_name);
+  if (opt->udp)
+    log_info("listening on %s", c->udp_name);
   return 0;
 }
 

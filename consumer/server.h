@@ -123,7 +123,7 @@ typedef struct consumer {
   int stop_waiting; /* a second SIGINT/SIGTERM: give up on the database at once */
 } consumer;
 
-/* Set up c from parsed options: open the sinks, bind the listeners (logging "listening on
+/* Set up c from parsed options: bind the listeners, then open the sinks (logging "listening on
  * HOST:PORT/tcp" and ".../udp"), install the signal handlers and timers. Returns 0, or a
  * negative code after logging the error (port in use, unwritable --out, bad --db ...); call
  * consumer_free either way. */

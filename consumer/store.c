@@ -431,10 +431,26 @@ static int store_table_for(store *s, sink_stream *st, store_table **out) {
   return 0;
 }
 
+/* What a person can do about an open failure with SQLite result code rc ("" if nothing). */
+static const char *store_open_hint(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_CANTOPEN:
+  case SQLITE_READONLY:
+  case SQLITE_PERM:
+  case SQLITE_AUTH:
+    return " (check the directory exists and is writable, or pick another --db)";
+  case SQLITE_NOTADB:
+  case SQLITE_CORRUPT:
+    return " (is it an SQLite database? pick another --db)";
+  default:
+    return "";
+  }
+}
+
 int store_open(store **out, const char *path, char *err, size_t errlen) {
   store *s = calloc(1, sizeof *s);
   sqlite3_stmt *q = NULL;
-  int rc;
+  int rc = SQLITE_OK;
   *out = NULL;
   if (!s || !(s->path = strdup(path))) {
     snprintf(err, errlen, "cannot open database %s: out of memory", path);
@@ -442,8 +458,8 @@ int store_open(store **out, const char *path, char *err, size_t errlen) {
   }
   rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
   if (rc != SQLITE_OK) {
-    snprintf(err, errlen, "cannot open database %s: %s", path,
-             s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    snprintf(err, errlen, "cannot open database %s: %s%s", path,
+             s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc), store_open_hint(rc));
     goto fail;
   }
   sqlite3_extended_result_codes(s->db, 1);
@@ -472,7 +488,8 @@ int store_open(store **out, const char *path, char *err, size_t errlen) {
   *out = s;
   return 0;
 sqlfail:
-  snprintf(err, errlen, "cannot open database %s: %s", path, sqlite3_errmsg(s->db));
+  snprintf(err, errlen, "cannot open database %s: %s%s", path, sqlite3_errmsg(s->db),
+           store_open_hint(sqlite3_extended_errcode(s->db)));
 fail:
   sqlite3_finalize(q);
   if (s) {

@@ -122,6 +122,62 @@ class BadInputTest(harness.IntegrationCase):
         self.assertIn(str(port), res.stderr, res.describe())
         self.assertIn("in use", res.stderr.lower(), res.describe())
 
+    def test_port_in_use_leaves_no_out_file_or_database(self):
+        port = harness.free_port()
+        blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen(1)
+        try:
+            res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port", str(port),
+                                    "--db", "fresh.db"], timeout=10)
+        finally:
+            blocker.close()
+        self.assertExit(res, 1, "consumer on a port in use")
+        self.assertEqual(sorted(f for f in os.listdir(self.dir) if not f.startswith("run-")), [],
+                         "a consumer that never started must leave no out9.txt or database\n"
+                         + res.describe())
+
+    def test_stats_json_in_missing_directory_exits_2_at_start(self):
+        bad = self.path("no", "such", "dir", "stats.json")
+        port = harness.free_port()
+        res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port", str(port),
+                                "--stats-json", bad], timeout=10)
+        self.assertExit(res, 2, "consumer with an unwritable --stats-json")
+        self.assertIn("--stats-json", res.stderr, res.describe())
+        self.assertIn(bad, res.stderr, res.describe())
+        self.assertLess(res.seconds, 5, "it must fail at start, not at exit\n" + res.describe())
+        self.assertNotIn("listening on", res.stderr, res.describe())
+        self.assertFalse(os.path.exists(self.path("out9.txt")), res.describe())
+
+    def test_stats_json_that_is_a_directory_exits_2_at_start(self):
+        port = harness.free_port()
+        res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port", str(port),
+                                "--stats-json", self.dir], timeout=10)
+        self.assertExit(res, 2, "consumer with a directory as --stats-json")
+        self.assertIn("--stats-json", res.stderr, res.describe())
+
+    def test_db_in_missing_directory_says_check_directory_and_leaves_no_out_file(self):
+        bad = self.path("no", "such", "dir", "x.db")
+        port = harness.free_port()
+        res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port", str(port),
+                                "--db", bad], timeout=10)
+        self.assertExit(res, 1, "consumer with --db in a missing directory")
+        self.assertIn("--db", res.stderr, res.describe())
+        self.assertIn(bad, res.stderr, res.describe())
+        self.assertIn("check the directory exists and is writable", res.stderr, res.describe())
+        self.assertFalse(os.path.exists(self.path("out9.txt")),
+                         "a consumer that never started must leave no out9.txt\n"
+                         + res.describe())
+
+    def test_existing_out_file_is_kept_when_start_fails(self):
+        with open(self.path("out9.txt"), "wb"):
+            pass  # an empty out9.txt the person made: not the failed run's to remove
+        res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port",
+                                str(harness.free_port()), "--db", self.path("no", "x.db")],
+                               timeout=10)
+        self.assertExit(res, 1, "consumer with --db in a missing directory")
+        self.assertTrue(os.path.exists(self.path("out9.txt")), res.describe())
+
     def test_no_consumer_over_tcp_says_refused(self):
         src = self.path("ok.csv")
         harness.simple_csv(src, 3)

@@ -132,6 +132,21 @@ static void test_open_bad_path_names_file(void **state) {
   assert_null(s);
   assert_non_null(strstr(err, "cannot open database /nonexistent-dir/x/out.db"));
   assert_non_null(strstr(err, "unable to open database file"));
+  assert_non_null(strstr(err, "(check the directory exists and is writable"));
+}
+
+static void test_open_non_database_says_so(void **state) {
+  fixture *f = *state;
+  store *s = (store *)1;
+  char err[512] = "";
+  FILE *fp = fopen(f->path, "wb");
+  assert_non_null(fp);
+  assert_int_equal(fputs("id,name\n1,not a database, but a CSV file\n", fp) >= 0, 1);
+  assert_int_equal(fclose(fp), 0);
+  assert_int_not_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_null(s);
+  assert_non_null(strstr(err, f->path));
+  assert_non_null(strstr(err, "is it an SQLite database?"));
 }
 
 static void test_open_uses_wal(void **state) {
@@ -527,6 +542,8 @@ static void test_too_wide_record_refused_alone(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_bad_path_names_file),
+      cmocka_unit_test_setup_teardown(test_open_non_database_says_so, fixture_setup,
+                                      fixture_teardown),
       cmocka_unit_test_setup_teardown(test_too_wide_record_refused_alone, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_open_uses_wal, fixture_setup, fixture_teardown),
