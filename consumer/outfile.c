@@ -28,6 +28,7 @@ typedef struct out_target {
   char *columns_data; /* owned */
   cs_buf pending;     /* CSV bytes queued for the file */
   uint64_t pending_records;
+  uint64_t records; /* records written to this file */
   int unterminated; /* the file did not end with a line break: one is queued */
   struct out_target *next;
 } out_target;
@@ -376,6 +377,7 @@ static int target_flush(outfile *o, out_target *t) {
   if (n == t->pending.len && fflush(t->fp) == 0) {
     cs_buf_reset(&t->pending);
     o->records += t->pending_records;
+    t->records += t->pending_records;
     t->pending_records = 0;
     return 0;
   }
@@ -409,6 +411,28 @@ size_t outfile_pending_bytes(const outfile *o) {
 
 uint64_t outfile_records(const outfile *o) {
   return o->records;
+}
+
+size_t outfile_files(const outfile *o) {
+  const out_target *t;
+  size_t n = 0;
+  for (t = o->targets; t != NULL; t = t->next)
+    n++;
+  return n;
+}
+
+/* File i's path and records; see outfile.h. */
+int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *records) {
+  const out_target *t = o->targets;
+  while (t != NULL && i > 0) {
+    t = t->next;
+    i--;
+  }
+  if (t == NULL)
+    return -1;
+  *path = t->path;
+  *records = t->records;
+  return 0;
 }
 
 const char *outfile_path(const outfile *o) {

@@ -33,7 +33,11 @@ int outfile_flush(outfile *o);
 
 size_t outfile_pending_bytes(const outfile *o); /* bytes queued, not yet written */
 uint64_t outfile_records(const outfile *o);     /* records written to disk, all files */
-const char *outfile_path(const outfile *o);     /* the main file, as given */
+size_t outfile_files(const outfile *o);         /* files in use: the main one, then side files */
+/* File i (0: the main file, then side files in the order they were opened): its path and the
+ * records written to it. Returns 0, or -1 when i >= outfile_files(). */
+int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *records);
+const char *outfile_path(const outfile *o); /* the main file, as given */
 const char *outfile_error(const outfile *o);
 
 /* Close every file without writing what is queued, and remove the main file if this object

@@ -120,9 +120,17 @@ void report_summary(consumer *c, FILE *out) {
       fprintf(out, "%s %s: %" PRIu64 " records arrived too late to tell from duplicates\n",
               c->streams[i]->sink.protocol, c->streams[i]->sink.name,
               c->streams[i]->stats.too_late);
-  if (c->out != NULL)
-    fprintf(out, "%s: %" PRIu64 " records written\n", outfile_path(c->out),
-            outfile_records(c->out));
+  if (c->out != NULL) {
+    /* One line per file: side files (streams with another header) are counted apart. */
+    size_t nfiles = outfile_files(c->out);
+    const char *path;
+    uint64_t records;
+    for (i = 0; outfile_file(c->out, i, &path, &records) == 0; i++)
+      fprintf(out, "%s: %" PRIu64 " records written\n", path, records);
+    if (nfiles > 1)
+      fprintf(out, "%zu CSV files: %" PRIu64 " records written in all\n", nfiles,
+              outfile_records(c->out));
+  }
   if (c->db != NULL)
     fprintf(out,
             "database %s: %" PRIu64 " rows committed, %zu pending, %" PRIu64
@@ -210,6 +218,18 @@ int report_json(consumer *c, const char *path, char *err, size_t errlen) {
   json_object_begin(&j, "out");
   json_string(&j, "path", c->out != NULL ? outfile_path(c->out) : c->opt.out_path);
   json_uint(&j, "records", c->out != NULL ? outfile_records(c->out) : 0);
+  json_array_begin(&j, "files");
+  if (c->out != NULL) {
+    const char *file;
+    uint64_t records;
+    for (i = 0; outfile_file(c->out, i, &file, &records) == 0; i++) {
+      json_object_begin(&j, NULL);
+      json_string(&j, "path", file);
+      json_uint(&j, "records", records);
+      json_object_end(&j);
+    }
+  }
+  json_array_end(&j);
   json_object_end(&j);
   json_object_begin(&j, "db");
   json_string(&j, "path", c->opt.db_path);

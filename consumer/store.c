@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "log.h"
 
 /* How long a statement waits for a lock held by another connection. The consumer's loop must
  * never stall, so this is a few milliseconds; the caller retries with backoff instead. */
@@ -369,6 +370,7 @@ static int store_table_choose_name(store *s, store_table *t) {
       return CS_ENOMEM;
     base = prefixed;
   }
+  int why = 0; /* the stream's own name is taken: 1 in this run, 2 in the file (for the log) */
   for (unsigned long k = 1; k <= STORE_MAX_NAME_TRIES; k++) {
     char *cand = k == 1 ? sqlite3_mprintf("%s", base) : sqlite3_mprintf("%s_%lu", base, k);
     if (!cand) {
@@ -382,10 +384,24 @@ static int store_table_choose_name(store *s, store_table *t) {
     int state = 2;
     if (!used)
       rc = store_probe_name(s, t, cand, &state);
+    if (k == 1 && rc == 0 && state == 2)
+      why = used ? 1 : 2;
     if (rc == 0 && state != 2) {
       t->name = store_name_dup(cand, strlen(cand));
       sqlite3_free(cand);
       rc = t->name ? 0 : CS_ENOMEM;
+      if (rc)
+        goto done;
+      /* Say once, when it is decided, where a stream's rows go if not to its own name. */
+      if (why != 0)
+        log_info("stream '%s' (header differs from table '%s'%s) goes to table '%s'",
+                 t->stream_name, base, why == 2 ? " in the database" : "", t->name);
+      else if (prefixed != NULL)
+        log_info("stream '%s' (names starting with sqlite_ are SQLite's) goes to table '%s'",
+                 t->stream_name, t->name);
+      if (state == 1)
+        log_info("stream '%s' -> existing table '%s' in %s (appending)", t->stream_name, t->name,
+                 s->path);
       goto done;
     }
     sqlite3_free(cand);
@@ -725,6 +741,8 @@ int store_flush(store *s) {
     goto rollback;
 
   for (store_table *t = s->tables; t; t = t->next) {
+    if (t->created_tx && !t->created)
+      log_info("stream '%s' -> table '%s' in %s", t->stream_name, t->name, s->path);
     t->created = t->created_tx;
     t->ncols_db = t->ncols_tx;
   }

@@ -115,6 +115,35 @@ class ManyProducersTest(harness.IntegrationCase):
                       .endswith("out9.txt") else os.path.basename(found[("a", "b")][0]),
                       res.stderr, "the consumer should log the second file's name")
 
+    def test_same_stream_name_two_headers_counted_per_file_and_table_logged(self):
+        cons = self.consumer("--db", "same.db")
+        first = self.path("first.csv")
+        second = self.path("second.csv")
+        harness.simple_csv(first, 30, header=("id", "name", "value"), tag="f")
+        harness.simple_csv(second, 12, header=("when", "what"), tag="s")
+        self.assertExit(self.run_producer(first, cons.port, "tcp",
+                                          ["--interval", "0", "--stream", "same"]), 0, "producer")
+        harness.wait_for_rows(cons.out_path(), 31, 10, simple=True)
+        self.assertExit(self.run_producer(second, cons.port, "tcp",
+                                          ["--interval", "0", "--stream", "same"]), 0, "producer")
+        side = cons.out_path("out9.same.txt")
+        harness.wait_for_rows(side, 13, 10, simple=True)
+        harness.wait_until(lambda: "table 'same_2'" in cons.proc.stderr(), 5)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        out = res.stats["out"]
+        self.assertEqual(out["records"], 42, res.describe())
+        self.assertEqual([(os.path.basename(f["path"]), f["records"]) for f in out["files"]],
+                         [("out9.txt", 30), ("out9.same.txt", 12)], res.describe())
+        self.assertRegex(res.stderr, r"(?m)out9\.txt: 30 records written$", res.describe())
+        self.assertRegex(res.stderr, r"(?m)out9\.same\.txt: 12 records written$", res.describe())
+        self.assertIn("stream 'same' -> table 'same' in same.db", res.stderr, res.describe())
+        self.assertIn("stream 'same' (header differs from table 'same') goes to table 'same_2'",
+                      res.stderr, res.describe())
+        self.assertIn("stream 'same' -> table 'same_2' in same.db", res.stderr, res.describe())
+        self.assertEqual(len([l for l in res.stderr.splitlines() if "-> table 'same' in" in l]),
+                         1, "the table's creation is logged once\n" + res.describe())
+
 
 if __name__ == "__main__":
     harness.main()

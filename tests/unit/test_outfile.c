@@ -202,6 +202,35 @@ static void test_other_header_goes_to_a_sanitised_side_file(void **state) {
   assert_file(side, "station,bikes\r\nST-1,4\r\n");
 }
 
+static void test_records_are_counted_per_file(void **state) {
+  fixture *f = *state;
+  outfile *o;
+  sink_stream a, b;
+  cs_field ca[3], cb[2];
+  char err[256];
+  const char *path;
+  uint64_t records;
+  const char *r1[] = {"1", "2", "3"};
+  const char *r2[] = {"ST-1", "4"};
+  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  stream_make(&a, ca, "temps", temps_hdr, 3);
+  stream_make(&b, cb, "bikes", bikes_hdr, 2);
+  assert_int_equal(add(o, &a, 1, r1, 3), 0);
+  assert_int_equal(add(o, &b, 1, r2, 2), 0);
+  assert_int_equal(add(o, &b, 2, r2, 2), 0);
+  assert_int_equal(outfile_flush(o), 0);
+  assert_int_equal(outfile_records(o), 3);
+  assert_int_equal(outfile_files(o), 2);
+  assert_int_equal(outfile_file(o, 0, &path, &records), 0);
+  assert_string_equal(path, f->main_path);
+  assert_int_equal(records, 1);
+  assert_int_equal(outfile_file(o, 1, &path, &records), 0);
+  assert_non_null(strstr(path, "/out9.bikes.txt"));
+  assert_int_equal(records, 2);
+  assert_int_equal(outfile_file(o, 2, &path, &records), -1);
+  assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
+}
+
 static void test_existing_file_keeps_its_header_and_is_appended(void **state) {
   fixture *f = *state;
   outfile *o;
@@ -341,6 +370,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_other_header_goes_to_a_sanitised_side_file, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_records_are_counted_per_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_existing_file_keeps_its_header_and_is_appended, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_existing_file_without_final_line_break_gets_one_first,

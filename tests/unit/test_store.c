@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "error.h"
+#include "log.h"
 #include "store.h"
 
 /* Per-test fixture: a fresh directory and database path. */
@@ -571,5 +572,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_queue_bound_refuses_with_enomem, fixture_setup,
                                       fixture_teardown),
   };
+  log_init("test_store", LOG_WARN); /* the sink's INFO lines (tables created) are not tested here */
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
