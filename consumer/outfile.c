@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,10 @@ struct outfile {
   int created;         /* outfile_open created the main file (it did not exist) */
   out_target *targets; /* the main file first, then side files in creation order */
   out_target *last;
-  uint64_t records; /* records on disk */
+  size_t nside;         /* side files open */
+  out_target refused;   /* file_state of streams refused a side file (never written) */
+  uint64_t records;     /* records on disk */
+  uint64_t not_written; /* records of refused streams */
   char err[512];
 };
 
@@ -278,12 +282,22 @@ static void sanitise(const char *name, char *out, size_t outlen) {
   out[n] = '\0';
 }
 
-/* The target for a stream whose header no existing target shares: its own side file. */
+/* The target for a stream whose header no existing target shares: its own side file. Returns
+ * 0, CS_ENOMEM, or -EMFILE (OUTFILE_MAX_SIDE_OPEN side files are open) or CS_EIO (none could
+ * be opened) with the reason in o->err. */
 static int outfile_side_target(outfile *o, const sink_stream *st, out_target **out) {
   char name[OUTFILE_MAX_NAME_PART + 1];
   char suffix[OUTFILE_MAX_NAME_PART + 16];
   int i, rc;
 
+  if (o->nside >= OUTFILE_MAX_SIDE_OPEN) {
+    snprintf(o->err, sizeof(o->err),
+             "%s: its header differs from every open file's, and %d side files are open "
+             "already (the limit): its records are not written to a CSV file (restart the "
+             "consumer for new side files)",
+             o->targets->path, OUTFILE_MAX_SIDE_OPEN);
+    return -EMFILE;
+  }
   sanitise(st->name, name, sizeof(name));
   for (i = 1; i <= OUTFILE_MAX_SIDE_FILES; i++) {
     out_target *t, *cur;
@@ -319,6 +333,7 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
       }
     }
     outfile_link(o, t);
+    o->nside++;
     log_info("stream %s (%s %s) has another header than %s: its records go to %s", st->name,
              st->protocol, st->peer, o->targets->path, t->path);
     *out = t;
@@ -356,9 +371,22 @@ int outfile_add(outfile *o, const sink_record *r) {
   int rc;
   if (t == NULL) {
     rc = outfile_target_for(o, r->stream, &t);
-    if (rc != 0)
+    if (rc == -EMFILE || rc == CS_EIO) {
+      /* No file for this stream: its records are counted and dropped from now on, said once;
+       * everybody else's go on. */
+      log_error("stream %s (%s %s, producer %016" PRIx64 "): %s", r->stream->name,
+                r->stream->protocol, r->stream->peer, r->stream->producer_id, o->err);
+      r->stream->file_state = &o->refused;
+      t = &o->refused;
+    } else if (rc != 0) {
       return rc;
-    r->stream->file_state = t;
+    } else {
+      r->stream->file_state = t;
+    }
+  }
+  if (t == &o->refused) {
+    o->not_written++;
+    return -EMFILE;
   }
   rc = csvout_record(&t->pending, r->fields, r->nfields);
   if (rc != 0)
@@ -411,6 +439,10 @@ size_t outfile_pending_bytes(const outfile *o) {
 
 uint64_t outfile_records(const outfile *o) {
   return o->records;
+}
+
+uint64_t outfile_not_written(const outfile *o) {
+  return o->not_written;
 }
 
 size_t outfile_files(const outfile *o) {

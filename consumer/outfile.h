@@ -18,12 +18,18 @@ typedef struct outfile outfile;
  * Returns 0, or a negative code with a message naming the file in err. */
 int outfile_open(outfile **out, const char *path, char *err, size_t errlen);
 
+/* Side files open at most: each holds a descriptor until the consumer exits, and any peer can
+ * send new headers, so without a cap they would run out of descriptors and stop everything. */
+#define OUTFILE_MAX_SIDE_OPEN 256
+
 /* Queue one record (copied, as CSV) for the file of its stream. The first record of a stream
  * picks that file: the main file if its header matches the stream's (or the main file is still
  * empty), otherwise BASE.STREAM.EXT next to it (BASE.STREAM-2.EXT, ... if that one holds
  * another header), which is logged once. Sets r->stream->file_state. Nothing reaches the disk
- * before outfile_flush. Returns 0, CS_ENOMEM, or CS_EIO (a side file cannot be opened; the
- * message is in outfile_error()). */
+ * before outfile_flush. Returns 0, CS_ENOMEM, or -EMFILE: the stream needed a side file and
+ * none can be had (OUTFILE_MAX_SIDE_OPEN are open, or opening failed); that is logged once per
+ * stream, and this and every later record of the stream is counted in outfile_not_written()
+ * instead of written. */
 int outfile_add(outfile *o, const sink_record *r);
 
 /* Write and flush everything queued, in arrival order per file. Returns 0, or CS_EIO with the
@@ -33,6 +39,7 @@ int outfile_flush(outfile *o);
 
 size_t outfile_pending_bytes(const outfile *o); /* bytes queued, not yet written */
 uint64_t outfile_records(const outfile *o);     /* records written to disk, all files */
+uint64_t outfile_not_written(const outfile *o); /* records refused (-EMFILE from outfile_add) */
 size_t outfile_files(const outfile *o);         /* files in use: the main one, then side files */
 /* File i (0: the main file, then side files in the order they were opened): its path and the
  * records written to it. Returns 0, or -1 when i >= outfile_files(). */

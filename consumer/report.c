@@ -130,6 +130,11 @@ void report_summary(consumer *c, FILE *out) {
     if (nfiles > 1)
       fprintf(out, "%zu CSV files: %" PRIu64 " records written in all\n", nfiles,
               outfile_records(c->out));
+    if (outfile_not_written(c->out) > 0)
+      fprintf(out,
+              "%" PRIu64 " records not written to any CSV file: their streams needed a file "
+              "of their own beyond the %d side files allowed (see the errors above)\n",
+              outfile_not_written(c->out), OUTFILE_MAX_SIDE_OPEN);
   }
   if (c->db != NULL)
     fprintf(out,
@@ -218,6 +223,7 @@ int report_json(consumer *c, const char *path, char *err, size_t errlen) {
   json_object_begin(&j, "out");
   json_string(&j, "path", c->out != NULL ? outfile_path(c->out) : c->opt.out_path);
   json_uint(&j, "records", c->out != NULL ? outfile_records(c->out) : 0);
+  json_uint(&j, "not_written", c->out != NULL ? outfile_not_written(c->out) : 0);
   json_array_begin(&j, "files");
   if (c->out != NULL) {
     const char *file;

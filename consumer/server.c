@@ -360,7 +360,10 @@ static int deliver(consumer *c, consumer_stream *e, const wire_msg *m) {
   r.nfields = m->nfields;
   r.fields = m->fields;
   rc = outfile_add(c->out, &r);
-  if (rc != 0) {
+  if (rc == -EMFILE) {
+    /* No file for this stream (logged once, counted by the sink): the others go on, and the
+     * record still goes to the database. */
+  } else if (rc != 0) {
     log_error("%s: %s; stopping", outfile_path(c->out),
               rc == CS_ENOMEM ? "out of memory" : outfile_error(c->out));
     consumer_stop(c, 1);

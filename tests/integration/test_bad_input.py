@@ -16,6 +16,18 @@ def frame(ftype, payload, version=1):
     return b"CS" + bytes([version, ftype]) + struct.pack(">I", len(payload)) + payload
 
 
+def message(ftype, producer_id, stream, fields, seq=0, sent_us=None):
+    """The payload of a HELLO (1), RECORD (2) or END (3) for docs/protocol.md version 1, in a
+    frame. stream and fields are bytes."""
+    if sent_us is None:
+        sent_us = int(time.time() * 1e6)
+    payload = struct.pack(">QQQQB", producer_id, seq, sent_us, 0, len(stream)) + stream
+    payload += struct.pack(">I", len(fields))
+    for f in fields:
+        payload += struct.pack(">I", len(f)) + f
+    return frame(ftype, payload)
+
+
 class BadInputTest(harness.IntegrationCase):
 
     # --- the producer's input file -------------------------------------------------------
@@ -177,6 +189,45 @@ class BadInputTest(harness.IntegrationCase):
                                timeout=10)
         self.assertExit(res, 1, "consumer with --db in a missing directory")
         self.assertTrue(os.path.exists(self.path("out9.txt")), res.describe())
+
+    def test_too_many_headers_cap_side_files_and_the_rest_go_on(self):
+        cons = self.consumer()
+        cap = 256  # OUTFILE_MAX_SIDE_OPEN
+        n = cap + 3  # the main file, every side file allowed, then two streams refused
+        data = b""
+        for i in range(n):
+            name = b"h%d" % i
+            data += message(1, 0x5151, name, [name])  # a header of its own: a file of its own
+            data += message(2, 0x5151, name, [b"v%d" % i], seq=1)
+        refused = b"h%d" % (n - 1)
+        data += message(2, 0x5151, refused, [b"again"], seq=2)
+        s = socket.create_connection(("127.0.0.1", cons.port), timeout=5)
+        try:
+            s.sendall(data)
+        finally:
+            s.close()
+        self.assertTrue(harness.wait_until(
+            lambda: os.path.exists(cons.out_path("out9.h%d.txt" % cap)), 10),
+            "the last side file allowed never appeared\n" + cons.proc.stderr())
+        time.sleep(0.3)
+        self.assertTrue(cons.proc.running(), "the consumer stopped:\n" + cons.proc.stderr())
+        # Everybody else still goes on.
+        src = self.path("after.csv")
+        rows = harness.simple_csv(src, 20, header=("h0",))  # the main file's header
+        self.assertExit(self.run_producer(src, cons.port, "tcp", ["--interval", "0", "--quiet"]),
+                        0, "producer after the cap")
+        harness.wait_for_rows(cons.out_path(), 22, 10, simple=True)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertEqual(res.stats["out"]["not_written"], 3, res.describe())
+        self.assertEqual(len(res.stats["out"]["files"]), cap + 1, res.describe())
+        self.assertEqual(res.stats["out"]["records"], cap + 1 + 20, res.describe())
+        self.assertEqual(harness.read_csv(cons.out_path()),
+                         [["h0"], ["v0"]] + rows, "out9.txt")
+        errors = [l for l in res.stderr.splitlines() if "side files are open already" in l]
+        self.assertEqual(len(errors), 2, "one error per refused stream:\n" + res.stderr)
+        self.assertIn("3 records not written", res.stderr, res.describe())
+        self.assertFalse(os.path.exists(cons.out_path("out9.%s.txt" % refused.decode())))
 
     def test_no_consumer_over_tcp_says_refused(self):
         src = self.path("ok.csv")

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,46 @@ static void test_records_are_counted_per_file(void **state) {
   assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
 }
 
+static void test_side_files_are_capped_and_the_rest_go_on(void **state) {
+  fixture *f = *state;
+  outfile *o;
+  enum { NSTREAMS = OUTFILE_MAX_SIDE_OPEN + 2 }; /* the main file, every side file, one more */
+  sink_stream *st = calloc(NSTREAMS, sizeof(*st));
+  cs_field *cols = calloc(NSTREAMS, sizeof(*cols));
+  char(*names)[16] = calloc(NSTREAMS, sizeof(*names));
+  char err[256], path[192];
+  const char *r1[] = {"v"};
+  int i;
+  assert_non_null(st);
+  assert_non_null(cols);
+  assert_non_null(names);
+  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  for (i = 0; i < NSTREAMS; i++) {
+    const char *hdr[1];
+    snprintf(names[i], sizeof(names[i]), "s%d", i);
+    hdr[0] = names[i]; /* a header of its own: a file of its own */
+    stream_make(&st[i], &cols[i], names[i], hdr, 1);
+    assert_int_equal(add(o, &st[i], 1, r1, 1), i < NSTREAMS - 1 ? 0 : -EMFILE);
+  }
+  /* The refused stream stays refused, counted; the others still write. */
+  assert_int_equal(add(o, &st[NSTREAMS - 1], 2, r1, 1), -EMFILE);
+  assert_int_equal(add(o, &st[0], 2, r1, 1), 0);
+  assert_int_equal(add(o, &st[1], 2, r1, 1), 0);
+  assert_int_equal(outfile_flush(o), 0);
+  assert_int_equal(outfile_files(o), OUTFILE_MAX_SIDE_OPEN + 1);
+  assert_int_equal(outfile_records(o), NSTREAMS - 1 + 2);
+  assert_int_equal(outfile_not_written(o), 2);
+  assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
+  assert_file(f->main_path, "s0\r\nv\r\nv\r\n");
+  snprintf(path, sizeof(path), "%s/out9.s1.txt", f->dir);
+  assert_file(path, "s1\r\nv\r\nv\r\n");
+  snprintf(path, sizeof(path), "%s/out9.s%d.txt", f->dir, NSTREAMS - 1);
+  assert_int_equal(access(path, F_OK), -1);
+  free(st);
+  free(cols);
+  free(names);
+}
+
 static void test_existing_file_keeps_its_header_and_is_appended(void **state) {
   fixture *f = *state;
   outfile *o;
@@ -371,6 +412,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_other_header_goes_to_a_sanitised_side_file, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_records_are_counted_per_file, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_side_files_are_capped_and_the_rest_go_on, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_existing_file_keeps_its_header_and_is_appended, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_existing_file_without_final_line_break_gets_one_first,
