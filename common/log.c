@@ -58,3 +58,85 @@ int log_limiter_allow(log_limiter *l, unsigned long long now_us, unsigned long l
   l->suppressed++;
   return 0;
 }
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes) that encodes neither a C1 control
+ * nor a surrogate, or 0. Overlong forms and values past U+10FFFF are invalid. */
+static size_t log_utf8_len(const unsigned char *s, size_t n) {
+  unsigned long cp;
+  size_t len, i;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+    len = 2;
+    cp = s[0] & 0x1f;
+  } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+    len = 3;
+    cp = s[0] & 0x0f;
+  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+    len = 4;
+    cp = s[0] & 0x07;
+  } else {
+    return 0;
+  }
+  if (len > n)
+    return 0;
+  for (i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+      (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
+    return 0;
+  return len;
+}
+
+/* The next piece of s (n bytes left): its length in bytes, and whether it is escaped. */
+static size_t log_piece(const unsigned char *s, size_t n, int *escape) {
+  size_t len = 1;
+  *escape = 0;
+  if (s[0] < 0x20 || s[0] == 0x7f)
+    *escape = 1;
+  else if (s[0] >= 0x80 && (len = log_utf8_len(s, n)) == 0) {
+    *escape = 1;
+    len = 1;
+  }
+  return len;
+}
+
+/* Escape peer text for a log line; see log.h. */
+char *log_escape(char *dst, size_t dstlen, const char *src, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *s = (const unsigned char *)src;
+  size_t in = 0, out = 0, total = 0, reserve;
+  int escape;
+  if (dstlen == 0)
+    return dst;
+  while (in < len) {
+    size_t n = log_piece(s + in, len - in, &escape);
+    total += escape ? 4 : n;
+    in += n;
+  }
+  /* Room for "..." only when the whole text does not fit. */
+  reserve = total > dstlen - 1 ? 3 : 0;
+  in = 0;
+  while (in < len) {
+    size_t n = log_piece(s + in, len - in, &escape), need = escape ? 4 : n;
+    if (out + need + reserve > dstlen - 1) {
+      size_t dots = dstlen - 1 - out < 3 ? dstlen - 1 - out : 3;
+      memcpy(dst + out, "...", dots);
+      out += dots;
+      break;
+    }
+    if (escape) {
+      dst[out++] = '\\';
+      dst[out++] = 'x';
+      dst[out++] = hex[s[in] >> 4];
+      dst[out++] = hex[s[in] & 0xf];
+    } else {
+      memcpy(dst + out, s + in, n);
+      out += n;
+    }
+    in += n;
+  }
+  dst[out] = '\0';
+  return dst;
+}

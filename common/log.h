@@ -2,6 +2,8 @@
 #ifndef CSVSTREAM_LOG_H
 #define CSVSTREAM_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* Program name shown in each line, and the most verbose level printed (default LOG_INFO;
@@ -13,6 +15,14 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* Text from peers (stream names, header names) for a log line: bytes below 0x20, 0x7f, and
+ * bytes that are not valid UTF-8 or encode a C1 control (U+0080..U+009F) become \xNN, so a
+ * name cannot break the line or steer the terminal; valid UTF-8 stays as it is. Reads len
+ * bytes of src (NUL included), writes at most dstlen - 1 characters and a NUL to dst, ending
+ * in "..." when it had to cut. Returns dst. LOG_ESCAPE_BUF is a good dst size. */
+#define LOG_ESCAPE_BUF 128
+char *log_escape(char *dst, size_t dstlen, const char *src, size_t len);
 
 /* A rate limiter for messages about repeated events (garbage from a peer, say): returns 1 when
  * the caller should log now (the first event, then at most once per interval_us), and counts

@@ -334,13 +334,16 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
     }
     outfile_link(o, t);
     o->nside++;
-    log_info("stream %s (%s %s) has another header than %s: its records go to %s", st->name,
-             st->protocol, st->peer, o->targets->path, t->path);
+    char nm[LOG_ESCAPE_BUF];
+    log_info("stream %s (%s %s) has another header than %s: its records go to %s",
+             log_escape(nm, sizeof(nm), st->name, strlen(st->name)), st->protocol, st->peer,
+             o->targets->path, t->path);
     *out = t;
     return 0;
   }
   snprintf(o->err, sizeof(o->err), "%s: no free side file name for stream %s (tried %d)",
-           o->targets->path, st->name, OUTFILE_MAX_SIDE_FILES);
+           o->targets->path, log_escape(name, sizeof(name), st->name, strlen(st->name)),
+           OUTFILE_MAX_SIDE_FILES);
   return CS_EIO;
 }
 
@@ -374,7 +377,9 @@ int outfile_add(outfile *o, const sink_record *r) {
     if (rc == -EMFILE || rc == CS_EIO) {
       /* No file for this stream: its records are counted and dropped from now on, said once;
        * everybody else's go on. */
-      log_error("stream %s (%s %s, producer %016" PRIx64 "): %s", r->stream->name,
+      char nm[LOG_ESCAPE_BUF];
+      log_error("stream %s (%s %s, producer %016" PRIx64 "): %s",
+                log_escape(nm, sizeof(nm), r->stream->name, strlen(r->stream->name)),
                 r->stream->protocol, r->stream->peer, r->stream->producer_id, o->err);
       r->stream->file_state = &o->refused;
       t = &o->refused;

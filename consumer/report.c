@@ -100,7 +100,7 @@ void report_summary(consumer *c, FILE *out) {
       if (e->proto != p)
         continue;
       snprintf(id, sizeof(id), "%016" PRIx64, e->sink.producer_id);
-      summary_row(out, report_proto_names[p], e->sink.name, id, &e->stats.c);
+      summary_row(out, report_proto_names[p], e->label, id, &e->stats.c);
     }
   }
   if (proto_used(c, CONSUMER_TCP))
@@ -118,8 +118,7 @@ void report_summary(consumer *c, FILE *out) {
   for (i = 0; i < c->nstreams; i++)
     if (c->streams[i]->stats.too_late > 0)
       fprintf(out, "%s %s: %" PRIu64 " records arrived too late to tell from duplicates\n",
-              c->streams[i]->sink.protocol, c->streams[i]->sink.name,
-              c->streams[i]->stats.too_late);
+              c->streams[i]->sink.protocol, c->streams[i]->label, c->streams[i]->stats.too_late);
   if (c->out != NULL) {
     /* One line per file: side files (streams with another header) are counted apart. */
     size_t nfiles = outfile_files(c->out);

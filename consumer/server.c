@@ -127,6 +127,7 @@ static consumer_stream *stream_create(consumer *c, int proto, const wire_msg *m,
   e->sink.peer = peer_copy;
   e->proto = proto;
   e->name_len = m->stream.len;
+  log_escape(e->label, sizeof(e->label), name, m->stream.len);
   e->hash = h;
   if (c->nstreams == c->streams_cap) {
     size_t cap = c->streams_cap ? c->streams_cap * 2 : 16;
@@ -384,7 +385,7 @@ static int deliver(consumer *c, consumer_stream *e, const wire_msg *m) {
       if (log_limiter_allow(&c->db_drop_log, clock_mono_us(), GARBAGE_LOG_INTERVAL_US))
         log_error("database %s: queue full (%zu MiB waiting): %s record %s #%" PRIu64
                   " not stored in the database (%" PRIu64 " so far; it is in %s)",
-                  c->opt.db_path, store_pending_bytes(c->db) >> 20, e->sink.protocol, e->sink.name,
+                  c->opt.db_path, store_pending_bytes(c->db) >> 20, e->sink.protocol, e->label,
                   m->seq, c->db_dropped, outfile_path(c->out));
     } else if (rc != 0) {
       log_error("%s; stopping", store_error(c->db));
@@ -447,11 +448,10 @@ static void log_record(consumer *c, const consumer_stream *e, const char *peer, 
   if (skipped > 0)
     log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms (%llu more records "
              "since the last line)",
-             e->sink.protocol, peer, e->sink.name, m->seq, m->nfields, (double)lat / 1000.0,
-             skipped);
+             e->sink.protocol, peer, e->label, m->seq, m->nfields, (double)lat / 1000.0, skipped);
   else
     log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms", e->sink.protocol, peer,
-             e->sink.name, m->seq, m->nfields, (double)lat / 1000.0);
+             e->label, m->seq, m->nfields, (double)lat / 1000.0);
 }
 
 /* One decoded message from a TCP connection (conn) or a UDP datagram (conn NULL). */
@@ -465,11 +465,11 @@ static int handle_msg(consumer *c, int proto, consumer_conn *conn, const wire_ms
     return MSG_STOP;
   if (e == NULL && (m->type == WIRE_HELLO || m->type == WIRE_END)) {
     if (c->nstreams >= CONSUMER_MAX_STREAMS) {
+      char nm[64];
       snprintf(c->proto_err, sizeof(c->proto_err),
-               "stream %.*s refused: the consumer holds its limit of %d streams (restart it to "
+               "stream %s refused: the consumer holds its limit of %d streams (restart it to "
                "take new ones)",
-               (int)(m->stream.len > 64 ? 64 : m->stream.len), m->stream.data,
-               CONSUMER_MAX_STREAMS);
+               log_escape(nm, sizeof(nm), m->stream.data, m->stream.len), CONSUMER_MAX_STREAMS);
       return MSG_PROTOCOL;
     }
     e = stream_create(c, proto, m, h, peer);
@@ -485,25 +485,26 @@ static int handle_msg(consumer *c, int proto, consumer_conn *conn, const wire_ms
       conn->saw_hello = 1;
     if (!e->header_known) {
       if (stream_set_columns(e, m) != 0) {
-        log_error("out of memory for the header of stream %s; stopping", e->sink.name);
+        log_error("out of memory for the header of stream %s; stopping", e->label);
         consumer_stop(c, 1);
         return MSG_STOP;
       }
       e->header_known = 1;
       log_info("%s %s: stream %s from producer %016" PRIx64 " (%zu columns)", proto_names[proto],
-               peer, e->sink.name, e->sink.producer_id, e->sink.ncolumns);
+               peer, e->label, e->sink.producer_id, e->sink.ncolumns);
     } else if (!e->warned_header && !stream_same_columns(e, m)) {
       e->warned_header = 1;
       log_warn("%s %s: stream %s announced another header mid-stream; keeping the first one",
-               proto_names[proto], peer, e->sink.name);
+               proto_names[proto], peer, e->label);
     }
     return MSG_GO_ON;
 
   case WIRE_RECORD:
     if (e == NULL || !e->header_known || (conn != NULL && !conn->saw_hello)) {
+      char nm[64];
       snprintf(c->proto_err, sizeof(c->proto_err),
-               "record #%" PRIu64 " of stream %.*s before its hello", m->seq,
-               (int)(m->stream.len > 64 ? 64 : m->stream.len), m->stream.data);
+               "record #%" PRIu64 " of stream %s before its hello", m->seq,
+               log_escape(nm, sizeof(nm), m->stream.data, m->stream.len));
       return MSG_PROTOCOL;
     }
     if (c->opt.max_records != 0 && c->delivered >= c->opt.max_records)
@@ -530,7 +531,7 @@ static int handle_msg(consumer *c, int proto, consumer_conn *conn, const wire_ms
       e->ended = 1;
       log_info("%s %s: stream %s ended at #%" PRIu64 ": %" PRIu64 " received, %" PRIu64
                " lost, %" PRIu64 " duplicates",
-               proto_names[proto], peer, e->sink.name, m->seq, e->stats.c.received,
+               proto_names[proto], peer, e->label, m->seq, e->stats.c.received,
                stats_stream_lost(&e->stats), e->stats.c.duplicates);
     }
     return MSG_GO_ON;

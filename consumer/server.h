@@ -30,11 +30,12 @@ enum consumer_proto { CONSUMER_TCP = 0, CONSUMER_UDP = 1 };
 typedef struct consumer_stream {
   sink_stream sink; /* name, protocol, peer, columns: all owned by this entry */
   stats_stream stats;
-  int proto;         /* enum consumer_proto */
-  size_t name_len;   /* the name may hold any byte; the key compares all of them */
-  int ended;         /* an END arrived */
-  int header_known;  /* a HELLO arrived (an END may create the entry before one) */
-  int warned_header; /* a HELLO with another header was reported */
+  int proto;                  /* enum consumer_proto */
+  size_t name_len;            /* the name may hold any byte; the key compares all of them */
+  char label[LOG_ESCAPE_BUF]; /* the name as log lines show it (log_escape) */
+  int ended;                  /* an END arrived */
+  int header_known;           /* a HELLO arrived (an END may create the entry before one) */
+  int warned_header;          /* a HELLO with another header was reported */
   uint64_t hash;
   struct consumer_stream *chain; /* next in the hash bucket */
 } consumer_stream;

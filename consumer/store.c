@@ -30,8 +30,10 @@ static const char *const store_meta_types[] = {"TEXT",    "TEXT",    "INTEGER",
 typedef struct store_table {
   struct store_table *next;
   store *owner;
-  char *name;        /* SQL table name (unquoted), owned */
-  char *stream_name; /* stream name it serves, owned */
+  char *name;                        /* SQL table name (unquoted), owned */
+  char *stream_name;                 /* stream name it serves, owned */
+  char stream_label[LOG_ESCAPE_BUF]; /* the two names as log lines and errors show them */
+  char name_label[LOG_ESCAPE_BUF];
   size_t nheader;    /* header columns (0 without a header) */
   cs_field *header;  /* copy of the raw header, for matching later streams */
   char *header_data; /* bytes the header copy points into */
@@ -197,6 +199,7 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
   t->stream_name = store_name_dup(st->name, strlen(st->name));
   if (!t->stream_name)
     goto fail;
+  log_escape(t->stream_label, sizeof t->stream_label, t->stream_name, strlen(t->stream_name));
   t->nheader = st->ncolumns;
   if (t->nheader) {
     size_t total = 0;
@@ -392,16 +395,20 @@ static int store_table_choose_name(store *s, store_table *t) {
       rc = t->name ? 0 : CS_ENOMEM;
       if (rc)
         goto done;
+      log_escape(t->name_label, sizeof t->name_label, t->name, strlen(t->name));
       /* Say once, when it is decided, where a stream's rows go if not to its own name. */
-      if (why != 0)
+      if (why != 0) {
+        char base_label[LOG_ESCAPE_BUF];
         log_info("stream '%s' (header differs from table '%s'%s) goes to table '%s'",
-                 t->stream_name, base, why == 2 ? " in the database" : "", t->name);
-      else if (prefixed != NULL)
+                 t->stream_label, log_escape(base_label, sizeof base_label, base, strlen(base)),
+                 why == 2 ? " in the database" : "", t->name_label);
+      } else if (prefixed != NULL) {
         log_info("stream '%s' (names starting with sqlite_ are SQLite's) goes to table '%s'",
-                 t->stream_name, t->name);
+                 t->stream_label, t->name_label);
+      }
       if (state == 1)
-        log_info("stream '%s' -> existing table '%s' in %s (appending)", t->stream_name, t->name,
-                 s->path);
+        log_info("stream '%s' -> existing table '%s' in %s (appending)", t->stream_label,
+                 t->name_label, s->path);
       goto done;
     }
     sqlite3_free(cand);
@@ -523,12 +530,13 @@ int store_add(store *s, const sink_record *r) {
    * TABLE and with it every batch, so it is refused here, alone. */
   size_t max_values = (size_t)sqlite3_limit(s->db, SQLITE_LIMIT_COLUMN, -1) - STORE_NMETA;
   if (r->nfields > max_values || r->stream->ncolumns > max_values) {
-    char what[256];
+    char what[320], nm[LOG_ESCAPE_BUF];
     snprintf(what, sizeof what,
              "%s record %s #%" PRIu64 " has %zu fields (header: %zu); a table takes at most %zu "
              "besides the metadata, so it is not stored in the database",
-             r->stream->protocol, r->stream->name, r->seq, r->nfields, r->stream->ncolumns,
-             max_values);
+             r->stream->protocol,
+             log_escape(nm, sizeof nm, r->stream->name, strlen(r->stream->name)), r->seq,
+             r->nfields, r->stream->ncolumns, max_values);
     store_set_error(s, what);
     return CS_ETOOBIG;
   }
@@ -585,7 +593,7 @@ int store_add(store *s, const sink_record *r) {
 static int store_table_ready(store *s, store_table *t) {
   sqlite3_str *sql = NULL;
   char *text = NULL;
-  char what[160];
+  char what[320];
   int rc = 0;
 
   if (!t->created_tx) {
@@ -601,7 +609,7 @@ static int store_table_ready(store *s, store_table *t) {
     sql = NULL;
     if (!text)
       goto nomem;
-    snprintf(what, sizeof what, "creating table %s", t->name);
+    snprintf(what, sizeof what, "creating table %s", t->name_label);
     rc = store_exec(s, text, what);
     if (rc)
       goto done;
@@ -613,7 +621,11 @@ static int store_table_ready(store *s, store_table *t) {
     text = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN \"%w\"", t->name, t->cols[t->ncols_tx]);
     if (!text)
       goto nomem;
-    snprintf(what, sizeof what, "adding column %s to table %s", t->cols[t->ncols_tx], t->name);
+    char col_label[LOG_ESCAPE_BUF];
+    snprintf(
+        what, sizeof what, "adding column %s to table %s",
+        log_escape(col_label, sizeof col_label, t->cols[t->ncols_tx], strlen(t->cols[t->ncols_tx])),
+        t->name_label);
     rc = store_exec(s, text, what);
     if (rc)
       goto done;
@@ -697,8 +709,8 @@ static int store_insert_row(store *s, const store_row *row) {
   int out = 0;
   if (rc != SQLITE_DONE) {
     /* Read the message before reset, which may replace it. */
-    char step[128];
-    snprintf(step, sizeof step, "inserting into table %s", t->name);
+    char step[160];
+    snprintf(step, sizeof step, "inserting into table %s", t->name_label);
     store_set_sqlite_error(s, step);
     out = store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
   }
@@ -742,7 +754,7 @@ int store_flush(store *s) {
 
   for (store_table *t = s->tables; t; t = t->next) {
     if (t->created_tx && !t->created)
-      log_info("stream '%s' -> table '%s' in %s", t->stream_name, t->name, s->path);
+      log_info("stream '%s' -> table '%s' in %s", t->stream_label, t->name_label, s->path);
     t->created = t->created_tx;
     t->ncols_db = t->ncols_tx;
   }

@@ -229,6 +229,46 @@ class BadInputTest(harness.IntegrationCase):
         self.assertIn("3 records not written", res.stderr, res.describe())
         self.assertFalse(os.path.exists(cons.out_path("out9.%s.txt" % refused.decode())))
 
+    def test_control_characters_in_stream_names_are_escaped_in_the_log(self):
+        cons = self.consumer("--db", "evil.db")
+        src = self.path("plain.csv")
+        harness.simple_csv(src, 3)
+        self.assertExit(self.run_producer(src, cons.port, "tcp", ["--interval", "0"]), 0,
+                        "producer")  # out9.txt gets its header: the evil stream gets a side file
+        evil = b"evil\n2026-01-01 00:00:00.000 consumer: fake line \x1b[31mred\x1b[0m\x7f"
+        header = [b"col\x1b[2J", b"b"]
+        pid = 0x6666
+        data = (message(1, pid, evil, header) + message(2, pid, evil, [b"1", b"2"], seq=1)
+                + message(3, pid, evil, [], seq=1))
+        s = socket.create_connection(("127.0.0.1", cons.port), timeout=5)
+        try:
+            s.sendall(data)
+        finally:
+            s.close()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:  # the same over UDP, and a record of a stream without a HELLO (a protocol error)
+            u.sendto(message(1, pid, evil, header) + message(2, pid, evil, [b"3", b"4"], seq=1),
+                     ("127.0.0.1", cons.port))
+            u.sendto(message(2, 0x7777, b"no\x1bhello", [b"x"], seq=1), ("127.0.0.1", cons.port))
+        finally:
+            u.close()
+        self.assertTrue(harness.wait_until(lambda: "before its hello" in cons.proc.stderr(), 10),
+                        cons.proc.stderr())
+        harness.wait_until(lambda: cons.proc.stderr().count("-> table") >= 2, 5)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        for bad in ("\x1b", "\x7f", "\nfake line", "\n2026-01-01"):
+            self.assertNotIn(bad, res.stderr, "a raw %r from a peer reached the log:\n%s"
+                             % (bad, res.stderr))
+        shown = "evil\\x0a2026-01-01 00:00:00.000 consumer: fake line \\x1b[31mred"
+        for what in ("tcp 127.0.0.1", "udp 127.0.0.1", "has another header", "-> table"):
+            lines = [l for l in res.stderr.splitlines() if what in l and shown in l]
+            self.assertTrue(lines, "no %r line shows the escaped name:\n%s" % (what, res.stderr))
+        self.assertIn("no\\x1bhello before its hello", res.stderr, res.stderr)
+        # The data itself is stored as sent.
+        names = [e["stream"] for e in res.stats["streams"]]
+        self.assertIn(evil.decode(), names, res.describe())
+
     def test_no_consumer_over_tcp_says_refused(self):
         src = self.path("ok.csv")
         harness.simple_csv(src, 3)
