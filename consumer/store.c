@@ -30,8 +30,8 @@ static const char *const store_meta_types[] = {"TEXT",    "TEXT",    "INTEGER",
 typedef struct store_table {
   struct store_table *next;
   store *owner;
-  char *name;                        /* SQL table name (unquoted), owned */
-  char *stream_name;                 /* stream name it serves, owned */
+  char *name;        /* SQL table name (unquoted), owned; NULL until the first flush names it */
+  char *stream_name; /* stream name it serves, owned */
   char stream_label[LOG_ESCAPE_BUF]; /* the two names as log lines and errors show them */
   char name_label[LOG_ESCAPE_BUF];
   size_t nheader;    /* header columns (0 without a header) */
@@ -39,6 +39,7 @@ typedef struct store_table {
   char *header_data; /* bytes the header copy points into */
   char **cols;       /* value column names: header names, then extra_N / column_N */
   size_t ncols, cols_cap;
+  size_t max_fields;    /* most values in a row queued before the table had its name */
   size_t ncols_db;      /* value columns that exist in the database (committed) */
   int created;          /* the table exists in the database (committed) */
   size_t ncols_tx;      /* during a flush: value columns after this transaction's DDL */
@@ -382,7 +383,7 @@ static int store_table_choose_name(store *s, store_table *t) {
     }
     int used = 0;
     for (store_table *o = s->tables; o; o = o->next)
-      if (sqlite3_stricmp(o->name, cand) == 0)
+      if (o->name && sqlite3_stricmp(o->name, cand) == 0)
         used = 1;
     int state = 2;
     if (!used)
@@ -423,7 +424,7 @@ done:
 }
 
 /* The table for stream st: cached on st->db_state, else an in-run table of the same name and
- * header, else a new one. Returns 0 with *out set, or a negative code (error set). */
+ * header, else a new one (not named yet). Returns 0 with *out set, or CS_ENOMEM (error set). */
 static int store_table_for(store *s, sink_stream *st, store_table **out) {
   store_table *t = st->db_state;
   if (t && t->owner == s) {
@@ -442,11 +443,8 @@ static int store_table_for(store *s, sink_stream *st, store_table **out) {
     store_set_error(s, "out of memory");
     return rc;
   }
-  rc = store_table_choose_name(s, t);
-  if (rc) {
-    store_table_free(t);
-    return rc;
-  }
+  /* Its name is chosen by the first store_flush, inside the write transaction: reading the
+   * schema here could meet another process's lock (SQLITE_BUSY) outside any retry. */
   t->next = s->tables;
   s->tables = t;
   st->db_state = t;
@@ -547,7 +545,12 @@ int store_add(store *s, const sink_record *r) {
   int rc = store_table_for(s, r->stream, &t);
   if (rc)
     return rc;
-  rc = store_table_widen(t, r->nfields);
+  /* Before it has its name the table may still adopt the extra columns of a table in the file
+   * (store_table_name_now): until then only the width is noted. */
+  if (t->name)
+    rc = store_table_widen(t, r->nfields);
+  else if (r->nfields > t->max_fields)
+    t->max_fields = r->nfields;
   if (rc) {
     store_set_error(s, "out of memory");
     return rc;
@@ -585,6 +588,21 @@ int store_add(store *s, const sink_record *r) {
   s->pending++;
   s->pending_bytes += total;
   return 0;
+}
+
+/* Inside the open transaction, at t's first row: choose t's name (reading the schema, which
+ * may adopt a table of the file and its extra columns), then make room for the widest row
+ * queued so far. Returns 0 or a negative code (error set). */
+static int store_table_name_now(store *s, store_table *t) {
+  int rc = store_table_choose_name(s, t);
+  if (rc)
+    return rc;
+  t->created_tx = t->created;
+  t->ncols_tx = t->ncols_db;
+  rc = store_table_widen(t, t->max_fields);
+  if (rc)
+    store_set_error(s, "out of memory");
+  return rc;
 }
 
 /* Inside the open transaction: create t or add its new columns so that the database has all of
@@ -737,6 +755,11 @@ int store_flush(store *s) {
   }
   for (row = s->head; row && n < STORE_BATCH_ROWS; row = row->next, n++) {
     store_table *t = row->table;
+    if (!t->name) {
+      rc = store_table_name_now(s, t);
+      if (rc)
+        goto rollback;
+    }
     if (!t->created_tx || t->ncols_tx < t->ncols || !t->insert || t->insert_ncols != t->ncols) {
       rc = store_table_ready(s, t);
       if (rc)

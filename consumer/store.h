@@ -35,7 +35,8 @@ size_t store_pending_bytes(const store *s); /* memory those rows hold */
 uint64_t store_committed(const store *s);   /* rows committed since open */
 const char *store_error(const store *s);
 
-/* Table name used for a stream (valid after its first store_add), for logs and tests. */
+/* Table name used for a stream (NULL until a store_flush has written its first row), for logs
+ * and tests. */
 const char *store_table_name(const sink_stream *st);
 
 /* Close the database. Does not flush: call store_flush until store_pending() is 0 first.

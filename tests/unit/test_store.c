@@ -231,10 +231,13 @@ static void test_same_name_other_header_gets_new_table(void **state) {
   add_values(s, &b, 1, v, 2);
   add_values(s, &a2, 1, v, 2);
   add_values(s, &a2, 2, v, 2);
+  /* Tables are named by the first flush, inside its transaction (never a schema read that
+   * could meet a lock in store_add): in arrival order, as before. */
+  assert_null(store_table_name(&a));
+  flush_all(s);
   assert_string_equal(store_table_name(&a), "s");
   assert_string_equal(store_table_name(&b), "s_2");
   assert_string_equal(store_table_name(&a2), "s");
-  flush_all(s);
   sqlite3 *db = peek_open(f->path);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM s"), 3);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM s WHERE _producer = '0000000000000003'"), 2);
@@ -269,6 +272,67 @@ static void test_rerun_appends_or_renames(void **state) {
   sqlite3 *db = peek_open(f->path);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM t WHERE extra_1 = '3'"), 2);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM t_2"), 1);
+  sqlite3_close(db);
+}
+
+static void test_rows_queued_before_naming_adopt_the_file_extras(void **state) {
+  fixture *f = *state;
+  store *s = NULL;
+  char err[256], cols[1024];
+  const char *h[] = {"x", "y"};
+  cs_field c[2];
+  fields_from(c, h, 2);
+  const char *v3[] = {"1", "2", "3"}, *v4[] = {"1", "2", "3", "4"};
+  sink_stream a = make_stream("t", 1, c, 2);
+  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  add_values(s, &a, 1, v3, 3); /* extra_1 */
+  flush_all(s);
+  assert_int_equal(store_close(s), 0);
+  /* A second run queues a wider row before its table is named (and adopts t, extra_1). */
+  sink_stream b = make_stream("t", 2, c, 2);
+  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  add_values(s, &b, 1, v4, 4);
+  add_values(s, &b, 2, v3, 3);
+  flush_all(s);
+  assert_string_equal(store_table_name(&b), "t");
+  assert_int_equal(store_close(s), 0);
+  sqlite3 *db = peek_open(f->path);
+  peek_columns(db, "t", cols, sizeof cols);
+  assert_string_equal(cols, "x|y|extra_1|_producer|_protocol|_seq|_sent_us|_received_us|_peer|"
+                            "extra_2");
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM t WHERE extra_1 = '3'"), 3);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM t WHERE extra_2 = '4'"), 1);
+  sqlite3_close(db);
+}
+
+static void test_schema_locked_at_add_is_retried_by_flush(void **state) {
+  fixture *f = *state;
+  store *s = NULL;
+  char err[256];
+  const char *h[] = {"a"};
+  cs_field c[1];
+  fields_from(c, h, 1);
+  sink_stream st = make_stream("schema", 1, c, 1);
+  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  /* Another process keeps even readers out (exclusive locking mode: no shared memory, the
+   * lock stays after its write), so reading the schema meets SQLITE_BUSY. */
+  sqlite3 *other = peek_open(f->path);
+  assert_int_equal(sqlite3_exec(other,
+                                "PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; "
+                                "CREATE TABLE other_table (v); COMMIT",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  const char *v[] = {"x"};
+  add_values(s, &st, 1, v, 1); /* asserts 0: the record is queued, not refused */
+  assert_int_equal(store_flush(s), CS_EBUSY);
+  assert_int_equal(store_pending(s), 1);
+  sqlite3_close(other); /* the lock goes with the connection */
+  flush_all(s);
+  assert_int_equal(store_committed(s), 1);
+  assert_string_equal(store_table_name(&st), "schema");
+  assert_int_equal(store_close(s), 0);
+  sqlite3 *db = peek_open(f->path);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM schema WHERE a = 'x'"), 1);
   sqlite3_close(db);
 }
 
@@ -554,6 +618,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_same_name_other_header_gets_new_table, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_rerun_appends_or_renames, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_rows_queued_before_naming_adopt_the_file_extras,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_schema_locked_at_add_is_retried_by_flush, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_ragged_rows_keep_every_value, fixture_setup,
                                       fixture_teardown),
