@@ -77,6 +77,15 @@ int impair_parse(const char *s, impair_params *p, char *err, size_t errlen) {
     snprintf(err, errlen, "--impair: empty (expected loss=P,dup=P,reorder=P[,delay=MS][,seed=N])");
     return CS_EINVAL;
   }
+  /* strtok_r would skip empty items silently: "--impair ," must not turn impairment on. */
+  size_t n = strlen(s);
+  if (s[0] == ',' || s[n - 1] == ',' || strstr(s, ",,") != NULL) {
+    snprintf(err, errlen,
+             "--impair: '%s' has an empty item (expected loss=P,dup=P,reorder=P[,delay=MS]"
+             "[,seed=N])",
+             s);
+    return CS_EINVAL;
+  }
   copy = strdup(s);
   if (copy == NULL) {
     snprintf(err, errlen, "--impair: out of memory");

@@ -78,13 +78,19 @@ static void options_defaults(prod_options *o) {
   o->interval_max = 3.0;
 }
 
-/* Parse --rate: a positive number of records a second. */
+/* Parse --rate: a positive number of records a second. The floor (one record every 10,000 s)
+ * keeps the pacer's gap in microseconds far from overflowing. */
 static int options_rate(const char *s, double *rate, char *err, size_t errlen) {
   if (opt_double("--rate", s, 0.0, 10000000.0, rate, err, errlen) != 0) {
     return CS_EINVAL;
   }
   if (*rate <= 0.0) {
     snprintf(err, errlen, "--rate: '%s' must be > 0 (records a second)", s);
+    return CS_EINVAL;
+  }
+  if (*rate < 0.0001) {
+    snprintf(err, errlen, "--rate: '%s' is too slow (at least 0.0001: one record every 10,000 s)",
+             s);
     return CS_EINVAL;
   }
   return 0;

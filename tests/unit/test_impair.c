@@ -89,6 +89,12 @@ static void test_parse_bad_forms_name_the_part(void **state) {
                "[,seed=N])"},
       {"loss=0.1,dup", "--impair: 'dup' is not KEY=VALUE (expected loss=P,dup=P,reorder=P"
                        "[,delay=MS][,seed=N])"},
+      {",", "--impair: ',' has an empty item (expected loss=P,dup=P,reorder=P[,delay=MS]"
+            "[,seed=N])"},
+      {"loss=0.1,", "--impair: 'loss=0.1,' has an empty item (expected loss=P,dup=P,reorder=P"
+                    "[,delay=MS][,seed=N])"},
+      {"loss=0.1,,dup=0.1", "--impair: 'loss=0.1,,dup=0.1' has an empty item (expected "
+                            "loss=P,dup=P,reorder=P[,delay=MS][,seed=N])"},
       {"loss=0.1,loss=0.2", "--impair: 'loss' is given twice"},
       {"seed=1,dup=0.1,seed=2", "--impair: 'seed' is given twice"},
       {"delay=-1", "--impair delay: '-1' is out of range (0-60000)"},

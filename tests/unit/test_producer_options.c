@@ -151,6 +151,8 @@ static void test_bad_values_name_the_flag(void **state) {
       {{"--interval", "1-x", "f", NULL}, "--interval: 'x' is not a number"},
       {{"--interval=", "f", NULL}, "--interval: a value is required (SECONDS or MIN-MAX)"},
       {{"--rate", "0", "f", NULL}, "--rate: '0' must be > 0 (records a second)"},
+      {{"--rate", "1e-300", "f", NULL},
+       "--rate: '1e-300' is too slow (at least 0.0001: one record every 10,000 s)"},
       {{"--rate", "-5", "f", NULL}, "--rate: '-5' is out of range (0-1e+07)"},
       {{"--rate", "1e8", "f", NULL}, "--rate: '1e8' is out of range (0-1e+07)"},
       {{"--rate", "fast", "f", NULL}, "--rate: 'fast' is not a number"},
