@@ -241,6 +241,8 @@ static int mp_exited(pid_t pid, int *status) {
  * until its port accepts connections. Its CSV copy goes next to the database, not to an
  * out9.txt in the current directory that may be someone's. Returns its pid, or -1 with the
  * message printed. */
+#define MP_PORT_ATTEMPTS 5
+
 static pid_t mp_consumer_start(const mp_ctx *ctx) {
   char port[16];
   char out[4096];
@@ -347,6 +349,7 @@ int mp_funnel_run(mp_ctx *ctx) {
   /* --port names a consumer that may already be running (a person's terminal 1): use it as it
    * is. Otherwise start one of our own on that port, or on a free one. */
   int running = 0;
+  int port_is_ours = ctx->port == 0;
   if (ctx->port != 0) {
     int probe = mp_connect(ctx->port);
     if (probe >= 0) {
@@ -394,6 +397,14 @@ int mp_funnel_run(mp_ctx *ctx) {
            "(%s on 127.0.0.1:%d/tcp), the only writer of %s",
            ctx->processes, ctx->records, ctx->task_duration, ctx->consumer, ctx->port, ctx->db);
     cpid = mp_consumer_start(ctx);
+    /* A port we picked can be taken by another program between our check and the consumer's
+     * bind ("address already in use"): pick another and try again, a few times. */
+    for (int attempt = 1; cpid < 0 && port_is_ours && attempt < MP_PORT_ATTEMPTS; attempt++) {
+      if ((ctx->port = mp_free_port()) == 0)
+        break;
+      mp_log("trying the consumer on another free port, %d", ctx->port);
+      cpid = mp_consumer_start(ctx);
+    }
     if (cpid < 0)
       goto done;
     mp_log("consumer started (pid %ld), listening on 127.0.0.1:%d/tcp", (long)cpid, ctx->port);

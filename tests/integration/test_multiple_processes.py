@@ -141,6 +141,22 @@ class MultipleProcessesTest(unittest.TestCase):
             consumer.wait(timeout=30)
         self.assertEqual(consumer.returncode, 0)
 
+    def test_funnel_retries_another_port_when_its_consumer_cannot_bind(self):
+        # A consumer that fails the first time, as one does when another program took the
+        # port picked for it between the check and the bind.
+        wrapper = os.path.join(self.dir, "flaky_consumer")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nif [ ! -e %s ]; then touch %s; exit 1; fi\nexec %s \"$@\"\n" % (
+                os.path.join(self.dir, "failed_once"), os.path.join(self.dir, "failed_once"),
+                os.path.join(BIN, "consumer")))
+        os.chmod(wrapper, 0o755)
+        r = self.run_mp("--mode", "funnel", "--consumer", wrapper, "--processes", "2",
+                        "--records", "1")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("trying the consumer on another free port", r.stdout)
+        self.assertIn("inserted 2 of 2 records; none failed", r.stdout)
+        self.assertEqual(self.query("SELECT count(*) FROM readings"), [(2,)])
+
     def test_rerun_counts_only_its_own_rows(self):
         for _ in range(2):
             r = self.run_mp("--processes", "2", "--records", "2")
