@@ -285,10 +285,29 @@ static int producer_send_tcp(producer *p, const wire_msg *m, char *err, size_t e
   return rc;
 }
 
+/* Bytes the record's fields hold: for messages about records the codec refuses (it reports
+ * only SIZE_MAX past its limit). csvin bounds a record, so this cannot overflow. */
+static size_t producer_record_bytes(const wire_msg *m) {
+  size_t n = 0;
+  for (uint32_t i = 0; i < m->nfields; i++) {
+    n += m->fields[i].len;
+  }
+  return n;
+}
+
 /* Whether a record fits the transport; logs and counts it when it does not. */
 static int producer_fits(producer *p, const wire_msg *m) {
   size_t size = wire_encoded_size(m);
   char a[32], b[32];
+  if (size == SIZE_MAX) {
+    log_error("%s:%llu: record holds %s bytes of data, more than the protocol allows (max %s "
+              "per record); skipped",
+              csvin_path(p->in), (unsigned long long)m->line,
+              summary_thousands(producer_record_bytes(m), a, sizeof a),
+              summary_thousands(WIRE_MAX_PAYLOAD, b, sizeof b));
+    p->st.too_big++;
+    return 0;
+  }
   if (p->opt->udp && p->hello.len + size > WIRE_UDP_MAX_DATAGRAM) {
     log_error("%s:%llu: record is %s bytes, too large for one UDP datagram (max %s); skipped "
               "(use --tcp)",

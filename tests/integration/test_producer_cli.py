@@ -385,6 +385,19 @@ class ProducerCli(unittest.TestCase):
         self.assertEqual(stats["too_big"], 0)
         self.assertEqual(len([m for m in msgs if m["type"] == RECORD][1]["fields"][1]), 70000)
 
+    def test_record_over_the_protocol_limit_names_its_line_and_size(self):
+        src = self.write("huge.csv", "id,text\n1,a\n2,%s\n3,c\n" % ("x" * 2000000))
+        sink = TcpSink()
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 src])
+        msgs = sink.join()
+        self.assertEqual(code, 1, err)
+        self.assertIn("huge.csv:3: record holds 2,000,001 bytes of data, more than the protocol "
+                      "allows (max 1,048,576 per record); skipped", err)
+        self.assertEqual(stats["too_big"], 1)
+        recs = [m for m in msgs if m["type"] == RECORD]
+        self.assertEqual([(m["seq"], m["fields"][0]) for m in recs], [(1, "1"), (2, "3")])
+
     def test_seeded_impairment_is_exact_and_repeatable(self):
         rows = "".join("%d,value %d\n" % (i, i) for i in range(3000))
         src = self.write("imp.csv", "id,v\n" + rows)
