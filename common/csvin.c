@@ -17,9 +17,31 @@
 
 #define CSVIN_BLOCK (64 * 1024)
 #define CSVIN_ERRLEN 1024
-/* libcsv's own parse state while inside a field (its FIELD_BEGUN, not exported by csv.h). */
-#define LIBCSV_FIELD_BEGUN 2
+
+/* What this file reads of libcsv's internals, and why it is tied to libcsv 3.0.3.
+ *
+ * csv.h exposes struct csv_parser but documents none of its members. Three are read here,
+ * never written, between calls (never inside a callback):
+ *   pstate     the parser's state, libcsv.c's private constants: ROW_NOT_BEGUN 0 (between
+ *              records), FIELD_NOT_BEGUN 1 (after a delimiter), FIELD_BEGUN 2 (inside a field),
+ *              FIELD_MIGHT_HAVE_ENDED 3 (a quote seen inside a quoted field: either the closing
+ *              quote or the first half of a doubled one). Used to know whether the next byte
+ *              starts a record (its line is then the record's line), and whether a quoted field
+ *              is open (for the line an unterminated quote is reported at).
+ *   quoted     1 while the field in progress began with a quote (states 2 and 3).
+ *   entry_pos  bytes of the field in progress held in libcsv's own buffer (so far), to bound
+ *              the memory of one record before libcsv has handed the field over.
+ * csv_fini in 3.0.3 fails in strict mode exactly when pstate == FIELD_BEGUN && quoted (an
+ * unterminated quote); in state 3 the field counts as closed. Every path below was checked
+ * against libcsv 3.0.3's libcsv.c; another version may number or use these differently, so
+ * the build stops rather than guess. After checking a new version, update the test below. */
+#if !defined(CSV_MAJOR) || !defined(CSV_MINOR) || !defined(CSV_RELEASE) || CSV_MAJOR != 3 ||   \
+    CSV_MINOR != 0 || CSV_RELEASE != 3
+#error "common/csvin.c reads libcsv 3.0.3's parser internals (pstate, quoted, entry_pos); this csv.h is another version: check them against its libcsv.c (see the comment above) before changing this test"
+#endif
 #define LIBCSV_ROW_NOT_BEGUN 0
+#define LIBCSV_FIELD_BEGUN 2
+#define LIBCSV_FIELD_MIGHT_HAVE_ENDED 3
 
 /* Where one field lies in the reader's byte store. */
 typedef struct field_span {

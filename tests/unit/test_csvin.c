@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -462,6 +463,46 @@ static void test_many_records_in_order(void **state) {
   unlink(path);
 }
 
+/* Compile common/csvin.c against a csv.h that reports libcsv 3.0.MINOR.RELEASE (the real header
+ * with its version macros replaced) into dir; returns the compiler's exit status, its messages
+ * in out. */
+static int compile_csvin_against(const char *dir, int minor, int release, char *out, size_t cap) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/csv.h", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "#include_next <csv.h>\n#undef CSV_MINOR\n#define CSV_MINOR %d\n"
+             "#undef CSV_RELEASE\n#define CSV_RELEASE %d\n", minor, release);
+  assert_int_equal(fclose(f), 0);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "cc -std=gnu11 -D_GNU_SOURCE -fsyntax-only -I%s -I%s/common "
+           "%s/common/csvin.c 2>&1", dir, SOURCE_DIR, SOURCE_DIR);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t n = fread(out, 1, cap - 1, p);
+  out[n] = '\0';
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* csvin.c reads libcsv 3.0.3's parser internals: against any other libcsv version the build
+ * stops with a message that says so (and against 3.0.3 it compiles). */
+static void test_other_libcsv_version_fails_to_build(void **state) {
+  (void)state;
+  char dir[] = "/tmp/test_csvin_hdr_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  static char out[16384];
+  assert_int_equal(compile_csvin_against(dir, 0, 3, out, sizeof out), 0);
+  assert_int_not_equal(compile_csvin_against(dir, 0, 4, out, sizeof out), 0);
+  assert_non_null(strstr(out, "libcsv 3.0.3's parser internals"));
+  assert_int_not_equal(compile_csvin_against(dir, 1, 0, out, sizeof out), 0);
+  assert_non_null(strstr(out, "libcsv 3.0.3's parser internals"));
+  char path[512];
+  snprintf(path, sizeof path, "%s/csv.h", dir);
+  unlink(path);
+  rmdir(dir);
+}
+
 /* A quote left open in a large file stops at the record limit instead of taking the whole file
  * into memory, and names the line where the quoted field starts. */
 static void test_open_quote_memory_bounded(void **state) {
@@ -686,6 +727,7 @@ int main(void) {
       cmocka_unit_test(test_would_block_never_on_regular_file),
       cmocka_unit_test(test_many_records_in_order),
       cmocka_unit_test(test_open_quote_memory_bounded),
+      cmocka_unit_test(test_other_libcsv_version_fails_to_build),
       cmocka_unit_test(test_csv_spectrum),
   };
   return cmocka_run_group_tests_name("csvin", tests, NULL, NULL);
