@@ -232,9 +232,17 @@ static void set_csv_error(csvin *r, uint64_t line, const char *what) {
   r->err = CS_ECSV;
 }
 
-/* True while libcsv is inside a quoted field that has not been closed. */
+/* True while libcsv is inside a quoted field that has not been closed: the end of the input
+ * now would be an unterminated quote (csv_fini's own test in 3.0.3). */
 static int in_quoted_field(const csvin *r) {
   return r->parser.pstate == LIBCSV_FIELD_BEGUN && r->parser.quoted;
+}
+
+/* True while libcsv holds a quoted field, including just after a quote inside it (which may be
+ * the first half of a doubled quote: the same field then goes on). */
+static int quoted_field_held(const csvin *r) {
+  return r->parser.quoted && (r->parser.pstate == LIBCSV_FIELD_BEGUN ||
+                              r->parser.pstate == LIBCSV_FIELD_MIGHT_HAVE_ENDED);
 }
 
 /* Feed libcsv the next piece of input: the bytes up to and including the next CR or LF (or to
@@ -280,7 +288,7 @@ static void feed_piece(csvin *r) {
   if (r->parser.pstate == LIBCSV_ROW_NOT_BEGUN) {
     r->rec_line = r->line;
   }
-  int was_quoted = in_quoted_field(r);
+  int was_quoted = quoted_field_held(r);
   size_t fields_before = r->nfields_seen;
   size_t done = csv_parse(&r->parser, start, len, on_field, on_record, r);
   if (r->cb_err) {
@@ -305,14 +313,14 @@ static void feed_piece(csvin *r) {
     held += r->bytes.len - r->spans[r->cur_first].off;
   }
   if (held > CSVIN_MAX_RECORD) {
-    set_csv_error(r, in_quoted_field(r) ? r->quote_line : r->rec_line,
+    set_csv_error(r, quoted_field_held(r) ? r->quote_line : r->rec_line,
                   "record longer than 64 MiB starting on this line (a quoted field that never "
                   "ends?)");
     return;
   }
   /* A quoted field open now began in this piece if it was not open before, or if another field
    * ended in this piece (then the open one started after it). */
-  if (in_quoted_field(r) && (!was_quoted || r->nfields_seen != fields_before)) {
+  if (quoted_field_held(r) && (!was_quoted || r->nfields_seen != fields_before)) {
     r->quote_line = r->line;
   }
   char last = start[len - 1];

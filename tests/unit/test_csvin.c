@@ -463,6 +463,38 @@ static void test_many_records_in_order(void **state) {
   unlink(path);
 }
 
+/* An escaped quote ("") whose two halves fall on either side of a 64 KiB read block, inside a
+ * quoted field that started lines earlier and never ends: the error still names the line where
+ * the field starts (libcsv is between its two quote states at the block's end). */
+static void test_unterminated_quote_line_across_block_split_escape(void **state) {
+  (void)state;
+  size_t n = 65536 + 16;
+  char *data = malloc(n);
+  assert_non_null(data);
+  size_t k = 0;
+  data[k++] = '"';
+  memset(data + k, 'a', 10);
+  k += 10;
+  data[k++] = '\n'; /* the open field goes on over line 2 */
+  while (k < 65535) {
+    data[k++] = 'b';
+  }
+  data[k++] = '"'; /* the last byte of the first block */
+  data[k++] = '"'; /* the first byte of the second */
+  memcpy(data + k, "c\nd\ne\n", 6);
+  k += 6;
+  const char *path = temp_csv(data, k);
+  free(data);
+  read_result res;
+  read_all(path, 0, &res);
+  char expect[256];
+  snprintf(expect, sizeof expect,
+           "%s:1: unterminated quote (the quoted field that starts on this line never ends)", path);
+  assert_int_equal(res.rc, CS_ECSV);
+  assert_string_equal(res.err, expect);
+  unlink(path);
+}
+
 /* Compile common/csvin.c against a csv.h that reports libcsv 3.0.MINOR.RELEASE (the real header
  * with its version macros replaced) into dir; returns the compiler's exit status, its messages
  * in out. */
@@ -727,6 +759,7 @@ int main(void) {
       cmocka_unit_test(test_would_block_never_on_regular_file),
       cmocka_unit_test(test_many_records_in_order),
       cmocka_unit_test(test_open_quote_memory_bounded),
+      cmocka_unit_test(test_unterminated_quote_line_across_block_split_escape),
       cmocka_unit_test(test_other_libcsv_version_fails_to_build),
       cmocka_unit_test(test_csv_spectrum),
   };
