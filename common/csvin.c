@@ -211,17 +211,28 @@ static ssize_t read_block(csvin *r) {
       return CS_EIO;
     }
     r->block_len += (size_t)n;
-    /* A pipe may deliver the BOM a byte at a time: gather three bytes before looking. */
-    if (r->bom_checked || n == 0 || r->block_len >= 3) {
+    if (r->bom_checked || n == 0) {
       break;
     }
-  }
-  if (!r->bom_checked) {
+    /* A pipe may deliver the BOM a byte at a time: read on while what arrived is only the start
+     * of one, but not longer (a short first record must not wait for a third byte). */
+    if (r->block_len < 3 && memcmp(r->block, "\xEF\xBB\xBF", r->block_len) == 0) {
+      continue;
+    }
     r->bom_checked = 1;
     if (r->block_len >= 3 && memcmp(r->block, "\xEF\xBB\xBF", 3) == 0) {
-      r->block_pos = 3;
+      if (r->block_len > 3) {
+        r->block_pos = 3;
+        break;
+      }
+      /* The BOM alone: what follows has not arrived yet, and 0 bytes would mean the end. */
+      r->block_off += 3;
+      r->block_len = 0;
+      continue;
     }
+    break;
   }
+  r->bom_checked = 1; /* also at the end of an input shorter than a BOM */
   return (ssize_t)(r->block_len - r->block_pos);
 }
 
@@ -479,7 +490,7 @@ int csvin_open(csvin **out, const char *path, int has_header, char *err, size_t 
       snprintf(err, errlen, "%s", r->errmsg);
       goto fail;
     }
-    r->data_off = r->block_pos;
+    r->data_off = r->block_off + r->block_pos;
   }
   *out = r;
   return 0;

@@ -495,6 +495,68 @@ static void test_unterminated_quote_line_across_block_split_escape(void **state)
   unlink(path);
 }
 
+/* A pipe that delivers the byte order mark alone, then (a moment later) the records: the BOM
+ * is stripped and the records that follow are read, not taken for the end of the input. */
+static void test_pipe_bom_alone_then_data(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    if (write(fds[1], "\xEF\xBB\xBF", 3) != 3) {
+      _exit(1);
+    }
+    usleep(200 * 1000);
+    if (write(fds[1], "k,v\n1,a\n", 8) != 8) {
+      _exit(1);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  char path[64];
+  snprintf(path, sizeof path, "/dev/fd/%d", fds[0]);
+  read_result res;
+  read_all(path, 1, &res);
+  close(fds[0]);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_int_equal(res.rc, 0);
+  assert_string_equal(res.header, "k|v\n");
+  assert_int_equal(res.nrecs, 1);
+  assert_string_equal(res.text, "1|a\n");
+}
+
+/* A pipe that delivers a first record shorter than a BOM and then stays open: the reader hands
+ * the record out without waiting for a third byte. */
+static void test_pipe_short_first_record_not_held(void **state) {
+  (void)state;
+  int fds[2];
+  int saved = dup(STDIN_FILENO);
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "k\n", 2), 2);
+  assert_true(dup2(fds[0], STDIN_FILENO) >= 0);
+  close(fds[0]);
+  /* Without the fix the open below would wait for a third byte forever: bound it. */
+  alarm(10);
+  csvin *r = NULL;
+  char err[256];
+  assert_int_equal(csvin_open(&r, "-", 1, err, sizeof err), 0);
+  alarm(0);
+  assert_non_null(csvin_header(r));
+  assert_int_equal(csvin_header(r)->nfields, 1);
+  assert_int_equal(write(fds[1], "1\n", 2), 2);
+  close(fds[1]);
+  csvin_rec rec;
+  assert_int_equal(csvin_next(r, &rec), 1);
+  assert_memory_equal(rec.fields[0].data, "1", 1);
+  assert_int_equal(csvin_next(r, &rec), 0);
+  csvin_close(r);
+  assert_true(dup2(saved, STDIN_FILENO) >= 0);
+  close(saved);
+}
+
 /* Compile common/csvin.c against a csv.h that reports libcsv 3.0.MINOR.RELEASE (the real header
  * with its version macros replaced) into dir; returns the compiler's exit status, its messages
  * in out. */
@@ -760,6 +822,8 @@ int main(void) {
       cmocka_unit_test(test_many_records_in_order),
       cmocka_unit_test(test_open_quote_memory_bounded),
       cmocka_unit_test(test_unterminated_quote_line_across_block_split_escape),
+      cmocka_unit_test(test_pipe_bom_alone_then_data),
+      cmocka_unit_test(test_pipe_short_first_record_not_held),
       cmocka_unit_test(test_other_libcsv_version_fails_to_build),
       cmocka_unit_test(test_csv_spectrum),
   };
