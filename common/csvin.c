@@ -91,6 +91,7 @@ struct csvin {
   size_t qcap;
   size_t qhead;
   int cb_err; /* CS_ENOMEM inside a libcsv callback */
+  int too_many_fields; /* the record in progress passed CSVIN_MAX_FIELDS */
 
   cs_field *out_fields; /* what csvin_next hands out */
   size_t out_cap;
@@ -117,7 +118,11 @@ static int no_space(unsigned char c) {
 static void on_field(void *data, size_t len, void *arg) {
   csvin *r = arg;
   r->nfields_seen++;
-  if (r->cb_err) {
+  if (r->cb_err || r->too_many_fields) {
+    return;
+  }
+  if (r->nspans - r->cur_first >= CSVIN_MAX_FIELDS) {
+    r->too_many_fields = 1; /* reported by feed_piece once libcsv returns */
     return;
   }
   if (r->nspans == r->spans_cap) {
@@ -144,7 +149,7 @@ static void on_field(void *data, size_t len, void *arg) {
 static void on_record(int term, void *arg) {
   csvin *r = arg;
   (void)term;
-  if (r->cb_err) {
+  if (r->cb_err || r->too_many_fields) {
     return;
   }
   if (r->qlen == r->qcap) {
@@ -256,6 +261,14 @@ static int quoted_field_held(const csvin *r) {
                               r->parser.pstate == LIBCSV_FIELD_MIGHT_HAVE_ENDED);
 }
 
+/* Report a record with more than CSVIN_MAX_FIELDS fields. */
+static void set_fields_error(csvin *r) {
+  char what[128];
+  snprintf(what, sizeof what, "record of more than %u fields starting on this line",
+           (unsigned)CSVIN_MAX_FIELDS);
+  set_csv_error(r, r->rec_line, what);
+}
+
 /* Feed libcsv the next piece of input: the bytes up to and including the next CR or LF (or to
  * the end of the block). Pieces end at every line break, so at most one record completes per
  * piece and its first line is known. Returns 0, or sets r->err / r->eof. */
@@ -282,6 +295,8 @@ static void feed_piece(csvin *r) {
       } else if (r->cb_err) {
         r->err = r->cb_err;
         snprintf(r->errmsg, sizeof r->errmsg, "%s: out of memory", csvin_path(r));
+      } else if (r->too_many_fields) {
+        set_fields_error(r);
       }
       r->eof = 1;
       return;
@@ -305,6 +320,10 @@ static void feed_piece(csvin *r) {
   if (r->cb_err) {
     r->err = r->cb_err;
     snprintf(r->errmsg, sizeof r->errmsg, "%s: out of memory", csvin_path(r));
+    return;
+  }
+  if (r->too_many_fields) {
+    set_fields_error(r);
     return;
   }
   if (done < len) {
@@ -554,6 +573,7 @@ int csvin_rewind(csvin *r) {
   r->block_pos = 0;
   r->eof = 0;
   r->err = 0;
+  r->too_many_fields = 0;
   r->errmsg[0] = '\0';
   r->line = r->data_line;
   r->prev_cr = r->data_prev_cr;

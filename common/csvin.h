@@ -13,6 +13,10 @@ typedef struct csvin csvin; /* opaque */
 /* The largest record the reader holds (bytes of its fields); a longer one is a CS_ECSV error
  * naming the line where it (or its open quoted field) starts. */
 #define CSVIN_MAX_RECORD (64u << 20)
+/* The most fields a record may have; more is a CS_ECSV error naming the line. (Each field costs
+ * the reader two descriptors whatever its length, so a line of commas would otherwise take
+ * gigabytes; the wire protocol carries at most about 262,000 fields a record anyway.) */
+#define CSVIN_MAX_FIELDS (1u << 20)
 
 /* One record. fields[i] point into the reader and stay valid until the next csvin_next,
  * csvin_would_block, csvin_rewind or csvin_close. */

@@ -557,6 +557,35 @@ static void test_pipe_short_first_record_not_held(void **state) {
   close(saved);
 }
 
+/* A record of millions of empty fields (a line of commas) holds almost no field bytes but one
+ * descriptor per field: it is refused at the field limit, naming its line, instead of taking
+ * gigabytes. */
+static void test_too_many_fields_refused(void **state) {
+  (void)state;
+  char path[] = "/tmp/test_csvin_commas_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  assert_non_null(f);
+  fprintf(f, "a\n1\n");
+  static char commas[4096];
+  memset(commas, ',', sizeof commas);
+  for (size_t written = 0; written <= CSVIN_MAX_FIELDS; written += sizeof commas) {
+    assert_int_equal(fwrite(commas, 1, sizeof commas, f), sizeof commas);
+  }
+  fprintf(f, "\n2\n");
+  assert_int_equal(fclose(f), 0);
+  read_result res;
+  read_all(path, 1, &res);
+  char expect[256];
+  snprintf(expect, sizeof expect, "%s:3: record of more than %u fields", path,
+           (unsigned)CSVIN_MAX_FIELDS);
+  assert_int_equal(res.rc, CS_ECSV);
+  assert_int_equal(res.nrecs, 1);
+  assert_true(strncmp(res.err, expect, strlen(expect)) == 0);
+  unlink(path);
+}
+
 /* Compile common/csvin.c against a csv.h that reports libcsv 3.0.MINOR.RELEASE (the real header
  * with its version macros replaced) into dir; returns the compiler's exit status, its messages
  * in out. */
@@ -824,6 +853,7 @@ int main(void) {
       cmocka_unit_test(test_unterminated_quote_line_across_block_split_escape),
       cmocka_unit_test(test_pipe_bom_alone_then_data),
       cmocka_unit_test(test_pipe_short_first_record_not_held),
+      cmocka_unit_test(test_too_many_fields_refused),
       cmocka_unit_test(test_other_libcsv_version_fails_to_build),
       cmocka_unit_test(test_csv_spectrum),
   };
