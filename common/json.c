@@ -35,13 +35,54 @@ static void puts_(json_out *j, const char *s) {
   put(j, s, strlen(s));
 }
 
+/* Length of the well-formed UTF-8 sequence of 2 to 4 bytes at s (NUL-terminated), or 0 (RFC
+ * 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
+static size_t utf8_seq_len(const unsigned char *s) {
+  size_t len;
+  unsigned long cp;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+    len = 2;
+    cp = s[0] & 0x1fu;
+  } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+    len = 3;
+    cp = s[0] & 0x0fu;
+  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+    len = 4;
+    cp = s[0] & 0x07u;
+  } else {
+    return 0;
+  }
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80) { /* also stops at the terminating NUL */
+      return 0;
+    }
+    cp = cp << 6 | (s[i] & 0x3fu);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+      (cp >= 0xd800 && cp <= 0xdfff)) {
+    return 0;
+  }
+  return len;
+}
+
 /* Append s as a JSON string literal: quotes, backslash and control characters escaped (RFC
- * 8259); other bytes, UTF-8 included, pass unchanged. */
+ * 8259); well-formed UTF-8 passes unchanged, and every byte that is not part of it (names from
+ * peers can hold any bytes) becomes U+FFFD, so the document is always valid UTF-8. */
 static void put_string(json_out *j, const char *s) {
   static const char hex[] = "0123456789abcdef";
   put(j, "\"", 1);
   for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
     char esc[7];
+    if (*p >= 0x80) {
+      size_t n = utf8_seq_len(p);
+      if (n == 0) {
+        put(j, "\\ufffd", 6);
+      } else {
+        put(j, (const char *)p, n);
+        p += n - 1;
+      }
+      continue;
+    }
     switch (*p) {
     case '"':
       put(j, "\\\"", 2);

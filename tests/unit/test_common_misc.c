@@ -211,6 +211,34 @@ static void test_json_escaping(void **state) {
   json_free(&j);
 }
 
+/* Bytes that are not UTF-8 (stream names come from peers) become U+FFFD, one per byte, so the
+ * document stays valid JSON (RFC 8259 requires UTF-8); valid sequences pass unchanged. */
+static void test_json_invalid_utf8_replaced(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    const char *out;
+  } cases[] = {
+      {"a\xff" "b", "\"a\\ufffdb\""},                  /* a byte that never starts UTF-8 */
+      {"\xc3", "\"\\ufffd\""},                         /* a sequence cut by the end */
+      {"\xc3(", "\"\\ufffd(\""},                       /* a lead byte without continuation */
+      {"\xc0\xaf", "\"\\ufffd\\ufffd\""},              /* overlong '/' */
+      {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},   /* a UTF-16 surrogate */
+      {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* past U+10FFFF */
+      {"\x80", "\"\\ufffd\""},                         /* a lone continuation byte */
+      {"\xc2\x85\xe2\x82\xac\xf0\x9f\x9a\xb2", "\"\xc2\x85\xe2\x82\xac\xf0\x9f\x9a\xb2\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    json_out j;
+    json_init(&j);
+    json_string(&j, NULL, cases[i].in);
+    assert_int_equal(j.failed, 0);
+    assert_int_equal(j.buf.len, strlen(cases[i].out));
+    assert_memory_equal(j.buf.data, cases[i].out, j.buf.len);
+    json_free(&j);
+  }
+}
+
 /* The file is written whole (with a newline) and replaced atomically; errors name it. */
 static void test_json_write_file(void **state) {
   (void)state;
@@ -436,6 +464,7 @@ int main(void) {
       cmocka_unit_test(test_opt_version),
       cmocka_unit_test(test_json_document),
       cmocka_unit_test(test_json_escaping),
+      cmocka_unit_test(test_json_invalid_utf8_replaced),
       cmocka_unit_test(test_json_write_file),
       cmocka_unit_test(test_json_unbalanced),
       cmocka_unit_test(test_net_resolve_and_format),
