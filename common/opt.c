@@ -69,7 +69,12 @@ int opt_double(const char *flag, const char *s, double min, double max, double *
 int opt_interval(const char *flag, const char *s, double *min, double *max, char *err,
                  size_t errlen) {
   char lo[64];
+  /* The MIN-MAX dash is the first '-' after the first character that is not an exponent's
+   * sign ("1e-3" is one number, "1e-3-2e-3" a range). */
   const char *dash = s != NULL && s[0] != '\0' ? strchr(s + 1, '-') : NULL;
+  while (dash != NULL && (dash[-1] == 'e' || dash[-1] == 'E')) {
+    dash = strchr(dash + 1, '-');
+  }
   double a = 0;
   double b = 0;
   if (s == NULL || s[0] == '\0') {

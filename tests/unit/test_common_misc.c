@@ -126,6 +126,9 @@ static void test_opt_interval(void **state) {
       {"-1", CS_EINVAL, 0, 0},  {"1-", CS_EINVAL, 0, 0},
       {"a-b", CS_EINVAL, 0, 0}, {"1-3601", CS_EINVAL, 0, 0},
       {"", CS_EINVAL, 0, 0},    {"1--2", CS_EINVAL, 0, 0},
+      /* An exponent's minus is not the MIN-MAX dash. */
+      {"1e-3", 0, 0.001, 0.001}, {"1e-3-2E-3", 0, 0.001, 0.002},
+      {"5e-1-1", 0, 0.5, 1},     {"1-2e-1", CS_EINVAL, 0, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     double lo = -1;
