@@ -36,10 +36,13 @@ static int tcp_poll_until(int fd, short events, uint64_t deadline_us, short *rev
   return n;
 }
 
-/* Word a failed connect for a person: refused gets the hint that the consumer is not running. */
+/* Word a failed connect for a person: refused gets the hint that the consumer is not running,
+ * or runs with --udp only, or elsewhere. */
 static void tcp_connect_message(const char *peer, int e, char *err, size_t errlen) {
   if (e == ECONNREFUSED) {
-    snprintf(err, errlen, "cannot connect to %s/tcp: connection refused (is the consumer running?)",
+    snprintf(err, errlen,
+             "cannot connect to %s/tcp: connection refused (is the consumer running? is it "
+             "listening on TCP, at this host and --port?)",
              peer);
   } else {
     snprintf(err, errlen, "cannot connect to %s/tcp: %s", peer, strerror(e));

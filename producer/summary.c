@@ -49,12 +49,13 @@ void summary_log(const producer *p) {
   char sent[32], bytes[32], read[32];
   int level = p->opt->quiet ? LOG_WARN : LOG_INFO;
   log_msg(level,
-          "summary: sent %s records (%s bytes) over %s to %s in %.3f s (%.1f records/s); "
-          "read %s records",
-          summary_thousands(p->st.sent, sent, sizeof sent),
+          "summary: sent %s record%s (%s bytes) over %s to %s in %.3f s (%.1f records/s); "
+          "read %s record%s",
+          summary_thousands(p->st.sent, sent, sizeof sent), p->st.sent == 1 ? "" : "s",
           summary_thousands(p->st.bytes, bytes, sizeof bytes), p->opt->udp ? "udp" : "tcp",
           p->peer[0] != '\0' ? p->peer : p->opt->host, summary_duration_s(p), summary_rate(p),
-          summary_thousands(p->st.records_read, read, sizeof read));
+          summary_thousands(p->st.records_read, read, sizeof read),
+          p->st.records_read == 1 ? "" : "s");
   if (p->opt->udp) {
     log_msg(level,
             "summary: connection: none (UDP is connectionless; it cannot tell whether anyone "

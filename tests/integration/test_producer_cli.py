@@ -306,7 +306,8 @@ class ProducerCli(unittest.TestCase):
         code, _, err, stats = self.run_producer(["--port", str(port), "--interval", "0", src])
         self.assertEqual(code, 1, err)
         self.assertIn("cannot connect to 127.0.0.1:%d/tcp: connection refused "
-                      "(is the consumer running?)" % port, err)
+                      "(is the consumer running? is it listening on TCP, at this host and "
+                      "--port?)" % port, err)
         self.assertEqual(stats["connection"], "refused", stats)
         self.assertEqual(stats["sent"], 0, stats)
 
