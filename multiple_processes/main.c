@@ -28,8 +28,9 @@ static void mp_usage(FILE *f) {
         "  --mode safe             WAL, BEGIN IMMEDIATE, busy timeout, bounded jittered retries\n"
         "  --mode funnel           processes stream to one consumer, the only writer\n"
         "                          (it also keeps a CSV copy in FILE.csv)\n"
-        "  --consumer PATH         funnel: the consumer binary (default: next to this program)\n"
-        "  --port PORT             funnel: use the consumer already listening on this port\n"
+        "  --consumer PATH         funnel only: the consumer binary (default: next to this\n"
+        "                          program)\n"
+        "  --port PORT             funnel only: use the consumer already listening on this port\n"
         "                          (it must write to --db FILE), or start one there\n"
         "                          (default: start one on a free port)\n"
         "  --help                  this text\n"
@@ -120,6 +121,13 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
   if (optind < argc) {
     snprintf(err, sizeof err, "'%s': unexpected argument (this program takes no files)",
              argv[optind]);
+    goto usage;
+  }
+  /* naive and safe never talk to a consumer: accepting these there would let a person believe
+   * they changed something. Checked after the loop so that the order of the flags is free. */
+  if (ctx->mode != MP_FUNNEL && (ctx->consumer || ctx->port)) {
+    snprintf(err, sizeof err, "%s: only with --mode funnel",
+             ctx->consumer ? "--consumer" : "--port");
     goto usage;
   }
   return 0;

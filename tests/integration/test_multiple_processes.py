@@ -178,6 +178,21 @@ class MultipleProcessesTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn("--task-duration", r.stdout)
 
+    def test_consumer_and_port_are_usage_errors_outside_funnel(self):
+        # naive and safe never start or reach a consumer: the flags would silently do nothing.
+        for mode in ("naive", "safe"):
+            for args, flag in ((["--consumer", "/nonexistent"], "--consumer"),
+                               (["--port", "9999"], "--port")):
+                for order in (["--mode", mode] + args, args + ["--mode", mode]):
+                    r = self.run_mp(*order)
+                    self.assertEqual(r.returncode, 2, (order, r.stdout, r.stderr))
+                    self.assertIn("%s: only with --mode funnel" % flag, r.stderr, order)
+                    self.assertEqual(r.stdout, "", order)
+        # Default mode is naive.
+        r = self.run_mp("--consumer", "/nonexistent")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertFalse(os.path.exists(self.db), "a usage error must not touch the database")
+
     def test_funnel_without_consumer_binary_is_a_clear_runtime_error(self):
         missing = os.path.join(self.dir, "no-such-consumer")
         r = self.run_mp("--mode", "funnel", "--consumer", missing)
