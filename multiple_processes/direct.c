@@ -185,9 +185,32 @@ static int mp_safe_child(const mp_ctx *ctx, int p, int fd) {
   return failures ? 1 : 0;
 }
 
-/* Prepare the shared file: the journal mode the mode calls for, and the table. Returns 0, or
- * -1 with the message printed. */
-static int mp_direct_setup(const mp_ctx *ctx) {
+/* Run a journal_mode pragma (a query or a change) and copy the mode it answers, in lower case,
+ * into mode. Returns the SQLite result code; mode is "" unless SQLITE_OK. */
+static int mp_journal_mode(sqlite3 *db, const char *sql, char *mode, size_t len) {
+  sqlite3_stmt *q = NULL;
+  mode[0] = '\0';
+  int rc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+      const unsigned char *text = sqlite3_column_text(q, 0);
+      snprintf(mode, len, "%s", text ? (const char *)text : "");
+      rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+      rc = SQLITE_ERROR; /* a journal_mode pragma always answers one row */
+    }
+  }
+  sqlite3_finalize(q);
+  return rc;
+}
+
+/* Prepare the shared file: the journal mode the mode calls for, and the table. The file's
+ * journal mode before and after go into before and after (len bytes each; "wal", "delete"...).
+ * A file that another connection keeps open cannot change its journal mode ("database is
+ * locked"): the run goes on in the mode the file has, and after says which. Returns 0, or -1
+ * with the message printed. */
+static int mp_direct_setup(const mp_ctx *ctx, char *before, char *after, size_t len) {
   sqlite3 *db = NULL;
   int rc = -1;
   /* naive uses SQLite's default rollback journal; WAL is a property of the file and would stay
@@ -201,16 +224,27 @@ static int mp_direct_setup(const mp_ctx *ctx) {
     goto done;
   }
   if (sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
-      sqlite3_exec(db, journal, NULL, NULL, NULL) != SQLITE_OK ||
+      mp_journal_mode(db, "PRAGMA journal_mode", before, len) != SQLITE_OK)
+    goto fail;
+  /* Changing the mode needs the file to itself; wait a little, then make do with what it is. */
+  if (sqlite3_busy_timeout(db, 1000) != SQLITE_OK)
+    goto fail;
+  int jrc = mp_journal_mode(db, journal, after, len);
+  if ((jrc & 0xff) == SQLITE_BUSY || (jrc & 0xff) == SQLITE_LOCKED)
+    snprintf(after, len, "%s", before);
+  else if (jrc != SQLITE_OK)
+    goto fail;
+  if (sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
       sqlite3_exec(db,
                    "CREATE TABLE IF NOT EXISTS " MP_DIRECT_TABLE
                    " (run INTEGER, process INTEGER, record INTEGER, sensor TEXT, celsius TEXT,"
                    " taken_at TEXT)",
-                   NULL, NULL, NULL) != SQLITE_OK) {
-    fprintf(stderr, "multiple_processes: database %s: %s\n", ctx->db, sqlite3_errmsg(db));
-    goto done;
-  }
+                   NULL, NULL, NULL) != SQLITE_OK)
+    goto fail;
   rc = 0;
+  goto done;
+fail:
+  fprintf(stderr, "multiple_processes: database %s: %s\n", ctx->db, sqlite3_errmsg(db));
 done:
   sqlite3_close(db);
   return rc;
@@ -240,19 +274,43 @@ static long mp_direct_count(const mp_ctx *ctx) {
 int mp_direct_run(mp_ctx *ctx) {
   long ok = 0, failed = 0;
   char failures[512];
+  char before[32], after[32];
   long expected = (long)ctx->processes * ctx->records;
 
-  if (mp_direct_setup(ctx) != 0)
+  if (mp_direct_setup(ctx, before, after, sizeof before) != 0)
     return 1;
-  if (ctx->mode == MP_NAIVE)
+  /* Say what the file's journal really is: naive's lesson is about SQLite's defaults, and a
+   * file left in WAL by an earlier safe or funnel run is switched back (or, when another
+   * connection holds it open, stays in WAL; one writer at a time all the same). */
+  if (ctx->mode == MP_NAIVE && strcmp(after, "delete") == 0 && strcmp(before, "delete") != 0)
+    mp_log("naive: %d processes x %d records into %s, task duration %g s; switched %s back from "
+           "%s to the rollback journal (SQLite's default); each process opens its own "
+           "connection with SQLite's defaults (no busy timeout, deferred BEGIN)",
+           ctx->processes, ctx->records, ctx->db, ctx->task_duration, ctx->db,
+           strcmp(before, "wal") == 0 ? "WAL" : before);
+  else if (ctx->mode == MP_NAIVE && strcmp(after, "delete") == 0)
     mp_log("naive: %d processes x %d records into %s, task duration %g s; each process opens "
            "its own connection with SQLite's defaults (rollback journal, no busy timeout, "
            "deferred BEGIN)",
            ctx->processes, ctx->records, ctx->db, ctx->task_duration);
-  else
+  else if (ctx->mode == MP_NAIVE)
+    mp_log("naive: %d processes x %d records into %s, task duration %g s; %s stays in %s mode "
+           "(another connection has it open, so it could not be switched back to the rollback "
+           "journal); each process opens its own connection with no busy timeout and a "
+           "deferred BEGIN",
+           ctx->processes, ctx->records, ctx->db, ctx->task_duration, ctx->db,
+           strcmp(after, "wal") == 0 ? "WAL" : after);
+  else if (strcmp(after, "wal") == 0)
     mp_log("safe: %d processes x %d records into %s, task duration %g s; WAL, BEGIN IMMEDIATE, "
            "busy timeout %d ms, up to %d attempts with jittered backoff",
            ctx->processes, ctx->records, ctx->db, ctx->task_duration, MP_SAFE_BUSY_TIMEOUT_MS,
+           MP_SAFE_MAX_ATTEMPTS);
+  else
+    mp_log("safe: %d processes x %d records into %s, task duration %g s; %s stays in %s mode "
+           "(another connection has it open, so it could not be switched to WAL), BEGIN "
+           "IMMEDIATE, busy timeout %d ms, up to %d attempts with jittered backoff",
+           ctx->processes, ctx->records, ctx->db, ctx->task_duration, ctx->db,
+           strcmp(after, "delete") == 0 ? "rollback journal" : after, MP_SAFE_BUSY_TIMEOUT_MS,
            MP_SAFE_MAX_ATTEMPTS);
   if (mp_run_children(ctx, ctx->mode == MP_NAIVE ? mp_naive_child : mp_safe_child, &ok, &failed,
                       failures, sizeof failures) != 0)

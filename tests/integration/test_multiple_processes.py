@@ -91,6 +91,50 @@ class MultipleProcessesTest(unittest.TestCase):
         self.assertIn("inserted %d of 3 records; %d failed: database is locked" % (rows, 3 - rows),
                       r.stdout)
 
+    def test_naive_after_safe_switches_back_from_wal_and_still_fails(self):
+        # WAL is a property of the file: a safe run leaves it on. naive switches the file back
+        # to SQLite's default rollback journal, says so, and the lesson reproduces.
+        r = self.run_mp("--mode", "safe", "--processes", "2", "--records", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.query("PRAGMA journal_mode"), [("wal",)])
+        r = self.run_mp("--mode", "naive", "--processes", "3", "--records", "1",
+                        "--task-duration", "3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first = r.stdout.splitlines()[0]
+        self.assertIn("switched %s back from WAL to the rollback journal" % self.db, first)
+        self.assertNotIn("(rollback journal,", first)
+        self.assertRegex(r.stdout, r"process \d record 1: FAILED: database is locked")
+        self.assertEqual(self.query("PRAGMA journal_mode"), [("delete",)])
+        run = self.query("SELECT max(rowid), run FROM direct_readings")[0][1]
+        rows = self.query("SELECT count(*) FROM direct_readings WHERE run = ?", run)[0][0]
+        self.assertLess(rows, 3)
+        self.assertIn("inserted %d of 3 records; %d failed: database is locked" % (rows, 3 - rows),
+                      r.stdout)
+        # A file already in the rollback journal is not "switched".
+        r = self.run_mp("--mode", "naive", "--processes", "1", "--records", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("switched", r.stdout)
+        self.assertIn("(rollback journal, no busy timeout", r.stdout.splitlines()[0])
+
+    def test_naive_says_when_an_open_connection_keeps_the_file_in_wal(self):
+        # Leaving WAL needs the file to itself; with a person's connection open it stays in WAL.
+        # naive says so, runs anyway, and still meets the lock (one writer at a time).
+        r = self.run_mp("--mode", "safe", "--processes", "1", "--records", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        con = sqlite3.connect(self.db)
+        try:
+            con.execute("SELECT count(*) FROM direct_readings").fetchall()
+            r = self.run_mp("--mode", "naive", "--processes", "2", "--records", "1",
+                            "--task-duration", "2")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            first = r.stdout.splitlines()[0]
+            self.assertIn("%s stays in WAL mode" % self.db, first)
+            self.assertNotIn("rollback journal,", first)
+            self.assertRegex(r.stdout, r"process \d record 1: FAILED: database is locked")
+            self.assertEqual(con.execute("PRAGMA journal_mode").fetchall(), [("wal",)])
+        finally:
+            con.close()
+
     def test_safe_with_long_task_waits_and_inserts_every_record(self):
         r = self.run_mp("--mode", "safe", "--processes", "2", "--records", "1",
                         "--task-duration", "3")
