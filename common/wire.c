@@ -63,6 +63,9 @@ int wire_encode(const wire_msg *m, cs_buf *out) {
   if (m->type != WIRE_HELLO && m->type != WIRE_RECORD && m->type != WIRE_END) {
     return CS_ETYPE;
   }
+  if (m->type == WIRE_RECORD && m->nfields == 0) {
+    return CS_EMALFORMED;
+  }
   int rc = cs_buf_reserve(out, WIRE_HEADER_LEN + payload);
   if (rc != 0) {
     return rc;
@@ -213,6 +216,9 @@ static int decode_frame(wire_decoder *d, const unsigned char *frame, size_t fram
   }
   if (left != 0) {
     return CS_EMALFORMED; /* trailing bytes */
+  }
+  if (m.type == WIRE_RECORD && m.nfields == 0) {
+    return CS_EMALFORMED; /* a CSV record has at least one (possibly empty) field */
   }
   m.fields = m.nfields > 0 ? d->fields : NULL;
   return cb(&m, arg);

@@ -42,7 +42,8 @@ size_t wire_encoded_size(const wire_msg *m);
 
 /* Append `m` as one frame to `out`. Returns 0, CS_ETOOBIG if the payload would exceed
  * WIRE_MAX_PAYLOAD or the stream name is empty or too long, CS_ETYPE for a type that is not a
- * wire_type, or CS_ENOMEM (nothing is appended on any error). */
+ * wire_type, CS_EMALFORMED for a RECORD without fields, or CS_ENOMEM (nothing is appended on
+ * any error). */
 int wire_encode(const wire_msg *m, cs_buf *out);
 
 /* Called once per decoded message. `m` and everything it points to are valid only during the

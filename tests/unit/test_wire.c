@@ -82,7 +82,7 @@ static void msg_set_build(msg_set *s, int large) {
   encode_one(s, WIRE_HELLO, 0, 0, "temps", header, 3);
   encode_one(s, WIRE_RECORD, 1, 2, "temps", nasty, 5);
   encode_one(s, WIRE_RECORD, 2, 3, "temps", empties, 3);
-  encode_one(s, WIRE_RECORD, 3, 4, "temps", NULL, 0);
+  encode_one(s, WIRE_HELLO, 3, 4, "temps", NULL, 0); /* zero fields: a --no-header HELLO */
   if (large) {
     s->many = calloc(10000, sizeof *s->many);
     assert_non_null(s->many);
@@ -324,6 +324,12 @@ static const bad_case bad_cases[] = {
      8 + GOOD_LEN,
      CS_EMALFORMED,
      CS_EMALFORMED},
+    {"record with no fields",
+     {'C', 'S', 1, 2, 0, 0, 0, 38, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,   0, 0, 0, 0,
+      1,   0,   0, 0, 0, 0, 0, 0,  1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 's', 0, 0, 0, 0},
+     46,
+     CS_EMALFORMED,
+     CS_EMALFORMED},
     {"trailing bytes in the payload",
      {'C', 'S', 1, 2, 0, 0, 0, GOOD_LEN + 1, GOOD_PAYLOAD, 'x'},
      8 + GOOD_LEN + 1,
@@ -466,7 +472,8 @@ static void test_encode_limits(void **state) {
   cs_buf out;
   cs_buf_init(&out);
   assert_int_equal(cs_buf_append(&out, "keep", 4), 0);
-  wire_msg m = {.type = WIRE_RECORD, .stream = {name, 0}};
+  static const cs_field one_field = {"v", 1};
+  wire_msg m = {.type = WIRE_RECORD, .stream = {name, 0}, .nfields = 1, .fields = &one_field};
   assert_int_equal(wire_encode(&m, &out), CS_ETOOBIG);
   m.stream.len = 256;
   assert_int_equal(wire_encode(&m, &out), CS_ETOOBIG);
