@@ -334,10 +334,6 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
     }
     outfile_link(o, t);
     o->nside++;
-    char nm[LOG_ESCAPE_BUF];
-    log_info("stream %s (%s %s) has another header than %s: its records go to %s",
-             log_escape(nm, sizeof(nm), st->name, strlen(st->name)), st->protocol, st->peer,
-             o->targets->path, t->path);
     *out = t;
     return 0;
   }
@@ -347,12 +343,29 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
   return CS_EIO;
 }
 
+/* Say which side file a stream's records go to: every stream in a side file gets this line,
+ * the one that opened it and each later one that shares it, so that the log tells which
+ * stream is in which file (streams in the main file are not logged: that is the default). */
+static void outfile_log_side(const outfile *o, const sink_stream *st, const out_target *t,
+                             int opened) {
+  char nm[LOG_ESCAPE_BUF];
+  log_escape(nm, sizeof(nm), st->name, strlen(st->name));
+  if (opened)
+    log_info("stream '%s' (producer %016" PRIx64 ", %s %s) -> %s (has another header than %s)", nm,
+             st->producer_id, st->protocol, st->peer, t->path, o->targets->path);
+  else
+    log_info("stream '%s' (producer %016" PRIx64 ", %s %s) -> %s (same header)", nm,
+             st->producer_id, st->protocol, st->peer, t->path);
+}
+
 /* Find or make the target for a stream. */
 static int outfile_target_for(outfile *o, sink_stream *st, out_target **out) {
   out_target *t;
   int rc;
   for (t = o->targets; t != NULL; t = t->next) {
     if (t->claimed && fields_equal(t->columns, t->ncolumns, st->columns, st->ncolumns)) {
+      if (t != o->targets)
+        outfile_log_side(o, st, t, 0);
       *out = t;
       return 0;
     }
@@ -365,7 +378,10 @@ static int outfile_target_for(outfile *o, sink_stream *st, out_target **out) {
     *out = o->targets;
     return 0;
   }
-  return outfile_side_target(o, st, out);
+  rc = outfile_side_target(o, st, out);
+  if (rc == 0)
+    outfile_log_side(o, st, *out, 1);
+  return rc;
 }
 
 /* Queue one record; see outfile.h. */
@@ -470,6 +486,14 @@ int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *record
   *path = t->path;
   *records = t->records;
   return 0;
+}
+
+/* The file of a stream; see outfile.h. */
+const char *outfile_stream_path(const outfile *o, const sink_stream *st) {
+  const out_target *t = st->file_state;
+  if (t == NULL || t == &o->refused)
+    return NULL;
+  return t->path;
 }
 
 const char *outfile_path(const outfile *o) {

@@ -25,11 +25,12 @@ int outfile_open(outfile **out, const char *path, char *err, size_t errlen);
 /* Queue one record (copied, as CSV) for the file of its stream. The first record of a stream
  * picks that file: the main file if its header matches the stream's (or the main file is still
  * empty), otherwise BASE.STREAM.EXT next to it (BASE.STREAM-2.EXT, ... if that one holds
- * another header), which is logged once. Sets r->stream->file_state. Nothing reaches the disk
- * before outfile_flush. Returns 0, CS_ENOMEM, or -EMFILE: the stream needed a side file and
- * none can be had (OUTFILE_MAX_SIDE_OPEN are open, or opening failed); that is logged once per
- * stream, and this and every later record of the stream is counted in outfile_not_written()
- * instead of written. */
+ * another header). Each stream that goes to a side file, the one that opened it or a later
+ * one with the same header, is logged once with the file's name. Sets r->stream->file_state.
+ * Nothing reaches the disk before outfile_flush. Returns 0, CS_ENOMEM, or -EMFILE: the stream
+ * needed a side file and none can be had (OUTFILE_MAX_SIDE_OPEN are open, or opening failed); that
+ * is logged once per stream, and this and every later record of the stream is counted in
+ * outfile_not_written() instead of written. */
 int outfile_add(outfile *o, const sink_record *r);
 
 /* Write and flush everything queued, in arrival order per file. Returns 0, or CS_EIO with the
@@ -44,6 +45,10 @@ size_t outfile_files(const outfile *o);         /* files in use: the main one, t
 /* File i (0: the main file, then side files in the order they were opened): its path and the
  * records written to it. Returns 0, or -1 when i >= outfile_files(). */
 int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *records);
+/* The file stream st's records go to (the main file or a side file), or NULL when none of its
+ * records reached outfile_add yet or it was refused a side file (-EMFILE). The string lives as
+ * long as o. */
+const char *outfile_stream_path(const outfile *o, const sink_stream *st);
 const char *outfile_path(const outfile *o); /* the main file, as given */
 const char *outfile_error(const outfile *o);
 

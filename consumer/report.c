@@ -209,6 +209,8 @@ int report_json(consumer *c, const char *path, char *err, size_t errlen) {
     json_string(&j, "producer_id", id);
     json_string(&j, "stream", e->sink.name);
     json_string(&j, "peer", e->sink.peer);
+    /* The CSV file its records went to: out9.txt or a side file (null: none yet, or refused). */
+    json_string(&j, "file", c->out != NULL ? outfile_stream_path(c->out, &e->sink) : NULL);
     stats_counts_json(&j, &e->stats.c);
     json_uint(&j, "too_late", e->stats.too_late);
     json_bool(&j, "ended", e->ended);

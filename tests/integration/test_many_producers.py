@@ -144,6 +144,41 @@ class ManyProducersTest(harness.IntegrationCase):
         self.assertEqual(len([l for l in res.stderr.splitlines() if "-> table 'same' in" in l]),
                          1, "the table's creation is logged once\n" + res.describe())
 
+    def test_every_stream_in_a_side_file_is_logged_and_named_in_stats_json(self):
+        cons = self.consumer()
+        main_src = self.path("alpha.csv")
+        bikes = self.path("bike_stations.csv")
+        edge = self.path("edge_cases.csv")
+        harness.simple_csv(main_src, 5, header=("a", "b", "c"), tag="m")
+        harness.simple_csv(bikes, 4, header=("x", "y", "z"), tag="b")
+        harness.simple_csv(edge, 3, header=("x", "y", "z"), tag="e")
+        runs = [(main_src, "tcp", 6, "out9.txt"), (bikes, "tcp", 5, "out9.bike_stations.txt"),
+                (edge, "udp", 8, "out9.bike_stations.txt")]
+        for src, protocol, lines, out in runs:  # one after the other: the order is known
+            self.assertExit(self.run_producer(src, cons.port, protocol, ["--interval", "0"]), 0,
+                            "producer of " + src)
+            self.assertTrue(harness.wait_until(
+                lambda: harness.count_lines(cons.out_path(out)) >= lines, 10),
+                cons.proc.stderr())
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        side = "out9.bike_stations.txt"  # as the consumer names it: next to --out out9.txt
+        rows = harness.read_csv(cons.out_path(side))
+        self.assertEqual(rows[0], ["x", "y", "z"])
+        self.assertEqual(len(rows), 8, "the two streams share the side file")
+        entries = {e["stream"]: e for e in res.stats["streams"]}
+        self.assertEqual(entries["alpha"]["file"], "out9.txt", res.describe())
+        self.assertEqual(entries["bike_stations"]["file"], side, res.describe())
+        self.assertEqual(entries["edge_cases"]["file"], side, res.describe())
+        for name, why in (("bike_stations", "has another header than"),
+                          ("edge_cases", "same header")):
+            e = entries[name]
+            want = "stream '%s' (producer %s, %s %s) -> %s (%s" % (
+                name, e["producer_id"], e["protocol"], e["peer"], side, why)
+            lines = [l for l in res.stderr.splitlines() if want in l]
+            self.assertEqual(len(lines), 1, "want one line %r\n%s" % (want, res.describe()))
+        self.assertNotIn("stream 'alpha' (producer", res.stderr, "the main file's stream")
+
 
 if __name__ == "__main__":
     harness.main()

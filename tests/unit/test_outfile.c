@@ -203,6 +203,33 @@ static void test_other_header_goes_to_a_sanitised_side_file(void **state) {
   assert_file(side, "station,bikes\r\nST-1,4\r\n");
 }
 
+/* outfile_stream_path names each stream's file: the main one, the side file a stream opened,
+ * and the same side file for a later stream with that header (named after the first). */
+static void test_stream_path_names_each_streams_file(void **state) {
+  fixture *f = *state;
+  outfile *o;
+  sink_stream a, b, c;
+  cs_field ca[3], cb[2], cc[2];
+  char err[256], side[192];
+  const char *r1[] = {"1", "2", "3"};
+  const char *r2[] = {"ST-1", "4"};
+  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  stream_make(&a, ca, "temps", temps_hdr, 3);
+  stream_make(&b, cb, "bikes", bikes_hdr, 2);
+  stream_make(&c, cc, "edge", bikes_hdr, 2);
+  c.producer_id = 0x5678;
+  assert_null(outfile_stream_path(o, &a)); /* no record yet */
+  assert_int_equal(add(o, &a, 1, r1, 3), 0);
+  assert_int_equal(add(o, &b, 1, r2, 2), 0);
+  assert_int_equal(add(o, &c, 1, r2, 2), 0);
+  snprintf(side, sizeof(side), "%s/out9.bikes.txt", f->dir);
+  assert_string_equal(outfile_stream_path(o, &a), f->main_path);
+  assert_string_equal(outfile_stream_path(o, &b), side);
+  assert_string_equal(outfile_stream_path(o, &c), side);
+  assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
+  assert_file(side, "station,bikes\r\nST-1,4\r\nST-1,4\r\n");
+}
+
 static void test_records_are_counted_per_file(void **state) {
   fixture *f = *state;
   outfile *o;
@@ -411,6 +438,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_other_header_goes_to_a_sanitised_side_file, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_stream_path_names_each_streams_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_records_are_counted_per_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_side_files_are_capped_and_the_rest_go_on, setup,
                                       teardown),
