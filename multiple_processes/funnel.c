@@ -2,6 +2,7 @@
  * consumer, which is the database's only writer, so no process ever waits on its lock. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -66,6 +67,28 @@ static int mp_connect(int port) {
     return -1;
   }
   return fd;
+}
+
+/* Is something listening on 127.0.0.1:port/tcp? Asked by trying to bind the port rather than
+ * by connecting, so that a person's consumer does not count one connection more than there are
+ * processes. Returns 1 when the port is taken, 0 when it is free (or cannot be told). */
+static int mp_port_taken(int port) {
+  struct sockaddr_in a;
+  int one = 1, taken = 0;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return 0;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)port);
+  /* SO_REUSEADDR: a connection of an earlier run in TIME_WAIT does not make the port look taken;
+   * a listening socket still does. */
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno == EADDRINUSE)
+    taken = 1;
+  close(fd);
+  return taken;
 }
 
 /* Send all of buf. Returns 0, or -1 with errno set. */
@@ -237,13 +260,52 @@ static int mp_exited(pid_t pid, int *status) {
   return r == pid || (r < 0 && errno == ECHILD);
 }
 
-/* Start the consumer: `consumer --tcp --db FILE --out FILE.csv --port P --quiet`, and wait
- * until its port accepts connections. Its CSV copy goes next to the database, not to an
- * out9.txt in the current directory that may be someone's. Returns its pid, or -1 with the
- * message printed. */
+/* Copy the consumer's log file at path to stderr, from the first line that starts with
+ * marker (NULL: all of it). Returns 1 when something was copied, else 0. */
+static int mp_consumer_log_copy(const char *path, const char *marker) {
+  char line[4096];
+  int copying = marker == NULL, copied = 0;
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  while (fgets(line, sizeof line, f)) {
+    if (!copying && strncmp(line, marker, strlen(marker)) == 0)
+      copying = 1;
+    if (copying) {
+      fputs(line, stderr);
+      copied = 1;
+    }
+  }
+  fclose(f);
+  fflush(stderr);
+  return copied;
+}
+
+/* Does the consumer's log file at path hold the line saying it listens on port? */
+static int mp_consumer_log_listening(const char *path, int port) {
+  char line[4096], needle[64];
+  int found = 0;
+  snprintf(needle, sizeof needle, "listening on 127.0.0.1:%d/tcp", port);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, needle) != NULL;
+  fclose(f);
+  return found;
+}
+
+/* Start the consumer: `consumer --tcp --db FILE --out FILE.csv --port P`, its stderr going to
+ * the log file log_path (truncated), and wait until that log says "listening on
+ * 127.0.0.1:P/tcp" (its database and CSV copy are open by then). A file, not a pipe: nobody
+ * has to keep draining it while the processes run, and a person can read it afterwards. The
+ * program never connects to find out, which the consumer would count as one more connection
+ * than there are processes. Its CSV copy goes next to the database, not to an out9.txt in the
+ * current directory that may be someone's. Returns its pid, or -1 with the message printed
+ * (and the consumer's own log copied to stderr). */
 #define MP_PORT_ATTEMPTS 5
 
-static pid_t mp_consumer_start(const mp_ctx *ctx) {
+static pid_t mp_consumer_start(const mp_ctx *ctx, const char *log_path) {
   char port[16];
   char out[4096];
   snprintf(port, sizeof port, "%d", ctx->port);
@@ -251,52 +313,55 @@ static pid_t mp_consumer_start(const mp_ctx *ctx) {
     fprintf(stderr, "multiple_processes: --db: path too long\n");
     return -1;
   }
-  char *const argv[] = {(char *)ctx->consumer,
-                        "--tcp",
-                        "--db",
-                        (char *)ctx->db,
-                        "--out",
-                        out,
-                        "--port",
-                        port,
-                        "--quiet",
-                        NULL};
+  char *const argv[] = {
+      (char *)ctx->consumer, "--tcp", "--db", (char *)ctx->db, "--out", out, "--port", port, NULL};
+  int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    fprintf(stderr, "multiple_processes: cannot create the consumer's log %s: %s\n", log_path,
+            strerror(errno));
+    return -1;
+  }
   pid_t pid = fork();
   if (pid < 0) {
     fprintf(stderr, "multiple_processes: cannot start the consumer: %s\n", strerror(errno));
+    close(log_fd);
     return -1;
   }
   if (pid == 0) {
+    /* dup2 leaves the new descriptor without O_CLOEXEC: the consumer keeps it as stderr. */
+    if (dup2(log_fd, STDERR_FILENO) < 0)
+      _exit(127);
     execv(ctx->consumer, argv);
     fprintf(stderr, "multiple_processes: cannot run the consumer %s: %s\n", ctx->consumer,
             strerror(errno));
     _exit(127);
   }
-  /* It is listening once a connection succeeds (--quiet hides its "listening on" line). */
+  close(log_fd);
   uint64_t deadline = clock_mono_us() + MP_LISTEN_WAIT_US;
   while (clock_mono_us() < deadline) {
     int status;
+    /* Read the log before asking whether it exited: a consumer that listened and then died
+     * still fails below, when the processes cannot connect. */
+    if (mp_consumer_log_listening(log_path, ctx->port))
+      return pid;
     if (mp_exited(pid, &status)) {
+      mp_consumer_log_copy(log_path, NULL);
       fprintf(stderr,
               "multiple_processes: the consumer %s exited (status %d) before listening "
-              "on 127.0.0.1:%d/tcp\n",
-              ctx->consumer, WIFEXITED(status) ? WEXITSTATUS(status) : -1, ctx->port);
+              "on 127.0.0.1:%d/tcp (its log: %s)\n",
+              ctx->consumer, WIFEXITED(status) ? WEXITSTATUS(status) : -1, ctx->port, log_path);
       return -1;
     }
-    int fd = mp_connect(ctx->port);
-    if (fd >= 0) {
-      close(fd);
-      return pid;
-    }
-    mp_sleep(0.05);
+    mp_sleep(0.02);
   }
-  fprintf(stderr,
-          "multiple_processes: the consumer did not listen on 127.0.0.1:%d/tcp within "
-          "%u s\n",
-          ctx->port, MP_LISTEN_WAIT_US / 1000000u);
   kill(pid, SIGKILL);
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
   }
+  mp_consumer_log_copy(log_path, NULL);
+  fprintf(stderr,
+          "multiple_processes: the consumer did not say it was listening on 127.0.0.1:%d/tcp "
+          "within %u s (its log: %s)\n",
+          ctx->port, MP_LISTEN_WAIT_US / 1000000u, log_path);
   return -1;
 }
 
@@ -340,6 +405,7 @@ static int mp_default_consumer(char *out, size_t len) {
 
 int mp_funnel_run(mp_ctx *ctx) {
   char consumer[PATH_MAX];
+  char log_path[PATH_MAX + 32];
   char failures[512];
   long ok = 0, failed = 0;
   long expected = (long)ctx->processes * ctx->records;
@@ -350,13 +416,8 @@ int mp_funnel_run(mp_ctx *ctx) {
    * is. Otherwise start one of our own on that port, or on a free one. */
   int running = 0;
   int port_is_ours = ctx->port == 0;
-  if (ctx->port != 0) {
-    int probe = mp_connect(ctx->port);
-    if (probe >= 0) {
-      running = 1;
-      close(probe);
-    }
-  }
+  if (ctx->port != 0)
+    running = mp_port_taken(ctx->port);
   if (!running) {
     if (!ctx->consumer) {
       if (mp_default_consumer(consumer, sizeof consumer) != 0) {
@@ -379,6 +440,10 @@ int mp_funnel_run(mp_ctx *ctx) {
       return 1;
     }
   }
+  if (snprintf(log_path, sizeof log_path, "%s.consumer.log", ctx->db) >= (int)sizeof log_path) {
+    fprintf(stderr, "multiple_processes: --db: path too long\n");
+    return 1;
+  }
   ctx->producer_ids = calloc((size_t)ctx->processes, sizeof *ctx->producer_ids);
   if (!ctx->producer_ids) {
     fprintf(stderr, "multiple_processes: out of memory\n");
@@ -396,14 +461,14 @@ int mp_funnel_run(mp_ctx *ctx) {
     mp_log("funnel: %d processes x %d records, task duration %g s; they stream to one consumer "
            "(%s on 127.0.0.1:%d/tcp), the only writer of %s",
            ctx->processes, ctx->records, ctx->task_duration, ctx->consumer, ctx->port, ctx->db);
-    cpid = mp_consumer_start(ctx);
+    cpid = mp_consumer_start(ctx, log_path);
     /* A port we picked can be taken by another program between our check and the consumer's
      * bind ("address already in use"): pick another and try again, a few times. */
     for (int attempt = 1; cpid < 0 && port_is_ours && attempt < MP_PORT_ATTEMPTS; attempt++) {
       if ((ctx->port = mp_free_port()) == 0)
         break;
       mp_log("trying the consumer on another free port, %d", ctx->port);
-      cpid = mp_consumer_start(ctx);
+      cpid = mp_consumer_start(ctx, log_path);
     }
     if (cpid < 0)
       goto done;
@@ -421,10 +486,14 @@ int mp_funnel_run(mp_ctx *ctx) {
   if (!running) {
     status = mp_consumer_stop(cpid);
     cpid = -1;
+    /* The consumer's own summary (what it received, the connections, the rows it committed)
+     * stays in front of the person, as when it wrote to this terminal. */
+    mp_consumer_log_copy(log_path, "consumer summary");
     if (status != 0)
-      fprintf(stderr, "multiple_processes: the consumer exited with status %d\n", status);
+      fprintf(stderr, "multiple_processes: the consumer exited with status %d (its log: %s)\n",
+              status, log_path);
     else
-      mp_log("consumer stopped");
+      mp_log("consumer stopped; its log: %s", log_path);
   }
 
   long inserted = mp_funnel_count(ctx, 0);

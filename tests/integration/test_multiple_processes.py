@@ -185,6 +185,43 @@ class MultipleProcessesTest(unittest.TestCase):
             consumer.wait(timeout=30)
         self.assertEqual(consumer.returncode, 0)
 
+    def test_funnel_consumer_counts_one_connection_per_process(self):
+        # The program learns that its consumer listens from the consumer's log, not by
+        # connecting to it, so the consumer's summary counts exactly the processes.
+        r = self.run_mp("--mode", "funnel", "--processes", "3", "--records", "1")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("tcp: 3 connections,", r.stderr)
+        self.assertIn("consumer summary", r.stderr)
+        log = self.db + ".consumer.log"
+        self.assertIn("its log: %s" % log, r.stdout)
+        with open(log) as f:
+            text = f.read()
+        self.assertRegex(text, r"listening on 127\.0\.0\.1:\d+/tcp")
+        self.assertEqual(text.count(" connected\n"), 3, text)
+        self.assertIn("tcp: 3 connections,", text)
+
+    def test_funnel_does_not_connect_to_a_running_consumer_to_find_it(self):
+        port = free_tcp_port()
+        log = os.path.join(self.dir, "consumer.log")
+        with open(log, "w") as err:
+            consumer = subprocess.Popen([os.path.join(BIN, "consumer"), "--tcp", "--port",
+                                         str(port), "--db", self.db], cwd=self.dir, stderr=err)
+        try:
+            deadline = time.monotonic() + 10
+            while "listening on 127.0.0.1:%d/tcp" % port not in open(log).read():
+                self.assertLess(time.monotonic(), deadline, open(log).read())
+                self.assertIsNone(consumer.poll(), open(log).read())
+                time.sleep(0.02)
+            r = self.run_mp("--mode", "funnel", "--port", str(port), "--processes", "2",
+                            "--records", "1")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("already listening on 127.0.0.1:%d/tcp" % port, r.stdout)
+        finally:
+            consumer.terminate()
+            consumer.wait(timeout=30)
+        self.assertEqual(consumer.returncode, 0)
+        self.assertIn("tcp: 2 connections,", open(log).read())
+
     def test_funnel_retries_another_port_when_its_consumer_cannot_bind(self):
         # A consumer that fails the first time, as one does when another program took the
         # port picked for it between the check and the bind.
