@@ -359,7 +359,7 @@ static void outfile_log_side(const outfile *o, const sink_stream *st, const out_
 }
 
 /* Find or make the target for a stream. */
-static int outfile_target_for(outfile *o, sink_stream *st, out_target **out) {
+static int outfile_target_for(outfile *o, const sink_stream *st, out_target **out) {
   out_target *t;
   int rc;
   for (t = o->targets; t != NULL; t = t->next) {
@@ -384,12 +384,58 @@ static int outfile_target_for(outfile *o, sink_stream *st, out_target **out) {
   return rc;
 }
 
+/* The header a stream without one (producer --no-header) is written with: column_1 ..
+ * column_n, the names the SQLite sink gives such columns, so that no CSV reader takes the
+ * first record for the header. *fields and *data are owned by the caller (freed with free).
+ * Returns 0 or CS_ENOMEM. */
+static int synthetic_header(size_t n, cs_field **fields, char **data) {
+  size_t i, off = 0, size = n * 28 + 1; /* "column_" + up to 20 digits each */
+  *fields = calloc(n, sizeof(cs_field));
+  *data = malloc(size);
+  if (*fields == NULL || *data == NULL) {
+    free(*fields);
+    free(*data);
+    *fields = NULL;
+    *data = NULL;
+    return CS_ENOMEM;
+  }
+  for (i = 0; i < n; i++) {
+    int len = snprintf(*data + off, size - off, "column_%zu", i + 1);
+    (*fields)[i].data = *data + off;
+    (*fields)[i].len = (size_t)len;
+    off += (size_t)len;
+  }
+  return 0;
+}
+
+/* The target for a stream's first record: a stream without a header is routed by its
+ * synthetic header (column_1 .. column_N, N the fields of this first record), like any other
+ * header. */
+static int outfile_target_first(outfile *o, const sink_record *r, out_target **out) {
+  sink_stream view;
+  cs_field *cols = NULL;
+  char *data = NULL;
+  int rc;
+  if (r->stream->ncolumns > 0 || r->nfields == 0)
+    return outfile_target_for(o, r->stream, out);
+  rc = synthetic_header(r->nfields, &cols, &data);
+  if (rc != 0)
+    return rc;
+  view = *r->stream;
+  view.columns = cols;
+  view.ncolumns = r->nfields;
+  rc = outfile_target_for(o, &view, out);
+  free(cols);
+  free(data);
+  return rc;
+}
+
 /* Queue one record; see outfile.h. */
 int outfile_add(outfile *o, const sink_record *r) {
   out_target *t = r->stream->file_state;
   int rc;
   if (t == NULL) {
-    rc = outfile_target_for(o, r->stream, &t);
+    rc = outfile_target_first(o, r, &t);
     if (rc == -EMFILE || rc == CS_EIO) {
       /* No file for this stream: its records are counted and dropped from now on, said once;
        * everybody else's go on. */

@@ -25,8 +25,10 @@ int outfile_open(outfile **out, const char *path, char *err, size_t errlen);
 /* Queue one record (copied, as CSV) for the file of its stream. The first record of a stream
  * picks that file: the main file if its header matches the stream's (or the main file is still
  * empty), otherwise BASE.STREAM.EXT next to it (BASE.STREAM-2.EXT, ... if that one holds
- * another header). Each stream that goes to a side file, the one that opened it or a later
- * one with the same header, is logged once with the file's name. Sets r->stream->file_state.
+ * another header). A stream without a header (producer --no-header) is routed, and its file
+ * headed, by the synthetic header column_1 .. column_N, N the fields of its first record: the
+ * names its SQLite table has. Each stream that goes to a side file, the one that opened it or a
+ * later one with the same header, is logged once with the file's name. Sets r->stream->file_state.
  * Nothing reaches the disk before outfile_flush. Returns 0, CS_ENOMEM, or -EMFILE: the stream
  * needed a side file and none can be had (OUTFILE_MAX_SIDE_OPEN are open, or opening failed); that
  * is logged once per stream, and this and every later record of the stream is counted in

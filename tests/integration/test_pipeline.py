@@ -107,6 +107,43 @@ class PipelineTest(harness.IntegrationCase):
                 self.assertEqual(len(outs), 1, "%s: output files %r" % (sample, outs))
                 self.assertRowsEqual(expected, harness.read_csv(outs[0]), sample)
 
+    def test_no_header_streams_get_column_n_headers_read_back_by_csv(self):
+        """--no-header: every file gets column_1..column_N (as the SQLite table), so that the
+        csv module reads each record back as a record, none taken for the header."""
+        cons = self.consumer("--db", "out.db")
+        raw = self.path("raw.csv")
+        raw2 = self.path("raw2.csv")
+        main_src = self.path("main.csv")
+        raw_rows = [["r%d" % i, "x, \"%d\"" % i] for i in range(1, 6)]
+        raw2_rows = [["s%d" % i, "line\n%d" % i] for i in range(1, 4)]
+        harness.write_csv(raw, raw_rows)
+        harness.write_csv(raw2, raw2_rows)
+        harness.simple_csv(main_src, 3)
+        # The first stream is headerless: it heads out9.txt.
+        self.assertExit(self.run_producer(raw, cons.port, "tcp",
+                                          ["--interval", "0", "--no-header"]), 0, "producer")
+        harness.wait_for_rows(cons.out_path(), 6, 10)
+        with open(cons.out_path(), newline="", encoding="utf-8") as f:
+            got = list(csv.DictReader(f))
+        self.assertEqual([[r["column_1"], r["column_2"]] for r in got], raw_rows)
+        # A stream with a header then gets a side file, and headerless streams of the same
+        # width keep sharing out9.txt, whatever their name or protocol.
+        self.assertExit(self.run_producer(main_src, cons.port, "tcp", ["--interval", "0"]), 0,
+                        "producer")
+        self.assertExit(self.run_producer(raw2, cons.port, "udp",
+                                          ["--interval", "0", "--no-header"]), 0, "producer")
+        harness.wait_for_rows(cons.out_path(), 9, 10)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.check_out9(cons.out_path(), ["column_1", "column_2"], raw_rows + raw2_rows,
+                        "headerless")
+        self.assertEqual(harness.read_csv(cons.out_path("out9.main.txt"))[0],
+                         ["id", "name", "value"], res.describe())
+        # The same names as the database's columns.
+        for table in ("raw", "raw2"):
+            cols, _ = harness.db_stream_rows(self.path("out.db"), table)
+            self.assertEqual(cols, ["column_1", "column_2"], table)
+
 
 if __name__ == "__main__":
     harness.main()

@@ -404,17 +404,52 @@ static void test_side_name_taken_by_other_header_gets_a_number(void **state) {
   assert_file(side2, "Year,Month,TempF\r\n1,2,3\r\n");
 }
 
-static void test_headerless_stream_writes_no_header(void **state) {
+/* A --no-header stream's file starts with column_1..column_N (N: its first record's fields),
+ * so that a CSV reader does not take the first record for the header. */
+static void test_headerless_stream_gets_a_synthetic_header(void **state) {
   fixture *f = *state;
   outfile *o;
   sink_stream st;
   char err[256];
   const char *r1[] = {"1", "x,y"};
+  const char *r2[] = {"2", "z", "long row"};
   assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
   stream_make(&st, NULL, "raw", NULL, 0);
   assert_int_equal(add(o, &st, 1, r1, 2), 0);
+  assert_int_equal(add(o, &st, 2, r2, 3), 0); /* a ragged row is written as it came */
   assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
-  assert_file(f->main_path, "1,\"x,y\"\r\n");
+  assert_file(f->main_path, "column_1,column_2\r\n1,\"x,y\"\r\n2,z,long row\r\n");
+}
+
+/* Headerless streams are routed by their synthetic header like any other: a side file when the
+ * main file has another header, shared by headerless streams of the same width, and a file of
+ * its own for another width. */
+static void test_headerless_streams_are_routed_by_their_width(void **state) {
+  fixture *f = *state;
+  outfile *o;
+  sink_stream main_st, a, b, c;
+  cs_field cm[3];
+  char err[256], side[192], side3[192];
+  const char *r0[] = {"2026", "11", "61.0"};
+  const char *r1[] = {"a1", "a2"};
+  const char *r2[] = {"b1", "b2"};
+  const char *r3[] = {"c1", "c2", "c3"};
+  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  stream_make(&main_st, cm, "temps", temps_hdr, 3);
+  stream_make(&a, NULL, "raw", NULL, 0);
+  stream_make(&b, NULL, "other", NULL, 0);
+  stream_make(&c, NULL, "wide", NULL, 0);
+  b.producer_id = 0x5678;
+  assert_int_equal(add(o, &main_st, 1, r0, 3), 0);
+  assert_int_equal(add(o, &a, 1, r1, 2), 0);
+  assert_int_equal(add(o, &b, 1, r2, 2), 0);
+  assert_int_equal(add(o, &c, 1, r3, 3), 0);
+  assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
+  snprintf(side, sizeof(side), "%s/out9.raw.txt", f->dir);
+  snprintf(side3, sizeof(side3), "%s/out9.wide.txt", f->dir);
+  assert_file(f->main_path, "Year,Month,TempF\r\n2026,11,61.0\r\n");
+  assert_file(side, "column_1,column_2\r\na1,a2\r\nb1,b2\r\n");
+  assert_file(side3, "column_1,column_2,column_3\r\nc1,c2,c3\r\n");
 }
 
 static void test_unwritable_path_is_named(void **state) {
@@ -454,7 +489,10 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_side_name_taken_by_other_header_gets_a_number, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_headerless_stream_writes_no_header, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_headerless_stream_gets_a_synthetic_header, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_headerless_streams_are_routed_by_their_width, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_unwritable_path_is_named, setup, teardown),
   };
   log_init("test_outfile", LOG_WARN);
