@@ -1032,17 +1032,41 @@ static void drain_wait(consumer *c, uint64_t delay_ms) {
   uv_timer_stop(&c->db_timer);
 }
 
+/* At exit, for rows that will not be committed: save them with their metadata to
+ * DB.uncommitted.csv next to the database (in out9.txt they cannot be told apart from the
+ * committed ones) and log one error saying why (reason) and where they are. */
+static void drain_db_give_up(consumer *c, const char *reason) {
+  char path[4096], err[512];
+  size_t n = store_pending(c->db), saved = 0;
+  if (n == 0)
+    return;
+  if ((size_t)snprintf(path, sizeof path, "%s.uncommitted.csv", c->opt.db_path) >= sizeof path) {
+    log_error("database %s: %zu rows not committed (%s); they are in %s (the path is too long "
+              "to save them next to the database)",
+              c->opt.db_path, n, reason, outfile_path(c->out));
+    return;
+  }
+  if (store_save_pending(c->db, path, &saved, err, sizeof err) != 0) {
+    log_error("database %s: %zu rows not committed (%s); they are in %s, but could not be "
+              "saved apart: %s",
+              c->opt.db_path, n, reason, outfile_path(c->out), err);
+    return;
+  }
+  log_error("database %s: %zu rows not committed: saved to %s (%s; they are in %s too)",
+            c->opt.db_path, n, path, reason, outfile_path(c->out));
+}
+
 /* At exit: commit every queued row, retrying a locked database for up to 10 s (a second
- * SIGINT/SIGTERM ends the wait). Returns 0, or 1 if rows were left uncommitted (logged). */
+ * SIGINT/SIGTERM ends the wait). Returns 0, or 1 if rows were left uncommitted (logged, and
+ * saved by drain_db_give_up). */
 static int drain_db(consumer *c) {
   uint64_t deadline = clock_mono_us() + DB_DRAIN_TIMEOUT_US, backoff_ms = DB_BACKOFF_FIRST_MS;
   int warned = 0, rc;
+  char reason[640];
   if (c->db == NULL)
     return 0;
   if (c->db_failed) {
-    if (store_pending(c->db) > 0)
-      log_error("database %s: %zu rows not committed (see the error above)", c->opt.db_path,
-                store_pending(c->db));
+    drain_db_give_up(c, "see the error above");
     return 1;
   }
   while (store_pending(c->db) > 0) {
@@ -1055,7 +1079,8 @@ static int drain_db(consumer *c) {
       continue;
     }
     if (rc != CS_EBUSY) {
-      log_error("%s; %zu rows not committed", store_error(c->db), store_pending(c->db));
+      snprintf(reason, sizeof reason, "%s", store_error(c->db));
+      drain_db_give_up(c, reason);
       return 1;
     }
     c->busy_retries++;
@@ -1064,9 +1089,7 @@ static int drain_db(consumer *c) {
       c->committed_at_busy = store_committed(c->db);
     }
     if (c->stop_waiting) {
-      log_error("database %s: %zu rows not committed: locked by another process, and the wait "
-                "was stopped (they are in %s)",
-                c->opt.db_path, store_pending(c->db), outfile_path(c->out));
+      drain_db_give_up(c, "locked by another process, and the wait was stopped");
       return 1;
     }
     if (!warned) {
@@ -1078,10 +1101,9 @@ static int drain_db(consumer *c) {
                outfile_path(c->out));
     }
     if (clock_mono_us() >= deadline) {
-      log_error("database %s: %zu rows not committed: still locked by another process after "
-                "%d s (they are in %s)",
-                c->opt.db_path, store_pending(c->db), DB_DRAIN_TIMEOUT_US / 1000000,
-                outfile_path(c->out));
+      snprintf(reason, sizeof reason, "still locked by another process after %d s",
+               DB_DRAIN_TIMEOUT_US / 1000000);
+      drain_db_give_up(c, reason);
       return 1;
     }
     drain_wait(c, backoff_ms);

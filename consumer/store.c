@@ -2,12 +2,17 @@
  * and committed in short BEGIN IMMEDIATE batches that never wait long on another's lock. */
 #include "store.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "buf.h"
+#include "csvout.h"
 #include "error.h"
 #include "log.h"
 
@@ -822,6 +827,104 @@ uint64_t store_committed(const store *s) {
 
 const char *store_error(const store *s) {
   return s->err;
+}
+
+/* Write len bytes to fp. Returns 0, or -1 with errno set. */
+static int store_write_all(FILE *fp, const char *data, size_t len) {
+  if (len > 0 && fwrite(data, 1, len, fp) != len)
+    return -1;
+  return 0;
+}
+
+/* Append the queued rows to a CSV file; see store.h. */
+int store_save_pending(const store *s, const char *path, size_t *saved, char *err, size_t errlen) {
+  static const char *const meta[] = {"table",    "_producer",    "_protocol", "_seq",
+                                     "_sent_us", "_received_us", "_peer"};
+  const size_t nmeta = sizeof meta / sizeof meta[0];
+  FILE *fp = NULL;
+  cs_field *fields = NULL;
+  size_t cap = 0, n = 0;
+  cs_buf line;
+  struct stat sb;
+  int rc = CS_EIO;
+
+  cs_buf_init(&line);
+  if (saved)
+    *saved = 0;
+  /* "a+": every write appends, and the last byte can be read to see if the line ended. */
+  fp = fopen(path, "a+b");
+  if (!fp || fstat(fileno(fp), &sb) != 0)
+    goto ioerr;
+  if (sb.st_size == 0) {
+    cs_field hdr[sizeof meta / sizeof meta[0]];
+    for (size_t i = 0; i < nmeta; i++) {
+      hdr[i].data = meta[i];
+      hdr[i].len = strlen(meta[i]);
+    }
+    if (csvout_record(&line, hdr, nmeta) != 0)
+      goto nomem;
+  } else {
+    int last;
+    if (fseek(fp, -1, SEEK_END) != 0 || (last = fgetc(fp)) == EOF)
+      goto ioerr;
+    /* An earlier save cut off mid-line: start on a new line rather than glue onto it. */
+    if (last != '\n' && cs_buf_append(&line, "\r\n", 2) != 0)
+      goto nomem;
+  }
+  for (const store_row *row = s->head; row; row = row->next, n++) {
+    char pid[17], seq[24], sent[24], recv[24];
+    const char *table = row->table->name ? row->table->name : row->table->stream_name;
+    if (cap < nmeta + row->nfields) {
+      cs_field *f2 = realloc(fields, (nmeta + row->nfields) * sizeof *f2);
+      if (!f2)
+        goto nomem;
+      fields = f2;
+      cap = nmeta + row->nfields;
+    }
+    snprintf(pid, sizeof pid, "%016" PRIx64, row->stream->producer_id);
+    snprintf(seq, sizeof seq, "%" PRIu64, row->seq);
+    snprintf(sent, sizeof sent, "%" PRIu64, row->sent_us);
+    snprintf(recv, sizeof recv, "%" PRIu64, row->received_us);
+    const char *vals[] = {table, pid, row->stream->protocol, seq, sent, recv, row->stream->peer};
+    for (size_t i = 0; i < nmeta; i++) {
+      fields[i].data = vals[i];
+      fields[i].len = strlen(vals[i]);
+    }
+    for (size_t i = 0; i < row->nfields; i++)
+      fields[nmeta + i] = row->fields[i];
+    if (csvout_record(&line, fields, nmeta + row->nfields) != 0)
+      goto nomem;
+    /* Written a block at a time, so memory stays bounded by one block plus a row. */
+    if (line.len >= 1u << 20) {
+      if (store_write_all(fp, line.data, line.len) != 0)
+        goto ioerr;
+      cs_buf_reset(&line);
+    }
+  }
+  if (store_write_all(fp, line.data, line.len) != 0 || fflush(fp) != 0 || fsync(fileno(fp)) != 0)
+    goto ioerr;
+  rc = fclose(fp);
+  fp = NULL;
+  if (rc != 0)
+    goto ioerr;
+  if (saved)
+    *saved = n;
+  rc = 0;
+  goto done;
+nomem:
+  snprintf(err, errlen, "%s: out of memory", path);
+  rc = CS_ENOMEM;
+  goto done;
+ioerr:
+  snprintf(err, errlen, "%s: %s (check the directory is writable and has space)", path,
+           strerror(errno));
+  rc = CS_EIO;
+done:
+  if (fp)
+    fclose(fp);
+  free(fields);
+  cs_buf_free(&line);
+  return rc;
 }
 
 const char *store_table_name(const sink_stream *st) {

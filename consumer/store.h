@@ -35,6 +35,16 @@ size_t store_pending_bytes(const store *s); /* memory those rows hold */
 uint64_t store_committed(const store *s);   /* rows committed since open */
 const char *store_error(const store *s);
 
+/* Append every row still queued (not committed) to the CSV file at path, created if missing:
+ * RFC 4180 (csvout_record), one line per row with the columns table, _producer, _protocol,
+ * _seq, _sent_us, _received_us, _peer, then the row's values (as many as it has), and a header
+ * line of those seven names when the file is new or empty. table is the row's table, or the
+ * stream's name when no batch of it was ever committed (its table was not named yet). For the
+ * rows a stopping consumer could not commit: the queue is left as it is. Returns 0, or CS_EIO
+ * or CS_ENOMEM with a message naming the file in err; *saved (may be NULL) gets the rows
+ * written. */
+int store_save_pending(const store *s, const char *path, size_t *saved, char *err, size_t errlen);
+
 /* Table name used for a stream (NULL until a store_flush has written its first row), for logs
  * and tests. */
 const char *store_table_name(const sink_stream *st);

@@ -156,6 +156,78 @@ class DbLockTest(harness.IntegrationCase):
         out_rows = len(harness.read_csv(cons.out_path())) - 1
         self.assertEqual(out_rows, res.stats["db"]["committed"] + pending, res.describe())
 
+    def test_rows_not_committed_are_saved_next_to_the_database(self):
+        n = 100000  # far more than the test lets it send at 500 records/s
+        src = self.path("save.csv")
+        rows = harness.simple_csv(src, n)
+        db = self.path("save.db")
+        saved_path = db + ".uncommitted.csv"
+        cons = self.consumer("--tcp", "--db", db, protocols=("tcp",))
+        self.start_producer(src, cons.port, "tcp", ["--rate", "500", "--quiet"])
+        self.assertTrue(harness.wait_until(lambda: rows_in(db) > 50, 10),
+                        "no rows committed after 10 s\n" + cons.proc.stderr())
+        con = sqlite3.connect(db, isolation_level=None, timeout=2.0)
+        try:
+            con.execute("BEGIN IMMEDIATE")  # held past the consumer's whole wait
+            time.sleep(0.5)
+            cons.proc.popen.send_signal(signal.SIGINT)
+            self.assertTrue(harness.wait_until(
+                lambda: "Ctrl-C again to stop waiting" in cons.proc.stderr(), 5),
+                cons.proc.stderr())
+            cons.proc.popen.send_signal(signal.SIGINT)
+            rc = cons.proc.wait(8)
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        res = harness.Result(rc, cons.proc.stderr(), harness.load_json(cons.stats_path),
+                             time.monotonic() - cons.proc.started, cons.argv)
+        self.assertExit(res, 1, "consumer stopped while rows were not committed")
+        pending = res.stats["db"]["pending"]
+        self.assertGreater(pending, 0, res.describe())
+        self.assertIn("%d rows not committed: saved to %s" % (pending, saved_path), res.stderr,
+                      res.describe())
+        # The rows missing from the database: in out9.txt, not in the table.
+        table = harness.db_tables(db)[0]
+        in_db = set(r[0] for r in harness.db_query(db, "SELECT _seq FROM %s"
+                                                   % harness.quote_ident(table)))
+        out = harness.read_csv(cons.out_path())[1:]
+        missing = [r for r in out if int(r[0]) not in in_db]
+        self.assertEqual(len(missing), pending, res.describe())
+        saved = harness.read_csv(saved_path)
+        self.assertEqual(saved[0], ["table", "_producer", "_protocol", "_seq", "_sent_us",
+                                    "_received_us", "_peer"])
+        self.assertRowsEqual(missing, [r[7:] for r in saved[1:]], saved_path + " values")
+        entry = harness.stream_entries(res.stats, "tcp")[0]
+        for r in saved[1:]:
+            self.assertEqual(r[:3], [table, entry["producer_id"], "tcp"], r)
+            self.assertEqual(r[6], entry["peer"], r)
+            self.assertEqual(rows[int(r[3]) - 1], r[7:], "_seq %s names its record" % r[3])
+            self.assertLessEqual(int(r[4]), int(r[5]), "sent before received: %r" % r)
+        # A later run that saves again appends: one header, the earlier rows kept.
+        before = len(saved)
+        cons2 = self.consumer("--tcp", "--db", db, protocols=("tcp",), name="consumer2")
+        self.start_producer(src, cons2.port, "tcp", ["--rate", "500", "--quiet"])
+        self.assertTrue(harness.wait_until(
+            lambda: harness.count_lines(cons2.out_path()) > len(out) + 100, 10),
+            cons2.proc.stderr())
+        con = sqlite3.connect(db, isolation_level=None, timeout=2.0)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            time.sleep(0.5)
+            cons2.proc.popen.send_signal(signal.SIGINT)
+            self.assertTrue(harness.wait_until(
+                lambda: "Ctrl-C again to stop waiting" in cons2.proc.stderr(), 5),
+                cons2.proc.stderr())
+            cons2.proc.popen.send_signal(signal.SIGINT)
+            self.assertEqual(cons2.proc.wait(8), 1, cons2.proc.stderr())
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        again = harness.read_csv(saved_path)
+        self.assertEqual(again[:before], saved, "the first run's rows are kept")
+        self.assertGreater(len(again), before, cons2.proc.stderr())
+        self.assertNotIn(saved[0], again[1:], "one header line")
+
 
 if __name__ == "__main__":
     harness.main()

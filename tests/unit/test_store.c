@@ -604,6 +604,73 @@ static void test_too_wide_record_refused_alone(void **state) {
   sqlite3_close(db);
 }
 
+/* The whole file as a NUL-terminated string. Caller frees. */
+static char *slurp(const char *path) {
+  FILE *fp = fopen(path, "rb");
+  assert_non_null(fp);
+  assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+  long n = ftell(fp);
+  assert_true(n >= 0);
+  assert_int_equal(fseek(fp, 0, SEEK_SET), 0);
+  char *text = calloc(1, (size_t)n + 1);
+  assert_non_null(text);
+  assert_int_equal(fread(text, 1, (size_t)n, fp), (size_t)n);
+  fclose(fp);
+  return text;
+}
+
+/* store_save_pending writes the rows not committed, with their metadata and table (or the
+ * stream's name before its table is named), as RFC 4180; a second save appends without a
+ * second header; the queue stays as it was. */
+static void test_save_pending_writes_rows_and_appends(void **state) {
+  fixture *f = *state;
+  store *s = NULL;
+  char err[256], csv[160];
+  const char *h1[] = {"Year", "TempF"}, *h2[] = {"when"};
+  cs_field c1[2], c2[1];
+  fields_from(c1, h1, 2);
+  fields_from(c2, h2, 1);
+  sink_stream a = make_stream("temps", 0xaa, c1, 2);
+  sink_stream b = make_stream("temps", 0xbb, c2, 1);
+  sink_stream fresh = make_stream("fresh", 0xcc, NULL, 0);
+  b.protocol = "udp";
+  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  const char *v1[] = {"2026", "60"}, *v2[] = {"2026", "61,5\nx"}, *w[] = {"noon"},
+             *w2[] = {"a", "b"}, *x[] = {"v"};
+  add_values(s, &a, 1, v1, 2);
+  add_values(s, &b, 1, w, 1);
+  flush_all(s); /* tables temps and temps_2 are named */
+  add_values(s, &a, 2, v2, 2);
+  add_values(s, &b, 3, w2, 2); /* a long row: every value */
+  add_values(s, &fresh, 1, x, 1);
+  snprintf(csv, sizeof csv, "%s.uncommitted.csv", f->path);
+  size_t saved = 0;
+  assert_int_equal(store_save_pending(s, csv, &saved, err, sizeof err), 0);
+  assert_int_equal(saved, 3);
+  assert_int_equal(store_pending(s), 3);
+  const char *rows = "temps,00000000000000aa,tcp,2,1002,2002,127.0.0.1:40000,2026,\"61,5\nx\"\r\n"
+                     "temps_2,00000000000000bb,udp,3,1003,2003,127.0.0.1:40000,a,b\r\n"
+                     "fresh,00000000000000cc,tcp,1,1001,2001,127.0.0.1:40000,v\r\n";
+  const char *hdr = "table,_producer,_protocol,_seq,_sent_us,_received_us,_peer\r\n";
+  char want[1024];
+  snprintf(want, sizeof want, "%s%s", hdr, rows);
+  char *got = slurp(csv);
+  assert_string_equal(got, want);
+  free(got);
+  assert_int_equal(store_save_pending(s, csv, NULL, err, sizeof err), 0);
+  snprintf(want, sizeof want, "%s%s%s", hdr, rows, rows);
+  got = slurp(csv);
+  assert_string_equal(got, want);
+  free(got);
+  unlink(csv);
+  /* A file that cannot be written is named in the message. */
+  snprintf(csv, sizeof csv, "%s/no/such/dir.csv", f->dir);
+  assert_int_not_equal(store_save_pending(s, csv, NULL, err, sizeof err), 0);
+  assert_non_null(strstr(err, csv));
+  flush_all(s);
+  assert_int_equal(store_close(s), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_bad_path_names_file),
@@ -638,6 +705,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reserved_stream_name_prefixed, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_queue_bound_refuses_with_enomem, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_save_pending_writes_rows_and_appends, fixture_setup,
                                       fixture_teardown),
   };
   log_init("test_store", LOG_WARN); /* the sink's INFO lines (tables created) are not tested here */
