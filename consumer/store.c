@@ -39,6 +39,9 @@ typedef struct store_table {
   char *stream_name; /* stream name it serves, owned */
   char stream_label[LOG_ESCAPE_BUF]; /* the two names as log lines and errors show them */
   char name_label[LOG_ESCAPE_BUF];
+  /* Why the table is not named after the stream ("" if it is): said in the one line that
+   * maps the stream to its table. */
+  char route_note[LOG_ESCAPE_BUF + 64];
   size_t nheader;    /* header columns (0 without a header) */
   cs_field *header;  /* copy of the raw header, for matching later streams */
   char *header_data; /* bytes the header copy points into */
@@ -402,19 +405,20 @@ static int store_table_choose_name(store *s, store_table *t) {
       if (rc)
         goto done;
       log_escape(t->name_label, sizeof t->name_label, t->name, strlen(t->name));
-      /* Say once, when it is decided, where a stream's rows go if not to its own name. */
+      /* Where a stream's rows go is said once: here for a table of the file, else when the
+       * batch that creates the table commits (store_flush), with why it is not named after
+       * the stream, if it is not. */
       if (why != 0) {
         char base_label[LOG_ESCAPE_BUF];
-        log_info("stream '%s' (header differs from table '%s'%s) goes to table '%s'",
-                 t->stream_label, log_escape(base_label, sizeof base_label, base, strlen(base)),
-                 why == 2 ? " in the database" : "", t->name_label);
+        snprintf(t->route_note, sizeof t->route_note, "header differs from table '%s'%s",
+                 log_escape(base_label, sizeof base_label, base, strlen(base)),
+                 why == 2 ? " in the database" : "");
       } else if (prefixed != NULL) {
-        log_info("stream '%s' (names starting with sqlite_ are SQLite's) goes to table '%s'",
-                 t->stream_label, t->name_label);
+        snprintf(t->route_note, sizeof t->route_note, "names starting with sqlite_ are SQLite's");
       }
       if (state == 1)
-        log_info("stream '%s' -> existing table '%s' in %s (appending)", t->stream_label,
-                 t->name_label, s->path);
+        log_info("stream '%s' -> existing table '%s' in %s (appending%s%s)", t->stream_label,
+                 t->name_label, s->path, t->route_note[0] ? "; " : "", t->route_note);
       goto done;
     }
     sqlite3_free(cand);
@@ -782,7 +786,8 @@ int store_flush(store *s) {
 
   for (store_table *t = s->tables; t; t = t->next) {
     if (t->created_tx && !t->created)
-      log_info("stream '%s' -> table '%s' in %s", t->stream_label, t->name_label, s->path);
+      log_info("stream '%s' -> table '%s' in %s%s%s%s", t->stream_label, t->name_label, s->path,
+               t->route_note[0] ? " (" : "", t->route_note, t->route_note[0] ? ")" : "");
     t->created = t->created_tx;
     t->ncols_db = t->ncols_tx;
   }

@@ -138,11 +138,13 @@ class ManyProducersTest(harness.IntegrationCase):
         self.assertRegex(res.stderr, r"(?m)out9\.txt: 30 records written$", res.describe())
         self.assertRegex(res.stderr, r"(?m)out9\.same\.txt: 12 records written$", res.describe())
         self.assertIn("stream 'same' -> table 'same' in same.db", res.stderr, res.describe())
-        self.assertIn("stream 'same' (header differs from table 'same') goes to table 'same_2'",
-                      res.stderr, res.describe())
+        self.assertIn("stream 'same' -> table 'same_2' in same.db (header differs from table "
+                      "'same')", res.stderr, res.describe())
         self.assertIn("stream 'same' -> table 'same_2' in same.db", res.stderr, res.describe())
         self.assertEqual(len([l for l in res.stderr.splitlines() if "-> table 'same' in" in l]),
                          1, "the table's creation is logged once\n" + res.describe())
+        self.assertEqual(len([l for l in res.stderr.splitlines() if "table 'same_2'" in l]),
+                         1, "the stream's table is named in one line\n" + res.describe())
 
     def test_every_stream_in_a_side_file_is_logged_and_named_in_stats_json(self):
         cons = self.consumer()
