@@ -69,11 +69,17 @@ void report_live(consumer *c) {
 /* One row of the table. */
 static void summary_row(FILE *out, const char *proto, const char *stream, const char *producer,
                         const stats_counts *t) {
+  char rate[32];
+  /* "-" when the records span too short a time for a rate to mean anything (stats.h). */
+  if (stats_counts_rate_known(t))
+    snprintf(rate, sizeof rate, "%.1f", stats_counts_rate(t));
+  else
+    snprintf(rate, sizeof rate, "-");
   fprintf(out,
           "%-5s %-20.20s %-16s %9" PRIu64 " %7" PRIu64 " %6" PRIu64 " %7" PRIu64 " %11" PRIu64
-          " %9.1f %8.2f %8.2f %8.2f %9.3f\n",
+          " %9s %8.2f %8.2f %8.2f %9.3f\n",
           proto, stream, producer, t->received, t->lost, t->duplicates, t->reordered, t->bytes,
-          stats_counts_rate(t), (double)stats_hist_percentile(&t->latency, 50.0) / 1000.0,
+          rate, (double)stats_hist_percentile(&t->latency, 50.0) / 1000.0,
           (double)stats_hist_percentile(&t->latency, 99.0) / 1000.0,
           (double)t->latency.max / 1000.0, t->jitter_us / 1000.0);
 }

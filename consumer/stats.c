@@ -281,6 +281,12 @@ double stats_counts_rate(const stats_counts *c) {
   return (double)(c->received - 1) * 1e6 / (double)(c->last_us - c->first_us);
 }
 
+/* Is the span long enough for a rate? See stats.h. */
+int stats_counts_rate_known(const stats_counts *c) {
+  return c->received >= 2 && c->last_us >= c->first_us &&
+         c->last_us - c->first_us >= STATS_RATE_MIN_SPAN_US;
+}
+
 /* Write the shared members of a counts object into the JSON object open in j. */
 void stats_counts_json(json_out *j, const stats_counts *c) {
   json_uint(j, "received", c->received);
@@ -288,7 +294,10 @@ void stats_counts_json(json_out *j, const stats_counts *c) {
   json_uint(j, "duplicates", c->duplicates);
   json_uint(j, "reordered", c->reordered);
   json_uint(j, "bytes", c->bytes);
-  json_double(j, "records_per_s", stats_counts_rate(c));
+  if (stats_counts_rate_known(c))
+    json_double(j, "records_per_s", stats_counts_rate(c));
+  else
+    json_string(j, "records_per_s", NULL); /* null: too short a span to mean anything */
   json_object_begin(j, "latency_us");
   json_uint(j, "p50", stats_hist_percentile(&c->latency, 50.0));
   json_uint(j, "p99", stats_hist_percentile(&c->latency, 99.0));

@@ -75,8 +75,17 @@ void stats_counts_add(stats_counts *total, const stats_counts *stream);
 /* Records per second between the first and the last arrival (0 if fewer than two). */
 double stats_counts_rate(const stats_counts *c);
 
-/* Members "received", "lost", "duplicates", "reordered", "bytes", "records_per_s",
- * "latency_us": {"p50", "p99", "max"}, "jitter_us" inside the object that is open in j. */
+/* Shortest span of arrivals, first to last, whose rate is reported: a burst that arrives in
+ * one read (all records with the same arrival time) or within a fraction of a millisecond
+ * would show 0 or a rate of tens of thousands a second that says nothing about the stream. */
+#define STATS_RATE_MIN_SPAN_US 10000
+/* 1 if the arrivals span at least STATS_RATE_MIN_SPAN_US, so that stats_counts_rate means
+ * something; else the reports show no rate (JSON null, "-" in the summary). */
+int stats_counts_rate_known(const stats_counts *c);
+
+/* Members "received", "lost", "duplicates", "reordered", "bytes", "records_per_s" (null when
+ * !stats_counts_rate_known), "latency_us": {"p50", "p99", "max"}, "jitter_us" inside the
+ * object that is open in j. */
 void stats_counts_json(json_out *j, const stats_counts *c);
 
 /* Datagrams the kernel dropped for the UDP socket fd because its receive buffer was full

@@ -144,6 +144,33 @@ class PipelineTest(harness.IntegrationCase):
             cols, _ = harness.db_stream_rows(self.path("out.db"), table)
             self.assertEqual(cols, ["column_1", "column_2"], table)
 
+    def test_rate_is_reported_only_over_a_span_of_10_ms(self):
+        """A burst read at once (TCP) or 0.1 ms apart (UDP) has no meaningful rate: null in
+        --stats-json and "-" in the summary; a paced stream over 10 ms or more has one."""
+        cons = self.consumer()
+        src = self.path("eight.csv")
+        harness.simple_csv(src, 8)
+        runs = [("tcp", "burst", ["--interval", "0"]), ("udp", "fast", ["--rate", "10000"]),
+                ("tcp", "paced", ["--rate", "100"])]
+        for protocol, stream, args in runs:
+            self.assertExit(self.run_producer(src, cons.port, protocol,
+                                              args + ["--stream", stream]), 0, stream)
+        self.assertTrue(harness.wait_until(lambda: harness.count_lines(cons.out_path()) >= 25,
+                                           10), cons.proc.stderr())
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        entries = {e["stream"]: e for e in res.stats["streams"]}
+        for stream in ("burst", "fast"):
+            self.assertIn("records_per_s", entries[stream], res.describe())
+            self.assertIsNone(entries[stream]["records_per_s"], res.describe())
+            self.assertRegex(res.stderr, r"(?m)^(tcp|udp) +%s +[0-9a-f]{16} +8 +0 +0 +0 +\d+ +- "
+                             % stream, res.describe())
+        self.assertIsNone(res.stats["udp"]["records_per_s"], "the UDP total: one burst")
+        rate = entries["paced"]["records_per_s"]
+        self.assertTrue(rate is not None and 50 < rate < 200, res.describe())
+        self.assertRegex(res.stderr, r"(?m)^tcp +paced +[0-9a-f]{16} +8 +0 +0 +0 +\d+ +\d+\.\d ",
+                         res.describe())
+
 
 if __name__ == "__main__":
     harness.main()
