@@ -1061,6 +1061,7 @@ static void drain_db_give_up(consumer *c, const char *reason) {
  * saved by drain_db_give_up). */
 static int drain_db(consumer *c) {
   uint64_t deadline = clock_mono_us() + DB_DRAIN_TIMEOUT_US, backoff_ms = DB_BACKOFF_FIRST_MS;
+  uint64_t wait_since_us = 0, committed_at_wait = 0;
   int warned = 0, rc;
   char reason[640];
   if (c->db == NULL)
@@ -1095,6 +1096,8 @@ static int drain_db(consumer *c) {
     if (!warned) {
       /* Said at once, even if the lock was reported while running: the stop now waits. */
       warned = 1;
+      wait_since_us = clock_mono_us();
+      committed_at_wait = store_committed(c->db);
       log_warn("database %s is locked by another process: waiting up to %d s to commit %zu rows "
                "(Ctrl-C again to stop waiting; those rows are in %s)",
                c->opt.db_path, DB_DRAIN_TIMEOUT_US / 1000000, store_pending(c->db),
@@ -1108,6 +1111,13 @@ static int drain_db(consumer *c) {
     }
     drain_wait(c, backoff_ms);
     backoff_ms = backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : backoff_ms * 2;
+  }
+  if (warned) {
+    /* The wait announced above ended: say so, with the rows it was waiting for. */
+    log_info("database unlocked: committed %" PRIu64 " rows after waiting %.1f s",
+             store_committed(c->db) - committed_at_wait,
+             (double)(clock_mono_us() - wait_since_us) / 1e6);
+    c->catchup_since_us = 0;
   }
   db_note_caught_up(c);
   return 0;

@@ -156,6 +156,39 @@ class DbLockTest(harness.IntegrationCase):
         out_rows = len(harness.read_csv(cons.out_path())) - 1
         self.assertEqual(out_rows, res.stats["db"]["committed"] + pending, res.describe())
 
+    def test_lock_released_during_the_stop_wait_says_what_it_committed(self):
+        n = 100000  # far more than the test lets it send at 500 records/s
+        src = self.path("release.csv")
+        harness.simple_csv(src, n)
+        db = self.path("release.db")
+        cons = self.consumer("--tcp", "--db", db, protocols=("tcp",))
+        self.start_producer(src, cons.port, "tcp", ["--rate", "500", "--quiet"])
+        self.assertTrue(harness.wait_until(lambda: rows_in(db) > 50, 10),
+                        "no rows committed after 10 s\n" + cons.proc.stderr())
+        waiting = re.compile(r"waiting up to 10 s to commit (\d+) rows")
+        con = sqlite3.connect(db, isolation_level=None, timeout=2.0)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            time.sleep(0.5)
+            cons.proc.popen.send_signal(signal.SIGINT)
+            self.assertTrue(harness.wait_until(lambda: waiting.search(cons.proc.stderr()), 5),
+                            cons.proc.stderr())
+            time.sleep(1.0)
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        rc = cons.proc.wait(10)
+        res = harness.Result(rc, cons.proc.stderr(), harness.load_json(cons.stats_path),
+                             time.monotonic() - cons.proc.started, cons.argv)
+        self.assertExit(res, 0, "consumer")
+        pending = int(waiting.search(res.stderr).group(1))
+        self.assertIn("database unlocked: committed %d rows after waiting" % pending, res.stderr,
+                      res.describe())
+        self.assertEqual(res.stderr.count("database unlocked"), 1, res.describe())
+        self.assertEqual(res.stats["db"]["pending"], 0, res.describe())
+        out_rows = len(harness.read_csv(cons.out_path())) - 1
+        self.assertEqual(rows_in(db), out_rows, res.describe())
+
     def test_rows_not_committed_are_saved_next_to_the_database(self):
         n = 100000  # far more than the test lets it send at 500 records/s
         src = self.path("save.csv")
