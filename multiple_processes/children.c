@@ -2,6 +2,7 @@
  * worker processes so that they start together and report back to the parent. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -146,15 +147,25 @@ int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *
     fprintf(stderr, "multiple_processes: cannot create a pipe: %s\n", strerror(errno));
     goto done;
   }
+  /* SIGINT and SIGTERM are held back while forking: a child must not run the parent's handler
+   * before it has put back the default action, and the parent sees them once the loop ends. */
+  sigset_t stop_set, old_set;
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGINT);
+  sigaddset(&stop_set, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_set, &old_set);
   for (int p = 1; p <= ctx->processes; p++) {
     pid_t pid = fork();
     if (pid < 0) {
       fprintf(stderr, "multiple_processes: cannot start process %d: %s\n", p, strerror(errno));
+      sigprocmask(SIG_SETMASK, &old_set, NULL);
       goto done;
     }
     if (pid == 0) {
       /* Child: wait at the barrier (read returns 0 when the parent closes its end), then work. */
       char c;
+      mp_stop_child();
+      sigprocmask(SIG_SETMASK, &old_set, NULL);
       close(barrier[1]);
       close(results[0]);
       while (read(barrier[0], &c, 1) < 0 && errno == EINTR) {
@@ -164,6 +175,7 @@ int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *
     }
     pids[started++] = pid;
   }
+  sigprocmask(SIG_SETMASK, &old_set, NULL);
   /* Release every child at once. */
   close(barrier[1]);
   barrier[1] = -1;
@@ -171,9 +183,31 @@ int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *
   close(results[1]);
   results[1] = -1;
 
+  /* Collect until every child has closed its end. A signal wakes the poll: it is forwarded
+   * once, the children die of it, and their results pipe closes. */
   mp_result r;
-  ssize_t n;
-  while ((n = mp_read_full(results[0], &r, sizeof r)) == (ssize_t)sizeof r) {
+  ssize_t n = 0;
+  int forwarded = 0;
+  for (;;) {
+    struct pollfd fds[2] = {{results[0], POLLIN, 0}, {mp_stop_fd(), POLLIN, 0}};
+    int signo = mp_stop_signal();
+    if (signo && !forwarded) {
+      forwarded = 1;
+      mp_log("%s: stopping the processes", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+      for (int i = 0; i < started; i++)
+        kill(pids[i], signo);
+    }
+    if (poll(fds, fds[1].fd >= 0 ? 2 : 1, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      fprintf(stderr, "multiple_processes: waiting for results: %s\n", strerror(errno));
+      break;
+    }
+    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+      continue;
+    /* A report is written whole (smaller than PIPE_BUF), so this read does not wait long. */
+    if ((n = mp_read_full(results[0], &r, sizeof r)) != (ssize_t)sizeof r)
+      break;
     if (r.ok) {
       (*reported_ok)++;
     } else {
@@ -184,6 +218,10 @@ int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *
   }
   if (n < 0)
     fprintf(stderr, "multiple_processes: reading results: %s\n", strerror(errno));
+  /* A Ctrl-C at the terminal reaches the children too: they can be gone before the loop saw
+   * the parent's signal. Say it all the same. */
+  if (mp_stop_signal() && !forwarded)
+    mp_log("%s: stopping the processes", mp_stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT");
   rc = 0;
 
 done:

@@ -320,6 +320,9 @@ int mp_direct_run(mp_ctx *ctx) {
     return 1;
   if (inserted != ok)
     mp_log("note: the processes reported %ld inserted, the database holds %ld", ok, inserted);
+  /* Ctrl-C: the processes were stopped; say what landed before they were. */
+  if (mp_stop_signal())
+    return mp_stop_summary(inserted, expected, failed, failures);
   if (expected - inserted > 0)
     mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
            failures[0] ? failures : "unknown");

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -321,6 +322,7 @@ static pid_t mp_consumer_start(const mp_ctx *ctx, const char *log_path) {
             strerror(errno));
     return -1;
   }
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     fprintf(stderr, "multiple_processes: cannot start the consumer: %s\n", strerror(errno));
@@ -328,6 +330,12 @@ static pid_t mp_consumer_start(const mp_ctx *ctx, const char *log_path) {
     return -1;
   }
   if (pid == 0) {
+    /* Its own process group: a Ctrl-C at the terminal reaches this program and its processes,
+     * not the consumer, which this program stops with one SIGTERM once the processes are gone
+     * (a second signal could land after the consumer's handlers are gone and kill it). Should
+     * this program die without stopping it, the kernel sends the SIGTERM instead. */
+    if (setpgid(0, 0) != 0 || prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+      _exit(127);
     /* dup2 leaves the new descriptor without O_CLOEXEC: the consumer keeps it as stderr. */
     if (dup2(log_fd, STDERR_FILENO) < 0)
       _exit(127);
@@ -344,6 +352,13 @@ static pid_t mp_consumer_start(const mp_ctx *ctx, const char *log_path) {
      * still fails below, when the processes cannot connect. */
     if (mp_consumer_log_listening(log_path, ctx->port))
       return pid;
+    if (mp_stop_signal()) {
+      /* Ctrl-C before it listened: stop it the clean way, the caller reports. */
+      kill(pid, SIGTERM);
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+      }
+      return -1;
+    }
     if (mp_exited(pid, &status)) {
       mp_consumer_log_copy(log_path, NULL);
       fprintf(stderr,
@@ -464,23 +479,30 @@ int mp_funnel_run(mp_ctx *ctx) {
     cpid = mp_consumer_start(ctx, log_path);
     /* A port we picked can be taken by another program between our check and the consumer's
      * bind ("address already in use"): pick another and try again, a few times. */
-    for (int attempt = 1; cpid < 0 && port_is_ours && attempt < MP_PORT_ATTEMPTS; attempt++) {
+    for (int attempt = 1;
+         cpid < 0 && port_is_ours && attempt < MP_PORT_ATTEMPTS && !mp_stop_signal(); attempt++) {
       if ((ctx->port = mp_free_port()) == 0)
         break;
       mp_log("trying the consumer on another free port, %d", ctx->port);
       cpid = mp_consumer_start(ctx, log_path);
     }
-    if (cpid < 0)
+    if (cpid < 0) {
+      if (mp_stop_signal())
+        code = mp_stop_summary(0, expected, 0, NULL);
       goto done;
+    }
     mp_log("consumer started (pid %ld), listening on 127.0.0.1:%d/tcp", (long)cpid, ctx->port);
   }
   if (mp_run_children(ctx, mp_funnel_child, &ok, &failed, failures, sizeof failures) != 0)
     goto done;
 
   /* The consumer commits within about 100 ms; wait for the rows before asking it to stop, so
-   * that the count below does not depend on how fast it drains at shutdown. */
+   * that the count below does not depend on how fast it drains at shutdown. After Ctrl-C our
+   * own consumer is stopped at once (SIGTERM makes it commit what it has); a running one is
+   * still waited for, as it is not ours to stop. */
   uint64_t deadline = clock_mono_us() + MP_COMMIT_WAIT_US;
-  while (mp_funnel_count(ctx, 1) < ok && clock_mono_us() < deadline)
+  while (!(mp_stop_signal() && !running) && mp_funnel_count(ctx, 1) < ok &&
+         clock_mono_us() < deadline)
     mp_sleep(0.1);
   int status = 0;
   if (!running) {
@@ -503,6 +525,11 @@ int mp_funnel_run(mp_ctx *ctx) {
               "multiple_processes: is the consumer on port %d writing to %s? (start it "
               "with --db %s)\n",
               ctx->port, ctx->db, ctx->db);
+    goto done;
+  }
+  /* Ctrl-C: the processes were stopped, and our consumer committed what it had received. */
+  if (mp_stop_signal()) {
+    code = mp_stop_summary(inserted, expected, failed, failures);
     goto done;
   }
   if (inserted < expected)

@@ -58,12 +58,31 @@ void mp_report(int fd, int p, int r, const char *error);
 typedef int (*mp_child_fn)(const mp_ctx *ctx, int p, int result_fd);
 
 /* Fork ctx->processes children that start together (a pipe barrier), run fn in each, collect
- * their results and wait for them. *reported_ok counts the records children reported as done;
- * the failure messages are summarised into failures (e.g. "database is locked" or
- * "database is locked (2), disk I/O error (1)"). Returns 0, or -1 when a child could not be
- * started or collected (message printed). */
+ * their results and wait for them. On SIGINT or SIGTERM (mp_stop_signal) the signal is
+ * forwarded to the children, which die of it, and what they reported until then is kept.
+ * *reported_ok counts the records children reported as done; the failure messages are summarised
+ * into failures (e.g. "database is locked" or "database is locked (2), disk I/O error (1)").
+ * Returns 0, or -1 when a child could not be started or collected (message printed). */
 int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *failed,
                     char *failures, size_t failures_len);
+
+/* Catch SIGINT and SIGTERM: the run stops, the program does not (stop.c). Returns 0, or -1
+ * with the message printed. */
+int mp_stop_init(void);
+
+/* The first SIGINT or SIGTERM received, or 0. */
+int mp_stop_signal(void);
+
+/* A descriptor that becomes readable when a signal arrives, for poll(); emptied by each call.
+ * -1 before mp_stop_init. */
+int mp_stop_fd(void);
+
+/* In a forked worker: SIGINT and SIGTERM kill it again (SIG_DFL), the parent's pipe is closed. */
+void mp_stop_child(void);
+
+/* Log the summary of an interrupted run ("interrupted: inserted 2 of 6 records; ...") and return
+ * the exit code, 128 + the signal (130 for SIGINT, 143 for SIGTERM). */
+int mp_stop_summary(long inserted, long expected, long failed, const char *failures);
 
 /* naive and safe: every process opens the database itself. Returns the exit code. */
 int mp_direct_run(mp_ctx *ctx);

@@ -5,6 +5,7 @@ and checks the rows with Python's own sqlite3 module."""
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -245,6 +246,107 @@ class MultipleProcessesTest(unittest.TestCase):
             self.assertIn("inserted 4 of 4 records; none failed", r.stdout)
         self.assertEqual(self.query("SELECT count(*), count(DISTINCT run) FROM direct_readings"),
                          [(8, 2)])
+
+    def interrupt_mp(self, marker, *args, sig=signal.SIGINT, group=False):
+        """Start the program, send sig to it (the parent only, or with group its whole process
+        group, as Ctrl-C at a terminal does) once a stdout line contains marker, and return
+        (exit code, stdout, stderr)."""
+        proc = subprocess.Popen([PROGRAM, "--db", self.db, *args], cwd=self.dir,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=group)
+        try:
+            seen = []
+            for line in proc.stdout:
+                seen.append(line)
+                if marker in line:
+                    if group:
+                        os.killpg(proc.pid, sig)
+                    else:
+                        proc.send_signal(sig)
+                    break
+            else:
+                self.fail("no line with %r before the end: %s" % (marker, "".join(seen)))
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return proc.returncode, "".join(seen) + out, err
+
+    def test_sigint_in_naive_stops_the_processes_and_prints_what_landed(self):
+        code, out, err = self.interrupt_mp("process 1 record 1: inserted", "--mode", "naive",
+                                           "--processes", "2", "--records", "3",
+                                           "--task-duration", "1")
+        self.assertEqual(code, 130, out + err)
+        self.assert_log(out)
+        self.assertIn("SIGINT: stopping the processes", out)
+        rows = self.query("SELECT count(*) FROM direct_readings")[0][0]
+        self.assertGreaterEqual(rows, 1)
+        self.assertLess(rows, 3)
+        m = re.search(r"interrupted: inserted (\d+) of 6 records; (.*) \(SIGINT stopped the run\)",
+                      out)
+        self.assertTrue(m, out)
+        self.assertEqual(int(m.group(1)), rows)
+        self.assertIn("failed: database is locked", m.group(2))
+        self.assertRegex(m.group(2), r"\d+ not done$")
+        self.assertNotIn("inserted %d of 6 records; " % rows + "none", out)
+        # The stopped transaction was rolled back: a writer gets in at once.
+        con = sqlite3.connect(self.db, timeout=0)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.rollback()
+        finally:
+            con.close()
+
+    def test_sigterm_in_safe_stops_the_processes_and_prints_what_landed(self):
+        code, out, err = self.interrupt_mp("record 1: inserted", "--mode", "safe",
+                                           "--processes", "3", "--records", "2",
+                                           "--task-duration", "1", sig=signal.SIGTERM)
+        self.assertEqual(code, 143, out + err)
+        self.assertIn("SIGTERM: stopping the processes", out)
+        rows = self.query("SELECT count(*) FROM direct_readings")[0][0]
+        self.assertGreaterEqual(rows, 1)
+        self.assertLess(rows, 6)
+        self.assertIn("interrupted: inserted %d of 6 records; %d not done (SIGTERM stopped the "
+                      "run)" % (rows, 6 - rows), out)
+
+    def test_sigint_in_funnel_stops_the_processes_and_its_consumer_cleanly(self):
+        code, out, err = self.interrupt_mp("sent to the consumer", "--mode", "funnel",
+                                           "--processes", "3", "--records", "3",
+                                           "--task-duration", "1")
+        self.assertEqual(code, 130, out + err)
+        self.assert_log(out)
+        self.assertIn("SIGINT: stopping the processes", out)
+        # The consumer was stopped with SIGTERM (so it committed), and its summary shown.
+        with open(self.db + ".consumer.log") as f:
+            log = f.read()
+        self.assertIn("SIGTERM: stopping", log)
+        self.assertIn("consumer summary", err)
+        pid = int(re.search(r"consumer started \(pid (\d+)\)", out).group(1))
+        with self.assertRaises(ProcessLookupError):
+            os.kill(pid, 0)
+        rows = self.query("SELECT count(*) FROM readings")[0][0]
+        self.assertGreaterEqual(rows, 1)
+        self.assertLess(rows, 9)
+        self.assertIn("interrupted: inserted %d of 9 records; %d not done (SIGINT stopped the "
+                      "run)" % (rows, 9 - rows), out)
+
+    def test_ctrl_c_to_the_process_group_in_funnel_stops_the_consumer_once(self):
+        # A terminal's Ctrl-C reaches every process of the group; the consumer, in a group of
+        # its own, gets exactly one SIGTERM from the program and exits 0 after committing.
+        code, out, err = self.interrupt_mp("sent to the consumer", "--mode", "funnel",
+                                           "--processes", "3", "--records", "3",
+                                           "--task-duration", "1", group=True)
+        self.assertEqual(code, 130, out + err)
+        self.assertIn("SIGINT: stopping the processes", out)
+        self.assertIn("consumer stopped; its log:", out)
+        self.assertNotIn("the consumer exited with status", err)
+        with open(self.db + ".consumer.log") as f:
+            log = f.read()
+        self.assertIn("SIGTERM: stopping", log)
+        self.assertNotIn("SIGINT", log)
+        rows = self.query("SELECT count(*) FROM readings")[0][0]
+        self.assertIn("interrupted: inserted %d of 9 records;" % rows, out)
 
     def test_usage_errors_name_the_flag(self):
         cases = [(["--mode", "fast"], "--mode"), (["--processes", "0"], "--processes"),
