@@ -436,8 +436,9 @@ int outfile_add(outfile *o, const sink_record *r) {
   int rc;
   if (t == NULL) {
     rc = outfile_target_first(o, r, &t);
-    if (rc == -EMFILE || rc == CS_EIO) {
-      /* No file for this stream: its records are counted and dropped from now on, said once;
+    if (rc != 0 && rc != CS_ENOMEM) {
+      /* No file for this stream (the cap, or its side file could not be opened or read as
+       * CSV, whatever the code): its records are counted and dropped from now on, said once;
        * everybody else's go on. */
       char nm[LOG_ESCAPE_BUF];
       log_error("stream %s (%s %s, producer %016" PRIx64 "): %s",
@@ -446,7 +447,7 @@ int outfile_add(outfile *o, const sink_record *r) {
       r->stream->file_state = &o->refused;
       t = &o->refused;
     } else if (rc != 0) {
-      return rc;
+      return rc; /* CS_ENOMEM */
     } else {
       r->stream->file_state = t;
     }

@@ -30,9 +30,9 @@ int outfile_open(outfile **out, const char *path, char *err, size_t errlen);
  * names its SQLite table has. Each stream that goes to a side file, the one that opened it or a
  * later one with the same header, is logged once with the file's name. Sets r->stream->file_state.
  * Nothing reaches the disk before outfile_flush. Returns 0, CS_ENOMEM, or -EMFILE: the stream
- * needed a side file and none can be had (OUTFILE_MAX_SIDE_OPEN are open, or opening failed); that
- * is logged once per stream, and this and every later record of the stream is counted in
- * outfile_not_written() instead of written. */
+ * needed a side file and none can be had (OUTFILE_MAX_SIDE_OPEN are open, or opening it or reading
+ * its header failed); that is logged once per stream, and this and every later record of the
+ * stream is counted in outfile_not_written() instead of written. */
 int outfile_add(outfile *o, const sink_record *r);
 
 /* Write and flush everything queued, in arrival order per file. Returns 0, or CS_EIO with the

@@ -138,7 +138,8 @@ void report_summary(consumer *c, FILE *out) {
     if (outfile_not_written(c->out) > 0)
       fprintf(out,
               "%" PRIu64 " records not written to any CSV file: their streams needed a file "
-              "of their own beyond the %d side files allowed (see the errors above)\n",
+              "of their own and got none (the %d side files allowed were open, or the file "
+              "could not be opened; see the errors above)\n",
               outfile_not_written(c->out), OUTFILE_MAX_SIDE_OPEN);
   }
   if (c->db != NULL)

@@ -404,6 +404,33 @@ static void test_side_name_taken_by_other_header_gets_a_number(void **state) {
   assert_file(side2, "Year,Month,TempF\r\n1,2,3\r\n");
 }
 
+/* A side file left by someone else that cannot be read as CSV (an unterminated quote) is an
+ * opening failure like any other: that stream is refused, once, and the consumer goes on. */
+static void test_unreadable_side_file_refuses_the_stream_only(void **state) {
+  fixture *f = *state;
+  outfile *o;
+  sink_stream main_st, b;
+  cs_field cm[2], cb[3];
+  char err[256], side[192];
+  const char *r0[] = {"ST-1", "4"};
+  const char *r1[] = {"1", "2", "3"};
+  snprintf(side, sizeof(side), "%s/out9.temps.txt", f->dir);
+  write_file(side, "\"not,closed\r\n");
+  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  stream_make(&main_st, cm, "bikes", bikes_hdr, 2);
+  stream_make(&b, cb, "temps", temps_hdr, 3);
+  assert_int_equal(add(o, &main_st, 1, r0, 2), 0);
+  assert_int_equal(add(o, &b, 1, r1, 3), -EMFILE);
+  assert_int_equal(add(o, &b, 2, r1, 3), -EMFILE);
+  assert_int_equal(add(o, &main_st, 2, r0, 2), 0);
+  assert_int_equal(outfile_flush(o), 0);
+  assert_int_equal(outfile_not_written(o), 2);
+  assert_null(outfile_stream_path(o, &b));
+  assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
+  assert_file(side, "\"not,closed\r\n");
+  assert_file(f->main_path, "station,bikes\r\nST-1,4\r\nST-1,4\r\n");
+}
+
 /* A --no-header stream's file starts with column_1..column_N (N: its first record's fields),
  * so that a CSV reader does not take the first record for the header. */
 static void test_headerless_stream_gets_a_synthetic_header(void **state) {
@@ -488,6 +515,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_existing_file_with_other_header_is_left_alone, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_side_name_taken_by_other_header_gets_a_number, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_unreadable_side_file_refuses_the_stream_only, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_headerless_stream_gets_a_synthetic_header, setup,
                                       teardown),
