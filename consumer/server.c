@@ -350,9 +350,24 @@ static void check_cb(uv_check_t *h) {
   db_service(c);
 }
 
+/* Where the CSV copy of rows the database lacks is, for messages: the stream's own file when e
+ * is given (a side file, perhaps, or none when it was refused one), else the main file and, if
+ * there are any, its side files. Returns buf. */
+static const char *csv_where(consumer *c, const consumer_stream *e, char *buf, size_t len) {
+  const char *path = e != NULL ? outfile_stream_path(c->out, &e->sink) : outfile_path(c->out);
+  if (path == NULL)
+    snprintf(buf, len, "no CSV file (its stream was refused one)");
+  else if (e == NULL && outfile_files(c->out) > 1)
+    snprintf(buf, len, "%s and its side files", path);
+  else
+    snprintf(buf, len, "%s", path);
+  return buf;
+}
+
 /* Hand one new record to the sinks. Returns MSG_GO_ON or MSG_STOP (a fatal sink error). */
 static int deliver(consumer *c, consumer_stream *e, const wire_msg *m) {
   sink_record r;
+  char where[4200];
   int rc;
   r.stream = &e->sink;
   r.seq = m->seq;
@@ -378,7 +393,7 @@ static int deliver(consumer *c, consumer_stream *e, const wire_msg *m) {
       c->db_dropped++;
       if (log_limiter_allow(&c->db_drop_log, clock_mono_us(), GARBAGE_LOG_INTERVAL_US))
         log_error("%s (%" PRIu64 " not stored so far; it is in %s)", store_error(c->db),
-                  c->db_dropped, outfile_path(c->out));
+                  c->db_dropped, csv_where(c, e, where, sizeof where));
     } else if (rc == CS_ENOMEM) {
       /* Only UDP can get here (TCP reads pause at half the bound): the record cannot wait. */
       c->db_dropped++;
@@ -386,7 +401,7 @@ static int deliver(consumer *c, consumer_stream *e, const wire_msg *m) {
         log_error("database %s: queue full (%zu MiB waiting): %s record %s #%" PRIu64
                   " not stored in the database (%" PRIu64 " so far; it is in %s)",
                   c->opt.db_path, store_pending_bytes(c->db) >> 20, e->sink.protocol, e->label,
-                  m->seq, c->db_dropped, outfile_path(c->out));
+                  m->seq, c->db_dropped, csv_where(c, e, where, sizeof where));
     } else if (rc != 0) {
       log_error("%s; stopping", store_error(c->db));
       c->db_failed = 1;
@@ -1036,24 +1051,24 @@ static void drain_wait(consumer *c, uint64_t delay_ms) {
  * DB.uncommitted.csv next to the database (in out9.txt they cannot be told apart from the
  * committed ones) and log one error saying why (reason) and where they are. */
 static void drain_db_give_up(consumer *c, const char *reason) {
-  char path[4096], err[512];
+  char path[4096], err[512], where[4200];
   size_t n = store_pending(c->db), saved = 0;
   if (n == 0)
     return;
   if ((size_t)snprintf(path, sizeof path, "%s.uncommitted.csv", c->opt.db_path) >= sizeof path) {
     log_error("database %s: %zu rows not committed (%s); they are in %s (the path is too long "
               "to save them next to the database)",
-              c->opt.db_path, n, reason, outfile_path(c->out));
+              c->opt.db_path, n, reason, csv_where(c, NULL, where, sizeof where));
     return;
   }
   if (store_save_pending(c->db, path, &saved, err, sizeof err) != 0) {
     log_error("database %s: %zu rows not committed (%s); they are in %s, but could not be "
               "saved apart: %s",
-              c->opt.db_path, n, reason, outfile_path(c->out), err);
+              c->opt.db_path, n, reason, csv_where(c, NULL, where, sizeof where), err);
     return;
   }
   log_error("database %s: %zu rows not committed: saved to %s (%s; they are in %s too)",
-            c->opt.db_path, n, path, reason, outfile_path(c->out));
+            c->opt.db_path, n, path, reason, csv_where(c, NULL, where, sizeof where));
 }
 
 /* At exit: commit every queued row, retrying a locked database for up to 10 s (a second
@@ -1063,7 +1078,7 @@ static int drain_db(consumer *c) {
   uint64_t deadline = clock_mono_us() + DB_DRAIN_TIMEOUT_US, backoff_ms = DB_BACKOFF_FIRST_MS;
   uint64_t wait_since_us = 0, committed_at_wait = 0;
   int warned = 0, rc;
-  char reason[640];
+  char reason[640], where[4200];
   if (c->db == NULL)
     return 0;
   if (c->db_failed) {
@@ -1101,7 +1116,7 @@ static int drain_db(consumer *c) {
       log_warn("database %s is locked by another process: waiting up to %d s to commit %zu rows "
                "(Ctrl-C again to stop waiting; those rows are in %s)",
                c->opt.db_path, DB_DRAIN_TIMEOUT_US / 1000000, store_pending(c->db),
-               outfile_path(c->out));
+               csv_where(c, NULL, where, sizeof where));
     }
     if (clock_mono_us() >= deadline) {
       snprintf(reason, sizeof reason, "still locked by another process after %d s",
