@@ -870,7 +870,8 @@ int store_save_pending(const store *s, const char *path, size_t *saved, char *er
       goto nomem;
   } else {
     int last;
-    if (fseek(fp, -1, SEEK_END) != 0 || (last = fgetc(fp)) == EOF)
+    /* C requires a seek between reading and writing the same stream: the one after fgetc. */
+    if (fseek(fp, -1, SEEK_END) != 0 || (last = fgetc(fp)) == EOF || fseek(fp, 0, SEEK_END) != 0)
       goto ioerr;
     /* An earlier save cut off mid-line: start on a new line rather than glue onto it. */
     if (last != '\n' && cs_buf_append(&line, "\r\n", 2) != 0)
