@@ -610,7 +610,6 @@ static void conn_close_cb(uv_handle_t *h) {
     c->conns = k->next;
   if (k->next != NULL)
     k->next->prev = k->prev;
-  c->nconns--;
   wire_decoder_free(&k->dec);
   free(k);
 }
@@ -690,7 +689,6 @@ static void tcp_connection_cb(uv_stream_t *server, int status) {
   if (c->conns != NULL)
     c->conns->prev = k;
   c->conns = k;
-  c->nconns++;
   rc = uv_accept(server, (uv_stream_t *)&k->handle);
   if (rc != 0) {
     log_warn("tcp accept on %s failed: %s", c->tcp_name, uv_strerror(rc));

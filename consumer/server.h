@@ -79,7 +79,6 @@ typedef struct consumer {
   char tcp_name[80], udp_name[80]; /* "127.0.0.1:9999/tcp" */
 
   consumer_conn *conns; /* live TCP connections */
-  size_t nconns;
 
   consumer_stream **streams; /* in arrival order */
   size_t nstreams, streams_cap;
