@@ -38,7 +38,6 @@ struct outfile {
   int created;         /* outfile_open created the main file (it did not exist) */
   out_target *targets; /* the main file first, then side files in creation order */
   out_target *last;
-  size_t nside;         /* side files open */
   out_target refused;   /* file_state of streams refused a side file (never written) */
   uint64_t records;     /* records on disk */
   uint64_t not_written; /* records of refused streams */
@@ -290,7 +289,7 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
   char suffix[OUTFILE_MAX_NAME_PART + 16];
   int i, rc;
 
-  if (o->nside >= OUTFILE_MAX_SIDE_OPEN) {
+  if (outfile_files(o) - 1 >= OUTFILE_MAX_SIDE_OPEN) { /* the main file, then side files */
     snprintf(o->err, sizeof(o->err),
              "%s: its header differs from every open file's, and %d side files are open "
              "already (the limit): its records are not written to a CSV file (restart the "
@@ -333,7 +332,6 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
       }
     }
     outfile_link(o, t);
-    o->nside++;
     *out = t;
     return 0;
   }
