@@ -39,7 +39,6 @@ struct outfile {
   out_target *targets; /* the main file first, then side files in creation order */
   out_target *last;
   out_target refused;   /* file_state of streams refused a side file (never written) */
-  uint64_t records;     /* records on disk */
   uint64_t not_written; /* records of refused streams */
   char err[512];
 };
@@ -470,7 +469,6 @@ static int target_flush(outfile *o, out_target *t) {
   n = fwrite(t->pending.data, 1, t->pending.len, t->fp);
   if (n == t->pending.len && fflush(t->fp) == 0) {
     cs_buf_reset(&t->pending);
-    o->records += t->pending_records;
     t->records += t->pending_records;
     t->pending_records = 0;
     return 0;
@@ -504,7 +502,11 @@ size_t outfile_pending_bytes(const outfile *o) {
 }
 
 uint64_t outfile_records(const outfile *o) {
-  return o->records;
+  const out_target *t;
+  uint64_t n = 0;
+  for (t = o->targets; t != NULL; t = t->next)
+    n += t->records;
+  return n;
 }
 
 uint64_t outfile_not_written(const outfile *o) {
