@@ -255,6 +255,26 @@ static void db_timer_arm(consumer *c, uint64_t delay_ms) {
     log_warn("cannot arm the commit timer: %s", uv_strerror(rc));
 }
 
+/* Another process's lock met (now: monotonic us): counts the retry and, at the first, notes
+ * when the lock-out began and what was committed by then. Returns 1 if it began just now. */
+static int db_note_busy(consumer *c, uint64_t now) {
+  c->busy_retries++;
+  if (c->busy_since_us != 0)
+    return 0;
+  c->busy_since_us = now;
+  c->committed_at_busy = store_committed(c->db);
+  return 1;
+}
+
+/* A batch committed: a lock-out in progress is over; db_note_caught_up logs it once the queue
+ * is empty. */
+static void db_note_committed(consumer *c) {
+  if (c->busy_since_us != 0) {
+    c->catchup_since_us = c->busy_since_us;
+    c->busy_since_us = 0;
+  }
+}
+
 /* Log the end of a lock-out once the queue is empty again. */
 static void db_note_caught_up(consumer *c) {
   if (c->catchup_since_us == 0 || store_pending(c->db) > 0)
@@ -289,10 +309,7 @@ static void db_service(consumer *c) {
     rc = store_flush(c->db);
     if (rc == CS_EBUSY) {
       uint64_t delay;
-      c->busy_retries++;
-      if (c->busy_since_us == 0) {
-        c->busy_since_us = now;
-        c->committed_at_busy = store_committed(c->db);
+      if (db_note_busy(c, now)) {
         c->busy_backoff_ms = DB_BACKOFF_FIRST_MS;
         if (c->catchup_since_us == 0)
           log_warn("database %s is locked by another process; holding %zu rows in memory and "
@@ -320,10 +337,7 @@ static void db_service(consumer *c) {
       return;
     }
     c->db_last_commit_us = clock_mono_us();
-    if (c->busy_since_us != 0) {
-      c->catchup_since_us = c->busy_since_us;
-      c->busy_since_us = 0;
-    }
+    db_note_committed(c);
   } while (store_pending(c->db) > 0 && clock_mono_us() < budget_end);
   db_note_caught_up(c);
   if (store_pending(c->db) > 0)
@@ -1086,10 +1100,7 @@ static int drain_db(consumer *c) {
   while (store_pending(c->db) > 0) {
     rc = store_flush(c->db);
     if (rc == 0) {
-      if (c->busy_since_us != 0) {
-        c->catchup_since_us = c->busy_since_us;
-        c->busy_since_us = 0;
-      }
+      db_note_committed(c);
       continue;
     }
     if (rc != CS_EBUSY) {
@@ -1097,11 +1108,7 @@ static int drain_db(consumer *c) {
       drain_db_give_up(c, reason);
       return 1;
     }
-    c->busy_retries++;
-    if (c->busy_since_us == 0) {
-      c->busy_since_us = clock_mono_us();
-      c->committed_at_busy = store_committed(c->db);
-    }
+    db_note_busy(c, clock_mono_us());
     if (c->stop_waiting) {
       drain_db_give_up(c, "locked by another process, and the wait was stopped");
       return 1;
