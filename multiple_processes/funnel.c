@@ -29,6 +29,14 @@
 #define MP_COMMIT_WAIT_US 5000000u
 #define MP_EXIT_WAIT_US 10000000u
 
+/* 127.0.0.1:port as a socket address. */
+static void mp_loopback(struct sockaddr_in *a, int port) {
+  memset(a, 0, sizeof *a);
+  a->sin_family = AF_INET;
+  a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a->sin_port = htons((uint16_t)port);
+}
+
 /* A TCP port on 127.0.0.1 that is free right now (the kernel picks it). Returns it, or 0. */
 static int mp_free_port(void) {
   struct sockaddr_in a;
@@ -37,9 +45,7 @@ static int mp_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return 0;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  mp_loopback(&a, 0);
   if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
       getsockname(fd, (struct sockaddr *)&a, &len) == 0)
     port = ntohs(a.sin_port);
@@ -50,10 +56,7 @@ static int mp_free_port(void) {
 /* Connect to 127.0.0.1:port. Returns the socket, or -1 with errno set. */
 static int mp_connect(int port) {
   struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons((uint16_t)port);
+  mp_loopback(&a, port);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
@@ -79,10 +82,7 @@ static int mp_port_taken(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return 0;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons((uint16_t)port);
+  mp_loopback(&a, port);
   /* SO_REUSEADDR: a connection of an earlier run in TIME_WAIT does not make the port look taken;
    * a listening socket still does. */
   (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
