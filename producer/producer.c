@@ -95,6 +95,15 @@ static wire_msg producer_msg(const producer *p, int type, uint64_t seq) {
   return m;
 }
 
+/* Hand the kernel what is due at `now`: UDP datagrams whose time has come, or the TCP bytes
+ * gathered so far. Returns 0 or a negative code with err set. */
+static int producer_send_due(producer *p, uint64_t now, char *err, size_t errlen) {
+  if (p->opt->udp) {
+    return udp_sender_flush_due(&p->udp, now, err, errlen);
+  }
+  return p->tcp.out.len > 0 ? tcp_sender_flush(&p->tcp, err, errlen) : 0;
+}
+
 /* Sleep until the monotonic deadline while the sender keeps working: queued UDP datagrams go out
  * when due, TCP bytes are flushed and the connection watched. Returns 0, 1 when stopped, or a
  * negative code with err set. */
@@ -107,19 +116,12 @@ static int producer_wait_until(producer *p, uint64_t deadline_us, char *err, siz
     if (now >= deadline_us) {
       return *p->stop ? 1 : 0;
     }
-    if (p->opt->udp) {
-      rc = udp_sender_flush_due(&p->udp, now, err, errlen);
-      if (rc != 0) {
-        return rc;
-      }
-      if (udp_sender_next_due(&p->udp) < target) {
-        target = udp_sender_next_due(&p->udp);
-      }
-    } else if (p->tcp.out.len > 0) {
-      rc = tcp_sender_flush(&p->tcp, err, errlen);
-      if (rc != 0) {
-        return rc;
-      }
+    rc = producer_send_due(p, now, err, errlen);
+    if (rc != 0) {
+      return rc;
+    }
+    if (p->opt->udp && udp_sender_next_due(&p->udp) < target) {
+      target = udp_sender_next_due(&p->udp);
     }
     if (*p->stop) {
       return 1;
@@ -140,23 +142,19 @@ static int producer_wait_until(producer *p, uint64_t deadline_us, char *err, siz
 static int producer_wait_input(producer *p, char *err, size_t errlen) {
   while (csvin_would_block(p->in)) {
     int timeout_ms = PRODUCER_INPUT_POLL_MS;
-    int rc = 0;
+    uint64_t now = clock_mono_us();
+    int rc = producer_send_due(p, now, err, errlen);
+    if (rc != 0) {
+      return rc;
+    }
     if (p->opt->udp) {
-      uint64_t now = clock_mono_us();
-      uint64_t due;
-      rc = udp_sender_flush_due(&p->udp, now, err, errlen);
-      due = udp_sender_next_due(&p->udp);
-      if (rc == 0 && due != UINT64_MAX) {
+      uint64_t due = udp_sender_next_due(&p->udp);
+      if (due != UINT64_MAX) {
         uint64_t ms = due > now ? (due - now + 999u) / 1000u : 0;
         if (ms < (uint64_t)timeout_ms) {
           timeout_ms = (int)ms;
         }
       }
-    } else if (p->tcp.out.len > 0) {
-      rc = tcp_sender_flush(&p->tcp, err, errlen);
-    }
-    if (rc != 0) {
-      return rc;
     }
     if (*p->stop) {
       return 1;
