@@ -32,6 +32,16 @@ const char *cs_strerror(int code) {
     return "SQLite error";
   case CS_EBUSY:
     return "database is locked";
+  case CS_ENOFILE:
+    return "no file for this stream";
+  case CS_EPROTO:
+    return "protocol violation";
+  case CS_ESTOP:
+    return "stopped as asked";
+  case CS_ERANGE:
+    return "out of range";
+  case CS_EREFUSED:
+    return "refused";
   default:
     break;
   }

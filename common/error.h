@@ -17,7 +17,12 @@ enum cs_error {
   CS_EIO = -10009,       /* a read or write failed; details are in the module's message */
   CS_EINVAL = -10010,    /* a bad argument or option value */
   CS_ESQLITE = -10011,   /* sqlite: details are in the module's message */
-  CS_EBUSY = -10012      /* sqlite: the database is locked by another process */
+  CS_EBUSY = -10012,     /* sqlite: the database is locked by another process */
+  CS_ENOFILE = -10013,   /* a sink has no place for this stream's records (refused, logged) */
+  CS_EPROTO = -10014,    /* a well-formed frame that breaks the protocol (out of order, say) */
+  CS_ESTOP = -10015,     /* not an error: the work asked for is done (--max-records) */
+  CS_ERANGE = -10016,    /* an index or value outside what the object holds */
+  CS_EREFUSED = -10017   /* a new stream refused (a limit reached); the message says which */
 };
 
 /* A message for any code: the project's own, or strerror(-code) for errno codes. Never NULL. */

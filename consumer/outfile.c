@@ -14,6 +14,7 @@
 #include "csvin.h"
 #include "csvout.h"
 #include "error.h"
+#include "fields.h"
 #include "log.h"
 
 #define OUTFILE_MAX_SIDE_FILES 1000 /* BASE.STREAM-1000.EXT is the last name tried */
@@ -38,50 +39,11 @@ struct outfile {
   int created;         /* outfile_open created the main file (it did not exist) */
   out_target *targets; /* the main file first, then side files in creation order */
   out_target *last;
-  out_target refused;   /* file_state of streams refused a side file (never written) */
+  out_target refused;   /* the slot of streams refused a side file (never written) */
   uint64_t not_written; /* records of refused streams */
+  size_t slot; /* this object's index into sink_stream.slot */
   char err[512];
 };
-
-/* Copy n fields into one allocation. Returns 0 or CS_ENOMEM; *fields and *data are owned by
- * the caller (both NULL for n == 0). */
-static int fields_copy(const cs_field *src, size_t n, cs_field **fields, char **data) {
-  size_t total = 0, off = 0, i;
-  *fields = NULL;
-  *data = NULL;
-  if (n == 0)
-    return 0;
-  for (i = 0; i < n; i++)
-    total += src[i].len;
-  *fields = calloc(n, sizeof(cs_field));
-  *data = malloc(total + 1);
-  if (*fields == NULL || *data == NULL) {
-    free(*fields);
-    free(*data);
-    *fields = NULL;
-    *data = NULL;
-    return CS_ENOMEM;
-  }
-  for (i = 0; i < n; i++) {
-    if (src[i].len > 0)
-      memcpy(*data + off, src[i].data, src[i].len);
-    (*fields)[i].data = *data + off;
-    (*fields)[i].len = src[i].len;
-    off += src[i].len;
-  }
-  return 0;
-}
-
-/* 1 if the two headers are the same, field for field. */
-static int fields_equal(const cs_field *a, size_t na, const cs_field *b, size_t nb) {
-  size_t i;
-  if (na != nb)
-    return 0;
-  for (i = 0; i < na; i++)
-    if (a[i].len != b[i].len || (a[i].len > 0 && memcmp(a[i].data, b[i].data, a[i].len) != 0))
-      return 0;
-  return 1;
-}
 
 /* Free a target and its file (which must have been flushed). Accepts NULL. */
 static void target_free(out_target *t) {
@@ -161,7 +123,7 @@ static int target_open(outfile *o, const char *path, out_target **out) {
     }
     hdr = csvin_header(in);
     if (hdr != NULL) {
-      rc = fields_copy(hdr->fields, hdr->nfields, &t->columns, &t->columns_data);
+      rc = cs_fields_copy(hdr->fields, hdr->nfields, &t->columns, &t->columns_data);
       if (rc != 0)
         goto fail;
       t->ncolumns = hdr->nfields;
@@ -197,7 +159,7 @@ fail:
 
 /* Give an unclaimed (empty) target the stream's header and queue the header line. */
 static int target_claim(out_target *t, const sink_stream *st) {
-  int rc = fields_copy(st->columns, st->ncolumns, &t->columns, &t->columns_data);
+  int rc = cs_fields_copy(st->columns, st->ncolumns, &t->columns, &t->columns_data);
   if (rc != 0)
     return rc;
   t->ncolumns = st->ncolumns;
@@ -221,7 +183,7 @@ static void outfile_link(outfile *o, out_target *t) {
 }
 
 /* Open path as the main file; see outfile.h. */
-int outfile_open(outfile **out, const char *path, char *err, size_t errlen) {
+int outfile_open(outfile **out, const char *path, size_t slot, char *err, size_t errlen) {
   outfile *o = calloc(1, sizeof(*o));
   out_target *t = NULL;
   int rc;
@@ -231,6 +193,7 @@ int outfile_open(outfile **out, const char *path, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: out of memory", path);
     return CS_ENOMEM;
   }
+  o->slot = slot;
   struct stat sb;
   o->created = stat(path, &sb) != 0 && errno == ENOENT;
   rc = target_open(o, path, &t);
@@ -281,7 +244,7 @@ static void sanitise(const char *name, char *out, size_t outlen) {
 }
 
 /* The target for a stream whose header no existing target shares: its own side file. Returns
- * 0, CS_ENOMEM, or -EMFILE (OUTFILE_MAX_SIDE_OPEN side files are open) or CS_EIO (none could
+ * 0, CS_ENOMEM, or CS_ENOFILE (OUTFILE_MAX_SIDE_OPEN side files are open) or CS_EIO (none could
  * be opened) with the reason in o->err. */
 static int outfile_side_target(outfile *o, const sink_stream *st, out_target **out) {
   char name[OUTFILE_MAX_NAME_PART + 1];
@@ -294,7 +257,7 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
              "already (the limit): its records are not written to a CSV file (restart the "
              "consumer for new side files)",
              o->targets->path, OUTFILE_MAX_SIDE_OPEN);
-    return -EMFILE;
+    return CS_ENOFILE;
   }
   sanitise(st->name, name, sizeof(name));
   for (i = 1; i <= OUTFILE_MAX_SIDE_FILES; i++) {
@@ -319,7 +282,7 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
     free(path);
     if (rc != 0)
       return rc;
-    if (t->claimed && !fields_equal(t->columns, t->ncolumns, st->columns, st->ncolumns)) {
+    if (t->claimed && !cs_fields_equal(t->columns, t->ncolumns, st->columns, st->ncolumns)) {
       target_free(t); /* a file left by an earlier run, with another header */
       continue;
     }
@@ -360,7 +323,7 @@ static int outfile_target_for(outfile *o, const sink_stream *st, out_target **ou
   out_target *t;
   int rc;
   for (t = o->targets; t != NULL; t = t->next) {
-    if (t->claimed && fields_equal(t->columns, t->ncolumns, st->columns, st->ncolumns)) {
+    if (t->claimed && cs_fields_equal(t->columns, t->ncolumns, st->columns, st->ncolumns)) {
       if (t != o->targets)
         outfile_log_side(o, st, t, 0);
       *out = t;
@@ -429,7 +392,7 @@ static int outfile_target_first(outfile *o, const sink_record *r, out_target **o
 
 /* Queue one record; see outfile.h. */
 int outfile_add(outfile *o, const sink_record *r) {
-  out_target *t = r->stream->file_state;
+  out_target *t = r->stream->slot[o->slot];
   int rc;
   if (t == NULL) {
     rc = outfile_target_first(o, r, &t);
@@ -441,17 +404,17 @@ int outfile_add(outfile *o, const sink_record *r) {
       log_error("stream %s (%s %s, producer %016" PRIx64 "): %s",
                 log_escape(nm, sizeof(nm), r->stream->name, strlen(r->stream->name)),
                 r->stream->protocol, r->stream->peer, r->stream->producer_id, o->err);
-      r->stream->file_state = &o->refused;
+      r->stream->slot[o->slot] = &o->refused;
       t = &o->refused;
     } else if (rc != 0) {
       return rc; /* CS_ENOMEM */
     } else {
-      r->stream->file_state = t;
+      r->stream->slot[o->slot] = t;
     }
   }
   if (t == &o->refused) {
     o->not_written++;
-    return -EMFILE;
+    return CS_ENOFILE;
   }
   rc = csvout_record(&t->pending, r->fields, r->nfields);
   if (rc != 0)
@@ -529,7 +492,7 @@ int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *record
     i--;
   }
   if (t == NULL)
-    return -1;
+    return CS_ERANGE;
   *path = t->path;
   *records = t->records;
   return 0;
@@ -537,7 +500,7 @@ int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *record
 
 /* The file of a stream; see outfile.h. */
 const char *outfile_stream_path(const outfile *o, const sink_stream *st) {
-  const out_target *t = st->file_state;
+  const out_target *t = st->slot[o->slot];
   if (t == NULL || t == &o->refused)
     return NULL;
   return t->path;

@@ -15,8 +15,9 @@ typedef struct outfile outfile;
  * its header: streams with that header are appended to it without writing the header again.
  * If its last byte is not a line break (an earlier run cut off mid-write), one is queued to be
  * written first and a warning names the file (side files left by earlier runs likewise).
- * Returns 0, or a negative code with a message naming the file in err. */
-int outfile_open(outfile **out, const char *path, char *err, size_t errlen);
+ * slot is the object's index into each stream's sink_stream.slot (sink.h), where it keeps the
+ * stream's file. Returns 0, or a negative code with a message naming the file in err. */
+int outfile_open(outfile **out, const char *path, size_t slot, char *err, size_t errlen);
 
 /* Side files open at most: each holds a descriptor until the consumer exits, and any peer can
  * send new headers, so without a cap they would run out of descriptors and stop everything. */
@@ -28,8 +29,8 @@ int outfile_open(outfile **out, const char *path, char *err, size_t errlen);
  * another header). A stream without a header (producer --no-header) is routed, and its file
  * headed, by the synthetic header column_1 .. column_N, N the fields of its first record: the
  * names its SQLite table has. Each stream that goes to a side file, the one that opened it or a
- * later one with the same header, is logged once with the file's name. Sets r->stream->file_state.
- * Nothing reaches the disk before outfile_flush. Returns 0, CS_ENOMEM, or -EMFILE: the stream
+ * later one with the same header, is logged once with the file's name. Sets the stream's slot.
+ * Nothing reaches the disk before outfile_flush. Returns 0, CS_ENOMEM, or CS_ENOFILE: the stream
  * needed a side file and none can be had (OUTFILE_MAX_SIDE_OPEN are open, or opening it or reading
  * its header failed); that is logged once per stream, and this and every later record of the
  * stream is counted in outfile_not_written() instead of written. */
@@ -42,13 +43,13 @@ int outfile_flush(outfile *o);
 
 size_t outfile_pending_bytes(const outfile *o); /* bytes queued, not yet written */
 uint64_t outfile_records(const outfile *o);     /* records written to disk, all files */
-uint64_t outfile_not_written(const outfile *o); /* records refused (-EMFILE from outfile_add) */
+uint64_t outfile_not_written(const outfile *o); /* records refused (CS_ENOFILE from outfile_add) */
 size_t outfile_files(const outfile *o);         /* files in use: the main one, then side files */
 /* File i (0: the main file, then side files in the order they were opened): its path and the
- * records written to it. Returns 0, or -1 when i >= outfile_files(). */
+ * records written to it. Returns 0, or CS_ERANGE when i >= outfile_files(). */
 int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *records);
 /* The file stream st's records go to (the main file or a side file), or NULL when none of its
- * records reached outfile_add yet or it was refused a side file (-EMFILE). The string lives as
+ * records reached outfile_add yet or it was refused a side file (CS_ENOFILE). The string lives as
  * long as o. */
 const char *outfile_stream_path(const outfile *o, const sink_stream *st);
 const char *outfile_path(const outfile *o); /* the main file, as given */

@@ -390,7 +390,7 @@ static int deliver(consumer *c, consumer_stream *e, const wire_msg *m) {
   r.nfields = m->nfields;
   r.fields = m->fields;
   rc = outfile_add(c->out, &r);
-  if (rc == -EMFILE) {
+  if (rc == CS_ENOFILE) {
     /* No file for this stream (logged once, counted by the sink): the others go on, and the
      * record still goes to the database. */
   } else if (rc != 0) {
@@ -1018,13 +1018,13 @@ int consumer_init(consumer *c, const consumer_options *opt) {
   if (opt->udp && (rc = udp_listen_start(c)) != 0)
     return rc;
 
-  rc = outfile_open(&c->out, opt->out_path, err, sizeof(err));
+  rc = outfile_open(&c->out, opt->out_path, 0, err, sizeof(err));
   if (rc != 0) {
     log_error("--out: %s", err);
     return rc;
   }
   if (opt->db_path != NULL) {
-    rc = store_open(&c->db, opt->db_path, err, sizeof(err));
+    rc = store_open(&c->db, opt->db_path, 1, err, sizeof(err));
     if (rc != 0) {
       log_error("--db: %s", err);
       outfile_discard(c->out); /* an out9.txt this failed start created stays empty: remove */

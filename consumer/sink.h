@@ -8,6 +8,9 @@
 
 #include "record.h"
 
+/* Sinks at once: every stream carries one state slot per sink, by the sink's index. */
+#define SINK_MAX 4
+
 /* One stream as the consumer knows it: one producer instance's stream over one protocol.
  * Owned by the consumer's stream table; lives until the consumer exits, so sinks may keep the
  * pointer. */
@@ -18,8 +21,7 @@ typedef struct sink_stream {
   const char *peer;        /* "127.0.0.1:40512": the first address it came from */
   size_t ncolumns;         /* 0 when the producer ran with --no-header */
   const cs_field *columns; /* header names as sent */
-  void *file_state;        /* reserved for the out9.txt sink */
-  void *db_state;          /* reserved for the SQLite sink */
+  void *slot[SINK_MAX];    /* each sink's state for this stream, at the index it was given */
 } sink_stream;
 
 /* One record. Fields are borrowed for the duration of the call: a sink copies what it keeps. */

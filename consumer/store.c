@@ -75,6 +75,7 @@ struct store {
   store_row *head, *tail;
   size_t pending;
   size_t pending_bytes;
+  size_t slot; /* this store's index into sink_stream.slot */
   uint64_t committed;
 };
 
@@ -432,17 +433,17 @@ done:
   return rc;
 }
 
-/* The table for stream st: cached on st->db_state, else an in-run table of the same name and
+/* The table for stream st: cached on st->slot[s->slot], else an in-run table of the same name and
  * header, else a new one (not named yet). Returns 0 with *out set, or CS_ENOMEM (error set). */
 static int store_table_for(store *s, sink_stream *st, store_table **out) {
-  store_table *t = st->db_state;
+  store_table *t = st->slot[s->slot];
   if (t && t->owner == s) {
     *out = t;
     return 0;
   }
   for (t = s->tables; t; t = t->next) {
     if (store_table_matches(t, st)) {
-      st->db_state = t;
+      st->slot[s->slot] = t;
       *out = t;
       return 0;
     }
@@ -456,7 +457,7 @@ static int store_table_for(store *s, sink_stream *st, store_table **out) {
    * schema here could meet another process's lock (SQLITE_BUSY) outside any retry. */
   t->next = s->tables;
   s->tables = t;
-  st->db_state = t;
+  st->slot[s->slot] = t;
   *out = t;
   return 0;
 }
@@ -477,7 +478,7 @@ static const char *store_open_hint(int rc) {
   }
 }
 
-int store_open(store **out, const char *path, char *err, size_t errlen) {
+int store_open(store **out, const char *path, size_t slot, char *err, size_t errlen) {
   store *s = calloc(1, sizeof *s);
   sqlite3_stmt *q = NULL;
   int rc = SQLITE_OK;
@@ -486,6 +487,7 @@ int store_open(store **out, const char *path, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot open database %s: out of memory", path);
     goto fail;
   }
+  s->slot = slot;
   rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
   if (rc != SQLITE_OK) {
     snprintf(err, errlen, "cannot open database %s: %s%s", path,
@@ -933,8 +935,8 @@ done:
   return rc;
 }
 
-const char *store_table_name(const sink_stream *st) {
-  const store_table *t = st->db_state;
+const char *store_table_name(const store *s, const sink_stream *st) {
+  const store_table *t = st->slot[s->slot];
   return t ? t->name : NULL;
 }
 

@@ -11,9 +11,10 @@
 
 typedef struct store store;
 
-/* Open (create) the database at path in WAL mode. Returns 0, or a negative code with a
- * message naming the file in err. */
-int store_open(store **out, const char *path, char *err, size_t errlen);
+/* Open (create) the database at path in WAL mode. slot is the store's index into each stream's
+ * sink_stream.slot (sink.h), where it keeps the stream's table. Returns 0, or a negative code
+ * with a message naming the file in err. */
+int store_open(store **out, const char *path, size_t slot, char *err, size_t errlen);
 
 /* Queue one record (copied). The row is written by a later store_flush. Returns 0, or
  * CS_ENOMEM when the queue holds its bound (store_pending_bytes() >= STORE_MAX_PENDING_BYTES):
@@ -47,7 +48,7 @@ int store_save_pending(const store *s, const char *path, size_t *saved, char *er
 
 /* Table name used for a stream (NULL until a store_flush has written its first row), for logs
  * and tests. */
-const char *store_table_name(const sink_stream *st);
+const char *store_table_name(const store *s, const sink_stream *st);
 
 /* Close the database. Does not flush: call store_flush until store_pending() is 0 first.
  * Accepts NULL. Returns 0 or CS_ESQLITE. */

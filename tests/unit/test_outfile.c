@@ -123,7 +123,7 @@ static void test_fresh_file_gets_header_once_then_records(void **state) {
   char err[256];
   const char *r1[] = {"2026", "11", "61.0"};
   const char *r2[] = {"2026", "12", "59.5"};
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&st, cols, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &st, 1, r1, 3), 0);
   assert_int_equal(add(o, &st, 2, r2, 3), 0);
@@ -140,7 +140,7 @@ static void test_fields_are_quoted_where_needed(void **state) {
   cs_field cols[3];
   char err[256];
   const char *r1[] = {"a, b", "say \"hi\"", "two\nlines"};
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&st, cols, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &st, 1, r1, 3), 0);
   assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
@@ -154,7 +154,7 @@ static void test_nothing_reaches_disk_before_flush(void **state) {
   cs_field cols[3];
   char err[256];
   const char *r1[] = {"2026", "11", "61.0"};
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&st, cols, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &st, 1, r1, 3), 0);
   assert_file(f->main_path, "");
@@ -174,7 +174,7 @@ static void test_two_streams_with_one_header_share_the_file(void **state) {
   char err[256];
   const char *r1[] = {"1", "2", "3"};
   const char *r2[] = {"4", "5", "6"};
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&a, ca, "temps", temps_hdr, 3);
   stream_make(&b, cb, "temps", temps_hdr, 3);
   b.producer_id = 0x9999;
@@ -192,7 +192,7 @@ static void test_other_header_goes_to_a_sanitised_side_file(void **state) {
   char err[256], side[192];
   const char *r1[] = {"1", "2", "3"};
   const char *r2[] = {"ST-1", "4"};
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&a, ca, "temps", temps_hdr, 3);
   stream_make(&b, cb, "../bikes now", bikes_hdr, 2);
   assert_int_equal(add(o, &a, 1, r1, 3), 0);
@@ -213,7 +213,7 @@ static void test_stream_path_names_each_streams_file(void **state) {
   char err[256], side[192];
   const char *r1[] = {"1", "2", "3"};
   const char *r2[] = {"ST-1", "4"};
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&a, ca, "temps", temps_hdr, 3);
   stream_make(&b, cb, "bikes", bikes_hdr, 2);
   stream_make(&c, cc, "edge", bikes_hdr, 2);
@@ -240,7 +240,7 @@ static void test_records_are_counted_per_file(void **state) {
   uint64_t records;
   const char *r1[] = {"1", "2", "3"};
   const char *r2[] = {"ST-1", "4"};
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&a, ca, "temps", temps_hdr, 3);
   stream_make(&b, cb, "bikes", bikes_hdr, 2);
   assert_int_equal(add(o, &a, 1, r1, 3), 0);
@@ -255,7 +255,7 @@ static void test_records_are_counted_per_file(void **state) {
   assert_int_equal(outfile_file(o, 1, &path, &records), 0);
   assert_non_null(strstr(path, "/out9.bikes.txt"));
   assert_int_equal(records, 2);
-  assert_int_equal(outfile_file(o, 2, &path, &records), -1);
+  assert_int_equal(outfile_file(o, 2, &path, &records), CS_ERANGE);
   assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
 }
 
@@ -272,16 +272,16 @@ static void test_side_files_are_capped_and_the_rest_go_on(void **state) {
   assert_non_null(st);
   assert_non_null(cols);
   assert_non_null(names);
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   for (i = 0; i < NSTREAMS; i++) {
     const char *hdr[1];
     snprintf(names[i], sizeof(names[i]), "s%d", i);
     hdr[0] = names[i]; /* a header of its own: a file of its own */
     stream_make(&st[i], &cols[i], names[i], hdr, 1);
-    assert_int_equal(add(o, &st[i], 1, r1, 1), i < NSTREAMS - 1 ? 0 : -EMFILE);
+    assert_int_equal(add(o, &st[i], 1, r1, 1), i < NSTREAMS - 1 ? 0 : CS_ENOFILE);
   }
   /* The refused stream stays refused, counted; the others still write. */
-  assert_int_equal(add(o, &st[NSTREAMS - 1], 2, r1, 1), -EMFILE);
+  assert_int_equal(add(o, &st[NSTREAMS - 1], 2, r1, 1), CS_ENOFILE);
   assert_int_equal(add(o, &st[0], 2, r1, 1), 0);
   assert_int_equal(add(o, &st[1], 2, r1, 1), 0);
   assert_int_equal(outfile_flush(o), 0);
@@ -307,7 +307,7 @@ static void test_existing_file_keeps_its_header_and_is_appended(void **state) {
   char err[256];
   const char *r1[] = {"2027", "1", "50.0"};
   write_file(f->main_path, "Year,Month,TempF\r\n2026,11,61.0\r\n");
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&st, cols, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &st, 1, r1, 3), 0);
   assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
@@ -323,7 +323,7 @@ static void test_existing_file_without_final_line_break_gets_one_first(void **st
   const char *r1[] = {"2027", "1", "50.0"};
   /* An earlier run interrupted mid-write: the last record has no line break. */
   write_file(f->main_path, "Year,Month,TempF\r\n2026,11,61.0");
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&st, cols, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &st, 1, r1, 3), 0);
   assert_int_equal(outfile_flush(o), 0);
@@ -340,7 +340,7 @@ static void test_existing_file_ending_in_lone_cr_gets_its_lf(void **state) {
   char err[256];
   const char *r1[] = {"2027", "1", "50.0"};
   write_file(f->main_path, "Year,Month,TempF\r\n2026,11,61.0\r");
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&st, cols, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &st, 1, r1, 3), 0);
   assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
@@ -357,7 +357,7 @@ static void test_existing_side_file_without_final_line_break_gets_one_first(void
   const char *r2[] = {"ST-2", "5"};
   snprintf(side, sizeof(side), "%s/out9.bikes.txt", f->dir);
   write_file(side, "station,bikes\r\nST-1,4");
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&a, ca, "temps", temps_hdr, 3);
   stream_make(&b, cb, "bikes", bikes_hdr, 2);
   assert_int_equal(add(o, &a, 1, r1, 3), 0);
@@ -374,7 +374,7 @@ static void test_existing_file_with_other_header_is_left_alone(void **state) {
   char err[256], side[192];
   const char *r1[] = {"2027", "1", "50.0"};
   write_file(f->main_path, "a,b\nx,y\n");
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&st, cols, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &st, 1, r1, 3), 0);
   assert_int_equal(outfile_close(o, err, sizeof(err)), 0);
@@ -394,7 +394,7 @@ static void test_side_name_taken_by_other_header_gets_a_number(void **state) {
   snprintf(side, sizeof(side), "%s/out9.temps.txt", f->dir);
   snprintf(side2, sizeof(side2), "%s/out9.temps-2.txt", f->dir);
   write_file(side, "other,header\r\n");
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&main_st, cm, "bikes", bikes_hdr, 2);
   stream_make(&b, cb, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &main_st, 1, r0, 2), 0);
@@ -416,12 +416,12 @@ static void test_unreadable_side_file_refuses_the_stream_only(void **state) {
   const char *r1[] = {"1", "2", "3"};
   snprintf(side, sizeof(side), "%s/out9.temps.txt", f->dir);
   write_file(side, "\"not,closed\r\n");
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&main_st, cm, "bikes", bikes_hdr, 2);
   stream_make(&b, cb, "temps", temps_hdr, 3);
   assert_int_equal(add(o, &main_st, 1, r0, 2), 0);
-  assert_int_equal(add(o, &b, 1, r1, 3), -EMFILE);
-  assert_int_equal(add(o, &b, 2, r1, 3), -EMFILE);
+  assert_int_equal(add(o, &b, 1, r1, 3), CS_ENOFILE);
+  assert_int_equal(add(o, &b, 2, r1, 3), CS_ENOFILE);
   assert_int_equal(add(o, &main_st, 2, r0, 2), 0);
   assert_int_equal(outfile_flush(o), 0);
   assert_int_equal(outfile_not_written(o), 2);
@@ -440,7 +440,7 @@ static void test_headerless_stream_gets_a_synthetic_header(void **state) {
   char err[256];
   const char *r1[] = {"1", "x,y"};
   const char *r2[] = {"2", "z", "long row"};
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&st, NULL, "raw", NULL, 0);
   assert_int_equal(add(o, &st, 1, r1, 2), 0);
   assert_int_equal(add(o, &st, 2, r2, 3), 0); /* a ragged row is written as it came */
@@ -461,7 +461,7 @@ static void test_headerless_streams_are_routed_by_their_width(void **state) {
   const char *r1[] = {"a1", "a2"};
   const char *r2[] = {"b1", "b2"};
   const char *r3[] = {"c1", "c2", "c3"};
-  assert_int_equal(outfile_open(&o, f->main_path, err, sizeof(err)), 0);
+  assert_int_equal(outfile_open(&o, f->main_path, 0, err, sizeof(err)), 0);
   stream_make(&main_st, cm, "temps", temps_hdr, 3);
   stream_make(&a, NULL, "raw", NULL, 0);
   stream_make(&b, NULL, "other", NULL, 0);
@@ -485,7 +485,7 @@ static void test_unwritable_path_is_named(void **state) {
   char err[256], path[192];
   (void)f;
   snprintf(path, sizeof(path), "%s/no/such/dir/out9.txt", f->dir);
-  assert_int_not_equal(outfile_open(&o, path, err, sizeof(err)), 0);
+  assert_int_not_equal(outfile_open(&o, path, 0, err, sizeof(err)), 0);
   assert_null(o);
   assert_non_null(strstr(err, path));
 }

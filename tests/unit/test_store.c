@@ -129,7 +129,7 @@ static void test_open_bad_path_names_file(void **state) {
   (void)state;
   store *s = (store *)1;
   char err[256] = "";
-  assert_int_not_equal(store_open(&s, "/nonexistent-dir/x/out.db", err, sizeof err), 0);
+  assert_int_not_equal(store_open(&s, "/nonexistent-dir/x/out.db", 0, err, sizeof err), 0);
   assert_null(s);
   assert_non_null(strstr(err, "cannot open database /nonexistent-dir/x/out.db"));
   assert_non_null(strstr(err, "unable to open database file"));
@@ -144,7 +144,7 @@ static void test_open_non_database_says_so(void **state) {
   assert_non_null(fp);
   assert_int_equal(fputs("id,name\n1,not a database, but a CSV file\n", fp) >= 0, 1);
   assert_int_equal(fclose(fp), 0);
-  assert_int_not_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_not_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   assert_null(s);
   assert_non_null(strstr(err, f->path));
   assert_non_null(strstr(err, "is it an SQLite database?"));
@@ -154,7 +154,7 @@ static void test_open_uses_wal(void **state) {
   fixture *f = *state;
   store *s = NULL;
   char err[256];
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   sqlite3 *db = peek_open(f->path);
   sqlite3_stmt *q = NULL;
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
@@ -173,11 +173,11 @@ static void test_nasty_header_columns(void **state) {
   cs_field h[9];
   fields_from(h, hdr, 9);
   sink_stream st = make_stream("we\"ird table", 0x1234, h, 9);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v[] = {"1", "2", "3", "4", "5", "6", "7", "8", "9"};
   add_values(s, &st, 1, v, 9);
   flush_all(s);
-  assert_string_equal(store_table_name(&st), "we\"ird table");
+  assert_string_equal(store_table_name(s, &st), "we\"ird table");
   sqlite3 *db = peek_open(f->path);
   peek_columns(db, "we\"ird table", cols, sizeof cols);
   assert_string_equal(cols, "first name|select|order|a|a_2|column_6|say \"hi\"|_seq_2|A_3|"
@@ -202,7 +202,7 @@ static void test_text_keeps_leading_zeros(void **state) {
   cs_field h[3];
   fields_from(h, hdr, 3);
   sink_stream st = make_stream("codes", 1, h, 3);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v[] = {"007", " 1.50 ", ""};
   add_values(s, &st, 1, v, 3);
   flush_all(s);
@@ -225,7 +225,7 @@ static void test_same_name_other_header_gets_new_table(void **state) {
   fields_from(c2, h2, 2);
   sink_stream a = make_stream("s", 1, c1, 2), b = make_stream("s", 2, c2, 2);
   sink_stream a2 = make_stream("s", 3, c1, 2); /* another producer, same header */
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v[] = {"1", "2"};
   add_values(s, &a, 1, v, 2);
   add_values(s, &b, 1, v, 2);
@@ -233,11 +233,11 @@ static void test_same_name_other_header_gets_new_table(void **state) {
   add_values(s, &a2, 2, v, 2);
   /* Tables are named by the first flush, inside its transaction (never a schema read that
    * could meet a lock in store_add): in arrival order, as before. */
-  assert_null(store_table_name(&a));
+  assert_null(store_table_name(s, &a));
   flush_all(s);
-  assert_string_equal(store_table_name(&a), "s");
-  assert_string_equal(store_table_name(&b), "s_2");
-  assert_string_equal(store_table_name(&a2), "s");
+  assert_string_equal(store_table_name(s, &a), "s");
+  assert_string_equal(store_table_name(s, &b), "s_2");
+  assert_string_equal(store_table_name(s, &a2), "s");
   sqlite3 *db = peek_open(f->path);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM s"), 3);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM s WHERE _producer = '0000000000000003'"), 2);
@@ -257,17 +257,17 @@ static void test_rerun_appends_or_renames(void **state) {
   const char *v[] = {"1", "2", "3"};
   for (int run = 0; run < 2; run++) {
     sink_stream a = make_stream("t", 10 + run, c1, 2);
-    assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+    assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
     add_values(s, &a, 1, v, 3); /* one extra value: column extra_1 */
     flush_all(s);
-    assert_string_equal(store_table_name(&a), "t");
+    assert_string_equal(store_table_name(s, &a), "t");
     assert_int_equal(store_close(s), 0);
   }
   sink_stream b = make_stream("t", 20, c2, 2);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   add_values(s, &b, 1, v, 2);
   flush_all(s);
-  assert_string_equal(store_table_name(&b), "t_2");
+  assert_string_equal(store_table_name(s, &b), "t_2");
   assert_int_equal(store_close(s), 0);
   sqlite3 *db = peek_open(f->path);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM t WHERE extra_1 = '3'"), 2);
@@ -284,17 +284,17 @@ static void test_rows_queued_before_naming_adopt_the_file_extras(void **state) {
   fields_from(c, h, 2);
   const char *v3[] = {"1", "2", "3"}, *v4[] = {"1", "2", "3", "4"};
   sink_stream a = make_stream("t", 1, c, 2);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   add_values(s, &a, 1, v3, 3); /* extra_1 */
   flush_all(s);
   assert_int_equal(store_close(s), 0);
   /* A second run queues a wider row before its table is named (and adopts t, extra_1). */
   sink_stream b = make_stream("t", 2, c, 2);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   add_values(s, &b, 1, v4, 4);
   add_values(s, &b, 2, v3, 3);
   flush_all(s);
-  assert_string_equal(store_table_name(&b), "t");
+  assert_string_equal(store_table_name(s, &b), "t");
   assert_int_equal(store_close(s), 0);
   sqlite3 *db = peek_open(f->path);
   peek_columns(db, "t", cols, sizeof cols);
@@ -313,7 +313,7 @@ static void test_schema_locked_at_add_is_retried_by_flush(void **state) {
   cs_field c[1];
   fields_from(c, h, 1);
   sink_stream st = make_stream("schema", 1, c, 1);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   /* Another process keeps even readers out (exclusive locking mode: no shared memory, the
    * lock stays after its write), so reading the schema meets SQLITE_BUSY. */
   sqlite3 *other = peek_open(f->path);
@@ -329,7 +329,7 @@ static void test_schema_locked_at_add_is_retried_by_flush(void **state) {
   sqlite3_close(other); /* the lock goes with the connection */
   flush_all(s);
   assert_int_equal(store_committed(s), 1);
-  assert_string_equal(store_table_name(&st), "schema");
+  assert_string_equal(store_table_name(s, &st), "schema");
   assert_int_equal(store_close(s), 0);
   sqlite3 *db = peek_open(f->path);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM schema WHERE a = 'x'"), 1);
@@ -345,7 +345,7 @@ static void test_ragged_rows_keep_every_value(void **state) {
   fields_from(c, h, 2);
   sink_stream st = make_stream("r", 1, c, 2);
   sink_stream nh = make_stream("nh", 2, NULL, 0);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v[] = {"1", "2", "3", "4"};
   add_values(s, &st, 1, v, 1); /* short */
   add_values(s, &nh, 1, v, 2);
@@ -376,7 +376,7 @@ static void test_rows_commit_only_on_flush(void **state) {
   cs_field c[1];
   fields_from(c, h, 1);
   sink_stream st = make_stream("q", 1, c, 1);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v[] = {"x"};
   for (uint64_t i = 1; i <= 5; i++)
     add_values(s, &st, i, v, 1);
@@ -401,7 +401,7 @@ static void test_locked_database_returns_busy_then_commits_once(void **state) {
   cs_field c[1];
   fields_from(c, h, 1);
   sink_stream st = make_stream("locked", 1, c, 1);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v[] = {"x"};
   add_values(s, &st, 1, v, 1);
   flush_all(s); /* the table exists before the lock is taken */
@@ -437,7 +437,7 @@ static void test_locked_before_table_exists_then_creates(void **state) {
   cs_field c[1];
   fields_from(c, h, 1);
   sink_stream st = make_stream("late", 1, c, 1);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   sqlite3 *other = peek_open(f->path);
   assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
   const char *v[] = {"x", "y"};
@@ -458,7 +458,7 @@ static void test_many_rows_commit_in_batches(void **state) {
   cs_field c[2];
   fields_from(c, h, 2);
   sink_stream st = make_stream("big", 7, c, 2);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   for (uint64_t i = 1; i <= 20000; i++) {
     snprintf(num, sizeof num, "%llu", (unsigned long long)i);
     const char *v[] = {num, "some, \"quoted\" text"};
@@ -498,7 +498,7 @@ static void test_binary_and_utf8_values_survive(void **state) {
        17},
       {"\"quoted\", comma", 15},
   };
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   for (size_t i = 0; i < 4; i++) {
     sink_record r = {&st, i + 1, 1, 2, 1, &values[i]};
     assert_int_equal(store_add(s, &r), 0);
@@ -530,11 +530,11 @@ static void test_reserved_stream_name_prefixed(void **state) {
   cs_field c[1];
   fields_from(c, h, 1);
   sink_stream st = make_stream("sqlite_master", 1, c, 1);
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v[] = {"x"};
   add_values(s, &st, 1, v, 1);
   flush_all(s);
-  assert_string_equal(store_table_name(&st), "stream_sqlite_master");
+  assert_string_equal(store_table_name(s, &st), "stream_sqlite_master");
   assert_int_equal(store_close(s), 0);
 }
 
@@ -551,7 +551,7 @@ static void test_queue_bound_refuses_with_enomem(void **state) {
   assert_non_null(big);
   memset(big, 'x', len);
   cs_field v = {big, len};
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   size_t added = 0;
   int rc;
   for (;;) {
@@ -586,7 +586,7 @@ static void test_too_wide_record_refused_alone(void **state) {
   assert_non_null(wide);
   for (size_t i = 0; i < n; i++)
     wide[i].data = "";
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v1[] = {"one"}, *v3[] = {"three", "extra"};
   add_values(s, &st, 1, v1, 1);
   sink_record r = {&st, 2, 1, 2, n, wide};
@@ -634,7 +634,7 @@ static void test_save_pending_writes_rows_and_appends(void **state) {
   sink_stream b = make_stream("temps", 0xbb, c2, 1);
   sink_stream fresh = make_stream("fresh", 0xcc, NULL, 0);
   b.protocol = "udp";
-  assert_int_equal(store_open(&s, f->path, err, sizeof err), 0);
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v1[] = {"2026", "60"}, *v2[] = {"2026", "61,5\nx"}, *w[] = {"noon"},
              *w2[] = {"a", "b"}, *x[] = {"v"};
   add_values(s, &a, 1, v1, 2);
