@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "loop.h"
 #include "options.h"
 #include "report.h"
-#include "server.h"
 
 int main(int argc, char **argv) {
   consumer_options opt;
@@ -31,17 +31,7 @@ int main(int argc, char **argv) {
   log_init("consumer", opt.quiet ? LOG_WARN : LOG_INFO);
   signal(SIGPIPE, SIG_IGN); /* a broken connection comes back as EPIPE, not a dead process */
 
-  c = calloc(1, sizeof(*c)); /* large (read buffers): not on the stack */
-  if (c == NULL) {
-    fprintf(stderr, "consumer: out of memory\n");
-    return 1;
-  }
-  rc = consumer_init(c, &opt);
-  if (rc == 0)
-    rc = consumer_run(c);
-  else
-    rc = 1;
-  consumer_free(c);
-  free(c);
+  rc = loop_new(&c, &opt) == 0 ? loop_run(c) : 1;
+  loop_free(c);
   return rc;
 }

@@ -1,27 +1,48 @@
 /* report.h -- what the consumer tells people: the live --stats line, the summary table on exit
- * and the --stats-json file. */
+ * and the --stats-json file, from a view of the streams, the listeners' totals and the sinks.
+ * It only observes: it never changes what is stored. */
 #ifndef CSVSTREAM_CONSUMER_REPORT_H
 #define CSVSTREAM_CONSUMER_REPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
-#include "server.h"
+#include "ingest.h"
+#include "options.h"
+#include "sinks.h"
+#include "streams.h"
+
+/* What a report reads. The stream table is not const: loss counts are brought up to date. */
+typedef struct report_view {
+  const consumer_options *opt;
+  streams *table;
+  const ingest_proto *proto; /* [STREAM_NPROTO] */
+  sinks *sinks;
+} report_view;
+
+/* The live line's memory: received counts at the last line, for its rates. */
+typedef struct report_live {
+  uint64_t prev_received[STREAM_NPROTO];
+  uint64_t prev_us;
+} report_live;
+
+void report_live_init(report_live *l);
 
 /* One log line with per-protocol received/lost/dup/reordered, rate since the last line, p99. */
-void report_live(consumer *c);
+void report_live_line(report_live *l, const report_view *v);
 
-/* The summary table (per protocol and per stream, kernel drops, garbage, file and database
- * totals) to out. */
-void report_summary(consumer *c, FILE *out);
+/* The summary table (per protocol and per stream, kernel drops, garbage, then each sink's
+ * lines) to out. */
+void report_summary(const report_view *v, FILE *out);
 
 /* Check at start-up that the --stats-json file can be written at exit: its temporary
  * FILE.tmp is created and removed again, and FILE must not be a directory. Returns 0, or a
  * negative code with a message naming the file in err. */
 int report_json_check(const char *path, char *err, size_t errlen);
 
-/* Write the --stats-json document (shape: docs and the shared contract) to path. Returns 0,
- * or a negative code with a message naming the file in err. */
-int report_json(consumer *c, const char *path, char *err, size_t errlen);
+/* Write the --stats-json document (shape: README) to path. Returns 0, or a negative code with
+ * a message naming the file in err. */
+int report_json(const report_view *v, const char *path, char *err, size_t errlen);
 
 #endif

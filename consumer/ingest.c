@@ -1,0 +1,253 @@
+/* ingest.c -- one decoded message: protocol rules, stream lookup, the first-copy verdict, then
+ * the sinks. No libuv: the listeners call it, and it answers with codes. */
+#include "ingest.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "net.h"
+
+/* Set up; see ingest.h. */
+void ingest_init(ingest *in, streams *table, sinks *fanout, const consumer_options *opt) {
+  memset(in, 0, sizeof(*in));
+  in->table = table;
+  in->sinks = fanout;
+  in->max_records = opt->max_records;
+  in->quiet = opt->quiet;
+}
+
+void ingest_peer_init(ingest_peer *p, int proto, const struct sockaddr *addr) {
+  memset(p, 0, sizeof(*p));
+  p->proto = proto;
+  p->addr = addr;
+}
+
+/* The peer's address, formatted on first use; see ingest.h. */
+const char *ingest_peer_name(ingest_peer *p) {
+  if (p->name[0] == '\0') {
+    if (p->addr != NULL) {
+      net_format(p->addr, p->name, sizeof(p->name));
+    } else {
+      snprintf(p->name, sizeof(p->name), "?");
+    }
+  }
+  return p->name;
+}
+
+const char *ingest_error(const ingest *in) {
+  return in->err;
+}
+
+int ingest_exit_code(const ingest *in) {
+  return in->exit_code;
+}
+
+/* Stop with exit code code: every later message gets CS_ESTOP too. */
+static int ingest_stop(ingest *in, int code) {
+  in->stopped = 1;
+  if (code > in->exit_code) {
+    in->exit_code = code;
+  }
+  return CS_ESTOP;
+}
+
+/* Take one token from the per-record log bucket (refilled by the time since the last call).
+ * Returns 1 when a line may be logged, else counts the record as suppressed and returns 0. */
+static int ingest_record_log_allow(ingest_record_log *l, uint64_t now_us) {
+  const uint64_t full = (uint64_t)INGEST_RECORD_LOG_BURST * 1000000u;
+  if (l->last_us == 0 || now_us < l->last_us) {
+    l->tokens_x1m = full;
+  } else {
+    /* Elapsed time is capped so that the product cannot overflow after a long quiet spell. */
+    uint64_t elapsed = now_us - l->last_us;
+    if (elapsed > 1000000u * INGEST_RECORD_LOG_BURST) {
+      elapsed = 1000000u * INGEST_RECORD_LOG_BURST;
+    }
+    l->tokens_x1m += elapsed * INGEST_RECORD_LOG_PER_S;
+    if (l->tokens_x1m > full) {
+      l->tokens_x1m = full;
+    }
+  }
+  l->last_us = now_us == 0 ? 1 : now_us;
+  if (l->tokens_x1m < 1000000u) {
+    l->suppressed++;
+    return 0;
+  }
+  l->tokens_x1m -= 1000000u;
+  return 1;
+}
+
+/* One INFO line per record while the rate is low (a burst of 10, then about 10 a second). */
+static void ingest_log_record(ingest *in, const stream *e, ingest_peer *p, const wire_msg *m,
+                              uint64_t now_us) {
+  uint64_t lat = now_us > m->sent_us ? now_us - m->sent_us : 0;
+  unsigned long long skipped;
+  if (in->quiet || !ingest_record_log_allow(&in->record_log, clock_mono_us())) {
+    return;
+  }
+  skipped = in->record_log.suppressed;
+  in->record_log.suppressed = 0;
+  if (skipped > 0) {
+    log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms (%llu more records "
+             "since the last line)",
+             e->sink.protocol, ingest_peer_name(p), e->label, m->seq, m->nfields,
+             (double)lat / 1000.0, skipped);
+  } else {
+    log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms", e->sink.protocol,
+             ingest_peer_name(p), e->label, m->seq, m->nfields, (double)lat / 1000.0);
+  }
+}
+
+/* A HELLO: the stream's header, the first time; a different one later is reported once. */
+static int ingest_hello(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) {
+  p->saw_hello = 1;
+  if (!e->header_known) {
+    if (stream_set_columns(e, m->fields, m->nfields) != 0) {
+      log_error("out of memory for the header of stream %s; stopping", e->label);
+      return ingest_stop(in, 1);
+    }
+    e->header_known = 1;
+    log_info("%s %s: stream %s from producer %016" PRIx64 " (%zu columns)",
+             stream_proto_name(p->proto), ingest_peer_name(p), e->label, e->sink.producer_id,
+             e->sink.ncolumns);
+  } else if (!e->warned_header && !stream_same_columns(e, m->fields, m->nfields)) {
+    e->warned_header = 1;
+    log_warn("%s %s: stream %s announced another header mid-stream; keeping the first one",
+             stream_proto_name(p->proto), ingest_peer_name(p), e->label);
+  }
+  return 0;
+}
+
+/* A RECORD: accounted, and if it is the first copy of its number, handed to the sinks. */
+static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *m,
+                         uint64_t now_us) {
+  sink_record r;
+  if (e == NULL || !e->header_known || (p->proto == STREAM_TCP && !p->saw_hello)) {
+    char nm[64];
+    snprintf(in->err, sizeof(in->err), "record #%" PRIu64 " of stream %s before its hello",
+             m->seq, log_escape(nm, sizeof(nm), m->stream.data, m->stream.len));
+    return CS_EPROTO;
+  }
+  if (in->max_records != 0 && in->delivered >= in->max_records) {
+    return ingest_stop(in, 0);
+  }
+  if (stats_stream_arrival(&e->stats, m->seq, m->sent_us, now_us, m->frame_len) != 1) {
+    return 0; /* a duplicate, or too old to tell: counted, not stored again */
+  }
+  r.stream = &e->sink;
+  r.seq = m->seq;
+  r.sent_us = m->sent_us;
+  r.received_us = now_us;
+  r.nfields = m->nfields;
+  r.fields = m->fields;
+  if (sinks_add(in->sinks, &r) != 0) {
+    return ingest_stop(in, 1); /* the sink logged why */
+  }
+  in->delivered++;
+  p->records++;
+  ingest_log_record(in, e, p, m, now_us);
+  if (in->max_records != 0 && in->delivered >= in->max_records) {
+    log_info("--max-records %" PRIu64 " reached: stopping", in->max_records);
+    return ingest_stop(in, 0);
+  }
+  return 0;
+}
+
+/* An END: the last sequence number sent, for trailing loss. */
+static void ingest_end(stream *e, ingest_peer *p, const wire_msg *m) {
+  stats_stream_end(&e->stats, m->seq);
+  if (!e->ended) {
+    e->ended = 1;
+    log_info("%s %s: stream %s ended at #%" PRIu64 ": %" PRIu64 " received, %" PRIu64
+             " lost, %" PRIu64 " duplicates",
+             stream_proto_name(p->proto), ingest_peer_name(p), e->label, m->seq,
+             e->stats.c.received, stats_stream_lost(&e->stats), e->stats.c.duplicates);
+  }
+}
+
+/* One message; see ingest.h. */
+int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
+  stream *e;
+  int rc;
+  if (in->stopped) {
+    return CS_ESTOP;
+  }
+  e = streams_find(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len);
+  if (e == NULL && (m->type == WIRE_HELLO || m->type == WIRE_END)) {
+    rc = streams_add(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len,
+                     ingest_peer_name(p), &e);
+    if (rc == CS_EREFUSED) {
+      char nm[64];
+      snprintf(in->err, sizeof(in->err),
+               "stream %s refused: the consumer holds its limit of %d streams (restart it to "
+               "take new ones)",
+               log_escape(nm, sizeof(nm), m->stream.data, m->stream.len), STREAMS_MAX);
+      return CS_EPROTO;
+    }
+    if (rc != 0) {
+      log_error("out of memory for a new stream from %s/%s; stopping", ingest_peer_name(p),
+                stream_proto_name(p->proto));
+      return ingest_stop(in, 1);
+    }
+  }
+  switch (m->type) {
+  case WIRE_HELLO:
+    return ingest_hello(in, e, p, m);
+  case WIRE_RECORD:
+    return ingest_record(in, e, p, m, now_us);
+  case WIRE_END:
+    ingest_end(e, p, m);
+    return 0;
+  default:
+    snprintf(in->err, sizeof(in->err), "unknown message type %d", m->type);
+    return CS_EPROTO;
+  }
+}
+
+/* Words for a decoder error; see ingest.h. */
+const char *ingest_decode_error(int rc) {
+  switch (rc) {
+  case CS_EBADMAGIC:
+    return "bad magic (not a csvstream producer?)";
+  case CS_EVERSION:
+    return "another protocol version (this consumer speaks version 1)";
+  case CS_ETYPE:
+    return "unknown message type";
+  case CS_ETOOBIG:
+    return "frame longer than the 1 MiB limit";
+  case CS_ETRUNCATED:
+    return "datagram ends inside a frame";
+  case CS_EMALFORMED:
+    return "malformed frame";
+  default:
+    return cs_strerror(rc);
+  }
+}
+
+/* Count garbage and log it, at most once a second per protocol; see ingest.h. */
+void ingest_garbage(ingest *in, ingest_peer *p, const char *reason, const char *action) {
+  ingest_proto *t = &in->proto[p->proto];
+  unsigned long long skipped = t->garbage_log.suppressed;
+  t->garbage++;
+  if (!log_limiter_allow(&t->garbage_log, clock_mono_us(), INGEST_GARBAGE_LOG_INTERVAL_US)) {
+    return;
+  }
+  t->garbage_log.suppressed = 0;
+  if (skipped > 0) {
+    log_warn("garbage from %s/%s: %s; %s (%llu more since the last report)", ingest_peer_name(p),
+             stream_proto_name(p->proto), reason, action, skipped);
+  } else {
+    log_warn("garbage from %s/%s: %s; %s", ingest_peer_name(p), stream_proto_name(p->proto),
+             reason, action);
+  }
+}
+
+/* See ingest.h. */
+void ingest_finish(ingest *in) {
+  if (in->record_log.suppressed > 0 && !in->quiet) {
+    log_info("(%llu more records not logged one by one)", in->record_log.suppressed);
+  }
+}

@@ -1,0 +1,95 @@
+/* ingest.h -- what a decoded message means (no libuv): the protocol's rules, the stream it
+ * belongs to, the sequence verdict (first copy, duplicate, too late), then the sinks. The
+ * listeners hand every message here; this module decides and counts, and returns codes. */
+#ifndef CSVSTREAM_INGEST_H
+#define CSVSTREAM_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "options.h"
+#include "sinks.h"
+#include "streams.h"
+#include "wire.h"
+
+#define INGEST_GARBAGE_LOG_INTERVAL_US 1000000
+
+/* Totals per protocol that belong to no stream. The listeners count connections, datagrams
+ * and kernel drops here; ingest counts garbage. */
+typedef struct ingest_proto {
+  uint64_t garbage;      /* malformed frames (tcp: connections closed for it) or datagrams */
+  uint64_t connections;  /* tcp: connections accepted */
+  uint64_t datagrams;    /* udp: datagrams received */
+  uint64_t kernel_drops; /* udp: datagrams the kernel dropped (last reading) */
+  int kernel_drops_known;
+  log_limiter garbage_log;
+} ingest_proto;
+
+/* Token bucket for the per-record INFO lines: a burst of up to INGEST_RECORD_LOG_BURST
+ * lines, refilled at INGEST_RECORD_LOG_PER_S lines a second, so that at a slow pace every
+ * record gets its own line and a fast stream gets about that many a second. */
+#define INGEST_RECORD_LOG_BURST 10
+#define INGEST_RECORD_LOG_PER_S 10
+typedef struct ingest_record_log {
+  uint64_t tokens_x1m;           /* tokens in millionths (integer arithmetic, no drift) */
+  uint64_t last_us;              /* monotonic time of the last refill, 0 before the first */
+  unsigned long long suppressed; /* records not logged since the last line */
+} ingest_record_log;
+
+/* Where a message came from: a TCP connection (lives as long as it) or one UDP datagram. */
+typedef struct ingest_peer {
+  int proto;                   /* enum stream_proto */
+  const struct sockaddr *addr; /* formatted into name on first use; NULL: name is set */
+  char name[64];               /* "127.0.0.1:40512", "" until formatted */
+  int saw_hello;               /* tcp: this connection sent a HELLO */
+  uint64_t records;            /* distinct records delivered from this peer */
+} ingest_peer;
+
+typedef struct ingest {
+  streams *table;
+  sinks *sinks;
+  uint64_t max_records; /* 0: no limit */
+  int quiet;
+  uint64_t delivered; /* distinct records handed to the sinks */
+  int stopped;        /* CS_ESTOP was returned: every later message gets it too */
+  int exit_code;      /* why: 0 (--max-records reached) or 1 (a fatal error, logged) */
+  ingest_proto proto[STREAM_NPROTO];
+  ingest_record_log record_log;
+  char err[160]; /* why the last CS_EPROTO */
+} ingest;
+
+/* Set up in over a stream table and the sinks (both owned by the caller). */
+void ingest_init(ingest *in, streams *table, sinks *fanout, const consumer_options *opt);
+
+/* A peer for a message from proto (addr: see ingest_peer). */
+void ingest_peer_init(ingest_peer *p, int proto, const struct sockaddr *addr);
+
+/* The peer's address as text, formatted on first use. */
+const char *ingest_peer_name(ingest_peer *p);
+
+/* One decoded message, received at now_us (wall clock, µs since the epoch). Returns 0;
+ * CS_EPROTO for a well-formed frame that breaks the protocol (ingest_error says how; the
+ * caller counts it as garbage and closes the connection or drops the datagram's rest); or
+ * CS_ESTOP: stop the consumer with ingest_exit_code (--max-records reached and logged, or a
+ * fatal error logged). */
+int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us);
+
+/* Why the last CS_EPROTO. */
+const char *ingest_error(const ingest *in);
+
+/* 0 or 1, once ingest_msg returned CS_ESTOP. */
+int ingest_exit_code(const ingest *in);
+
+/* Words for a decoder error (wire_decoder_feed, wire_decode_datagram), for the garbage line. */
+const char *ingest_decode_error(int rc);
+
+/* Count garbage from p and log it, at most once a second per protocol; action says what was
+ * done ("closing the connection"). */
+void ingest_garbage(ingest *in, ingest_peer *p, const char *reason, const char *action);
+
+/* At the stop: say how many records were not logged one by one. */
+void ingest_finish(ingest *in);
+
+#endif

@@ -1,0 +1,268 @@
+/* listen_tcp.c -- the TCP listener: connections, their decoders, back-pressure and closing. */
+#include "listen_tcp.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+
+typedef struct listen_conn listen_conn;
+
+struct listen_tcp {
+  uv_tcp_t handle;
+  listen_env env;
+  char name[80];
+  listen_conn *conns;
+  int paused;
+  int stopping;
+  int handles; /* handles not yet closed (the listener and its connections): freed at 0 */
+  char buf[LISTEN_READ_BUFFER]; /* all reads share it: libuv calls alloc and read back to back */
+};
+
+/* One connection. Lives on handle.data; freed only in its close callback. */
+struct listen_conn {
+  uv_tcp_t handle;
+  listen_tcp *l;
+  ingest_peer peer;
+  wire_decoder dec;
+  int closing;
+  listen_conn *prev, *next;
+};
+
+/* What the decoder's callback needs: the peer and the receive time are parameters. */
+typedef struct listen_tcp_read {
+  listen_conn *k;
+  uint64_t now_us;
+} listen_tcp_read;
+
+static void listen_tcp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* One handle of l closed: free l when it was the last. */
+static void listen_tcp_release(listen_tcp *l) {
+  if (--l->handles == 0) {
+    free(l);
+  }
+}
+
+static void listen_tcp_close_cb(uv_handle_t *h) {
+  listen_tcp_release(h->data);
+}
+
+/* Free a connection once libuv is done with it. */
+static void listen_conn_close_cb(uv_handle_t *h) {
+  listen_conn *k = h->data;
+  listen_tcp *l = k->l;
+  if (k->prev != NULL) {
+    k->prev->next = k->next;
+  } else {
+    l->conns = k->next;
+  }
+  if (k->next != NULL) {
+    k->next->prev = k->prev;
+  }
+  wire_decoder_free(&k->dec);
+  free(k);
+  listen_tcp_release(l);
+}
+
+/* Close a connection (safe inside its own read callback: freed in listen_conn_close_cb). */
+static void listen_conn_close(listen_conn *k) {
+  if (k->closing) {
+    return;
+  }
+  k->closing = 1;
+  uv_close((uv_handle_t *)&k->handle, listen_conn_close_cb);
+}
+
+/* Start reading one connection (not while reads are paused for back-pressure). */
+static void listen_conn_read_start(listen_conn *k) {
+  int rc;
+  if (k->closing || k->l->paused || k->l->stopping) {
+    return;
+  }
+  rc = uv_read_start((uv_stream_t *)&k->handle, listen_tcp_alloc_cb, listen_tcp_read_cb);
+  if (rc != 0) {
+    log_warn("tcp %s: cannot read: %s", k->peer.name, uv_strerror(rc));
+  }
+}
+
+static void listen_tcp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  listen_conn *k = h->data;
+  (void)suggested;
+  buf->base = k->l->buf;
+  buf->len = sizeof(k->l->buf);
+}
+
+static int listen_tcp_msg_cb(const wire_msg *m, void *arg) {
+  listen_tcp_read *r = arg;
+  return ingest_msg(r->k->l->env.in, &r->k->peer, m, r->now_us);
+}
+
+/* Bytes from a producer: decode every complete frame; garbage closes the connection. */
+static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  listen_conn *k = s->data;
+  listen_tcp *l = k->l;
+  listen_tcp_read r;
+  int rc;
+  if (nread == 0 || k->closing) {
+    return;
+  }
+  if (nread < 0) {
+    if (nread == UV_EOF) {
+      log_info("tcp %s disconnected after %" PRIu64 " records", k->peer.name, k->peer.records);
+    } else {
+      log_warn("tcp %s: connection lost: %s (after %" PRIu64 " records)", k->peer.name,
+               uv_strerror((int)nread), k->peer.records);
+    }
+    listen_conn_close(k);
+    return;
+  }
+  r.k = k;
+  r.now_us = clock_wall_us();
+  rc = wire_decoder_feed(&k->dec, buf->base, (size_t)nread, listen_tcp_msg_cb, &r);
+  if (rc == CS_ESTOP) {
+    l->env.stop(l->env.arg, ingest_exit_code(l->env.in)); /* closes this connection too */
+    return;
+  }
+  if (rc == CS_EPROTO) {
+    ingest_garbage(l->env.in, &k->peer, ingest_error(l->env.in), "closing the connection");
+    listen_conn_close(k);
+  } else if (rc < 0) {
+    ingest_garbage(l->env.in, &k->peer, ingest_decode_error(rc), "closing the connection");
+    listen_conn_close(k);
+  }
+  l->env.input(l->env.arg);
+}
+
+/* A producer connected. */
+static void listen_tcp_connection_cb(uv_stream_t *server, int status) {
+  listen_tcp *l = server->data;
+  listen_conn *k;
+  struct sockaddr_storage ss;
+  int len = sizeof(ss), rc;
+
+  if (status < 0) {
+    log_warn("tcp accept on %s failed: %s", l->name, uv_strerror(status));
+    return;
+  }
+  k = calloc(1, sizeof(*k));
+  if (k == NULL) {
+    log_error("out of memory for a new connection on %s", l->name);
+    return;
+  }
+  k->l = l;
+  wire_decoder_init(&k->dec, WIRE_MAX_PAYLOAD);
+  ingest_peer_init(&k->peer, STREAM_TCP, NULL);
+  snprintf(k->peer.name, sizeof(k->peer.name), "?");
+  rc = uv_tcp_init(l->env.loop, &k->handle);
+  if (rc != 0) {
+    log_warn("tcp: cannot set up a connection: %s", uv_strerror(rc));
+    wire_decoder_free(&k->dec);
+    free(k);
+    return;
+  }
+  k->handle.data = k;
+  l->handles++;
+  k->next = l->conns;
+  if (l->conns != NULL) {
+    l->conns->prev = k;
+  }
+  l->conns = k;
+  rc = uv_accept(server, (uv_stream_t *)&k->handle);
+  if (rc != 0) {
+    log_warn("tcp accept on %s failed: %s", l->name, uv_strerror(rc));
+    listen_conn_close(k);
+    return;
+  }
+  if (uv_tcp_getpeername(&k->handle, (struct sockaddr *)&ss, &len) == 0) {
+    ingest_peer_init(&k->peer, STREAM_TCP, (struct sockaddr *)&ss);
+    ingest_peer_name(&k->peer); /* formatted once, while ss lives */
+    k->peer.addr = NULL;
+  }
+  l->env.in->proto[STREAM_TCP].connections++;
+  log_info("tcp %s connected", k->peer.name);
+  listen_conn_read_start(k);
+}
+
+/* Bind and listen; see listen_tcp.h. */
+int listen_tcp_start(listen_tcp **out, const listen_env *env) {
+  struct sockaddr_storage ss;
+  int namelen = sizeof(ss);
+  listen_tcp *l = calloc(1, sizeof(*l));
+  int rc;
+  *out = NULL;
+  if (l == NULL) {
+    log_error("out of memory for the TCP listener");
+    return CS_ENOMEM;
+  }
+  l->env = *env;
+  rc = listen_resolve(env, SOCK_STREAM, &ss, l->name, sizeof(l->name));
+  if (rc == 0) {
+    rc = uv_tcp_init(env->loop, &l->handle);
+    if (rc != 0) {
+      log_error("cannot listen on %s: %s", l->name, uv_strerror(rc));
+    }
+  }
+  if (rc != 0) {
+    free(l);
+    return rc;
+  }
+  l->handle.data = l;
+  l->handles = 1;
+  *out = l;
+  rc = uv_tcp_bind(&l->handle, (struct sockaddr *)&ss, 0);
+  if (rc == 0) {
+    rc = uv_listen((uv_stream_t *)&l->handle, 511, listen_tcp_connection_cb);
+  }
+  if (rc != 0) {
+    listen_log_error(l->name, rc);
+    return rc;
+  }
+  if (uv_tcp_getsockname(&l->handle, (struct sockaddr *)&ss, &namelen) == 0) {
+    listen_rename((struct sockaddr *)&ss, SOCK_STREAM, l->name, sizeof(l->name));
+  }
+  return 0;
+}
+
+const char *listen_tcp_name(const listen_tcp *l) {
+  return l->name;
+}
+
+/* Pause or resume every connection; see listen_tcp.h. */
+void listen_tcp_pause(listen_tcp *l, int paused) {
+  listen_conn *k;
+  l->paused = paused;
+  for (k = l->conns; k != NULL; k = k->next) {
+    if (paused && !k->closing) {
+      uv_read_stop((uv_stream_t *)&k->handle);
+    } else if (!paused) {
+      listen_conn_read_start(k);
+    }
+  }
+}
+
+/* Close everything; see listen_tcp.h. */
+void listen_tcp_stop(listen_tcp *l) {
+  listen_conn *k;
+  if (l == NULL || l->stopping) {
+    return;
+  }
+  l->stopping = 1;
+  for (k = l->conns; k != NULL; k = k->next) {
+    if (!k->closing && wire_decoder_pending(&k->dec) > 0) {
+      log_warn("tcp %s: closing with %zu bytes of an incomplete frame", k->peer.name,
+               wire_decoder_pending(&k->dec));
+    }
+    if (!k->closing) {
+      log_info("tcp %s closed by the consumer after %" PRIu64 " records", k->peer.name,
+               k->peer.records);
+    }
+    listen_conn_close(k);
+  }
+  uv_close((uv_handle_t *)&l->handle, listen_tcp_close_cb);
+}

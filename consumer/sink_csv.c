@@ -1,0 +1,178 @@
+/* sink_csv.c -- the out9.txt sink: every new record appended as RFC 4180 CSV (outfile.c), the
+ * main file and its side files, written once per loop turn. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "log.h"
+#include "outfile.h"
+#include "sink.h"
+
+typedef struct sink_csv {
+  outfile *out;
+  int dirty;  /* records were added since the last flush */
+  int failed; /* the last write failed and was reported: the close says nothing more */
+} sink_csv;
+
+/* Open --out (created or appended to). Logs and returns a negative code on failure. */
+static int sink_csv_open(void **self, const consumer_options *opt, const sink_env *env) {
+  sink_csv *k = calloc(1, sizeof(*k));
+  char err[512];
+  int rc;
+  *self = NULL;
+  if (k == NULL) {
+    log_error("--out: out of memory");
+    return CS_ENOMEM;
+  }
+  rc = outfile_open(&k->out, opt->out_path, env->slot, err, sizeof(err));
+  if (rc != 0) {
+    log_error("--out: %s", err);
+    free(k);
+    return rc;
+  }
+  *self = k;
+  return 0;
+}
+
+/* Queue one record for its stream's file. A stream refused a file of its own is counted by
+ * outfile and logged once there: the others go on, and the record still reaches the other
+ * sinks. */
+static int sink_csv_add(void *self, const sink_record *r) {
+  sink_csv *k = self;
+  int rc = outfile_add(k->out, r);
+  if (rc == 0 || rc == CS_ENOFILE) {
+    k->dirty = k->dirty || rc == 0;
+    return 0;
+  }
+  log_error("%s: %s; stopping", outfile_path(k->out),
+            rc == CS_ENOMEM ? "out of memory" : outfile_error(k->out));
+  return rc;
+}
+
+/* Write what arrived since the last turn. */
+static int sink_csv_flush(void *self, uint64_t now_us, uint64_t *next_us) {
+  sink_csv *k = self;
+  (void)now_us;
+  *next_us = 0;
+  if (!k->dirty) {
+    return 0;
+  }
+  k->dirty = 0;
+  if (outfile_flush(k->out) != 0) {
+    log_error("%s; stopping", outfile_error(k->out));
+    k->failed = 1;
+    return CS_EIO;
+  }
+  return 0;
+}
+
+/* At the stop: write everything still queued. */
+static int sink_csv_drain(void *self, uint64_t now_us, int give_up, uint64_t *next_us) {
+  sink_csv *k = self;
+  (void)now_us;
+  (void)give_up;
+  (void)next_us;
+  if (outfile_flush(k->out) != 0) {
+    log_error("%s (records not written: %zu bytes)", outfile_error(k->out),
+              outfile_pending_bytes(k->out));
+    k->failed = 1;
+    return 1;
+  }
+  return 0;
+}
+
+/* Where st's records are as CSV: its own file (a side file, perhaps, or none when it was
+ * refused one), or for every stream the main file and, if there are any, its side files. */
+static const char *sink_csv_where(void *self, const sink_stream *st, char *buf, size_t len) {
+  sink_csv *k = self;
+  const char *path = st != NULL ? outfile_stream_path(k->out, st) : outfile_path(k->out);
+  if (path == NULL) {
+    snprintf(buf, len, "no CSV file (its stream was refused one)");
+  } else if (st == NULL && outfile_files(k->out) > 1) {
+    snprintf(buf, len, "%s and its side files", path);
+  } else {
+    snprintf(buf, len, "%s", path);
+  }
+  return buf;
+}
+
+/* One line per file (side files, for streams with another header, are counted apart). */
+static void sink_csv_report_text(void *self, FILE *out) {
+  sink_csv *k = self;
+  size_t nfiles = outfile_files(k->out), i;
+  const char *path;
+  uint64_t records;
+  for (i = 0; outfile_file(k->out, i, &path, &records) == 0; i++) {
+    fprintf(out, "%s: %" PRIu64 " records written\n", path, records);
+  }
+  if (nfiles > 1) {
+    fprintf(out, "%zu CSV files: %" PRIu64 " records written in all\n", nfiles,
+            outfile_records(k->out));
+  }
+  if (outfile_not_written(k->out) > 0) {
+    fprintf(out,
+            "%" PRIu64 " records not written to any CSV file: their streams needed a file "
+            "of their own and got none (the %d side files allowed were open, or the file "
+            "could not be opened; see the errors above)\n",
+            outfile_not_written(k->out), OUTFILE_MAX_SIDE_OPEN);
+  }
+}
+
+/* "out": the main file, the records written and refused, and every file. */
+static void sink_csv_report_json(void *self, json_out *j) {
+  sink_csv *k = self;
+  const char *file;
+  uint64_t records;
+  size_t i;
+  json_object_begin(j, "out");
+  json_string(j, "path", k != NULL ? outfile_path(k->out) : NULL);
+  json_uint(j, "records", k != NULL ? outfile_records(k->out) : 0);
+  json_uint(j, "not_written", k != NULL ? outfile_not_written(k->out) : 0);
+  json_array_begin(j, "files");
+  for (i = 0; k != NULL && outfile_file(k->out, i, &file, &records) == 0; i++) {
+    json_object_begin(j, NULL);
+    json_string(j, "path", file);
+    json_uint(j, "records", records);
+    json_object_end(j);
+  }
+  json_array_end(j);
+  json_object_end(j);
+}
+
+/* A stream's "file": the CSV file its records went to (null: none yet, or refused). */
+static void sink_csv_report_stream_json(void *self, const sink_stream *st, json_out *j) {
+  sink_csv *k = self;
+  json_string(j, "file", outfile_stream_path(k->out, st));
+}
+
+/* Close every file; a failure that the drain did not report already is reported now. */
+static int sink_csv_close(void *self, int discard) {
+  sink_csv *k = self;
+  char err[512];
+  int rc = 0;
+  if (k == NULL) {
+    return 0;
+  }
+  if (discard) {
+    outfile_discard(k->out); /* an out9.txt this failed start created stays empty: removed */
+  } else if (outfile_close(k->out, err, sizeof(err)) != 0 && !k->failed) {
+    log_error("%s", err);
+    rc = 1;
+  }
+  free(k);
+  return rc;
+}
+
+const sink_ops sink_csv_ops = {
+    .name = "csv",
+    .open = sink_csv_open,
+    .add = sink_csv_add,
+    .flush = sink_csv_flush,
+    .drain = sink_csv_drain,
+    .where = sink_csv_where,
+    .report_text = sink_csv_report_text,
+    .report_json = sink_csv_report_json,
+    .report_stream_json = sink_csv_report_stream_json,
+    .close = sink_csv_close,
+};
