@@ -94,6 +94,7 @@ static int stream_table_grow(consumer *c) {
 static void stream_free(consumer_stream *e) {
   if (e == NULL)
     return;
+  seqwin_free(&e->win);
   stats_stream_free(&e->stats);
   free((char *)e->sink.name);
   free((char *)e->sink.peer);
@@ -115,6 +116,8 @@ static consumer_stream *stream_create(consumer *c, int proto, const wire_msg *m,
     e = NULL;
     goto fail;
   }
+  if (seqwin_init(&e->win) != 0)
+    goto fail;
   name = malloc(m->stream.len + 1);
   peer_copy = strdup(peer);
   if (name == NULL || peer_copy == NULL)
@@ -488,7 +491,7 @@ static int handle_msg(consumer *c, int proto, consumer_conn *conn, const wire_ms
   const char *peer = conn != NULL ? conn->peer : udp_peer(c);
   uint64_t h = stream_hash(proto, m->producer_id, m->stream.data, m->stream.len);
   consumer_stream *e = stream_find(c, proto, m, h);
-  int rc;
+  int rc, verdict;
 
   if (c->stopping)
     return MSG_STOP;
@@ -538,7 +541,9 @@ static int handle_msg(consumer *c, int proto, consumer_conn *conn, const wire_ms
     }
     if (c->opt.max_records != 0 && c->delivered >= c->opt.max_records)
       return MSG_STOP;
-    if (stats_stream_arrival(&e->stats, m->seq, m->sent_us, c->now_us, m->frame_len) != 1)
+    verdict = seqwin_mark(&e->win, m->seq);
+    stats_stream_observe(&e->stats, verdict, m->seq, m->sent_us, c->now_us, m->frame_len);
+    if (!seqwin_is_new(verdict))
       return MSG_GO_ON; /* a duplicate, or too old to tell: counted, not stored again */
     rc = deliver(c, e, m);
     if (rc != MSG_GO_ON)

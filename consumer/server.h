@@ -10,6 +10,7 @@
 #include "log.h"
 #include "options.h"
 #include "outfile.h"
+#include "seqwin.h"
 #include "sink.h"
 #include "stats.h"
 #include "store.h"
@@ -29,6 +30,7 @@ enum consumer_proto { CONSUMER_TCP = 0, CONSUMER_UDP = 1 };
  * until the consumer is freed, so sinks may keep &sink. */
 typedef struct consumer_stream {
   sink_stream sink; /* name, protocol, peer, columns: all owned by this entry */
+  seqwin win;       /* first copy or duplicate: decides what is stored */
   stats_stream stats;
   int proto;                  /* enum consumer_proto */
   size_t name_len;            /* the name may hold any byte; the key compares all of them */
