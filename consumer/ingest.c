@@ -125,6 +125,7 @@ static int ingest_hello(ingest *in, stream *e, ingest_peer *p, const wire_msg *m
 static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *m,
                          uint64_t now_us) {
   sink_record r;
+  int verdict;
   if (e == NULL || !e->header_known || (p->proto == STREAM_TCP && !p->saw_hello)) {
     char nm[64];
     snprintf(in->err, sizeof(in->err), "record #%" PRIu64 " of stream %s before its hello",
@@ -134,7 +135,10 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
   if (in->max_records != 0 && in->delivered >= in->max_records) {
     return ingest_stop(in, 0);
   }
-  if (stats_stream_arrival(&e->stats, m->seq, m->sent_us, now_us, m->frame_len) != 1) {
+  /* The window decides; the stats only count its verdict. */
+  verdict = seqwin_mark(&e->win, m->seq);
+  stats_stream_observe(&e->stats, verdict, m->seq, m->sent_us, now_us, m->frame_len);
+  if (!seqwin_is_new(verdict)) {
     return 0; /* a duplicate, or too old to tell: counted, not stored again */
   }
   r.stream = &e->sink;

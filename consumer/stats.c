@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -88,100 +87,23 @@ uint64_t stats_hist_percentile(const stats_hist *h, double p) {
   return h->max;
 }
 
-/* ---- sequence tracking ------------------------------------------------------------------ */
-
-#define SEEN_MIN_BITS 1024u
-
-/* Bit position of seq in the ring bitmap. */
-static size_t seen_pos(const stats_stream *s, uint64_t seq) {
-  return (size_t)(seq & (s->seen_bits - 1));
-}
-
-static int seen_test(const stats_stream *s, uint64_t seq) {
-  size_t pos = seen_pos(s, seq);
-  return (s->seen[pos / 8] >> (pos % 8)) & 1;
-}
-
-static void seen_set(stats_stream *s, uint64_t seq) {
-  size_t pos = seen_pos(s, seq);
-  s->seen[pos / 8] |= (unsigned char)(1u << (pos % 8));
-}
-
-/* Clear n bits of the ring starting at bit position pos, with n < s->seen_bits and pos + n
- * possibly wrapping around: bit by bit up to a byte boundary, then whole bytes. */
-static void seen_clear_run(stats_stream *s, size_t pos, size_t n) {
-  while (n > 0) {
-    if (pos % 8 == 0 && n >= 8) {
-      size_t bytes = n / 8;
-      size_t room = (s->seen_bits - pos) / 8;
-      if (bytes > room)
-        bytes = room;
-      memset(s->seen + pos / 8, 0, bytes);
-      pos = (pos + bytes * 8) & (s->seen_bits - 1);
-      n -= bytes * 8;
-    } else {
-      s->seen[pos / 8] &= (unsigned char)~(1u << (pos % 8));
-      pos = (pos + 1) & (s->seen_bits - 1);
-      n--;
-    }
-  }
-}
-
-/* Before the window's top moves up to seq: widen the bitmap (doubling, up to STATS_SEQ_WINDOW
- * bits) so that it covers seq. Only while every number received so far is below the width,
- * where each one sits at its own bit in the old and the new width alike, so growing is a
- * realloc and zeroing the new part. Out of memory, the window stays as it is (older arrivals
- * then count as too late; nothing else changes). */
-static void seen_grow(stats_stream *s, uint64_t seq) {
-  size_t want = s->seen_bits;
-  unsigned char *p;
-  if (s->seen_bits >= STATS_SEQ_WINDOW || seq < s->seen_bits || s->max_seq >= s->seen_bits)
-    return;
-  while (want <= seq && want < STATS_SEQ_WINDOW)
-    want *= 2;
-  p = realloc(s->seen, want / 8);
-  if (p == NULL)
-    return;
-  memset(p + s->seen_bits / 8, 0, (want - s->seen_bits) / 8);
-  s->seen = p;
-  s->seen_bits = want;
-}
-
-/* Move the window's top from s->max_seq up to seq: the bits of the numbers entering the
- * window (max_seq + 1 .. seq) still hold those of the numbers leaving it, so clear them. */
-static void seen_slide(stats_stream *s, uint64_t seq) {
-  uint64_t advance = seq - s->max_seq;
-  seen_grow(s, seq);
-  if (advance >= s->seen_bits)
-    memset(s->seen, 0, s->seen_bits / 8);
-  else
-    seen_clear_run(s, seen_pos(s, s->max_seq + 1), (size_t)advance);
-  s->max_seq = seq;
-}
-
 /* Zero the counts (a total starts with no streams). */
 void stats_counts_init(stats_counts *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* Set up an empty stream; the bitmap starts at SEEN_MIN_BITS bits. 0 or CS_ENOMEM. */
+/* Set up an empty stream: zero counts, one stream. Always 0 (the bitmap that could fail to
+ * allocate is the sequence window's now). */
 int stats_stream_init(stats_stream *s) {
   memset(s, 0, sizeof *s);
   stats_counts_init(&s->c);
   s->c.streams = 1;
-  s->seen = calloc(SEEN_MIN_BITS / 8, 1);
-  if (s->seen == NULL)
-    return CS_ENOMEM;
-  s->seen_bits = SEEN_MIN_BITS;
   return 0;
 }
 
-/* Release the bitmap; safe on a zeroed or already freed stream. */
+/* Nothing to release (see stats_stream_init); safe on NULL and on a zeroed stream. */
 void stats_stream_free(stats_stream *s) {
-  if (s == NULL)
-    return;
-  free(s->seen);
-  s->seen = NULL;
+  (void)s;
 }
 
 /* Latency and jitter for the first copy of a record. Jitter follows RFC 3550 section 6.4.1:
@@ -206,33 +128,29 @@ static void account_timing(stats_stream *s, uint64_t sent_us, uint64_t recv_us) 
     s->c.last_us = recv_us;
 }
 
-/* Account one RECORD arrival: classify it as new (in order or reordered), duplicate or too
- * late. Returns 1 for the first copy of seq, 0 otherwise. Sequence number 0 is never a
- * record's, so it is counted as too late. */
-int stats_stream_arrival(stats_stream *s, uint64_t seq, uint64_t sent_us, uint64_t recv_us,
-                         size_t frame_bytes) {
+/* Count one RECORD arrival by the window's verdict: every frame's bytes; a first copy is
+ * received and timed (and counted as reordered when it came after a higher number); a
+ * duplicate or too-late one only counted as such. */
+void stats_stream_observe(stats_stream *s, int verdict, uint64_t seq, uint64_t sent_us,
+                          uint64_t recv_us, size_t frame_bytes) {
   s->c.bytes += frame_bytes;
-  if (seq == 0) {
-    s->too_late++;
-    return 0;
-  }
-  if (seq > s->max_seq) {
-    seen_slide(s, seq);
-  } else if (s->max_seq >= s->seen_bits && seq <= s->max_seq - s->seen_bits) {
-    /* Below the window: whether it came before is no longer known. */
-    s->too_late++;
-    return 0;
-  } else if (seen_test(s, seq)) {
+  switch (verdict) {
+  case SEQWIN_FIRST:
+  case SEQWIN_REORDERED:
+    if (verdict == SEQWIN_REORDERED)
+      s->c.reordered++;
+    if (seq > s->max_seq)
+      s->max_seq = seq;
+    s->c.received++;
+    account_timing(s, sent_us, recv_us);
+    break;
+  case SEQWIN_DUPLICATE:
     s->c.duplicates++;
-    return 0;
-  } else {
-    /* First copy of a number below the highest seen: it arrived after a later one. */
-    s->c.reordered++;
+    break;
+  default: /* SEQWIN_TOO_LATE: not stored, and not known to be a copy */
+    s->too_late++;
+    break;
   }
-  seen_set(s, seq);
-  s->c.received++;
-  account_timing(s, sent_us, recv_us);
-  return 1;
 }
 
 /* Remember the highest last seq any END announced (repeats and stale copies are harmless). */

@@ -1,7 +1,7 @@
 /* stats.h -- exact accounting of what arrived: distinct records, loss (gaps and trailing
  * loss), duplicates, reordering, bytes, latency percentiles from a fixed-bucket histogram, and
- * RFC 3550 jitter. Stats observe the record stream; they never decide what is stored, except
- * that a duplicate is reported as such so that sinks store each record once. */
+ * RFC 3550 jitter. Stats observe the record stream; they never decide what is stored: the
+ * sequence window (seqwin.h) does, and stats count its verdicts. */
 #ifndef CSVSTREAM_STATS_H
 #define CSVSTREAM_STATS_H
 
@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "json.h"
+#include "seqwin.h"
 
 /* Latency histogram: fixed log-linear buckets (16 per power of two), about 6% resolution from
  * 1 µs to over an hour; merging two is adding their buckets. */
@@ -39,31 +40,31 @@ typedef struct stats_counts {
   uint64_t streams; /* streams summed (1 for a stream) */
 } stats_counts;
 
-/* Sequence numbers within this distance below the highest one seen are tracked exactly
- * (a bitmap of at most this many bits per stream, grown with the highest sequence number from
- * 1024 bits, so a short stream costs 128 bytes and a long one 128 KiB: memory stays flat
- * however long the stream). An arrival older than that cannot be told from a duplicate and is
- * counted in `too_late`. */
-#define STATS_SEQ_WINDOW (1u << 20)
+/* The sequence window's reach (SEQWIN_SIZE): an arrival older than that is counted in
+ * `too_late`. */
+#define STATS_SEQ_WINDOW SEQWIN_SIZE
 
 typedef struct stats_stream {
   stats_counts c;
-  uint64_t max_seq;       /* highest seq received */
+  uint64_t max_seq;       /* highest seq observed as new (first or reordered) */
   uint64_t announced_seq; /* last seq from END, 0 until it arrives */
-  uint64_t too_late;
-  unsigned char *seen; /* ring bitmap over [max_seq - seen_bits + 1, max_seq] */
-  size_t seen_bits;    /* bits in seen: a power of two up to STATS_SEQ_WINDOW */
+  uint64_t too_late;      /* arrivals the window found older than itself (or seq 0) */
   int64_t prev_transit_us;
   int have_prev;
 } stats_stream;
 
-int stats_stream_init(stats_stream *s); /* 0 or CS_ENOMEM */
+/* Zero a stream's counts. Returns 0 (it allocates nothing; the sequence window, which does,
+ * is seqwin_init's). */
+int stats_stream_init(stats_stream *s);
+/* Release what init took (nothing today); safe on NULL and on a zeroed stream. */
 void stats_stream_free(stats_stream *s);
 
-/* Account one RECORD arrival. Returns 1 if this is the first copy of seq (store it), 0 if it
- * is a duplicate or too late (do not store it). */
-int stats_stream_arrival(stats_stream *s, uint64_t seq, uint64_t sent_us, uint64_t recv_us,
-                         size_t frame_bytes);
+/* Account one RECORD arrival whose verdict the sequence window gave (enum seqwin_verdict):
+ * bytes always; received, latency and jitter for a first copy (SEQWIN_FIRST or
+ * SEQWIN_REORDERED, the latter also counted as reordered); duplicates or too_late otherwise.
+ * recv_us is the receive time, sent_us the producer's send time, both µs. */
+void stats_stream_observe(stats_stream *s, int verdict, uint64_t seq, uint64_t sent_us,
+                          uint64_t recv_us, size_t frame_bytes);
 /* Account an END announcing last_seq (repeats are harmless). */
 void stats_stream_end(stats_stream *s, uint64_t last_seq);
 /* Bring s->c.lost up to date and return it. */

@@ -37,6 +37,7 @@ static void stream_free(stream *e) {
     return;
   }
   stats_stream_free(&e->stats);
+  seqwin_free(&e->win);
   free((char *)e->sink.name);
   free((char *)e->sink.peer);
   free(e->columns_data);
@@ -95,10 +96,15 @@ static stream *stream_new(int proto, uint64_t producer_id, const char *name, siz
                           const char *peer) {
   stream *e = calloc(1, sizeof(*e));
   char *name_copy = malloc(len + 1), *peer_copy = strdup(peer);
-  if (e == NULL || name_copy == NULL || peer_copy == NULL || stats_stream_init(&e->stats) != 0) {
+  if (e == NULL || name_copy == NULL || peer_copy == NULL || stats_stream_init(&e->stats) != 0 ||
+      seqwin_init(&e->win) != 0) {
     free(name_copy);
     free(peer_copy);
-    free(e); /* stats_stream_init failed last, or was not reached: nothing of it to free */
+    if (e != NULL) {
+      stats_stream_free(&e->stats); /* both accept what their init left after a failure */
+      seqwin_free(&e->win);
+    }
+    free(e);
     return NULL;
   }
   memcpy(name_copy, name, len);

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "record.h"
+#include "seqwin.h"
 #include "sink.h"
 #include "stats.h"
 
@@ -26,7 +27,8 @@ const char *stream_proto_name(int proto);
  * until the table is freed, so sinks may keep &sink. */
 typedef struct stream {
   sink_stream sink; /* name, protocol, peer, label, columns: all owned by this entry */
-  stats_stream stats;
+  seqwin win; /* decides first copy, duplicate or too late */
+  stats_stream stats; /* observes the verdicts */
   int proto;                  /* enum stream_proto */
   size_t name_len;            /* the name may hold any byte; the key compares all of them */
   char label[LOG_ESCAPE_BUF]; /* the name as log lines show it (log_escape) */

@@ -16,30 +16,64 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "seqwin.h"
 #include "stats.h"
+
+/* A stream's accounting and its sequence window, as the consumer keeps them. The stats come
+ * first, so the tests hold a stats_stream pointer and arrival() finds the window beside it. */
+typedef struct stream_pair {
+  stats_stream stats;
+  seqwin win;
+} stream_pair;
+
+/* Set up both halves; 0, or -1 with nothing left allocated. */
+static int pair_init(stream_pair *p) {
+  if (stats_stream_init(&p->stats) != 0)
+    return -1;
+  if (seqwin_init(&p->win) != 0) {
+    stats_stream_free(&p->stats);
+    return -1;
+  }
+  return 0;
+}
+
+static void pair_free(stream_pair *p) {
+  seqwin_free(&p->win);
+  stats_stream_free(&p->stats);
+}
 
 /* A fresh stream per test, freed by the teardown. */
 static int stream_setup(void **state) {
-  stats_stream *s = malloc(sizeof *s);
-  if (s == NULL || stats_stream_init(s) != 0) {
-    free(s);
+  stream_pair *p = malloc(sizeof *p);
+  if (p == NULL || pair_init(p) != 0) {
+    free(p);
     return -1;
   }
-  *state = s;
+  *state = &p->stats;
   return 0;
 }
 
 static int stream_teardown(void **state) {
-  stats_stream *s = *state;
-  stats_stream_free(s);
-  free(s);
+  stream_pair *p = (stream_pair *)*state;
+  pair_free(p);
+  free(p);
   return 0;
 }
 
-/* Deliver seq with a fixed 100 µs transit; returns what stats_stream_arrival returned. */
+/* One RECORD arrival the way the consumer handles it: the window's verdict, then the stats
+ * observe it. s must be the stats of a stream_pair. Returns 1 for a first copy (store it). */
+static int arrival(stats_stream *s, uint64_t seq, uint64_t sent_us, uint64_t recv_us,
+                   size_t frame_bytes) {
+  stream_pair *p = (stream_pair *)s;
+  int verdict = seqwin_mark(&p->win, seq);
+  stats_stream_observe(s, verdict, seq, sent_us, recv_us, frame_bytes);
+  return seqwin_is_new(verdict);
+}
+
+/* Deliver seq with a fixed 100 µs transit; returns what arrival returned. */
 static int arrive(stats_stream *s, uint64_t seq) {
   uint64_t sent = 1000000 + seq * 1000;
-  return stats_stream_arrival(s, seq, sent, sent + 100, 50);
+  return arrival(s, seq, sent, sent + 100, 50);
 }
 
 static void test_in_order_counts_every_record_once(void **state) {
@@ -304,7 +338,7 @@ static void test_hist_merge_adds_counts(void **state) {
 
 static void test_latency_negative_clamps_to_zero(void **state) {
   stats_stream *s = *state;
-  stats_stream_arrival(s, 1, 2000, 1000, 10); /* receive before send: clock skew */
+  arrival(s, 1, 2000, 1000, 10); /* receive before send: clock skew */
   assert_int_equal(s->c.latency.count, 1);
   assert_int_equal(s->c.latency.max, 0);
   assert_int_equal(stats_hist_percentile(&s->c.latency, 50), 0);
@@ -315,7 +349,7 @@ static void test_jitter_of_constant_transit_is_zero(void **state) {
   for (uint64_t seq = 1; seq <= 1000; seq++) {
     /* Irregular send times, always 750 µs in transit. */
     uint64_t sent = 5000000 + seq * seq * 37;
-    stats_stream_arrival(s, seq, sent, sent + 750, 10);
+    arrival(s, seq, sent, sent + 750, 10);
   }
   assert_true(s->c.jitter_us == 0.0);
   assert_int_equal(stats_hist_percentile(&s->c.latency, 99), 750);
@@ -327,7 +361,7 @@ static void test_jitter_follows_rfc3550_filter(void **state) {
   double expect = 0;
   for (uint64_t seq = 1; seq <= 40; seq++) {
     uint64_t sent = 1000000 + seq * 10000;
-    stats_stream_arrival(s, seq, sent, sent + (seq % 2 ? 0 : 1600), 10);
+    arrival(s, seq, sent, sent + (seq % 2 ? 0 : 1600), 10);
     if (seq > 1)
       expect += (1600.0 - expect) / 16.0;
   }
@@ -335,7 +369,7 @@ static void test_jitter_follows_rfc3550_filter(void **state) {
   assert_true(s->c.jitter_us > expect - 1e-6 && s->c.jitter_us < expect + 1e-6);
   /* A duplicate does not move the jitter. */
   double before = s->c.jitter_us;
-  stats_stream_arrival(s, 40, 0, 99999999, 10);
+  arrival(s, 40, 0, 99999999, 10);
   assert_true(s->c.jitter_us == before);
 }
 
@@ -344,29 +378,30 @@ static void test_jitter_survives_hostile_send_times(void **state) {
   /* Transits of about -2^63 and +2^50 one after the other: their difference does not fit an
    * int64_t (undefined behaviour, caught by -DCSVSTREAM_UBSAN=ON). */
   uint64_t recv = 1700000000000000ull;
-  stats_stream_arrival(s, 1, recv + (1ull << 63), recv, 10);
-  stats_stream_arrival(s, 2, recv - (1ull << 50), recv, 10);
+  arrival(s, 1, recv + (1ull << 63), recv, 10);
+  arrival(s, 2, recv - (1ull << 50), recv, 10);
   assert_int_equal(s->c.received, 2);
   assert_true(s->c.jitter_us > 5e17 && s->c.jitter_us < 6e17); /* (2^63 + 2^50) / 16 */
 }
 
 static void test_counts_add_sums_and_weights_jitter(void **state) {
   (void)state;
-  stats_stream a, b;
-  assert_int_equal(stats_stream_init(&a), 0);
-  assert_int_equal(stats_stream_init(&b), 0);
+  stream_pair pa, pb;
+  stats_stream *a = &pa.stats, *b = &pb.stats;
+  assert_int_equal(pair_init(&pa), 0);
+  assert_int_equal(pair_init(&pb), 0);
   for (uint64_t seq = 1; seq <= 3; seq++)
-    stats_stream_arrival(&a, seq, 100 + seq, 2000000 + seq * 1000000, 7);
-  stats_stream_arrival(&b, 2, 0, 1000000, 9);
-  stats_stream_arrival(&b, 2, 0, 1500000, 9);
-  a.c.jitter_us = 10.0; /* set by hand to check the weighting */
-  b.c.jitter_us = 40.0;
-  stats_stream_lost(&a);
-  stats_stream_lost(&b);
+    arrival(a, seq, 100 + seq, 2000000 + seq * 1000000, 7);
+  arrival(b, 2, 0, 1000000, 9);
+  arrival(b, 2, 0, 1500000, 9);
+  a->c.jitter_us = 10.0; /* set by hand to check the weighting */
+  b->c.jitter_us = 40.0;
+  stats_stream_lost(a);
+  stats_stream_lost(b);
   stats_counts total;
   stats_counts_init(&total);
-  stats_counts_add(&total, &a.c);
-  stats_counts_add(&total, &b.c);
+  stats_counts_add(&total, &a->c);
+  stats_counts_add(&total, &b->c);
   assert_int_equal(total.received, 4);
   assert_int_equal(total.lost, 1);
   assert_int_equal(total.duplicates, 1);
@@ -378,8 +413,8 @@ static void test_counts_add_sums_and_weights_jitter(void **state) {
   assert_true(total.jitter_us > 17.5 - 1e-9 && total.jitter_us < 17.5 + 1e-9);
   /* 4 records over 4 s: 3 intervals. */
   assert_true(stats_counts_rate(&total) > 0.75 - 1e-9 && stats_counts_rate(&total) < 0.75 + 1e-9);
-  stats_stream_free(&a);
-  stats_stream_free(&b);
+  pair_free(&pa);
+  pair_free(&pb);
 }
 
 static void test_rate_zero_with_fewer_than_two(void **state) {
