@@ -237,8 +237,11 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
       base = raw ? sqlite3_mprintf("%s", raw) : NULL;
       free(raw);
     }
-    if (!base)
+    /* rc still holds the previous column's 0: say why before leaving. */
+    if (!base) {
+      rc = CS_ENOMEM;
       goto fail;
+    }
     rc = store_table_add_col(t, base);
     sqlite3_free(base);
     if (rc)
