@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "csvout.h"
 #include "error.h"
+#include "fields.h"
 #include "log.h"
 
 /* How long a statement waits for a lock held by another connection. The consumer's loop must
@@ -43,7 +44,7 @@ typedef struct store_table {
    * maps the stream to its table. */
   char route_note[LOG_ESCAPE_BUF + 64];
   size_t nheader;    /* header columns (0 without a header) */
-  cs_field *header;  /* copy of the raw header, for matching later streams */
+  cs_field *header;  /* copy of the raw header (cs_fields_copy), for matching later streams */
   char *header_data; /* bytes the header copy points into */
   char **cols;       /* value column names: header names, then extra_N / column_N */
   size_t ncols, cols_cap;
@@ -211,23 +212,9 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
     goto fail;
   log_escape(t->stream_label, sizeof t->stream_label, t->stream_name, strlen(t->stream_name));
   t->nheader = st->ncolumns;
-  if (t->nheader) {
-    size_t total = 0;
-    for (size_t i = 0; i < t->nheader; i++)
-      total += st->columns[i].len;
-    t->header = calloc(t->nheader, sizeof *t->header);
-    t->header_data = malloc(total ? total : 1);
-    if (!t->header || !t->header_data)
-      goto fail;
-    size_t off = 0;
-    for (size_t i = 0; i < t->nheader; i++) {
-      if (st->columns[i].len)
-        memcpy(t->header_data + off, st->columns[i].data, st->columns[i].len);
-      t->header[i].data = t->header_data + off;
-      t->header[i].len = st->columns[i].len;
-      off += st->columns[i].len;
-    }
-  }
+  rc = cs_fields_copy(st->columns, st->ncolumns, &t->header, &t->header_data);
+  if (rc)
+    goto fail;
   for (size_t i = 0; i < t->nheader; i++) {
     char *base;
     if (st->columns[i].len == 0)
@@ -237,7 +224,7 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
       base = raw ? sqlite3_mprintf("%s", raw) : NULL;
       free(raw);
     }
-    /* rc still holds the previous column's 0: say why before leaving. */
+    /* rc is 0 here (the step before succeeded): set it, or the caller sees success. */
     if (!base) {
       rc = CS_ENOMEM;
       goto fail;
@@ -256,15 +243,8 @@ fail:
 
 /* Does table t serve streams named like st with st's header (raw bytes compared)? */
 static int store_table_matches(const store_table *t, const sink_stream *st) {
-  if (strcmp(t->stream_name, st->name) != 0 || t->nheader != st->ncolumns)
-    return 0;
-  for (size_t i = 0; i < t->nheader; i++) {
-    if (t->header[i].len != st->columns[i].len)
-      return 0;
-    if (t->header[i].len && memcmp(t->header[i].data, st->columns[i].data, t->header[i].len) != 0)
-      return 0;
-  }
-  return 1;
+  return strcmp(t->stream_name, st->name) == 0 &&
+         cs_fields_equal(t->header, t->nheader, st->columns, st->ncolumns);
 }
 
 /* Look the candidate name up in the database file. Returns 0 with *state = 0 (no such name),
