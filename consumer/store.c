@@ -2,19 +2,16 @@
  * and committed in short BEGIN IMMEDIATE batches that never wait long on another's lock. */
 #include "store.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "buf.h"
-#include "csvout.h"
 #include "error.h"
+#include "fields.h"
 #include "log.h"
+#include "rowq.h"
 
 /* How long a statement waits for a lock held by another connection. The consumer's loop must
  * never stall, so this is a few milliseconds; the caller retries with backoff instead. */
@@ -43,7 +40,7 @@ typedef struct store_table {
    * maps the stream to its table. */
   char route_note[LOG_ESCAPE_BUF + 64];
   size_t nheader;    /* header columns (0 without a header) */
-  cs_field *header;  /* copy of the raw header, for matching later streams */
+  cs_field *header;  /* copy of the raw header (cs_fields_copy), for matching later streams */
   char *header_data; /* bytes the header copy points into */
   char **cols;       /* value column names: header names, then extra_N / column_N */
   size_t ncols, cols_cap;
@@ -56,25 +53,12 @@ typedef struct store_table {
   size_t insert_ncols;
 } store_table;
 
-/* One queued row: header, field array and bytes in one allocation. */
-typedef struct store_row {
-  struct store_row *next;
-  store_table *table;
-  const sink_stream *stream; /* lives until the consumer exits (sink.h) */
-  uint64_t seq, sent_us, received_us;
-  size_t nfields;
-  size_t alloc; /* bytes of this allocation, for store_pending_bytes */
-  cs_field *fields;
-} store_row;
-
 struct store {
   sqlite3 *db;
   char *path;
   char err[512];
   store_table *tables;
-  store_row *head, *tail;
-  size_t pending;
-  size_t pending_bytes;
+  rowq *rows;  /* queued, not committed; each row's tag is its store_table */
   size_t slot; /* this store's index into sink_stream.slot */
   uint64_t committed;
 };
@@ -211,23 +195,9 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
     goto fail;
   log_escape(t->stream_label, sizeof t->stream_label, t->stream_name, strlen(t->stream_name));
   t->nheader = st->ncolumns;
-  if (t->nheader) {
-    size_t total = 0;
-    for (size_t i = 0; i < t->nheader; i++)
-      total += st->columns[i].len;
-    t->header = calloc(t->nheader, sizeof *t->header);
-    t->header_data = malloc(total ? total : 1);
-    if (!t->header || !t->header_data)
-      goto fail;
-    size_t off = 0;
-    for (size_t i = 0; i < t->nheader; i++) {
-      if (st->columns[i].len)
-        memcpy(t->header_data + off, st->columns[i].data, st->columns[i].len);
-      t->header[i].data = t->header_data + off;
-      t->header[i].len = st->columns[i].len;
-      off += st->columns[i].len;
-    }
-  }
+  rc = cs_fields_copy(st->columns, st->ncolumns, &t->header, &t->header_data);
+  if (rc)
+    goto fail;
   for (size_t i = 0; i < t->nheader; i++) {
     char *base;
     if (st->columns[i].len == 0)
@@ -237,8 +207,11 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
       base = raw ? sqlite3_mprintf("%s", raw) : NULL;
       free(raw);
     }
-    if (!base)
+    /* rc is 0 here (the step before succeeded): set it, or the caller sees success. */
+    if (!base) {
+      rc = CS_ENOMEM;
       goto fail;
+    }
     rc = store_table_add_col(t, base);
     sqlite3_free(base);
     if (rc)
@@ -253,15 +226,8 @@ fail:
 
 /* Does table t serve streams named like st with st's header (raw bytes compared)? */
 static int store_table_matches(const store_table *t, const sink_stream *st) {
-  if (strcmp(t->stream_name, st->name) != 0 || t->nheader != st->ncolumns)
-    return 0;
-  for (size_t i = 0; i < t->nheader; i++) {
-    if (t->header[i].len != st->columns[i].len)
-      return 0;
-    if (t->header[i].len && memcmp(t->header[i].data, st->columns[i].data, t->header[i].len) != 0)
-      return 0;
-  }
-  return 1;
+  return strcmp(t->stream_name, st->name) == 0 &&
+         cs_fields_equal(t->header, t->nheader, st->columns, st->ncolumns);
 }
 
 /* Look the candidate name up in the database file. Returns 0 with *state = 0 (no such name),
@@ -483,7 +449,7 @@ int store_open(store **out, const char *path, size_t slot, char *err, size_t err
   sqlite3_stmt *q = NULL;
   int rc = SQLITE_OK;
   *out = NULL;
-  if (!s || !(s->path = strdup(path))) {
+  if (!s || !(s->path = strdup(path)) || rowq_new(&s->rows) != 0) {
     snprintf(err, errlen, "cannot open database %s: out of memory", path);
     goto fail;
   }
@@ -526,6 +492,7 @@ fail:
   sqlite3_finalize(q);
   if (s) {
     sqlite3_close(s->db);
+    rowq_free(s->rows);
     free(s->path);
     free(s);
   }
@@ -549,7 +516,7 @@ int store_add(store *s, const sink_record *r) {
     store_set_error(s, what);
     return CS_ETOOBIG;
   }
-  if (s->pending_bytes >= STORE_MAX_PENDING_BYTES) {
+  if (rowq_bytes(s->rows) >= STORE_MAX_PENDING_BYTES) {
     store_set_error(s, "too many rows waiting for the database (the queue is full)");
     return CS_ENOMEM;
   }
@@ -566,39 +533,10 @@ int store_add(store *s, const sink_record *r) {
     store_set_error(s, "out of memory");
     return rc;
   }
-  size_t total = sizeof(store_row) + r->nfields * sizeof(cs_field);
-  for (size_t i = 0; i < r->nfields; i++)
-    total += r->fields[i].len;
-  store_row *row = malloc(total);
-  if (!row) {
+  rc = rowq_push(s->rows, r, t);
+  if (rc)
     store_set_error(s, "out of memory");
-    return CS_ENOMEM;
-  }
-  row->next = NULL;
-  row->table = t;
-  row->stream = r->stream;
-  row->seq = r->seq;
-  row->sent_us = r->sent_us;
-  row->received_us = r->received_us;
-  row->nfields = r->nfields;
-  row->alloc = total;
-  row->fields = (cs_field *)(row + 1);
-  char *bytes = (char *)(row->fields + r->nfields);
-  for (size_t i = 0; i < r->nfields; i++) {
-    if (r->fields[i].len)
-      memcpy(bytes, r->fields[i].data, r->fields[i].len);
-    row->fields[i].data = bytes;
-    row->fields[i].len = r->fields[i].len;
-    bytes += r->fields[i].len;
-  }
-  if (s->tail)
-    s->tail->next = row;
-  else
-    s->head = row;
-  s->tail = row;
-  s->pending++;
-  s->pending_bytes += total;
-  return 0;
+  return rc;
 }
 
 /* Inside the open transaction, at t's first row: choose t's name (reading the schema, which
@@ -701,8 +639,8 @@ done:
 
 /* Insert one row with t's cached statement. Values beyond the row's fields are NULL (a short
  * row); an empty field is the empty text, never NULL. Returns 0, CS_EBUSY or CS_ESQLITE. */
-static int store_insert_row(store *s, const store_row *row) {
-  store_table *t = row->table;
+static int store_insert_row(store *s, const rowq_row *row) {
+  store_table *t = row->tag;
   sqlite3_stmt *q = t->insert;
   char pid[17];
   int rc = SQLITE_OK, col = 1;
@@ -750,10 +688,10 @@ static int store_insert_row(store *s, const store_row *row) {
 
 int store_flush(store *s) {
   size_t n = 0;
-  store_row *row;
+  const rowq_row *row;
   int rc;
 
-  if (!s->head)
+  if (!rowq_head(s->rows))
     return 0;
   rc = store_exec(s, "BEGIN IMMEDIATE", NULL);
   if (rc == CS_EBUSY)
@@ -764,8 +702,8 @@ int store_flush(store *s) {
     t->created_tx = t->created;
     t->ncols_tx = t->ncols_db;
   }
-  for (row = s->head; row && n < STORE_BATCH_ROWS; row = row->next, n++) {
-    store_table *t = row->table;
+  for (row = rowq_head(s->rows); row && n < STORE_BATCH_ROWS; row = rowq_next(row), n++) {
+    store_table *t = row->tag;
     if (!t->name) {
       rc = store_table_name_now(s, t);
       if (rc)
@@ -795,16 +733,13 @@ int store_flush(store *s) {
   }
   /* Only now, with the batch durable, do the rows leave the queue: a failed batch is retried
    * whole and never inserted twice. */
-  while (n--) {
-    row = s->head;
-    s->head = row->next;
-    s->pending--;
-    s->pending_bytes -= row->alloc;
-    s->committed++;
-    free(row);
+  rc = rowq_pop(s->rows, n);
+  if (rc) {
+    /* Cannot happen: the n rows were just walked. Said rather than hidden. */
+    store_set_error(s, "committed rows missing from the queue");
+    return rc;
   }
-  if (!s->head)
-    s->tail = NULL;
+  s->committed += n;
   return 0;
 
 rollback:
@@ -821,11 +756,11 @@ rollback:
 }
 
 size_t store_pending(const store *s) {
-  return s->pending;
+  return rowq_count(s->rows);
 }
 
 size_t store_pending_bytes(const store *s) {
-  return s->pending_bytes;
+  return rowq_bytes(s->rows);
 }
 
 uint64_t store_committed(const store *s) {
@@ -836,103 +771,17 @@ const char *store_error(const store *s) {
   return s->err;
 }
 
-/* Write len bytes to fp. Returns 0, or -1 with errno set. */
-static int store_write_all(FILE *fp, const char *data, size_t len) {
-  if (len > 0 && fwrite(data, 1, len, fp) != len)
-    return -1;
-  return 0;
+/* The table a queued row is dumped under (rowq_table_name_cb): its table's name, or its
+ * stream's before the table is named. */
+static const char *store_row_table_name(const rowq_row *row, void *arg) {
+  const store_table *t = row->tag;
+  (void)arg;
+  return t->name ? t->name : t->stream_name;
 }
 
 /* Append the queued rows to a CSV file; see store.h. */
 int store_save_pending(const store *s, const char *path, size_t *saved, char *err, size_t errlen) {
-  static const char *const meta[] = {"table",    "_producer",    "_protocol", "_seq",
-                                     "_sent_us", "_received_us", "_peer"};
-  const size_t nmeta = sizeof meta / sizeof meta[0];
-  FILE *fp = NULL;
-  cs_field *fields = NULL;
-  size_t cap = 0, n = 0;
-  cs_buf line;
-  struct stat sb;
-  int rc = CS_EIO;
-
-  cs_buf_init(&line);
-  if (saved)
-    *saved = 0;
-  /* "a+": every write appends, and the last byte can be read to see if the line ended. */
-  fp = fopen(path, "a+b");
-  if (!fp || fstat(fileno(fp), &sb) != 0)
-    goto ioerr;
-  if (sb.st_size == 0) {
-    cs_field hdr[sizeof meta / sizeof meta[0]];
-    for (size_t i = 0; i < nmeta; i++) {
-      hdr[i].data = meta[i];
-      hdr[i].len = strlen(meta[i]);
-    }
-    if (csvout_record(&line, hdr, nmeta) != 0)
-      goto nomem;
-  } else {
-    int last;
-    /* C requires a seek between reading and writing the same stream: the one after fgetc. */
-    if (fseek(fp, -1, SEEK_END) != 0 || (last = fgetc(fp)) == EOF || fseek(fp, 0, SEEK_END) != 0)
-      goto ioerr;
-    /* An earlier save cut off mid-line: start on a new line rather than glue onto it. */
-    if (last != '\n' && cs_buf_append(&line, "\r\n", 2) != 0)
-      goto nomem;
-  }
-  for (const store_row *row = s->head; row; row = row->next, n++) {
-    char pid[17], seq[24], sent[24], recv[24];
-    const char *table = row->table->name ? row->table->name : row->table->stream_name;
-    if (cap < nmeta + row->nfields) {
-      cs_field *f2 = realloc(fields, (nmeta + row->nfields) * sizeof *f2);
-      if (!f2)
-        goto nomem;
-      fields = f2;
-      cap = nmeta + row->nfields;
-    }
-    snprintf(pid, sizeof pid, "%016" PRIx64, row->stream->producer_id);
-    snprintf(seq, sizeof seq, "%" PRIu64, row->seq);
-    snprintf(sent, sizeof sent, "%" PRIu64, row->sent_us);
-    snprintf(recv, sizeof recv, "%" PRIu64, row->received_us);
-    const char *vals[] = {table, pid, row->stream->protocol, seq, sent, recv, row->stream->peer};
-    for (size_t i = 0; i < nmeta; i++) {
-      fields[i].data = vals[i];
-      fields[i].len = strlen(vals[i]);
-    }
-    for (size_t i = 0; i < row->nfields; i++)
-      fields[nmeta + i] = row->fields[i];
-    if (csvout_record(&line, fields, nmeta + row->nfields) != 0)
-      goto nomem;
-    /* Written a block at a time, so memory stays bounded by one block plus a row. */
-    if (line.len >= 1u << 20) {
-      if (store_write_all(fp, line.data, line.len) != 0)
-        goto ioerr;
-      cs_buf_reset(&line);
-    }
-  }
-  if (store_write_all(fp, line.data, line.len) != 0 || fflush(fp) != 0 || fsync(fileno(fp)) != 0)
-    goto ioerr;
-  rc = fclose(fp);
-  fp = NULL;
-  if (rc != 0)
-    goto ioerr;
-  if (saved)
-    *saved = n;
-  rc = 0;
-  goto done;
-nomem:
-  snprintf(err, errlen, "%s: out of memory", path);
-  rc = CS_ENOMEM;
-  goto done;
-ioerr:
-  snprintf(err, errlen, "%s: %s (check the directory is writable and has space)", path,
-           strerror(errno));
-  rc = CS_EIO;
-done:
-  if (fp)
-    fclose(fp);
-  free(fields);
-  cs_buf_free(&line);
-  return rc;
+  return rowq_save(s->rows, path, store_row_table_name, NULL, saved, err, errlen);
 }
 
 const char *store_table_name(const store *s, const sink_stream *st) {
@@ -948,10 +797,7 @@ int store_close(store *s) {
     next = t->next;
     store_table_free(t);
   }
-  for (store_row *row = s->head, *next; row; row = next) {
-    next = row->next;
-    free(row);
-  }
+  rowq_free(s->rows);
   if (sqlite3_close(s->db) != SQLITE_OK) {
     /* Every statement is finalized above, so this means a misuse; let SQLite free it later. */
     rc = CS_ESQLITE;

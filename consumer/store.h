@@ -16,7 +16,7 @@ typedef struct store store;
  * with a message naming the file in err. */
 int store_open(store **out, const char *path, size_t slot, char *err, size_t errlen);
 
-/* Queue one record (copied). The row is written by a later store_flush. Returns 0, or
+/* Queue one record (copied, in a rowq). The row is written by a later store_flush. Returns 0, or
  * CS_ENOMEM when the queue holds its bound (store_pending_bytes() >= STORE_MAX_PENDING_BYTES):
  * the caller applies backpressure and must not drop the record silently; CS_ETOOBIG when the
  * record or its header has more fields than a table can have columns (SQLite's limit, 2000 by
@@ -36,7 +36,8 @@ size_t store_pending_bytes(const store *s); /* memory those rows hold */
 uint64_t store_committed(const store *s);   /* rows committed since open */
 const char *store_error(const store *s);
 
-/* Append every row still queued (not committed) to the CSV file at path, created if missing:
+/* Append every row still queued (not committed) to the CSV file at path (rowq_save, rowq.h: the
+ * queue and this dump are shared with other database sinks), created if missing:
  * RFC 4180 (csvout_record), one line per row with the columns table, _producer, _protocol,
  * _seq, _sent_us, _received_us, _peer, then the row's values (as many as it has), and a header
  * line of those seven names when the file is new or empty. table is the row's table, or the

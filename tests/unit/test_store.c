@@ -671,6 +671,103 @@ static void test_save_pending_writes_rows_and_appends(void **state) {
   assert_int_equal(store_close(s), 0);
 }
 
+/* SQLite's own allocator, wrapped so that a test can make one of its allocations fail (the
+ * allocator callbacks take no user pointer, hence the file-level state). oom_countdown is the
+ * number of allocations still granted before the one that fails; negative: none fails. */
+static sqlite3_mem_methods oom_default;
+static long oom_countdown = -1;
+static int oom_failed;
+
+/* 1 if the allocation asked for now is the one that fails. */
+static int oom_fail_now(void) {
+  if (oom_countdown < 0)
+    return 0;
+  if (oom_countdown-- > 0)
+    return 0;
+  oom_failed = 1;
+  return 1;
+}
+
+static void *oom_malloc(int n) {
+  return oom_fail_now() ? NULL : oom_default.xMalloc(n);
+}
+
+static void *oom_realloc(void *p, int n) {
+  return oom_fail_now() ? NULL : oom_default.xRealloc(p, n);
+}
+
+/* sqlite3_config may only change the allocator while the library is shut down (every
+ * connection closed), so the fixture shuts it down, swaps the allocator and starts it again. */
+static int oom_setup(void **state) {
+  sqlite3_mem_methods wrapped;
+  if (fixture_setup(state) != 0 || sqlite3_shutdown() != SQLITE_OK ||
+      sqlite3_config(SQLITE_CONFIG_GETMALLOC, &oom_default) != SQLITE_OK)
+    return -1;
+  wrapped = oom_default;
+  wrapped.xMalloc = oom_malloc;
+  wrapped.xRealloc = oom_realloc;
+  if (sqlite3_config(SQLITE_CONFIG_MALLOC, &wrapped) != SQLITE_OK ||
+      sqlite3_initialize() != SQLITE_OK)
+    return -1;
+  return 0;
+}
+
+static int oom_teardown(void **state) {
+  oom_countdown = -1;
+  if (sqlite3_shutdown() != SQLITE_OK ||
+      sqlite3_config(SQLITE_CONFIG_MALLOC, &oom_default) != SQLITE_OK ||
+      sqlite3_initialize() != SQLITE_OK)
+    return -1;
+  return fixture_teardown(state);
+}
+
+/* The first record of a stream builds its table's column names with SQLite's allocator: when
+ * any one of those allocations fails, store_add says CS_ENOMEM, queues nothing and keeps no
+ * half-built table, and the same record is queued and committed once memory is back. Every
+ * allocation is failed in turn, the later columns' too. */
+static void test_table_out_of_memory_refused_then_retried(void **state) {
+  fixture *f = *state;
+  store *s = NULL;
+  char err[256];
+  const char *h[] = {"a", "b", "c"}, *v[] = {"1", "2", "3"};
+  cs_field c[3], vf[3];
+  fields_from(c, h, 3);
+  fields_from(vf, v, 3);
+  long n;
+  for (n = 0;; n++) {
+    sink_stream st = make_stream("oom", 1, c, 3);
+    sink_record r = {&st, 1, 1001, 2001, 3, vf};
+    assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
+    oom_failed = 0;
+    oom_countdown = n;
+    int rc = store_add(s, &r);
+    oom_countdown = -1;
+    if (!oom_failed) {
+      /* Past the last allocation store_add makes: it succeeds. */
+      assert_int_equal(rc, 0);
+      flush_all(s);
+      assert_int_equal(store_close(s), 0);
+      break;
+    }
+    assert_int_equal(rc, CS_ENOMEM);
+    assert_int_equal(store_pending(s), 0);
+    assert_non_null(strstr(store_error(s), "out of memory"));
+    assert_int_equal(store_add(s, &r), 0);
+    flush_all(s);
+    assert_string_equal(store_table_name(s, &st), "oom");
+    assert_int_equal(store_close(s), 0);
+  }
+  /* Two allocations a column: the failures reached the third column. */
+  assert_true(n >= 6);
+  sqlite3 *db = peek_open(f->path);
+  char cols[256];
+  peek_columns(db, "oom", cols, sizeof cols);
+  assert_string_equal(cols, "a|b|c|_producer|_protocol|_seq|_sent_us|_received_us|_peer");
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM oom WHERE a = '1' AND c = '3'"), n + 1);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 1);
+  sqlite3_close(db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_bad_path_names_file),
@@ -708,6 +805,8 @@ int main(void) {
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_save_pending_writes_rows_and_appends, fixture_setup,
                                       fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_table_out_of_memory_refused_then_retried, oom_setup,
+                                      oom_teardown),
   };
   log_init("test_store", LOG_WARN); /* the sink's INFO lines (tables created) are not tested here */
   return cmocka_run_group_tests(tests, NULL, NULL);
