@@ -16,7 +16,8 @@ enum sinks_choice { SINKS_BY_OPTIONS, SINKS_ON_REQUEST };
  * CSV file first, so that what a database cannot keep is already in it. */
 #define SINKS_LIST(X)                                                                              \
   X(sink_csv_ops, SINKS_BY_OPTIONS)                                                                \
-  X(sink_sqlite_ops, SINKS_BY_OPTIONS)
+  X(sink_sqlite_ops, SINKS_BY_OPTIONS)                                                             \
+  X(sink_count_ops, SINKS_ON_REQUEST)
 
 #define SINKS_DECLARE(ops, choice) extern const sink_ops ops;
 SINKS_LIST(SINKS_DECLARE)
