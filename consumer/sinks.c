@@ -17,7 +17,8 @@ enum sinks_choice { SINKS_BY_OPTIONS, SINKS_ON_REQUEST };
 #define SINKS_LIST(X)                                                                              \
   X(sink_csv_ops, SINKS_BY_OPTIONS)                                                                \
   X(sink_sqlite_ops, SINKS_BY_OPTIONS)                                                             \
-  X(sink_count_ops, SINKS_ON_REQUEST)
+  X(sink_count_ops, SINKS_ON_REQUEST)                                                              \
+  /* one line per sink above this one, each ending in a backslash */
 
 #define SINKS_DECLARE(ops, choice) extern const sink_ops ops;
 SINKS_LIST(SINKS_DECLARE)
