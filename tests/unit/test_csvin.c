@@ -1,5 +1,6 @@
 /* test_csvin.c -- unit tests of the streaming CSV reader: RFC 4180 details, line numbers,
- * errors, rewind, and the csv-spectrum conformance suite. */
+ * errors, rewind, the project's own conformance cases (tests/data/conformance) and, run as
+ * `test_csvin --spectrum`, the external csv-spectrum suite when it is there. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -594,12 +595,16 @@ static int compile_csvin_against(const char *dir, int minor, int release, char *
   snprintf(path, sizeof path, "%s/csv.h", dir);
   FILE *f = fopen(path, "w");
   assert_non_null(f);
-  fprintf(f, "#include_next <csv.h>\n#undef CSV_MINOR\n#define CSV_MINOR %d\n"
-             "#undef CSV_RELEASE\n#define CSV_RELEASE %d\n", minor, release);
+  fprintf(f,
+          "#include_next <csv.h>\n#undef CSV_MINOR\n#define CSV_MINOR %d\n"
+          "#undef CSV_RELEASE\n#define CSV_RELEASE %d\n",
+          minor, release);
   assert_int_equal(fclose(f), 0);
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "cc -std=gnu11 -D_GNU_SOURCE -fsyntax-only -I%s -I%s/common "
-           "%s/common/csvin.c 2>&1", dir, SOURCE_DIR, SOURCE_DIR);
+  snprintf(cmd, sizeof cmd,
+           "cc -std=gnu11 -D_GNU_SOURCE -fsyntax-only -I%s -I%s/common "
+           "%s/common/csvin.c 2>&1",
+           dir, SOURCE_DIR, SOURCE_DIR);
   FILE *p = popen(cmd, "r");
   assert_non_null(p);
   size_t n = fread(out, 1, cap - 1, p);
@@ -656,17 +661,58 @@ static void test_open_quote_memory_bounded(void **state) {
   unlink(path);
 }
 
-/* ---- csv-spectrum: a test-only reader for its JSON (arrays of flat objects of strings) ---- */
+/* ---- a test-only JSON reader for the expected values of the conformance suites ---- */
 
-typedef struct json_rows {
-  char keys[16][64];
-  size_t nkeys;
-  char values[16][16][256]; /* [row][column] */
-  size_t nrows;
-} json_rows;
+/* Exit status of `test_csvin --spectrum` when the suite is not there: ctest's SKIP_RETURN_CODE
+ * for unit.test_csvin_spectrum (tests/CMakeLists.txt), so ctest shows the test as skipped. */
+#define SPECTRUM_SKIP_CODE 77
 
-/* Parse a JSON string at *p (which points at the opening quote) into out. */
-static void parse_json_string(const char **p, char *out, size_t cap) {
+/* The conformance cases of this project, always there (tests/data/conformance, README.md). */
+#define CONFORMANCE_DIR SOURCE_DIR "/tests/data/conformance"
+/* Pairs in CONFORMANCE_DIR when this was written: fewer means files went missing. */
+#define CONFORMANCE_MIN_CASES 24
+
+/* Append code point v to out as UTF-8; returns the bytes written. */
+static size_t utf8_put(unsigned v, char *out, size_t cap) {
+  size_t n = v < 0x80 ? 1 : v < 0x800 ? 2 : v < 0x10000 ? 3 : 4;
+  assert_true(v <= 0x10FFFF);
+  assert_true(n < cap);
+  if (n == 1) {
+    out[0] = (char)v;
+  } else if (n == 2) {
+    out[0] = (char)(0xC0 | (v >> 6));
+    out[1] = (char)(0x80 | (v & 0x3F));
+  } else if (n == 3) {
+    out[0] = (char)(0xE0 | (v >> 12));
+    out[1] = (char)(0x80 | ((v >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (v & 0x3F));
+  } else {
+    out[0] = (char)(0xF0 | (v >> 18));
+    out[1] = (char)(0x80 | ((v >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((v >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (v & 0x3F));
+  }
+  return n;
+}
+
+/* The four hex digits of a \u escape at *s; advances *s past them. */
+static unsigned parse_hex4(const char **s) {
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = *(*s)++;
+    unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                 : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                 : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                        : 16;
+    assert_true(d < 16);
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+/* Parse a JSON string at *p (which points at the opening quote) into out, NUL-terminated; its
+ * length goes to *len when len is not NULL (the string itself may hold NUL: \u0000). */
+static void parse_json_string(const char **p, char *out, size_t cap, size_t *len) {
   const char *s = *p;
   size_t n = 0;
   assert_int_equal(*s, '"');
@@ -693,19 +739,17 @@ static void parse_json_string(const char **p, char *out, size_t cap) {
         c = '\f';
         break;
       case 'u': {
-        unsigned v = 0;
-        assert_int_equal(sscanf(s, "%4x", &v), 1);
-        s += 4;
-        /* Only code points below U+0800 occur in these files: one or two UTF-8 bytes. */
-        assert_true(v < 0x800);
-        if (v >= 0x80) {
-          assert_true(n + 2 < cap);
-          out[n++] = (char)(0xC0 | (v >> 6));
-          c = (char)(0x80 | (v & 0x3F));
-        } else {
-          c = (char)v;
+        unsigned v = parse_hex4(&s);
+        if (v >= 0xD800 && v < 0xDC00) {
+          /* A high surrogate: the low one must follow, together they make one code point. */
+          assert_true(s[0] == '\\' && s[1] == 'u');
+          s += 2;
+          unsigned low = parse_hex4(&s);
+          assert_true(low >= 0xDC00 && low < 0xE000);
+          v = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00);
         }
-        break;
+        n += utf8_put(v, out + n, cap - n);
+        continue;
       }
       default:
         c = e;
@@ -716,6 +760,9 @@ static void parse_json_string(const char **p, char *out, size_t cap) {
     out[n++] = c;
   }
   out[n] = '\0';
+  if (len != NULL) {
+    *len = n;
+  }
   *p = s + 1;
 }
 
@@ -724,6 +771,191 @@ static void skip_ws(const char **p) {
     (*p)++;
   }
 }
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    print_error("cannot open %s\n", path);
+  }
+  assert_non_null(f);
+  static char buf[65536];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  assert_true(n < sizeof buf - 1);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* ---- the project's own conformance cases: NAME.json is an array of arrays of strings ---- */
+
+/* One expected field: bytes and length (it may hold NUL). */
+typedef struct json_field {
+  char data[256];
+  size_t len;
+} json_field;
+
+/* The expected records of one case, the header first. */
+typedef struct json_table {
+  json_field cells[32][16]; /* [record][field] */
+  size_t nfields[32];
+  size_t nrows;
+} json_table;
+
+static void parse_json_table(const char *text, json_table *out) {
+  const char *p = text;
+  memset(out, 0, sizeof *out);
+  skip_ws(&p);
+  assert_int_equal(*p++, '[');
+  skip_ws(&p);
+  while (*p == '[') {
+    p++;
+    assert_true(out->nrows < 32);
+    size_t col = 0;
+    skip_ws(&p);
+    while (*p == '"') {
+      assert_true(col < 16);
+      json_field *f = &out->cells[out->nrows][col++];
+      parse_json_string(&p, f->data, sizeof f->data, &f->len);
+      skip_ws(&p);
+      if (*p == ',') {
+        p++;
+        skip_ws(&p);
+      }
+    }
+    assert_int_equal(*p++, ']');
+    out->nfields[out->nrows++] = col;
+    skip_ws(&p);
+    if (*p == ',') {
+      p++;
+      skip_ws(&p);
+    }
+  }
+  assert_int_equal(*p++, ']');
+  skip_ws(&p);
+  assert_int_equal(*p, '\0');
+}
+
+/* Print len bytes with every byte that is not printable ASCII (and the backslash) as \xNN. */
+static void print_escaped(const char *label, const char *data, size_t len) {
+  char text[1200];
+  size_t n = 0;
+  for (size_t i = 0; i < len && n + 5 < sizeof text; i++) {
+    unsigned char c = (unsigned char)data[i];
+    if (c >= 0x20 && c < 0x7F && c != '\\') {
+      text[n++] = (char)c;
+    } else {
+      n += (size_t)snprintf(text + n, sizeof text - n, "\\x%02X", c);
+    }
+  }
+  text[n] = '\0';
+  print_error("  %s \"%s\" (%zu bytes)\n", label, text, len);
+}
+
+/* Fail, showing both records, unless rec holds exactly the fields of want's record row. */
+static void assert_record_equal(const char *name, size_t row, const csvin_rec *rec,
+                                const json_table *want) {
+  int same = rec->nfields == want->nfields[row];
+  for (size_t k = 0; same && k < rec->nfields; k++) {
+    const json_field *w = &want->cells[row][k];
+    same = rec->fields[k].len == w->len && memcmp(rec->fields[k].data, w->data, w->len) == 0;
+  }
+  if (same) {
+    return;
+  }
+  print_error("%s: record %zu (%s) differs: %zu fields expected, %zu read\n", name, row,
+              row == 0 ? "the header" : "0 is the header", want->nfields[row], rec->nfields);
+  for (size_t k = 0; k < want->nfields[row]; k++) {
+    print_escaped("expected", want->cells[row][k].data, want->cells[row][k].len);
+  }
+  for (size_t k = 0; k < rec->nfields; k++) {
+    print_escaped("read    ", rec->fields[k].data, rec->fields[k].len);
+  }
+  fail_msg("%s: record %zu differs", name, row);
+}
+
+/* One case: the reader, with a header, returns exactly the records of its JSON. */
+static void check_conformance_case(const char *name, const char *csv_path, const char *json_path) {
+  static json_table want;
+  parse_json_table(slurp(json_path), &want);
+  csvin *r = NULL;
+  char err[512];
+  int rc = csvin_open(&r, csv_path, 1, err, sizeof err);
+  if (rc != 0) {
+    fail_msg("%s: %s", name, err);
+  }
+  const csvin_rec *h = csvin_header(r);
+  if (want.nrows == 0 && h != NULL) {
+    fail_msg("%s: a header was read, none expected", name);
+  }
+  if (want.nrows > 0) {
+    if (h == NULL) {
+      fail_msg("%s: no header read (the file holds no record)", name);
+    }
+    assert_record_equal(name, 0, h, &want);
+  }
+  csvin_rec rec;
+  size_t row = 1;
+  while ((rc = csvin_next(r, &rec)) == 1) {
+    if (row >= want.nrows) {
+      fail_msg("%s: more records than the %zu expected (the next starts on line %llu)", name,
+               want.nrows, (unsigned long long)rec.line);
+    }
+    assert_record_equal(name, row, &rec, &want);
+    row++;
+  }
+  if (rc != 0) {
+    fail_msg("%s: %s", name, csvin_error(r));
+  }
+  if (want.nrows > 0 && row != want.nrows) {
+    fail_msg("%s: %zu records read after the header, %zu expected", name, row - 1, want.nrows - 1);
+  }
+  csvin_close(r);
+}
+
+/* Every case in tests/data/conformance parses to exactly its JSON, and every JSON has its CSV. */
+static void test_conformance_cases(void **state) {
+  (void)state;
+  DIR *d = opendir(CONFORMANCE_DIR);
+  if (d == NULL) {
+    fail_msg("cannot open %s (the project's own conformance cases)", CONFORMANCE_DIR);
+  }
+  size_t checked = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t nlen = strlen(e->d_name);
+    char csv_path[2048];
+    char json_path[2048];
+    if (nlen > 5 && strcmp(e->d_name + nlen - 5, ".json") == 0) {
+      snprintf(csv_path, sizeof csv_path, "%s/%.*s.csv", CONFORMANCE_DIR, (int)(nlen - 5),
+               e->d_name);
+      if (access(csv_path, R_OK) != 0) {
+        fail_msg("%s/%s has no %s beside it", CONFORMANCE_DIR, e->d_name, csv_path);
+      }
+      continue;
+    }
+    if (nlen < 5 || strcmp(e->d_name + nlen - 4, ".csv") != 0) {
+      continue;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)(nlen - 4), e->d_name);
+    snprintf(csv_path, sizeof csv_path, "%s/%s", CONFORMANCE_DIR, e->d_name);
+    snprintf(json_path, sizeof json_path, "%s/%s.json", CONFORMANCE_DIR, name);
+    print_message("conformance: %s\n", name);
+    check_conformance_case(name, csv_path, json_path);
+    checked++;
+  }
+  closedir(d);
+  assert_true(checked >= CONFORMANCE_MIN_CASES);
+}
+
+/* ---- csv-spectrum (optional, external): arrays of flat objects of strings ---- */
+
+typedef struct json_rows {
+  char keys[16][64];
+  size_t nkeys;
+  char values[16][16][256]; /* [row][column] */
+  size_t nrows;
+} json_rows;
 
 static void parse_json_rows(const char *text, json_rows *out) {
   const char *p = text;
@@ -737,7 +969,7 @@ static void parse_json_rows(const char *text, json_rows *out) {
     skip_ws(&p);
     while (*p == '"') {
       char key[64];
-      parse_json_string(&p, key, sizeof key);
+      parse_json_string(&p, key, sizeof key, NULL);
       if (out->nrows == 0) {
         assert_true(out->nkeys < 16);
         snprintf(out->keys[out->nkeys++], 64, "%s", key);
@@ -748,7 +980,7 @@ static void parse_json_rows(const char *text, json_rows *out) {
       assert_int_equal(*p++, ':');
       skip_ws(&p);
       assert_true(out->nrows < 16 && col < 16);
-      parse_json_string(&p, out->values[out->nrows][col], 256);
+      parse_json_string(&p, out->values[out->nrows][col], 256, NULL);
       col++;
       skip_ws(&p);
       if (*p == ',') {
@@ -767,22 +999,12 @@ static void parse_json_rows(const char *text, json_rows *out) {
   assert_int_equal(*p, ']');
 }
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  static char buf[65536];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  assert_true(n < sizeof buf - 1);
-  buf[n] = '\0';
-  fclose(f);
-  return buf;
-}
-
-/* Every csv-spectrum file parses to exactly its JSON: the header row's names as keys. */
+/* Every csv-spectrum file parses to exactly its JSON: the header row's names as keys. The
+ * suite's folder comes in *state. */
 static void test_csv_spectrum(void **state) {
-  (void)state;
+  const char *root = *state;
   char dir[1024];
-  snprintf(dir, sizeof dir, "%s/csvs", CSV_SPECTRUM_DIR);
+  snprintf(dir, sizeof dir, "%s/csvs", root);
   DIR *d = opendir(dir);
   assert_non_null(d);
   size_t checked = 0;
@@ -795,8 +1017,7 @@ static void test_csv_spectrum(void **state) {
     char csv_path[2048];
     char json_path[2048];
     snprintf(csv_path, sizeof csv_path, "%s/%s", dir, e->d_name);
-    snprintf(json_path, sizeof json_path, "%s/json/%.*s.json", CSV_SPECTRUM_DIR, (int)(nlen - 4),
-             e->d_name);
+    snprintf(json_path, sizeof json_path, "%s/json/%.*s.json", root, (int)(nlen - 4), e->d_name);
     print_message("csv-spectrum: %s\n", e->d_name);
     json_rows want;
     parse_json_rows(slurp(json_path), &want);
@@ -833,7 +1054,39 @@ static void test_csv_spectrum(void **state) {
   assert_true(checked >= 11);
 }
 
-int main(void) {
+/* `test_csvin --spectrum`: the csv-spectrum suite alone, from CSV_SPECTRUM_DIR in the
+ * environment or else the folder the build was configured with. When it is not there, one line
+ * says so and how to provide it, and the exit status is SPECTRUM_SKIP_CODE. */
+static int run_spectrum(void) {
+  const char *root = getenv("CSV_SPECTRUM_DIR");
+  if (root == NULL || root[0] == '\0') {
+    root = CSV_SPECTRUM_DIR;
+  }
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/csvs", root);
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    printf("skipped: no csv-spectrum suite at %s (get it from "
+           "https://github.com/max-mapper/csv-spectrum and set CSV_SPECTRUM_DIR to its folder, at "
+           "test time or as a CMake cache variable)\n",
+           root);
+    return SPECTRUM_SKIP_CODE;
+  }
+  closedir(d);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_prestate(test_csv_spectrum, (void *)root),
+  };
+  return cmocka_run_group_tests_name("csvin_spectrum", tests, NULL, NULL);
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--spectrum") == 0) {
+    return run_spectrum();
+  }
+  if (argc != 1) {
+    fprintf(stderr, "usage: %s [--spectrum]\n", argv[0]);
+    return 2;
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_table),
       cmocka_unit_test(test_empty_file_has_no_header),
@@ -855,7 +1108,7 @@ int main(void) {
       cmocka_unit_test(test_pipe_short_first_record_not_held),
       cmocka_unit_test(test_too_many_fields_refused),
       cmocka_unit_test(test_other_libcsv_version_fails_to_build),
-      cmocka_unit_test(test_csv_spectrum),
+      cmocka_unit_test(test_conformance_cases),
   };
   return cmocka_run_group_tests_name("csvin", tests, NULL, NULL);
 }
