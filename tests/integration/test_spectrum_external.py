@@ -56,8 +56,9 @@ class SpectrumTest(test_spectrum.RoundTripCase):
 
 if __name__ == "__main__":
     if not os.path.isdir(os.path.join(SPECTRUM, "csvs")):
-        print("skipped: no csv-spectrum suite at %s (get it from "
-              "https://github.com/max-mapper/csv-spectrum and set CSV_SPECTRUM_DIR to its "
-              "folder, at test time or as a CMake cache variable)" % SPECTRUM)
+        print("skipped: no csv-spectrum suite at %s (the public CSV conformance suite: set "
+              "CSV_SPECTRUM_DIR to a copy of it, at test time or as a CMake cache variable; "
+              "the project's own cases in tests/data/conformance ran in test_spectrum)"
+              % SPECTRUM)
         sys.exit(SKIP_CODE)
     harness.main()

@@ -1066,9 +1066,9 @@ static int run_spectrum(void) {
   snprintf(dir, sizeof dir, "%s/csvs", root);
   DIR *d = opendir(dir);
   if (d == NULL) {
-    printf("skipped: no csv-spectrum suite at %s (get it from "
-           "https://github.com/max-mapper/csv-spectrum and set CSV_SPECTRUM_DIR to its folder, at "
-           "test time or as a CMake cache variable)\n",
+    printf("skipped: no csv-spectrum suite at %s (the public CSV conformance suite: set "
+           "CSV_SPECTRUM_DIR to a copy of it, at test time or as a CMake cache variable; the "
+           "project's own cases in tests/data/conformance ran in unit.test_csvin)\n",
            root);
     return SPECTRUM_SKIP_CODE;
   }
