@@ -269,6 +269,30 @@ static void set_fields_error(csvin *r) {
   set_csv_error(r, r->rec_line, what);
 }
 
+/* The input ended: let libcsv finish the last record and name what is wrong with it, if
+ * anything (a quote never closed, say). Sets r->eof, and r->err on an error. */
+static void finish_input(csvin *r) {
+  if (r->parser.pstate == LIBCSV_ROW_NOT_BEGUN) {
+    r->rec_line = r->line;
+  }
+  int unterminated = in_quoted_field(r);
+  if (csv_fini(&r->parser, on_field, on_record, r) != 0) {
+    if (unterminated) {
+      set_csv_error(r, r->quote_line,
+                    "unterminated quote (the quoted field that starts on this line never "
+                    "ends)");
+    } else {
+      set_csv_error(r, r->line, "malformed quoting");
+    }
+  } else if (r->cb_err) {
+    r->err = r->cb_err;
+    snprintf(r->errmsg, sizeof r->errmsg, "%s: out of memory", csvin_path(r));
+  } else if (r->too_many_fields) {
+    set_fields_error(r);
+  }
+  r->eof = 1;
+}
+
 /* Feed libcsv the next piece of input: the bytes up to and including the next CR or LF (or to
  * the end of the block). Pieces end at every line break, so at most one record completes per
  * piece and its first line is known. Returns 0, or sets r->err / r->eof. */
@@ -280,25 +304,7 @@ static void feed_piece(csvin *r) {
       return;
     }
     if (n == 0) {
-      if (r->parser.pstate == LIBCSV_ROW_NOT_BEGUN) {
-        r->rec_line = r->line;
-      }
-      int unterminated = in_quoted_field(r);
-      if (csv_fini(&r->parser, on_field, on_record, r) != 0) {
-        if (unterminated) {
-          set_csv_error(r, r->quote_line,
-                        "unterminated quote (the quoted field that starts on this line never "
-                        "ends)");
-        } else {
-          set_csv_error(r, r->line, "malformed quoting");
-        }
-      } else if (r->cb_err) {
-        r->err = r->cb_err;
-        snprintf(r->errmsg, sizeof r->errmsg, "%s: out of memory", csvin_path(r));
-      } else if (r->too_many_fields) {
-        set_fields_error(r);
-      }
-      r->eof = 1;
+      finish_input(r);
       return;
     }
   }

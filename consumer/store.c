@@ -230,6 +230,47 @@ static int store_table_matches(const store_table *t, const sink_stream *st) {
          cs_fields_equal(t->header, t->nheader, st->columns, st->ncolumns);
 }
 
+/* Does a table of the file with columns fcols[0..nf) fit t? It fits when every metadata column
+ * is there and the other columns are exactly t's header columns, in order, followed only by
+ * extra columns of the kind t would add itself; then its extra columns are adopted into t.
+ * Returns 0 with *state 1 (adopted) or 2 (does not fit), or CS_ENOMEM. */
+static int store_table_adopt(store_table *t, char *const *fcols, size_t nf, int *state) {
+  int rc;
+  *state = 2;
+  size_t nmeta = 0, nval = 0;
+  const char *prefix = store_extra_prefix(t);
+  size_t plen = strlen(prefix);
+  for (size_t i = 0; i < nf; i++) {
+    if (store_is_meta(fcols[i])) {
+      nmeta++;
+      continue;
+    }
+    if (nval < t->nheader) {
+      if (strcmp(fcols[i], t->cols[nval]) != 0)
+        return 0;
+    } else if (sqlite3_strnicmp(fcols[i], prefix, (int)plen) != 0 || fcols[i][plen] != '_') {
+      return 0;
+    }
+    nval++;
+  }
+  if (nmeta != STORE_NMETA || nval < t->nheader)
+    return 0;
+  /* Adopt the table's extra columns as they are named in the file. */
+  for (size_t i = 0, v = 0; i < nf; i++) {
+    if (store_is_meta(fcols[i]))
+      continue;
+    if (v++ < t->nheader)
+      continue;
+    rc = store_table_add_col(t, fcols[i]);
+    if (rc)
+      return rc;
+  }
+  t->ncols_db = t->ncols;
+  t->created = 1;
+  *state = 1;
+  return 0;
+}
+
 /* Look the candidate name up in the database file. Returns 0 with *state = 0 (no such name),
  * 1 (a table whose columns fit t: its extra columns have been adopted into t), 2 (the name is
  * taken by something else), or CS_EBUSY / CS_ESQLITE / CS_ENOMEM. */
@@ -289,40 +330,7 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
   if (step != SQLITE_DONE)
     goto sqlfail;
 
-  /* It fits when every metadata column is there and the other columns are exactly t's header
-   * columns, in order, followed only by extra columns of the kind t would add itself. */
-  *state = 2;
-  size_t nmeta = 0, nval = 0;
-  const char *prefix = store_extra_prefix(t);
-  size_t plen = strlen(prefix);
-  for (size_t i = 0; i < nf; i++) {
-    if (store_is_meta(fcols[i])) {
-      nmeta++;
-      continue;
-    }
-    if (nval < t->nheader) {
-      if (strcmp(fcols[i], t->cols[nval]) != 0)
-        goto done;
-    } else if (sqlite3_strnicmp(fcols[i], prefix, (int)plen) != 0 || fcols[i][plen] != '_') {
-      goto done;
-    }
-    nval++;
-  }
-  if (nmeta != STORE_NMETA || nval < t->nheader)
-    goto done;
-  /* Adopt the table's extra columns as they are named in the file. */
-  for (size_t i = 0, v = 0; i < nf; i++) {
-    if (store_is_meta(fcols[i]))
-      continue;
-    if (v++ < t->nheader)
-      continue;
-    rc = store_table_add_col(t, fcols[i]);
-    if (rc)
-      goto done;
-  }
-  t->ncols_db = t->ncols;
-  t->created = 1;
-  *state = 1;
+  rc = store_table_adopt(t, fcols, nf, state);
   goto done;
 
 sqlfail:
