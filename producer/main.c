@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "options.h"
+#include "producer_options.h"
 #include "producer.h"
 #include "summary.h"
 
@@ -31,16 +31,16 @@ static int install_signals(void) {
 }
 
 int main(int argc, char **argv) {
-  prod_options opt;
+  producer_options opt;
   producer p;
   char err[512];
   int rc, code;
 
-  rc = options_parse(&opt, argc, argv, err, sizeof err);
-  if (rc == OPTIONS_EXIT) {
+  rc = producer_options_parse(&opt, argc, argv, err, sizeof err);
+  if (rc == PRODUCER_OPTIONS_EXIT) {
     return 0;
   }
-  if (rc != OPTIONS_RUN) {
+  if (rc != PRODUCER_OPTIONS_RUN) {
     fprintf(stderr, "producer: %s\nTry 'producer --help' for more information.\n", err);
     return 2;
   }

@@ -44,7 +44,7 @@ static void producer_stream_name(const char *path, char *out, size_t outlen) {
 }
 
 /* Stream name, producer id and seeds; see producer.h. */
-int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_t *stop, char *err,
+int producer_init(producer *p, const producer_options *o, const volatile sig_atomic_t *stop, char *err,
                   size_t errlen) {
   uint64_t pace_seed, impair_seed;
   int rc;

@@ -11,7 +11,7 @@
 #include "csvin.h"
 #include "impair.h"
 #include "log.h"
-#include "options.h"
+#include "producer_options.h"
 #include "pacer.h"
 #include "sender_tcp.h"
 #include "sender_udp.h"
@@ -35,7 +35,7 @@ typedef struct producer_stats {
 } producer_stats;
 
 typedef struct producer {
-  const prod_options *opt;           /* borrowed */
+  const producer_options *opt;       /* borrowed */
   const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; borrowed */
   char stream[WIRE_MAX_STREAM_NAME + 1];
   uint64_t producer_id;
@@ -65,8 +65,8 @@ typedef struct producer {
 
 /* Prepare a run: stream name, producer id, seeds. Returns 0, or a negative code with the
  * message written to err. */
-int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_t *stop, char *err,
-                  size_t errlen);
+int producer_init(producer *p, const producer_options *o, const volatile sig_atomic_t *stop,
+                  char *err, size_t errlen);
 
 /* Open the input, connect, stream every record, send END. Logs as it goes. Returns the exit
  * code: 0 all sent, 1 a runtime failure or not all records sent, 130 stopped by a signal. */
