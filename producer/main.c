@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
 #include "log.h"
 #include "producer_options.h"
 #include "producer.h"
@@ -46,7 +47,7 @@ int main(int argc, char **argv) {
   }
   /* A --stats-json path that cannot be written is found now, before anything is sent, not
    * after the whole run. */
-  if (opt.stats_json != NULL && summary_check_json_path(opt.stats_json, err, sizeof err) != 0) {
+  if (opt.stats_json != NULL && json_file_check(opt.stats_json, err, sizeof err) != 0) {
     fprintf(stderr, "producer: --stats-json: %s\n", err);
     return 2;
   }
