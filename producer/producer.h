@@ -13,12 +13,8 @@
 #include "log.h"
 #include "producer_options.h"
 #include "pacer.h"
-#include "sender_tcp.h"
-#include "sender_udp.h"
+#include "sender.h"
 #include "wire.h"
-
-/* UDP: END is sent this many times (it can be lost like any datagram). */
-#define PRODUCER_END_REPEATS 3
 
 /* Totals of one run, as the summary and --stats-json report them. */
 typedef struct producer_stats {
@@ -44,18 +40,11 @@ typedef struct producer {
   char peer[80]; /* "127.0.0.1:9999" */
   csvin *in;
   pacer pacer;
-  impair impair;
-  tcp_sender tcp;
-  udp_sender udp;
+  impair impair; /* the decisions and ground-truth counts (the impair sender borrows it) */
+  sender *snd;   /* TCP or UDP, maybe wrapped in the impairment; chosen at init; owned */
   int sender_open;
-  cs_buf hello; /* UDP: the HELLO frame put in front of every record */
-  cs_buf dgram; /* UDP: scratch for one datagram */
-  cs_buf held;  /* UDP --impair: the record held back, as a whole datagram */
-  int held_valid;
-  int held_dup;      /* the held record also gets a copy */
-  uint64_t held_seq; /* its sequence number, for the log */
-  int slow;          /* log each record */
-  int stopped;       /* SIGINT/SIGTERM */
+  int slow;    /* log each record */
+  int stopped; /* SIGINT/SIGTERM */
   uint64_t last_progress_us;
   uint64_t last_progress_sent;
   uint64_t ragged_rows; /* rows whose field count differs from the header's */

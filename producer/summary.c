@@ -57,7 +57,7 @@ void summary_log(const producer *p) {
             "summary: connection: none (UDP is connectionless; it cannot tell whether anyone "
             "received); ICMP port unreachable %llu times (over every datagram sent, the %d "
             "repeated end-of-stream datagrams included); too big %llu",
-            (unsigned long long)p->st.icmp_refused, PRODUCER_END_REPEATS,
+            (unsigned long long)p->st.icmp_refused, SENDER_END_REPEATS,
             (unsigned long long)p->st.too_big);
   } else {
     log_msg(level,
