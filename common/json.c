@@ -2,10 +2,12 @@
 #include "json.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -243,4 +245,43 @@ fail:
   }
   unlink(tmp);
   return rc;
+}
+
+/* Try what json_write_file will do at exit: create PATH.tmp, then rename it over PATH. */
+int json_file_check(const char *path, char *err, size_t errlen) {
+  char tmp[4096];
+  struct stat st;
+  int fd, e;
+
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+    snprintf(err, errlen, "%s: path too long", path);
+    return CS_EINVAL;
+  }
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    snprintf(err, errlen, "cannot create %s: %s", path, strerror(EISDIR));
+    return -EISDIR;
+  }
+  /* O_EXCL: remove only a file made here; a stale PATH.tmp is reused (and replaced) at exit. */
+  do {
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  } while (fd < 0 && errno == EINTR);
+  if (fd >= 0) {
+    close(fd);
+    unlink(tmp);
+    return 0;
+  }
+  if (errno == EEXIST) {
+    /* Opening it, not access(W_OK): a stale PATH.tmp that is a directory, or writable only for
+     * the real user id, fails here as it would at exit. */
+    do {
+      fd = open(tmp, O_WRONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd >= 0) {
+      close(fd);
+      return 0;
+    }
+  }
+  e = errno;
+  snprintf(err, errlen, "cannot create %s: %s", path, strerror(e));
+  return -e;
 }

@@ -3,6 +3,7 @@
 #ifndef CSVSTREAM_JSON_H
 #define CSVSTREAM_JSON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -31,5 +32,12 @@ void json_string(json_out *j, const char *key, const char *s); /* NULL becomes n
 /* Write the document plus a newline to path (through a temporary file renamed into place).
  * Returns 0, or a negative code with a message naming the file in err. */
 int json_write_file(json_out *j, const char *path, char *err, size_t errlen);
+
+/* Check at start-up that json_write_file can write path at exit: path is not a directory and
+ * its directory takes a new file (PATH.tmp is created with O_EXCL and removed again; a PATH.tmp
+ * left by an earlier run must open for writing, and is kept). Returns 0, or a negative code
+ * (-errno, CS_EINVAL for a path too long) with a message naming the path in err, e.g.
+ * "cannot create /no/dir/s.json: No such file or directory". */
+int json_file_check(const char *path, char *err, size_t errlen);
 
 #endif

@@ -7,13 +7,11 @@
 #include <limits.h>
 #include <link.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include "error.h"
 
@@ -139,11 +137,13 @@ static int find_libcsv_cb(struct dl_phdr_info *info, size_t size, void *data) {
   return 1;
 }
 
-/* The --version text: program, libraries as loaded at run time, OS and CPU count. */
-void opt_print_version(const char *prog) {
+/* The --version text: program, the program's libraries, libcsv as loaded at run time, OS and
+ * CPU count. */
+void opt_print_version(const char *prog, const opt_version_lib *libs, size_t nlibs) {
   loaded_lib lib;
   struct utsname un;
   void *handle = NULL;
+  size_t i;
   memset(&lib, 0, sizeof lib);
   dl_iterate_phdr(find_libcsv_cb, &lib);
   if (!lib.found) {
@@ -155,8 +155,9 @@ void opt_print_version(const char *prog) {
     }
   }
   printf("%s (csvstream) %s\n", prog, CSVSTREAM_VERSION);
-  printf("libuv %s\n", uv_version_string());
-  printf("SQLite %s\n", sqlite3_libversion());
+  for (i = 0; i < nlibs; i++) {
+    printf("%s %s\n", libs[i].name, libs[i].version);
+  }
   printf("libcsv %d.%d.%d (headers); loaded: %s\n", CSV_MAJOR, CSV_MINOR, CSV_RELEASE,
          lib.found ? lib.path : "no shared libcsv found");
   if (uname(&un) == 0) {

@@ -16,8 +16,16 @@ int opt_double(const char *flag, const char *s, double min, double max, double *
 int opt_interval(const char *flag, const char *s, double *min, double *max, char *err,
                  size_t errlen);
 
-/* Print the --version text for `prog` to stdout: the program version, the libuv, SQLite and
- * libcsv versions linked at run time, the OS (uname) and the CPU count. */
-void opt_print_version(const char *prog);
+/* One library line of the --version text: "NAME VERSION". */
+typedef struct opt_version_lib {
+  const char *name;    /* "SQLite" */
+  const char *version; /* as the library reports it at run time: sqlite3_libversion() */
+} opt_version_lib;
+
+/* Print the --version text for `prog` to stdout: the program version, then the program's own
+ * library lines (libs[0..nlibs), which common/ cannot know without linking them), then the
+ * lines every program shares: libcsv (headers and the shared object loaded), the OS (uname)
+ * and the CPU count. */
+void opt_print_version(const char *prog, const opt_version_lib *libs, size_t nlibs);
 
 #endif

@@ -2,8 +2,10 @@
 #include "options.h"
 
 #include <getopt.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 #include "error.h"
 #include "opt.h"
@@ -148,9 +150,12 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
     case OPT_HELP:
       consumer_options_usage();
       return CONSUMER_OPTIONS_DONE;
-    case OPT_VERSION:
-      opt_print_version("consumer");
+    case OPT_VERSION: {
+      const opt_version_lib libs[] = {{"libuv", uv_version_string()},
+                                      {"SQLite", sqlite3_libversion()}};
+      opt_print_version("consumer", libs, sizeof libs / sizeof libs[0]);
       return CONSUMER_OPTIONS_DONE;
+    }
     case ':':
       snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
       return CONSUMER_OPTIONS_USAGE;

@@ -1,6 +1,6 @@
 /* impair.h -- ground-truth UDP impairment: drop, duplicate or hold back records on purpose,
  * reproducibly with a seed, so that the consumer's loss/duplicate/reorder counts can be checked
- * against the producer's exactly. */
+ * against the producer's exactly; and the sender wrapper that applies the decisions. */
 #ifndef PRODUCER_IMPAIR_H
 #define PRODUCER_IMPAIR_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "rng.h"
+#include "sender.h"
 
 typedef struct impair_params {
   double loss;       /* probability a record is dropped (its seq is still consumed) */
@@ -42,5 +43,13 @@ void impair_init(impair *im, const impair_params *p, uint64_t seed);
  * impair_note_reordered when the held record really goes out after a later one. */
 int impair_decide(impair *im, int holding);
 void impair_note_reordered(impair *im);
+
+/* A sender that applies im's decisions to every RECORD and hands the survivors to inner: a
+ * dropped record is never handed over, a copy follows a duplicated one, a held record goes right
+ * after the next one handed over (or before END), and everything, END included, is due
+ * im->p.delay_ms later. Everything else passes straight through. Takes ownership of inner
+ * (closed with the wrapper) and borrows im, which keeps the ground-truth counts. Returns NULL
+ * when out of memory (inner then still belongs to the caller). */
+sender *impair_sender_new(sender *inner, impair *im);
 
 #endif

@@ -3,8 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
 #include "log.h"
-#include "options.h"
+#include "producer_options.h"
 #include "producer.h"
 #include "summary.h"
 
@@ -31,22 +32,22 @@ static int install_signals(void) {
 }
 
 int main(int argc, char **argv) {
-  prod_options opt;
+  producer_options opt;
   producer p;
   char err[512];
   int rc, code;
 
-  rc = options_parse(&opt, argc, argv, err, sizeof err);
-  if (rc == OPTIONS_EXIT) {
+  rc = producer_options_parse(&opt, argc, argv, err, sizeof err);
+  if (rc == PRODUCER_OPTIONS_EXIT) {
     return 0;
   }
-  if (rc != OPTIONS_RUN) {
+  if (rc != PRODUCER_OPTIONS_RUN) {
     fprintf(stderr, "producer: %s\nTry 'producer --help' for more information.\n", err);
     return 2;
   }
   /* A --stats-json path that cannot be written is found now, before anything is sent, not
    * after the whole run. */
-  if (opt.stats_json != NULL && summary_check_json_path(opt.stats_json, err, sizeof err) != 0) {
+  if (opt.stats_json != NULL && json_file_check(opt.stats_json, err, sizeof err) != 0) {
     fprintf(stderr, "producer: --stats-json: %s\n", err);
     return 2;
   }

@@ -1,5 +1,5 @@
-/* producer.c -- the producer's run: read records, pace them, impair them (UDP), hand them to the
- * TCP or UDP sender, end the stream, and keep the counts. */
+/* producer.c -- the producer's run: read records, pace them, hand them to the sender chosen at
+ * start (TCP or UDP, maybe wrapped in the impairment), end the stream, and keep the counts. */
 #include "producer.h"
 
 #include <errno.h>
@@ -12,13 +12,10 @@
 #include "net.h"
 #include "summary.h"
 
-#define PRODUCER_FINISH_TIMEOUT_US 2000000u /* TCP: wait this long for the consumer's close */
-#define PRODUCER_END_GAP_US 100000u         /* UDP: the END repeats this far apart */
-#define PRODUCER_STOP_GRACE_US 2000000u     /* after a stop, UDP retries END this long at most */
-#define PRODUCER_PROGRESS_US 1000000u       /* fast pace: a progress line every second */
-#define PRODUCER_RAGGED_NAMED 10            /* ragged rows each warned about ... */
-#define PRODUCER_RAGGED_LOG_US 5000000u     /* ... then at most one warning per 5 s */
-#define PRODUCER_INPUT_POLL_MS 250          /* waiting for live input: look at the stop flag */
+#define PRODUCER_PROGRESS_US 1000000u   /* fast pace: a progress line every second */
+#define PRODUCER_RAGGED_NAMED 10        /* ragged rows each warned about ... */
+#define PRODUCER_RAGGED_LOG_US 5000000u /* ... then at most one warning per 5 s */
+#define PRODUCER_INPUT_POLL_MS 250      /* waiting for live input: look at the stop flag */
 
 /* The default stream name: the file's base name without its extension ("stdin" for -). */
 static void producer_stream_name(const char *path, char *out, size_t outlen) {
@@ -43,20 +40,34 @@ static void producer_stream_name(const char *path, char *out, size_t outlen) {
   out[len] = '\0';
 }
 
+/* The one place that looks at the transport: TCP or UDP, wrapped in the impairment when
+ * --impair is on. Returns 0, or CS_ENOMEM with err set. */
+static int producer_choose_sender(producer *p, char *err, size_t errlen) {
+  sender *s = p->opt->udp ? udp_sender_new(p->stop, p->slow) : tcp_sender_new(p->stop, p->slow);
+  if (s != NULL && p->opt->impair_on) {
+    sender *wrapped = impair_sender_new(s, &p->impair);
+    if (wrapped == NULL) {
+      s->ops->close(s);
+    }
+    s = wrapped;
+  }
+  if (s == NULL) {
+    snprintf(err, errlen, "out of memory setting up the sender");
+    return CS_ENOMEM;
+  }
+  p->snd = s;
+  return 0;
+}
+
 /* Stream name, producer id and seeds; see producer.h. */
-int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_t *stop, char *err,
-                  size_t errlen) {
+int producer_init(producer *p, const producer_options *o, const volatile sig_atomic_t *stop,
+                  char *err, size_t errlen) {
   uint64_t pace_seed, impair_seed;
   int rc;
 
   memset(p, 0, sizeof *p);
   p->opt = o;
   p->stop = stop;
-  p->tcp.fd = -1;
-  p->udp.fd = -1;
-  cs_buf_init(&p->hello);
-  cs_buf_init(&p->dgram);
-  cs_buf_init(&p->held);
   p->st.connection = "ok";
   if (o->stream != NULL) {
     snprintf(p->stream, sizeof p->stream, "%s", o->stream);
@@ -79,7 +90,7 @@ int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_
   pacer_init(&p->pacer, o->interval_min, o->interval_max, o->rate, pace_seed);
   impair_init(&p->impair, &o->impair, impair_seed);
   p->slow = pacer_is_slow(&p->pacer);
-  return 0;
+  return producer_choose_sender(p, err, errlen);
 }
 
 /* A wire message for this producer's stream. */
@@ -95,65 +106,25 @@ static wire_msg producer_msg(const producer *p, int type, uint64_t seq) {
   return m;
 }
 
-/* Hand the kernel what is due at `now`: UDP datagrams whose time has come, or the TCP bytes
- * gathered so far. Returns 0 or a negative code with err set. */
-static int producer_send_due(producer *p, uint64_t now, char *err, size_t errlen) {
-  if (p->opt->udp) {
-    return udp_sender_flush_due(&p->udp, now, err, errlen);
-  }
-  return p->tcp.out.len > 0 ? tcp_sender_flush(&p->tcp, err, errlen) : 0;
-}
-
-/* Sleep until the monotonic deadline while the sender keeps working: queued UDP datagrams go out
- * when due, TCP bytes are flushed and the connection watched. Returns 0, 1 when stopped, or a
- * negative code with err set. */
-static int producer_wait_until(producer *p, uint64_t deadline_us, char *err, size_t errlen) {
-  for (;;) {
-    uint64_t now = clock_mono_us();
-    uint64_t target = deadline_us;
-    int rc;
-    /* Already due: no flush here, so records due together leave in one batch or write. */
-    if (now >= deadline_us) {
-      return *p->stop ? 1 : 0;
-    }
-    rc = producer_send_due(p, now, err, errlen);
-    if (rc != 0) {
-      return rc;
-    }
-    if (p->opt->udp && udp_sender_next_due(&p->udp) < target) {
-      target = udp_sender_next_due(&p->udp);
-    }
-    if (*p->stop) {
-      return 1;
-    }
-    rc = p->opt->udp ? udp_sender_wait(&p->udp, target, err, errlen)
-                     : tcp_sender_wait(&p->tcp, target, err, errlen);
-    if (rc != 0) {
-      return rc;
-    }
-  }
-}
-
 /* Live input (a pipe or a terminal): before csvin_next would block in read(), hand the kernel
- * every record already due, so none waits in the coalescing buffer or the UDP queue for input
- * that may be seconds away; then wait for input while queued datagrams (--impair delay) still
- * leave when due. A regular file never waits, and costs no system call here. Returns 0, 1 when
+ * every record already due, so none waits in the sender's buffer or queue for input that may be
+ * seconds away; then wait for input while queued datagrams (--impair delay) still leave when
+ * due. A regular file never waits, and costs no system call here. Returns 0, 1 when
  * stopped, or a negative code with err set. */
 static int producer_wait_input(producer *p, char *err, size_t errlen) {
   while (csvin_would_block(p->in)) {
     int timeout_ms = PRODUCER_INPUT_POLL_MS;
     uint64_t now = clock_mono_us();
-    int rc = producer_send_due(p, now, err, errlen);
+    int rc = p->snd->ops->flush_due(p->snd, now, err, errlen);
+    uint64_t due;
     if (rc != 0) {
       return rc;
     }
-    if (p->opt->udp) {
-      uint64_t due = udp_sender_next_due(&p->udp);
-      if (due != UINT64_MAX) {
-        uint64_t ms = due > now ? (due - now + 999u) / 1000u : 0;
-        if (ms < (uint64_t)timeout_ms) {
-          timeout_ms = (int)ms;
-        }
+    due = p->snd->ops->next_due(p->snd);
+    if (due != UINT64_MAX) {
+      uint64_t ms = due > now ? (due - now + 999u) / 1000u : 0;
+      if (ms < (uint64_t)timeout_ms) {
+        timeout_ms = (int)ms;
       }
     }
     if (*p->stop) {
@@ -169,120 +140,6 @@ static int producer_wait_input(producer *p, char *err, size_t errlen) {
   return 0;
 }
 
-/* Encode HELLO + RECORD into p->dgram. */
-static int producer_build_datagram(producer *p, const wire_msg *m) {
-  cs_buf_reset(&p->dgram);
-  if (cs_buf_append(&p->dgram, p->hello.data, p->hello.len) != 0) {
-    return CS_ENOMEM;
-  }
-  return wire_encode(m, &p->dgram);
-}
-
-/* Queue one datagram (twice with a duplicate) with the impairment delay. */
-static int producer_queue(producer *p, const cs_buf *d, int dup) {
-  uint64_t due =
-      p->opt->impair.delay_ms > 0 ? clock_mono_us() + (uint64_t)p->opt->impair.delay_ms * 1000u : 0;
-  int rc = udp_sender_queue(&p->udp, d->data, d->len, due);
-  if (rc == 0 && dup) {
-    rc = udp_sender_queue(&p->udp, d->data, d->len, due);
-  }
-  return rc;
-}
-
-/* Send the held-back record, if any: right after a later record (counted as reordered) or at
- * the end of the stream (not counted: nothing later went before it). */
-static int producer_release_held(producer *p, int after_later) {
-  int rc;
-  if (!p->held_valid) {
-    return 0;
-  }
-  rc = producer_queue(p, &p->held, p->held_dup);
-  p->held_valid = 0;
-  if (rc == 0 && after_later) {
-    impair_note_reordered(&p->impair);
-  }
-  return rc;
-}
-
-/* Log a record at slow pace; note is appended ("" for none). */
-static void producer_log_record(const producer *p, const wire_msg *m, size_t bytes,
-                                const char *note) {
-  if (p->slow) {
-    log_info("sent #%llu (line %llu, %u fields, %zu bytes) over %s to %s%s",
-             (unsigned long long)m->seq, (unsigned long long)m->line, (unsigned)m->nfields, bytes,
-             p->opt->udp ? "udp" : "tcp", p->peer, note);
-  }
-}
-
-/* UDP: one record through the impairment, into the queue. */
-static int producer_send_udp(producer *p, const wire_msg *m, char *err, size_t errlen) {
-  int action = p->opt->impair_on ? impair_decide(&p->impair, p->held_valid) : IMPAIR_SEND;
-  int rc;
-  if (action & IMPAIR_DROP) {
-    if (p->slow) {
-      log_info("dropped #%llu (line %llu) on purpose (--impair loss)", (unsigned long long)m->seq,
-               (unsigned long long)m->line);
-    }
-    return 0;
-  }
-  rc = producer_build_datagram(p, m);
-  if (rc == 0 && (action & IMPAIR_HOLD)) {
-    cs_buf_reset(&p->held);
-    rc = cs_buf_append(&p->held, p->dgram.data, p->dgram.len);
-    if (rc == 0) {
-      p->held_valid = 1;
-      p->held_dup = (action & IMPAIR_DUP) != 0;
-      p->held_seq = m->seq;
-      if (p->slow) {
-        log_info("holding #%llu (line %llu) back to send it after the next one (--impair "
-                 "reorder)",
-                 (unsigned long long)m->seq, (unsigned long long)m->line);
-      }
-    }
-  } else if (rc == 0) {
-    rc = producer_queue(p, &p->dgram, action & IMPAIR_DUP);
-    if (rc == 0) {
-      producer_log_record(p, m, p->dgram.len,
-                          (action & IMPAIR_DUP) ? ", twice (--impair dup)" : "");
-      if (p->held_valid && p->slow) {
-        log_info("sent #%llu after #%llu%s (--impair reorder)", (unsigned long long)p->held_seq,
-                 (unsigned long long)m->seq, p->held_dup ? ", twice" : "");
-      }
-      rc = producer_release_held(p, 1);
-    }
-  }
-  if (rc != 0) {
-    snprintf(err, errlen, "out of memory queueing record #%llu for %s/udp",
-             (unsigned long long)m->seq, p->peer);
-    return rc;
-  }
-  /* Send in batches: when a batch is full, or when nothing more is due right now. */
-  if (udp_sender_due_count(&p->udp, clock_mono_us(), UDP_BATCH) >= UDP_BATCH ||
-      pacer_peek(&p->pacer) > clock_mono_us()) {
-    rc = udp_sender_flush_due(&p->udp, clock_mono_us(), err, errlen);
-  }
-  /* A long --impair delay at a high rate: bound the queue by waiting for its head. */
-  while (rc == 0 && udp_sender_queued_bytes(&p->udp) > UDP_QUEUE_MAX_BYTES) {
-    rc = producer_wait_until(p, udp_sender_next_due(&p->udp), err, errlen);
-    if (rc == 0) {
-      rc = udp_sender_flush_due(&p->udp, clock_mono_us(), err, errlen);
-    }
-  }
-  return rc;
-}
-
-/* TCP: one record into the coalescing buffer; written at once unless more records are due. */
-static int producer_send_tcp(producer *p, const wire_msg *m, char *err, size_t errlen) {
-  int rc = tcp_sender_add(&p->tcp, m, err, errlen);
-  if (rc == 0) {
-    producer_log_record(p, m, wire_encoded_size(m), "");
-    if (pacer_peek(&p->pacer) > clock_mono_us()) {
-      rc = tcp_sender_flush(&p->tcp, err, errlen);
-    }
-  }
-  return rc;
-}
-
 /* Bytes the record's fields hold: for messages about records the codec refuses (it reports
  * only SIZE_MAX past its limit). csvin bounds a record, so this cannot overflow. */
 static size_t producer_record_bytes(const wire_msg *m) {
@@ -296,7 +153,7 @@ static size_t producer_record_bytes(const wire_msg *m) {
 /* Whether a record fits the transport; logs and counts it when it does not. */
 static int producer_fits(producer *p, const wire_msg *m) {
   size_t size = wire_encoded_size(m);
-  char a[32], b[32];
+  char a[32], b[32], why[256];
   if (size == SIZE_MAX) {
     log_error("%s:%llu: record holds %s bytes of data, more than the protocol allows (max %s "
               "per record); skipped",
@@ -306,12 +163,8 @@ static int producer_fits(producer *p, const wire_msg *m) {
     p->st.too_big++;
     return 0;
   }
-  if (p->opt->udp && p->hello.len + size > WIRE_UDP_MAX_DATAGRAM) {
-    log_error("%s:%llu: record is %s bytes, too large for one UDP datagram (max %s); skipped "
-              "(use --tcp)",
-              csvin_path(p->in), (unsigned long long)m->line,
-              summary_thousands(p->hello.len + size, a, sizeof a),
-              summary_thousands(WIRE_UDP_MAX_DATAGRAM, b, sizeof b));
+  if (!p->snd->ops->fits(p->snd, m, size, why, sizeof why)) {
+    log_error("%s:%llu: %s", csvin_path(p->in), (unsigned long long)m->line, why);
     p->st.too_big++;
     return 0;
   }
@@ -328,14 +181,15 @@ static int producer_fits(producer *p, const wire_msg *m) {
 /* Fast pace: a progress line every second. */
 static void producer_progress(producer *p) {
   uint64_t now = clock_mono_us();
+  sender_stats ss;
   if (p->slow || now - p->last_progress_us < PRODUCER_PROGRESS_US) {
     return;
   }
+  p->snd->ops->stats(p->snd, &ss);
   log_info("progress: %llu records sent (%.0f/s), %.1f MB, waited %llu ms on backpressure",
            (unsigned long long)p->st.sent,
            (double)(p->st.sent - p->last_progress_sent) * 1e6 / (double)(now - p->last_progress_us),
-           (double)(p->opt->udp ? p->udp.bytes_sent : p->tcp.bytes_written) / 1e6,
-           (unsigned long long)(p->tcp.blocked_us / 1000u));
+           (double)ss.bytes / 1e6, (unsigned long long)(ss.blocked_us / 1000u));
   p->last_progress_us = now;
   p->last_progress_sent = p->st.sent;
 }
@@ -434,15 +288,14 @@ static int producer_stream(producer *p) {
     if (!producer_fits(p, &m)) {
       continue;
     }
-    rc = producer_wait_until(p, pacer_take(&p->pacer), err, sizeof err);
+    rc = sender_wait_until(p->snd, pacer_take(&p->pacer), err, sizeof err);
     if (rc == 1) {
       return 1;
     }
     if (rc == 0) {
       m.seq = ++p->st.sent;
       m.sent_us = clock_wall_us();
-      rc = p->opt->udp ? producer_send_udp(p, &m, err, sizeof err)
-                       : producer_send_tcp(p, &m, err, sizeof err);
+      rc = p->snd->ops->send(p->snd, &m, pacer_peek(&p->pacer), err, sizeof err);
     }
     if (rc == 1) {
       return 1; /* a stop signal while the sender waited */
@@ -455,84 +308,8 @@ static int producer_stream(producer *p) {
   }
 }
 
-/* UDP: the held record, then END three times 100 ms apart, then everything still queued. */
-static int producer_end_udp(producer *p, char *err, size_t errlen) {
-  wire_msg end = producer_msg(p, WIRE_END, p->st.sent);
-  uint64_t delay = (uint64_t)p->opt->impair.delay_ms * 1000u;
-  uint64_t now = clock_mono_us();
-  uint64_t give_up;
-  int i, rc = producer_release_held(p, 0);
-
-  cs_buf_reset(&p->dgram);
-  if (rc == 0) {
-    rc = wire_encode(&end, &p->dgram);
-  }
-  for (i = 0; rc == 0 && i < PRODUCER_END_REPEATS; i++) {
-    rc = udp_sender_queue(&p->udp, p->dgram.data, p->dgram.len,
-                          now + delay + (uint64_t)i * PRODUCER_END_GAP_US);
-  }
-  if (rc != 0) {
-    snprintf(err, errlen, "out of memory queueing END for %s/udp", p->peer);
-    return rc;
-  }
-  /* Drain even after a stop signal: the END is what lets the consumer count trailing loss. But
-   * when the kernel keeps refusing the datagrams (ENOBUFS), a stopped run gives up a little
-   * after the last END was due instead of retrying for ever. */
-  give_up = now + delay + (uint64_t)(PRODUCER_END_REPEATS - 1) * PRODUCER_END_GAP_US +
-            PRODUCER_STOP_GRACE_US;
-  while (udp_sender_queued(&p->udp) > 0) {
-    clock_sleep_until(udp_sender_next_due(&p->udp), NULL);
-    rc = udp_sender_flush_due(&p->udp, clock_mono_us(), err, errlen);
-    if (rc < 0) {
-      return rc;
-    }
-    if (rc == 1 && clock_mono_us() > give_up) {
-      snprintf(err, errlen,
-               "gave up sending to %s/udp after the stop signal: the kernel refuses the "
-               "datagrams (%zu still queued, END among them)",
-               p->peer, udp_sender_queued(&p->udp));
-      return CS_EIO;
-    }
-  }
-  return 0;
-}
-
-/* TCP: END, half-close, and wait for the consumer to close after reading everything. */
-static int producer_end_tcp(producer *p, char *err, size_t errlen) {
-  wire_msg end = producer_msg(p, WIRE_END, p->st.sent);
-  int rc = tcp_sender_add(&p->tcp, &end, err, errlen);
-  if (rc == 0) {
-    rc = tcp_sender_finish(&p->tcp, PRODUCER_FINISH_TIMEOUT_US, err, errlen);
-  }
-  if (rc == 1) {
-    log_warn("%s/tcp did not close the connection within %u s after END; it may not have read "
-             "everything",
-             p->peer, PRODUCER_FINISH_TIMEOUT_US / 1000000u);
-    rc = 0;
-  }
-  return rc;
-}
-
-/* Name the connection's state for the summary. */
-static const char *producer_connection_name(const producer *p) {
-  if (p->opt->udp) {
-    return "ok";
-  }
-  switch (p->tcp.status) {
-  case TCP_REFUSED:
-    return "refused";
-  case TCP_RESET:
-    return "reset";
-  case TCP_CLOSED:
-    return "closed";
-  case TCP_FAILED:
-    return "failed";
-  default:
-    return "ok";
-  }
-}
-
-/* Connect (or set up UDP) and prepare the HELLO. Returns 0 or a negative code (logged). */
+/* Resolve --host, connect the sender and hand it the HELLO. Returns 0 or a negative code (logged).
+ */
 static int producer_connect(producer *p) {
   char err[512];
   wire_msg hello = producer_msg(p, WIRE_HELLO, 0);
@@ -543,27 +320,21 @@ static int producer_connect(producer *p) {
     hello.nfields = (uint32_t)hdr->nfields;
     hello.fields = hdr->fields;
   }
-  rc = net_resolve(p->opt->host, p->opt->port, p->opt->udp ? SOCK_DGRAM : SOCK_STREAM, &p->addr,
-                   &p->addrlen, err, sizeof err);
+  rc = net_resolve(p->opt->host, p->opt->port, p->snd->ops->socktype, &p->addr, &p->addrlen, err,
+                   sizeof err);
   if (rc != 0) {
     log_error("--host: %s", err);
     return rc;
   }
   net_format((const struct sockaddr *)&p->addr, p->peer, sizeof p->peer);
-  if (p->opt->udp) {
-    rc = udp_sender_open(&p->udp, (const struct sockaddr *)&p->addr, p->addrlen, p->peer, p->stop,
-                         err, sizeof err);
-  } else {
-    rc = tcp_sender_open(&p->tcp, (const struct sockaddr *)&p->addr, p->addrlen, p->peer, p->stop,
-                         err, sizeof err);
-  }
+  rc = p->snd->ops->open(p->snd, (const struct sockaddr *)&p->addr, p->addrlen, p->peer, err,
+                         sizeof err);
   if (rc != 0) {
     log_error("%s", err);
     return rc;
   }
   p->sender_open = 1;
-  rc = p->opt->udp ? wire_encode(&hello, &p->hello)
-                   : tcp_sender_add(&p->tcp, &hello, err, sizeof err);
+  rc = p->snd->ops->hello(p->snd, &hello, err, sizeof err);
   if (rc == CS_ETOOBIG) {
     log_error("%s: the header is larger than the protocol allows (max %u bytes)", csvin_path(p->in),
               WIRE_MAX_PAYLOAD);
@@ -576,6 +347,7 @@ static int producer_connect(producer *p) {
 /* The whole run; see producer.h. */
 int producer_run(producer *p) {
   char err[512];
+  sender_stats ss;
   int failed = 0;
   int rc;
 
@@ -586,7 +358,8 @@ int producer_run(producer *p) {
   }
   rc = producer_connect(p);
   if (rc != 0) {
-    p->st.connection = producer_connection_name(p);
+    p->snd->ops->stats(p->snd, &ss);
+    p->st.connection = ss.connection;
     if (*p->stop) {
       p->stopped = 1;
       return 130; /* Ctrl-C while connecting: nothing was sent, but it was asked for */
@@ -594,7 +367,7 @@ int producer_run(producer *p) {
     return 1;
   }
   log_info("streaming %s as stream '%s' (producer %016llx) over %s to %s%s", csvin_path(p->in),
-           p->stream, (unsigned long long)p->producer_id, p->opt->udp ? "udp" : "tcp", p->peer,
+           p->stream, (unsigned long long)p->producer_id, p->snd->ops->name, p->peer,
            p->slow ? ""
                    : "; records under 0.1 s apart on average: a progress line every second "
                      "instead of a line per record");
@@ -603,9 +376,9 @@ int producer_run(producer *p) {
   pacer_start(&p->pacer, p->st.start_us);
 
   rc = producer_stream(p);
-  if (rc == 0 && !p->opt->udp) {
+  if (rc == 0) {
     /* The last coalesced bytes belong to the records' sending time. */
-    rc = tcp_sender_flush(&p->tcp, err, sizeof err);
+    rc = p->snd->ops->flush(p->snd, err, sizeof err);
     if (rc != 0) {
       log_error("%s", err);
     }
@@ -619,18 +392,20 @@ int producer_run(producer *p) {
     failed = 1;
   }
   /* END tells the consumer the last seq; skip it only when the connection is already gone. */
-  if (p->opt->udp || p->tcp.status == TCP_OK) {
-    rc = p->opt->udp ? producer_end_udp(p, err, sizeof err) : producer_end_tcp(p, err, sizeof err);
+  if (p->snd->ops->connected(p->snd)) {
+    wire_msg end = producer_msg(p, WIRE_END, p->st.sent);
+    rc = p->snd->ops->finish(p->snd, &end, 0, err, sizeof err);
     if (rc != 0) {
       log_error("%s", err);
       failed = 1;
     }
   }
-  p->st.bytes = p->opt->udp ? p->udp.bytes_sent : p->tcp.bytes_written;
-  p->st.written = p->tcp.records_written;
-  p->st.blocked_us = p->tcp.blocked_us;
-  p->st.icmp_refused = p->udp.icmp_refused;
-  p->st.connection = producer_connection_name(p);
+  p->snd->ops->stats(p->snd, &ss);
+  p->st.bytes = ss.bytes;
+  p->st.written = ss.written;
+  p->st.blocked_us = ss.blocked_us;
+  p->st.icmp_refused = ss.icmp_refused;
+  p->st.connection = ss.connection;
   if (p->st.too_big > 0) {
     log_error("not all records were sent: %llu too large to send (see above)",
               (unsigned long long)p->st.too_big);
@@ -642,17 +417,12 @@ int producer_run(producer *p) {
   return failed ? 1 : 0;
 }
 
+/* Release everything; see producer.h. */
 void producer_free(producer *p) {
-  if (p->sender_open) {
-    if (p->opt->udp) {
-      udp_sender_close(&p->udp);
-    } else {
-      tcp_sender_close(&p->tcp);
-    }
+  if (p->snd != NULL) {
+    p->snd->ops->close(p->snd);
+    p->snd = NULL;
   }
   csvin_close(p->in);
   p->in = NULL;
-  cs_buf_free(&p->hello);
-  cs_buf_free(&p->dgram);
-  cs_buf_free(&p->held);
 }

@@ -11,14 +11,10 @@
 #include "csvin.h"
 #include "impair.h"
 #include "log.h"
-#include "options.h"
+#include "producer_options.h"
 #include "pacer.h"
-#include "sender_tcp.h"
-#include "sender_udp.h"
+#include "sender.h"
 #include "wire.h"
-
-/* UDP: END is sent this many times (it can be lost like any datagram). */
-#define PRODUCER_END_REPEATS 3
 
 /* Totals of one run, as the summary and --stats-json report them. */
 typedef struct producer_stats {
@@ -35,7 +31,7 @@ typedef struct producer_stats {
 } producer_stats;
 
 typedef struct producer {
-  const prod_options *opt;           /* borrowed */
+  const producer_options *opt;       /* borrowed */
   const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; borrowed */
   char stream[WIRE_MAX_STREAM_NAME + 1];
   uint64_t producer_id;
@@ -44,18 +40,11 @@ typedef struct producer {
   char peer[80]; /* "127.0.0.1:9999" */
   csvin *in;
   pacer pacer;
-  impair impair;
-  tcp_sender tcp;
-  udp_sender udp;
+  impair impair; /* the decisions and ground-truth counts (the impair sender borrows it) */
+  sender *snd;   /* TCP or UDP, maybe wrapped in the impairment; chosen at init; owned */
   int sender_open;
-  cs_buf hello; /* UDP: the HELLO frame put in front of every record */
-  cs_buf dgram; /* UDP: scratch for one datagram */
-  cs_buf held;  /* UDP --impair: the record held back, as a whole datagram */
-  int held_valid;
-  int held_dup;      /* the held record also gets a copy */
-  uint64_t held_seq; /* its sequence number, for the log */
-  int slow;          /* log each record */
-  int stopped;       /* SIGINT/SIGTERM */
+  int slow;    /* log each record */
+  int stopped; /* SIGINT/SIGTERM */
   uint64_t last_progress_us;
   uint64_t last_progress_sent;
   uint64_t ragged_rows; /* rows whose field count differs from the header's */
@@ -65,8 +54,8 @@ typedef struct producer {
 
 /* Prepare a run: stream name, producer id, seeds. Returns 0, or a negative code with the
  * message written to err. */
-int producer_init(producer *p, const prod_options *o, const volatile sig_atomic_t *stop, char *err,
-                  size_t errlen);
+int producer_init(producer *p, const producer_options *o, const volatile sig_atomic_t *stop,
+                  char *err, size_t errlen);
 
 /* Open the input, connect, stream every record, send END. Logs as it goes. Returns the exit
  * code: 0 all sent, 1 a runtime failure or not all records sent, 130 stopped by a signal. */

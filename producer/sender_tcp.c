@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -331,4 +332,169 @@ void tcp_sender_close(tcp_sender *t) {
   t->fd = -1;
   cs_buf_free(&t->out);
   cs_buf_free(&t->record_ends);
+}
+
+/* ---- the sender interface ---- */
+
+#define TCP_FINISH_TIMEOUT_US 2000000u /* wait this long for the consumer's close after END */
+
+/* The TCP sender behind the interface: the connection and its coalescing buffer. */
+typedef struct tcp_sender_op {
+  sender base; /* first: a sender * is a tcp_sender_op * */
+  tcp_sender t;
+} tcp_sender_op;
+
+static tcp_sender *tcp_of(sender *s) {
+  return &((tcp_sender_op *)(void *)s)->t;
+}
+
+static const tcp_sender *tcp_of_const(const sender *s) {
+  return &((const tcp_sender_op *)(const void *)s)->t;
+}
+
+static int tcp_op_open(sender *s, const struct sockaddr *addr, socklen_t addrlen, const char *peer,
+                       char *err, size_t errlen) {
+  snprintf(s->peer, sizeof s->peer, "%s", peer);
+  return tcp_sender_open(tcp_of(s), addr, addrlen, peer, s->stop, err, errlen);
+}
+
+/* HELLO is the first frame of the connection. */
+static int tcp_op_hello(sender *s, const wire_msg *hello, char *err, size_t errlen) {
+  return tcp_sender_add(tcp_of(s), hello, err, errlen);
+}
+
+/* A stream carries any record the protocol allows. */
+static int tcp_op_fits(const sender *s, const wire_msg *m, size_t size, char *why, size_t whylen) {
+  (void)s;
+  (void)m;
+  (void)size;
+  (void)why;
+  (void)whylen;
+  return 1;
+}
+
+static size_t tcp_op_wire_size(const sender *s, const wire_msg *m) {
+  (void)s;
+  return wire_encoded_size(m);
+}
+
+/* Into the coalescing buffer; the bytes keep their order, so due_us has no meaning here. */
+static int tcp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, size_t errlen) {
+  (void)due_us;
+  return tcp_sender_add(tcp_of(s), m, err, errlen);
+}
+
+/* Written at once unless more records are due. */
+static int tcp_op_push(sender *s, uint64_t next_due_us, char *err, size_t errlen) {
+  if (next_due_us > clock_mono_us()) {
+    return tcp_sender_flush(tcp_of(s), err, errlen);
+  }
+  return 0;
+}
+
+static int tcp_op_flush_due(sender *s, uint64_t now_us, char *err, size_t errlen) {
+  (void)now_us;
+  return tcp_of(s)->out.len > 0 ? tcp_sender_flush(tcp_of(s), err, errlen) : 0;
+}
+
+static int tcp_op_flush(sender *s, char *err, size_t errlen) {
+  return tcp_sender_flush(tcp_of(s), err, errlen);
+}
+
+/* Nothing waits for a time: the buffer goes out when the run flushes it. */
+static uint64_t tcp_op_next_due(const sender *s) {
+  (void)s;
+  return UINT64_MAX;
+}
+
+static int tcp_op_wait(sender *s, uint64_t deadline_us, char *err, size_t errlen) {
+  return tcp_sender_wait(tcp_of(s), deadline_us, err, errlen);
+}
+
+static int tcp_op_connected(const sender *s) {
+  return tcp_of_const(s)->status == TCP_OK;
+}
+
+/* END, half-close, and wait for the consumer to close after reading everything. */
+static int tcp_op_finish(sender *s, const wire_msg *end, uint64_t start_us, char *err,
+                         size_t errlen) {
+  int rc = tcp_sender_add(tcp_of(s), end, err, errlen);
+  (void)start_us;
+  if (rc == 0) {
+    rc = tcp_sender_finish(tcp_of(s), TCP_FINISH_TIMEOUT_US, err, errlen);
+  }
+  if (rc == 1) {
+    log_warn("%s/tcp did not close the connection within %u s after END; it may not have read "
+             "everything",
+             s->peer, TCP_FINISH_TIMEOUT_US / 1000000u);
+    rc = 0;
+  }
+  return rc;
+}
+
+/* Name the connection's state for the summary. */
+static const char *tcp_connection_name(int status) {
+  switch (status) {
+  case TCP_REFUSED:
+    return "refused";
+  case TCP_RESET:
+    return "reset";
+  case TCP_CLOSED:
+    return "closed";
+  case TCP_FAILED:
+    return "failed";
+  default:
+    return "ok";
+  }
+}
+
+static void tcp_op_stats(const sender *s, sender_stats *out) {
+  const tcp_sender *t = tcp_of_const(s);
+  memset(out, 0, sizeof *out);
+  out->bytes = t->bytes_written;
+  out->written = t->records_written;
+  out->blocked_us = t->blocked_us;
+  out->connection = tcp_connection_name(t->status);
+}
+
+static void tcp_op_close(sender *s) {
+  if (s == NULL) {
+    return;
+  }
+  tcp_sender_close(tcp_of(s));
+  free(s);
+}
+
+static const sender_ops tcp_sender_ops = {
+    .name = "tcp",
+    .socktype = SOCK_STREAM,
+    .open = tcp_op_open,
+    .hello = tcp_op_hello,
+    .fits = tcp_op_fits,
+    .wire_size = tcp_op_wire_size,
+    .send = sender_send_plain,
+    .add = tcp_op_add,
+    .push = tcp_op_push,
+    .flush_due = tcp_op_flush_due,
+    .flush = tcp_op_flush,
+    .next_due = tcp_op_next_due,
+    .wait = tcp_op_wait,
+    .connected = tcp_op_connected,
+    .finish = tcp_op_finish,
+    .stats = tcp_op_stats,
+    .close = tcp_op_close,
+};
+
+/* A TCP sender not yet connected; see sender.h. */
+sender *tcp_sender_new(const volatile sig_atomic_t *stop, int log_records) {
+  tcp_sender_op *op = calloc(1, sizeof *op);
+  if (op == NULL) {
+    return NULL;
+  }
+  sender_base_init(&op->base, &tcp_sender_ops, stop, log_records);
+  cs_buf_init(&op->t.out);
+  cs_buf_init(&op->t.record_ends);
+  op->t.fd = -1;
+  op->t.stop = stop;
+  return &op->base;
 }

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "sender.h"
 #include "wire.h"
 
 /* How the connection ended up, as --stats-json reports it. */

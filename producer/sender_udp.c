@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -12,6 +13,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "summary.h"
 
 /* One queued datagram: its bytes live in udp_sender.bytes at off. */
 struct udp_entry {
@@ -255,4 +257,216 @@ void udp_sender_close(udp_sender *u) {
   u->fd = -1;
   cs_buf_free(&u->bytes);
   cs_buf_free(&u->entries);
+}
+
+/* ---- the sender interface ---- */
+
+#define UDP_END_GAP_US 100000u     /* the END repeats this far apart */
+#define UDP_STOP_GRACE_US 2000000u /* after a stop, END is retried this long at most */
+
+/* The UDP sender behind the interface: the socket and queue, and the HELLO in front of every
+ * record. */
+typedef struct udp_sender_op {
+  sender base; /* first: a sender * is a udp_sender_op * */
+  udp_sender u;
+  cs_buf hello; /* the HELLO frame put in front of every record; owned */
+  cs_buf dgram; /* scratch for one datagram; owned */
+} udp_sender_op;
+
+static udp_sender_op *udp_of(sender *s) {
+  return (udp_sender_op *)(void *)s;
+}
+
+static const udp_sender_op *udp_of_const(const sender *s) {
+  return (const udp_sender_op *)(const void *)s;
+}
+
+static int udp_op_open(sender *s, const struct sockaddr *addr, socklen_t addrlen, const char *peer,
+                       char *err, size_t errlen) {
+  snprintf(s->peer, sizeof s->peer, "%s", peer);
+  return udp_sender_open(&udp_of(s)->u, addr, addrlen, peer, s->stop, err, errlen);
+}
+
+/* Every datagram carries the HELLO, so each one can open the stream on its own. */
+static int udp_op_hello(sender *s, const wire_msg *hello, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  return wire_encode(hello, &udp_of(s)->hello);
+}
+
+/* HELLO and RECORD must fit one datagram. */
+static int udp_op_fits(const sender *s, const wire_msg *m, size_t size, char *why, size_t whylen) {
+  size_t total = udp_of_const(s)->hello.len + size;
+  char a[32], b[32];
+  (void)m;
+  if (total <= WIRE_UDP_MAX_DATAGRAM) {
+    return 1;
+  }
+  snprintf(why, whylen,
+           "record is %s bytes, too large for one UDP datagram (max %s); skipped (use --tcp)",
+           summary_thousands(total, a, sizeof a),
+           summary_thousands(WIRE_UDP_MAX_DATAGRAM, b, sizeof b));
+  return 0;
+}
+
+static size_t udp_op_wire_size(const sender *s, const wire_msg *m) {
+  return udp_of_const(s)->hello.len + wire_encoded_size(m);
+}
+
+/* HELLO + RECORD as one datagram into the queue. */
+static int udp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, size_t errlen) {
+  udp_sender_op *op = udp_of(s);
+  int rc;
+  cs_buf_reset(&op->dgram);
+  rc = cs_buf_append(&op->dgram, op->hello.data, op->hello.len) != 0 ? CS_ENOMEM : 0;
+  if (rc == 0) {
+    rc = wire_encode(m, &op->dgram);
+  }
+  if (rc == 0) {
+    rc = udp_sender_queue(&op->u, op->dgram.data, op->dgram.len, due_us);
+  }
+  if (rc != 0) {
+    snprintf(err, errlen, "out of memory queueing record #%llu for %s/udp",
+             (unsigned long long)m->seq, s->peer);
+  }
+  return rc;
+}
+
+/* Send in batches: when a batch is full, or when nothing more is due right now. A long
+ * --impair delay at a high rate: bound the queue by waiting for its head. */
+static int udp_op_push(sender *s, uint64_t next_due_us, char *err, size_t errlen) {
+  udp_sender *u = &udp_of(s)->u;
+  int rc = 0;
+  if (udp_sender_due_count(u, clock_mono_us(), UDP_BATCH) >= UDP_BATCH ||
+      next_due_us > clock_mono_us()) {
+    rc = udp_sender_flush_due(u, clock_mono_us(), err, errlen);
+  }
+  while (rc == 0 && udp_sender_queued_bytes(u) > UDP_QUEUE_MAX_BYTES) {
+    rc = sender_wait_until(s, udp_sender_next_due(u), err, errlen);
+    if (rc == 0) {
+      rc = udp_sender_flush_due(u, clock_mono_us(), err, errlen);
+    }
+  }
+  return rc;
+}
+
+static int udp_op_flush_due(sender *s, uint64_t now_us, char *err, size_t errlen) {
+  return udp_sender_flush_due(&udp_of(s)->u, now_us, err, errlen);
+}
+
+/* Datagrams leave by their due times (flush_due) and at finish: nothing to write now. */
+static int udp_op_flush(sender *s, char *err, size_t errlen) {
+  (void)s;
+  (void)err;
+  (void)errlen;
+  return 0;
+}
+
+static uint64_t udp_op_next_due(const sender *s) {
+  return udp_sender_next_due(&udp_of_const(s)->u);
+}
+
+static int udp_op_wait(sender *s, uint64_t deadline_us, char *err, size_t errlen) {
+  return udp_sender_wait(&udp_of(s)->u, deadline_us, err, errlen);
+}
+
+/* Connectionless: END can always be tried. */
+static int udp_op_connected(const sender *s) {
+  (void)s;
+  return 1;
+}
+
+/* END three times 100 ms apart from start_us, then everything still queued. */
+static int udp_op_finish(sender *s, const wire_msg *end, uint64_t start_us, char *err,
+                         size_t errlen) {
+  udp_sender_op *op = udp_of(s);
+  uint64_t start = start_us != 0 ? start_us : clock_mono_us();
+  uint64_t give_up;
+  int i, rc;
+
+  cs_buf_reset(&op->dgram);
+  rc = wire_encode(end, &op->dgram);
+  for (i = 0; rc == 0 && i < SENDER_END_REPEATS; i++) {
+    rc = udp_sender_queue(&op->u, op->dgram.data, op->dgram.len,
+                          start + (uint64_t)i * UDP_END_GAP_US);
+  }
+  if (rc != 0) {
+    snprintf(err, errlen, "out of memory queueing END for %s/udp", s->peer);
+    return rc;
+  }
+  /* Drain even after a stop signal: the END is what lets the consumer count trailing loss. But
+   * when the kernel keeps refusing the datagrams (ENOBUFS), a stopped run gives up a little
+   * after the last END was due instead of retrying for ever. */
+  give_up = start + (uint64_t)(SENDER_END_REPEATS - 1) * UDP_END_GAP_US + UDP_STOP_GRACE_US;
+  while (udp_sender_queued(&op->u) > 0) {
+    clock_sleep_until(udp_sender_next_due(&op->u), NULL);
+    rc = udp_sender_flush_due(&op->u, clock_mono_us(), err, errlen);
+    if (rc < 0) {
+      return rc;
+    }
+    if (rc == 1 && clock_mono_us() > give_up) {
+      snprintf(err, errlen,
+               "gave up sending to %s/udp after the stop signal: the kernel refuses the "
+               "datagrams (%zu still queued, END among them)",
+               s->peer, udp_sender_queued(&op->u));
+      return CS_EIO;
+    }
+  }
+  return 0;
+}
+
+static void udp_op_stats(const sender *s, sender_stats *out) {
+  const udp_sender *u = &udp_of_const(s)->u;
+  memset(out, 0, sizeof *out);
+  out->bytes = u->bytes_sent;
+  out->icmp_refused = u->icmp_refused;
+  out->connection = "ok";
+}
+
+static void udp_op_close(sender *s) {
+  udp_sender_op *op;
+  if (s == NULL) {
+    return;
+  }
+  op = udp_of(s);
+  udp_sender_close(&op->u);
+  cs_buf_free(&op->hello);
+  cs_buf_free(&op->dgram);
+  free(op);
+}
+
+static const sender_ops udp_sender_ops = {
+    .name = "udp",
+    .socktype = SOCK_DGRAM,
+    .open = udp_op_open,
+    .hello = udp_op_hello,
+    .fits = udp_op_fits,
+    .wire_size = udp_op_wire_size,
+    .send = sender_send_plain,
+    .add = udp_op_add,
+    .push = udp_op_push,
+    .flush_due = udp_op_flush_due,
+    .flush = udp_op_flush,
+    .next_due = udp_op_next_due,
+    .wait = udp_op_wait,
+    .connected = udp_op_connected,
+    .finish = udp_op_finish,
+    .stats = udp_op_stats,
+    .close = udp_op_close,
+};
+
+/* A UDP sender without a socket yet; see sender.h. */
+sender *udp_sender_new(const volatile sig_atomic_t *stop, int log_records) {
+  udp_sender_op *op = calloc(1, sizeof *op);
+  if (op == NULL) {
+    return NULL;
+  }
+  sender_base_init(&op->base, &udp_sender_ops, stop, log_records);
+  cs_buf_init(&op->u.bytes);
+  cs_buf_init(&op->u.entries);
+  op->u.fd = -1;
+  op->u.stop = stop;
+  cs_buf_init(&op->hello);
+  cs_buf_init(&op->dgram);
+  return &op->base;
 }

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "sender.h"
 #include "log.h"
 
 #define UDP_BATCH 64                    /* datagrams per sendmmsg */

@@ -1,12 +1,8 @@
 /* summary.c -- the producer's end-of-run summary lines and its --stats-json object. */
 #include "summary.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "error.h"
 #include "json.h"
@@ -61,7 +57,7 @@ void summary_log(const producer *p) {
             "summary: connection: none (UDP is connectionless; it cannot tell whether anyone "
             "received); ICMP port unreachable %llu times (over every datagram sent, the %d "
             "repeated end-of-stream datagrams included); too big %llu",
-            (unsigned long long)p->st.icmp_refused, PRODUCER_END_REPEATS,
+            (unsigned long long)p->st.icmp_refused, SENDER_END_REPEATS,
             (unsigned long long)p->st.too_big);
   } else {
     log_msg(level,
@@ -84,43 +80,6 @@ void summary_log(const producer *p) {
             (unsigned long long)p->impair.reordered, (unsigned long long)p->impair.dropped,
             (unsigned long long)p->impair.duplicated, (unsigned long long)p->impair.reordered);
   }
-}
-
-/* Try what summary_write_json will do at exit: create PATH.tmp, then rename it over PATH. */
-int summary_check_json_path(const char *path, char *err, size_t errlen) {
-  char tmp[4096];
-  struct stat st;
-  int fd;
-
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-    snprintf(err, errlen, "%s: path too long", path);
-    return CS_EINVAL;
-  }
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    snprintf(err, errlen, "cannot create %s: %s", path, strerror(EISDIR));
-    return -EISDIR;
-  }
-  /* O_EXCL: remove only a file made here; a stale PATH.tmp is reused (and replaced) at exit. */
-  do {
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  } while (fd < 0 && errno == EINTR);
-  if (fd >= 0) {
-    close(fd);
-    unlink(tmp);
-    return 0;
-  }
-  if (errno == EEXIST) {
-    do {
-      fd = open(tmp, O_WRONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd >= 0) {
-      close(fd);
-      return 0;
-    }
-  }
-  int e = errno;
-  snprintf(err, errlen, "cannot create %s: %s", path, strerror(e));
-  return -e;
 }
 
 /* The --stats-json object, as the shared contract lists it. */

@@ -14,12 +14,6 @@ char *summary_thousands(uint64_t v, char *buf, size_t len);
  * too_big, connection status). */
 void summary_log(const producer *p);
 
-/* Check at start-up that the --stats-json file can be written at exit: its directory exists and
- * takes a new file (PATH.tmp is created and removed again, as summary_write_json will create
- * it), and PATH is not a directory. Returns 0, or a negative code with a message naming the
- * path in err, e.g. "cannot create /no/dir/s.json: No such file or directory". */
-int summary_check_json_path(const char *path, char *err, size_t errlen);
-
 /* Write the --stats-json object to path. Returns 0, or a negative code with a message naming
  * the file in err. */
 int summary_write_json(const producer *p, const char *path, char *err, size_t errlen);

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <regex.h>
 #include <setjmp.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <cmocka.h>
 
@@ -151,7 +153,9 @@ static void test_opt_interval(void **state) {
 }
 
 static void print_version_cb(void *arg) {
-  opt_print_version(arg);
+  const opt_version_lib libs[] = {{"libuv", uv_version_string()},
+                                  {"SQLite", sqlite3_libversion()}};
+  opt_print_version(arg, libs, sizeof libs / sizeof libs[0]);
 }
 
 /* --version names the program and the libraries actually loaded, the OS and the CPUs. */

@@ -138,11 +138,11 @@ typedef struct wire_order {
   int *actions; /* the decision for each record, [0] for seq 1 */
 } wire_order;
 
-/* Apply the decisions to records 1..records as producer_send_udp, producer_release_held and
- * producer_end_udp do: a dropped record is never sent; a held record (with its copy, if it got
- * one) goes right after the next record that is sent, which is reported with
- * impair_note_reordered; a record still held at the end goes last and is not reported, since
- * nothing later went before it. Only one record is held at a time. */
+/* Apply the decisions to records 1..records as the impair sender (impair_op_send,
+ * impair_release_held, impair_op_finish in impair.c) does: a dropped record is never sent; a held
+ * record (with its copy, if it got one) goes right after the next record that is sent, which is
+ * reported with impair_note_reordered; a record still held at the end goes last and is not
+ * reported, since nothing later went before it. Only one record is held at a time. */
 static wire_order run_producer_model(impair *im, uint64_t records) {
   wire_order w;
   int holding = 0;

@@ -1,5 +1,5 @@
-/* test_producer_options.c -- unit tests for producer/options.c: defaults, every flag's value and
- * range check, the conflicts between flags, and messages that name the flag. */
+/* test_producer_options.c -- unit tests for producer/producer_options.c: defaults, every flag's
+ * value and range check, the conflicts between flags, and messages that name the flag. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,14 +12,13 @@
 #include <unistd.h>
 
 #include "error.h"
-/* consumer/ has an options.h too, and its directory comes first on the include path. */
-#include "../../producer/options.h"
+#include "producer_options.h"
 
 #define MAX_ARGS 24
 
 /* Parse a NULL-terminated argument list (the program name is added in front). getopt_long
  * permutes the pointer array, so it is copied; the strings themselves are left alone. */
-static int parse(prod_options *o, const char *const *args, char *err, size_t errlen) {
+static int parse(producer_options *o, const char *const *args, char *err, size_t errlen) {
   static char *argv[MAX_ARGS + 2];
   int argc = 0;
   argv[argc++] = (char *)"producer";
@@ -28,16 +27,16 @@ static int parse(prod_options *o, const char *const *args, char *err, size_t err
     argv[argc++] = (char *)args[i];
   }
   argv[argc] = NULL;
-  return options_parse(o, argc, argv, err, errlen);
+  return producer_options_parse(o, argc, argv, err, errlen);
 }
 
 /* Only a file: the defaults the README lists. */
 static void test_defaults(void **state) {
   (void)state;
   static const char *const args[] = {"data/t.csv", NULL};
-  prod_options o;
+  producer_options o;
   char err[512] = "";
-  assert_int_equal(parse(&o, args, err, sizeof err), OPTIONS_RUN);
+  assert_int_equal(parse(&o, args, err, sizeof err), PRODUCER_OPTIONS_RUN);
   assert_string_equal(err, "");
   assert_int_equal(o.udp, 0);
   assert_string_equal(o.host, "127.0.0.1");
@@ -65,9 +64,9 @@ static void test_every_flag_parsed(void **state) {
       "--interval", "0.25-0.5",        "--count=7",   "--loop",  "--seed",
       "123",        "--stream=s1",     "--no-header", "--quiet", "--stats-json=o.j",
       "--impair",   "loss=0.1,seed=5", NULL};
-  prod_options o;
+  producer_options o;
   char err[512] = "";
-  assert_int_equal(parse(&o, args, err, sizeof err), OPTIONS_RUN);
+  assert_int_equal(parse(&o, args, err, sizeof err), PRODUCER_OPTIONS_RUN);
   assert_string_equal(err, "");
   assert_int_equal(o.udp, 1);
   assert_string_equal(o.host, "::1");
@@ -113,10 +112,10 @@ static void test_range_edges_accepted(void **state) {
       {{"--seed", "9223372036854775807", "f", NULL}, 9999, 1, 3, 0, 0, 9223372036854775807ULL},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    prod_options o;
+    producer_options o;
     char err[512] = "";
     print_message("%s %s\n", cases[c].args[0], cases[c].args[1]);
-    assert_int_equal(parse(&o, cases[c].args, err, sizeof err), OPTIONS_RUN);
+    assert_int_equal(parse(&o, cases[c].args, err, sizeof err), PRODUCER_OPTIONS_RUN);
     assert_string_equal(err, "");
     assert_int_equal(o.port, cases[c].port);
     assert_float_equal(o.interval_min, cases[c].interval_min, 0.0);
@@ -184,7 +183,7 @@ static void test_bad_values_name_the_flag(void **state) {
       {{"--loop", "-", NULL}, "--loop: standard input cannot be read again; give a file"},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    prod_options o;
+    producer_options o;
     char err[512] = "";
     print_message("case %zu: %s %s\n", c, cases[c].args[0] ? cases[c].args[0] : "(none)",
                   cases[c].args[0] && cases[c].args[1] ? cases[c].args[1] : "");
@@ -198,11 +197,11 @@ static void test_stream_name_length(void **state) {
   (void)state;
   static char name[257];
   const char *args[] = {"--stream", name, "f", NULL};
-  prod_options o;
+  producer_options o;
   char err[512] = "";
   memset(name, 's', 255);
   name[255] = '\0';
-  assert_int_equal(parse(&o, args, err, sizeof err), OPTIONS_RUN);
+  assert_int_equal(parse(&o, args, err, sizeof err), PRODUCER_OPTIONS_RUN);
   assert_int_equal(strlen(o.stream), 255);
   name[255] = 's';
   name[256] = '\0';
@@ -215,20 +214,21 @@ static void test_file_anywhere_and_stdin(void **state) {
   (void)state;
   static const char *const middle[] = {"--udp", "x.csv", "--count", "3", NULL};
   static const char *const dash[] = {"--interval", "0", "-", NULL};
-  prod_options o;
+  producer_options o;
   char err[512] = "";
-  assert_int_equal(parse(&o, middle, err, sizeof err), OPTIONS_RUN);
+  assert_int_equal(parse(&o, middle, err, sizeof err), PRODUCER_OPTIONS_RUN);
   assert_string_equal(o.path, "x.csv");
   assert_int_equal(o.udp, 1);
   assert_int_equal(o.count, 3);
-  assert_int_equal(parse(&o, dash, err, sizeof err), OPTIONS_RUN);
+  assert_int_equal(parse(&o, dash, err, sizeof err), PRODUCER_OPTIONS_RUN);
   assert_string_equal(o.path, "-");
 }
 
-/* Run options_parse with stdout going to a temporary file; return its rc and what it printed. */
+/* Run producer_options_parse with stdout going to a temporary file; return its rc and what it
+ * printed. */
 static int parse_capturing_stdout(const char *const *args, char *out, size_t cap) {
   char path[] = "/tmp/test_producer_options_XXXXXX";
-  prod_options o;
+  producer_options o;
   char err[512] = "";
   int fd = mkstemp(path);
   assert_true(fd >= 0);
@@ -255,7 +255,7 @@ static void test_help_prints_usage_and_returns(void **state) {
   (void)state;
   static const char *const args[] = {"--udp", "--help", NULL};
   static char out[16384];
-  assert_int_equal(parse_capturing_stdout(args, out, sizeof out), OPTIONS_EXIT);
+  assert_int_equal(parse_capturing_stdout(args, out, sizeof out), PRODUCER_OPTIONS_EXIT);
   assert_non_null(strstr(out, "Usage: producer"));
   assert_non_null(strstr(out, "--impair SPEC"));
 }
@@ -265,7 +265,7 @@ static void test_version_prints_and_returns(void **state) {
   (void)state;
   static const char *const args[] = {"--version", NULL};
   static char out[16384];
-  assert_int_equal(parse_capturing_stdout(args, out, sizeof out), OPTIONS_EXIT);
+  assert_int_equal(parse_capturing_stdout(args, out, sizeof out), PRODUCER_OPTIONS_EXIT);
   assert_non_null(strstr(out, "producer"));
 }
 

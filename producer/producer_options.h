@@ -1,6 +1,6 @@
-/* options.h -- the producer's command line: flags, defaults, range checks, --help text. */
-#ifndef PRODUCER_OPTIONS_H
-#define PRODUCER_OPTIONS_H
+/* producer_options.h -- the producer's command line: flags, defaults, range checks, --help text. */
+#ifndef PRODUCER_PRODUCER_OPTIONS_H
+#define PRODUCER_PRODUCER_OPTIONS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -8,7 +8,7 @@
 
 #include "impair.h"
 
-typedef struct prod_options {
+typedef struct producer_options {
   int udp;                           /* 0: TCP (default), 1: UDP */
   const char *host;                  /* default 127.0.0.1 */
   int port;                          /* default 9999 */
@@ -25,18 +25,18 @@ typedef struct prod_options {
   int impair_on;
   impair_params impair;
   const char *path; /* FILE.csv or "-" */
-} prod_options;
+} producer_options;
 
-enum options_result {
-  OPTIONS_RUN = 0, /* go on and stream */
-  OPTIONS_EXIT = 1 /* --help or --version was printed: exit 0 */
+enum producer_options_result {
+  PRODUCER_OPTIONS_RUN = 0, /* go on and stream */
+  PRODUCER_OPTIONS_EXIT = 1 /* --help or --version was printed: exit 0 */
 };
 
-/* Parse argv into o (argv must outlive o). Returns OPTIONS_RUN, OPTIONS_EXIT, or CS_EINVAL
- * with a message naming the flag in err (the caller prints it and exits 2). */
-int options_parse(prod_options *o, int argc, char **argv, char *err, size_t errlen);
+/* Parse argv into o (argv must outlive o). Returns PRODUCER_OPTIONS_RUN, PRODUCER_OPTIONS_EXIT, or
+ * CS_EINVAL with a message naming the flag in err (the caller prints it and exits 2). */
+int producer_options_parse(producer_options *o, int argc, char **argv, char *err, size_t errlen);
 
 /* The --help text. */
-void options_usage(FILE *f);
+void producer_options_usage(FILE *f);
 
 #endif
