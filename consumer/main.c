@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "options.h"
-#include "report.h"
 
 int main(int argc, char **argv) {
   consumer_options opt;
@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
   }
   /* A --stats-json file that cannot be written is a usage error, found now rather than
    * after the run. */
-  if (opt.stats_json != NULL && report_json_check(opt.stats_json, err, sizeof(err)) != 0) {
+  if (opt.stats_json != NULL && json_file_check(opt.stats_json, err, sizeof(err)) != 0) {
     fprintf(stderr, "consumer: --stats-json: %s\n", err);
     return 2;
   }

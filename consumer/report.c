@@ -1,13 +1,9 @@
 /* report.c -- the consumer's live --stats line, its summary table and its --stats-json file. */
 #include "report.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "error.h"
 
@@ -124,34 +120,6 @@ void report_summary(const report_view *v, FILE *out) {
   }
   sinks_report_text(v->sinks, out);
   fflush(out);
-}
-
-/* Can --stats-json be written at exit? See report.h. */
-int report_json_check(const char *path, char *err, size_t errlen) {
-  char tmp[4096];
-  struct stat sb;
-  int fd;
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-    snprintf(err, errlen, "%s: path too long", path);
-    return CS_EINVAL;
-  }
-  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-    snprintf(err, errlen, "%s is a directory (give a file name)", path);
-    return CS_EINVAL;
-  }
-  /* The file is written as FILE.tmp and renamed into place (json_write_file): try that now,
-   * leaving no trace, rather than find out after the whole run. */
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd >= 0) {
-    close(fd);
-    unlink(tmp);
-    return 0;
-  }
-  if (errno == EEXIST && access(tmp, W_OK) == 0)
-    return 0; /* left by an earlier run; it is overwritten at exit */
-  snprintf(err, errlen, "%s: cannot create %s: %s (check the directory exists and is writable)",
-           path, tmp, strerror(errno));
-  return CS_EIO;
 }
 
 /* The --stats-json file; see report.h. */

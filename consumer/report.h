@@ -36,11 +36,6 @@ void report_live_line(report_live *l, const report_view *v);
  * lines) to out. */
 void report_summary(const report_view *v, FILE *out);
 
-/* Check at start-up that the --stats-json file can be written at exit: its temporary
- * FILE.tmp is created and removed again, and FILE must not be a directory. Returns 0, or a
- * negative code with a message naming the file in err. */
-int report_json_check(const char *path, char *err, size_t errlen);
-
 /* Write the --stats-json document (shape: README) to path. Returns 0, or a negative code with
  * a message naming the file in err. */
 int report_json(const report_view *v, const char *path, char *err, size_t errlen);

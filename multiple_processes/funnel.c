@@ -418,24 +418,17 @@ static int mp_default_consumer(char *out, size_t len) {
   return w > 0 && (size_t)w < len ? 0 : -1;
 }
 
-int mp_funnel_run(mp_ctx *ctx) {
-  char consumer[PATH_MAX];
-  char log_path[PATH_MAX + 32];
-  char failures[512];
-  long ok = 0, failed = 0;
-  long expected = (long)ctx->processes * ctx->records;
-  int code = 1;
-  pid_t cpid = -1;
-
-  /* --port names a consumer that may already be running (a person's terminal 1): use it as it
-   * is. Otherwise start one of our own on that port, or on a free one. */
-  int running = 0;
-  int port_is_ours = ctx->port == 0;
-  if (ctx->port != 0)
-    running = mp_port_taken(ctx->port);
-  if (!running) {
+/* Before the run: find or pick the consumer and its port (--port names a consumer that may
+ * already be running, a person's terminal 1: it is used as it is; otherwise one of ours is
+ * started, on that port or a free one), name its log file and give each process its producer
+ * id. consumer is the buffer for the default consumer's path. Returns 0, or 1 after saying
+ * why. */
+static int mp_funnel_prepare(mp_ctx *ctx, char *consumer, size_t consumer_len, char *log_path,
+                             size_t log_len, int *running) {
+  *running = ctx->port != 0 && mp_port_taken(ctx->port);
+  if (!*running) {
     if (!ctx->consumer) {
-      if (mp_default_consumer(consumer, sizeof consumer) != 0) {
+      if (mp_default_consumer(consumer, consumer_len) != 0) {
         fprintf(stderr, "multiple_processes: cannot locate this program through /proc/self/exe; "
                         "pass --consumer PATH\n");
         return 1;
@@ -455,7 +448,7 @@ int mp_funnel_run(mp_ctx *ctx) {
       return 1;
     }
   }
-  if (snprintf(log_path, sizeof log_path, "%s.consumer.log", ctx->db) >= (int)sizeof log_path) {
+  if (snprintf(log_path, log_len, "%s.consumer.log", ctx->db) >= (int)log_len) {
     fprintf(stderr, "multiple_processes: --db: path too long\n");
     return 1;
   }
@@ -466,32 +459,81 @@ int mp_funnel_run(mp_ctx *ctx) {
   }
   for (int p = 0; p < ctx->processes; p++)
     ctx->producer_ids[p] = mp_random64();
+  return 0;
+}
 
+/* Start our own consumer on ctx->port, trying other free ports when the one we picked was
+ * taken meanwhile (port_is_ours). Returns its pid, or -1 (said why). */
+static pid_t mp_funnel_start_consumer(mp_ctx *ctx, const char *log_path, int port_is_ours) {
+  pid_t cpid;
+  mp_log("funnel: %d processes x %d records, task duration %g s; they stream to one consumer "
+         "(%s on 127.0.0.1:%d/tcp), the only writer of %s",
+         ctx->processes, ctx->records, ctx->task_duration, ctx->consumer, ctx->port, ctx->db);
+  cpid = mp_consumer_start(ctx, log_path);
+  /* A port we picked can be taken by another program between our check and the consumer's
+   * bind ("address already in use"): pick another and try again, a few times. */
+  for (int attempt = 1;
+       cpid < 0 && port_is_ours && attempt < MP_PORT_ATTEMPTS && !mp_stop_signal(); attempt++) {
+    if ((ctx->port = mp_free_port()) == 0)
+      break;
+    mp_log("trying the consumer on another free port, %d", ctx->port);
+    cpid = mp_consumer_start(ctx, log_path);
+  }
+  if (cpid >= 0)
+    mp_log("consumer started (pid %ld), listening on 127.0.0.1:%d/tcp", (long)cpid, ctx->port);
+  return cpid;
+}
+
+/* After the processes: count what landed and say so. status: our consumer's exit status (0
+ * for a running one). Returns the exit code. */
+static int mp_funnel_verdict(mp_ctx *ctx, int running, long expected, long failed,
+                             const char *failures, int status) {
+  long inserted = mp_funnel_count(ctx, 0);
+  if (inserted < 0) {
+    if (running)
+      fprintf(stderr,
+              "multiple_processes: is the consumer on port %d writing to %s? (start it "
+              "with --db %s)\n",
+              ctx->port, ctx->db, ctx->db);
+    return 1;
+  }
+  /* Ctrl-C: the processes were stopped, and our consumer committed what it had received. */
+  if (mp_stop_signal())
+    return mp_stop_summary(inserted, expected, failed, failures);
+  if (inserted < expected)
+    mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
+           failures[0] ? failures
+           : running   ? "sent but not in the database (is the running consumer writing "
+                         "to this --db file?)"
+                       : "sent but not in the database");
+  else
+    mp_log("inserted %ld of %ld records; none failed, and no process waited on a lock", inserted,
+           expected);
+  return inserted == expected && status == 0 ? 0 : 1;
+}
+
+int mp_funnel_run(mp_ctx *ctx) {
+  char consumer[PATH_MAX];
+  char log_path[PATH_MAX + 32];
+  char failures[512];
+  long ok = 0, failed = 0;
+  long expected = (long)ctx->processes * ctx->records;
+  int code = 1, running = 0, status = 0;
+  int port_is_ours = ctx->port == 0;
+  pid_t cpid = -1;
+
+  failures[0] = '\0';
+  if (mp_funnel_prepare(ctx, consumer, sizeof consumer, log_path, sizeof log_path, &running) != 0)
+    goto done;
   if (running) {
     mp_log("funnel: %d processes x %d records, task duration %g s; they stream to the consumer "
            "already listening on 127.0.0.1:%d/tcp, which must be the only writer of %s "
            "(started with --db %s)",
            ctx->processes, ctx->records, ctx->task_duration, ctx->port, ctx->db, ctx->db);
-  } else {
-    mp_log("funnel: %d processes x %d records, task duration %g s; they stream to one consumer "
-           "(%s on 127.0.0.1:%d/tcp), the only writer of %s",
-           ctx->processes, ctx->records, ctx->task_duration, ctx->consumer, ctx->port, ctx->db);
-    cpid = mp_consumer_start(ctx, log_path);
-    /* A port we picked can be taken by another program between our check and the consumer's
-     * bind ("address already in use"): pick another and try again, a few times. */
-    for (int attempt = 1;
-         cpid < 0 && port_is_ours && attempt < MP_PORT_ATTEMPTS && !mp_stop_signal(); attempt++) {
-      if ((ctx->port = mp_free_port()) == 0)
-        break;
-      mp_log("trying the consumer on another free port, %d", ctx->port);
-      cpid = mp_consumer_start(ctx, log_path);
-    }
-    if (cpid < 0) {
-      if (mp_stop_signal())
-        code = mp_stop_summary(0, expected, 0, NULL);
-      goto done;
-    }
-    mp_log("consumer started (pid %ld), listening on 127.0.0.1:%d/tcp", (long)cpid, ctx->port);
+  } else if ((cpid = mp_funnel_start_consumer(ctx, log_path, port_is_ours)) < 0) {
+    if (mp_stop_signal())
+      code = mp_stop_summary(0, expected, 0, NULL);
+    goto done;
   }
   if (mp_run_children(ctx, mp_funnel_child, &ok, &failed, failures, sizeof failures) != 0)
     goto done;
@@ -504,7 +546,6 @@ int mp_funnel_run(mp_ctx *ctx) {
   while (!(mp_stop_signal() && !running) && mp_funnel_count(ctx, 1) < ok &&
          clock_mono_us() < deadline)
     mp_sleep(0.1);
-  int status = 0;
   if (!running) {
     status = mp_consumer_stop(cpid);
     cpid = -1;
@@ -517,31 +558,7 @@ int mp_funnel_run(mp_ctx *ctx) {
     else
       mp_log("consumer stopped; its log: %s", log_path);
   }
-
-  long inserted = mp_funnel_count(ctx, 0);
-  if (inserted < 0) {
-    if (running)
-      fprintf(stderr,
-              "multiple_processes: is the consumer on port %d writing to %s? (start it "
-              "with --db %s)\n",
-              ctx->port, ctx->db, ctx->db);
-    goto done;
-  }
-  /* Ctrl-C: the processes were stopped, and our consumer committed what it had received. */
-  if (mp_stop_signal()) {
-    code = mp_stop_summary(inserted, expected, failed, failures);
-    goto done;
-  }
-  if (inserted < expected)
-    mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
-           failures[0] ? failures
-           : running   ? "sent but not in the database (is the running consumer writing "
-                         "to this --db file?)"
-                       : "sent but not in the database");
-  else
-    mp_log("inserted %ld of %ld records; none failed, and no process waited on a lock", inserted,
-           expected);
-  code = inserted == expected && status == 0 ? 0 : 1;
+  code = mp_funnel_verdict(ctx, running, expected, failed, failures, status);
 
 done:
   if (cpid > 0)

@@ -49,7 +49,8 @@ static void mp_usage(FILE *f) {
 }
 
 /* Parse argv into ctx. Returns 0, 1 when --help or --version was handled, or 2 on a usage
- * error (message printed). */
+ * error (message printed). Longer than most functions on purpose: one switch over the option
+ * table, a few lines per option, in the order --help lists them. */
 static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
   static const struct option longopts[] = {{"processes", required_argument, NULL, 'p'},
                                            {"records", required_argument, NULL, 'r'},

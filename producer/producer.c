@@ -223,7 +223,8 @@ static void producer_warn_no_data(const producer *p) {
 }
 
 /* Read, pace and send until the input ends, --count is reached, a signal or an error. Returns
- * 0, 1 when stopped by a signal, or a negative code (the message already logged). */
+ * 0, 1 when stopped by a signal, or a negative code (the message already logged). A little
+ * over 80 lines: the read-pace-send loop reads best whole, its steps are helpers already. */
 static int producer_stream(producer *p) {
   char err[512];
   uint64_t this_pass = 0;      /* records read in this pass over the file */

@@ -98,7 +98,8 @@ static int producer_options_rate(const char *s, double *rate, char *err, size_t 
   return 0;
 }
 
-/* The whole command line; see producer_options.h. */
+/* The whole command line; see producer_options.h. Longer than most functions on purpose: one
+ * switch over the option table, a few lines per option, then the checks between options. */
 int producer_options_parse(producer_options *o, int argc, char **argv, char *err, size_t errlen) {
   static const struct option longopts[] = {{"tcp", no_argument, NULL, OPT_TCP},
                                            {"udp", no_argument, NULL, OPT_UDP},
