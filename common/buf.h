@@ -11,7 +11,7 @@ typedef struct cs_buf {
 } cs_buf;
 
 void cs_buf_init(cs_buf *b);
-void cs_buf_free(cs_buf *b); /* accepts a zeroed buffer */
+void cs_buf_free(cs_buf *b);  /* accepts a zeroed buffer */
 void cs_buf_reset(cs_buf *b); /* len = 0, keeps the memory */
 /* Make room for `extra` more bytes. Returns 0 or CS_ENOMEM. */
 int cs_buf_reserve(cs_buf *b, size_t extra);

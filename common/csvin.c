@@ -35,9 +35,10 @@
  * unterminated quote); in state 3 the field counts as closed. Every path below was checked
  * against libcsv 3.0.3's libcsv.c; another version may number or use these differently, so
  * the build stops rather than guess. After checking a new version, update the test below. */
-#if !defined(CSV_MAJOR) || !defined(CSV_MINOR) || !defined(CSV_RELEASE) || CSV_MAJOR != 3 ||   \
+#if !defined(CSV_MAJOR) || !defined(CSV_MINOR) || !defined(CSV_RELEASE) || CSV_MAJOR != 3 ||       \
     CSV_MINOR != 0 || CSV_RELEASE != 3
-#error "common/csvin.c reads libcsv 3.0.3's parser internals (pstate, quoted, entry_pos); this csv.h is another version: check them against its libcsv.c (see the comment above) before changing this test"
+#error                                                                                             \
+    "common/csvin.c reads libcsv 3.0.3's parser internals (pstate, quoted, entry_pos); this csv.h is another version: check them against its libcsv.c (see the comment above) before changing this test"
 #endif
 #define LIBCSV_ROW_NOT_BEGUN 0
 #define LIBCSV_FIELD_BEGUN 2
@@ -90,7 +91,7 @@ struct csvin {
   size_t qlen;
   size_t qcap;
   size_t qhead;
-  int cb_err; /* CS_ENOMEM inside a libcsv callback */
+  int cb_err;          /* CS_ENOMEM inside a libcsv callback */
   int too_many_fields; /* the record in progress passed CSVIN_MAX_FIELDS */
 
   cs_field *out_fields; /* what csvin_next hands out */

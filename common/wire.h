@@ -53,11 +53,11 @@ typedef int (*wire_msg_cb)(const wire_msg *m, void *arg);
 /* A stream decoder for one TCP connection: reassembles frames from any segmentation.
  * Memory is bounded: it never buffers more than one frame (header + max_payload). */
 typedef struct wire_decoder {
-  cs_buf pending;        /* bytes of an incomplete frame */
-  uint32_t max_payload;  /* frames announcing more are rejected with CS_ETOOBIG */
-  cs_field *fields;      /* scratch for decoded field pointers */
+  cs_buf pending;       /* bytes of an incomplete frame */
+  uint32_t max_payload; /* frames announcing more are rejected with CS_ETOOBIG */
+  cs_field *fields;     /* scratch for decoded field pointers */
   uint32_t fields_cap;
-  int failed;            /* set after an error; the decoder then refuses further input */
+  int failed; /* set after an error; the decoder then refuses further input */
 } wire_decoder;
 
 void wire_decoder_init(wire_decoder *d, uint32_t max_payload);
@@ -75,8 +75,7 @@ size_t wire_decoder_pending(const wire_decoder *d);
  * only (d->pending is untouched, so one decoder serves all datagrams of a socket). Messages
  * before a malformed frame are still delivered. Returns as wire_decoder_feed, plus
  * CS_ETRUNCATED for a datagram that ends inside a frame. */
-int wire_decode_datagram(wire_decoder *d, const char *buf, size_t len, wire_msg_cb cb,
-                         void *arg);
+int wire_decode_datagram(wire_decoder *d, const char *buf, size_t len, wire_msg_cb cb, void *arg);
 
 /* Name of a message type, for logs ("hello", "record", "end", "unknown"). */
 const char *wire_type_name(int type);

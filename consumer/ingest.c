@@ -128,8 +128,8 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
   int verdict;
   if (e == NULL || !e->header_known || (p->proto == STREAM_TCP && !p->saw_hello)) {
     char nm[64];
-    snprintf(in->err, sizeof(in->err), "record #%" PRIu64 " of stream %s before its hello",
-             m->seq, log_escape(nm, sizeof(nm), m->stream.data, m->stream.len));
+    snprintf(in->err, sizeof(in->err), "record #%" PRIu64 " of stream %s before its hello", m->seq,
+             log_escape(nm, sizeof(nm), m->stream.data, m->stream.len));
     return CS_EPROTO;
   }
   if (in->max_records != 0 && in->delivered >= in->max_records) {
@@ -244,8 +244,8 @@ void ingest_garbage(ingest *in, ingest_peer *p, const char *reason, const char *
     log_warn("garbage from %s/%s: %s; %s (%llu more since the last report)", ingest_peer_name(p),
              stream_proto_name(p->proto), reason, action, skipped);
   } else {
-    log_warn("garbage from %s/%s: %s; %s", ingest_peer_name(p), stream_proto_name(p->proto),
-             reason, action);
+    log_warn("garbage from %s/%s: %s; %s", ingest_peer_name(p), stream_proto_name(p->proto), reason,
+             action);
   }
 }
 

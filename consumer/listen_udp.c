@@ -17,7 +17,7 @@ struct listen_udp {
   char name[80];
   int stopping;
   int receiving;
-  wire_decoder dec;              /* scratch only: a datagram holds whole frames */
+  wire_decoder dec;             /* scratch only: a datagram holds whole frames */
   char buf[LISTEN_READ_BUFFER]; /* one buffer for every datagram: recv runs right after alloc */
 };
 

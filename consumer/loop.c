@@ -90,8 +90,8 @@ static void loop_flush(consumer *c) {
     return;
   }
   if (next != 0) {
-    rc = uv_timer_start(&c->sink_timer, loop_sink_timer_cb, next > now ? (next - now) / 1000 : 0,
-                        0);
+    rc =
+        uv_timer_start(&c->sink_timer, loop_sink_timer_cb, next > now ? (next - now) / 1000 : 0, 0);
     if (rc != 0) {
       log_warn("cannot arm the sinks' timer: %s", uv_strerror(rc));
     }

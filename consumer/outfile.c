@@ -41,7 +41,7 @@ struct outfile {
   out_target *last;
   out_target refused;   /* the slot of streams refused a side file (never written) */
   uint64_t not_written; /* records of refused streams */
-  size_t slot; /* this object's index into sink_stream.slot */
+  size_t slot;          /* this object's index into sink_stream.slot */
   char err[512];
 };
 

@@ -39,8 +39,7 @@ void report_live_line(report_live *l, const report_view *v) {
                  "%s%s %" PRIu64 " received, %" PRIu64 " lost, %" PRIu64 " dup, %" PRIu64
                  " reordered, %.1f rec/s, p99 %.1f ms",
                  off > 0 ? " | " : "", stream_proto_name(p), t.received, t.lost, t.duplicates,
-                 t.reordered,
-                 secs > 0 ? (double)(t.received - l->prev_received[p]) / secs : 0.0,
+                 t.reordered, secs > 0 ? (double)(t.received - l->prev_received[p]) / secs : 0.0,
                  (double)stats_hist_percentile(&t.latency, 99.0) / 1000.0);
     if (n > 0 && (size_t)n < sizeof(line) - off)
       off += (size_t)n;
@@ -69,8 +68,8 @@ static void summary_row(FILE *out, const char *proto, const char *name, const ch
   fprintf(out,
           "%-5s %-20.20s %-16s %9" PRIu64 " %7" PRIu64 " %6" PRIu64 " %7" PRIu64 " %11" PRIu64
           " %9s %8.2f %8.2f %8.2f %9.3f\n",
-          proto, name, producer, t->received, t->lost, t->duplicates, t->reordered, t->bytes,
-          rate, (double)stats_hist_percentile(&t->latency, 50.0) / 1000.0,
+          proto, name, producer, t->received, t->lost, t->duplicates, t->reordered, t->bytes, rate,
+          (double)stats_hist_percentile(&t->latency, 50.0) / 1000.0,
           (double)stats_hist_percentile(&t->latency, 99.0) / 1000.0,
           (double)t->latency.max / 1000.0, t->jitter_us / 1000.0);
 }
@@ -105,8 +104,7 @@ void report_summary(const report_view *v, FILE *out) {
     fprintf(out, "tcp: %" PRIu64 " connections, %" PRIu64 " garbage (connections closed)\n",
             tcp->connections, tcp->garbage);
   if (proto_used(v, STREAM_UDP)) {
-    fprintf(out, "udp: %" PRIu64 " datagrams, %" PRIu64 " garbage, ", udp->datagrams,
-            udp->garbage);
+    fprintf(out, "udp: %" PRIu64 " datagrams, %" PRIu64 " garbage, ", udp->datagrams, udp->garbage);
     if (udp->kernel_drops_known)
       fprintf(out, "%" PRIu64 " dropped by the kernel (receive buffer full)\n", udp->kernel_drops);
     else

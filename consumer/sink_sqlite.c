@@ -249,8 +249,8 @@ static void sink_sqlite_give_up(sink_sqlite *q, const char *reason) {
               q->path, n, reason, csv, err);
     return;
   }
-  log_error("database %s: %zu rows not committed: saved to %s (%s; they are in %s too)", q->path,
-            n, path, reason, csv);
+  log_error("database %s: %zu rows not committed: saved to %s (%s; they are in %s too)", q->path, n,
+            path, reason, csv);
 }
 
 /* The lock met during the drain: give up (a second signal, or after 10 s) or wait. Returns 1

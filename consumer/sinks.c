@@ -100,7 +100,8 @@ static int sinks_open_one(sinks *s, const sink_ops *ops, const consumer_options 
 }
 
 /* Open the given sinks; see sinks.h. */
-int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n, const consumer_options *opt) {
+int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n,
+                     const consumer_options *opt) {
   sinks *s = calloc(1, sizeof(*s));
   size_t i;
   int rc = 0;

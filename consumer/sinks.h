@@ -22,7 +22,8 @@ const sink_ops *sinks_find(const char *name);
 int sinks_open(sinks **out, const consumer_options *opt);
 
 /* Open exactly the given sinks (tests; a program with its own choice). Same as sinks_open. */
-int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n, const consumer_options *opt);
+int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n,
+                     const consumer_options *opt);
 
 /* Hand one new record to every sink that has not failed. Returns 0, or a negative code when a
  * sink failed now (it logged why; it gets no more records): the consumer stops with exit 1. */

@@ -26,9 +26,9 @@ const char *stream_proto_name(int proto);
 /* One stream: one producer instance's stream over one protocol. Owned by the table; lives
  * until the table is freed, so sinks may keep &sink. */
 typedef struct stream {
-  sink_stream sink; /* name, protocol, peer, label, columns: all owned by this entry */
-  seqwin win; /* decides first copy, duplicate or too late */
-  stats_stream stats; /* observes the verdicts */
+  sink_stream sink;           /* name, protocol, peer, label, columns: all owned by this entry */
+  seqwin win;                 /* decides first copy, duplicate or too late */
+  stats_stream stats;         /* observes the verdicts */
   int proto;                  /* enum stream_proto */
   size_t name_len;            /* the name may hold any byte; the key compares all of them */
   char label[LOG_ESCAPE_BUF]; /* the name as log lines show it (log_escape) */

@@ -472,8 +472,8 @@ static pid_t mp_funnel_start_consumer(mp_ctx *ctx, const char *log_path, int por
   cpid = mp_consumer_start(ctx, log_path);
   /* A port we picked can be taken by another program between our check and the consumer's
    * bind ("address already in use"): pick another and try again, a few times. */
-  for (int attempt = 1;
-       cpid < 0 && port_is_ours && attempt < MP_PORT_ATTEMPTS && !mp_stop_signal(); attempt++) {
+  for (int attempt = 1; cpid < 0 && port_is_ours && attempt < MP_PORT_ATTEMPTS && !mp_stop_signal();
+       attempt++) {
     if ((ctx->port = mp_free_port()) == 0)
       break;
     mp_log("trying the consumer on another free port, %d", ctx->port);

@@ -122,15 +122,23 @@ typedef struct interval_case {
 static void test_opt_interval(void **state) {
   (void)state;
   static const interval_case cases[] = {
-      {"1-3", 0, 1, 3},         {"0", 0, 0, 0},
-      {"0.5", 0, 0.5, 0.5},     {"0.25-0.75", 0, 0.25, 0.75},
-      {"2-2", 0, 2, 2},         {"3-1", CS_EINVAL, 0, 0},
-      {"-1", CS_EINVAL, 0, 0},  {"1-", CS_EINVAL, 0, 0},
-      {"a-b", CS_EINVAL, 0, 0}, {"1-3601", CS_EINVAL, 0, 0},
-      {"", CS_EINVAL, 0, 0},    {"1--2", CS_EINVAL, 0, 0},
+      {"1-3", 0, 1, 3},
+      {"0", 0, 0, 0},
+      {"0.5", 0, 0.5, 0.5},
+      {"0.25-0.75", 0, 0.25, 0.75},
+      {"2-2", 0, 2, 2},
+      {"3-1", CS_EINVAL, 0, 0},
+      {"-1", CS_EINVAL, 0, 0},
+      {"1-", CS_EINVAL, 0, 0},
+      {"a-b", CS_EINVAL, 0, 0},
+      {"1-3601", CS_EINVAL, 0, 0},
+      {"", CS_EINVAL, 0, 0},
+      {"1--2", CS_EINVAL, 0, 0},
       /* An exponent's minus is not the MIN-MAX dash. */
-      {"1e-3", 0, 0.001, 0.001}, {"1e-3-2E-3", 0, 0.001, 0.002},
-      {"5e-1-1", 0, 0.5, 1},     {"1-2e-1", CS_EINVAL, 0, 0},
+      {"1e-3", 0, 0.001, 0.001},
+      {"1e-3-2E-3", 0, 0.001, 0.002},
+      {"5e-1-1", 0, 0.5, 1},
+      {"1-2e-1", CS_EINVAL, 0, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     double lo = -1;
@@ -153,8 +161,7 @@ static void test_opt_interval(void **state) {
 }
 
 static void print_version_cb(void *arg) {
-  const opt_version_lib libs[] = {{"libuv", uv_version_string()},
-                                  {"SQLite", sqlite3_libversion()}};
+  const opt_version_lib libs[] = {{"libuv", uv_version_string()}, {"SQLite", sqlite3_libversion()}};
   opt_print_version(arg, libs, sizeof libs / sizeof libs[0]);
 }
 
@@ -226,13 +233,15 @@ static void test_json_invalid_utf8_replaced(void **state) {
     const char *in;
     const char *out;
   } cases[] = {
-      {"a\xff" "b", "\"a\\ufffdb\""},                  /* a byte that never starts UTF-8 */
-      {"\xc3", "\"\\ufffd\""},                         /* a sequence cut by the end */
-      {"\xc3(", "\"\\ufffd(\""},                       /* a lead byte without continuation */
-      {"\xc0\xaf", "\"\\ufffd\\ufffd\""},              /* overlong '/' */
-      {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},   /* a UTF-16 surrogate */
+      {"a\xff"
+       "b",
+       "\"a\\ufffdb\""},                             /* a byte that never starts UTF-8 */
+      {"\xc3", "\"\\ufffd\""},                       /* a sequence cut by the end */
+      {"\xc3(", "\"\\ufffd(\""},                     /* a lead byte without continuation */
+      {"\xc0\xaf", "\"\\ufffd\\ufffd\""},            /* overlong '/' */
+      {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""}, /* a UTF-16 surrogate */
       {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* past U+10FFFF */
-      {"\x80", "\"\\ufffd\""},                         /* a lone continuation byte */
+      {"\x80", "\"\\ufffd\""},                                  /* a lone continuation byte */
       {"\xc2\x85\xe2\x82\xac\xf0\x9f\x9a\xb2", "\"\xc2\x85\xe2\x82\xac\xf0\x9f\x9a\xb2\""},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
