@@ -76,16 +76,19 @@ static size_t log_utf8_len(const unsigned char *s, size_t n) {
   } else {
     return 0;
   }
-  if (len > n)
+  if (len > n) {
     return 0;
+  }
   for (i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
+    if ((s[i] & 0xc0) != 0x80) {
       return 0;
+    }
     cp = (cp << 6) | (s[i] & 0x3f);
   }
   if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-      (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
+      (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f)) {
     return 0;
+  }
   return len;
 }
 
@@ -93,9 +96,9 @@ static size_t log_utf8_len(const unsigned char *s, size_t n) {
 static size_t log_piece(const unsigned char *s, size_t n, int *escape) {
   size_t len = 1;
   *escape = 0;
-  if (s[0] < 0x20 || s[0] == 0x7f)
+  if (s[0] < 0x20 || s[0] == 0x7f) {
     *escape = 1;
-  else if (s[0] >= 0x80 && (len = log_utf8_len(s, n)) == 0) {
+  } else if (s[0] >= 0x80 && (len = log_utf8_len(s, n)) == 0) {
     *escape = 1;
     len = 1;
   }
@@ -108,8 +111,9 @@ char *log_escape(char *dst, size_t dstlen, const char *src, size_t len) {
   const unsigned char *s = (const unsigned char *)src;
   size_t in = 0, out = 0, total = 0, reserve;
   int escape;
-  if (dstlen == 0)
+  if (dstlen == 0) {
     return dst;
+  }
   while (in < len) {
     size_t n = log_piece(s + in, len - in, &escape);
     total += escape ? 4 : n;

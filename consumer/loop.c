@@ -125,10 +125,11 @@ static void loop_signal_cb(uv_signal_t *h, int signum) {
   char what[512];
   if (c->stopping) {
     c->stop_waiting = 1;
-    if (c->sinks != NULL && sinks_waiting(c->sinks, what, sizeof(what)))
+    if (c->sinks != NULL && sinks_waiting(c->sinks, what, sizeof(what))) {
       log_warn("%s again: not waiting for %s any longer", name, what);
-    else
+    } else {
       log_info("%s again: already stopping", name);
+    }
     return;
   }
   log_info("%s: stopping (draining what arrived, then the summary)", name);
@@ -145,18 +146,21 @@ static void loop_stats_timer_cb(uv_timer_t *t) {
 
 /* Close a handle if it is open (flag cleared: it is closed once). */
 static void loop_close_handle(uv_handle_t *h, int *open) {
-  if (*open && !uv_is_closing(h))
+  if (*open && !uv_is_closing(h)) {
     uv_close(h, NULL);
+  }
   *open = 0;
 }
 
 /* Begin a clean stop from any callback: close the listeners, their connections and the
  * timers; the loop then ends and loop_run drains. exit_code 1 marks a failure. */
 static void loop_stop(consumer *c, int exit_code) {
-  if (exit_code > c->exit_code)
+  if (exit_code > c->exit_code) {
     c->exit_code = exit_code;
-  if (c->stopping)
+  }
+  if (c->stopping) {
     return;
+  }
   c->stopping = 1;
   listen_udp_stop(c->udp); /* takes the last kernel drop count first */
   listen_tcp_stop(c->tcp);
@@ -165,12 +169,15 @@ static void loop_stop(consumer *c, int exit_code) {
   /* The signal handlers stay (unreferenced, so the loop can end without them): a second
    * Ctrl-C must reach the drain rather than kill the process silently. The sinks' timer stays
    * too, stopped: the drain waits on it. loop_free closes them. */
-  if (c->sigint_open)
+  if (c->sigint_open) {
     uv_unref((uv_handle_t *)&c->sigint);
-  if (c->sigterm_open)
+  }
+  if (c->sigterm_open) {
     uv_unref((uv_handle_t *)&c->sigterm);
-  if (c->sink_timer_open)
+  }
+  if (c->sink_timer_open) {
     uv_timer_stop(&c->sink_timer);
+  }
   loop_close_handle((uv_handle_t *)&c->check, &c->check_open);
   loop_close_handle((uv_handle_t *)&c->stats_timer, &c->stats_timer_open);
 }
@@ -203,8 +210,9 @@ static int loop_handles_init(consumer *c) {
   }
   if (c->opt.stats_interval > 0) {
     uint64_t ms = (uint64_t)(c->opt.stats_interval * 1000.0);
-    if (ms == 0)
+    if (ms == 0) {
       ms = 1;
+    }
     rc = uv_timer_start(&c->stats_timer, loop_stats_timer_cb, ms, ms);
     if (rc != 0) {
       log_error("--stats: cannot start the timer: %s", uv_strerror(rc));
@@ -233,8 +241,9 @@ int loop_new(consumer **out, const consumer_options *opt) {
     return rc;
   }
   c->loop_ready = 1;
-  if ((rc = loop_handles_init(c)) != 0)
+  if ((rc = loop_handles_init(c)) != 0) {
     return rc;
+  }
   ingest_init(&c->in, &c->table, NULL, &c->opt);
   env.loop = &c->loop;
   env.in = &c->in;
@@ -244,18 +253,23 @@ int loop_new(consumer **out, const consumer_options *opt) {
   env.arg = c;
   /* The ports first: a consumer that cannot listen (another one runs) must not create or
    * touch --out and --db. Nothing is read before loop_run, so the sinks can come after. */
-  if (opt->tcp && (rc = listen_tcp_start(&c->tcp, &env)) != 0)
+  if (opt->tcp && (rc = listen_tcp_start(&c->tcp, &env)) != 0) {
     return rc;
-  if (opt->udp && (rc = listen_udp_start(&c->udp, &env)) != 0)
+  }
+  if (opt->udp && (rc = listen_udp_start(&c->udp, &env)) != 0) {
     return rc;
-  if ((rc = sinks_open(&c->sinks, &c->opt)) != 0)
+  }
+  if ((rc = sinks_open(&c->sinks, &c->opt)) != 0) {
     return rc;
+  }
   c->in.sinks = c->sinks;
   /* Said only now that records can be taken: tests and scripts wait for these lines. */
-  if (c->tcp != NULL)
+  if (c->tcp != NULL) {
     log_info("listening on %s", listen_tcp_name(c->tcp));
-  if (c->udp != NULL)
+  }
+  if (c->udp != NULL) {
     log_info("listening on %s", listen_udp_name(c->udp));
+  }
   return 0;
 }
 
@@ -275,8 +289,9 @@ static void loop_drain_wait(consumer *c, uint64_t next_us) {
     clock_sleep_until(next_us, NULL);
     return;
   }
-  while (!c->drain_woken && !c->stop_waiting)
+  while (!c->drain_woken && !c->stop_waiting) {
     uv_run(&c->loop, UV_RUN_ONCE);
+  }
   uv_timer_stop(&c->sink_timer);
 }
 
@@ -287,8 +302,9 @@ static int loop_drain(consumer *c) {
   int rc;
   for (;;) {
     rc = sinks_drain(c->sinks, clock_mono_us(), c->stop_waiting, &next);
-    if (rc != SINK_AGAIN)
+    if (rc != SINK_AGAIN) {
       return rc;
+    }
     loop_drain_wait(c, next);
   }
 }
@@ -300,8 +316,9 @@ int loop_run(consumer *c) {
   int rc = uv_run(&c->loop, UV_RUN_DEFAULT);
   (void)rc; /* uv_run returns non-zero only if handles remain, which the stop has closed */
 
-  if (loop_drain(c) != 0)
+  if (loop_drain(c) != 0) {
     c->exit_code = 1;
+  }
   ingest_finish(&c->in);
   report_summary(&v, stderr);
   if (c->opt.stats_json != NULL && report_json(&v, c->opt.stats_json, err, sizeof(err)) != 0) {
@@ -309,8 +326,9 @@ int loop_run(consumer *c) {
     c->exit_code = 1;
   }
   /* Close the sinks here so that a failure reaches the exit code. */
-  if (sinks_close(c->sinks) != 0)
+  if (sinks_close(c->sinks) != 0) {
     c->exit_code = 1;
+  }
   c->sinks = NULL;
   c->in.sinks = NULL;
   return c->exit_code;
@@ -319,21 +337,25 @@ int loop_run(consumer *c) {
 /* uv_walk callback: close whatever is still open. */
 static void loop_close_walk_cb(uv_handle_t *h, void *arg) {
   (void)arg;
-  if (!uv_is_closing(h))
+  if (!uv_is_closing(h)) {
     uv_close(h, NULL);
+  }
 }
 
 /* Free everything; see loop.h. */
 void loop_free(consumer *c) {
-  if (c == NULL)
+  if (c == NULL) {
     return;
+  }
   if (c->loop_ready) {
-    if (!c->stopping)
+    if (!c->stopping) {
       loop_stop(c, 0);
+    }
     uv_walk(&c->loop, loop_close_walk_cb, NULL);
     uv_run(&c->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&c->loop) != 0)
+    if (uv_loop_close(&c->loop) != 0) {
       log_warn("event loop closed with handles still open");
+    }
     c->loop_ready = 0;
   }
   sinks_close(c->sinks);

@@ -16,8 +16,9 @@ int main(int argc, char **argv) {
   int rc;
 
   rc = consumer_options_parse(&opt, argc, argv, isatty(STDERR_FILENO), err, sizeof(err));
-  if (rc == CONSUMER_OPTIONS_DONE)
+  if (rc == CONSUMER_OPTIONS_DONE) {
     return 0;
+  }
   if (rc != CONSUMER_OPTIONS_RUN) {
     fprintf(stderr, "consumer: %s\n", err);
     return 2;

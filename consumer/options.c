@@ -103,8 +103,9 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       o->host = optarg;
       break;
     case OPT_PORT:
-      if (opt_long("--port", optarg, 1, 65535, &v, err, errlen) != 0)
+      if (opt_long("--port", optarg, 1, 65535, &v, err, errlen) != 0) {
         return CONSUMER_OPTIONS_USAGE;
+      }
       o->port = (int)v;
       break;
     case OPT_OUT:
@@ -122,8 +123,9 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       o->db_path = optarg;
       break;
     case OPT_STATS:
-      if (opt_double("--stats", optarg, 0.0, 86400.0, &o->stats_interval, err, errlen) != 0)
+      if (opt_double("--stats", optarg, 0.0, 86400.0, &o->stats_interval, err, errlen) != 0) {
         return CONSUMER_OPTIONS_USAGE;
+      }
       stats_given = 1;
       break;
     case OPT_STATS_JSON:
@@ -134,13 +136,15 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       o->stats_json = optarg;
       break;
     case OPT_MAX_RECORDS:
-      if (opt_long("--max-records", optarg, 1, 1000000000000LL, &v, err, errlen) != 0)
+      if (opt_long("--max-records", optarg, 1, 1000000000000LL, &v, err, errlen) != 0) {
         return CONSUMER_OPTIONS_USAGE;
+      }
       o->max_records = (uint64_t)v;
       break;
     case OPT_RCVBUF:
-      if (opt_long("--rcvbuf", optarg, 1024, 1LL << 30, &v, err, errlen) != 0)
+      if (opt_long("--rcvbuf", optarg, 1024, 1LL << 30, &v, err, errlen) != 0) {
         return CONSUMER_OPTIONS_USAGE;
+      }
       o->rcvbuf = v;
       o->rcvbuf_given = 1;
       break;
@@ -173,8 +177,9 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
     snprintf(err, errlen, "--tcp and --udp: give at most one (neither listens on both)");
     return CONSUMER_OPTIONS_USAGE;
   }
-  if (o->quiet && !stats_given)
+  if (o->quiet && !stats_given) {
     o->stats_interval = 0.0; /* --quiet drops the default live line; an explicit --stats stays */
+  }
   o->tcp = !want_udp;
   o->udp = !want_tcp;
   if (o->rcvbuf_given && !o->udp) {

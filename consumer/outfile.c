@@ -47,10 +47,12 @@ struct outfile {
 
 /* Free a target and its file (which must have been flushed). Accepts NULL. */
 static void target_free(out_target *t) {
-  if (t == NULL)
+  if (t == NULL) {
     return;
-  if (t->fp != NULL)
+  }
+  if (t->fp != NULL) {
     fclose(t->fp);
+  }
   free(t->path);
   free(t->columns);
   free(t->columns_data);
@@ -63,15 +65,17 @@ static int file_last_byte(const char *path, off_t size, char *last) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   ssize_t n;
   int saved;
-  if (fd < 0)
+  if (fd < 0) {
     return -1;
-  do
+  }
+  do {
     n = pread(fd, last, 1, size - 1);
-  while (n < 0 && errno == EINTR);
+  } while (n < 0 && errno == EINTR);
   saved = errno;
   close(fd);
-  if (n == 1)
+  if (n == 1) {
     return 0;
+  }
   errno = n == 0 ? EIO : saved;
   return -1;
 }
@@ -85,12 +89,14 @@ static int target_open(outfile *o, const char *path, out_target **out) {
   int rc = CS_ENOMEM;
 
   *out = NULL;
-  if (t == NULL)
+  if (t == NULL) {
     goto fail;
+  }
   cs_buf_init(&t->pending);
   t->path = strdup(path);
-  if (t->path == NULL)
+  if (t->path == NULL) {
     goto fail;
+  }
   t->fp = fopen(path, "ab");
   if (t->fp == NULL) {
     rc = CS_EIO;
@@ -124,8 +130,9 @@ static int target_open(outfile *o, const char *path, out_target **out) {
     hdr = csvin_header(in);
     if (hdr != NULL) {
       rc = cs_fields_copy(hdr->fields, hdr->nfields, &t->columns, &t->columns_data);
-      if (rc != 0)
+      if (rc != 0) {
         goto fail;
+      }
       t->ncolumns = hdr->nfields;
     }
     t->claimed = 1;
@@ -140,8 +147,9 @@ static int target_open(outfile *o, const char *path, out_target **out) {
     }
     if (last != '\n') {
       rc = cs_buf_append(&t->pending, last == '\r' ? "\n" : "\r\n", last == '\r' ? 1 : 2);
-      if (rc != 0)
+      if (rc != 0) {
         goto fail;
+      }
       t->unterminated = 1;
     }
   }
@@ -150,8 +158,9 @@ static int target_open(outfile *o, const char *path, out_target **out) {
   return 0;
 
 fail:
-  if (rc == CS_ENOMEM && o->err[0] == '\0')
+  if (rc == CS_ENOMEM && o->err[0] == '\0') {
     snprintf(o->err, sizeof(o->err), "%s: out of memory", path);
+  }
   csvin_close(in);
   target_free(t);
   return rc;
@@ -160,25 +169,29 @@ fail:
 /* Give an unclaimed (empty) target the stream's header and queue the header line. */
 static int target_claim(out_target *t, const sink_stream *st) {
   int rc = cs_fields_copy(st->columns, st->ncolumns, &t->columns, &t->columns_data);
-  if (rc != 0)
+  if (rc != 0) {
     return rc;
+  }
   t->ncolumns = st->ncolumns;
   t->claimed = 1;
-  if (t->ncolumns > 0)
+  if (t->ncolumns > 0) {
     return csvout_record(&t->pending, t->columns, t->ncolumns);
+  }
   return 0;
 }
 
 /* Append a target to o's list (it is in use from now on: say so if its last line was cut). */
 static void outfile_link(outfile *o, out_target *t) {
-  if (t->unterminated)
+  if (t->unterminated) {
     log_warn("%s did not end with a line break (an earlier run interrupted mid-write?); new "
              "records start on a new line",
              t->path);
-  if (o->last == NULL)
+  }
+  if (o->last == NULL) {
     o->targets = t;
-  else
+  } else {
     o->last->next = t;
+  }
   o->last = t;
 }
 
@@ -215,13 +228,15 @@ static char *side_path(const char *main_path, const char *suffix) {
   const char *dot = strrchr(base, '.');
   size_t stem, len;
   char *p;
-  if (dot == NULL || dot == base)
+  if (dot == NULL || dot == base) {
     dot = base + strlen(base);
+  }
   stem = (size_t)(dot - main_path);
   len = stem + 1 + strlen(suffix) + strlen(dot) + 1;
   p = malloc(len);
-  if (p != NULL)
+  if (p != NULL) {
     snprintf(p, len, "%.*s.%s%s", (int)stem, main_path, suffix, dot);
+  }
   return p;
 }
 
@@ -233,13 +248,15 @@ static void sanitise(const char *name, char *out, size_t outlen) {
     char c = name[i];
     int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
              c == '.' || c == '_' || c == '-';
-    if (n == 0 && c == '.')
+    if (n == 0 && c == '.') {
       ok = 0; /* no hidden files */
+    }
     out[n] = ok ? c : '_';
     n++;
   }
-  if (n == 0 && outlen > 1)
+  if (n == 0 && outlen > 1) {
     out[n++] = '_';
+  }
   out[n] = '\0';
 }
 
@@ -264,24 +281,29 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
     out_target *t, *cur;
     char *path;
     int taken = 0;
-    if (i == 1)
+    if (i == 1) {
       snprintf(suffix, sizeof(suffix), "%s", name);
-    else
+    } else {
       snprintf(suffix, sizeof(suffix), "%s-%d", name, i);
+    }
     path = side_path(o->targets->path, suffix);
-    if (path == NULL)
+    if (path == NULL) {
       return CS_ENOMEM;
-    for (cur = o->targets; cur != NULL; cur = cur->next)
-      if (strcmp(cur->path, path) == 0)
+    }
+    for (cur = o->targets; cur != NULL; cur = cur->next) {
+      if (strcmp(cur->path, path) == 0) {
         taken = 1; /* open already, and its header did not match */
+      }
+    }
     if (taken) {
       free(path);
       continue;
     }
     rc = target_open(o, path, &t);
     free(path);
-    if (rc != 0)
+    if (rc != 0) {
       return rc;
+    }
     if (t->claimed && !cs_fields_equal(t->columns, t->ncolumns, st->columns, st->ncolumns)) {
       target_free(t); /* a file left by an earlier run, with another header */
       continue;
@@ -310,12 +332,13 @@ static void outfile_log_side(const outfile *o, const sink_stream *st, const out_
                              int opened) {
   char nm[LOG_ESCAPE_BUF];
   log_escape(nm, sizeof(nm), st->name, strlen(st->name));
-  if (opened)
+  if (opened) {
     log_info("stream '%s' (producer %016" PRIx64 ", %s %s) -> %s (has another header than %s)", nm,
              st->producer_id, st->protocol, st->peer, t->path, o->targets->path);
-  else
+  } else {
     log_info("stream '%s' (producer %016" PRIx64 ", %s %s) -> %s (same header)", nm,
              st->producer_id, st->protocol, st->peer, t->path);
+  }
 }
 
 /* Find or make the target for a stream. */
@@ -324,8 +347,9 @@ static int outfile_target_for(outfile *o, const sink_stream *st, out_target **ou
   int rc;
   for (t = o->targets; t != NULL; t = t->next) {
     if (t->claimed && cs_fields_equal(t->columns, t->ncolumns, st->columns, st->ncolumns)) {
-      if (t != o->targets)
+      if (t != o->targets) {
         outfile_log_side(o, st, t, 0);
+      }
       *out = t;
       return 0;
     }
@@ -333,14 +357,16 @@ static int outfile_target_for(outfile *o, const sink_stream *st, out_target **ou
   if (!o->targets->claimed) {
     /* The main file is empty: the first stream to arrive gives it its header. */
     rc = target_claim(o->targets, st);
-    if (rc != 0)
+    if (rc != 0) {
       return rc;
+    }
     *out = o->targets;
     return 0;
   }
   rc = outfile_side_target(o, st, out);
-  if (rc == 0)
+  if (rc == 0) {
     outfile_log_side(o, st, *out, 1);
+  }
   return rc;
 }
 
@@ -376,11 +402,13 @@ static int outfile_target_first(outfile *o, const sink_record *r, out_target **o
   cs_field *cols = NULL;
   char *data = NULL;
   int rc;
-  if (r->stream->ncolumns > 0 || r->nfields == 0)
+  if (r->stream->ncolumns > 0 || r->nfields == 0) {
     return outfile_target_for(o, r->stream, out);
+  }
   rc = synthetic_header(r->nfields, &cols, &data);
-  if (rc != 0)
+  if (rc != 0) {
     return rc;
+  }
   view = *r->stream;
   view.columns = cols;
   view.ncolumns = r->nfields;
@@ -417,8 +445,9 @@ int outfile_add(outfile *o, const sink_record *r) {
     return CS_ENOFILE;
   }
   rc = csvout_record(&t->pending, r->fields, r->nfields);
-  if (rc != 0)
+  if (rc != 0) {
     return rc;
+  }
   t->pending_records++;
   return 0;
 }
@@ -426,8 +455,9 @@ int outfile_add(outfile *o, const sink_record *r) {
 /* Write one target's queue. Returns 0 or CS_EIO with o->err set; unwritten bytes stay. */
 static int target_flush(outfile *o, out_target *t) {
   size_t n;
-  if (t->pending.len == 0)
+  if (t->pending.len == 0) {
     return 0;
+  }
   clearerr(t->fp);
   n = fwrite(t->pending.data, 1, t->pending.len, t->fp);
   if (n == t->pending.len && fflush(t->fp) == 0) {
@@ -450,8 +480,9 @@ int outfile_flush(outfile *o) {
   int rc = 0, r;
   for (t = o->targets; t != NULL; t = t->next) {
     r = target_flush(o, t);
-    if (r != 0 && rc == 0)
+    if (r != 0 && rc == 0) {
       rc = r;
+    }
   }
   return rc;
 }
@@ -459,16 +490,18 @@ int outfile_flush(outfile *o) {
 size_t outfile_pending_bytes(const outfile *o) {
   const out_target *t;
   size_t n = 0;
-  for (t = o->targets; t != NULL; t = t->next)
+  for (t = o->targets; t != NULL; t = t->next) {
     n += t->pending.len;
+  }
   return n;
 }
 
 uint64_t outfile_records(const outfile *o) {
   const out_target *t;
   uint64_t n = 0;
-  for (t = o->targets; t != NULL; t = t->next)
+  for (t = o->targets; t != NULL; t = t->next) {
     n += t->records;
+  }
   return n;
 }
 
@@ -479,8 +512,9 @@ uint64_t outfile_not_written(const outfile *o) {
 size_t outfile_files(const outfile *o) {
   const out_target *t;
   size_t n = 0;
-  for (t = o->targets; t != NULL; t = t->next)
+  for (t = o->targets; t != NULL; t = t->next) {
     n++;
+  }
   return n;
 }
 
@@ -491,8 +525,9 @@ int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *record
     t = t->next;
     i--;
   }
-  if (t == NULL)
+  if (t == NULL) {
     return CS_ERANGE;
+  }
   *path = t->path;
   *records = t->records;
   return 0;
@@ -501,8 +536,9 @@ int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *record
 /* The file of a stream; see outfile.h. */
 const char *outfile_stream_path(const outfile *o, const sink_stream *st) {
   const out_target *t = st->slot[o->slot];
-  if (t == NULL || t == &o->refused)
+  if (t == NULL || t == &o->refused) {
     return NULL;
+  }
   return t->path;
 }
 
@@ -519,11 +555,13 @@ const char *outfile_error(const outfile *o) {
 void outfile_discard(outfile *o) {
   out_target *t, *next;
   struct stat sb;
-  if (o == NULL)
+  if (o == NULL) {
     return;
+  }
   t = o->targets;
-  if (o->created && fstat(fileno(t->fp), &sb) == 0 && sb.st_size == 0 && unlink(t->path) != 0)
+  if (o->created && fstat(fileno(t->fp), &sb) == 0 && sb.st_size == 0 && unlink(t->path) != 0) {
     log_warn("%s: cannot remove the empty file: %s", t->path, strerror(errno));
+  }
   for (t = o->targets; t != NULL; t = next) {
     next = t->next;
     target_free(t);
@@ -535,8 +573,9 @@ void outfile_discard(outfile *o) {
 int outfile_close(outfile *o, char *err, size_t errlen) {
   out_target *t, *next;
   int rc;
-  if (o == NULL)
+  if (o == NULL) {
     return 0;
+  }
   rc = outfile_flush(o);
   for (t = o->targets; t != NULL; t = next) {
     next = t->next;
@@ -547,8 +586,9 @@ int outfile_close(outfile *o, char *err, size_t errlen) {
     t->fp = NULL;
     target_free(t);
   }
-  if (rc != 0 && err != NULL)
+  if (rc != 0 && err != NULL) {
     snprintf(err, errlen, "%s", o->err);
+  }
   free(o);
   return rc;
 }

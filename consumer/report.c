@@ -32,8 +32,9 @@ void report_live_line(report_live *l, const report_view *v) {
   for (p = 0; p < STREAM_NPROTO; p++) {
     stats_counts t;
     int n;
-    if (!proto_used(v, p))
+    if (!proto_used(v, p)) {
       continue;
+    }
     streams_totals(v->table, p, &t);
     n = snprintf(line + off, sizeof(line) - off,
                  "%s%s %" PRIu64 " received, %" PRIu64 " lost, %" PRIu64 " dup, %" PRIu64
@@ -41,13 +42,15 @@ void report_live_line(report_live *l, const report_view *v) {
                  off > 0 ? " | " : "", stream_proto_name(p), t.received, t.lost, t.duplicates,
                  t.reordered, secs > 0 ? (double)(t.received - l->prev_received[p]) / secs : 0.0,
                  (double)stats_hist_percentile(&t.latency, 99.0) / 1000.0);
-    if (n > 0 && (size_t)n < sizeof(line) - off)
+    if (n > 0 && (size_t)n < sizeof(line) - off) {
       off += (size_t)n;
+    }
     if (p == STREAM_UDP && v->proto[p].kernel_drops_known) {
       n = snprintf(line + off, sizeof(line) - off, ", %" PRIu64 " kernel drops",
                    v->proto[p].kernel_drops);
-      if (n > 0 && (size_t)n < sizeof(line) - off)
+      if (n > 0 && (size_t)n < sizeof(line) - off) {
         off += (size_t)n;
+      }
     }
     l->prev_received[p] = t.received;
   }
@@ -61,10 +64,11 @@ static void summary_row(FILE *out, const char *proto, const char *name, const ch
                         const stats_counts *t) {
   char rate[32];
   /* "-" when the records span too short a time for a rate to mean anything (stats.h). */
-  if (stats_counts_rate_known(t))
+  if (stats_counts_rate_known(t)) {
     snprintf(rate, sizeof rate, "%.1f", stats_counts_rate(t));
-  else
+  } else {
     snprintf(rate, sizeof rate, "-");
+  }
   fprintf(out,
           "%-5s %-20.20s %-16s %9" PRIu64 " %7" PRIu64 " %6" PRIu64 " %7" PRIu64 " %11" PRIu64
           " %9s %8.2f %8.2f %8.2f %9.3f\n",
@@ -86,35 +90,40 @@ void report_summary(const report_view *v, FILE *out) {
   for (p = 0; p < STREAM_NPROTO; p++) {
     stats_counts t;
     char all[32];
-    if (!proto_used(v, p))
+    if (!proto_used(v, p)) {
       continue;
+    }
     streams_totals(v->table, p, &t);
     snprintf(all, sizeof(all), "(all %zu streams)", streams_of(v->table, p));
     summary_row(out, stream_proto_name(p), all, "", &t);
     for (i = 0; i < v->table->n; i++) {
       const stream *e = v->table->v[i];
       char id[17];
-      if (e->proto != p)
+      if (e->proto != p) {
         continue;
+      }
       snprintf(id, sizeof(id), "%016" PRIx64, e->sink.producer_id);
       summary_row(out, stream_proto_name(p), e->label, id, &e->stats.c);
     }
   }
-  if (proto_used(v, STREAM_TCP))
+  if (proto_used(v, STREAM_TCP)) {
     fprintf(out, "tcp: %" PRIu64 " connections, %" PRIu64 " garbage (connections closed)\n",
             tcp->connections, tcp->garbage);
+  }
   if (proto_used(v, STREAM_UDP)) {
     fprintf(out, "udp: %" PRIu64 " datagrams, %" PRIu64 " garbage, ", udp->datagrams, udp->garbage);
-    if (udp->kernel_drops_known)
+    if (udp->kernel_drops_known) {
       fprintf(out, "%" PRIu64 " dropped by the kernel (receive buffer full)\n", udp->kernel_drops);
-    else
+    } else {
       fprintf(out, "kernel drops unknown\n");
+    }
   }
   for (i = 0; i < v->table->n; i++) {
     const stream *e = v->table->v[i];
-    if (e->stats.too_late > 0)
+    if (e->stats.too_late > 0) {
       fprintf(out, "%s %s: %" PRIu64 " records arrived too late to tell from duplicates\n",
               e->sink.protocol, e->label, e->stats.too_late);
+    }
   }
   sinks_report_text(v->sinks, out);
   fflush(out);
@@ -139,10 +148,11 @@ int report_json(const report_view *v, const char *path, char *err, size_t errlen
       json_uint(&j, "connections", t->connections);
     } else {
       json_uint(&j, "datagrams", t->datagrams);
-      if (t->kernel_drops_known)
+      if (t->kernel_drops_known) {
         json_uint(&j, "kernel_drops", t->kernel_drops);
-      else
+      } else {
         json_string(&j, "kernel_drops", NULL);
+      }
     }
     json_object_end(&j);
   }
@@ -161,10 +171,11 @@ int report_json(const report_view *v, const char *path, char *err, size_t errlen
     stats_counts_json(&j, &e->stats.c);
     json_uint(&j, "too_late", e->stats.too_late);
     json_bool(&j, "ended", e->ended);
-    if (e->ended)
+    if (e->ended) {
       json_uint(&j, "last_seq", e->stats.announced_seq);
-    else
+    } else {
       json_string(&j, "last_seq", NULL);
+    }
     json_object_end(&j);
   }
   json_array_end(&j);

@@ -42,8 +42,9 @@ int rowq_new(rowq **out) {
 }
 
 void rowq_free(rowq *q) {
-  if (!q)
+  if (!q) {
     return;
+  }
   for (rowq_node *node = q->head, *next; node; node = next) {
     next = node->next;
     free(node);
@@ -54,22 +55,26 @@ void rowq_free(rowq *q) {
 int rowq_push(rowq *q, const sink_record *r, void *tag) {
   size_t total = sizeof(rowq_node);
   /* A size that does not fit in size_t could not be allocated either. */
-  if (r->nfields > (SIZE_MAX - total) / sizeof(cs_field))
+  if (r->nfields > (SIZE_MAX - total) / sizeof(cs_field)) {
     return CS_ENOMEM;
+  }
   total += r->nfields * sizeof(cs_field);
   for (size_t i = 0; i < r->nfields; i++) {
-    if (r->fields[i].len > SIZE_MAX - total)
+    if (r->fields[i].len > SIZE_MAX - total) {
       return CS_ENOMEM;
+    }
     total += r->fields[i].len;
   }
   rowq_node *node = malloc(total);
-  if (!node)
+  if (!node) {
     return CS_ENOMEM;
+  }
   cs_field *fields = (cs_field *)(node + 1);
   char *bytes = (char *)(fields + r->nfields);
   for (size_t i = 0; i < r->nfields; i++) {
-    if (r->fields[i].len)
+    if (r->fields[i].len) {
       memcpy(bytes, r->fields[i].data, r->fields[i].len);
+    }
     fields[i].data = bytes;
     fields[i].len = r->fields[i].len;
     bytes += r->fields[i].len;
@@ -83,10 +88,11 @@ int rowq_push(rowq *q, const sink_record *r, void *tag) {
   node->row.fields = fields;
   node->next = NULL;
   node->alloc = total;
-  if (q->tail)
+  if (q->tail) {
     q->tail->next = node;
-  else
+  } else {
     q->head = node;
+  }
   q->tail = node;
   q->count++;
   q->bytes += total;
@@ -103,8 +109,9 @@ const rowq_row *rowq_next(const rowq_row *row) {
 }
 
 int rowq_pop(rowq *q, size_t n) {
-  if (n > q->count)
+  if (n > q->count) {
     return CS_ERANGE;
+  }
   while (n--) {
     rowq_node *node = q->head;
     q->head = node->next;
@@ -112,8 +119,9 @@ int rowq_pop(rowq *q, size_t n) {
     q->bytes -= node->alloc;
     free(node);
   }
-  if (!q->head)
+  if (!q->head) {
     q->tail = NULL;
+  }
   return 0;
 }
 
@@ -127,8 +135,9 @@ size_t rowq_bytes(const rowq *q) {
 
 /* Write len bytes to fp. Returns 0, or CS_EIO with errno set. */
 static int rowq_write_all(FILE *fp, const char *data, size_t len) {
-  if (len > 0 && fwrite(data, 1, len, fp) != len)
+  if (len > 0 && fwrite(data, 1, len, fp) != len) {
     return CS_EIO;
+  }
   return 0;
 }
 
@@ -138,8 +147,9 @@ static int rowq_save_start(FILE *fp, cs_buf *line) {
   struct stat sb;
   int last;
 
-  if (fstat(fileno(fp), &sb) != 0)
+  if (fstat(fileno(fp), &sb) != 0) {
     return CS_EIO;
+  }
   if (sb.st_size == 0) {
     cs_field hdr[ROWQ_NMETA];
     for (size_t i = 0; i < ROWQ_NMETA; i++) {
@@ -149,11 +159,13 @@ static int rowq_save_start(FILE *fp, cs_buf *line) {
     return csvout_record(line, hdr, ROWQ_NMETA);
   }
   /* C requires a seek between reading and writing the same stream: the one after fgetc. */
-  if (fseek(fp, -1, SEEK_END) != 0 || (last = fgetc(fp)) == EOF || fseek(fp, 0, SEEK_END) != 0)
+  if (fseek(fp, -1, SEEK_END) != 0 || (last = fgetc(fp)) == EOF || fseek(fp, 0, SEEK_END) != 0) {
     return CS_EIO;
+  }
   /* An earlier save cut off mid-line: start on a new line rather than glue onto it. */
-  if (last != '\n')
+  if (last != '\n') {
     return cs_buf_append(line, "\r\n", 2);
+  }
   return 0;
 }
 
@@ -167,8 +179,9 @@ static int rowq_save_row(cs_buf *line, const rowq_row *row, const char *table, c
 
   if (*cap < n) {
     cs_field *f2 = realloc(*fields, n * sizeof *f2);
-    if (!f2)
+    if (!f2) {
       return CS_ENOMEM;
+    }
     *fields = f2;
     *cap = n;
   }
@@ -182,8 +195,9 @@ static int rowq_save_row(cs_buf *line, const rowq_row *row, const char *table, c
     (*fields)[i].data = vals[i];
     (*fields)[i].len = strlen(vals[i]);
   }
-  for (size_t i = 0; i < row->nfields; i++)
+  for (size_t i = 0; i < row->nfields; i++) {
     (*fields)[ROWQ_NMETA + i] = row->fields[i];
+  }
   return csvout_record(line, *fields, n);
 }
 
@@ -197,46 +211,56 @@ int rowq_save(const rowq *q, const char *path, rowq_table_name_cb table_name, vo
   int rc = CS_EIO, closed;
 
   cs_buf_init(&line);
-  if (saved)
+  if (saved) {
     *saved = 0;
+  }
   /* "a+": every write appends, and the last byte can be read to see if the line ended. */
   fp = fopen(path, "a+b");
-  if (!fp)
+  if (!fp) {
     goto fail;
+  }
   rc = rowq_save_start(fp, &line);
-  if (rc)
+  if (rc) {
     goto fail;
+  }
   for (const rowq_node *node = q->head; node; node = node->next, n++) {
     rc = rowq_save_row(&line, &node->row, table_name(&node->row, arg), &fields, &cap);
-    if (rc)
+    if (rc) {
       goto fail;
+    }
     if (line.len >= ROWQ_SAVE_BLOCK) {
       rc = rowq_write_all(fp, line.data, line.len);
-      if (rc)
+      if (rc) {
         goto fail;
+      }
       cs_buf_reset(&line);
     }
   }
   rc = CS_EIO;
-  if (rowq_write_all(fp, line.data, line.len) != 0 || fflush(fp) != 0 || fsync(fileno(fp)) != 0)
+  if (rowq_write_all(fp, line.data, line.len) != 0 || fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
     goto fail;
+  }
   closed = fclose(fp);
   fp = NULL;
-  if (closed != 0)
+  if (closed != 0) {
     goto fail;
-  if (saved)
+  }
+  if (saved) {
     *saved = n;
+  }
   rc = 0;
   goto done;
 fail:
-  if (rc == CS_ENOMEM)
+  if (rc == CS_ENOMEM) {
     snprintf(err, errlen, "%s: out of memory", path);
-  else
+  } else {
     snprintf(err, errlen, "%s: %s (check the directory is writable and has space)", path,
              strerror(errno));
+  }
 done:
-  if (fp)
+  if (fp) {
     fclose(fp);
+  }
   free(fields);
   cs_buf_free(&line);
   return rc;

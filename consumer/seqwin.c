@@ -33,8 +33,9 @@ static void seen_clear_run(seqwin *w, size_t pos, size_t n) {
     if (pos % 8 == 0 && n >= 8) {
       size_t bytes = n / 8;
       size_t room = (w->seen_bits - pos) / 8;
-      if (bytes > room)
+      if (bytes > room) {
         bytes = room;
+      }
       memset(w->seen + pos / 8, 0, bytes);
       pos = (pos + bytes * 8) & (w->seen_bits - 1);
       n -= bytes * 8;
@@ -54,13 +55,16 @@ static void seen_clear_run(seqwin *w, size_t pos, size_t n) {
 static void seen_grow(seqwin *w, uint64_t seq) {
   size_t want = w->seen_bits;
   unsigned char *p;
-  if (w->seen_bits >= SEQWIN_SIZE || seq < w->seen_bits || w->max_seq >= w->seen_bits)
+  if (w->seen_bits >= SEQWIN_SIZE || seq < w->seen_bits || w->max_seq >= w->seen_bits) {
     return;
-  while (want <= seq && want < SEQWIN_SIZE)
+  }
+  while (want <= seq && want < SEQWIN_SIZE) {
     want *= 2;
+  }
   p = realloc(w->seen, want / 8);
-  if (p == NULL)
+  if (p == NULL) {
     return;
+  }
   memset(p + w->seen_bits / 8, 0, (want - w->seen_bits) / 8);
   w->seen = p;
   w->seen_bits = want;
@@ -71,10 +75,11 @@ static void seen_grow(seqwin *w, uint64_t seq) {
 static void seen_slide(seqwin *w, uint64_t seq) {
   uint64_t advance = seq - w->max_seq;
   seen_grow(w, seq);
-  if (advance >= w->seen_bits)
+  if (advance >= w->seen_bits) {
     memset(w->seen, 0, w->seen_bits / 8);
-  else
+  } else {
     seen_clear_run(w, seen_pos(w, w->max_seq + 1), (size_t)advance);
+  }
   w->max_seq = seq;
 }
 
@@ -82,16 +87,18 @@ static void seen_slide(seqwin *w, uint64_t seq) {
 int seqwin_init(seqwin *w) {
   memset(w, 0, sizeof *w);
   w->seen = calloc(SEQWIN_MIN_BITS / 8, 1);
-  if (w->seen == NULL)
+  if (w->seen == NULL) {
     return CS_ENOMEM;
+  }
   w->seen_bits = SEQWIN_MIN_BITS;
   return 0;
 }
 
 /* Release the bitmap; safe on NULL, a zeroed or an already freed window. */
 void seqwin_free(seqwin *w) {
-  if (w == NULL)
+  if (w == NULL) {
     return;
+  }
   free(w->seen);
   w->seen = NULL;
   w->seen_bits = 0;
@@ -101,8 +108,9 @@ void seqwin_free(seqwin *w) {
  * too late, and mark it seen. Sequence number 0 is never a record's, so it is too late. */
 int seqwin_mark(seqwin *w, uint64_t seq) {
   int verdict = SEQWIN_FIRST;
-  if (seq == 0)
+  if (seq == 0) {
     return SEQWIN_TOO_LATE;
+  }
   if (seq > w->max_seq) {
     seen_slide(w, seq);
   } else if (w->max_seq >= w->seen_bits && seq <= w->max_seq - w->seen_bits) {

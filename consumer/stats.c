@@ -23,8 +23,9 @@ static unsigned highest_bit(uint64_t v) {
 
 /* Bucket index for a value; values beyond the last row go into the last bucket. */
 static size_t hist_index(uint64_t v) {
-  if (v < STATS_HIST_SUB)
+  if (v < STATS_HIST_SUB) {
     return (size_t)v;
+  }
   unsigned e = highest_bit(v);
   size_t row = (size_t)e - (HIST_SUB_BITS - 1);
   size_t sub = (size_t)((v >> (e - HIST_SUB_BITS)) - STATS_HIST_SUB);
@@ -34,8 +35,9 @@ static size_t hist_index(uint64_t v) {
 
 /* Largest value that falls into bucket idx (inclusive upper bound). */
 static uint64_t hist_upper(size_t idx) {
-  if (idx < STATS_HIST_SUB)
+  if (idx < STATS_HIST_SUB) {
     return (uint64_t)idx;
+  }
   unsigned e = (unsigned)(idx / STATS_HIST_SUB) + (HIST_SUB_BITS - 1);
   uint64_t sub = idx % STATS_HIST_SUB;
   uint64_t width = (uint64_t)1 << (e - HIST_SUB_BITS);
@@ -46,36 +48,45 @@ static uint64_t hist_upper(size_t idx) {
 void stats_hist_add(stats_hist *h, uint64_t value_us) {
   h->buckets[hist_index(value_us)]++;
   h->count++;
-  if (value_us > h->max)
+  if (value_us > h->max) {
     h->max = value_us;
+  }
 }
 
 /* Add every bucket of `from` into `into`. */
 void stats_hist_merge(stats_hist *into, const stats_hist *from) {
-  for (size_t i = 0; i < STATS_HIST_BUCKETS; i++)
+  for (size_t i = 0; i < STATS_HIST_BUCKETS; i++) {
     into->buckets[i] += from->buckets[i];
+  }
   into->count += from->count;
-  if (from->max > into->max)
+  if (from->max > into->max) {
     into->max = from->max;
+  }
 }
 
 /* Nearest-rank percentile: the upper bound of the bucket holding the ceil(p% * count)-th
  * smallest value, capped at the largest value seen. */
 uint64_t stats_hist_percentile(const stats_hist *h, double p) {
-  if (h->count == 0)
+  if (h->count == 0) {
     return 0;
-  if (!(p > 0.0))
+  }
+  if (!(p > 0.0)) {
     p = 0.0;
-  if (p > 100.0)
+  }
+  if (p > 100.0) {
     p = 100.0;
+  }
   double exact = p / 100.0 * (double)h->count;
   uint64_t rank = (uint64_t)exact;
-  if ((double)rank < exact)
+  if ((double)rank < exact) {
     rank++;
-  if (rank == 0)
+  }
+  if (rank == 0) {
     rank = 1;
-  if (rank > h->count)
+  }
+  if (rank > h->count) {
     rank = h->count;
+  }
   uint64_t seen = 0;
   for (size_t i = 0; i < STATS_HIST_BUCKETS; i++) {
     seen += h->buckets[i];
@@ -116,16 +127,19 @@ static void account_timing(stats_stream *s, uint64_t sent_us, uint64_t recv_us) 
     /* In double: send times come from the network, and the difference of two hostile
      * transits can overflow int64_t. */
     double d = (double)transit - (double)s->prev_transit_us;
-    if (d < 0)
+    if (d < 0) {
       d = -d;
+    }
     s->c.jitter_us += (d - s->c.jitter_us) / 16.0;
   }
   s->prev_transit_us = transit;
   s->have_prev = 1;
-  if (s->c.received == 1 || recv_us < s->c.first_us)
+  if (s->c.received == 1 || recv_us < s->c.first_us) {
     s->c.first_us = recv_us;
-  if (recv_us > s->c.last_us)
+  }
+  if (recv_us > s->c.last_us) {
     s->c.last_us = recv_us;
+  }
 }
 
 /* Count one RECORD arrival by the window's verdict: every frame's bytes; a first copy is
@@ -137,10 +151,12 @@ void stats_stream_observe(stats_stream *s, int verdict, uint64_t seq, uint64_t s
   switch (verdict) {
   case SEQWIN_FIRST:
   case SEQWIN_REORDERED:
-    if (verdict == SEQWIN_REORDERED)
+    if (verdict == SEQWIN_REORDERED) {
       s->c.reordered++;
-    if (seq > s->max_seq)
+    }
+    if (seq > s->max_seq) {
       s->max_seq = seq;
+    }
     s->c.received++;
     account_timing(s, sent_us, recv_us);
     break;
@@ -155,8 +171,9 @@ void stats_stream_observe(stats_stream *s, int verdict, uint64_t seq, uint64_t s
 
 /* Remember the highest last seq any END announced (repeats and stale copies are harmless). */
 void stats_stream_end(stats_stream *s, uint64_t last_seq) {
-  if (last_seq > s->announced_seq)
+  if (last_seq > s->announced_seq) {
     s->announced_seq = last_seq;
+  }
   stats_stream_lost(s);
 }
 
@@ -172,15 +189,18 @@ uint64_t stats_stream_lost(stats_stream *s) {
 void stats_counts_add(stats_counts *total, const stats_counts *stream) {
   uint64_t before = total->received;
   uint64_t after = before + stream->received;
-  if (after > 0)
+  if (after > 0) {
     total->jitter_us =
         (total->jitter_us * (double)before + stream->jitter_us * (double)stream->received) /
         (double)after;
+  }
   if (stream->received > 0) {
-    if (before == 0 || stream->first_us < total->first_us)
+    if (before == 0 || stream->first_us < total->first_us) {
       total->first_us = stream->first_us;
-    if (stream->last_us > total->last_us)
+    }
+    if (stream->last_us > total->last_us) {
       total->last_us = stream->last_us;
+    }
   }
   total->received = after;
   total->lost += stream->lost;
@@ -194,8 +214,9 @@ void stats_counts_add(stats_counts *total, const stats_counts *stream) {
 /* Records per second over the span from the first to the last arrival: (received - 1)
  * intervals in that time. 0 with fewer than two records or no measurable span. */
 double stats_counts_rate(const stats_counts *c) {
-  if (c->received < 2 || c->last_us <= c->first_us)
+  if (c->received < 2 || c->last_us <= c->first_us) {
     return 0.0;
+  }
   return (double)(c->received - 1) * 1e6 / (double)(c->last_us - c->first_us);
 }
 
@@ -212,10 +233,11 @@ void stats_counts_json(json_out *j, const stats_counts *c) {
   json_uint(j, "duplicates", c->duplicates);
   json_uint(j, "reordered", c->reordered);
   json_uint(j, "bytes", c->bytes);
-  if (stats_counts_rate_known(c))
+  if (stats_counts_rate_known(c)) {
     json_double(j, "records_per_s", stats_counts_rate(c));
-  else
+  } else {
     json_string(j, "records_per_s", NULL); /* null: too short a span to mean anything */
+  }
   json_object_begin(j, "latency_us");
   json_uint(j, "p50", stats_hist_percentile(&c->latency, 50.0));
   json_uint(j, "p99", stats_hist_percentile(&c->latency, 99.0));
@@ -233,10 +255,12 @@ static int scan_proc_udp(const char *path, unsigned long ino, uint64_t *drops) {
   int rc = -ENOENT;
   char line[512];
   FILE *f = fopen(path, "r");
-  if (f == NULL)
+  if (f == NULL) {
     return -errno;
-  if (fgets(line, sizeof line, f) == NULL) /* the column titles */
+  }
+  if (fgets(line, sizeof line, f) == NULL) { /* the column titles */
     goto done;
+  }
   while (fgets(line, sizeof line, f) != NULL) {
     unsigned long row_ino = 0;
     unsigned long long row_drops = 0;
@@ -248,8 +272,9 @@ static int scan_proc_udp(const char *path, unsigned long ino, uint64_t *drops) {
       goto done;
     }
   }
-  if (ferror(f))
+  if (ferror(f)) {
     rc = CS_EIO;
+  }
 done:
   fclose(f);
   return rc;
@@ -259,15 +284,19 @@ done:
  * then /proc/net/udp6. 0 on success, else a negative code (-ENOTSOCK, -ENOENT, -errno). */
 int stats_udp_kernel_drops(int fd, uint64_t *drops) {
   struct stat st;
-  if (fstat(fd, &st) != 0)
+  if (fstat(fd, &st) != 0) {
     return -errno;
-  if (!S_ISSOCK(st.st_mode))
+  }
+  if (!S_ISSOCK(st.st_mode)) {
     return -ENOTSOCK;
+  }
   int rc = scan_proc_udp("/proc/net/udp", (unsigned long)st.st_ino, drops);
-  if (rc == 0)
+  if (rc == 0) {
     return 0;
+  }
   int rc6 = scan_proc_udp("/proc/net/udp6", (unsigned long)st.st_ino, drops);
-  if (rc6 == 0)
+  if (rc6 == 0) {
     return 0;
+  }
   return rc6 == -ENOENT ? rc : rc6;
 }

@@ -83,8 +83,9 @@ static int store_is_busy(int rc) {
  * would crowd SQLite's message out). Returns 0, CS_EBUSY or CS_ESQLITE (error set). */
 static int store_exec(store *s, const char *sql, const char *what) {
   int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK) {
     return 0;
+  }
   store_set_sqlite_error(s, what != NULL ? what : sql);
   return store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
 }
@@ -93,41 +94,50 @@ static int store_exec(store *s, const char *sql, const char *what) {
  * hold them). NULL when out of memory. */
 static char *store_name_dup(const char *data, size_t n) {
   char *p = malloc(n + 1);
-  if (!p)
+  if (!p) {
     return NULL;
-  for (size_t i = 0; i < n; i++)
+  }
+  for (size_t i = 0; i < n; i++) {
     p[i] = data[i] == '\0' ? '_' : data[i];
+  }
   p[n] = '\0';
   return p;
 }
 
 /* Is name one of the metadata columns (case-insensitive, as SQLite compares names)? */
 static int store_is_meta(const char *name) {
-  for (size_t i = 0; i < STORE_NMETA; i++)
-    if (sqlite3_stricmp(name, store_meta_names[i]) == 0)
+  for (size_t i = 0; i < STORE_NMETA; i++) {
+    if (sqlite3_stricmp(name, store_meta_names[i]) == 0) {
       return 1;
+    }
+  }
   return 0;
 }
 
 /* Is name free among the first n names of cols and the metadata columns? */
 static int store_name_free(char *const *cols, size_t n, const char *name) {
-  if (store_is_meta(name))
+  if (store_is_meta(name)) {
     return 0;
-  for (size_t i = 0; i < n; i++)
-    if (sqlite3_stricmp(cols[i], name) == 0)
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (sqlite3_stricmp(cols[i], name) == 0) {
       return 0;
+    }
+  }
   return 1;
 }
 
 /* A column name based on base that is free among cols[0..n) and the metadata: base itself, or
  * base_2, base_3 ... Returns a sqlite3_malloc'd string, or NULL when out of memory. */
 static char *store_unique_name(char *const *cols, size_t n, const char *base) {
-  if (store_name_free(cols, n, base))
+  if (store_name_free(cols, n, base)) {
     return sqlite3_mprintf("%s", base);
+  }
   for (unsigned long k = 2;; k++) {
     char *cand = sqlite3_mprintf("%s_%lu", base, k);
-    if (!cand || store_name_free(cols, n, cand))
+    if (!cand || store_name_free(cols, n, cand)) {
       return cand;
+    }
     sqlite3_free(cand);
   }
 }
@@ -137,25 +147,29 @@ static int store_table_add_col(store_table *t, const char *base) {
   if (t->ncols == t->cols_cap) {
     size_t cap = t->cols_cap ? t->cols_cap * 2 : 16;
     char **cols = realloc(t->cols, cap * sizeof *cols);
-    if (!cols)
+    if (!cols) {
       return CS_ENOMEM;
+    }
     t->cols = cols;
     t->cols_cap = cap;
   }
   char *name = store_unique_name(t->cols, t->ncols, base);
-  if (!name)
+  if (!name) {
     return CS_ENOMEM;
+  }
   t->cols[t->ncols++] = name;
   return 0;
 }
 
 /* Free a table and its cached statement. Accepts NULL. */
 static void store_table_free(store_table *t) {
-  if (!t)
+  if (!t) {
     return;
+  }
   sqlite3_finalize(t->insert);
-  for (size_t i = 0; i < t->ncols; i++)
+  for (size_t i = 0; i < t->ncols; i++) {
     sqlite3_free(t->cols[i]);
+  }
   free(t->cols);
   free(t->name);
   free(t->stream_name);
@@ -176,8 +190,9 @@ static int store_table_widen(store_table *t, size_t n) {
     char base[64];
     snprintf(base, sizeof base, "%s_%zu", store_extra_prefix(t), t->ncols - t->nheader + 1);
     int rc = store_table_add_col(t, base);
-    if (rc)
+    if (rc) {
       return rc;
+    }
   }
   return 0;
 }
@@ -187,22 +202,25 @@ static int store_table_widen(store_table *t, size_t n) {
 static int store_table_new(store *s, const sink_stream *st, store_table **out) {
   int rc = CS_ENOMEM;
   store_table *t = calloc(1, sizeof *t);
-  if (!t)
+  if (!t) {
     goto fail;
+  }
   t->owner = s;
   t->stream_name = store_name_dup(st->name, strlen(st->name));
-  if (!t->stream_name)
+  if (!t->stream_name) {
     goto fail;
+  }
   log_escape(t->stream_label, sizeof t->stream_label, t->stream_name, strlen(t->stream_name));
   t->nheader = st->ncolumns;
   rc = cs_fields_copy(st->columns, st->ncolumns, &t->header, &t->header_data);
-  if (rc)
+  if (rc) {
     goto fail;
+  }
   for (size_t i = 0; i < t->nheader; i++) {
     char *base;
-    if (st->columns[i].len == 0)
+    if (st->columns[i].len == 0) {
       base = sqlite3_mprintf("column_%llu", (unsigned long long)(i + 1));
-    else {
+    } else {
       char *raw = store_name_dup(st->columns[i].data, st->columns[i].len);
       base = raw ? sqlite3_mprintf("%s", raw) : NULL;
       free(raw);
@@ -214,8 +232,9 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
     }
     rc = store_table_add_col(t, base);
     sqlite3_free(base);
-    if (rc)
+    if (rc) {
       goto fail;
+    }
   }
   *out = t;
   return 0;
@@ -246,24 +265,29 @@ static int store_table_adopt(store_table *t, char *const *fcols, size_t nf, int 
       continue;
     }
     if (nval < t->nheader) {
-      if (strcmp(fcols[i], t->cols[nval]) != 0)
+      if (strcmp(fcols[i], t->cols[nval]) != 0) {
         return 0;
+      }
     } else if (sqlite3_strnicmp(fcols[i], prefix, (int)plen) != 0 || fcols[i][plen] != '_') {
       return 0;
     }
     nval++;
   }
-  if (nmeta != STORE_NMETA || nval < t->nheader)
+  if (nmeta != STORE_NMETA || nval < t->nheader) {
     return 0;
+  }
   /* Adopt the table's extra columns as they are named in the file. */
   for (size_t i = 0, v = 0; i < nf; i++) {
-    if (store_is_meta(fcols[i]))
+    if (store_is_meta(fcols[i])) {
       continue;
-    if (v++ < t->nheader)
+    }
+    if (v++ < t->nheader) {
       continue;
+    }
     rc = store_table_add_col(t, fcols[i]);
-    if (rc)
+    if (rc) {
       return rc;
+    }
   }
   t->ncols_db = t->ncols;
   t->created = 1;
@@ -284,15 +308,19 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
   /* SQLite compares identifiers case-insensitively (ASCII only), as NOCASE does. */
   step = sqlite3_prepare_v2(s->db, "SELECT type FROM sqlite_master WHERE name = ?1 COLLATE NOCASE",
                             -1, &q, NULL);
-  if (step != SQLITE_OK)
+  if (step != SQLITE_OK) {
     goto sqlfail;
-  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+  }
+  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
     goto sqlfail;
+  }
   step = sqlite3_step(q);
-  if (step == SQLITE_DONE)
+  if (step == SQLITE_DONE) {
     goto done;
-  if (step != SQLITE_ROW)
+  }
+  if (step != SQLITE_ROW) {
     goto sqlfail;
+  }
   const unsigned char *type = sqlite3_column_text(q, 0);
   if (!type || strcmp((const char *)type, "table") != 0) {
     *state = 2;
@@ -303,14 +331,17 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
 
   /* Its columns, in order. */
   step = sqlite3_prepare_v2(s->db, "SELECT name FROM pragma_table_info(?1)", -1, &q, NULL);
-  if (step != SQLITE_OK)
+  if (step != SQLITE_OK) {
     goto sqlfail;
-  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+  }
+  if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
     goto sqlfail;
+  }
   while ((step = sqlite3_step(q)) == SQLITE_ROW) {
     const char *c = (const char *)sqlite3_column_text(q, 0);
-    if (!c)
+    if (!c) {
       c = "";
+    }
     if (nf == cap) {
       cap = cap ? cap * 2 : 16;
       char **n2 = realloc(fcols, cap * sizeof *n2);
@@ -327,8 +358,9 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
     }
     nf++;
   }
-  if (step != SQLITE_DONE)
+  if (step != SQLITE_DONE) {
     goto sqlfail;
+  }
 
   rc = store_table_adopt(t, fcols, nf, state);
   goto done;
@@ -338,8 +370,9 @@ sqlfail:
   rc = store_is_busy(step) ? CS_EBUSY : CS_ESQLITE;
 done:
   sqlite3_finalize(q);
-  for (size_t i = 0; i < nf; i++)
+  for (size_t i = 0; i < nf; i++) {
     free(fcols[i]);
+  }
   free(fcols);
   return rc;
 }
@@ -353,8 +386,9 @@ static int store_table_choose_name(store *s, store_table *t) {
   int rc = 0;
   if (sqlite3_strnicmp(base, "sqlite_", 7) == 0) {
     prefixed = sqlite3_mprintf("stream_%s", base);
-    if (!prefixed)
+    if (!prefixed) {
       return CS_ENOMEM;
+    }
     base = prefixed;
   }
   int why = 0; /* the stream's own name is taken: 1 in this run, 2 in the file (for the log) */
@@ -365,20 +399,25 @@ static int store_table_choose_name(store *s, store_table *t) {
       goto done;
     }
     int used = 0;
-    for (store_table *o = s->tables; o; o = o->next)
-      if (o->name && sqlite3_stricmp(o->name, cand) == 0)
+    for (store_table *o = s->tables; o; o = o->next) {
+      if (o->name && sqlite3_stricmp(o->name, cand) == 0) {
         used = 1;
+      }
+    }
     int state = 2;
-    if (!used)
+    if (!used) {
       rc = store_probe_name(s, t, cand, &state);
-    if (k == 1 && rc == 0 && state == 2)
+    }
+    if (k == 1 && rc == 0 && state == 2) {
       why = used ? 1 : 2;
+    }
     if (rc == 0 && state != 2) {
       t->name = store_name_dup(cand, strlen(cand));
       sqlite3_free(cand);
       rc = t->name ? 0 : CS_ENOMEM;
-      if (rc)
+      if (rc) {
         goto done;
+      }
       log_escape(t->name_label, sizeof t->name_label, t->name, strlen(t->name));
       /* Where a stream's rows go is said once: here for a table of the file, else when the
        * batch that creates the table commits (store_flush), with why it is not named after
@@ -391,14 +430,16 @@ static int store_table_choose_name(store *s, store_table *t) {
       } else if (prefixed != NULL) {
         snprintf(t->route_note, sizeof t->route_note, "names starting with sqlite_ are SQLite's");
       }
-      if (state == 1)
+      if (state == 1) {
         log_info("stream '%s' -> existing table '%s' in %s (appending%s%s)", t->stream_label,
                  t->name_label, s->path, t->route_note[0] ? "; " : "", t->route_note);
+      }
       goto done;
     }
     sqlite3_free(cand);
-    if (rc)
+    if (rc) {
       goto done;
+    }
   }
   store_set_error(s, "no free table name for this stream");
   rc = CS_ESQLITE;
@@ -469,16 +510,19 @@ int store_open(store **out, const char *path, size_t slot, char *err, size_t err
     goto fail;
   }
   sqlite3_extended_result_codes(s->db, 1);
-  if (sqlite3_busy_timeout(s->db, STORE_OPEN_BUSY_TIMEOUT_MS) != SQLITE_OK)
+  if (sqlite3_busy_timeout(s->db, STORE_OPEN_BUSY_TIMEOUT_MS) != SQLITE_OK) {
     goto sqlfail;
+  }
   /* The answer says which journal mode is in force: anything but "wal" means the file cannot
    * use WAL (a read-only directory, a network file system, or not a database at all). */
   rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL);
-  if (rc != SQLITE_OK)
+  if (rc != SQLITE_OK) {
     goto sqlfail;
+  }
   rc = sqlite3_step(q);
-  if (rc != SQLITE_ROW)
+  if (rc != SQLITE_ROW) {
     goto sqlfail;
+  }
   const char *mode = (const char *)sqlite3_column_text(q, 0);
   if (!mode || sqlite3_stricmp(mode, "wal") != 0) {
     snprintf(err, errlen, "cannot use database %s: WAL mode refused (journal mode is '%s')", path,
@@ -487,10 +531,12 @@ int store_open(store **out, const char *path, size_t slot, char *err, size_t err
   }
   sqlite3_finalize(q);
   q = NULL;
-  if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+  if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
     goto sqlfail;
-  if (sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK)
+  }
+  if (sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
     goto sqlfail;
+  }
   *out = s;
   return 0;
 sqlfail:
@@ -529,21 +575,24 @@ int store_add(store *s, const sink_record *r) {
     return CS_ENOMEM;
   }
   int rc = store_table_for(s, r->stream, &t);
-  if (rc)
+  if (rc) {
     return rc;
+  }
   /* Before it has its name the table may still adopt the extra columns of a table in the file
    * (store_table_name_now): until then only the width is noted. */
-  if (t->name)
+  if (t->name) {
     rc = store_table_widen(t, r->nfields);
-  else if (r->nfields > t->max_fields)
+  } else if (r->nfields > t->max_fields) {
     t->max_fields = r->nfields;
+  }
   if (rc) {
     store_set_error(s, "out of memory");
     return rc;
   }
   rc = rowq_push(s->rows, r, t);
-  if (rc)
+  if (rc) {
     store_set_error(s, "out of memory");
+  }
   return rc;
 }
 
@@ -552,13 +601,15 @@ int store_add(store *s, const sink_record *r) {
  * queued so far. Returns 0 or a negative code (error set). */
 static int store_table_name_now(store *s, store_table *t) {
   int rc = store_table_choose_name(s, t);
-  if (rc)
+  if (rc) {
     return rc;
+  }
   t->created_tx = t->created;
   t->ncols_tx = t->ncols_db;
   rc = store_table_widen(t, t->max_fields);
-  if (rc)
+  if (rc) {
     store_set_error(s, "out of memory");
+  }
   return rc;
 }
 
@@ -574,58 +625,69 @@ static int store_table_ready(store *s, store_table *t) {
   if (!t->created_tx) {
     sql = sqlite3_str_new(s->db);
     sqlite3_str_appendf(sql, "CREATE TABLE \"%w\" (", t->name);
-    for (size_t i = 0; i < t->ncols; i++)
+    for (size_t i = 0; i < t->ncols; i++) {
       sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
-    for (size_t i = 0; i < STORE_NMETA; i++)
+    }
+    for (size_t i = 0; i < STORE_NMETA; i++) {
       sqlite3_str_appendf(sql, "%s\"%w\" %s", i ? ", " : "", store_meta_names[i],
                           store_meta_types[i]);
+    }
     sqlite3_str_appendall(sql, ")");
     text = sqlite3_str_finish(sql);
     sql = NULL;
-    if (!text)
+    if (!text) {
       goto nomem;
+    }
     snprintf(what, sizeof what, "creating table %s", t->name_label);
     rc = store_exec(s, text, what);
-    if (rc)
+    if (rc) {
       goto done;
+    }
     t->created_tx = 1;
     t->ncols_tx = t->ncols;
   }
   while (t->ncols_tx < t->ncols) {
     sqlite3_free(text);
     text = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN \"%w\"", t->name, t->cols[t->ncols_tx]);
-    if (!text)
+    if (!text) {
       goto nomem;
+    }
     char col_label[LOG_ESCAPE_BUF];
     snprintf(
         what, sizeof what, "adding column %s to table %s",
         log_escape(col_label, sizeof col_label, t->cols[t->ncols_tx], strlen(t->cols[t->ncols_tx])),
         t->name_label);
     rc = store_exec(s, text, what);
-    if (rc)
+    if (rc) {
       goto done;
+    }
     t->ncols_tx++;
   }
-  if (t->insert && t->insert_ncols == t->ncols)
+  if (t->insert && t->insert_ncols == t->ncols) {
     goto done;
+  }
 
   sqlite3_finalize(t->insert);
   t->insert = NULL;
   sql = sqlite3_str_new(s->db);
   sqlite3_str_appendf(sql, "INSERT INTO \"%w\" (", t->name);
-  for (size_t i = 0; i < t->ncols; i++)
+  for (size_t i = 0; i < t->ncols; i++) {
     sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
-  for (size_t i = 0; i < STORE_NMETA; i++)
+  }
+  for (size_t i = 0; i < STORE_NMETA; i++) {
     sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
+  }
   sqlite3_str_appendall(sql, ") VALUES (");
-  for (size_t i = 0; i < t->ncols + STORE_NMETA; i++)
+  for (size_t i = 0; i < t->ncols + STORE_NMETA; i++) {
     sqlite3_str_appendall(sql, i ? ", ?" : "?");
+  }
   sqlite3_str_appendall(sql, ")");
   sqlite3_free(text);
   text = sqlite3_str_finish(sql);
   sql = NULL;
-  if (!text)
+  if (!text) {
     goto nomem;
+  }
   int prc = sqlite3_prepare_v2(s->db, text, -1, &t->insert, NULL);
   if (prc != SQLITE_OK) {
     store_set_sqlite_error(s, "preparing the INSERT");
@@ -654,27 +716,34 @@ static int store_insert_row(store *s, const rowq_row *row) {
   int rc = SQLITE_OK, col = 1;
 
   for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, col++) {
-    if (i < row->nfields)
+    if (i < row->nfields) {
       /* The bytes live in the row until it is dequeued after COMMIT, and the bindings are
        * cleared after each step, so the statement never holds a stale pointer. */
       rc = sqlite3_bind_text(q, col, row->fields[i].len ? row->fields[i].data : "",
                              (int)row->fields[i].len, SQLITE_STATIC);
-    else
+    } else {
       rc = sqlite3_bind_null(q, col);
+    }
   }
   snprintf(pid, sizeof pid, "%016" PRIx64, row->stream->producer_id);
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_text(q, col++, pid, -1, SQLITE_TRANSIENT);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_text(q, col++, row->stream->protocol, -1, SQLITE_STATIC);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->seq);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->sent_us);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->received_us);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_text(q, col++, row->stream->peer, -1, SQLITE_STATIC);
+  }
   if (rc != SQLITE_OK) {
     store_set_sqlite_error(s, "binding a value");
     sqlite3_clear_bindings(q);
@@ -699,13 +768,16 @@ int store_flush(store *s) {
   const rowq_row *row;
   int rc;
 
-  if (!rowq_head(s->rows))
+  if (!rowq_head(s->rows)) {
     return 0;
+  }
   rc = store_exec(s, "BEGIN IMMEDIATE", NULL);
-  if (rc == CS_EBUSY)
+  if (rc == CS_EBUSY) {
     store_set_error(s, "locked by another process (BEGIN IMMEDIATE: busy)");
-  if (rc)
+  }
+  if (rc) {
     return rc;
+  }
   for (store_table *t = s->tables; t; t = t->next) {
     t->created_tx = t->created;
     t->ncols_tx = t->ncols_db;
@@ -714,28 +786,34 @@ int store_flush(store *s) {
     store_table *t = row->tag;
     if (!t->name) {
       rc = store_table_name_now(s, t);
-      if (rc)
+      if (rc) {
         goto rollback;
+      }
     }
     if (!t->created_tx || t->ncols_tx < t->ncols || !t->insert || t->insert_ncols != t->ncols) {
       rc = store_table_ready(s, t);
-      if (rc)
+      if (rc) {
         goto rollback;
+      }
     }
     rc = store_insert_row(s, row);
-    if (rc)
+    if (rc) {
       goto rollback;
+    }
   }
   rc = store_exec(s, "COMMIT", NULL);
-  if (rc == CS_EBUSY)
+  if (rc == CS_EBUSY) {
     store_set_error(s, "locked by another process (COMMIT: busy)");
-  if (rc)
+  }
+  if (rc) {
     goto rollback;
+  }
 
   for (store_table *t = s->tables; t; t = t->next) {
-    if (t->created_tx && !t->created)
+    if (t->created_tx && !t->created) {
       log_info("stream '%s' -> table '%s' in %s%s%s%s", t->stream_label, t->name_label, s->path,
                t->route_note[0] ? " (" : "", t->route_note, t->route_note[0] ? ")" : "");
+    }
     t->created = t->created_tx;
     t->ncols_db = t->ncols_tx;
   }
@@ -751,8 +829,9 @@ int store_flush(store *s) {
   return 0;
 
 rollback:
-  if (!sqlite3_get_autocommit(s->db))
+  if (!sqlite3_get_autocommit(s->db)) {
     (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* the first error is the one kept */
+  }
   /* Schema changes of this transaction are gone: statements prepared against them are stale. */
   for (store_table *t = s->tables; t; t = t->next) {
     if (t->created_tx != t->created || t->ncols_tx != t->ncols_db) {
@@ -799,8 +878,9 @@ const char *store_table_name(const store *s, const sink_stream *st) {
 
 int store_close(store *s) {
   int rc = 0;
-  if (!s)
+  if (!s) {
     return 0;
+  }
   for (store_table *t = s->tables, *next; t; t = next) {
     next = t->next;
     store_table_free(t);

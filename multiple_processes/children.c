@@ -30,24 +30,28 @@ void mp_log(const char *fmt, ...) {
   int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
   va_end(ap);
   size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-  if (len > sizeof line - 2)
+  if (len > sizeof line - 2) {
     len = sizeof line - 2;
+  }
   line[len++] = '\n';
   /* One write per line: a pipe (tee) receives it whole even when processes log at once. */
   size_t off = 0;
   while (off < len) {
     ssize_t w = write(STDOUT_FILENO, line + off, len - off);
-    if (w < 0 && errno == EINTR)
+    if (w < 0 && errno == EINTR) {
       continue;
-    if (w <= 0)
+    }
+    if (w <= 0) {
       return; /* stdout is gone (a closed pipe): nothing better to do with a log */
+    }
     off += (size_t)w;
   }
 }
 
 void mp_sleep(double seconds) {
-  if (seconds <= 0)
+  if (seconds <= 0) {
     return;
+  }
   clock_sleep_until(clock_mono_us() + (uint64_t)(seconds * 1e6), NULL);
 }
 
@@ -57,8 +61,9 @@ uint64_t mp_random64(void) {
   do {
     n = getrandom(&v, sizeof v, 0);
   } while (n < 0 && errno == EINTR);
-  if (n != (ssize_t)sizeof v)
+  if (n != (ssize_t)sizeof v) {
     v = clock_wall_us() * 6364136223846793005ull ^ (uint64_t)getpid();
+  }
   return v;
 }
 
@@ -76,15 +81,17 @@ void mp_report(int fd, int p, int r, const char *error) {
   res.process = p;
   res.record = r;
   res.ok = error == NULL;
-  if (error)
+  if (error) {
     snprintf(res.error, sizeof res.error, "%s", error);
+  }
   ssize_t w;
   do {
     w = write(fd, &res, sizeof res);
   } while (w < 0 && errno == EINTR);
-  if (w != (ssize_t)sizeof res)
+  if (w != (ssize_t)sizeof res) {
     fprintf(stderr, "multiple_processes: process %d cannot report to the parent: %s\n", p,
             w < 0 ? strerror(errno) : "short write");
+  }
 }
 
 /* Read exactly len bytes unless EOF comes first. Returns bytes read, or -1 on error. */
@@ -92,12 +99,15 @@ static ssize_t mp_read_full(int fd, void *buf, size_t len) {
   size_t off = 0;
   while (off < len) {
     ssize_t n = read(fd, (char *)buf + off, len - off);
-    if (n < 0 && errno == EINTR)
+    if (n < 0 && errno == EINTR) {
       continue;
-    if (n < 0)
+    }
+    if (n < 0) {
       return -1;
-    if (n == 0)
+    }
+    if (n == 0) {
       break;
+    }
     off += (size_t)n;
   }
   return (ssize_t)off;
@@ -194,20 +204,24 @@ int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *
     if (signo && !forwarded) {
       forwarded = 1;
       mp_log("%s: stopping the processes", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-      for (int i = 0; i < started; i++)
+      for (int i = 0; i < started; i++) {
         kill(pids[i], signo);
+      }
     }
     if (poll(fds, fds[1].fd >= 0 ? 2 : 1, -1) < 0) {
-      if (errno == EINTR)
+      if (errno == EINTR) {
         continue;
+      }
       fprintf(stderr, "multiple_processes: waiting for results: %s\n", strerror(errno));
       break;
     }
-    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
       continue;
+    }
     /* A report is written whole (smaller than PIPE_BUF), so this read does not wait long. */
-    if ((n = mp_read_full(results[0], &r, sizeof r)) != (ssize_t)sizeof r)
+    if ((n = mp_read_full(results[0], &r, sizeof r)) != (ssize_t)sizeof r) {
       break;
+    }
     if (r.ok) {
       (*reported_ok)++;
     } else {
@@ -216,44 +230,54 @@ int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *
       mp_tally(reasons, counts, &nreasons, r.error);
     }
   }
-  if (n < 0)
+  if (n < 0) {
     fprintf(stderr, "multiple_processes: reading results: %s\n", strerror(errno));
+  }
   /* A Ctrl-C at the terminal reaches the children too: they can be gone before the loop saw
    * the parent's signal. Say it all the same. */
-  if (mp_stop_signal() && !forwarded)
+  if (mp_stop_signal() && !forwarded) {
     mp_log("%s: stopping the processes", mp_stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT");
+  }
   rc = 0;
 
 done:
   /* Children already forked are always waited for, also on the failure path, where the ones
    * still held at the barrier are stopped before they could start. */
-  if (!released)
-    for (int i = 0; i < started; i++)
+  if (!released) {
+    for (int i = 0; i < started; i++) {
       kill(pids[i], SIGKILL);
-  if (barrier[1] >= 0)
+    }
+  }
+  if (barrier[1] >= 0) {
     close(barrier[1]);
-  if (results[1] >= 0)
+  }
+  if (results[1] >= 0) {
     close(results[1]);
+  }
   for (int i = 0; i < started; i++) {
     int status;
     while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
     }
   }
-  if (barrier[0] >= 0)
+  if (barrier[0] >= 0) {
     close(barrier[0]);
-  if (results[0] >= 0)
+  }
+  if (results[0] >= 0) {
     close(results[0]);
+  }
   free(pids);
   size_t off = 0;
   for (int i = 0; i < nreasons && off < failures_len; i++) {
     int w;
-    if (nreasons == 1)
+    if (nreasons == 1) {
       w = snprintf(failures + off, failures_len - off, "%s", reasons[i]);
-    else
+    } else {
       w = snprintf(failures + off, failures_len - off, "%s%s (%ld)", i ? ", " : "", reasons[i],
                    counts[i]);
-    if (w < 0)
+    }
+    if (w < 0) {
       break;
+    }
     off += (size_t)w;
   }
   return rc;

@@ -32,22 +32,29 @@ static int mp_insert(sqlite3 *db, const mp_ctx *ctx, int p, int r) {
                               " (run, process, record, sensor, celsius, taken_at)"
                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                               -1, &q, NULL);
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_int64(q, 1, (sqlite3_int64)ctx->run_id);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_int(q, 2, p);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_int(q, 3, r);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_text(q, 4, rd.sensor, -1, SQLITE_TRANSIENT);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_text(q, 5, rd.celsius, -1, SQLITE_TRANSIENT);
-  if (rc == SQLITE_OK)
+  }
+  if (rc == SQLITE_OK) {
     rc = sqlite3_bind_text(q, 6, rd.taken_at, -1, SQLITE_TRANSIENT);
+  }
   if (rc == SQLITE_OK) {
     rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE)
+    if (rc == SQLITE_DONE) {
       rc = SQLITE_OK;
+    }
   }
   /* The connection's message stays readable after finalize for the caller's log. */
   sqlite3_finalize(q);
@@ -56,16 +63,18 @@ static int mp_insert(sqlite3 *db, const mp_ctx *ctx, int p, int r) {
 
 /* End a failed transaction, if one is open. */
 static void mp_rollback(sqlite3 *db) {
-  if (!sqlite3_get_autocommit(db))
+  if (!sqlite3_get_autocommit(db)) {
     (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  }
 }
 
 /* Open this process's own connection. Returns NULL after logging and reporting every record
  * as failed. */
 static sqlite3 *mp_child_open(const mp_ctx *ctx, int p, int fd) {
   sqlite3 *db = NULL;
-  if (sqlite3_open_v2(ctx->db, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+  if (sqlite3_open_v2(ctx->db, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
     return db;
+  }
   char msg[200];
   snprintf(msg, sizeof msg, "cannot open %s: %s", ctx->db,
            db ? sqlite3_errmsg(db) : "out of memory");
@@ -82,8 +91,9 @@ static sqlite3 *mp_child_open(const mp_ctx *ctx, int p, int fd) {
 static int mp_naive_child(const mp_ctx *ctx, int p, int fd) {
   mp_sleep((p - 1) * MP_NAIVE_STAGGER_S);
   sqlite3 *db = mp_child_open(ctx, p, fd);
-  if (!db)
+  if (!db) {
     return 1;
+  }
   for (int r = 1; r <= ctx->records; r++) {
     const char *step = "BEGIN";
     int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
@@ -92,9 +102,10 @@ static int mp_naive_child(const mp_ctx *ctx, int p, int fd) {
       rc = mp_insert(db, ctx, p, r);
     }
     if (rc == SQLITE_OK) {
-      if (ctx->task_duration > 0)
+      if (ctx->task_duration > 0) {
         mp_log("process %d record %d: in the transaction, working for %g s", p, r,
                ctx->task_duration);
+      }
       mp_sleep(ctx->task_duration);
       step = "COMMIT";
       rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -120,8 +131,9 @@ static int mp_naive_child(const mp_ctx *ctx, int p, int fd) {
 static int mp_safe_child(const mp_ctx *ctx, int p, int fd) {
   sqlite3 *db = mp_child_open(ctx, p, fd);
   int failures = 0;
-  if (!db)
+  if (!db) {
     return 1;
+  }
   if (sqlite3_busy_timeout(db, MP_SAFE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
     fprintf(stderr, "multiple_processes: process %d: busy timeout: %s\n", p, sqlite3_errmsg(db));
   }
@@ -137,9 +149,10 @@ static int mp_safe_child(const mp_ctx *ctx, int p, int fd) {
         rc = mp_insert(db, ctx, p, r);
       }
       if (rc == SQLITE_OK) {
-        if (ctx->task_duration > 0)
+        if (ctx->task_duration > 0) {
           mp_log("process %d record %d: holding the write lock, working for %g s", p, r,
                  ctx->task_duration);
+        }
         mp_sleep(ctx->task_duration);
         step = "COMMIT";
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -161,8 +174,9 @@ static int mp_safe_child(const mp_ctx *ctx, int p, int fd) {
        * waiting processes do not all wake up and collide again at the same moment. */
       int shift = attempt - 1 < 5 ? attempt - 1 : 5;
       int backoff = MP_SAFE_BACKOFF_MIN_MS << shift;
-      if (backoff > MP_SAFE_BACKOFF_MAX_MS)
+      if (backoff > MP_SAFE_BACKOFF_MAX_MS) {
         backoff = MP_SAFE_BACKOFF_MAX_MS;
+      }
       rnd ^= rnd << 13;
       rnd ^= rnd >> 7;
       rnd ^= rnd << 17;
@@ -174,9 +188,10 @@ static int mp_safe_child(const mp_ctx *ctx, int p, int fd) {
     if (!done) {
       char why[112];
       snprintf(why, sizeof why, "%s", msg[0] ? msg : "gave up");
-      if (strstr(msg, "locked"))
+      if (strstr(msg, "locked")) {
         mp_log("process %d record %d: FAILED: gave up after %d attempts: %s", p, r,
                MP_SAFE_MAX_ATTEMPTS, msg);
+      }
       mp_report(fd, p, r, why);
       failures++;
     }
@@ -224,23 +239,27 @@ static int mp_direct_setup(const mp_ctx *ctx, char *before, char *after, size_t 
     goto done;
   }
   if (sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
-      mp_journal_mode(db, "PRAGMA journal_mode", before, len) != SQLITE_OK)
+      mp_journal_mode(db, "PRAGMA journal_mode", before, len) != SQLITE_OK) {
     goto fail;
+  }
   /* Changing the mode needs the file to itself; wait a little, then make do with what it is. */
-  if (sqlite3_busy_timeout(db, 1000) != SQLITE_OK)
+  if (sqlite3_busy_timeout(db, 1000) != SQLITE_OK) {
     goto fail;
+  }
   int jrc = mp_journal_mode(db, journal, after, len);
-  if ((jrc & 0xff) == SQLITE_BUSY || (jrc & 0xff) == SQLITE_LOCKED)
+  if ((jrc & 0xff) == SQLITE_BUSY || (jrc & 0xff) == SQLITE_LOCKED) {
     snprintf(after, len, "%s", before);
-  else if (jrc != SQLITE_OK)
+  } else if (jrc != SQLITE_OK) {
     goto fail;
+  }
   if (sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
       sqlite3_exec(db,
                    "CREATE TABLE IF NOT EXISTS " MP_DIRECT_TABLE
                    " (run INTEGER, process INTEGER, record INTEGER, sensor TEXT, celsius TEXT,"
                    " taken_at TEXT)",
-                   NULL, NULL, NULL) != SQLITE_OK)
+                   NULL, NULL, NULL) != SQLITE_OK) {
     goto fail;
+  }
   rc = 0;
   goto done;
 fail:
@@ -277,60 +296,68 @@ int mp_direct_run(mp_ctx *ctx) {
   char before[32], after[32];
   long expected = (long)ctx->processes * ctx->records;
 
-  if (mp_direct_setup(ctx, before, after, sizeof before) != 0)
+  if (mp_direct_setup(ctx, before, after, sizeof before) != 0) {
     return 1;
+  }
   /* Say what the file's journal really is: naive's lesson is about SQLite's defaults, and a
    * file left in WAL by an earlier safe or funnel run is switched back (or, when another
    * connection holds it open, stays in WAL; one writer at a time all the same). */
-  if (ctx->mode == MP_NAIVE && strcmp(after, "delete") == 0 && strcmp(before, "delete") != 0)
+  if (ctx->mode == MP_NAIVE && strcmp(after, "delete") == 0 && strcmp(before, "delete") != 0) {
     mp_log("naive: %d processes x %d records into %s, task duration %g s; switched %s back from "
            "%s to the rollback journal (SQLite's default); each process opens its own "
            "connection with SQLite's defaults (no busy timeout, deferred BEGIN)",
            ctx->processes, ctx->records, ctx->db, ctx->task_duration, ctx->db,
            strcmp(before, "wal") == 0 ? "WAL" : before);
-  else if (ctx->mode == MP_NAIVE && strcmp(after, "delete") == 0)
+  } else if (ctx->mode == MP_NAIVE && strcmp(after, "delete") == 0) {
     mp_log("naive: %d processes x %d records into %s, task duration %g s; each process opens "
            "its own connection with SQLite's defaults (rollback journal, no busy timeout, "
            "deferred BEGIN)",
            ctx->processes, ctx->records, ctx->db, ctx->task_duration);
-  else if (ctx->mode == MP_NAIVE)
+  } else if (ctx->mode == MP_NAIVE) {
     mp_log("naive: %d processes x %d records into %s, task duration %g s; %s stays in %s mode "
            "(another connection has it open, so it could not be switched back to the rollback "
            "journal); each process opens its own connection with no busy timeout and a "
            "deferred BEGIN",
            ctx->processes, ctx->records, ctx->db, ctx->task_duration, ctx->db,
            strcmp(after, "wal") == 0 ? "WAL" : after);
-  else if (strcmp(after, "wal") == 0)
+  } else if (strcmp(after, "wal") == 0) {
     mp_log("safe: %d processes x %d records into %s, task duration %g s; WAL, BEGIN IMMEDIATE, "
            "busy timeout %d ms, up to %d attempts with jittered backoff",
            ctx->processes, ctx->records, ctx->db, ctx->task_duration, MP_SAFE_BUSY_TIMEOUT_MS,
            MP_SAFE_MAX_ATTEMPTS);
-  else
+  } else {
     mp_log("safe: %d processes x %d records into %s, task duration %g s; %s stays in %s mode "
            "(another connection has it open, so it could not be switched to WAL), BEGIN "
            "IMMEDIATE, busy timeout %d ms, up to %d attempts with jittered backoff",
            ctx->processes, ctx->records, ctx->db, ctx->task_duration, ctx->db,
            strcmp(after, "delete") == 0 ? "rollback journal" : after, MP_SAFE_BUSY_TIMEOUT_MS,
            MP_SAFE_MAX_ATTEMPTS);
+  }
   if (mp_run_children(ctx, ctx->mode == MP_NAIVE ? mp_naive_child : mp_safe_child, &ok, &failed,
-                      failures, sizeof failures) != 0)
+                      failures, sizeof failures) != 0) {
     return 1;
+  }
   long inserted = mp_direct_count(ctx);
-  if (inserted < 0)
+  if (inserted < 0) {
     return 1;
-  if (inserted != ok)
+  }
+  if (inserted != ok) {
     mp_log("note: the processes reported %ld inserted, the database holds %ld", ok, inserted);
+  }
   /* Ctrl-C: the processes were stopped; say what landed before they were. */
-  if (mp_stop_signal())
+  if (mp_stop_signal()) {
     return mp_stop_summary(inserted, expected, failed, failures);
-  if (expected - inserted > 0)
+  }
+  if (expected - inserted > 0) {
     mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
            failures[0] ? failures : "unknown");
-  else
+  } else {
     mp_log("inserted %ld of %ld records; none failed", inserted, expected);
+  }
   /* naive exits 0 even when records were lost: the failure is the lesson, not a malfunction.
    * safe promises every record, so a missing one is a runtime failure. */
-  if (ctx->mode == MP_SAFE && inserted != expected)
+  if (ctx->mode == MP_SAFE && inserted != expected) {
     return 1;
+  }
   return 0;
 }

@@ -43,12 +43,14 @@ static int mp_free_port(void) {
   socklen_t len = sizeof a;
   int port = 0;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
+  if (fd < 0) {
     return 0;
+  }
   mp_loopback(&a, 0);
   if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+      getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
     port = ntohs(a.sin_port);
+  }
   close(fd);
   return port;
 }
@@ -58,8 +60,9 @@ static int mp_connect(int port) {
   struct sockaddr_in a;
   mp_loopback(&a, port);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
+  if (fd < 0) {
     return -1;
+  }
   int rc;
   do {
     rc = connect(fd, (struct sockaddr *)&a, sizeof a);
@@ -80,14 +83,16 @@ static int mp_port_taken(int port) {
   struct sockaddr_in a;
   int one = 1, taken = 0;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
+  if (fd < 0) {
     return 0;
+  }
   mp_loopback(&a, port);
   /* SO_REUSEADDR: a connection of an earlier run in TIME_WAIT does not make the port look taken;
    * a listening socket still does. */
   (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno == EADDRINUSE)
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno == EADDRINUSE) {
     taken = 1;
+  }
   close(fd);
   return taken;
 }
@@ -96,10 +101,12 @@ static int mp_port_taken(int port) {
 static int mp_send_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
     ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
+    if (n < 0 && errno == EINTR) {
       continue;
-    if (n < 0)
+    }
+    if (n < 0) {
       return -1;
+    }
     buf += n;
     len -= (size_t)n;
   }
@@ -149,14 +156,16 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
   m.sent_us = clock_wall_us();
   m.nfields = MP_NCOLS;
   m.fields = cols;
-  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0)
+  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) {
     goto fail;
+  }
   for (int r = 1; r <= ctx->records; r++) {
     mp_reading rd;
     char pnum[16], rnum[16];
     /* The task's work happens here, before the record is handed over: nothing is locked. */
-    if (ctx->task_duration > 0)
+    if (ctx->task_duration > 0) {
       mp_log("process %d record %d: working for %g s (no lock held)", p, r, ctx->task_duration);
+    }
     mp_sleep(ctx->task_duration);
     mp_reading_make(&rd, p, r);
     snprintf(pnum, sizeof pnum, "%d", p);
@@ -171,8 +180,9 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
     m.line = (uint64_t)r + 1;
     m.sent_us = clock_wall_us();
     m.fields = vals;
-    if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0)
+    if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) {
       goto fail;
+    }
     mp_log("process %d record %d: sent to the consumer", p, r);
     mp_report(result_fd, p, r, NULL);
     sent++;
@@ -183,8 +193,9 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
   m.sent_us = clock_wall_us();
   m.nfields = 0;
   m.fields = NULL;
-  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0)
+  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) {
     goto fail;
+  }
   close(fd);
   cs_buf_free(&out);
   return 0;
@@ -194,8 +205,9 @@ fail:
     mp_log("process %d record %d: FAILED: %s", p, r, why);
     mp_report(result_fd, p, r, why);
   }
-  if (fd >= 0)
+  if (fd >= 0) {
     close(fd);
+  }
   cs_buf_free(&out);
   return 1;
 }
@@ -214,38 +226,44 @@ static long mp_funnel_count(const mp_ctx *ctx, int quiet) {
                          "SELECT name FROM sqlite_master WHERE type = 'table' AND (name = ?1 OR "
                          "name GLOB ?1 || '_[0-9]*')",
                          -1, &tables, NULL) != SQLITE_OK ||
-      sqlite3_bind_text(tables, 1, MP_STREAM, -1, SQLITE_STATIC) != SQLITE_OK)
+      sqlite3_bind_text(tables, 1, MP_STREAM, -1, SQLITE_STATIC) != SQLITE_OK) {
     goto fail;
+  }
   while ((rc = sqlite3_step(tables)) == SQLITE_ROW) {
     char *sql = sqlite3_mprintf("SELECT count(*) FROM \"%w\" WHERE _producer = ?1",
                                 (const char *)sqlite3_column_text(tables, 0));
-    if (!sql)
+    if (!sql) {
       goto fail;
+    }
     int prc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
     sqlite3_free(sql);
-    if (prc != SQLITE_OK)
+    if (prc != SQLITE_OK) {
       continue; /* a table of that name that is not the consumer's */
+    }
     for (int p = 0; p < ctx->processes; p++) {
       char pid[17];
       snprintf(pid, sizeof pid, "%016llx", (unsigned long long)ctx->producer_ids[p]);
       if (sqlite3_bind_text(q, 1, pid, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-          sqlite3_step(q) != SQLITE_ROW)
+          sqlite3_step(q) != SQLITE_ROW) {
         goto fail;
+      }
       total += (long)sqlite3_column_int64(q, 0);
       sqlite3_reset(q);
     }
     sqlite3_finalize(q);
     q = NULL;
   }
-  if (rc != SQLITE_DONE)
+  if (rc != SQLITE_DONE) {
     goto fail;
+  }
   sqlite3_finalize(tables);
   sqlite3_close(db);
   return total;
 fail:
-  if (!quiet)
+  if (!quiet) {
     fprintf(stderr, "multiple_processes: cannot count rows in %s: %s\n", ctx->db,
             db ? sqlite3_errmsg(db) : "out of memory");
+  }
   sqlite3_finalize(q);
   sqlite3_finalize(tables);
   sqlite3_close(db);
@@ -267,11 +285,13 @@ static int mp_consumer_log_copy(const char *path, const char *marker) {
   char line[4096];
   int copying = marker == NULL, copied = 0;
   FILE *f = fopen(path, "r");
-  if (!f)
+  if (!f) {
     return 0;
+  }
   while (fgets(line, sizeof line, f)) {
-    if (!copying && strncmp(line, marker, strlen(marker)) == 0)
+    if (!copying && strncmp(line, marker, strlen(marker)) == 0) {
       copying = 1;
+    }
     if (copying) {
       fputs(line, stderr);
       copied = 1;
@@ -288,10 +308,12 @@ static int mp_consumer_log_listening(const char *path, int port) {
   int found = 0;
   snprintf(needle, sizeof needle, "listening on 127.0.0.1:%d/tcp", port);
   FILE *f = fopen(path, "r");
-  if (!f)
+  if (!f) {
     return 0;
-  while (!found && fgets(line, sizeof line, f))
+  }
+  while (!found && fgets(line, sizeof line, f)) {
     found = strstr(line, needle) != NULL;
+  }
   fclose(f);
   return found;
 }
@@ -334,11 +356,13 @@ static pid_t mp_consumer_start(const mp_ctx *ctx, const char *log_path) {
      * not the consumer, which this program stops with one SIGTERM once the processes are gone
      * (a second signal could land after the consumer's handlers are gone and kill it). Should
      * this program die without stopping it, the kernel sends the SIGTERM instead. */
-    if (setpgid(0, 0) != 0 || prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+    if (setpgid(0, 0) != 0 || prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) {
       _exit(127);
+    }
     /* dup2 leaves the new descriptor without O_CLOEXEC: the consumer keeps it as stderr. */
-    if (dup2(log_fd, STDERR_FILENO) < 0)
+    if (dup2(log_fd, STDERR_FILENO) < 0) {
       _exit(127);
+    }
     execv(ctx->consumer, argv);
     fprintf(stderr, "multiple_processes: cannot run the consumer %s: %s\n", ctx->consumer,
             strerror(errno));
@@ -350,8 +374,9 @@ static pid_t mp_consumer_start(const mp_ctx *ctx, const char *log_path) {
     int status;
     /* Read the log before asking whether it exited: a consumer that listened and then died
      * still fails below, when the processes cannot connect. */
-    if (mp_consumer_log_listening(log_path, ctx->port))
+    if (mp_consumer_log_listening(log_path, ctx->port)) {
       return pid;
+    }
     if (mp_stop_signal()) {
       /* Ctrl-C before it listened: stop it the clean way, the caller reports. */
       kill(pid, SIGTERM);
@@ -384,8 +409,9 @@ static pid_t mp_consumer_start(const mp_ctx *ctx, const char *log_path) {
  * or -1 when it had to be killed or died of a signal. */
 static int mp_consumer_stop(pid_t pid) {
   int status = 0;
-  if (kill(pid, SIGTERM) != 0 && errno != ESRCH)
+  if (kill(pid, SIGTERM) != 0 && errno != ESRCH) {
     fprintf(stderr, "multiple_processes: cannot stop the consumer: %s\n", strerror(errno));
+  }
   uint64_t deadline = clock_mono_us() + MP_EXIT_WAIT_US;
   while (!mp_exited(pid, &status)) {
     if (clock_mono_us() > deadline) {
@@ -407,12 +433,14 @@ static int mp_consumer_stop(pid_t pid) {
 static int mp_default_consumer(char *out, size_t len) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0)
+  if (n <= 0) {
     return -1;
+  }
   self[n] = '\0';
   char *slash = strrchr(self, '/');
-  if (!slash)
+  if (!slash) {
     return -1;
+  }
   *slash = '\0';
   int w = snprintf(out, len, "%s/consumer", self);
   return w > 0 && (size_t)w < len ? 0 : -1;
@@ -457,8 +485,9 @@ static int mp_funnel_prepare(mp_ctx *ctx, char *consumer, size_t consumer_len, c
     fprintf(stderr, "multiple_processes: out of memory\n");
     return 1;
   }
-  for (int p = 0; p < ctx->processes; p++)
+  for (int p = 0; p < ctx->processes; p++) {
     ctx->producer_ids[p] = mp_random64();
+  }
   return 0;
 }
 
@@ -474,13 +503,15 @@ static pid_t mp_funnel_start_consumer(mp_ctx *ctx, const char *log_path, int por
    * bind ("address already in use"): pick another and try again, a few times. */
   for (int attempt = 1; cpid < 0 && port_is_ours && attempt < MP_PORT_ATTEMPTS && !mp_stop_signal();
        attempt++) {
-    if ((ctx->port = mp_free_port()) == 0)
+    if ((ctx->port = mp_free_port()) == 0) {
       break;
+    }
     mp_log("trying the consumer on another free port, %d", ctx->port);
     cpid = mp_consumer_start(ctx, log_path);
   }
-  if (cpid >= 0)
+  if (cpid >= 0) {
     mp_log("consumer started (pid %ld), listening on 127.0.0.1:%d/tcp", (long)cpid, ctx->port);
+  }
   return cpid;
 }
 
@@ -490,25 +521,28 @@ static int mp_funnel_verdict(mp_ctx *ctx, int running, long expected, long faile
                              const char *failures, int status) {
   long inserted = mp_funnel_count(ctx, 0);
   if (inserted < 0) {
-    if (running)
+    if (running) {
       fprintf(stderr,
               "multiple_processes: is the consumer on port %d writing to %s? (start it "
               "with --db %s)\n",
               ctx->port, ctx->db, ctx->db);
+    }
     return 1;
   }
   /* Ctrl-C: the processes were stopped, and our consumer committed what it had received. */
-  if (mp_stop_signal())
+  if (mp_stop_signal()) {
     return mp_stop_summary(inserted, expected, failed, failures);
-  if (inserted < expected)
+  }
+  if (inserted < expected) {
     mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
            failures[0] ? failures
            : running   ? "sent but not in the database (is the running consumer writing "
                          "to this --db file?)"
                        : "sent but not in the database");
-  else
+  } else {
     mp_log("inserted %ld of %ld records; none failed, and no process waited on a lock", inserted,
            expected);
+  }
   return inserted == expected && status == 0 ? 0 : 1;
 }
 
@@ -523,20 +557,23 @@ int mp_funnel_run(mp_ctx *ctx) {
   pid_t cpid = -1;
 
   failures[0] = '\0';
-  if (mp_funnel_prepare(ctx, consumer, sizeof consumer, log_path, sizeof log_path, &running) != 0)
+  if (mp_funnel_prepare(ctx, consumer, sizeof consumer, log_path, sizeof log_path, &running) != 0) {
     goto done;
+  }
   if (running) {
     mp_log("funnel: %d processes x %d records, task duration %g s; they stream to the consumer "
            "already listening on 127.0.0.1:%d/tcp, which must be the only writer of %s "
            "(started with --db %s)",
            ctx->processes, ctx->records, ctx->task_duration, ctx->port, ctx->db, ctx->db);
   } else if ((cpid = mp_funnel_start_consumer(ctx, log_path, port_is_ours)) < 0) {
-    if (mp_stop_signal())
+    if (mp_stop_signal()) {
       code = mp_stop_summary(0, expected, 0, NULL);
+    }
     goto done;
   }
-  if (mp_run_children(ctx, mp_funnel_child, &ok, &failed, failures, sizeof failures) != 0)
+  if (mp_run_children(ctx, mp_funnel_child, &ok, &failed, failures, sizeof failures) != 0) {
     goto done;
+  }
 
   /* The consumer commits within about 100 ms; wait for the rows before asking it to stop, so
    * that the count below does not depend on how fast it drains at shutdown. After Ctrl-C our
@@ -544,28 +581,32 @@ int mp_funnel_run(mp_ctx *ctx) {
    * still waited for, as it is not ours to stop. */
   uint64_t deadline = clock_mono_us() + MP_COMMIT_WAIT_US;
   while (!(mp_stop_signal() && !running) && mp_funnel_count(ctx, 1) < ok &&
-         clock_mono_us() < deadline)
+         clock_mono_us() < deadline) {
     mp_sleep(0.1);
+  }
   if (!running) {
     status = mp_consumer_stop(cpid);
     cpid = -1;
     /* The consumer's own summary (what it received, the connections, the rows it committed)
      * stays in front of the person, as when it wrote to this terminal. */
     mp_consumer_log_copy(log_path, "consumer summary");
-    if (status != 0)
+    if (status != 0) {
       fprintf(stderr, "multiple_processes: the consumer exited with status %d (its log: %s)\n",
               status, log_path);
-    else
+    } else {
       mp_log("consumer stopped; its log: %s", log_path);
+    }
   }
   code = mp_funnel_verdict(ctx, running, expected, failed, failures, status);
 
 done:
-  if (cpid > 0)
+  if (cpid > 0) {
     mp_consumer_stop(cpid);
+  }
   free(ctx->producer_ids);
   ctx->producer_ids = NULL;
-  if (ctx->consumer == consumer)
+  if (ctx->consumer == consumer) {
     ctx->consumer = NULL;
+  }
   return code;
 }

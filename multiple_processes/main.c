@@ -70,18 +70,22 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
   while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
     switch (c) {
     case 'p':
-      if (opt_long("--processes", optarg, 1, 200, &v, err, sizeof err) != 0)
+      if (opt_long("--processes", optarg, 1, 200, &v, err, sizeof err) != 0) {
         goto usage;
+      }
       ctx->processes = (int)v;
       break;
     case 'r':
-      if (opt_long("--records", optarg, 1, 100000, &v, err, sizeof err) != 0)
+      if (opt_long("--records", optarg, 1, 100000, &v, err, sizeof err) != 0) {
         goto usage;
+      }
       ctx->records = (int)v;
       break;
     case 't':
-      if (opt_double("--task-duration", optarg, 0, 3600, &ctx->task_duration, err, sizeof err) != 0)
+      if (opt_double("--task-duration", optarg, 0, 3600, &ctx->task_duration, err, sizeof err) !=
+          0) {
         goto usage;
+      }
       break;
     case 'd':
       if (optarg[0] == '\0') {
@@ -91,13 +95,13 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
       ctx->db = optarg;
       break;
     case 'm':
-      if (strcmp(optarg, "naive") == 0)
+      if (strcmp(optarg, "naive") == 0) {
         ctx->mode = MP_NAIVE;
-      else if (strcmp(optarg, "safe") == 0)
+      } else if (strcmp(optarg, "safe") == 0) {
         ctx->mode = MP_SAFE;
-      else if (strcmp(optarg, "funnel") == 0)
+      } else if (strcmp(optarg, "funnel") == 0) {
         ctx->mode = MP_FUNNEL;
-      else {
+      } else {
         snprintf(err, sizeof err, "--mode: '%s' is not one of naive, safe, funnel", optarg);
         goto usage;
       }
@@ -106,8 +110,9 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
       ctx->consumer = optarg;
       break;
     case 'P':
-      if (opt_long("--port", optarg, 1, 65535, &v, err, sizeof err) != 0)
+      if (opt_long("--port", optarg, 1, 65535, &v, err, sizeof err) != 0) {
         goto usage;
+      }
       ctx->port = (int)v;
       break;
     case 'h':
@@ -156,15 +161,18 @@ int main(int argc, char **argv) {
   ctx.mode = MP_NAIVE;
 
   int rc = mp_parse(argc, argv, &ctx);
-  if (rc == 1)
+  if (rc == 1) {
     return fflush(stdout) == 0 ? 0 : 1;
-  if (rc != 0)
+  }
+  if (rc != 0) {
     return 2;
+  }
   /* A consumer that goes away must come back as EPIPE, not kill the program. */
   signal(SIGPIPE, SIG_IGN);
   /* Ctrl-C stops the processes and still prints what landed. */
-  if (mp_stop_init() != 0)
+  if (mp_stop_init() != 0) {
     return 1;
+  }
   ctx.run_id = mp_random64() >> 1; /* fits SQLite's signed 64-bit integers */
   return ctx.mode == MP_FUNNEL ? mp_funnel_run(&ctx) : mp_direct_run(&ctx);
 }

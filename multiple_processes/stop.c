@@ -18,10 +18,12 @@ static int mp_stop_pipe[2] = {-1, -1};
 /* SIGINT/SIGTERM handler: remember the first signal and wake the parent. */
 static void mp_stop_handler(int signo) {
   int saved = errno;
-  if (mp_stop_signo == 0)
+  if (mp_stop_signo == 0) {
     mp_stop_signo = signo;
-  if (mp_stop_pipe[1] >= 0)
+  }
+  if (mp_stop_pipe[1] >= 0) {
     (void)!write(mp_stop_pipe[1], "x", 1);
+  }
   errno = saved;
 }
 
@@ -60,10 +62,12 @@ void mp_stop_child(void) {
    * sent) is not reported, so the parent's count stays the truth. */
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
-  if (mp_stop_pipe[0] >= 0)
+  if (mp_stop_pipe[0] >= 0) {
     close(mp_stop_pipe[0]);
-  if (mp_stop_pipe[1] >= 0)
+  }
+  if (mp_stop_pipe[1] >= 0) {
     close(mp_stop_pipe[1]);
+  }
   mp_stop_pipe[0] = mp_stop_pipe[1] = -1;
 }
 
@@ -72,11 +76,13 @@ int mp_stop_summary(long inserted, long expected, long failed, const char *failu
   const char *name = signo == SIGTERM ? "SIGTERM" : "SIGINT";
   long not_done = expected - inserted - failed;
   char failed_part[600] = "";
-  if (not_done < 0)
+  if (not_done < 0) {
     not_done = 0;
-  if (failed > 0)
+  }
+  if (failed > 0) {
     snprintf(failed_part, sizeof failed_part, "%ld failed: %s; ", failed,
              failures && failures[0] ? failures : "unknown");
+  }
   mp_log("interrupted: inserted %ld of %ld records; %s%ld not done (%s stopped the run)", inserted,
          expected, failed_part, not_done, name);
   return 128 + (signo ? signo : SIGINT);

@@ -77,8 +77,9 @@ typedef struct fixture {
 static int setup_with(void **state, uint64_t max_records) {
   fixture *f = calloc(1, sizeof(*f));
   const sink_ops *ops[2];
-  if (f == NULL)
+  if (f == NULL) {
     return -1;
+  }
   memset(&fake, 0, sizeof(fake));
   f->opt.max_records = max_records;
   f->opt.quiet = 1;
@@ -289,8 +290,9 @@ static void test_unknown_type_is_a_protocol_error(void **state) {
 static void test_stream_cap_refuses_new_streams_only(void **state) {
   fixture *f = *state;
   uint64_t id;
-  for (id = 1; id <= STREAMS_MAX; id++)
+  for (id = 1; id <= STREAMS_MAX; id++) {
     assert_int_equal(hello(f, &f->udp, id, "s"), 0);
+  }
   assert_int_equal(hello(f, &f->udp, STREAMS_MAX + 1, "s"), CS_EPROTO);
   assert_non_null(strstr(ingest_error(&f->in), "refused: the consumer holds its limit of 4096"));
   assert_int_equal(f->table.n, STREAMS_MAX);

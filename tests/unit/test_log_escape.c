@@ -44,8 +44,9 @@ static void test_escape_table(void **state) {
     size_t len = c->len ? c->len : strlen(c->in);
     memset(dst, 'Z', sizeof(dst));
     assert_ptr_equal(log_escape(dst, c->dstlen, c->in, len), dst);
-    if (strcmp(dst, c->want) != 0)
+    if (strcmp(dst, c->want) != 0) {
       fail_msg("case %zu: got \"%s\", want \"%s\"", i, dst, c->want);
+    }
     assert_true(strlen(dst) < c->dstlen);
   }
 }

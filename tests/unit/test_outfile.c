@@ -25,8 +25,9 @@ typedef struct fixture {
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof(*f));
-  if (f == NULL)
+  if (f == NULL) {
     return -1;
+  }
   snprintf(f->dir, sizeof(f->dir), "/tmp/test_outfile.XXXXXX");
   if (mkdtemp(f->dir) == NULL) {
     free(f);
@@ -41,8 +42,9 @@ static int teardown(void **state) {
   fixture *f = *state;
   char cmd[128];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-  if (system(cmd) != 0)
+  if (system(cmd) != 0) {
     fprintf(stderr, "could not remove %s\n", f->dir);
+  }
   free(f);
   return 0;
 }
@@ -52,8 +54,9 @@ static char *slurp(const char *path) {
   FILE *fp = fopen(path, "rb");
   char *s;
   long n;
-  if (fp == NULL)
+  if (fp == NULL) {
     return strdup("");
+  }
   fseek(fp, 0, SEEK_END);
   n = ftell(fp);
   fseek(fp, 0, SEEK_SET);

@@ -27,8 +27,9 @@ typedef struct fixture {
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  if (!f)
+  if (!f) {
     return -1;
+  }
   snprintf(f->dir, sizeof f->dir, "/tmp/test_rowq.XXXXXX");
   if (!mkdtemp(f->dir)) {
     free(f);
@@ -74,8 +75,9 @@ static void push_values(rowq *q, sink_stream *st, uint64_t seq, const char *cons
 /* The sequence numbers of the queued rows, oldest first, as "1,2,3". */
 static void seqs(const rowq *q, char *out, size_t len) {
   out[0] = '\0';
-  for (const rowq_row *row = rowq_head(q); row; row = rowq_next(row))
+  for (const rowq_row *row = rowq_head(q); row; row = rowq_next(row)) {
     snprintf(out + strlen(out), len - strlen(out), "%s%" PRIu64, out[0] ? "," : "", row->seq);
+  }
 }
 
 /* The whole file as a NUL-terminated string. Caller frees. */
@@ -156,8 +158,9 @@ static void test_bytes_back_to_zero(void **state) {
   for (size_t i = 0; i < 4; i++) {
     size_t before = rowq_bytes(q), n = 3 - i % 3, values = 0;
     push_values(q, &st, i + 1, v, n, NULL);
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
       values += sizeof(cs_field) + strlen(v[k]);
+    }
     added[i] = rowq_bytes(q) - before;
     assert_true(added[i] >= values);
   }
@@ -193,12 +196,14 @@ static void test_rows_kept_until_popped(void **state) {
   sink_stream st = make_stream(7, "tcp");
   const char *v[] = {"x"};
   assert_int_equal(rowq_new(&q), 0);
-  for (uint64_t i = 1; i <= 5; i++)
+  for (uint64_t i = 1; i <= 5; i++) {
     push_values(q, &st, i, v, 1, NULL);
+  }
   size_t bytes = rowq_bytes(q);
   size_t n = 0;
-  for (const rowq_row *row = rowq_head(q); row && n < 3; row = rowq_next(row))
+  for (const rowq_row *row = rowq_head(q); row && n < 3; row = rowq_next(row)) {
     n++;
+  }
   /* The batch of n rows did not commit: nothing is popped. */
   assert_int_equal(rowq_count(q), 5);
   assert_int_equal(rowq_bytes(q), bytes);
@@ -294,8 +299,9 @@ static void test_save_reads_back_with_csvin(void **state) {
   for (size_t i = 0; i < 40; i++) {
     size_t n = i % (nvalues + 1); /* 0 .. all of them */
     cs_field row[16];
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
       row[k] = values[(i + k) % nvalues];
+    }
     sink_record r = {&st, 100 + i, 5000000000ULL + i, 6000000000ULL + i, n, row};
     assert_int_equal(rowq_push(q, &r, i % 2 ? "odd" : "even"), 0);
   }
@@ -327,8 +333,9 @@ static void test_save_reads_back_with_csvin(void **state) {
     for (size_t k = 0; k < n; k++) {
       const cs_field *v = &values[(i + k) % nvalues];
       assert_int_equal(rec.fields[7 + k].len, v->len);
-      if (v->len)
+      if (v->len) {
         assert_memory_equal(rec.fields[7 + k].data, v->data, v->len);
+      }
     }
   }
   assert_int_equal(csvin_next(in, &rec), 0);

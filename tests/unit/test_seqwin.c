@@ -129,14 +129,16 @@ static void test_verdict_table(void **state) {
     assert_int_equal(seqwin_init(&w), 0);
     for (size_t k = 0; k < c->nsteps; k++) {
       int got = seqwin_mark(&w, c->steps[k].seq);
-      if (got != c->steps[k].verdict)
+      if (got != c->steps[k].verdict) {
         fail_msg("%s: step %zu, seq %llu: got %s, want %s", c->name, k,
                  (unsigned long long)c->steps[k].seq, verdict_name(got),
                  verdict_name(c->steps[k].verdict));
+      }
     }
-    if (seqwin_max(&w) != c->max_after)
+    if (seqwin_max(&w) != c->max_after) {
       fail_msg("%s: max %llu, want %llu", c->name, (unsigned long long)seqwin_max(&w),
                (unsigned long long)c->max_after);
+    }
     seqwin_free(&w);
   }
 }
@@ -147,11 +149,14 @@ static void test_verdict_table_counts_are_exact(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const verdict_case *c = &cases[i];
     assert_true(c->nsteps > 0 && c->nsteps <= MAX_STEPS);
-    for (size_t k = c->nsteps; k < MAX_STEPS; k++)
-      if (c->steps[k].seq != 0 || c->steps[k].verdict != 0)
+    for (size_t k = c->nsteps; k < MAX_STEPS; k++) {
+      if (c->steps[k].seq != 0 || c->steps[k].verdict != 0) {
         fail_msg("%s: a step after nsteps (%zu)", c->name, c->nsteps);
-    if (c->steps[c->nsteps - 1].seq == 0 && c->steps[c->nsteps - 1].verdict == 0)
+      }
+    }
+    if (c->steps[c->nsteps - 1].seq == 0 && c->steps[c->nsteps - 1].verdict == 0) {
       fail_msg("%s: nsteps (%zu) beyond the last step", c->name, c->nsteps);
+    }
   }
 }
 
@@ -163,8 +168,9 @@ static void test_long_run_through_growth_and_wrap(void **state) {
   assert_int_equal(seqwin_init(&w), 0);
   for (uint64_t seq = 1; seq <= 3 * W; seq++) {
     int v = seqwin_mark(&w, seq);
-    if (v != SEQWIN_FIRST)
+    if (v != SEQWIN_FIRST) {
       fail_msg("seq %llu: got %s, want FIRST", (unsigned long long)seq, verdict_name(v));
+    }
     if (seq % 65521 == 0) {
       assert_int_equal(seqwin_mark(&w, seq), SEQWIN_DUPLICATE);
       assert_int_equal(seqwin_mark(&w, seq / 2 + 1),

@@ -28,8 +28,9 @@ typedef struct stream_pair {
 
 /* Set up both halves; 0, or -1 with nothing left allocated. */
 static int pair_init(stream_pair *p) {
-  if (stats_stream_init(&p->stats) != 0)
+  if (stats_stream_init(&p->stats) != 0) {
     return -1;
+  }
   if (seqwin_init(&p->win) != 0) {
     stats_stream_free(&p->stats);
     return -1;
@@ -78,8 +79,9 @@ static int arrive(stats_stream *s, uint64_t seq) {
 
 static void test_in_order_counts_every_record_once(void **state) {
   stats_stream *s = *state;
-  for (uint64_t seq = 1; seq <= 100; seq++)
+  for (uint64_t seq = 1; seq <= 100; seq++) {
     assert_int_equal(arrive(s, seq), 1);
+  }
   assert_int_equal(s->c.received, 100);
   assert_int_equal(stats_stream_lost(s), 0);
   assert_int_equal(s->c.duplicates, 0);
@@ -292,8 +294,9 @@ static void test_hist_percentiles_within_bound_of_oracle(void **state) {
   for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
     double exact = ps[k] / 100.0 * N;
     size_t rank = (size_t)exact;
-    if ((double)rank < exact)
+    if ((double)rank < exact) {
       rank++;
+    }
     uint64_t truth = values[rank - 1];
     uint64_t got = stats_hist_percentile(h, ps[k]);
     if (got < truth || (double)(got - truth) >= (double)truth / 16.0 + (truth < 16 ? 1 : 0)) {
@@ -310,8 +313,9 @@ static void test_hist_small_values_exact_and_capped_at_max(void **state) {
   stats_hist h;
   memset(&h, 0, sizeof h);
   assert_int_equal(stats_hist_percentile(&h, 50), 0);
-  for (uint64_t v = 0; v < 16; v++)
+  for (uint64_t v = 0; v < 16; v++) {
     stats_hist_add(&h, v);
+  }
   assert_int_equal(stats_hist_percentile(&h, 50), 7);
   assert_int_equal(stats_hist_percentile(&h, 100), 15);
   stats_hist_add(&h, 1000); /* bucket [992, 1023]: the answer is capped at 1000 */
@@ -324,8 +328,9 @@ static void test_hist_merge_adds_counts(void **state) {
   stats_hist *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
   assert_non_null(a);
   assert_non_null(b);
-  for (int i = 0; i < 99; i++)
+  for (int i = 0; i < 99; i++) {
     stats_hist_add(a, 10);
+  }
   stats_hist_add(b, 5000);
   stats_hist_merge(a, b);
   assert_int_equal(a->count, 100);
@@ -362,8 +367,9 @@ static void test_jitter_follows_rfc3550_filter(void **state) {
   for (uint64_t seq = 1; seq <= 40; seq++) {
     uint64_t sent = 1000000 + seq * 10000;
     arrival(s, seq, sent, sent + (seq % 2 ? 0 : 1600), 10);
-    if (seq > 1)
+    if (seq > 1) {
       expect += (1600.0 - expect) / 16.0;
+    }
   }
   assert_true(s->c.jitter_us > 1000.0);
   assert_true(s->c.jitter_us > expect - 1e-6 && s->c.jitter_us < expect + 1e-6);
@@ -390,8 +396,9 @@ static void test_counts_add_sums_and_weights_jitter(void **state) {
   stats_stream *a = &pa.stats, *b = &pb.stats;
   assert_int_equal(pair_init(&pa), 0);
   assert_int_equal(pair_init(&pb), 0);
-  for (uint64_t seq = 1; seq <= 3; seq++)
+  for (uint64_t seq = 1; seq <= 3; seq++) {
     arrival(a, seq, 100 + seq, 2000000 + seq * 1000000, 7);
+  }
   arrival(b, 2, 0, 1000000, 9);
   arrival(b, 2, 0, 1500000, 9);
   a->c.jitter_us = 10.0; /* set by hand to check the weighting */
@@ -447,13 +454,17 @@ static void test_counts_json_has_every_member(void **state) {
       "\"p99\":100",    "\"max\":100",        "\"jitter_us\":"};
   /* Compare with whitespace removed, whatever the writer's layout. */
   char *w = doc;
-  for (char *r = doc; *r; r++)
-    if (*r != ' ' && *r != '\n' && *r != '\t')
+  for (char *r = doc; *r; r++) {
+    if (*r != ' ' && *r != '\n' && *r != '\t') {
       *w++ = *r;
+    }
+  }
   *w = '\0';
-  for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
-    if (strstr(doc, expect[i]) == NULL)
+  for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+    if (strstr(doc, expect[i]) == NULL) {
       fail_msg("missing %s in %s", expect[i], doc);
+    }
+  }
   free(doc);
   json_free(&j);
 }
@@ -484,14 +495,16 @@ static void test_kernel_drops_on_overflowed_socket(void **state) {
   int sent = 0;
   for (int i = 0; i < 500; i++) {
     ssize_t n = sendto(tx, payload, sizeof payload, 0, (struct sockaddr *)&addr, sizeof addr);
-    if (n == (ssize_t)sizeof payload)
+    if (n == (ssize_t)sizeof payload) {
       sent++;
+    }
   }
   assert_true(sent > 100);
   assert_int_equal(stats_udp_kernel_drops(rx, &drops), 0);
-  if (drops == 0)
+  if (drops == 0) {
     fail_msg("sent %d datagrams into a %d-byte buffer but the kernel reports no drops", sent,
              small);
+  }
   assert_true(drops < (uint64_t)sent);
   close(rx);
   close(tx);

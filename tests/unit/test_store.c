@@ -25,8 +25,9 @@ typedef struct fixture {
 
 static int fixture_setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  if (!f)
+  if (!f) {
     return -1;
+  }
   snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
   if (!mkdtemp(f->dir)) {
     free(f);
@@ -92,8 +93,9 @@ static sqlite3 *peek_open(const char *path) {
 static long long peek_int(sqlite3 *db, const char *sql) {
   sqlite3_stmt *q = NULL;
   long long v = -1;
-  if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+  if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
     v = sqlite3_column_int64(q, 0);
+  }
   sqlite3_finalize(q);
   return v;
 }
@@ -106,8 +108,9 @@ static void peek_columns(sqlite3 *db, const char *table, char *out, size_t len) 
                    SQLITE_OK);
   assert_int_equal(sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC), SQLITE_OK);
   while (sqlite3_step(q) == SQLITE_ROW) {
-    if (out[0])
+    if (out[0]) {
       strncat(out, "|", len - strlen(out) - 1);
+    }
     strncat(out, (const char *)sqlite3_column_text(q, 0), len - strlen(out) - 1);
   }
   sqlite3_finalize(q);
@@ -115,8 +118,9 @@ static void peek_columns(sqlite3 *db, const char *table, char *out, size_t len) 
 
 /* Flush until nothing is pending, asserting each batch commits. */
 static void flush_all(store *s) {
-  while (store_pending(s) > 0)
+  while (store_pending(s) > 0) {
     assert_int_equal(store_flush(s), 0);
+  }
 }
 
 static double now_ms(void) {
@@ -378,8 +382,9 @@ static void test_rows_commit_only_on_flush(void **state) {
   sink_stream st = make_stream("q", 1, c, 1);
   assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v[] = {"x"};
-  for (uint64_t i = 1; i <= 5; i++)
+  for (uint64_t i = 1; i <= 5; i++) {
     add_values(s, &st, i, v, 1);
+  }
   assert_int_equal(store_pending(s), 5);
   assert_true(store_pending_bytes(s) > 0);
   sqlite3 *db = peek_open(f->path);
@@ -408,8 +413,9 @@ static void test_locked_database_returns_busy_then_commits_once(void **state) {
 
   sqlite3 *other = peek_open(f->path);
   assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-  for (uint64_t i = 2; i <= 101; i++)
+  for (uint64_t i = 2; i <= 101; i++) {
     add_values(s, &st, i, v, 1);
+  }
   double t0 = now_ms();
   assert_int_equal(store_flush(s), CS_EBUSY);
   double took = now_ms() - t0;
@@ -557,8 +563,9 @@ static void test_queue_bound_refuses_with_enomem(void **state) {
   for (;;) {
     sink_record r = {&st, added + 1, 1, 2, 1, &v};
     rc = store_add(s, &r);
-    if (rc != 0)
+    if (rc != 0) {
       break;
+    }
     added++;
     assert_true(added <= STORE_MAX_PENDING_BYTES / len + 1);
   }
@@ -584,8 +591,9 @@ static void test_too_wide_record_refused_alone(void **state) {
   size_t n = 3000;
   cs_field *wide = calloc(n, sizeof *wide);
   assert_non_null(wide);
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
     wide[i].data = "";
+  }
   assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
   const char *v1[] = {"one"}, *v3[] = {"three", "extra"};
   add_values(s, &st, 1, v1, 1);
@@ -680,10 +688,12 @@ static int oom_failed;
 
 /* 1 if the allocation asked for now is the one that fails. */
 static int oom_fail_now(void) {
-  if (oom_countdown < 0)
+  if (oom_countdown < 0) {
     return 0;
-  if (oom_countdown-- > 0)
+  }
+  if (oom_countdown-- > 0) {
     return 0;
+  }
   oom_failed = 1;
   return 1;
 }
@@ -701,14 +711,16 @@ static void *oom_realloc(void *p, int n) {
 static int oom_setup(void **state) {
   sqlite3_mem_methods wrapped;
   if (fixture_setup(state) != 0 || sqlite3_shutdown() != SQLITE_OK ||
-      sqlite3_config(SQLITE_CONFIG_GETMALLOC, &oom_default) != SQLITE_OK)
+      sqlite3_config(SQLITE_CONFIG_GETMALLOC, &oom_default) != SQLITE_OK) {
     return -1;
+  }
   wrapped = oom_default;
   wrapped.xMalloc = oom_malloc;
   wrapped.xRealloc = oom_realloc;
   if (sqlite3_config(SQLITE_CONFIG_MALLOC, &wrapped) != SQLITE_OK ||
-      sqlite3_initialize() != SQLITE_OK)
+      sqlite3_initialize() != SQLITE_OK) {
     return -1;
+  }
   return 0;
 }
 
@@ -716,8 +728,9 @@ static int oom_teardown(void **state) {
   oom_countdown = -1;
   if (sqlite3_shutdown() != SQLITE_OK ||
       sqlite3_config(SQLITE_CONFIG_MALLOC, &oom_default) != SQLITE_OK ||
-      sqlite3_initialize() != SQLITE_OK)
+      sqlite3_initialize() != SQLITE_OK) {
     return -1;
+  }
   return fixture_teardown(state);
 }
 
