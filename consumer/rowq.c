@@ -42,7 +42,7 @@ int rowq_new(rowq **out) {
 }
 
 void rowq_free(rowq *q) {
-  if (!q) {
+  if (q == NULL) {
     return;
   }
   for (rowq_node *node = q->head, *next; node; node = next) {
@@ -66,7 +66,7 @@ int rowq_push(rowq *q, const sink_record *r, void *tag) {
     total += r->fields[i].len;
   }
   rowq_node *node = malloc(total);
-  if (!node) {
+  if (node == NULL) {
     return CS_ENOMEM;
   }
   cs_field *fields = (cs_field *)(node + 1);
@@ -119,7 +119,7 @@ int rowq_pop(rowq *q, size_t n) {
     q->bytes -= node->alloc;
     free(node);
   }
-  if (!q->head) {
+  if (q->head == NULL) {
     q->tail = NULL;
   }
   return 0;
@@ -179,7 +179,7 @@ static int rowq_save_row(cs_buf *line, const rowq_row *row, const char *table, c
 
   if (*cap < n) {
     cs_field *f2 = realloc(*fields, n * sizeof *f2);
-    if (!f2) {
+    if (f2 == NULL) {
       return CS_ENOMEM;
     }
     *fields = f2;
@@ -216,7 +216,7 @@ int rowq_save(const rowq *q, const char *path, rowq_table_name_cb table_name, vo
   }
   /* "a+": every write appends, and the last byte can be read to see if the line ended. */
   fp = fopen(path, "a+b");
-  if (!fp) {
+  if (fp == NULL) {
     goto fail;
   }
   rc = rowq_save_start(fp, &line);

@@ -94,7 +94,7 @@ static int store_exec(store *s, const char *sql, const char *what) {
  * hold them). NULL when out of memory. */
 static char *store_name_dup(const char *data, size_t n) {
   char *p = malloc(n + 1);
-  if (!p) {
+  if (p == NULL) {
     return NULL;
   }
   for (size_t i = 0; i < n; i++) {
@@ -135,7 +135,7 @@ static char *store_unique_name(char *const *cols, size_t n, const char *base) {
   }
   for (unsigned long k = 2;; k++) {
     char *cand = sqlite3_mprintf("%s_%lu", base, k);
-    if (!cand || store_name_free(cols, n, cand)) {
+    if (cand == NULL || store_name_free(cols, n, cand)) {
       return cand;
     }
     sqlite3_free(cand);
@@ -147,14 +147,14 @@ static int store_table_add_col(store_table *t, const char *base) {
   if (t->ncols == t->cols_cap) {
     size_t cap = t->cols_cap ? t->cols_cap * 2 : 16;
     char **cols = realloc(t->cols, cap * sizeof *cols);
-    if (!cols) {
+    if (cols == NULL) {
       return CS_ENOMEM;
     }
     t->cols = cols;
     t->cols_cap = cap;
   }
   char *name = store_unique_name(t->cols, t->ncols, base);
-  if (!name) {
+  if (name == NULL) {
     return CS_ENOMEM;
   }
   t->cols[t->ncols++] = name;
@@ -163,7 +163,7 @@ static int store_table_add_col(store_table *t, const char *base) {
 
 /* Free a table and its cached statement. Accepts NULL. */
 static void store_table_free(store_table *t) {
-  if (!t) {
+  if (t == NULL) {
     return;
   }
   sqlite3_finalize(t->insert);
@@ -202,12 +202,12 @@ static int store_table_widen(store_table *t, size_t n) {
 static int store_table_new(store *s, const sink_stream *st, store_table **out) {
   int rc = CS_ENOMEM;
   store_table *t = calloc(1, sizeof *t);
-  if (!t) {
+  if (t == NULL) {
     goto fail;
   }
   t->owner = s;
   t->stream_name = store_name_dup(st->name, strlen(st->name));
-  if (!t->stream_name) {
+  if (t->stream_name == NULL) {
     goto fail;
   }
   log_escape(t->stream_label, sizeof t->stream_label, t->stream_name, strlen(t->stream_name));
@@ -226,7 +226,7 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
       free(raw);
     }
     /* rc is 0 here (the step before succeeded): set it, or the caller sees success. */
-    if (!base) {
+    if (base == NULL) {
       rc = CS_ENOMEM;
       goto fail;
     }
@@ -322,7 +322,7 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
     goto sqlfail;
   }
   const unsigned char *type = sqlite3_column_text(q, 0);
-  if (!type || strcmp((const char *)type, "table") != 0) {
+  if (type == NULL || strcmp((const char *)type, "table") != 0) {
     *state = 2;
     goto done;
   }
@@ -339,20 +339,20 @@ static int store_probe_name(store *s, store_table *t, const char *name, int *sta
   }
   while ((step = sqlite3_step(q)) == SQLITE_ROW) {
     const char *c = (const char *)sqlite3_column_text(q, 0);
-    if (!c) {
+    if (c == NULL) {
       c = "";
     }
     if (nf == cap) {
       cap = cap ? cap * 2 : 16;
       char **n2 = realloc(fcols, cap * sizeof *n2);
-      if (!n2) {
+      if (n2 == NULL) {
         rc = CS_ENOMEM;
         goto done;
       }
       fcols = n2;
     }
     fcols[nf] = strdup(c);
-    if (!fcols[nf]) {
+    if (fcols[nf] == NULL) {
       rc = CS_ENOMEM;
       goto done;
     }
@@ -386,7 +386,7 @@ static int store_table_choose_name(store *s, store_table *t) {
   int rc = 0;
   if (sqlite3_strnicmp(base, "sqlite_", 7) == 0) {
     prefixed = sqlite3_mprintf("stream_%s", base);
-    if (!prefixed) {
+    if (prefixed == NULL) {
       return CS_ENOMEM;
     }
     base = prefixed;
@@ -394,7 +394,7 @@ static int store_table_choose_name(store *s, store_table *t) {
   int why = 0; /* the stream's own name is taken: 1 in this run, 2 in the file (for the log) */
   for (unsigned long k = 1; k <= STORE_MAX_NAME_TRIES; k++) {
     char *cand = k == 1 ? sqlite3_mprintf("%s", base) : sqlite3_mprintf("%s_%lu", base, k);
-    if (!cand) {
+    if (cand == NULL) {
       rc = CS_ENOMEM;
       goto done;
     }
@@ -498,7 +498,7 @@ int store_open(store **out, const char *path, size_t slot, char *err, size_t err
   sqlite3_stmt *q = NULL;
   int rc = SQLITE_OK;
   *out = NULL;
-  if (!s || !(s->path = strdup(path)) || rowq_new(&s->rows) != 0) {
+  if (s == NULL || (s->path = strdup(path)) == NULL || rowq_new(&s->rows) != 0) {
     snprintf(err, errlen, "cannot open database %s: out of memory", path);
     goto fail;
   }
@@ -524,7 +524,7 @@ int store_open(store **out, const char *path, size_t slot, char *err, size_t err
     goto sqlfail;
   }
   const char *mode = (const char *)sqlite3_column_text(q, 0);
-  if (!mode || sqlite3_stricmp(mode, "wal") != 0) {
+  if (mode == NULL || sqlite3_stricmp(mode, "wal") != 0) {
     snprintf(err, errlen, "cannot use database %s: WAL mode refused (journal mode is '%s')", path,
              mode ? mode : "?");
     goto fail;
@@ -635,7 +635,7 @@ static int store_table_ready(store *s, store_table *t) {
     sqlite3_str_appendall(sql, ")");
     text = sqlite3_str_finish(sql);
     sql = NULL;
-    if (!text) {
+    if (text == NULL) {
       goto nomem;
     }
     snprintf(what, sizeof what, "creating table %s", t->name_label);
@@ -649,7 +649,7 @@ static int store_table_ready(store *s, store_table *t) {
   while (t->ncols_tx < t->ncols) {
     sqlite3_free(text);
     text = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN \"%w\"", t->name, t->cols[t->ncols_tx]);
-    if (!text) {
+    if (text == NULL) {
       goto nomem;
     }
     char col_label[LOG_ESCAPE_BUF];
@@ -685,7 +685,7 @@ static int store_table_ready(store *s, store_table *t) {
   sqlite3_free(text);
   text = sqlite3_str_finish(sql);
   sql = NULL;
-  if (!text) {
+  if (text == NULL) {
     goto nomem;
   }
   int prc = sqlite3_prepare_v2(s->db, text, -1, &t->insert, NULL);
@@ -768,7 +768,7 @@ int store_flush(store *s) {
   const rowq_row *row;
   int rc;
 
-  if (!rowq_head(s->rows)) {
+  if (rowq_head(s->rows) == NULL) {
     return 0;
   }
   rc = store_exec(s, "BEGIN IMMEDIATE", NULL);
@@ -784,13 +784,14 @@ int store_flush(store *s) {
   }
   for (row = rowq_head(s->rows); row && n < STORE_BATCH_ROWS; row = rowq_next(row), n++) {
     store_table *t = row->tag;
-    if (!t->name) {
+    if (t->name == NULL) {
       rc = store_table_name_now(s, t);
       if (rc) {
         goto rollback;
       }
     }
-    if (!t->created_tx || t->ncols_tx < t->ncols || !t->insert || t->insert_ncols != t->ncols) {
+    if (!t->created_tx || t->ncols_tx < t->ncols || t->insert == NULL ||
+        t->insert_ncols != t->ncols) {
       rc = store_table_ready(s, t);
       if (rc) {
         goto rollback;
@@ -878,7 +879,7 @@ const char *store_table_name(const store *s, const sink_stream *st) {
 
 int store_close(store *s) {
   int rc = 0;
-  if (!s) {
+  if (s == NULL) {
     return 0;
   }
   for (store_table *t = s->tables, *next; t; t = next) {

@@ -149,7 +149,7 @@ int mp_run_children(const mp_ctx *ctx, mp_child_fn fn, long *reported_ok, long *
   *failed = 0;
   failures[0] = '\0';
   pids = calloc((size_t)ctx->processes, sizeof *pids);
-  if (!pids) {
+  if (pids == NULL) {
     fprintf(stderr, "multiple_processes: out of memory\n");
     goto done;
   }

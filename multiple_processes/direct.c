@@ -91,7 +91,7 @@ static sqlite3 *mp_child_open(const mp_ctx *ctx, int p, int fd) {
 static int mp_naive_child(const mp_ctx *ctx, int p, int fd) {
   mp_sleep((p - 1) * MP_NAIVE_STAGGER_S);
   sqlite3 *db = mp_child_open(ctx, p, fd);
-  if (!db) {
+  if (db == NULL) {
     return 1;
   }
   for (int r = 1; r <= ctx->records; r++) {
@@ -131,7 +131,7 @@ static int mp_naive_child(const mp_ctx *ctx, int p, int fd) {
 static int mp_safe_child(const mp_ctx *ctx, int p, int fd) {
   sqlite3 *db = mp_child_open(ctx, p, fd);
   int failures = 0;
-  if (!db) {
+  if (db == NULL) {
     return 1;
   }
   if (sqlite3_busy_timeout(db, MP_SAFE_BUSY_TIMEOUT_MS) != SQLITE_OK) {

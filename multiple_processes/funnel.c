@@ -232,7 +232,7 @@ static long mp_funnel_count(const mp_ctx *ctx, int quiet) {
   while ((rc = sqlite3_step(tables)) == SQLITE_ROW) {
     char *sql = sqlite3_mprintf("SELECT count(*) FROM \"%w\" WHERE _producer = ?1",
                                 (const char *)sqlite3_column_text(tables, 0));
-    if (!sql) {
+    if (sql == NULL) {
       goto fail;
     }
     int prc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
@@ -285,7 +285,7 @@ static int mp_consumer_log_copy(const char *path, const char *marker) {
   char line[4096];
   int copying = marker == NULL, copied = 0;
   FILE *f = fopen(path, "r");
-  if (!f) {
+  if (f == NULL) {
     return 0;
   }
   while (fgets(line, sizeof line, f)) {
@@ -308,7 +308,7 @@ static int mp_consumer_log_listening(const char *path, int port) {
   int found = 0;
   snprintf(needle, sizeof needle, "listening on 127.0.0.1:%d/tcp", port);
   FILE *f = fopen(path, "r");
-  if (!f) {
+  if (f == NULL) {
     return 0;
   }
   while (!found && fgets(line, sizeof line, f)) {
@@ -438,7 +438,7 @@ static int mp_default_consumer(char *out, size_t len) {
   }
   self[n] = '\0';
   char *slash = strrchr(self, '/');
-  if (!slash) {
+  if (slash == NULL) {
     return -1;
   }
   *slash = '\0';
@@ -455,7 +455,7 @@ static int mp_funnel_prepare(mp_ctx *ctx, char *consumer, size_t consumer_len, c
                              size_t log_len, int *running) {
   *running = ctx->port != 0 && mp_port_taken(ctx->port);
   if (!*running) {
-    if (!ctx->consumer) {
+    if (ctx->consumer == NULL) {
       if (mp_default_consumer(consumer, consumer_len) != 0) {
         fprintf(stderr, "multiple_processes: cannot locate this program through /proc/self/exe; "
                         "pass --consumer PATH\n");
@@ -481,7 +481,7 @@ static int mp_funnel_prepare(mp_ctx *ctx, char *consumer, size_t consumer_len, c
     return 1;
   }
   ctx->producer_ids = calloc((size_t)ctx->processes, sizeof *ctx->producer_ids);
-  if (!ctx->producer_ids) {
+  if (ctx->producer_ids == NULL) {
     fprintf(stderr, "multiple_processes: out of memory\n");
     return 1;
   }

@@ -27,11 +27,11 @@ typedef struct fixture {
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  if (!f) {
+  if (f == NULL) {
     return -1;
   }
   snprintf(f->dir, sizeof f->dir, "/tmp/test_rowq.XXXXXX");
-  if (!mkdtemp(f->dir)) {
+  if (mkdtemp(f->dir) == NULL) {
     free(f);
     return -1;
   }

@@ -25,11 +25,11 @@ typedef struct fixture {
 
 static int fixture_setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  if (!f) {
+  if (f == NULL) {
     return -1;
   }
   snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
-  if (!mkdtemp(f->dir)) {
+  if (mkdtemp(f->dir) == NULL) {
     free(f);
     return -1;
   }
