@@ -87,13 +87,13 @@ typedef struct sink_ops {
    * CSV copy. buf holds the answer. */
   const char *(*where)(void *self, const sink_stream *st, char *buf, size_t len);
   /* Lines for the summary table's foot. */
-  void (*report_text)(void *self, FILE *out);
+  void (*summary)(void *self, FILE *out);
   /* The sink's members of the --stats-json document, at its top level. self is NULL when the
    * sink is off: write the same keys with empty values, so that the document's shape does not
    * depend on the flags (or nothing, for a sink that has no place in it). */
-  void (*report_json)(void *self, json_out *j);
+  void (*json)(void *self, json_out *j);
   /* The sink's members in one stream's object of the --stats-json document. */
-  void (*report_stream_json)(void *self, const sink_stream *st, json_out *j);
+  void (*stream_json)(void *self, const sink_stream *st, json_out *j);
   /* Close and free (after drain). discard: the consumer did not start (another sink failed to
    * open), so leave nothing behind that this open created. Returns 0, or 1 when closing lost
    * data (logged: exit code 1). */

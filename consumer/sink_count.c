@@ -92,8 +92,8 @@ const sink_ops sink_count_ops = {
     .name = "count",
     .open = sink_count_open,
     .add = sink_count_add,
-    .report_text = sink_count_report_text,
-    .report_json = sink_count_report_json,
-    .report_stream_json = sink_count_report_stream_json,
+    .summary = sink_count_report_text,
+    .json = sink_count_report_json,
+    .stream_json = sink_count_report_stream_json,
     .close = sink_count_close,
 };

@@ -171,8 +171,8 @@ const sink_ops sink_csv_ops = {
     .flush = sink_csv_flush,
     .drain = sink_csv_drain,
     .where = sink_csv_where,
-    .report_text = sink_csv_report_text,
-    .report_json = sink_csv_report_json,
-    .report_stream_json = sink_csv_report_stream_json,
+    .summary = sink_csv_report_text,
+    .json = sink_csv_report_json,
+    .stream_json = sink_csv_report_stream_json,
     .close = sink_csv_close,
 };

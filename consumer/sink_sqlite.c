@@ -378,7 +378,7 @@ const sink_ops sink_sqlite_ops = {
     .pressure = sink_sqlite_pressure,
     .drain = sink_sqlite_drain,
     .waiting = sink_sqlite_waiting,
-    .report_text = sink_sqlite_report_text,
-    .report_json = sink_sqlite_report_json,
+    .summary = sink_sqlite_report_text,
+    .json = sink_sqlite_report_json,
     .close = sink_sqlite_close,
 };

@@ -258,8 +258,8 @@ int sinks_waiting(sinks *s, char *what, size_t len) {
 void sinks_report_text(sinks *s, FILE *out) {
   size_t i;
   for (i = 0; i < s->n; i++) {
-    if (s->v[i].ops->report_text != NULL) {
-      s->v[i].ops->report_text(s->v[i].self, out);
+    if (s->v[i].ops->summary != NULL) {
+      s->v[i].ops->summary(s->v[i].self, out);
     }
   }
 }
@@ -271,7 +271,7 @@ void sinks_report_json(sinks *s, json_out *j) {
   for (i = 0; i < SINKS_REGISTERED; i++) {
     const sink_ops *ops = sinks_registry[i].ops;
     void *self = NULL;
-    if (ops->report_json == NULL) {
+    if (ops->json == NULL) {
       continue;
     }
     for (k = 0; k < s->n; k++) {
@@ -280,7 +280,7 @@ void sinks_report_json(sinks *s, json_out *j) {
       }
     }
     if (self != NULL || sinks_registry[i].choice == SINKS_BY_OPTIONS) {
-      ops->report_json(self, j);
+      ops->json(self, j);
     }
   }
 }
@@ -289,8 +289,8 @@ void sinks_report_json(sinks *s, json_out *j) {
 void sinks_report_stream_json(sinks *s, const sink_stream *st, json_out *j) {
   size_t i;
   for (i = 0; i < s->n; i++) {
-    if (s->v[i].ops->report_stream_json != NULL) {
-      s->v[i].ops->report_stream_json(s->v[i].self, st, j);
+    if (s->v[i].ops->stream_json != NULL) {
+      s->v[i].ops->stream_json(s->v[i].self, st, j);
     }
   }
 }

@@ -1,5 +1,5 @@
-/* children.c -- multiple_processes: the timestamped log, the made-up readings, and forking the
- * worker processes so that they start together and report back to the parent. */
+/* children.c -- multiple_processes: the made-up readings, and forking the worker processes so
+ * that they start together and report back to the parent. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,34 +19,6 @@
 
 /* Most distinct failure messages kept for the summary. */
 #define MP_MAX_REASONS 8
-
-void mp_log(const char *fmt, ...) {
-  char line[1024];
-  char stamp[40];
-  clock_format(clock_wall_us(), stamp, sizeof stamp);
-  int n = snprintf(line, sizeof line, "%s ", stamp);
-  va_list ap;
-  va_start(ap, fmt);
-  int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-  va_end(ap);
-  size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-  if (len > sizeof line - 2) {
-    len = sizeof line - 2;
-  }
-  line[len++] = '\n';
-  /* One write per line: a pipe (tee) receives it whole even when processes log at once. */
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(STDOUT_FILENO, line + off, len - off);
-    if (w < 0 && errno == EINTR) {
-      continue;
-    }
-    if (w <= 0) {
-      return; /* stdout is gone (a closed pipe): nothing better to do with a log */
-    }
-    off += (size_t)w;
-  }
-}
 
 void mp_sleep(double seconds) {
   if (seconds <= 0) {
