@@ -1,4 +1,4 @@
-/* outfile.c -- the out9.txt sink: CSV lines queued per file and written once per loop turn. */
+/* outfile.c -- the CSV files behind sink_csv.c: lines queued per file, written once per turn. */
 #include "outfile.h"
 
 #include <errno.h>

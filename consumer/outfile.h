@@ -1,6 +1,6 @@
-/* outfile.h -- the out9.txt sink: every delivered record appended as RFC 4180 CSV, one header
- * per file, streams with another header in their own file next to it, written once per loop
- * iteration rather than once per record. */
+/* outfile.h -- the CSV files behind sink_csv.c: every delivered record appended as RFC 4180
+ * CSV, one header per file, streams with another header in their own file next to it, written once
+ * per loop iteration rather than once per record. */
 #ifndef CSVSTREAM_CONSUMER_OUTFILE_H
 #define CSVSTREAM_CONSUMER_OUTFILE_H
 

@@ -1,5 +1,6 @@
-/* store.c -- the SQLite sink: per-stream tables built from the CSV header, rows queued in memory
- * and committed in short BEGIN IMMEDIATE batches that never wait long on another's lock. */
+/* store.c -- the SQLite storage behind sink_sqlite.c: per-stream tables built from the CSV
+ * header, rows queued in memory (rowq.c) and committed in short BEGIN IMMEDIATE batches that
+ * never wait long on another's lock. */
 #include "store.h"
 
 #include <inttypes.h>

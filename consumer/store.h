@@ -1,6 +1,6 @@
-/* store.h -- the SQLite sink: one table per stream, values stored exactly as sent, rows
- * committed in short BEGIN IMMEDIATE batches, never blocking the loop on a lock held by
- * another process. */
+/* store.h -- the SQLite storage behind sink_sqlite.c: one table per stream, values stored
+ * exactly as sent, rows committed in short BEGIN IMMEDIATE batches, never blocking the loop on
+ * a lock held by another process (the pacing and back-off are the sink's). */
 #ifndef CSVSTREAM_STORE_H
 #define CSVSTREAM_STORE_H
 
