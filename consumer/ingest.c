@@ -121,6 +121,22 @@ static int ingest_hello(ingest *in, stream *e, ingest_peer *p, const wire_msg *m
   return 0;
 }
 
+/* 1 if m's sequence number is more than the window beyond the highest one seen for e (a
+ * hostile peer's 2^64-2 would otherwise make every later record of the stream "too late" and
+ * its loss count absurd): refused as garbage, and the stream's state does not move. what:
+ * "record" or "end", for the message in in->err. */
+static int ingest_beyond_window(ingest *in, const stream *e, const wire_msg *m, const char *what) {
+  uint64_t top = seqwin_max(&e->win);
+  if (m->seq <= top || m->seq - top <= SEQWIN_SIZE) {
+    return 0;
+  }
+  snprintf(in->err, sizeof(in->err),
+           "%s #%" PRIu64 " of stream %s is more than %u beyond the highest sequence number seen "
+           "(#%" PRIu64 ")",
+           what, m->seq, e->label, SEQWIN_SIZE, top);
+  return 1;
+}
+
 /* A RECORD: accounted, and if it is the first copy of its number, handed to the sinks. */
 static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *m,
                          uint64_t now_us) {
@@ -130,6 +146,9 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
     char nm[64];
     snprintf(in->err, sizeof(in->err), "record #%" PRIu64 " of stream %s before its hello", m->seq,
              log_escape(nm, sizeof(nm), m->stream.data, m->stream.len));
+    return CS_EPROTO;
+  }
+  if (ingest_beyond_window(in, e, m, "record")) {
     return CS_EPROTO;
   }
   if (in->max_records != 0 && in->delivered >= in->max_records) {
@@ -160,8 +179,18 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
   return 0;
 }
 
-/* An END: the last sequence number sent, for trailing loss. */
-static void ingest_end(stream *e, ingest_peer *p, const wire_msg *m) {
+/* An END: the last sequence number sent, for trailing loss. One that announces fewer records
+ * than arrived, or a number beyond the window, breaks the protocol and changes nothing. */
+static int ingest_end(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) {
+  if (m->seq < seqwin_max(&e->win)) {
+    snprintf(in->err, sizeof(in->err),
+             "end of stream %s at #%" PRIu64 ", but record #%" PRIu64 " arrived", e->label, m->seq,
+             seqwin_max(&e->win));
+    return CS_EPROTO;
+  }
+  if (ingest_beyond_window(in, e, m, "end")) {
+    return CS_EPROTO;
+  }
   stats_stream_end(&e->stats, m->seq);
   if (!e->ended) {
     e->ended = 1;
@@ -170,6 +199,7 @@ static void ingest_end(stream *e, ingest_peer *p, const wire_msg *m) {
              stream_proto_name(p->proto), ingest_peer_name(p), e->label, m->seq,
              e->stats.c.received, stats_stream_lost(&e->stats), e->stats.c.duplicates);
   }
+  return 0;
 }
 
 /* One message; see ingest.h. */
@@ -203,8 +233,7 @@ int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
   case WIRE_RECORD:
     return ingest_record(in, e, p, m, now_us);
   case WIRE_END:
-    ingest_end(e, p, m);
-    return 0;
+    return ingest_end(in, e, p, m);
   default:
     snprintf(in->err, sizeof(in->err), "unknown message type %d", m->type);
     return CS_EPROTO;

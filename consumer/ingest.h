@@ -57,7 +57,7 @@ typedef struct ingest {
   int exit_code;      /* why: 0 (--max-records reached) or 1 (a fatal error, logged) */
   ingest_proto proto[STREAM_NPROTO];
   ingest_record_log record_log;
-  char err[160]; /* why the last CS_EPROTO */
+  char err[320]; /* why the last CS_EPROTO */
 } ingest;
 
 /* Set up in over a stream table and the sinks (both owned by the caller). */

@@ -186,9 +186,15 @@ uint64_t stats_stream_lost(stats_stream *s) {
 
 /* Sum a stream's (or another total's) counts into total. Jitter becomes the mean of the two
  * weighted by records received; first/last become the earliest and latest arrival. */
+/* a + b, or UINT64_MAX when that does not fit: a total of hostile streams' counts must not wrap
+ * round and cancel real loss out. */
+static uint64_t stats_sat_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 void stats_counts_add(stats_counts *total, const stats_counts *stream) {
   uint64_t before = total->received;
-  uint64_t after = before + stream->received;
+  uint64_t after = stats_sat_add(before, stream->received);
   if (after > 0) {
     total->jitter_us =
         (total->jitter_us * (double)before + stream->jitter_us * (double)stream->received) /
@@ -203,11 +209,11 @@ void stats_counts_add(stats_counts *total, const stats_counts *stream) {
     }
   }
   total->received = after;
-  total->lost += stream->lost;
-  total->duplicates += stream->duplicates;
-  total->reordered += stream->reordered;
-  total->bytes += stream->bytes;
-  total->streams += stream->streams;
+  total->lost = stats_sat_add(total->lost, stream->lost);
+  total->duplicates = stats_sat_add(total->duplicates, stream->duplicates);
+  total->reordered = stats_sat_add(total->reordered, stream->reordered);
+  total->bytes = stats_sat_add(total->bytes, stream->bytes);
+  total->streams = stats_sat_add(total->streams, stream->streams);
   stats_hist_merge(&total->latency, &stream->latency);
 }
 

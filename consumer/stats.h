@@ -71,7 +71,8 @@ void stats_stream_end(stats_stream *s, uint64_t last_seq);
 uint64_t stats_stream_lost(stats_stream *s);
 
 void stats_counts_init(stats_counts *c);
-/* Add a stream's counts into a protocol total (call stats_stream_lost first). */
+/* Add a stream's counts into a protocol total (call stats_stream_lost first). Sums saturate at
+ * UINT64_MAX: they never wrap round. */
 void stats_counts_add(stats_counts *total, const stats_counts *stream);
 /* Records per second between the first and the last arrival (0 if fewer than two). */
 double stats_counts_rate(const stats_counts *c);

@@ -343,6 +343,63 @@ static void test_garbage_is_counted_per_protocol(void **state) {
   assert_string_equal(ingest_decode_error(CS_ETOOBIG), "frame longer than the 1 MiB limit");
 }
 
+/* A record more than the window beyond the highest seen is refused and moves nothing: a
+ * hostile 2^64-2 cannot make the stream's later records "too late". */
+static void test_record_beyond_the_window_is_refused(void **state) {
+  fixture *f = *state;
+  stream *e;
+  assert_int_equal(hello(f, &f->udp, 7, "s"), 0);
+  assert_int_equal(record(f, &f->udp, 7, "s", UINT64_MAX - 1), CS_EPROTO);
+  assert_non_null(strstr(ingest_error(&f->in), "beyond the highest sequence number seen (#0)"));
+  assert_int_equal(record(f, &f->udp, 7, "s", 1), 0);
+  assert_int_equal(record(f, &f->udp, 7, "s", 1 + SEQWIN_SIZE), 0); /* at the edge: taken */
+  assert_int_equal(record(f, &f->udp, 7, "s", 2 + 2 * (uint64_t)SEQWIN_SIZE), CS_EPROTO);
+  assert_int_equal(record(f, &f->udp, 7, "s", 2), 0);
+  e = streams_find(&f->table, STREAM_UDP, 7, "s", 1);
+  assert_int_equal(e->stats.c.received, 3);
+  assert_int_equal(e->stats.too_late, 0);
+  assert_int_equal(fake.n, 3);
+  assert_int_equal(stats_stream_lost(&e->stats), SEQWIN_SIZE - 2);
+}
+
+/* An END that announces fewer records than arrived, or one far beyond them, breaks the
+ * protocol and leaves the stream as it was. */
+static void test_end_before_what_arrived_is_a_protocol_error(void **state) {
+  fixture *f = *state;
+  wire_msg early = msg(WIRE_END, 7, "s", 2, NULL, 0);
+  wire_msg huge = msg(WIRE_END, 7, "s", UINT64_MAX - 1, NULL, 0);
+  stream *e;
+  assert_int_equal(hello(f, &f->tcp, 7, "s"), 0);
+  assert_int_equal(record(f, &f->tcp, 7, "s", 1), 0);
+  assert_int_equal(record(f, &f->tcp, 7, "s", 2), 0);
+  assert_int_equal(record(f, &f->tcp, 7, "s", 3), 0);
+  assert_int_equal(ingest_msg(&f->in, &f->tcp, &early, 3000), CS_EPROTO);
+  assert_string_equal(ingest_error(&f->in), "end of stream s at #2, but record #3 arrived");
+  assert_int_equal(ingest_msg(&f->in, &f->tcp, &huge, 3000), CS_EPROTO);
+  e = streams_find(&f->table, STREAM_TCP, 7, "s", 1);
+  assert_false(e->ended);
+  assert_int_equal(stats_stream_lost(&e->stats), 0);
+}
+
+/* Totals saturate: hostile streams' extreme counts cannot wrap round and hide real loss. */
+static void test_totals_saturate(void **state) {
+  fixture *f = *state;
+  stats_counts total;
+  stream *a, *b;
+  assert_int_equal(hello(f, &f->udp, 1, "a"), 0);
+  assert_int_equal(hello(f, &f->udp, 2, "b"), 0);
+  a = streams_find(&f->table, STREAM_UDP, 1, "a", 1);
+  b = streams_find(&f->table, STREAM_UDP, 2, "b", 1);
+  a->stats.announced_seq = UINT64_MAX - 1; /* as if set: the window rule now refuses this */
+  b->stats.announced_seq = 10;
+  streams_totals(&f->table, STREAM_UDP, &total);
+  assert_int_equal(total.lost, UINT64_MAX);
+  a->stats.c.bytes = UINT64_MAX;
+  b->stats.c.bytes = 1;
+  streams_totals(&f->table, STREAM_UDP, &total);
+  assert_int_equal(total.bytes, UINT64_MAX);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_records_reach_the_sinks_in_order, setup, teardown),
@@ -359,6 +416,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_max_records_stops_after_the_last, setup_max2, teardown),
       cmocka_unit_test_setup_teardown(test_sink_failure_stops_with_exit_1, setup, teardown),
       cmocka_unit_test_setup_teardown(test_garbage_is_counted_per_protocol, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_record_beyond_the_window_is_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_end_before_what_arrived_is_a_protocol_error, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_totals_saturate, setup, teardown),
   };
   log_init("test_ingest", LOG_ERROR);
   return cmocka_run_group_tests(tests, NULL, NULL);
