@@ -17,6 +17,7 @@ void ingest_init(ingest *in, streams *table, sinks *fanout, const consumer_optio
   in->sinks = fanout;
   in->max_records = opt->max_records;
   in->quiet = opt->quiet;
+  lograte_init(&in->record_log, INGEST_RECORD_LOG_BURST, INGEST_RECORD_LOG_PER_S);
 }
 
 void ingest_peer_init(ingest_peer *p, int proto, const struct sockaddr *addr) {
@@ -54,42 +55,15 @@ static int ingest_stop(ingest *in, int code) {
   return CS_ESTOP;
 }
 
-/* Take one token from the per-record log bucket (refilled by the time since the last call).
- * Returns 1 when a line may be logged, else counts the record as suppressed and returns 0. */
-static int ingest_record_log_allow(ingest_record_log *l, uint64_t now_us) {
-  const uint64_t full = (uint64_t)INGEST_RECORD_LOG_BURST * 1000000u;
-  if (l->last_us == 0 || now_us < l->last_us) {
-    l->tokens_x1m = full;
-  } else {
-    /* Elapsed time is capped so that the product cannot overflow after a long quiet spell. */
-    uint64_t elapsed = now_us - l->last_us;
-    if (elapsed > 1000000u * INGEST_RECORD_LOG_BURST) {
-      elapsed = 1000000u * INGEST_RECORD_LOG_BURST;
-    }
-    l->tokens_x1m += elapsed * INGEST_RECORD_LOG_PER_S;
-    if (l->tokens_x1m > full) {
-      l->tokens_x1m = full;
-    }
-  }
-  l->last_us = now_us == 0 ? 1 : now_us;
-  if (l->tokens_x1m < 1000000u) {
-    l->suppressed++;
-    return 0;
-  }
-  l->tokens_x1m -= 1000000u;
-  return 1;
-}
-
 /* One INFO line per record while the rate is low (a burst of 10, then about 10 a second). */
 static void ingest_log_record(ingest *in, const stream *e, ingest_peer *p, const wire_msg *m,
                               uint64_t now_us) {
   uint64_t lat = now_us > m->sent_us ? now_us - m->sent_us : 0;
   unsigned long long skipped;
-  if (in->quiet || !ingest_record_log_allow(&in->record_log, clock_mono_us())) {
+  if (in->quiet || !lograte_allow(&in->record_log, clock_mono_us())) {
     return;
   }
-  skipped = in->record_log.suppressed;
-  in->record_log.suppressed = 0;
+  skipped = lograte_take_suppressed(&in->record_log);
   if (skipped > 0) {
     log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms (%llu more records "
              "since the last line)",

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "lograte.h"
 #include "options.h"
 #include "sinks.h"
 #include "streams.h"
@@ -19,24 +20,21 @@
 /* Totals per protocol that belong to no stream. The listeners count connections, datagrams
  * and kernel drops here; ingest counts garbage. */
 typedef struct ingest_proto {
-  uint64_t garbage;      /* malformed frames (tcp: connections closed for it) or datagrams */
-  uint64_t connections;  /* tcp: connections accepted */
-  uint64_t datagrams;    /* udp: datagrams received */
+  uint64_t garbage;     /* malformed frames (tcp: connections closed for it) or datagrams */
+  uint64_t connections; /* tcp: connections accepted */
+  uint64_t timed_out;   /* tcp: closed for no HELLO in time, or an incomplete frame held too long */
+  uint64_t evicted;     /* tcp: closed to keep the bytes of incomplete frames under their cap */
+  uint64_t datagrams;   /* udp: datagrams received */
   uint64_t kernel_drops; /* udp: datagrams the kernel dropped (last reading) */
   int kernel_drops_known;
   log_limiter garbage_log;
 } ingest_proto;
 
-/* Token bucket for the per-record INFO lines: a burst of up to INGEST_RECORD_LOG_BURST
- * lines, refilled at INGEST_RECORD_LOG_PER_S lines a second, so that at a slow pace every
- * record gets its own line and a fast stream gets about that many a second. */
+/* The per-record INFO lines: a burst of up to INGEST_RECORD_LOG_BURST lines, refilled at
+ * INGEST_RECORD_LOG_PER_S lines a second, so that at a slow pace every record gets its own line
+ * and a fast stream gets about that many a second. */
 #define INGEST_RECORD_LOG_BURST 10
 #define INGEST_RECORD_LOG_PER_S 10
-typedef struct ingest_record_log {
-  uint64_t tokens_x1m;           /* tokens in millionths (integer arithmetic, no drift) */
-  uint64_t last_us;              /* monotonic time of the last refill, 0 before the first */
-  unsigned long long suppressed; /* records not logged since the last line */
-} ingest_record_log;
 
 /* Where a message came from: a TCP connection (lives as long as it) or one UDP datagram. */
 typedef struct ingest_peer {
@@ -56,7 +54,7 @@ typedef struct ingest {
   int stopped;        /* CS_ESTOP was returned: every later message gets it too */
   int exit_code;      /* why: 0 (--max-records reached) or 1 (a fatal error, logged) */
   ingest_proto proto[STREAM_NPROTO];
-  ingest_record_log record_log;
+  lograte record_log;
   char err[320]; /* why the last CS_EPROTO */
 } ingest;
 

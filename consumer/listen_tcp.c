@@ -9,17 +9,28 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "lograte.h"
+
+#define LISTEN_TCP_SWEEP_MS 1000
+#define LISTEN_TCP_CONN_LOG_BURST 20 /* connect/disconnect lines at once, then */
+#define LISTEN_TCP_CONN_LOG_PER_S 5  /* this many a second */
+#define LISTEN_TCP_ACCEPT_LOG_INTERVAL_US 1000000
 
 typedef struct listen_conn listen_conn;
 
 struct listen_tcp {
   uv_tcp_t handle;
+  uv_timer_t sweep; /* once a second: connections that took too long */
+  int sweep_open;
   listen_env env;
   char name[80];
   listen_conn *conns;
+  size_t partial_bytes; /* held in incomplete frames, all connections */
   int paused;
   int stopping;
-  int handles; /* handles not yet closed (the listener and its connections): freed at 0 */
+  int handles; /* handles not yet closed (the listener, its timer, its connections): freed at 0 */
+  lograte conn_log;             /* connect and disconnect lines */
+  log_limiter accept_log;       /* failed accepts (out of descriptors, say) */
   char buf[LISTEN_READ_BUFFER]; /* all reads share it: libuv calls alloc and read back to back */
 };
 
@@ -29,6 +40,9 @@ struct listen_conn {
   listen_tcp *l;
   ingest_peer peer;
   wire_decoder dec;
+  uint64_t accepted_us;      /* monotonic */
+  uint64_t partial_since_us; /* an incomplete frame is held since (monotonic), 0: none */
+  size_t partial_bytes;      /* its bytes, counted in l->partial_bytes */
   int closing;
   listen_conn *prev, *next;
 };
@@ -76,7 +90,53 @@ static void listen_conn_close(listen_conn *k) {
     return;
   }
   k->closing = 1;
+  k->l->partial_bytes -= k->partial_bytes;
+  k->partial_bytes = 0;
   uv_close((uv_handle_t *)&k->handle, listen_conn_close_cb);
+}
+
+/* A connection line (connected, disconnected, closed), within the lines' rate: a flood of
+ * peers must not flood the log. Says how many were held back since the last one. */
+static void listen_conn_log(listen_tcp *l, int level, const char *what, const listen_conn *k) {
+  unsigned long long held;
+  if (!lograte_allow(&l->conn_log, clock_mono_us())) {
+    return;
+  }
+  held = lograte_take_suppressed(&l->conn_log);
+  if (held > 0) {
+    log_msg(level, "tcp %s %s after %" PRIu64 " records (%llu more connection lines not shown)",
+            k->peer.name, what, k->peer.records, held);
+  } else if (strcmp(what, "connected") == 0) {
+    log_msg(level, "tcp %s connected", k->peer.name);
+  } else {
+    log_msg(level, "tcp %s %s after %" PRIu64 " records", k->peer.name, what, k->peer.records);
+  }
+}
+
+/* Note how many bytes of an incomplete frame k holds now; over the cap for all connections,
+ * close the largest holders first until under it (they cannot be told from a slow sender,
+ * but one peer must not make the consumer hold everything). */
+static void listen_conn_note_partial(listen_conn *k, uint64_t now) {
+  listen_tcp *l = k->l;
+  size_t held = wire_decoder_pending(&k->dec);
+  l->partial_bytes = l->partial_bytes - k->partial_bytes + held;
+  k->partial_bytes = held;
+  k->partial_since_us = held == 0 ? 0 : (k->partial_since_us != 0 ? k->partial_since_us : now);
+  while (l->partial_bytes > LISTEN_TCP_MAX_PARTIAL_BYTES) {
+    listen_conn *big = NULL, *c;
+    for (c = l->conns; c != NULL; c = c->next) {
+      if (!c->closing && (big == NULL || c->partial_bytes > big->partial_bytes)) {
+        big = c;
+      }
+    }
+    if (big == NULL) {
+      break;
+    }
+    l->env.in->proto[STREAM_TCP].evicted++;
+    ingest_garbage(l->env.in, &big->peer, "incomplete frames of all connections over the cap",
+                   "closing the one holding most");
+    listen_conn_close(big);
+  }
 }
 
 /* Start reading one connection (not while reads are paused for back-pressure). */
@@ -114,7 +174,7 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
   }
   if (nread < 0) {
     if (nread == UV_EOF) {
-      log_info("tcp %s disconnected after %" PRIu64 " records", k->peer.name, k->peer.records);
+      listen_conn_log(l, LOG_INFO, "disconnected", k);
     } else {
       log_warn("tcp %s: connection lost: %s (after %" PRIu64 " records)", k->peer.name,
                uv_strerror((int)nread), k->peer.records);
@@ -135,8 +195,41 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
   } else if (rc < 0) {
     ingest_garbage(l->env.in, &k->peer, ingest_decode_error(rc), "closing the connection");
     listen_conn_close(k);
+  } else {
+    listen_conn_note_partial(k, clock_mono_us());
   }
   l->env.input(l->env.arg);
+}
+
+/* Close k if it took too long: no HELLO within LISTEN_TCP_HELLO_TIMEOUT_US of connecting, or an
+ * incomplete frame held for LISTEN_TCP_PARTIAL_TIMEOUT_US. Counted as timed out. */
+static void listen_conn_sweep(listen_conn *k, uint64_t now) {
+  char why[96];
+  if (k->closing) {
+    return;
+  }
+  if (!k->peer.saw_hello && now - k->accepted_us >= LISTEN_TCP_HELLO_TIMEOUT_US) {
+    snprintf(why, sizeof(why), "no hello within %d s of connecting",
+             (int)(LISTEN_TCP_HELLO_TIMEOUT_US / 1000000));
+  } else if (k->partial_since_us != 0 &&
+             now - k->partial_since_us >= LISTEN_TCP_PARTIAL_TIMEOUT_US) {
+    snprintf(why, sizeof(why), "an incomplete frame (%zu bytes) held for %d s", k->partial_bytes,
+             (int)(LISTEN_TCP_PARTIAL_TIMEOUT_US / 1000000));
+  } else {
+    return;
+  }
+  k->l->env.in->proto[STREAM_TCP].timed_out++;
+  ingest_garbage(k->l->env.in, &k->peer, why, "closing the connection");
+  listen_conn_close(k);
+}
+
+static void listen_tcp_sweep_cb(uv_timer_t *t) {
+  listen_tcp *l = t->data;
+  uint64_t now = clock_mono_us();
+  listen_conn *k;
+  for (k = l->conns; k != NULL; k = k->next) {
+    listen_conn_sweep(k, now);
+  }
 }
 
 /* A producer connected. */
@@ -147,7 +240,18 @@ static void listen_tcp_connection_cb(uv_stream_t *server, int status) {
   int len = sizeof(ss), rc;
 
   if (status < 0) {
-    log_warn("tcp accept on %s failed: %s", l->name, uv_strerror(status));
+    /* Out of descriptors (libuv then closes what waits in the backlog): say so once a second
+     * and go on serving the connections there are. */
+    if (log_limiter_allow(&l->accept_log, clock_mono_us(), LISTEN_TCP_ACCEPT_LOG_INTERVAL_US)) {
+      unsigned long long held = l->accept_log.suppressed;
+      l->accept_log.suppressed = 0;
+      log_warn("tcp accept on %s failed: %s%s (%llu more since the last report)", l->name,
+               uv_strerror(status),
+               status == UV_EMFILE || status == UV_ENFILE
+                   ? "; new connections are refused until some close (raise ulimit -n)"
+                   : "",
+               held);
+    }
     return;
   }
   k = calloc(1, sizeof(*k));
@@ -185,7 +289,8 @@ static void listen_tcp_connection_cb(uv_stream_t *server, int status) {
     k->peer.addr = NULL;
   }
   l->env.in->proto[STREAM_TCP].connections++;
-  log_info("tcp %s connected", k->peer.name);
+  k->accepted_us = clock_mono_us();
+  listen_conn_log(l, LOG_INFO, "connected", k);
   listen_conn_read_start(k);
 }
 
@@ -214,7 +319,19 @@ int listen_tcp_start(listen_tcp **out, const listen_env *env) {
   }
   l->handle.data = l;
   l->handles = 1;
+  lograte_init(&l->conn_log, LISTEN_TCP_CONN_LOG_BURST, LISTEN_TCP_CONN_LOG_PER_S);
   *out = l;
+  rc = uv_timer_init(env->loop, &l->sweep);
+  if (rc == 0) {
+    l->sweep.data = l;
+    l->sweep_open = 1;
+    l->handles++;
+    rc = uv_timer_start(&l->sweep, listen_tcp_sweep_cb, LISTEN_TCP_SWEEP_MS, LISTEN_TCP_SWEEP_MS);
+  }
+  if (rc != 0) {
+    log_error("cannot listen on %s: %s", l->name, uv_strerror(rc));
+    return rc;
+  }
   rc = uv_tcp_bind(&l->handle, (struct sockaddr *)&ss, 0);
   if (rc == 0) {
     rc = uv_listen((uv_stream_t *)&l->handle, 511, listen_tcp_connection_cb);
@@ -259,10 +376,12 @@ void listen_tcp_stop(listen_tcp *l) {
                wire_decoder_pending(&k->dec));
     }
     if (!k->closing) {
-      log_info("tcp %s closed by the consumer after %" PRIu64 " records", k->peer.name,
-               k->peer.records);
+      listen_conn_log(l, LOG_INFO, "closed by the consumer", k);
     }
     listen_conn_close(k);
+  }
+  if (l->sweep_open) {
+    uv_close((uv_handle_t *)&l->sweep, listen_tcp_close_cb);
   }
   uv_close((uv_handle_t *)&l->handle, listen_tcp_close_cb);
 }

@@ -5,6 +5,14 @@
 
 #include "listen.h"
 
+/* Connection hygiene: a connection that sent no HELLO this long after connecting, or held an
+ * incomplete frame this long, is closed (counted as timed out); the bytes held in incomplete
+ * frames over all connections are capped, the largest holder closed first (counted as
+ * evicted). */
+#define LISTEN_TCP_HELLO_TIMEOUT_US (10 * 1000000ull)
+#define LISTEN_TCP_PARTIAL_TIMEOUT_US (30 * 1000000ull)
+#define LISTEN_TCP_MAX_PARTIAL_BYTES (64u << 20)
+
 typedef struct listen_tcp listen_tcp;
 
 /* Bind and listen (the consumer says "listening on" once the sinks are open too). Returns 0

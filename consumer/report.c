@@ -107,8 +107,15 @@ void report_summary(const report_view *v, FILE *out) {
     }
   }
   if (proto_used(v, STREAM_TCP)) {
-    fprintf(out, "tcp: %" PRIu64 " connections, %" PRIu64 " garbage (connections closed)\n",
+    fprintf(out, "tcp: %" PRIu64 " connections, %" PRIu64 " garbage (connections closed)",
             tcp->connections, tcp->garbage);
+    if (tcp->timed_out > 0 || tcp->evicted > 0) {
+      fprintf(out,
+              ", %" PRIu64 " timed out (no hello, or an incomplete frame held too long), %" PRIu64
+              " closed to keep incomplete frames under their cap",
+              tcp->timed_out, tcp->evicted);
+    }
+    fprintf(out, "\n");
   }
   if (proto_used(v, STREAM_UDP)) {
     fprintf(out, "udp: %" PRIu64 " datagrams, %" PRIu64 " garbage, ", udp->datagrams, udp->garbage);
@@ -146,6 +153,8 @@ int report_json(const report_view *v, const char *path, char *err, size_t errlen
     json_uint(&j, "garbage", t->garbage);
     if (p == STREAM_TCP) {
       json_uint(&j, "connections", t->connections);
+      json_uint(&j, "timed_out", t->timed_out);
+      json_uint(&j, "evicted", t->evicted);
     } else {
       json_uint(&j, "datagrams", t->datagrams);
       if (t->kernel_drops_known) {
