@@ -23,10 +23,11 @@ struct consumer {
   uv_loop_t loop;
   int loop_ready;
   uv_signal_t sigint, sigterm;
+  uv_signal_t sighup;     /* reopen the CSV files (logrotate) */
   uv_check_t check;       /* end of every loop turn: the sinks write what arrived */
   uv_timer_t sink_timer;  /* the time a sink asked for (commit pace, lock back-off) */
   uv_timer_t stats_timer; /* the live --stats line */
-  int sigint_open, sigterm_open, check_open, sink_timer_open, stats_timer_open;
+  int sigint_open, sigterm_open, sighup_open, check_open, sink_timer_open, stats_timer_open;
 
   listen_tcp *tcp;
   listen_udp *udp;
@@ -136,6 +137,18 @@ static void loop_signal_cb(uv_signal_t *h, int signum) {
   loop_stop(c, 0);
 }
 
+/* SIGHUP: the sinks reopen their files at their paths, as logrotate expects. */
+static void loop_sighup_cb(uv_signal_t *h, int signum) {
+  consumer *c = h->data;
+  (void)signum;
+  if (c->stopping || c->sinks == NULL) {
+    return;
+  }
+  if (sinks_reopen(c->sinks) != 0) {
+    log_warn("SIGHUP: some files could not be reopened (see above); writing on to them");
+  }
+}
+
 /* The live --stats line. */
 static void loop_stats_timer_cb(uv_timer_t *t) {
   consumer *c = t->data;
@@ -175,6 +188,9 @@ static void loop_stop(consumer *c, int exit_code) {
   if (c->sigterm_open) {
     uv_unref((uv_handle_t *)&c->sigterm);
   }
+  if (c->sighup_open) {
+    uv_unref((uv_handle_t *)&c->sighup); /* ignored from now on, but not fatal */
+  }
   if (c->sink_timer_open) {
     uv_timer_stop(&c->sink_timer);
   }
@@ -198,12 +214,14 @@ static int loop_handles_init(consumer *c) {
   } while (0)
   LOOP_INIT_HANDLE(uv_signal_init(&c->loop, &c->sigint), c->sigint, sigint_open);
   LOOP_INIT_HANDLE(uv_signal_init(&c->loop, &c->sigterm), c->sigterm, sigterm_open);
+  LOOP_INIT_HANDLE(uv_signal_init(&c->loop, &c->sighup), c->sighup, sighup_open);
   LOOP_INIT_HANDLE(uv_check_init(&c->loop, &c->check), c->check, check_open);
   LOOP_INIT_HANDLE(uv_timer_init(&c->loop, &c->sink_timer), c->sink_timer, sink_timer_open);
   LOOP_INIT_HANDLE(uv_timer_init(&c->loop, &c->stats_timer), c->stats_timer, stats_timer_open);
 #undef LOOP_INIT_HANDLE
   if ((rc = uv_signal_start(&c->sigint, loop_signal_cb, SIGINT)) != 0 ||
       (rc = uv_signal_start(&c->sigterm, loop_signal_cb, SIGTERM)) != 0 ||
+      (rc = uv_signal_start(&c->sighup, loop_sighup_cb, SIGHUP)) != 0 ||
       (rc = uv_check_start(&c->check, loop_check_cb)) != 0) {
     log_error("cannot set up the event loop: %s", uv_strerror(rc));
     return rc;

@@ -32,6 +32,11 @@ typedef struct out_target {
   uint64_t pending_records;
   uint64_t records; /* records written to this file */
   int unterminated; /* the file did not end with a line break: one is queued */
+  dev_t dev;        /* the file as opened, to notice it deleted, moved or replaced */
+  ino_t ino;
+  uint64_t records_at_open; /* t->records when the file now open was opened */
+  int fate;                 /* OUTFILE_FILE_* as last seen by outfile_check */
+  uint64_t lost;            /* records written to a file that was then deleted */
   struct out_target *next;
 } out_target;
 
@@ -118,6 +123,8 @@ static int target_open(outfile *o, const char *path, out_target **out) {
     snprintf(o->err, sizeof(o->err), "%s: %s", path, strerror(errno));
     goto fail;
   }
+  t->dev = sb.st_dev;
+  t->ino = sb.st_ino;
   if (sb.st_size > 0) {
     /* The file already has records: keep to its header so that it stays one valid CSV. */
     char cerr[256];
@@ -452,6 +459,24 @@ int outfile_add(outfile *o, const sink_record *r) {
   return 0;
 }
 
+/* What a person can do about a failed write, by its errno. */
+static const char *outfile_write_hint(int e) {
+  switch (e) {
+  case ENOSPC:
+  case EDQUOT:
+    return "the disk is full: free some space, or pick another --out";
+  case EPERM:
+  case EACCES:
+  case EROFS:
+    return "the file cannot be written: check its permissions and attributes (chattr), or pick "
+           "another --out";
+  case EIO:
+    return "the disk reported an error: check it, or pick another --out";
+  default:
+    return "check the disk and the file, or pick another --out";
+  }
+}
+
 /* Write one target's queue. Returns 0 or CS_EIO with o->err set; unwritten bytes stay. */
 static int target_flush(outfile *o, out_target *t) {
   size_t n;
@@ -463,15 +488,115 @@ static int target_flush(outfile *o, out_target *t) {
   if (n == t->pending.len && fflush(t->fp) == 0) {
     cs_buf_reset(&t->pending);
     t->records += t->pending_records;
+    if (t->fate == OUTFILE_FILE_DELETED) {
+      t->lost += t->pending_records; /* into a file no path leads to */
+    }
     t->pending_records = 0;
     return 0;
   }
-  snprintf(o->err, sizeof(o->err), "%s: write failed: %s (free some space or pick another --out)",
-           t->path, strerror(errno));
+  snprintf(o->err, sizeof(o->err), "%s: write failed: %s (%s)", t->path, strerror(errno),
+           outfile_write_hint(errno));
   /* Keep what did not reach the file, so a later flush can try again (a half-written line may
    * remain in the file). */
   cs_buf_consume(&t->pending, n);
   return CS_EIO;
+}
+
+/* What became of the file a target has open: still at its path, deleted, or moved or replaced
+ * (the path leads to another file, or to none while the open file still has a name). */
+static int target_fate(const out_target *t) {
+  struct stat open_sb, path_sb;
+  if (fstat(fileno(t->fp), &open_sb) == 0 && open_sb.st_nlink == 0) {
+    return OUTFILE_FILE_DELETED;
+  }
+  if (stat(t->path, &path_sb) != 0 || path_sb.st_dev != t->dev || path_sb.st_ino != t->ino) {
+    return OUTFILE_FILE_MOVED;
+  }
+  return OUTFILE_FILE_OK;
+}
+
+/* Look at every file; see outfile.h. */
+int outfile_check(outfile *o) {
+  out_target *t;
+  int changed = 0;
+  for (t = o->targets; t != NULL; t = t->next) {
+    int fate = target_fate(t);
+    if (fate == t->fate) {
+      continue;
+    }
+    changed++;
+    if (fate == OUTFILE_FILE_DELETED) {
+      t->lost += t->records - t->records_at_open;
+      log_error("%s was deleted while the consumer writes it: the %" PRIu64 " records written "
+                "to it since it was opened are gone, and so will the next ones be until it is "
+                "reopened (send the consumer SIGHUP to reopen its CSV files, as logrotate does)",
+                t->path, t->records - t->records_at_open);
+    } else if (fate == OUTFILE_FILE_MOVED) {
+      log_warn("%s was moved or replaced while the consumer writes it: records go on to the "
+               "file it was moved to until SIGHUP reopens %s",
+               t->path, t->path);
+    }
+    t->fate = fate;
+  }
+  return changed;
+}
+
+/* Reopen one target at its path (SIGHUP): what is queued is written first; a new, empty file
+ * gets the target's header line. Returns 0 or CS_EIO/CS_ENOMEM with o->err set. */
+static int target_reopen(outfile *o, out_target *t) {
+  struct stat sb;
+  FILE *fp;
+  int rc = target_flush(o, t);
+  if (rc != 0) {
+    return rc;
+  }
+  fp = fopen(t->path, "ab");
+  if (fp == NULL || setvbuf(fp, NULL, _IONBF, 0) != 0 || fstat(fileno(fp), &sb) != 0) {
+    snprintf(o->err, sizeof(o->err), "%s: cannot reopen for appending: %s (%s)", t->path,
+             strerror(errno), outfile_write_hint(errno));
+    if (fp != NULL) {
+      fclose(fp);
+    }
+    return CS_EIO;
+  }
+  if (fclose(t->fp) != 0) {
+    log_warn("%s: closing the file it replaced: %s", t->path, strerror(errno));
+  }
+  t->fp = fp;
+  t->dev = sb.st_dev;
+  t->ino = sb.st_ino;
+  t->fate = OUTFILE_FILE_OK;
+  t->records_at_open = t->records;
+  if (sb.st_size == 0 && t->claimed && t->ncolumns > 0) {
+    return csvout_record(&t->pending, t->columns, t->ncolumns); /* a new file: its header */
+  }
+  return 0;
+}
+
+/* Reopen every file; see outfile.h. */
+int outfile_reopen(outfile *o) {
+  out_target *t;
+  int rc = 0, r;
+  for (t = o->targets; t != NULL; t = t->next) {
+    r = target_reopen(o, t);
+    if (r != 0 && rc == 0) {
+      rc = r;
+    }
+  }
+  return rc;
+}
+
+/* Records written to deleted files; see outfile.h. */
+uint64_t outfile_lost(const outfile *o, size_t i) {
+  const out_target *t;
+  uint64_t n = 0;
+  size_t k = 0;
+  for (t = o->targets; t != NULL; t = t->next, k++) {
+    if (i == SIZE_MAX || i == k) {
+      n += t->lost;
+    }
+  }
+  return n;
 }
 
 /* Write and flush every queue; see outfile.h. */

@@ -41,6 +41,23 @@ int outfile_add(outfile *o, const sink_record *r);
  * queued so that a later call can try again. */
 int outfile_flush(outfile *o);
 
+/* What became of a file the consumer writes (outfile_check). */
+enum outfile_fate { OUTFILE_FILE_OK = 0, OUTFILE_FILE_DELETED = 1, OUTFILE_FILE_MOVED = 2 };
+
+/* Look at every open file: deleted (its records are gone: counted in outfile_lost from now on,
+ * and logged as an error), or moved or replaced (logged as a warning: records go on to the
+ * moved file). Logs each change once and returns how many changed. */
+int outfile_check(outfile *o);
+
+/* Reopen every file at its path (SIGHUP, as logrotate asks): queued records are written to the
+ * old file first, a new empty file gets its header line. Returns 0, or CS_EIO with
+ * outfile_error() set (the files that could not be reopened stay as they were). */
+int outfile_reopen(outfile *o);
+
+/* Records written to file i (SIZE_MAX: to all files) after it was deleted or, at the moment it
+ * was found deleted, since it was opened: not on disk. */
+uint64_t outfile_lost(const outfile *o, size_t i);
+
 size_t outfile_pending_bytes(const outfile *o); /* bytes queued, not yet written */
 uint64_t outfile_records(const outfile *o);     /* records written to disk, all files */
 uint64_t outfile_not_written(const outfile *o); /* records refused (CS_ENOFILE from outfile_add) */

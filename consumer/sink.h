@@ -80,6 +80,9 @@ typedef struct sink_ops {
    * Returns 0 when done, SINK_AGAIN with *next_us (monotonic) to be called again after a
    * wait, or 1 when records were left behind (logged, saved where it can: exit code 1). */
   int (*drain)(void *self, uint64_t now_us, int give_up, uint64_t *next_us);
+  /* SIGHUP: reopen the sink's files at their paths (logrotate moved them). Returns 0, or a
+   * negative code after logging why (the sink goes on with what it had). */
+  int (*reopen)(void *self);
   /* 1 if the sink still holds records a drain would wait for, naming itself in what
    * ("database x.db"), else 0. */
   int (*waiting)(void *self, char *what, size_t len);

@@ -1,6 +1,7 @@
 /* sink_csv.c -- the out9.txt sink: every new record appended as RFC 4180 CSV (outfile.c), the
  * main file and its side files, written once per loop turn. */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -9,10 +10,14 @@
 #include "outfile.h"
 #include "sink.h"
 
+/* How often the files are looked at (deleted, moved or replaced while the consumer writes). */
+#define SINK_CSV_CHECK_US 1000000
+
 typedef struct sink_csv {
   outfile *out;
-  int dirty;  /* records were added since the last flush */
-  int failed; /* the last write failed and was reported: the close says nothing more */
+  int dirty;           /* records were added since the last flush */
+  int failed;          /* the last write failed and was reported: the close says nothing more */
+  uint64_t checked_us; /* monotonic time of the last outfile_check */
 } sink_csv;
 
 /* Open --out (created or appended to). Logs and returns a negative code on failure. */
@@ -50,11 +55,14 @@ static int sink_csv_add(void *self, const sink_record *r) {
   return rc;
 }
 
-/* Write what arrived since the last turn. */
+/* Write what arrived since the last turn; once a second, see that the files are still there. */
 static int sink_csv_flush(void *self, uint64_t now_us, uint64_t *next_us) {
   sink_csv *k = self;
-  (void)now_us;
-  *next_us = 0;
+  if (now_us - k->checked_us >= SINK_CSV_CHECK_US) {
+    outfile_check(k->out);
+    k->checked_us = now_us;
+  }
+  *next_us = k->checked_us + SINK_CSV_CHECK_US;
   if (!k->dirty) {
     return 0;
   }
@@ -67,9 +75,10 @@ static int sink_csv_flush(void *self, uint64_t now_us, uint64_t *next_us) {
   return 0;
 }
 
-/* At the stop: write everything still queued. */
+/* At the stop: write everything still queued, and say if records went to a deleted file. */
 static int sink_csv_drain(void *self, uint64_t now_us, int give_up, uint64_t *next_us) {
   sink_csv *k = self;
+  uint64_t lost;
   (void)now_us;
   (void)give_up;
   (void)next_us;
@@ -79,6 +88,27 @@ static int sink_csv_drain(void *self, uint64_t now_us, int give_up, uint64_t *ne
     k->failed = 1;
     return 1;
   }
+  outfile_check(k->out);
+  lost = outfile_lost(k->out, SIZE_MAX);
+  if (lost > 0) {
+    log_error("%" PRIu64 " records were written to a CSV file that was deleted: they are not on "
+              "disk (the summary names the file)",
+              lost);
+    return 1;
+  }
+  return 0;
+}
+
+/* SIGHUP: reopen the files at their paths (after logrotate moved them, say). */
+static int sink_csv_reopen(void *self) {
+  sink_csv *k = self;
+  if (outfile_reopen(k->out) != 0) {
+    log_error("%s", outfile_error(k->out));
+    return CS_EIO;
+  }
+  k->dirty = 1; /* a new file's header is queued */
+  log_info("SIGHUP: reopened %s%s", outfile_path(k->out),
+           outfile_files(k->out) > 1 ? " and its side files" : "");
   return 0;
 }
 
@@ -104,7 +134,15 @@ static void sink_csv_report_text(void *self, FILE *out) {
   const char *path;
   uint64_t records;
   for (i = 0; outfile_file(k->out, i, &path, &records) == 0; i++) {
-    fprintf(out, "%s: %" PRIu64 " records written\n", path, records);
+    uint64_t lost = outfile_lost(k->out, i);
+    if (lost > 0) {
+      fprintf(out,
+              "%s: %" PRIu64 " records written, %" PRIu64 " of them to the file after it was "
+              "deleted: those are not on disk\n",
+              path, records, lost);
+    } else {
+      fprintf(out, "%s: %" PRIu64 " records written\n", path, records);
+    }
   }
   if (nfiles > 1) {
     fprintf(out, "%zu CSV files: %" PRIu64 " records written in all\n", nfiles,
@@ -129,11 +167,13 @@ static void sink_csv_report_json(void *self, json_out *j) {
   json_string(j, "path", k != NULL ? outfile_path(k->out) : NULL);
   json_uint(j, "records", k != NULL ? outfile_records(k->out) : 0);
   json_uint(j, "not_written", k != NULL ? outfile_not_written(k->out) : 0);
+  json_uint(j, "lost", k != NULL ? outfile_lost(k->out, SIZE_MAX) : 0);
   json_array_begin(j, "files");
   for (i = 0; k != NULL && outfile_file(k->out, i, &file, &records) == 0; i++) {
     json_object_begin(j, NULL);
     json_string(j, "path", file);
     json_uint(j, "records", records);
+    json_uint(j, "lost", outfile_lost(k->out, i));
     json_object_end(j);
   }
   json_array_end(j);
@@ -170,6 +210,7 @@ const sink_ops sink_csv_ops = {
     .add = sink_csv_add,
     .flush = sink_csv_flush,
     .drain = sink_csv_drain,
+    .reopen = sink_csv_reopen,
     .where = sink_csv_where,
     .summary = sink_csv_report_text,
     .json = sink_csv_report_json,

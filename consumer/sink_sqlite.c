@@ -1,9 +1,12 @@
 /* sink_sqlite.c -- the SQLite sink: rows queued and committed by store.c, paced here (a commit
  * at most every 50 ms), backed off with jitter while another process holds the lock, and
  * drained at the stop (waiting up to 10 s for such a lock; what is left is saved as CSV). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "clock.h"
 #include "error.h"
@@ -17,6 +20,7 @@
 #define SQLITE_BACKOFF_MAX_MS 500
 #define SQLITE_DRAIN_TIMEOUT_US 10000000 /* at the stop, retry a locked database this long */
 #define SQLITE_DROP_LOG_INTERVAL_US 1000000
+#define SQLITE_CHECK_US 1000000 /* how often the database file is looked at */
 
 typedef struct sink_sqlite {
   store *db;
@@ -32,6 +36,10 @@ typedef struct sink_sqlite {
   uint64_t catchup_since_us;  /* lock released: log when the queue is empty again */
   uint64_t rng;               /* backoff jitter */
   int failed;                 /* a database error stopped the consumer: the drain only saves */
+  dev_t dev;                  /* the database file as opened, to notice it deleted or replaced */
+  ino_t ino;
+  int gone;            /* the path no longer leads to that file (logged once) */
+  uint64_t checked_us; /* monotonic time of the last look */
   log_limiter drop_log;
   /* The stop's drain, one step per sink_ops.drain call. */
   int drain_started;
@@ -74,6 +82,13 @@ static int sink_sqlite_open(void **self, const consumer_options *opt, const sink
   }
   q->path = opt->db_path;
   q->env = *env;
+  {
+    struct stat sb;
+    if (stat(q->path, &sb) == 0) {
+      q->dev = sb.st_dev;
+      q->ino = sb.st_ino;
+    }
+  }
   q->rng = clock_wall_us() | 1;
   *self = q;
   return 0;
@@ -169,6 +184,25 @@ static uint64_t sink_sqlite_backoff(sink_sqlite *q, uint64_t now) {
   return q->busy_next_us;
 }
 
+/* Is the database file still at its path? Deleted or replaced, the rows committed to it are not
+ * in the file a person will open: say so once, naming the file. */
+static void sink_sqlite_check(sink_sqlite *q) {
+  struct stat sb;
+  int e = stat(q->path, &sb) == 0 ? 0 : errno;
+  if (q->gone || (e == 0 && sb.st_dev == q->dev && sb.st_ino == q->ino)) {
+    return;
+  }
+  q->gone = 1;
+  log_error("database %s was %s while the consumer writes it: the %" PRIu64 " rows committed "
+            "since it was opened are not in the file at that path (they are in the CSV files; "
+            "restart the consumer to write a new database)",
+            q->path,
+            e == ENOENT ? "deleted"
+            : e != 0    ? "made unreadable"
+                        : "replaced",
+            store_committed(q->db));
+}
+
 /* Commit what is queued if the pace allows, within a time budget; on a lock held by another
  * process, back off and keep the rows queued. */
 static int sink_sqlite_flush(void *self, uint64_t now, uint64_t *next_us) {
@@ -176,6 +210,10 @@ static int sink_sqlite_flush(void *self, uint64_t now, uint64_t *next_us) {
   uint64_t budget_end;
   int rc;
   *next_us = 0;
+  if (now - q->checked_us >= SQLITE_CHECK_US) {
+    sink_sqlite_check(q);
+    q->checked_us = now;
+  }
   if (store_pending(q->db) == 0) {
     return 0;
   }
@@ -285,6 +323,19 @@ static int sink_sqlite_drain_busy(sink_sqlite *q, int give_up, uint64_t *next_us
   return SINK_AGAIN;
 }
 
+/* After the last commit: 1 (exit code 1, said why) when rows are not where the summary says:
+ * the file was deleted or replaced, or records were not stored at all. */
+static int sink_sqlite_drain_verdict(sink_sqlite *q) {
+  char where[4200];
+  sink_sqlite_check(q);
+  if (q->dropped > 0) {
+    log_error("database %s: %" PRIu64 " records were not stored in it (see the errors above); "
+              "they are in %s",
+              q->path, q->dropped, q->env.copy_where(q->env.arg, NULL, where, sizeof where));
+  }
+  return q->gone || q->dropped > 0 ? 1 : 0;
+}
+
 /* At the stop: commit every queued row, retrying a locked database for up to 10 s (a second
  * SIGINT/SIGTERM, give_up, ends the wait). */
 static int sink_sqlite_drain(void *self, uint64_t now_us, int give_up, uint64_t *next_us) {
@@ -321,7 +372,7 @@ static int sink_sqlite_drain(void *self, uint64_t now_us, int give_up, uint64_t 
     q->catchup_since_us = 0;
   }
   sink_sqlite_note_caught_up(q);
-  return 0;
+  return sink_sqlite_drain_verdict(q);
 }
 
 /* Rows a drain would wait for. */

@@ -242,6 +242,21 @@ int sinks_drain(sinks *s, uint64_t now_us, int give_up, uint64_t *next_us) {
   return result;
 }
 
+/* Reopen every sink's files; see sinks.h. */
+int sinks_reopen(sinks *s) {
+  size_t i;
+  int rc = 0, r;
+  for (i = 0; i < s->n; i++) {
+    if (!s->v[i].failed && s->v[i].ops->reopen != NULL) {
+      r = s->v[i].ops->reopen(s->v[i].self);
+      if (r != 0 && rc == 0) {
+        rc = r;
+      }
+    }
+  }
+  return rc;
+}
+
 /* Does a sink hold records a drain waits for? See sinks.h. */
 int sinks_waiting(sinks *s, char *what, size_t len) {
   size_t i;

@@ -44,6 +44,10 @@ int sinks_pressure(sinks *s, int paused, char *why, size_t len);
  * logged where they are). Call until it does not return SINK_AGAIN. */
 int sinks_drain(sinks *s, uint64_t now_us, int give_up, uint64_t *next_us);
 
+/* SIGHUP: every sink that has files reopens them. Returns 0, or the first negative code (each
+ * failure logged by its sink). */
+int sinks_reopen(sinks *s);
+
 /* 1 if a sink holds records a drain would wait for (what names it), else 0. */
 int sinks_waiting(sinks *s, char *what, size_t len);
 

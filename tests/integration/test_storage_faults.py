@@ -1,0 +1,86 @@
+"""test_storage_faults.py -- storage that goes away while the consumer writes: a deleted
+out9.txt or database is noticed within about a second, named, counted and ends in exit 1;
+SIGHUP reopens the CSV files (the logrotate convention), and a file moved away and reopened
+loses nothing."""
+
+import os
+import signal
+import time
+
+import harness
+
+
+class StorageFaultTest(harness.IntegrationCase):
+
+    def source(self, n):
+        rows = [["id", "value"]] + [[str(i), "v%d" % i] for i in range(1, n + 1)]
+        path = self.path("src.csv")
+        harness.write_csv(path, rows, lineterminator="\n")
+        return path, rows
+
+    def wait_log(self, cons, text, timeout=5):
+        harness.wait_until(lambda: text in cons.proc.stderr(), timeout)
+        self.assertIn(text, cons.proc.stderr())
+
+    def test_deleted_out9_is_loud_and_sighup_reopens_it(self):
+        src, rows = self.source(400)
+        cons = self.consumer("--tcp", protocols=("tcp",))
+        prod = self.start_producer(src, cons.port, "tcp", ["--rate", "200"])
+        harness.wait_for_rows(cons.out_path(), 100, 10)
+        os.remove(cons.out_path())
+        self.wait_log(cons, "out9.txt was deleted while the consumer writes it")
+        time.sleep(0.3)
+        cons.proc.popen.send_signal(signal.SIGHUP)
+        self.wait_log(cons, "SIGHUP: reopened")
+        res_p = self.finish_producer(prod, timeout=30)
+        self.assertExit(res_p, 0, "producer")
+        time.sleep(0.5)
+        res = cons.stop()
+        self.assertExit(res, 1, "consumer after its out9.txt was deleted")
+        after = harness.read_csv(cons.out_path())
+        self.assertEqual(["id", "value"], after[0], "the new out9.txt starts with the header")
+        self.assertGreater(len(after), 1, "records after the SIGHUP are in the new file")
+        self.assertEqual(rows[-1], after[-1])
+        lost = res.stats["out"]["lost"]
+        # Everything written before the reopen went to the deleted file.
+        self.assertEqual(len(rows) - 1, lost + len(after) - 1, res.describe())
+        self.assertIn("records were written to a CSV file that was deleted", res.stderr)
+        self.assertIn("of them to the file after it was deleted", res.stderr)
+
+    def test_moved_out9_and_sighup_lose_nothing(self):
+        src, rows = self.source(400)
+        cons = self.consumer("--tcp", protocols=("tcp",))
+        prod = self.start_producer(src, cons.port, "tcp", ["--rate", "200"])
+        harness.wait_for_rows(cons.out_path(), 100, 10)
+        rotated = cons.out_path() + ".1"
+        os.rename(cons.out_path(), rotated)
+        self.wait_log(cons, "out9.txt was moved or replaced")
+        cons.proc.popen.send_signal(signal.SIGHUP)
+        self.wait_log(cons, "SIGHUP: reopened")
+        res_p = self.finish_producer(prod, timeout=30)
+        self.assertExit(res_p, 0, "producer")
+        time.sleep(0.5)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer after a logrotate-style move and SIGHUP")
+        old, new = harness.read_csv(rotated), harness.read_csv(cons.out_path())
+        self.assertEqual(["id", "value"], new[0], "the new file has its header")
+        self.assertRowsEqual(rows, old + new[1:], "the two files together, each record once")
+
+    def test_deleted_database_gives_exit_1(self):
+        src, rows = self.source(300)
+        db = self.path("feed.db")
+        cons = self.consumer("--tcp", "--db", db, protocols=("tcp",))
+        prod = self.start_producer(src, cons.port, "tcp", ["--rate", "300"])
+        harness.wait_for_rows(cons.out_path(), 50, 10)
+        time.sleep(0.2)
+        os.remove(db)
+        self.wait_log(cons, "database %s was deleted while the consumer writes it" % db)
+        res_p = self.finish_producer(prod, timeout=30)
+        self.assertExit(res_p, 0, "producer")
+        res = cons.stop()
+        self.assertExit(res, 1, "consumer whose database was deleted")
+        self.assertRowsEqual(rows, harness.read_csv(cons.out_path()), "out9.txt still has all")
+
+
+if __name__ == "__main__":
+    harness.main()
