@@ -107,6 +107,31 @@ int opt_interval(const char *flag, const char *s, double *min, double *max, char
   return 0;
 }
 
+/* The name getopt_long's error is about, as the person typed it; see opt.h. */
+const char *opt_offender(int c, char **argv, int next, int bad_opt, const char *shortopts,
+                         char *buf, size_t len) {
+  const char *last = next > 0 ? argv[next - 1] : "";
+  int is_short =
+      bad_opt > 0 && bad_opt < 256 && bad_opt != ':' && strchr(shortopts, bad_opt) != NULL;
+  if (c == ':') {
+    /* A value can be missing only at the end of argv: the last word names the option, unless
+     * it is a bundle of short options ("-qp"), where the letter does. */
+    if (strncmp(last, "--", 2) == 0) {
+      return last;
+    }
+    snprintf(buf, len, "-%c", bad_opt);
+    return buf;
+  }
+  /* An unknown letter is not among the short options; getopt may not have passed its word yet
+   * ("-xq"), so the letter is named. Anything else (an unknown long option, "--quiet=1") is the
+   * word getopt just passed. */
+  if (bad_opt > 0 && bad_opt < 256 && !is_short) {
+    snprintf(buf, len, "-%c", bad_opt);
+    return buf;
+  }
+  return last;
+}
+
 /* The shared object's major version that matches the headers we were compiled with. */
 #define CSV_STR_(x) #x
 #define CSV_STR(x) CSV_STR_(x)

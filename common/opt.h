@@ -16,6 +16,13 @@ int opt_double(const char *flag, const char *s, double min, double max, double *
 int opt_interval(const char *flag, const char *s, double *min, double *max, char *err,
                  size_t errlen);
 
+/* The option a getopt_long error (c is ':' for a missing value, '?' for anything else) is
+ * about, as the person typed it: "--port", "-p", "--quiet=1", "-x". next is optind and
+ * bad_opt optopt after the call, shortopts the option string passed to it (long options whose
+ * value is a letter must have that letter there). Returns argv's word or buf. */
+const char *opt_offender(int c, char **argv, int next, int bad_opt, const char *shortopts,
+                         char *buf, size_t len);
+
 /* One library line of the --version text: "NAME VERSION". */
 typedef struct opt_version_lib {
   const char *name;    /* "SQLite" */
