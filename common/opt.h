@@ -31,8 +31,8 @@ typedef struct opt_version_lib {
 
 /* Print the --version text for `prog` to stdout: the program version, then the program's own
  * library lines (libs[0..nlibs), which common/ cannot know without linking them), then the
- * lines every program shares: libcsv (headers and the shared object loaded), the OS (uname)
- * and the CPU count. */
+ * lines every program shares: libcsv in one line (the version compiled against, as libcsv has no
+ * run-time version call, and the shared object loaded), the OS (uname) and the CPU count. */
 void opt_print_version(const char *prog, const opt_version_lib *libs, size_t nlibs);
 
 #endif
