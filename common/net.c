@@ -1,4 +1,5 @@
-/* net.c -- address helpers: resolve HOST:PORT and print an address as "HOST:PORT". */
+/* net.c -- address helpers: resolve HOST:PORT (every address, or the first) and print an address
+ * as "HOST:PORT". */
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -11,14 +12,17 @@
 
 #define NET_HOST_MAX 256 /* an IPv6 literal with a zone index fits easily */
 
-/* Resolve host for socktype and keep the first address getaddrinfo returns. */
-int net_resolve(const char *host, int port, int socktype, struct sockaddr_storage *addr,
-                socklen_t *addrlen, char *err, size_t errlen) {
+/* Resolve host for socktype and keep every address getaddrinfo returns, in its order (RFC 6724's,
+ * as glibc sorts them), up to NET_ADDRS_MAX. */
+int net_resolve_all(const char *host, int port, int socktype, net_addrs *out, char *err,
+                    size_t errlen) {
   char service[16];
   struct addrinfo hints;
   struct addrinfo *res = NULL;
+  const struct addrinfo *ai;
   int rc = CS_EINVAL;
 
+  out->count = 0;
   if (host == NULL || host[0] == '\0' || port < 0 || port > 65535) {
     snprintf(err, errlen, "cannot resolve '%s' port %d: empty host or port out of range",
              host != NULL ? host : "", port);
@@ -54,19 +58,38 @@ int net_resolve(const char *host, int port, int socktype, struct sockaddr_storag
     snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(gai));
     goto done;
   }
-  if (res == NULL || res->ai_addrlen > sizeof *addr) {
+  for (ai = res; ai != NULL && out->count < NET_ADDRS_MAX; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof out->addr[0]) {
+      continue; /* not an address family a sockaddr_storage holds: none in practice */
+    }
+    memset(&out->addr[out->count], 0, sizeof out->addr[0]);
+    memcpy(&out->addr[out->count], ai->ai_addr, ai->ai_addrlen);
+    out->len[out->count] = (socklen_t)ai->ai_addrlen;
+    out->count++;
+  }
+  if (out->count == 0) {
     snprintf(err, errlen, "cannot resolve '%s': no usable address", host);
     goto done;
   }
-  memset(addr, 0, sizeof *addr);
-  memcpy(addr, res->ai_addr, res->ai_addrlen);
-  *addrlen = (socklen_t)res->ai_addrlen;
   rc = 0;
 done:
   if (res != NULL) {
     freeaddrinfo(res);
   }
   return rc;
+}
+
+/* The first address of net_resolve_all. */
+int net_resolve(const char *host, int port, int socktype, struct sockaddr_storage *addr,
+                socklen_t *addrlen, char *err, size_t errlen) {
+  net_addrs all;
+  int rc = net_resolve_all(host, port, socktype, &all, err, errlen);
+  if (rc != 0) {
+    return rc;
+  }
+  *addr = all.addr[0];
+  *addrlen = all.len[0];
+  return 0;
 }
 
 /* Print IPv4 as "a.b.c.d:port" and IPv6 as "[addr]:port"; anything else as "?". */

@@ -107,6 +107,31 @@ int opt_interval(const char *flag, const char *s, double *min, double *max, char
   return 0;
 }
 
+/* The name getopt_long's error is about, as the person typed it; see opt.h. */
+const char *opt_offender(int c, char **argv, int next, int bad_opt, const char *shortopts,
+                         char *buf, size_t len) {
+  const char *last = next > 0 ? argv[next - 1] : "";
+  int is_short =
+      bad_opt > 0 && bad_opt < 256 && bad_opt != ':' && strchr(shortopts, bad_opt) != NULL;
+  if (c == ':') {
+    /* A value can be missing only at the end of argv: the last word names the option, unless
+     * it is a bundle of short options ("-qp"), where the letter does. */
+    if (strncmp(last, "--", 2) == 0) {
+      return last;
+    }
+    snprintf(buf, len, "-%c", bad_opt);
+    return buf;
+  }
+  /* An unknown letter is not among the short options; getopt may not have passed its word yet
+   * ("-xq"), so the letter is named. Anything else (an unknown long option, "--quiet=1") is the
+   * word getopt just passed. */
+  if (bad_opt > 0 && bad_opt < 256 && !is_short) {
+    snprintf(buf, len, "-%c", bad_opt);
+    return buf;
+  }
+  return last;
+}
+
 /* The shared object's major version that matches the headers we were compiled with. */
 #define CSV_STR_(x) #x
 #define CSV_STR(x) CSV_STR_(x)
@@ -130,15 +155,16 @@ static int find_libcsv_cb(struct dl_phdr_info *info, size_t size, void *data) {
   if (strncmp(base, "libcsv.so", 9) != 0) {
     return 0;
   }
-  if (realpath(info->dlpi_name, lib->path) == NULL) {
-    snprintf(lib->path, sizeof lib->path, "%s", info->dlpi_name);
-  }
+  /* The name the dynamic linker used (the soname's link, libcsv.so.3), not the file it points
+   * to: Debian's file is libcsv.so.3.0.2 for the library 3.0.3, so a resolved name would print
+   * a version that is not the library's. */
+  snprintf(lib->path, sizeof lib->path, "%s", info->dlpi_name);
   lib->found = 1;
   return 1;
 }
 
-/* The --version text: program, the program's libraries, libcsv as loaded at run time, OS and
- * CPU count. */
+/* The --version text: program, the program's libraries, libcsv (the version compiled against,
+ * since libcsv cannot report its own at run time, and the object loaded), OS and CPU count. */
 void opt_print_version(const char *prog, const opt_version_lib *libs, size_t nlibs) {
   loaded_lib lib;
   struct utsname un;
@@ -158,8 +184,13 @@ void opt_print_version(const char *prog, const opt_version_lib *libs, size_t nli
   for (i = 0; i < nlibs; i++) {
     printf("%s %s\n", libs[i].name, libs[i].version);
   }
-  printf("libcsv %d.%d.%d (headers); loaded: %s\n", CSV_MAJOR, CSV_MINOR, CSV_RELEASE,
-         lib.found ? lib.path : "no shared libcsv found");
+  if (lib.found) {
+    printf("libcsv %d.%d.%d (compiled against; loaded from %s)\n", CSV_MAJOR, CSV_MINOR,
+           CSV_RELEASE, lib.path);
+  } else {
+    printf("libcsv %d.%d.%d (compiled against; no shared libcsv.so.%s loaded)\n", CSV_MAJOR,
+           CSV_MINOR, CSV_RELEASE, CSV_SONAME_MAJOR);
+  }
   if (uname(&un) == 0) {
     printf("OS %s %s %s\n", un.sysname, un.release, un.machine);
   } else {

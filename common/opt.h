@@ -16,6 +16,13 @@ int opt_double(const char *flag, const char *s, double min, double max, double *
 int opt_interval(const char *flag, const char *s, double *min, double *max, char *err,
                  size_t errlen);
 
+/* The option a getopt_long error (c is ':' for a missing value, '?' for anything else) is
+ * about, as the person typed it: "--port", "-p", "--quiet=1", "-x". next is optind and
+ * bad_opt optopt after the call, shortopts the option string passed to it (long options whose
+ * value is a letter must have that letter there). Returns argv's word or buf. */
+const char *opt_offender(int c, char **argv, int next, int bad_opt, const char *shortopts,
+                         char *buf, size_t len);
+
 /* One library line of the --version text: "NAME VERSION". */
 typedef struct opt_version_lib {
   const char *name;    /* "SQLite" */
@@ -24,8 +31,8 @@ typedef struct opt_version_lib {
 
 /* Print the --version text for `prog` to stdout: the program version, then the program's own
  * library lines (libs[0..nlibs), which common/ cannot know without linking them), then the
- * lines every program shares: libcsv (headers and the shared object loaded), the OS (uname)
- * and the CPU count. */
+ * lines every program shares: libcsv in one line (the version compiled against, as libcsv has no
+ * run-time version call, and the shared object loaded), the OS (uname) and the CPU count. */
 void opt_print_version(const char *prog, const opt_version_lib *libs, size_t nlibs);
 
 #endif

@@ -10,49 +10,57 @@
 #include "error.h"
 #include "opt.h"
 
+/* Options with a short form use its letter as their value (the same letter means the same thing
+ * in all three programs: README); the others count from 1000, past every letter. */
 enum {
-  OPT_TCP = 1000,
-  OPT_UDP,
-  OPT_HOST,
-  OPT_PORT,
-  OPT_OUT,
-  OPT_DB,
-  OPT_STATS,
+  OPT_TCP = 't',
+  OPT_UDP = 'u',
+  OPT_HOST = 'H',
+  OPT_PORT = 'p',
+  OPT_OUT = 'o',
+  OPT_DB = 'd',
+  OPT_QUIET = 'q',
+  OPT_HELP = 'h',
+  OPT_VERSION = 'V',
+  OPT_STATS = 1000,
   OPT_STATS_JSON,
   OPT_MAX_RECORDS,
-  OPT_RCVBUF,
-  OPT_QUIET,
-  OPT_HELP,
-  OPT_VERSION
+  OPT_RCVBUF
 };
+
+/* The short options; ':' first so that a missing value is told apart from an unknown option. */
+static const char consumer_shortopts[] = ":tuH:p:o:d:qhV";
 
 /* Print the --help text to stdout. */
 void consumer_options_usage(void) {
-  fputs("usage: consumer [--tcp | --udp] [--host HOST] [--port PORT] [--out FILE] [--db FILE]\n"
+  fputs("usage: consumer [-t | -u] [-H HOST] [-p PORT] [-o FILE] [-d FILE]\n"
         "                [--stats SECONDS] [--stats-json FILE] [--max-records N]\n"
-        "                [--rcvbuf BYTES] [--quiet]\n"
+        "                [--rcvbuf BYTES] [-q]\n"
         "\n"
         "Receive CSV records from csvstream producers over TCP and UDP, append them to a CSV\n"
         "file and, with --db, insert them into SQLite.\n"
         "\n"
-        "  --tcp               listen on TCP only (default: TCP and UDP)\n"
-        "  --udp               listen on UDP only\n"
-        "  --host HOST         address to listen on: name, IPv4 or IPv6 (default 127.0.0.1)\n"
-        "  --port PORT         port for both protocols, 1-65535 (default 9999)\n"
-        "  --out FILE          CSV file records are appended to (default out9.txt); streams\n"
-        "                      whose header differs go to FILE-base.STREAM.ext next to it\n"
-        "  --db FILE           also insert every record into this SQLite database\n"
-        "  --stats SECONDS     a live statistics line every SECONDS (0: off; default 5 when\n"
-        "                      stderr is a terminal, off otherwise)\n"
-        "  --stats-json FILE   write the final statistics to FILE as JSON on exit\n"
-        "  --max-records N     stop after N distinct records\n"
-        "  --rcvbuf BYTES      UDP socket receive buffer (default: ask for 4 MiB)\n"
-        "  --quiet             print only warnings, errors and the summary\n"
-        "  --help              this text\n"
-        "  --version           versions of the program and its libraries, OS, CPUs\n"
+        "  -t, --tcp             listen on TCP only (default: TCP and UDP)\n"
+        "  -u, --udp             listen on UDP only\n"
+        "  -H, --host HOST       address to listen on: name, IPv4 or IPv6 (default 127.0.0.1)\n"
+        "  -p, --port PORT       port for both protocols, 1-65535 (default 9999)\n"
+        "  -o, --out FILE        CSV file records are appended to (default out9.txt); streams\n"
+        "                        whose header differs go to FILE-base.STREAM.ext next to it\n"
+        "  -d, --db FILE         also insert every record into this SQLite database\n"
+        "      --stats SECONDS   a live statistics line every SECONDS (0: off; default 5 when\n"
+        "                        stderr is a terminal, off otherwise)\n"
+        "      --stats-json FILE write the final statistics to FILE as JSON on exit\n"
+        "      --max-records N   stop after N distinct records\n"
+        "      --rcvbuf BYTES    UDP socket receive buffer (default: ask for 4 MiB)\n"
+        "  -q, --quiet           print only warnings, errors and the summary\n"
+        "  -h, --help            this text\n"
+        "  -V, --version         versions of the program and its libraries, OS, CPUs\n"
         "\n"
         "Stops on SIGINT or SIGTERM: drains, flushes the file, commits the database, prints a\n"
-        "summary. Exit codes: 0 success, 1 runtime failure, 2 usage error.\n",
+        "summary. A signal is how a server is told to finish, so the exit status after it\n"
+        "says how the finish went. Exit codes: 0 success (a clean stop by SIGINT or SIGTERM\n"
+        "included), 1 runtime failure (rows that could not be committed are in\n"
+        "DB.uncommitted.csv), 2 usage error.\n",
         stdout);
 }
 
@@ -75,6 +83,7 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       {"version", no_argument, NULL, OPT_VERSION},
       {NULL, 0, NULL, 0}};
   int want_tcp = 0, want_udp = 0, stats_given = 0;
+  char name[8];
   long long v;
   int c;
 
@@ -86,8 +95,8 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
   err[0] = '\0';
 
   opterr = 0; /* we write our own messages, naming the flag */
-  optind = 1;
-  while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+  optind = 0; /* 0, not 1: glibc then also forgets a bundle of short options left half read */
+  while ((c = getopt_long(argc, argv, consumer_shortopts, longopts, NULL)) != -1) {
     switch (c) {
     case OPT_TCP:
       want_tcp = 1;
@@ -161,10 +170,12 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       return CONSUMER_OPTIONS_DONE;
     }
     case ':':
-      snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
+      snprintf(err, errlen, "%s: needs a value",
+               opt_offender(c, argv, optind, optopt, consumer_shortopts, name, sizeof name));
       return CONSUMER_OPTIONS_USAGE;
     default:
-      snprintf(err, errlen, "%s: unknown option (see consumer --help)", argv[optind - 1]);
+      snprintf(err, errlen, "%s: unknown option (see consumer --help)",
+               opt_offender(c, argv, optind, optopt, consumer_shortopts, name, sizeof name));
       return CONSUMER_OPTIONS_USAGE;
     }
   }

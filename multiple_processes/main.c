@@ -13,30 +13,31 @@
 /* Print the help text to f. */
 static void mp_usage(FILE *f) {
   fputs("usage: multiple_processes [--processes N] [--records N] [--task-duration SECONDS]\n"
-        "                          [--db FILE] [--mode naive|safe|funnel]\n"
-        "                          [--consumer PATH] [--port PORT]\n"
+        "                          [-d FILE] [-m naive|safe|funnel]\n"
+        "                          [--consumer PATH] [-p PORT]\n"
         "\n"
         "Several processes insert made-up sensor readings into one SQLite database at once.\n"
         "\n"
-        "  --processes N           processes started together (default 3, 1-200)\n"
-        "  --records N             records per process (default 2, 1-100000)\n"
-        "  --task-duration SECONDS time each record's work takes (default 0, 0-3600); naive and\n"
-        "                          safe keep their transaction open meanwhile, funnel does the\n"
-        "                          work before sending\n"
-        "  --db FILE               the shared database (default shared.db)\n"
-        "  --mode naive            each process: own connection, SQLite's defaults, BEGIN;\n"
-        "                          INSERT; sleep; COMMIT; failures (\"database is locked\") are\n"
-        "                          logged and the process moves on (default)\n"
-        "  --mode safe             WAL, BEGIN IMMEDIATE, busy timeout, bounded jittered retries\n"
-        "  --mode funnel           processes stream to one consumer, the only writer\n"
-        "                          (it also keeps a CSV copy in FILE.csv)\n"
-        "  --consumer PATH         funnel only: the consumer binary (default: next to this\n"
-        "                          program)\n"
-        "  --port PORT             funnel only: use the consumer already listening on this port\n"
-        "                          (it must write to --db FILE), or start one there\n"
-        "                          (default: start one on a free port)\n"
-        "  --help                  this text\n"
-        "  --version               versions of this program and its libraries\n"
+        "      --processes N           processes started together (default 3, 1-200)\n"
+        "      --records N             records per process (default 2, 1-100000)\n"
+        "      --task-duration SECONDS time each record's work takes (default 0, 0-3600);\n"
+        "                              naive and safe keep their transaction open meanwhile,\n"
+        "                              funnel does the work before sending\n"
+        "  -d, --db FILE               the shared database (default shared.db)\n"
+        "  -m, --mode naive            each process: own connection, SQLite's defaults, BEGIN;\n"
+        "                              INSERT; sleep; COMMIT; failures (\"database is locked\")\n"
+        "                              are logged and the process moves on (default)\n"
+        "  -m, --mode safe             WAL, BEGIN IMMEDIATE, busy timeout, bounded jittered\n"
+        "                              retries\n"
+        "  -m, --mode funnel           processes stream to one consumer, the only writer\n"
+        "                              (it also keeps a CSV copy in FILE.csv)\n"
+        "      --consumer PATH         funnel only: the consumer binary (default: next to this\n"
+        "                              program)\n"
+        "  -p, --port PORT             funnel only: use the consumer already listening on this\n"
+        "                              port of 127.0.0.1 (it must write to --db FILE), or start\n"
+        "                              one there (default: start one on a free port)\n"
+        "  -h, --help                  this text\n"
+        "  -V, --version               versions of this program and its libraries\n"
         "\n"
         "The log goes to stdout, one timestamped line per event, then a summary such as\n"
         "\"inserted 4 of 6 records; 2 failed: database is locked\".\n"
@@ -52,36 +53,42 @@ static void mp_usage(FILE *f) {
  * error (message printed). Longer than most functions on purpose: one switch over the option
  * table, a few lines per option, in the order --help lists them. */
 static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
-  static const struct option longopts[] = {{"processes", required_argument, NULL, 'p'},
-                                           {"records", required_argument, NULL, 'r'},
-                                           {"task-duration", required_argument, NULL, 't'},
-                                           {"db", required_argument, NULL, 'd'},
-                                           {"mode", required_argument, NULL, 'm'},
-                                           {"consumer", required_argument, NULL, 'c'},
-                                           {"port", required_argument, NULL, 'P'},
-                                           {"help", no_argument, NULL, 'h'},
-                                           {"version", no_argument, NULL, 'V'},
-                                           {NULL, 0, NULL, 0}};
+  /* Options with a short form use its letter as their value (the same letter means the same
+   * thing in all three programs: README); the others count from 256, past every letter. */
+  enum { MP_OPT_PROCESSES = 256, MP_OPT_RECORDS, MP_OPT_TASK_DURATION, MP_OPT_CONSUMER };
+  static const char shortopts[] = ":d:m:p:hV";
+  static const struct option longopts[] = {
+      {"processes", required_argument, NULL, MP_OPT_PROCESSES},
+      {"records", required_argument, NULL, MP_OPT_RECORDS},
+      {"task-duration", required_argument, NULL, MP_OPT_TASK_DURATION},
+      {"db", required_argument, NULL, 'd'},
+      {"mode", required_argument, NULL, 'm'},
+      {"consumer", required_argument, NULL, MP_OPT_CONSUMER},
+      {"port", required_argument, NULL, 'p'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
   char err[256];
+  char name[8];
   long long v;
   int c;
 
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
     switch (c) {
-    case 'p':
+    case MP_OPT_PROCESSES:
       if (opt_long("--processes", optarg, 1, 200, &v, err, sizeof err) != 0) {
         goto usage;
       }
       ctx->processes = (int)v;
       break;
-    case 'r':
+    case MP_OPT_RECORDS:
       if (opt_long("--records", optarg, 1, 100000, &v, err, sizeof err) != 0) {
         goto usage;
       }
       ctx->records = (int)v;
       break;
-    case 't':
+    case MP_OPT_TASK_DURATION:
       if (opt_double("--task-duration", optarg, 0, 3600, &ctx->task_duration, err, sizeof err) !=
           0) {
         goto usage;
@@ -106,10 +113,10 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
         goto usage;
       }
       break;
-    case 'c':
+    case MP_OPT_CONSUMER:
       ctx->consumer = optarg;
       break;
-    case 'P':
+    case 'p':
       if (opt_long("--port", optarg, 1, 65535, &v, err, sizeof err) != 0) {
         goto usage;
       }
@@ -127,10 +134,12 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
       return 1;
     }
     case ':':
-      snprintf(err, sizeof err, "%s: a value is required", argv[optind - 1]);
+      snprintf(err, sizeof err, "%s: a value is required",
+               opt_offender(c, argv, optind, optopt, shortopts, name, sizeof name));
       goto usage;
     default:
-      snprintf(err, sizeof err, "%s: unknown option", argv[optind - 1]);
+      snprintf(err, sizeof err, "%s: unknown option",
+               opt_offender(c, argv, optind, optopt, shortopts, name, sizeof name));
       goto usage;
     }
   }

@@ -9,12 +9,24 @@
 #include "producer.h"
 #include "summary.h"
 
-/* Set by SIGINT/SIGTERM; the only file-level mutable state, since a handler needs it. */
+/* The first of SIGINT/SIGTERM that came (its number; 0: none). The only file-level mutable
+ * state, since a handler needs it. */
 static volatile sig_atomic_t stop_requested;
 
+/* Remember which signal asked for the stop; a second one changes nothing. */
 static void on_stop_signal(int sig) {
-  (void)sig;
-  stop_requested = 1;
+  if (stop_requested == 0) {
+    stop_requested = sig;
+  }
+}
+
+/* producer_run returns 130 when a signal stopped it (producer.h); the shell's convention
+ * is 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM. */
+static int exit_code_for(int code) {
+  if (code == 130 && stop_requested != 0) {
+    return 128 + stop_requested;
+  }
+  return code;
 }
 
 /* SIGINT/SIGTERM set the stop flag without SA_RESTART, so sleeps and polls wake at once;
@@ -73,5 +85,5 @@ int main(int argc, char **argv) {
     }
   }
   producer_free(&p);
-  return code;
+  return exit_code_for(code);
 }

@@ -309,9 +309,10 @@ static int producer_stream(producer *p) {
   }
 }
 
-/* Resolve --host, connect the sender and hand it the HELLO. Returns 0 or a negative code (logged).
- */
+/* Resolve --host (every address: a TCP sender tries them in order), connect the sender and hand
+ * it the HELLO. Returns 0 or a negative code (logged). */
 static int producer_connect(producer *p) {
+  net_addrs addrs;
   char err[512];
   wire_msg hello = producer_msg(p, WIRE_HELLO, 0);
   const csvin_rec *hdr = csvin_header(p->in);
@@ -321,15 +322,13 @@ static int producer_connect(producer *p) {
     hello.nfields = (uint32_t)hdr->nfields;
     hello.fields = hdr->fields;
   }
-  rc = net_resolve(p->opt->host, p->opt->port, p->snd->ops->socktype, &p->addr, &p->addrlen, err,
-                   sizeof err);
+  rc = net_resolve_all(p->opt->host, p->opt->port, p->snd->ops->socktype, &addrs, err, sizeof err);
   if (rc != 0) {
     log_error("--host: %s", err);
     return rc;
   }
-  net_format((const struct sockaddr *)&p->addr, p->peer, sizeof p->peer);
-  rc = p->snd->ops->open(p->snd, (const struct sockaddr *)&p->addr, p->addrlen, p->peer, err,
-                         sizeof err);
+  rc = sender_open(p->snd, &addrs, p->opt->host, err, sizeof err);
+  snprintf(p->peer, sizeof p->peer, "%s", p->snd->peer);
   if (rc != 0) {
     log_error("%s", err);
     return rc;

@@ -35,9 +35,7 @@ typedef struct producer {
   const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; borrowed */
   char stream[WIRE_MAX_STREAM_NAME + 1];
   uint64_t producer_id;
-  struct sockaddr_storage addr;
-  socklen_t addrlen;
-  char peer[80]; /* "127.0.0.1:9999" */
+  char peer[80]; /* "127.0.0.1:9999": the address connected to (or tried last) */
   csvin *in;
   pacer pacer;
   impair impair; /* the decisions and ground-truth counts (the impair sender borrows it) */

@@ -9,31 +9,36 @@
 #include "error.h"
 #include "opt.h"
 
+/* Options with a short form use its letter as their value (the same letter means the same thing
+ * in all three programs: README); the others count from 256, past every letter. */
 enum {
-  OPT_TCP = 256,
-  OPT_UDP,
-  OPT_HOST,
-  OPT_PORT,
-  OPT_INTERVAL,
-  OPT_RATE,
-  OPT_COUNT,
-  OPT_LOOP,
-  OPT_SEED,
+  OPT_TCP = 't',
+  OPT_UDP = 'u',
+  OPT_HOST = 'H',
+  OPT_PORT = 'p',
+  OPT_INTERVAL = 'i',
+  OPT_RATE = 'r',
+  OPT_COUNT = 'c',
+  OPT_LOOP = 'l',
+  OPT_QUIET = 'q',
+  OPT_HELP = 'h',
+  OPT_VERSION = 'V',
+  OPT_SEED = 256,
   OPT_STREAM,
   OPT_NO_HEADER,
-  OPT_QUIET,
   OPT_STATS_JSON,
-  OPT_IMPAIR,
-  OPT_HELP,
-  OPT_VERSION
+  OPT_IMPAIR
 };
+
+/* The short options; ':' first so that a missing value is told apart from an unknown option. */
+static const char producer_shortopts[] = ":tuH:p:i:r:c:lqhV";
 
 /* Print the usage text: every flag, its default, and the exit codes. */
 void producer_options_usage(FILE *f) {
   fputs(
-      "Usage: producer [--tcp | --udp] [--host HOST] [--port PORT]\n"
-      "                [--interval SECONDS | --interval MIN-MAX | --rate N] [--count N] [--loop]\n"
-      "                [--seed N] [--stream NAME] [--no-header] [--quiet] [--stats-json FILE]\n"
+      "Usage: producer [-t | -u] [-H HOST] [-p PORT]\n"
+      "                [-i SECONDS | -i MIN-MAX | -r N] [-c N] [-l] [--seed N] [--stream NAME]\n"
+      "                [--no-header] [-q] [--stats-json FILE]\n"
       "                [--impair loss=P,dup=P,reorder=P[,delay=MS][,seed=N]] FILE.csv|-\n"
       "\n"
       "Read a CSV file (RFC 4180, UTF-8 BOM stripped; - is standard input) and stream its\n"
@@ -41,32 +46,33 @@ void producer_options_usage(FILE *f) {
       "line per record when records are at least 0.1 s apart on average (--interval MIN-MAX\n"
       "with (MIN+MAX)/2 >= 0.1, --rate 10 or less), otherwise a progress line every second.\n"
       "\n"
-      "  --tcp                 send over TCP (default)\n"
-      "  --udp                 send over UDP: one datagram per record, header frame included\n"
-      "  --host HOST           consumer host name or address (default 127.0.0.1)\n"
-      "  --port PORT           consumer port, 1-65535 (default 9999)\n"
-      "  --interval SECONDS    fixed gap between records; 0 sends as fast as the network takes\n"
-      "  --interval MIN-MAX    gap uniformly random in [MIN, MAX] seconds (default 1-3)\n"
-      "  --rate N              N records a second, evenly spaced (excludes --interval)\n"
-      "  --count N             stop after N records\n"
-      "  --loop                start the file over at its end (not for standard input)\n"
-      "  --seed N              seed for the random pace (default: from the OS)\n"
-      "  --stream NAME         stream name, 1-255 bytes (default: the file's base name without\n"
-      "                        its extension; \"stdin\" for -)\n"
-      "  --no-header           the first row is data, not column names\n"
-      "  --quiet               only warnings, errors and the summary (no per-record or\n"
-      "                        progress lines)\n"
-      "  --stats-json FILE     write the totals as one JSON object to FILE on exit\n"
-      "  --impair SPEC         UDP only: drop (loss), duplicate (dup) and hold back (reorder)\n"
-      "                        records with the given probabilities 0-1, delay every datagram\n"
-      "                        by MS milliseconds; seed=N makes it repeatable (default: --seed)\n"
-      "  --help                show this text and exit\n"
-      "  --version             show the program and library versions and exit\n"
+      "  -t, --tcp               send over TCP (default)\n"
+      "  -u, --udp               send over UDP: one datagram per record, header frame included\n"
+      "  -H, --host HOST         consumer host name or address (default 127.0.0.1); TCP tries\n"
+      "                          every address the name resolves to, in order, UDP the first\n"
+      "  -p, --port PORT         consumer port, 1-65535 (default 9999)\n"
+      "  -i, --interval SECONDS  fixed gap between records; 0 sends as fast as the network takes\n"
+      "  -i, --interval MIN-MAX  gap uniformly random in [MIN, MAX] seconds (default 1-3)\n"
+      "  -r, --rate N            N records a second, evenly spaced (excludes --interval)\n"
+      "  -c, --count N           stop after N records\n"
+      "  -l, --loop              start the file over at its end (not for standard input)\n"
+      "      --seed N            seed for the random pace (default: from the OS)\n"
+      "      --stream NAME       stream name, 1-255 bytes (default: the file's base name without\n"
+      "                          its extension; \"stdin\" for -)\n"
+      "      --no-header         the first row is data, not column names\n"
+      "  -q, --quiet             only warnings, errors and the summary (no per-record or\n"
+      "                          progress lines)\n"
+      "      --stats-json FILE   write the totals as one JSON object to FILE on exit\n"
+      "      --impair SPEC       UDP only: drop (loss), duplicate (dup) and hold back (reorder)\n"
+      "                          records with the given probabilities 0-1, delay every datagram\n"
+      "                          by MS milliseconds; seed=N makes it repeatable (default: --seed)\n"
+      "  -h, --help              show this text and exit\n"
+      "  -V, --version           show the program and library versions and exit\n"
       "\n"
       "Exit status: 0 every record was sent; 1 a runtime failure (file unreadable, CSV error,\n"
       "connection refused or reset, a record too large for UDP: not all records were sent);\n"
       "2 a usage error (also a --stats-json FILE that cannot be created, checked before\n"
-      "anything is sent); 130 stopped by SIGINT or SIGTERM (END is still sent and the\n"
+      "anything is sent); 130 stopped by SIGINT, 143 by SIGTERM (END is still sent and the\n"
       "summary printed).\n",
       f);
 }
@@ -119,13 +125,14 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
                                            {"version", no_argument, NULL, OPT_VERSION},
                                            {NULL, 0, NULL, 0}};
   int have_tcp = 0, have_udp = 0, have_interval = 0, have_rate = 0;
+  char name[8];
   long long v;
   int c;
 
   producer_options_defaults(o);
   opterr = 0; /* we word the messages ourselves */
-  optind = 1;
-  while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+  optind = 0; /* 0, not 1: glibc then also forgets a bundle of short options left half read */
+  while ((c = getopt_long(argc, argv, producer_shortopts, longopts, NULL)) != -1) {
     switch (c) {
     case OPT_TCP:
       have_tcp = 1;
@@ -217,10 +224,12 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
       return PRODUCER_OPTIONS_EXIT;
     }
     case ':':
-      snprintf(err, errlen, "%s: needs a value", argv[optind - 1]);
+      snprintf(err, errlen, "%s: needs a value",
+               opt_offender(c, argv, optind, optopt, producer_shortopts, name, sizeof name));
       return CS_EINVAL;
     default:
-      snprintf(err, errlen, "%s: unknown option", argv[optind - 1]);
+      snprintf(err, errlen, "%s: unknown option",
+               opt_offender(c, argv, optind, optopt, producer_shortopts, name, sizeof name));
       return CS_EINVAL;
     }
   }

@@ -1,10 +1,44 @@
-/* sender.c -- what every sender shares: the plain send, the record log line, the paced wait. */
+/* sender.c -- what every sender shares: opening on a host's addresses, the plain send, the record
+ * log line, the paced wait. */
 #include "sender.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
+#include "error.h"
 #include "log.h"
+
+/* Try the addresses in turn; see sender.h. */
+int sender_open(sender *s, const net_addrs *addrs, const char *host, char *err, size_t errlen) {
+  size_t tries = s->ops->every_address ? addrs->count : 1;
+  char peer[sizeof s->peer];
+  size_t i;
+  int rc = CS_EINVAL;
+
+  for (i = 0; i < tries; i++) {
+    const struct sockaddr *addr = (const struct sockaddr *)&addrs->addr[i];
+    net_format(addr, peer, sizeof peer);
+    rc = s->ops->open(s, addr, addrs->len[i], peer, err, errlen);
+    if (rc == 0 || *s->stop) {
+      return rc;
+    }
+    if (i + 1 < tries) {
+      char next[sizeof s->peer];
+      net_format((const struct sockaddr *)&addrs->addr[i + 1], next, sizeof next);
+      log_info("cannot connect to %s/%s: %s; trying the next address of '%s', %s", peer,
+               s->ops->name, cs_strerror(rc), host, next);
+    }
+  }
+  if (tries > 1) {
+    size_t used = strlen(err);
+    if (used < errlen) {
+      snprintf(err + used, errlen - used, "; tried all %zu addresses of '%s', in order", tries,
+               host);
+    }
+  }
+  return rc;
+}
 
 /* Fill the common part; see sender.h. */
 void sender_base_init(sender *s, const sender_ops *ops, const volatile sig_atomic_t *stop,

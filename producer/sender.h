@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "net.h"
 #include "wire.h"
 
 typedef struct sender sender;
@@ -26,6 +27,9 @@ typedef struct sender_stats {
 typedef struct sender_ops {
   const char *name; /* "tcp" or "udp": the logs, the summary and --stats-json's "protocol" */
   int socktype;     /* SOCK_STREAM or SOCK_DGRAM: what --host is resolved for */
+  /* 1: open learns whether a listener is there (a connect), so when it fails sender_open tries
+   * the host's next address. 0: the first address only (a datagram cannot know). */
+  int every_address;
   /* Connect to addr (peer is its "127.0.0.1:9999" form, copied). */
   int (*open)(sender *s, const struct sockaddr *addr, socklen_t addrlen, const char *peer,
               char *err, size_t errlen);
@@ -80,6 +84,14 @@ struct sender {
 
 /* Datagrams: END is sent this many times (it can be lost like any datagram). */
 #define SENDER_END_REPEATS 3
+
+/* Open s on host's addresses (addrs, as net_resolve_all gave them; host names them in
+ * messages): a sender whose ops say every_address tries them in order until one takes it,
+ * logging each failure and the next address; the others open on the first. No address is tried
+ * after *stop was set. On return s->peer names the address used (or tried last). Returns 0, or
+ * the last open's negative code with its message in err (", tried all N addresses of HOST"
+ * added when there were several). */
+int sender_open(sender *s, const net_addrs *addrs, const char *host, char *err, size_t errlen);
 
 /* Fill the common part of a new sender. */
 void sender_base_init(sender *s, const sender_ops *ops, const volatile sig_atomic_t *stop,

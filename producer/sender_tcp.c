@@ -468,6 +468,7 @@ static void tcp_op_close(sender *s) {
 static const sender_ops tcp_sender_ops = {
     .name = "tcp",
     .socktype = SOCK_STREAM,
+    .every_address = 1,
     .open = tcp_op_open,
     .hello = tcp_op_hello,
     .fits = tcp_op_fits,

@@ -278,7 +278,7 @@ class ProducerCli(unittest.TestCase):
         self.assertEqual(res.stderr, "")
         for flag in ["--tcp", "--udp", "--host", "--port", "--interval", "--rate", "--count",
                      "--loop", "--seed", "--stream", "--no-header", "--quiet", "--stats-json",
-                     "--impair", "--help", "--version", "130"]:
+                     "--impair", "--help", "--version", "130", "143"]:
             self.assertIn(flag, res.stdout)
 
     def test_version_names_the_libraries_and_machine(self):
@@ -594,6 +594,23 @@ class ProducerCli(unittest.TestCase):
         _, err = proc.communicate(timeout=10)
         msgs = sink.join()
         self.assertEqual(proc.returncode, 130, err)
+        recs = [m for m in msgs if m["type"] == RECORD]
+        self.assertGreaterEqual(len(recs), 5)
+        self.assertLess(len(recs), 100)
+        self.assertEqual(msgs[-1]["type"], END)
+        self.assertEqual(msgs[-1]["seq"], len(recs))
+        self.assertIn("summary", err)
+
+    def test_sigterm_sends_end_and_exits_143(self):
+        src = self.write("sig.csv", "a\n" + "".join("%d\n" % i for i in range(100)))
+        sink = TcpSink()
+        proc = subprocess.Popen([PRODUCER, "--port", str(sink.port), "--rate", "10", src],
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(0.75)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        msgs = sink.join()
+        self.assertEqual(proc.returncode, 143, err)
         recs = [m for m in msgs if m["type"] == RECORD]
         self.assertGreaterEqual(len(recs), 5)
         self.assertLess(len(recs), 100)

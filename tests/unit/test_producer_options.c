@@ -269,10 +269,68 @@ static void test_version_prints_and_returns(void **state) {
   assert_non_null(strstr(out, "producer"));
 }
 
+/* Each short option lands in the field of its long form, bundled or apart, value attached or
+ * separate. */
+static void test_short_options_mean_their_long_forms(void **state) {
+  (void)state;
+  static const char *const args[] = {"-uq", "-H", "::1", "-p10000", "-i", "0.25-0.5",
+                                     "-c",  "7",  "-l",  "f.csv",   NULL};
+  static const char *const tcp_rate[] = {"-t", "-r", "20", "f.csv", NULL};
+  producer_options o;
+  char err[512] = "";
+  assert_int_equal(parse(&o, args, err, sizeof err), PRODUCER_OPTIONS_RUN);
+  assert_string_equal(err, "");
+  assert_int_equal(o.udp, 1);
+  assert_int_equal(o.quiet, 1);
+  assert_string_equal(o.host, "::1");
+  assert_int_equal(o.port, 10000);
+  assert_float_equal(o.interval_min, 0.25, 0.0);
+  assert_float_equal(o.interval_max, 0.5, 0.0);
+  assert_int_equal(o.count, 7);
+  assert_int_equal(o.loop, 1);
+  assert_string_equal(o.path, "f.csv");
+  assert_int_equal(parse(&o, tcp_rate, err, sizeof err), PRODUCER_OPTIONS_RUN);
+  assert_int_equal(o.udp, 0);
+  assert_float_equal(o.rate, 20.0, 0.0);
+}
+
+/* A usage error names the option as it was typed: the letter for a short one (even inside a
+ * bundle), the word for a long one. */
+static void test_short_option_errors_name_the_letter(void **state) {
+  (void)state;
+  static const struct {
+    const char *args[4];
+    const char *want;
+  } cases[] = {
+      {{"-x", "f.csv", NULL}, "-x: unknown option"},
+      {{"-qx", "f.csv", NULL}, "-x: unknown option"},
+      {{"-xq", "f.csv", NULL}, "-x: unknown option"},
+      {{"--udp", "-xq", "f.csv", NULL}, "-x: unknown option"},
+      {{"--quiet=1", "f.csv", NULL}, "--quiet=1: unknown option"},
+      {{"--frob", "f.csv", NULL}, "--frob: unknown option"},
+      {{"f.csv", "-p", NULL}, "-p: needs a value"},
+      {{"f.csv", "-qp", NULL}, "-p: needs a value"},
+      {{"f.csv", "--port", NULL}, "--port: needs a value"},
+      {{"-p", "0", "f.csv", NULL}, "--port: '0' is out of range (1-65535)"},
+      {{"-t", "-u", "f.csv", NULL}, "--tcp and --udp: pick one protocol"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    producer_options o;
+    char err[512] = "";
+    print_message("case %zu: %s\n", i, cases[i].want);
+    assert_int_equal(parse(&o, cases[i].args, err, sizeof err), CS_EINVAL);
+    if (strcmp(err, cases[i].want) != 0) {
+      fail_msg("case %zu: got '%s', want '%s'", i, err, cases[i].want);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_every_flag_parsed),
+      cmocka_unit_test(test_short_options_mean_their_long_forms),
+      cmocka_unit_test(test_short_option_errors_name_the_letter),
       cmocka_unit_test(test_range_edges_accepted),
       cmocka_unit_test(test_bad_values_name_the_flag),
       cmocka_unit_test(test_stream_name_length),
