@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -373,22 +375,58 @@ static void log_lines_cb(void *arg) {
   log_warn("warned");
   log_init("producer", LOG_WARN);
   log_info("not shown at WARN");
+  log_msg(LOG_ASKED, "stats: asked for");
   log_error("failed: %d", 3);
 }
 
-/* Each line is "YYYY-MM-DD HH:MM:SS.mmm PROG: message"; levels above the limit are dropped. */
+/* Each line is "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM PROG: [LEVEL: ]message": warnings and errors
+ * carry their level word, INFO and LOG_ASKED lines none; levels above the limit are dropped,
+ * LOG_ASKED never is. */
 static void test_log_lines(void **state) {
   (void)state;
   char out[4096];
   capture_fd(STDERR_FILENO, log_lines_cb, NULL, out, sizeof out);
-  const char *stamp = "[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}";
-  char pattern[512];
+  const char *stamp =
+      "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}[+-][0-9]{2}:[0-9]{2}";
+  char pattern[1024];
   snprintf(pattern, sizeof pattern,
-           "^%s consumer: listening on 127\\.0\\.0\\.1:9999/tcp\n%s consumer: warned\n%s "
-           "producer: failed: 3\n$",
-           stamp, stamp, stamp);
+           "^%s consumer: listening on 127\\.0\\.0\\.1:9999/tcp\n%s consumer: warning: warned\n%s "
+           "producer: stats: asked for\n%s producer: error: failed: 3\n$",
+           stamp, stamp, stamp, stamp);
   print_message("log output:\n%s", out);
   assert_true(matches(out, pattern));
+}
+
+/* The stamp is ISO 8601 in local time with milliseconds and the UTC offset, colon included,
+ * for zones east and west of UTC and for half-hour offsets. */
+static void test_log_stamp(void **state) {
+  (void)state;
+  static const struct {
+    const char *tz, *want;
+  } cases[] = {{"UTC0", "2025-11-29T20:41:07.123+00:00"},
+               {"EST5", "2025-11-29T15:41:07.123-05:00"},
+               {"IST-5:30", "2025-11-30T02:11:07.123+05:30"},
+               {"NPT-5:45", "2025-11-30T02:26:07.123+05:45"}};
+  const char *old = getenv("TZ");
+  char saved[128] = "";
+  char text[LOG_STAMP_BUF];
+  if (old != NULL) {
+    snprintf(saved, sizeof saved, "%s", old);
+  }
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    setenv("TZ", cases[i].tz, 1);
+    tzset();
+    log_stamp(1764448867123456ULL, text, sizeof text);
+    if (strcmp(text, cases[i].want) != 0) {
+      fail_msg("TZ=%s: expected %s, got %s", cases[i].tz, cases[i].want, text);
+    }
+  }
+  if (old != NULL) {
+    setenv("TZ", saved, 1);
+  } else {
+    unsetenv("TZ");
+  }
+  tzset();
 }
 
 static void long_line_cb(void *arg) {
@@ -487,6 +525,7 @@ int main(void) {
       cmocka_unit_test(test_net_resolve_bracketed_ipv6),
       cmocka_unit_test(test_net_resolve_error),
       cmocka_unit_test(test_log_lines),
+      cmocka_unit_test(test_log_stamp),
       cmocka_unit_test(test_log_long_line),
       cmocka_unit_test(test_log_limiter),
       cmocka_unit_test(test_buf),
