@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -292,6 +293,121 @@ static void test_json_write_file(void **state) {
   assert_int_equal(rmdir(dir), 0);
 }
 
+/* A document {"n":N}; free it with json_free. */
+static void json_small(json_out *j, uint64_t n) {
+  json_init(j);
+  json_object_begin(j, NULL);
+  json_uint(j, "n", n);
+  json_object_end(j);
+}
+
+/* A symlink to a FIFO is written through, without PATH.tmp, and stays a symlink; the start-up
+ * check passes with or without a reader and leaves no PATH.tmp either. */
+static void test_json_write_fifo_symlink(void **state) {
+  (void)state;
+  char dir[] = "/tmp/test_json_fifo_XXXXXX";
+  char fifo[300], link[300], tmp[320], err[512] = "", text[64] = "";
+  struct stat st;
+  json_out j;
+  assert_non_null(mkdtemp(dir));
+  snprintf(fifo, sizeof fifo, "%s/stats.fifo", dir);
+  snprintf(link, sizeof link, "%s/stats.json", dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", link);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  assert_int_equal(symlink(fifo, link), 0);
+  assert_int_equal(json_file_check(link, err, sizeof err), 0); /* no reader yet */
+  assert_int_not_equal(access(tmp, F_OK), 0);
+  int rd = open(fifo, O_RDONLY | O_NONBLOCK);
+  assert_true(rd >= 0);
+  assert_int_equal(json_file_check(link, err, sizeof err), 0);
+  json_small(&j, 7);
+  if (json_write_file(&j, link, err, sizeof err) != 0) {
+    fail_msg("json_write_file: %s", err);
+  }
+  json_free(&j);
+  ssize_t n = read(rd, text, sizeof text - 1);
+  assert_true(n > 0);
+  text[n] = '\0';
+  assert_string_equal(text, "{\"n\":7}\n");
+  close(rd);
+  assert_int_equal(lstat(link, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  assert_int_not_equal(access(tmp, F_OK), 0);
+  assert_int_equal(unlink(link), 0);
+  assert_int_equal(unlink(fifo), 0);
+  assert_int_equal(rmdir(dir), 0);
+}
+
+/* A symlink to a regular file is written through too (a rename would replace the link). */
+static void test_json_write_file_symlink(void **state) {
+  (void)state;
+  char dir[] = "/tmp/test_json_link_XXXXXX";
+  char file[300], link[300], err[512] = "", text[64] = "";
+  struct stat st;
+  json_out j;
+  assert_non_null(mkdtemp(dir));
+  snprintf(file, sizeof file, "%s/real.json", dir);
+  snprintf(link, sizeof link, "%s/stats.json", dir);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  assert_int_equal(fputs("an older, longer document\n", f) >= 0, 1);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(symlink("real.json", link), 0);
+  assert_int_equal(json_file_check(link, err, sizeof err), 0);
+  json_small(&j, 8);
+  assert_int_equal(json_write_file(&j, link, err, sizeof err), 0);
+  json_free(&j);
+  assert_int_equal(lstat(link, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  f = fopen(file, "r");
+  assert_non_null(f);
+  text[fread(text, 1, sizeof text - 1, f)] = '\0';
+  fclose(f);
+  assert_string_equal(text, "{\"n\":8}\n");
+  assert_int_equal(unlink(link), 0);
+  assert_int_equal(unlink(file), 0);
+  assert_int_equal(rmdir(dir), 0);
+}
+
+static void json_stdout_cb(void *arg) {
+  json_out j;
+  char err[256];
+  json_small(&j, 9);
+  *(int *)arg = json_write_file(&j, "-", err, sizeof err);
+  json_free(&j);
+}
+
+/* "-" is standard output: the document goes there and no file named "-" appears; the check
+ * passes without creating "-.tmp". */
+static void test_json_write_stdout(void **state) {
+  (void)state;
+  char out[256], err[256];
+  int rc = -1;
+  int had_dash = access("-", F_OK) == 0;
+  assert_int_equal(json_file_check("-", err, sizeof err), 0);
+  assert_int_not_equal(access("-.tmp", F_OK), 0);
+  capture_fd(STDOUT_FILENO, json_stdout_cb, &rc, out, sizeof out);
+  assert_int_equal(rc, 0);
+  assert_string_equal(out, "{\"n\":9}\n");
+  assert_int_equal(access("-", F_OK) == 0, had_dash);
+  assert_int_equal(json_path_is_stdout("-"), 1);
+  assert_int_equal(json_path_is_stdout("./-"), 0);
+  assert_int_equal(json_path_is_stdout(NULL), 0);
+}
+
+/* /dev/null, a character device, is written directly: the check makes no /dev/null.tmp (it
+ * could not, as a user, and must not try). */
+static void test_json_write_device(void **state) {
+  (void)state;
+  char err[256] = "";
+  json_out j;
+  assert_int_equal(json_file_check("/dev/null", err, sizeof err), 0);
+  json_small(&j, 1);
+  assert_int_equal(json_write_file(&j, "/dev/null", err, sizeof err), 0);
+  json_free(&j);
+  assert_int_not_equal(access("/dev/null.tmp", F_OK), 0);
+}
+
 /* An unbalanced document is refused rather than written. */
 static void test_json_unbalanced(void **state) {
   (void)state;
@@ -520,6 +636,10 @@ int main(void) {
       cmocka_unit_test(test_json_escaping),
       cmocka_unit_test(test_json_invalid_utf8_replaced),
       cmocka_unit_test(test_json_write_file),
+      cmocka_unit_test(test_json_write_fifo_symlink),
+      cmocka_unit_test(test_json_write_file_symlink),
+      cmocka_unit_test(test_json_write_stdout),
+      cmocka_unit_test(test_json_write_device),
       cmocka_unit_test(test_json_unbalanced),
       cmocka_unit_test(test_net_resolve_and_format),
       cmocka_unit_test(test_net_resolve_bracketed_ipv6),
