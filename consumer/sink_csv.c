@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "log.h"
@@ -89,6 +90,8 @@ static const char *sink_csv_where(void *self, const sink_stream *st, char *buf, 
   const char *path = st != NULL ? outfile_stream_path(k->out, st) : outfile_path(k->out);
   if (path == NULL) {
     snprintf(buf, len, "no CSV file (its stream was refused one)");
+  } else if (strcmp(path, "-") == 0) {
+    snprintf(buf, len, "standard output");
   } else if (st == NULL && outfile_files(k->out) > 1) {
     snprintf(buf, len, "%s and its side files", path);
   } else {
@@ -104,7 +107,9 @@ static void sink_csv_report_text(void *self, FILE *out) {
   const char *path;
   uint64_t records;
   for (i = 0; outfile_file(k->out, i, &path, &records) == 0; i++) {
-    fprintf(out, "%s: %" PRIu64 " records written\n", path, records);
+    /* --out - is named for people ("-: 3 records written" reads as a typo). */
+    fprintf(out, "%s: %" PRIu64 " records written\n",
+            strcmp(path, "-") == 0 ? "standard output" : path, records);
   }
   if (nfiles > 1) {
     fprintf(out, "%zu CSV files: %" PRIu64 " records written in all\n", nfiles,
