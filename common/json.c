@@ -300,11 +300,21 @@ fail:
   return rc;
 }
 
-/* Check that what json_write_direct will do at exit can be done: open path for writing now,
- * without O_CREAT (it exists) and without blocking (a FIFO with no reader yet is fine: the
- * reader may come later), and close it again. */
+/* Check that what json_write_direct will do at exit can be done. A FIFO is not opened: a
+ * reader already waiting on it would take the close for the end of the data, so it is asked
+ * with access(W_OK). Anything else is opened for writing, without O_CREAT (it exists) and
+ * without blocking, and closed again. */
 static int json_check_direct(const char *path, char *err, size_t errlen) {
+  struct stat st;
   int fd, e;
+  if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
+    if (access(path, W_OK) == 0) {
+      return 0;
+    }
+    e = errno;
+    snprintf(err, errlen, "cannot open %s for writing: %s", path, strerror(e));
+    return -e;
+  }
   do {
     fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   } while (fd < 0 && errno == EINTR);
@@ -313,9 +323,6 @@ static int json_check_direct(const char *path, char *err, size_t errlen) {
     return 0;
   }
   e = errno;
-  if (e == ENXIO) {
-    return 0; /* a FIFO that nobody reads yet: the write at exit waits for its reader */
-  }
   snprintf(err, errlen, "cannot open %s for writing: %s", path, strerror(e));
   return -e;
 }

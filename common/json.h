@@ -41,9 +41,10 @@ int json_path_is_stdout(const char *path);
 
 /* Check at start-up that json_write_file can write path at exit: path is not a directory; a
  * regular file's directory takes a new file (PATH.tmp is created with O_EXCL and removed
- * again; a PATH.tmp left by an earlier run must open for writing, and is kept); anything else
- * opens for writing (without blocking: a FIFO nobody reads yet passes) and no PATH.tmp is
- * made next to it; "-" always passes. Returns 0, or a negative code (-errno, CS_EINVAL for a
+ * again; a PATH.tmp left by an earlier run must open for writing, and is kept); a FIFO must
+ * be writable (access: it is not opened, which would end a waiting reader's data); anything
+ * else opens for writing (without blocking) and no PATH.tmp is made next to it; "-" always
+ * passes. Returns 0, or a negative code (-errno, CS_EINVAL for a
  * path too long) with a message naming the path in err, e.g.
  * "cannot create /no/dir/s.json: No such file or directory". */
 int json_file_check(const char *path, char *err, size_t errlen);
