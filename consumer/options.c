@@ -40,11 +40,14 @@ void consumer_options_usage(void) {
         "  --host HOST         address to listen on: name, IPv4 or IPv6 (default 127.0.0.1)\n"
         "  --port PORT         port for both protocols, 1-65535 (default 9999)\n"
         "  --out FILE          CSV file records are appended to (default out9.txt); streams\n"
-        "                      whose header differs go to FILE-base.STREAM.ext next to it\n"
+        "                      whose header differs go to FILE-base.STREAM.ext next to it;\n"
+        "                      - is standard output (one header; other headers refused, and\n"
+        "                      the summary goes to stderr)\n"
         "  --db FILE           also insert every record into this SQLite database\n"
         "  --stats SECONDS     a live statistics line every SECONDS (0: off; default 5 when\n"
         "                      stderr is a terminal, off otherwise)\n"
-        "  --stats-json FILE   write the final statistics to FILE as JSON on exit\n"
+        "  --stats-json FILE   write the final statistics to FILE as JSON on exit (- is\n"
+        "                      standard output; the summary then goes to stderr)\n"
         "  --max-records N     stop after N distinct records\n"
         "  --rcvbuf BYTES      UDP socket receive buffer (default: ask for 4 MiB)\n"
         "  --quiet             print only warnings, errors and the summary\n"
@@ -52,7 +55,8 @@ void consumer_options_usage(void) {
         "  --version           versions of the program and its libraries, OS, CPUs\n"
         "\n"
         "Stops on SIGINT or SIGTERM: drains, flushes the file, commits the database, prints a\n"
-        "summary. Exit codes: 0 success, 1 runtime failure, 2 usage error.\n",
+        "summary to stdout (the log goes to stderr). Exit codes: 0 success, 1 runtime failure,\n"
+        "2 usage error.\n",
         stdout);
 }
 
