@@ -203,7 +203,59 @@ void json_string(json_out *j, const char *key, const char *s) {
   }
 }
 
-/* Write to "PATH.tmp", then rename over PATH, so readers never see half a document. */
+/* 1 if path is "-", standard output. */
+int json_path_is_stdout(const char *path) {
+  return path != NULL && strcmp(path, "-") == 0;
+}
+
+/* Does json_write_file write path through PATH.tmp and a rename? Only a regular file (or a
+ * name that does not exist yet) is replaced that way: a rename over a device, a FIFO or a
+ * symlink to one (/dev/stdout) would put a file where the link or the device was. lstat()
+ * first: a symlink, even to a regular file, is written through, so the link stays a link. */
+static int json_path_renames(const char *path) {
+  struct stat st;
+  if (json_path_is_stdout(path)) {
+    return 0;
+  }
+  if (lstat(path, &st) != 0) {
+    return 1; /* a new file (or an error that the write will name) */
+  }
+  return S_ISREG(st.st_mode);
+}
+
+/* Write the document and a newline to f; name is for the message. Returns 0 or CS_EIO. */
+static int json_put(const json_out *j, FILE *f, const char *name, char *err, size_t errlen) {
+  if ((j->buf.len > 0 && fwrite(j->buf.data, 1, j->buf.len, f) != j->buf.len) ||
+      fputc('\n', f) == EOF || fflush(f) != 0) {
+    snprintf(err, errlen, "%s: cannot write: %s", name, strerror(errno));
+    return CS_EIO;
+  }
+  return 0;
+}
+
+/* Write straight into path (a device, a FIFO, a symlink) or to standard output ("-"), no
+ * temporary: there is nothing to rename over. */
+static int json_write_direct(const json_out *j, const char *path, char *err, size_t errlen) {
+  FILE *f;
+  int rc;
+  if (json_path_is_stdout(path)) {
+    return json_put(j, stdout, "standard output", err, errlen);
+  }
+  f = fopen(path, "w");
+  if (f == NULL) {
+    snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    return CS_EIO;
+  }
+  rc = json_put(j, f, path, err, errlen);
+  if (fclose(f) != 0 && rc == 0) {
+    snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    rc = CS_EIO;
+  }
+  return rc;
+}
+
+/* A regular file: write "PATH.tmp", then rename it over PATH, so readers never see half a
+ * document. Anything else is written directly (json_path_renames). */
 int json_write_file(json_out *j, const char *path, char *err, size_t errlen) {
   char tmp[4096];
   FILE *f = NULL;
@@ -214,6 +266,9 @@ int json_write_file(json_out *j, const char *path, char *err, size_t errlen) {
              j->failed ? cs_strerror(j->failed) : "unbalanced JSON document");
     return j->failed ? j->failed : CS_EINVAL;
   }
+  if (!json_path_renames(path)) {
+    return json_write_direct(j, path, err, errlen);
+  }
   if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
     snprintf(err, errlen, "%s: path too long", path);
     return CS_EINVAL;
@@ -223,9 +278,7 @@ int json_write_file(json_out *j, const char *path, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
     goto fail;
   }
-  if ((j->buf.len > 0 && fwrite(j->buf.data, 1, j->buf.len, f) != j->buf.len) ||
-      fputc('\n', f) == EOF) {
-    snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+  if (json_put(j, f, tmp, err, errlen) != 0) {
     goto fail;
   }
   int closed = fclose(f);
@@ -247,19 +300,53 @@ fail:
   return rc;
 }
 
-/* Try what json_write_file will do at exit: create PATH.tmp, then rename it over PATH. */
+/* Check that what json_write_direct will do at exit can be done. A FIFO is not opened: a
+ * reader already waiting on it would take the close for the end of the data, so it is asked
+ * with access(W_OK). Anything else is opened for writing, without O_CREAT (it exists) and
+ * without blocking, and closed again. */
+static int json_check_direct(const char *path, char *err, size_t errlen) {
+  struct stat st;
+  int fd, e;
+  if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
+    if (access(path, W_OK) == 0) {
+      return 0;
+    }
+    e = errno;
+    snprintf(err, errlen, "cannot open %s for writing: %s", path, strerror(e));
+    return -e;
+  }
+  do {
+    fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd >= 0) {
+    close(fd);
+    return 0;
+  }
+  e = errno;
+  snprintf(err, errlen, "cannot open %s for writing: %s", path, strerror(e));
+  return -e;
+}
+
+/* Try what json_write_file will do at exit: for a regular file, create PATH.tmp (to be
+ * renamed over PATH); for anything else, open it for writing. */
 int json_file_check(const char *path, char *err, size_t errlen) {
   char tmp[4096];
   struct stat st;
   int fd, e;
 
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-    snprintf(err, errlen, "%s: path too long", path);
-    return CS_EINVAL;
+  if (json_path_is_stdout(path)) {
+    return 0;
   }
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
     snprintf(err, errlen, "cannot create %s: %s", path, strerror(EISDIR));
     return -EISDIR;
+  }
+  if (!json_path_renames(path)) {
+    return json_check_direct(path, err, errlen);
+  }
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+    snprintf(err, errlen, "%s: path too long", path);
+    return CS_EINVAL;
   }
   /* O_EXCL: remove only a file made here; a stale PATH.tmp is reused (and replaced) at exit. */
   do {

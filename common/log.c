@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 
@@ -18,16 +19,49 @@ void log_init(const char *prog, int max_level) {
   log_max_level = max_level;
 }
 
-/* Format "TIMESTAMP PROG: message\n" into one buffer and write it with one fwrite, so that
+/* ISO 8601 local time with milliseconds and the offset from UTC; see log.h. Falls back to
+ * seconds since the epoch when the local time cannot be had. */
+char *log_stamp(unsigned long long wall_us, char *buf, size_t len) {
+  time_t secs = (time_t)(wall_us / 1000000u);
+  unsigned ms = (unsigned)((wall_us % 1000000u) / 1000u);
+  struct tm tm;
+  char day[32];
+  long off;
+  if (len == 0) {
+    return buf;
+  }
+  if (localtime_r(&secs, &tm) == NULL || strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+    snprintf(buf, len, "%llu.%03u", (unsigned long long)secs, ms);
+    return buf;
+  }
+  /* strftime's %z has no colon ("+0100"); RFC 3339 and most readers want "+01:00". */
+  off = tm.tm_gmtoff / 60;
+  snprintf(buf, len, "%s.%03u%c%02ld:%02ld", day, ms, off < 0 ? '-' : '+',
+           (off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
+  return buf;
+}
+
+/* The word that tells a warning or an error from the running log. */
+static const char *log_level_word(int level) {
+  if (level == LOG_ERROR) {
+    return "error: ";
+  }
+  if (level == LOG_WARN) {
+    return "warning: ";
+  }
+  return "";
+}
+
+/* Format "STAMP PROG: LEVEL: message\n" into one buffer and write it with one fwrite, so that
  * lines of concurrent processes sharing stderr do not interleave. Over-long messages are cut. */
 void log_msg(int level, const char *fmt, ...) {
   if (level > log_max_level) {
     return;
   }
   char line[4096];
-  char stamp[40];
-  clock_format(clock_wall_us(), stamp, sizeof stamp);
-  int n = snprintf(line, sizeof line, "%s %s: ", stamp, log_prog);
+  char stamp[LOG_STAMP_BUF];
+  log_stamp(clock_wall_us(), stamp, sizeof stamp);
+  int n = snprintf(line, sizeof line, "%s %s: %s", stamp, log_prog, log_level_word(level));
   if (n < 0) {
     return;
   }

@@ -2,6 +2,7 @@
  * their timer, back-pressure, the clean stop, the drain and the reports. */
 #include "loop.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "clock.h"
 #include "error.h"
 #include "ingest.h"
+#include "json.h"
 #include "listen_tcp.h"
 #include "listen_udp.h"
 #include "log.h"
@@ -327,6 +329,21 @@ static int loop_drain(consumer *c) {
   }
 }
 
+/* The summary table: a result, so to standard output, unless --out - or --stats-json - put
+ * data there, which the table must not be mixed into; then to standard error. A summary that
+ * cannot be written (stdout closed, a full disk) is an error: returns 0 or 1. */
+static int loop_summary(const report_view *v) {
+  int data_on_stdout =
+      strcmp(v->opt->out_path, "-") == 0 || json_path_is_stdout(v->opt->stats_json);
+  FILE *out = data_on_stdout ? stderr : stdout;
+  report_summary(v, out);
+  if (out == stdout && (fflush(stdout) != 0 || ferror(stdout))) {
+    log_error("cannot write the summary to standard output: %s", strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
 /* Run, then drain and report; see loop.h. */
 int loop_run(consumer *c) {
   report_view v = loop_view(c);
@@ -338,7 +355,9 @@ int loop_run(consumer *c) {
     c->exit_code = 1;
   }
   ingest_finish(&c->in);
-  report_summary(&v, stderr);
+  if (loop_summary(&v) != 0) {
+    c->exit_code = 1;
+  }
   if (c->opt.stats_json != NULL && report_json(&v, c->opt.stats_json, err, sizeof(err)) != 0) {
     log_error("--stats-json: %s", err);
     c->exit_code = 1;

@@ -45,11 +45,14 @@ void consumer_options_usage(void) {
         "  -H, --host HOST       address to listen on: name, IPv4 or IPv6 (default 127.0.0.1)\n"
         "  -p, --port PORT       port for both protocols, 1-65535 (default 9999)\n"
         "  -o, --out FILE        CSV file records are appended to (default out9.txt); streams\n"
-        "                        whose header differs go to FILE-base.STREAM.ext next to it\n"
+        "                        whose header differs go to FILE-base.STREAM.ext next to it;\n"
+        "                        - is standard output (one header; other headers refused, and\n"
+        "                        the summary goes to stderr)\n"
         "  -d, --db FILE         also insert every record into this SQLite database\n"
         "      --stats SECONDS   a live statistics line every SECONDS (0: off; default 5 when\n"
         "                        stderr is a terminal, off otherwise)\n"
-        "      --stats-json FILE write the final statistics to FILE as JSON on exit\n"
+        "      --stats-json FILE write the final statistics to FILE as JSON on exit (- is\n"
+        "                        standard output; the summary then goes to stderr)\n"
         "      --max-records N   stop after N distinct records\n"
         "      --rcvbuf BYTES    UDP socket receive buffer (default: ask for 4 MiB)\n"
         "  -q, --quiet           print only warnings, errors and the summary\n"
@@ -57,10 +60,12 @@ void consumer_options_usage(void) {
         "  -V, --version         versions of the program and its libraries, OS, CPUs\n"
         "\n"
         "Stops on SIGINT or SIGTERM: drains, flushes the file, commits the database, prints a\n"
-        "summary. A signal is how a server is told to finish, so the exit status after it\n"
-        "says how the finish went. Exit codes: 0 success (a clean stop by SIGINT or SIGTERM\n"
-        "included), 1 runtime failure (rows that could not be committed are in\n"
-        "DB.uncommitted.csv), 2 usage error.\n",
+        "summary to stdout (the log goes to stderr). SIGHUP reopens the CSV files (logrotate).\n"
+        "A signal is how a server is told to finish, so the exit status after it says how the\n"
+        "finish went. Exit codes: 0 success (a clean stop by SIGINT or SIGTERM included), 1\n"
+        "runtime failure (rows that could not be committed are in DB.uncommitted.csv; records\n"
+        "written to a file that was deleted; records not stored in the database), 2 usage\n"
+        "error.\n",
         stdout);
 }
 

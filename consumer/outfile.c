@@ -50,13 +50,23 @@ struct outfile {
   char err[512];
 };
 
+/* 1 if path is "-": the main file is standard output. */
+static int path_is_stdout(const char *path) {
+  return strcmp(path, "-") == 0;
+}
+
+/* The file's name for people: "standard output" for "-". */
+static const char *target_name(const out_target *t) {
+  return path_is_stdout(t->path) ? "standard output" : t->path;
+}
+
 /* Free a target and its file (which must have been flushed). Accepts NULL. */
 static void target_free(out_target *t) {
   if (t == NULL) {
     return;
   }
-  if (t->fp != NULL) {
-    fclose(t->fp);
+  if (t->fp != NULL && t->fp != stdout) {
+    fclose(t->fp); /* standard output stays open for whatever the program prints after */
   }
   free(t->path);
   free(t->columns);
@@ -101,6 +111,19 @@ static int target_open(outfile *o, const char *path, out_target **out) {
   t->path = strdup(path);
   if (t->path == NULL) {
     goto fail;
+  }
+  if (path_is_stdout(path)) {
+    /* Standard output: one CSV that starts with the first stream's header. What it is
+     * redirected to is not read back (it may be a pipe), so it is never taken as having a
+     * header of its own. */
+    t->fp = stdout;
+    if (setvbuf(t->fp, NULL, _IONBF, 0) != 0) {
+      rc = CS_EIO;
+      snprintf(o->err, sizeof(o->err), "standard output: cannot set up writing");
+      goto fail;
+    }
+    *out = t;
+    return 0;
   }
   t->fp = fopen(path, "ab");
   if (t->fp == NULL) {
@@ -215,7 +238,7 @@ int outfile_open(outfile **out, const char *path, size_t slot, char *err, size_t
   }
   o->slot = slot;
   struct stat sb;
-  o->created = stat(path, &sb) != 0 && errno == ENOENT;
+  o->created = !path_is_stdout(path) && stat(path, &sb) != 0 && errno == ENOENT;
   rc = target_open(o, path, &t);
   if (rc != 0) {
     snprintf(err, errlen, "%s", o->err);
@@ -275,6 +298,15 @@ static int outfile_side_target(outfile *o, const sink_stream *st, out_target **o
   char suffix[OUTFILE_MAX_NAME_PART + 16];
   int i, rc;
 
+  if (path_is_stdout(o->targets->path)) {
+    /* Standard output is one CSV with one header, and there is no file to put another next
+     * to: such a stream is refused, as when no side file can be had. */
+    snprintf(o->err, sizeof(o->err),
+             "its header differs from the first stream's, and --out - (standard output) holds "
+             "one header: its records are not written as CSV (name a file with --out for side "
+             "files)");
+    return CS_ENOFILE;
+  }
   if (outfile_files(o) - 1 >= OUTFILE_MAX_SIDE_OPEN) { /* the main file, then side files */
     snprintf(o->err, sizeof(o->err),
              "%s: its header differs from every open file's, and %d side files are open "
@@ -494,7 +526,7 @@ static int target_flush(outfile *o, out_target *t) {
     t->pending_records = 0;
     return 0;
   }
-  snprintf(o->err, sizeof(o->err), "%s: write failed: %s (%s)", t->path, strerror(errno),
+  snprintf(o->err, sizeof(o->err), "%s: write failed: %s (%s)", target_name(t), strerror(errno),
            outfile_write_hint(errno));
   /* Keep what did not reach the file, so a later flush can try again (a half-written line may
    * remain in the file). */
@@ -704,8 +736,9 @@ int outfile_close(outfile *o, char *err, size_t errlen) {
   rc = outfile_flush(o);
   for (t = o->targets; t != NULL; t = next) {
     next = t->next;
-    if (fclose(t->fp) != 0 && rc == 0) {
-      snprintf(o->err, sizeof(o->err), "%s: close failed: %s", t->path, strerror(errno));
+    /* Standard output is flushed, not closed (target_free). */
+    if ((t->fp == stdout ? fflush(t->fp) != 0 || ferror(t->fp) : fclose(t->fp) != 0) && rc == 0) {
+      snprintf(o->err, sizeof(o->err), "%s: close failed: %s", target_name(t), strerror(errno));
       rc = CS_EIO;
     }
     t->fp = NULL;

@@ -11,12 +11,14 @@
 
 typedef struct outfile outfile;
 
-/* Open (create) path for appending. If it already holds data, its first CSV record is taken as
- * its header: streams with that header are appended to it without writing the header again.
- * If its last byte is not a line break (an earlier run cut off mid-write), one is queued to be
- * written first and a warning names the file (side files left by earlier runs likewise).
- * slot is the object's index into each stream's sink_stream.slot (sink.h), where it keeps the
- * stream's file. Returns 0, or a negative code with a message naming the file in err. */
+/* Open (create) path for appending; "-" is standard output (never read back, never closed;
+ * streams whose header differs from the first one's are refused there, CS_ENOFILE below). If it
+ * already holds data, its first CSV record is taken as its header: streams with that header are
+ * appended to it without writing the header again. If its last byte is not a line break (an earlier
+ * run cut off mid-write), one is queued to be written first and a warning names the file (side
+ * files left by earlier runs likewise). slot is the object's index into each stream's
+ * sink_stream.slot (sink.h), where it keeps the stream's file. Returns 0, or a negative code with a
+ * message naming the file in err. */
 int outfile_open(outfile **out, const char *path, size_t slot, char *err, size_t errlen);
 
 /* Side files open at most: each holds a descriptor until the consumer exits, and any peer can

@@ -55,8 +55,8 @@ void report_live_line(report_live *l, const report_view *v) {
     l->prev_received[p] = t.received;
   }
   l->prev_us = now;
-  /* The live line is a warning-level message so that --quiet keeps it: it was asked for. */
-  log_msg(v->opt->quiet ? LOG_WARN : LOG_INFO, "stats: %s", off > 0 ? line : "nothing yet");
+  /* LOG_ASKED: --quiet keeps the live line, which was asked for, and it is no warning. */
+  log_msg(LOG_ASKED, "stats: %s", off > 0 ? line : "nothing yet");
 }
 
 /* One row of the table. */

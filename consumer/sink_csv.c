@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "log.h"
@@ -119,6 +120,8 @@ static const char *sink_csv_where(void *self, const sink_stream *st, char *buf, 
   const char *path = st != NULL ? outfile_stream_path(k->out, st) : outfile_path(k->out);
   if (path == NULL) {
     snprintf(buf, len, "no CSV file (its stream was refused one)");
+  } else if (strcmp(path, "-") == 0) {
+    snprintf(buf, len, "standard output");
   } else if (st == NULL && outfile_files(k->out) > 1) {
     snprintf(buf, len, "%s and its side files", path);
   } else {
@@ -134,14 +137,16 @@ static void sink_csv_report_text(void *self, FILE *out) {
   const char *path;
   uint64_t records;
   for (i = 0; outfile_file(k->out, i, &path, &records) == 0; i++) {
+    /* --out - is named for people ("-: 3 records written" reads as a typo). */
+    const char *name = strcmp(path, "-") == 0 ? "standard output" : path;
     uint64_t lost = outfile_lost(k->out, i);
     if (lost > 0) {
       fprintf(out,
               "%s: %" PRIu64 " records written, %" PRIu64 " of them to the file after it was "
               "deleted: those are not on disk\n",
-              path, records, lost);
+              name, records, lost);
     } else {
-      fprintf(out, "%s: %" PRIu64 " records written\n", path, records);
+      fprintf(out, "%s: %" PRIu64 " records written\n", name, records);
     }
   }
   if (nfiles > 1) {

@@ -318,8 +318,8 @@ static int mp_consumer_log_listening(const char *path, int port) {
   return found;
 }
 
-/* Start the consumer: `consumer --tcp --db FILE --out FILE.csv --port P`, its stderr going to
- * the log file log_path (truncated), and wait until that log says "listening on
+/* Start the consumer: `consumer --tcp --db FILE --out FILE.csv --port P`, its stderr and stdout
+ * going to the log file log_path (truncated), and wait until that log says "listening on
  * 127.0.0.1:P/tcp" (its database and CSV copy are open by then). A file, not a pipe: nobody
  * has to keep draining it while the processes run, and a person can read it afterwards. The
  * program never connects to find out, which the consumer would count as one more connection
@@ -359,8 +359,10 @@ static pid_t mp_consumer_start(const mp_ctx *ctx, const char *log_path) {
     if (setpgid(0, 0) != 0 || prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) {
       _exit(127);
     }
-    /* dup2 leaves the new descriptor without O_CLOEXEC: the consumer keeps it as stderr. */
-    if (dup2(log_fd, STDERR_FILENO) < 0) {
+    /* dup2 leaves the new descriptor without O_CLOEXEC: the consumer keeps it as stderr, and
+     * as stdout, where its summary goes, so that the log file holds the summary that
+     * mp_consumer_log_copy shows (this program's own stdout stays its own). */
+    if (dup2(log_fd, STDERR_FILENO) < 0 || dup2(log_fd, STDOUT_FILENO) < 0) {
       _exit(127);
     }
     execv(ctx->consumer, argv);

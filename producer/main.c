@@ -1,4 +1,5 @@
 /* main.c -- the producer program: parse options, set up signals, run, report, exit. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +44,20 @@ static int install_signals(void) {
   return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* The summary: a result, so to standard output, unless --stats-json - puts the JSON there;
+ * then to standard error. Nothing to sum up when the file or the connection failed at once
+ * (the caller checks): that error says it. Returns 0, or 1 when it could not be written (a
+ * closed stdout). */
+static int producer_main_summary(const producer *p) {
+  FILE *out = json_path_is_stdout(p->opt->stats_json) ? stderr : stdout;
+  if (summary_print(p, out) != 0) {
+    log_error("cannot write the summary to %s: %s",
+              out == stdout ? "standard output" : "standard error", strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   producer_options opt;
   producer p;
@@ -74,9 +89,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   code = producer_run(&p);
-  if (p.sender_open) {
-    /* Nothing to sum up when the file or the connection failed at once: that error says it. */
-    summary_log(&p);
+  if (p.sender_open && producer_main_summary(&p) != 0 && code == 0) {
+    code = 1;
   }
   if (opt.stats_json != NULL && summary_write_json(&p, opt.stats_json, err, sizeof err) != 0) {
     log_error("--stats-json: %s", err);

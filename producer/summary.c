@@ -38,13 +38,11 @@ static double summary_rate(const producer *p) {
   return d > 0 ? (double)p->st.sent / d : 0.0;
 }
 
-/* The summary as a few log lines; see summary.h. --quiet keeps them (its promise is warnings,
- * errors and the summary), so they go out at warning level then, as the consumer's live line
- * does. */
-void summary_log(const producer *p) {
+/* The summary lines to out; see summary.h. A result, not a log line: no time stamp, and
+ * --quiet keeps it (its promise is warnings, errors and the summary). */
+int summary_print(const producer *p, FILE *out) {
   char sent[32], bytes[32], read[32];
-  int level = p->opt->quiet ? LOG_WARN : LOG_INFO;
-  log_msg(level,
+  fprintf(out,
           "summary: sent %s record%s (%s bytes) over %s to %s in %.3f s (%.1f records/s); "
           "read %s record%s",
           summary_thousands(p->st.sent, sent, sizeof sent), p->st.sent == 1 ? "" : "s",
@@ -52,19 +50,22 @@ void summary_log(const producer *p) {
           p->peer[0] != '\0' ? p->peer : p->opt->host, summary_duration_s(p), summary_rate(p),
           summary_thousands(p->st.records_read, read, sizeof read),
           p->st.records_read == 1 ? "" : "s");
+  fputc('\n', out);
   if (p->opt->udp) {
-    log_msg(level,
+    fprintf(out,
             "summary: connection: none (UDP is connectionless; it cannot tell whether anyone "
             "received); ICMP port unreachable %llu times (over every datagram sent, the %d "
             "repeated end-of-stream datagrams included); too big %llu",
             (unsigned long long)p->st.icmp_refused, SENDER_END_REPEATS,
             (unsigned long long)p->st.too_big);
+    fputc('\n', out);
   } else {
-    log_msg(level,
+    fprintf(out,
             "summary: connection %s; waited %llu ms for the consumer to read "
             "(backpressure); too big %llu",
             p->st.connection, (unsigned long long)(p->st.blocked_us / 1000u),
             (unsigned long long)p->st.too_big);
+    fputc('\n', out);
     if (p->st.written != p->st.sent) {
       char written[32];
       log_warn("summary: only %s of the %s records were written to the connection before it "
@@ -73,13 +74,15 @@ void summary_log(const producer *p) {
     }
   }
   if (p->opt->impair_on) {
-    log_msg(level,
+    fprintf(out,
             "summary: impairment dropped %llu, duplicated %llu, reordered %llu (the consumer "
             "should count lost %llu, duplicates %llu, reordered %llu)",
             (unsigned long long)p->impair.dropped, (unsigned long long)p->impair.duplicated,
             (unsigned long long)p->impair.reordered, (unsigned long long)p->impair.dropped,
             (unsigned long long)p->impair.duplicated, (unsigned long long)p->impair.reordered);
+    fputc('\n', out);
   }
+  return fflush(out) != 0 || ferror(out) ? CS_EIO : 0;
 }
 
 /* The --stats-json object, as the shared contract lists it. */

@@ -84,6 +84,11 @@ class Proc:
         with self.lock:
             return "\n".join(text for _, text in self.lines)
 
+    def stdout(self):
+        """What the process wrote to stdout so far (the summary, after it exits)."""
+        with open(self.stdout_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
     def timed_lines(self):
         with self.lock:
             return list(self.lines)
@@ -117,18 +122,20 @@ class Proc:
 
 
 class Result:
-    """What a finished program left: exit code, stderr text and its parsed --stats-json."""
+    """What a finished program left: exit code, stderr text (the log), stdout text (the summary)
+    and its parsed --stats-json."""
 
-    def __init__(self, rc, stderr, stats, seconds, argv):
+    def __init__(self, rc, stderr, stats, seconds, argv, stdout=""):
         self.rc = rc
         self.stderr = stderr
+        self.stdout = stdout
         self.stats = stats
         self.seconds = seconds
         self.argv = argv
 
     def describe(self):
-        return "command: %s\nexit code: %s\nstderr:\n%s\nstats: %s" % (
-            " ".join(self.argv), self.rc, self.stderr,
+        return "command: %s\nexit code: %s\nstderr:\n%s\nstdout:\n%s\nstats: %s" % (
+            " ".join(self.argv), self.rc, self.stderr, self.stdout,
             json.dumps(self.stats, indent=1) if self.stats is not None else None)
 
 
@@ -189,7 +196,7 @@ class Consumer:
             self.proc.popen.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout)
         return Result(rc, self.proc.stderr(), load_json(self.stats_path),
-                      time.monotonic() - self.proc.started, self.argv)
+                      time.monotonic() - self.proc.started, self.argv, self.proc.stdout())
 
     def out_path(self, name="out9.txt"):
         return os.path.join(self.dir, name)
@@ -250,7 +257,7 @@ class IntegrationCase(unittest.TestCase):
         proc, stats_path = started
         rc = proc.wait(timeout)
         return Result(rc, proc.stderr(), load_json(stats_path) if stats_path else None,
-                      time.monotonic() - proc.started, proc.argv)
+                      time.monotonic() - proc.started, proc.argv, proc.stdout())
 
     def run_producer(self, csv_path, port, protocol="tcp", args=(), stats=True, timeout=60):
         return self.finish_producer(self.start_producer(csv_path, port, protocol, args, stats),
@@ -261,7 +268,8 @@ class IntegrationCase(unittest.TestCase):
         proc = Proc(argv, self.dir, "run-%d" % len(self.procs))
         self.procs.append(proc)
         rc = proc.wait(timeout)
-        return Result(rc, proc.stderr(), None, time.monotonic() - proc.started, argv)
+        return Result(rc, proc.stderr(), None, time.monotonic() - proc.started, argv,
+                      proc.stdout())
 
     def assertExit(self, result, code, what=""):
         if result.rc != code:

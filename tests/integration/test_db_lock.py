@@ -142,11 +142,11 @@ class DbLockTest(harness.IntegrationCase):
             con.execute("ROLLBACK")
             con.close()
         res = harness.Result(rc, cons.proc.stderr(), harness.load_json(cons.stats_path),
-                             time.monotonic() - cons.proc.started, cons.argv)
+                             time.monotonic() - cons.proc.started, cons.argv, cons.proc.stdout())
         self.assertLess(stopped_after, 3.0, "the second SIGINT took %.1f s\n%s"
                         % (stopped_after, res.describe()))
         self.assertExit(res, 1, "consumer stopped while rows were not committed")
-        self.assertIn("consumer summary", res.stderr, res.describe())
+        self.assertIn("consumer summary", res.stdout, res.describe())
         self.assertRegex(res.stderr, r"database \S+: \d+ rows not committed", res.describe())
         self.assertIsNotNone(res.stats, res.describe())
         pending = res.stats["db"]["pending"]

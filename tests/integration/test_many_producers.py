@@ -73,7 +73,7 @@ class ManyProducersTest(harness.IntegrationCase):
         out = harness.read_csv(cons.out_path())
         self.assertEqual(len(out), total + 1, "rows in out9.txt")
         self.assertEqual(len(set(r[1] for r in out[1:])), total, "out9.txt repeats records")
-        logs = res.stderr + "\n".join(p.stderr for _, _, _, p in results)
+        logs = res.stderr + res.stdout + "\n".join(p.stderr + p.stdout for _, _, _, p in results)
         self.assertNotIn("locked", logs.lower(), "a lock error among the single writer's logs")
         self.assertEqual(res.stats["tcp"]["connections"], TCP_PRODUCERS, res.describe())
         self.assertEqual(res.stats["tcp"]["received"], TCP_PRODUCERS * TCP_RECORDS, res.describe())
@@ -135,8 +135,8 @@ class ManyProducersTest(harness.IntegrationCase):
         self.assertEqual(out["records"], 42, res.describe())
         self.assertEqual([(os.path.basename(f["path"]), f["records"]) for f in out["files"]],
                          [("out9.txt", 30), ("out9.same.txt", 12)], res.describe())
-        self.assertRegex(res.stderr, r"(?m)out9\.txt: 30 records written$", res.describe())
-        self.assertRegex(res.stderr, r"(?m)out9\.same\.txt: 12 records written$", res.describe())
+        self.assertRegex(res.stdout, r"(?m)out9\.txt: 30 records written$", res.describe())
+        self.assertRegex(res.stdout, r"(?m)out9\.same\.txt: 12 records written$", res.describe())
         self.assertIn("stream 'same' -> table 'same' in same.db", res.stderr, res.describe())
         self.assertIn("stream 'same' -> table 'same_2' in same.db (header differs from table "
                       "'same')", res.stderr, res.describe())

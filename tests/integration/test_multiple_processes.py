@@ -168,7 +168,7 @@ class MultipleProcessesTest(unittest.TestCase):
         port = free_tcp_port()
         consumer = subprocess.Popen([os.path.join(BIN, "consumer"), "--tcp", "--port", str(port),
                                      "--db", self.db, "--quiet"], cwd=self.dir,
-                                    stderr=subprocess.DEVNULL)
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_listener(port)
             r = self.run_mp("--mode", "funnel", "--port", str(port), "--processes", "2",
@@ -206,7 +206,8 @@ class MultipleProcessesTest(unittest.TestCase):
         log = os.path.join(self.dir, "consumer.log")
         with open(log, "w") as err:
             consumer = subprocess.Popen([os.path.join(BIN, "consumer"), "--tcp", "--port",
-                                         str(port), "--db", self.db], cwd=self.dir, stderr=err)
+                                         str(port), "--db", self.db], cwd=self.dir, stdout=err,
+                                        stderr=err)  # the log and the summary
         try:
             deadline = time.monotonic() + 10
             while "listening on 127.0.0.1:%d/tcp" % port not in open(log).read():

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -303,6 +306,121 @@ static void test_json_write_file(void **state) {
   assert_int_equal(rmdir(dir), 0);
 }
 
+/* A document {"n":N}; free it with json_free. */
+static void json_small(json_out *j, uint64_t n) {
+  json_init(j);
+  json_object_begin(j, NULL);
+  json_uint(j, "n", n);
+  json_object_end(j);
+}
+
+/* A symlink to a FIFO is written through, without PATH.tmp, and stays a symlink; the start-up
+ * check passes with or without a reader and leaves no PATH.tmp either. */
+static void test_json_write_fifo_symlink(void **state) {
+  (void)state;
+  char dir[] = "/tmp/test_json_fifo_XXXXXX";
+  char fifo[300], link[300], tmp[320], err[512] = "", text[64] = "";
+  struct stat st;
+  json_out j;
+  assert_non_null(mkdtemp(dir));
+  snprintf(fifo, sizeof fifo, "%s/stats.fifo", dir);
+  snprintf(link, sizeof link, "%s/stats.json", dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", link);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  assert_int_equal(symlink(fifo, link), 0);
+  assert_int_equal(json_file_check(link, err, sizeof err), 0); /* no reader yet */
+  assert_int_not_equal(access(tmp, F_OK), 0);
+  int rd = open(fifo, O_RDONLY | O_NONBLOCK);
+  assert_true(rd >= 0);
+  assert_int_equal(json_file_check(link, err, sizeof err), 0);
+  json_small(&j, 7);
+  if (json_write_file(&j, link, err, sizeof err) != 0) {
+    fail_msg("json_write_file: %s", err);
+  }
+  json_free(&j);
+  ssize_t n = read(rd, text, sizeof text - 1);
+  assert_true(n > 0);
+  text[n] = '\0';
+  assert_string_equal(text, "{\"n\":7}\n");
+  close(rd);
+  assert_int_equal(lstat(link, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  assert_int_not_equal(access(tmp, F_OK), 0);
+  assert_int_equal(unlink(link), 0);
+  assert_int_equal(unlink(fifo), 0);
+  assert_int_equal(rmdir(dir), 0);
+}
+
+/* A symlink to a regular file is written through too (a rename would replace the link). */
+static void test_json_write_file_symlink(void **state) {
+  (void)state;
+  char dir[] = "/tmp/test_json_link_XXXXXX";
+  char file[300], link[300], err[512] = "", text[64] = "";
+  struct stat st;
+  json_out j;
+  assert_non_null(mkdtemp(dir));
+  snprintf(file, sizeof file, "%s/real.json", dir);
+  snprintf(link, sizeof link, "%s/stats.json", dir);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  assert_int_equal(fputs("an older, longer document\n", f) >= 0, 1);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(symlink("real.json", link), 0);
+  assert_int_equal(json_file_check(link, err, sizeof err), 0);
+  json_small(&j, 8);
+  assert_int_equal(json_write_file(&j, link, err, sizeof err), 0);
+  json_free(&j);
+  assert_int_equal(lstat(link, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  f = fopen(file, "r");
+  assert_non_null(f);
+  text[fread(text, 1, sizeof text - 1, f)] = '\0';
+  fclose(f);
+  assert_string_equal(text, "{\"n\":8}\n");
+  assert_int_equal(unlink(link), 0);
+  assert_int_equal(unlink(file), 0);
+  assert_int_equal(rmdir(dir), 0);
+}
+
+static void json_stdout_cb(void *arg) {
+  json_out j;
+  char err[256];
+  json_small(&j, 9);
+  *(int *)arg = json_write_file(&j, "-", err, sizeof err);
+  json_free(&j);
+}
+
+/* "-" is standard output: the document goes there and no file named "-" appears; the check
+ * passes without creating "-.tmp". */
+static void test_json_write_stdout(void **state) {
+  (void)state;
+  char out[256], err[256];
+  int rc = -1;
+  int had_dash = access("-", F_OK) == 0;
+  assert_int_equal(json_file_check("-", err, sizeof err), 0);
+  assert_int_not_equal(access("-.tmp", F_OK), 0);
+  capture_fd(STDOUT_FILENO, json_stdout_cb, &rc, out, sizeof out);
+  assert_int_equal(rc, 0);
+  assert_string_equal(out, "{\"n\":9}\n");
+  assert_int_equal(access("-", F_OK) == 0, had_dash);
+  assert_int_equal(json_path_is_stdout("-"), 1);
+  assert_int_equal(json_path_is_stdout("./-"), 0);
+  assert_int_equal(json_path_is_stdout(NULL), 0);
+}
+
+/* /dev/null, a character device, is written directly: the check makes no /dev/null.tmp (it
+ * could not, as a user, and must not try). */
+static void test_json_write_device(void **state) {
+  (void)state;
+  char err[256] = "";
+  json_out j;
+  assert_int_equal(json_file_check("/dev/null", err, sizeof err), 0);
+  json_small(&j, 1);
+  assert_int_equal(json_write_file(&j, "/dev/null", err, sizeof err), 0);
+  json_free(&j);
+  assert_int_not_equal(access("/dev/null.tmp", F_OK), 0);
+}
+
 /* An unbalanced document is refused rather than written. */
 static void test_json_unbalanced(void **state) {
   (void)state;
@@ -412,22 +530,58 @@ static void log_lines_cb(void *arg) {
   log_warn("warned");
   log_init("producer", LOG_WARN);
   log_info("not shown at WARN");
+  log_msg(LOG_ASKED, "stats: asked for");
   log_error("failed: %d", 3);
 }
 
-/* Each line is "YYYY-MM-DD HH:MM:SS.mmm PROG: message"; levels above the limit are dropped. */
+/* Each line is "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM PROG: [LEVEL: ]message": warnings and errors
+ * carry their level word, INFO and LOG_ASKED lines none; levels above the limit are dropped,
+ * LOG_ASKED never is. */
 static void test_log_lines(void **state) {
   (void)state;
   char out[4096];
   capture_fd(STDERR_FILENO, log_lines_cb, NULL, out, sizeof out);
-  const char *stamp = "[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}";
-  char pattern[512];
+  const char *stamp =
+      "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}[+-][0-9]{2}:[0-9]{2}";
+  char pattern[1024];
   snprintf(pattern, sizeof pattern,
-           "^%s consumer: listening on 127\\.0\\.0\\.1:9999/tcp\n%s consumer: warned\n%s "
-           "producer: failed: 3\n$",
-           stamp, stamp, stamp);
+           "^%s consumer: listening on 127\\.0\\.0\\.1:9999/tcp\n%s consumer: warning: warned\n%s "
+           "producer: stats: asked for\n%s producer: error: failed: 3\n$",
+           stamp, stamp, stamp, stamp);
   print_message("log output:\n%s", out);
   assert_true(matches(out, pattern));
+}
+
+/* The stamp is ISO 8601 in local time with milliseconds and the UTC offset, colon included,
+ * for zones east and west of UTC and for half-hour offsets. */
+static void test_log_stamp(void **state) {
+  (void)state;
+  static const struct {
+    const char *tz, *want;
+  } cases[] = {{"UTC0", "2025-11-29T20:41:07.123+00:00"},
+               {"EST5", "2025-11-29T15:41:07.123-05:00"},
+               {"IST-5:30", "2025-11-30T02:11:07.123+05:30"},
+               {"NPT-5:45", "2025-11-30T02:26:07.123+05:45"}};
+  const char *old = getenv("TZ");
+  char saved[128] = "";
+  char text[LOG_STAMP_BUF];
+  if (old != NULL) {
+    snprintf(saved, sizeof saved, "%s", old);
+  }
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    setenv("TZ", cases[i].tz, 1);
+    tzset();
+    log_stamp(1764448867123456ULL, text, sizeof text);
+    if (strcmp(text, cases[i].want) != 0) {
+      fail_msg("TZ=%s: expected %s, got %s", cases[i].tz, cases[i].want, text);
+    }
+  }
+  if (old != NULL) {
+    setenv("TZ", saved, 1);
+  } else {
+    unsetenv("TZ");
+  }
+  tzset();
 }
 
 static void long_line_cb(void *arg) {
@@ -521,12 +675,17 @@ int main(void) {
       cmocka_unit_test(test_json_escaping),
       cmocka_unit_test(test_json_invalid_utf8_replaced),
       cmocka_unit_test(test_json_write_file),
+      cmocka_unit_test(test_json_write_fifo_symlink),
+      cmocka_unit_test(test_json_write_file_symlink),
+      cmocka_unit_test(test_json_write_stdout),
+      cmocka_unit_test(test_json_write_device),
       cmocka_unit_test(test_json_unbalanced),
       cmocka_unit_test(test_net_resolve_and_format),
       cmocka_unit_test(test_net_resolve_all),
       cmocka_unit_test(test_net_resolve_bracketed_ipv6),
       cmocka_unit_test(test_net_resolve_error),
       cmocka_unit_test(test_log_lines),
+      cmocka_unit_test(test_log_stamp),
       cmocka_unit_test(test_log_long_line),
       cmocka_unit_test(test_log_limiter),
       cmocka_unit_test(test_buf),
