@@ -605,10 +605,10 @@ class ProducerCli(unittest.TestCase):
         src = self.write("sig.csv", "a\n" + "".join("%d\n" % i for i in range(100)))
         sink = TcpSink()
         proc = subprocess.Popen([PRODUCER, "--port", str(sink.port), "--rate", "10", src],
-                                stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(0.75)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=10)
         msgs = sink.join()
         self.assertEqual(proc.returncode, 143, err)
         recs = [m for m in msgs if m["type"] == RECORD]
@@ -616,7 +616,7 @@ class ProducerCli(unittest.TestCase):
         self.assertLess(len(recs), 100)
         self.assertEqual(msgs[-1]["type"], END)
         self.assertEqual(msgs[-1]["seq"], len(recs))
-        self.assertIn("summary", err)
+        self.assertIn("summary", out)
 
     def test_sigint_while_connecting_exits_130_at_once(self):
         # A listener whose accept queue is full drops further SYNs, so connect() hangs.

@@ -45,7 +45,7 @@ class StorageFaultTest(harness.IntegrationCase):
         # Everything written before the reopen went to the deleted file.
         self.assertEqual(len(rows) - 1, lost + len(after) - 1, res.describe())
         self.assertIn("records were written to a CSV file that was deleted", res.stderr)
-        self.assertIn("of them to the file after it was deleted", res.stderr)
+        self.assertIn("of them to the file after it was deleted", res.stdout)
 
     def test_moved_out9_and_sighup_lose_nothing(self):
         src, rows = self.source(400)
