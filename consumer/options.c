@@ -28,7 +28,7 @@ enum {
 
 /* Print the --help text to stdout. */
 void consumer_options_usage(void) {
-  fputs("usage: consumer [--tcp | --udp] [--host HOST] [--port PORT] [--out FILE] [--db FILE]\n"
+  fputs("Usage: consumer [--tcp | --udp] [--host HOST] [--port PORT] [--out FILE] [--db FILE]\n"
         "                [--stats SECONDS] [--stats-json FILE] [--max-records N]\n"
         "                [--rcvbuf BYTES] [--quiet]\n"
         "\n"

@@ -12,7 +12,7 @@
 
 /* Print the help text to f. */
 static void mp_usage(FILE *f) {
-  fputs("usage: multiple_processes [--processes N] [--records N] [--task-duration SECONDS]\n"
+  fputs("Usage: multiple_processes [--processes N] [--records N] [--task-duration SECONDS]\n"
         "                          [--db FILE] [--mode naive|safe|funnel]\n"
         "                          [--consumer PATH] [--port PORT]\n"
         "\n"

@@ -532,11 +532,12 @@ class ProducerCli(unittest.TestCase):
 
     def test_line_per_record_at_0_1_s_average_gap_else_progress(self):
         # The rule --help states: a line per record when records are at least 0.1 s apart on
-        # average, otherwise a progress line every second (and the start-up line says which).
-        src = self.write("rule.csv", "a\n" + "".join("%d\n" % i for i in range(40)))
-        note = "a progress line every second instead of a line per record"
-        cases = [(["--rate", "20", "--count", "30"], False),
-                 (["--interval", "0.05", "--count", "25"], False),
+        # average, otherwise a progress line every 3 s (and the start-up line says which).
+        src = self.write("rule.csv", "a\n" + "".join("%d\n" % i for i in range(150)))
+        note = "a progress line every 3 s (on a terminal, one line kept up to date) instead of " \
+            "a line per record"
+        cases = [(["--rate", "40", "--count", "130"], False),
+                 (["--interval", "0.05", "--count", "65"], False),
                  (["--interval", "0.01-0.2", "--count", "4"], True),
                  (["--interval", "0.05-0.15", "--count", "3"], True),
                  (["--rate", "10", "--count", "3"], True)]
@@ -555,7 +556,7 @@ class ProducerCli(unittest.TestCase):
                 else:
                     self.assertEqual(err.count("sent #"), 0, err)
                     self.assertIn(note, err)
-                    self.assertIn("progress: ", err, "runs over a second: a progress line")
+                    self.assertIn("progress: ", err, "runs over 3 s: a progress line")
         res = subprocess.run([PRODUCER, "--help"], capture_output=True, text=True, timeout=10)
         self.assertIn("a line per record when records are at least 0.1 s apart on average",
                       " ".join(res.stdout.split()))
