@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "words.h"
 
 typedef struct listen_conn listen_conn;
 
@@ -113,11 +114,13 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
     return;
   }
   if (nread < 0) {
+    char n[WORDS_BUF];
     if (nread == UV_EOF) {
-      log_info("tcp %s disconnected after %" PRIu64 " records", k->peer.name, k->peer.records);
+      log_info("tcp %s disconnected after %s", k->peer.name,
+               words_count_of(n, sizeof n, k->peer.records, "record", "records"));
     } else {
-      log_warn("tcp %s: connection lost: %s (after %" PRIu64 " records)", k->peer.name,
-               uv_strerror((int)nread), k->peer.records);
+      log_warn("tcp %s: connection lost: %s (after %s)", k->peer.name, uv_strerror((int)nread),
+               words_count_of(n, sizeof n, k->peer.records, "record", "records"));
     }
     listen_conn_close(k);
     return;
@@ -255,12 +258,14 @@ void listen_tcp_stop(listen_tcp *l) {
   l->stopping = 1;
   for (k = l->conns; k != NULL; k = k->next) {
     if (!k->closing && wire_decoder_pending(&k->dec) > 0) {
-      log_warn("tcp %s: closing with %zu bytes of an incomplete frame", k->peer.name,
-               wire_decoder_pending(&k->dec));
+      char bytes[WORDS_BUF];
+      log_warn("tcp %s: closing with %s of an incomplete frame", k->peer.name,
+               words_count_of(bytes, sizeof bytes, wire_decoder_pending(&k->dec), "byte", "bytes"));
     }
     if (!k->closing) {
-      log_info("tcp %s closed by the consumer after %" PRIu64 " records", k->peer.name,
-               k->peer.records);
+      char n[WORDS_BUF];
+      log_info("tcp %s closed by the consumer after %s", k->peer.name,
+               words_count_of(n, sizeof n, k->peer.records, "record", "records"));
     }
     listen_conn_close(k);
   }

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "outfile.h"
 #include "sink.h"
+#include "words.h"
 
 typedef struct sink_csv {
   outfile *out;
@@ -74,8 +75,9 @@ static int sink_csv_drain(void *self, uint64_t now_us, int give_up, uint64_t *ne
   (void)give_up;
   (void)next_us;
   if (outfile_flush(k->out) != 0) {
-    log_error("%s (records not written: %zu bytes)", outfile_error(k->out),
-              outfile_pending_bytes(k->out));
+    char bytes[WORDS_BUF];
+    log_error("%s (records not written: %s)", outfile_error(k->out),
+              words_count_of(bytes, sizeof bytes, outfile_pending_bytes(k->out), "byte", "bytes"));
     k->failed = 1;
     return 1;
   }
@@ -103,19 +105,24 @@ static void sink_csv_report_text(void *self, FILE *out) {
   size_t nfiles = outfile_files(k->out), i;
   const char *path;
   uint64_t records;
+  char n[WORDS_BUF];
   for (i = 0; outfile_file(k->out, i, &path, &records) == 0; i++) {
-    fprintf(out, "%s: %" PRIu64 " records written\n", path, records);
+    fprintf(out, "%s: %s written\n", path,
+            words_count_of(n, sizeof n, records, "record", "records"));
   }
   if (nfiles > 1) {
-    fprintf(out, "%zu CSV files: %" PRIu64 " records written in all\n", nfiles,
-            outfile_records(k->out));
+    char files[WORDS_BUF];
+    fprintf(out, "%s: %s written in all\n",
+            words_count_of(files, sizeof files, nfiles, "CSV file", "CSV files"),
+            words_count_of(n, sizeof n, outfile_records(k->out), "record", "records"));
   }
   if (outfile_not_written(k->out) > 0) {
     fprintf(out,
-            "%" PRIu64 " records not written to any CSV file: their streams needed a file "
-            "of their own and got none (the %d side files allowed were open, or the file "
-            "could not be opened; see the errors above)\n",
-            outfile_not_written(k->out), OUTFILE_MAX_SIDE_OPEN);
+            "%s not written to any CSV file: their streams needed a file of their own and got "
+            "none (the %d side files allowed were open, or the file could not be opened; see "
+            "the errors above)\n",
+            words_count_of(n, sizeof n, outfile_not_written(k->out), "record", "records"),
+            OUTFILE_MAX_SIDE_OPEN);
   }
 }
 

@@ -26,6 +26,11 @@ PRODUCER = os.path.join(BIN, "producer")
 HELLO, RECORD, END = 1, 2, 3
 
 
+def words(n, one, many):
+    """A count as the programs word it for people: "1 time", "1,234 times"."""
+    return "{:,} {}".format(n, one if n == 1 else many)
+
+
 def decode_frames(buf):
     """Decode whole wire-protocol v1 frames (docs/protocol.md) from bytes. Returns (messages,
     rest): each message a dict, rest the bytes of an incomplete frame."""
@@ -734,9 +739,9 @@ class ProducerCli(unittest.TestCase):
         # The summary does not call UDP's state "ok" next to the ICMP count, and says that count
         # covers the repeated END datagrams too (4 records, yet more than 4 reports).
         self.assertIn("summary: connection: none (UDP is connectionless; it cannot tell whether "
-                      "anyone received); ICMP port unreachable %d times (over every datagram "
+                      "anyone received); ICMP port unreachable %s (over every datagram "
                       "sent, the 3 repeated end-of-stream datagrams included)"
-                      % stats["icmp_refused"], err)
+                      % words(stats["icmp_refused"], "time", "times"), err)
         self.assertNotIn("connection ok", err)
 
 
