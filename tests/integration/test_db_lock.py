@@ -13,7 +13,7 @@ import harness
 LOCK_LINE = re.compile(r"(?i)(?<!un)locked|\bbusy\b")  # "unlocked: caught up" is not a warning
 
 
-def rows(n):
+def rows_text(n):
     """A count of rows as the consumer words it: "1 row", "1,600 rows"."""
     return "{:,} {}".format(n, "row" if n == 1 else "rows")
 
@@ -156,7 +156,7 @@ class DbLockTest(harness.IntegrationCase):
         self.assertIsNotNone(res.stats, res.describe())
         pending = res.stats["db"]["pending"]
         self.assertGreater(pending, 0, res.describe())
-        self.assertIn("%s not committed" % rows(pending), res.stderr, res.describe())
+        self.assertIn("%s not committed" % rows_text(pending), res.stderr, res.describe())
         # Every record received is in out9.txt, the rows not committed included.
         out_rows = len(harness.read_csv(cons.out_path())) - 1
         self.assertEqual(out_rows, res.stats["db"]["committed"] + pending, res.describe())
@@ -187,7 +187,8 @@ class DbLockTest(harness.IntegrationCase):
                              time.monotonic() - cons.proc.started, cons.argv)
         self.assertExit(res, 0, "consumer")
         pending = int(waiting.search(res.stderr).group(1).replace(",", ""))
-        self.assertIn("database unlocked: committed %s after waiting" % rows(pending), res.stderr,
+        self.assertIn("database unlocked: committed %s after waiting" % rows_text(pending),
+                      res.stderr,
                       res.describe())
         self.assertEqual(res.stderr.count("database unlocked"), 1, res.describe())
         self.assertEqual(res.stats["db"]["pending"], 0, res.describe())
@@ -222,7 +223,8 @@ class DbLockTest(harness.IntegrationCase):
         self.assertExit(res, 1, "consumer stopped while rows were not committed")
         pending = res.stats["db"]["pending"]
         self.assertGreater(pending, 0, res.describe())
-        self.assertIn("%s not committed: saved to %s" % (rows(pending), saved_path), res.stderr,
+        self.assertIn("%s not committed: saved to %s" % (rows_text(pending), saved_path),
+                      res.stderr,
                       res.describe())
         # The rows missing from the database: in out9.txt, not in the table.
         table = harness.db_tables(db)[0]
