@@ -529,6 +529,11 @@ int csvin_next(csvin *r, csvin_rec *rec) {
   return next_queued(r, rec);
 }
 
+/* Bytes parsed; see csvin.h. Pieces end at line breaks, so this is the end of the last line fed. */
+uint64_t csvin_offset(const csvin *r) {
+  return r->block_off + r->block_pos;
+}
+
 /* Parse what is buffered until a record completes or the buffer runs dry; only then, and only
  * for an input that can block, ask the kernel whether a read would wait. */
 int csvin_would_block(csvin *r) {

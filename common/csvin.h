@@ -48,6 +48,11 @@ int csvin_would_block(csvin *r);
 /* The file descriptor read from, to poll for input when csvin_would_block says 1. */
 int csvin_fd(const csvin *r);
 
+/* Bytes of the input parsed so far, from its first byte (a BOM included): just past the last
+ * record csvin_next returned, give or take the line that follows. For progress against a
+ * file's size; after csvin_rewind it starts again from the data's start. */
+uint64_t csvin_offset(const csvin *r);
+
 /* The header record, or NULL (no header wanted, or an empty input). Valid until close. */
 const csvin_rec *csvin_header(const csvin *r);
 

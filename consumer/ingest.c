@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "error.h"
 #include "net.h"
+#include "words.h"
 
 /* Set up; see ingest.h. */
 void ingest_init(ingest *in, streams *table, sinks *fanout, const consumer_options *opt) {
@@ -65,13 +66,16 @@ static void ingest_log_record(ingest *in, const stream *e, ingest_peer *p, const
   }
   skipped = lograte_take_suppressed(&in->record_log);
   if (skipped > 0) {
-    log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms (%llu more records "
-             "since the last line)",
+    char more[WORDS_BUF];
+    log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " %s, latency %.1f ms (%s more since the last "
+             "line)",
              e->sink.protocol, ingest_peer_name(p), e->label, m->seq, m->nfields,
-             (double)lat / 1000.0, skipped);
+             words_plural(m->nfields, "field", "fields"), (double)lat / 1000.0,
+             words_count_of(more, sizeof more, skipped, "record", "records"));
   } else {
-    log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " fields, latency %.1f ms", e->sink.protocol,
-             ingest_peer_name(p), e->label, m->seq, m->nfields, (double)lat / 1000.0);
+    log_info("%s %s %s #%" PRIu64 ": %" PRIu32 " %s, latency %.1f ms", e->sink.protocol,
+             ingest_peer_name(p), e->label, m->seq, m->nfields,
+             words_plural(m->nfields, "field", "fields"), (double)lat / 1000.0);
   }
 }
 
@@ -84,9 +88,10 @@ static int ingest_hello(ingest *in, stream *e, ingest_peer *p, const wire_msg *m
       return ingest_stop(in, 1);
     }
     e->header_known = 1;
-    log_info("%s %s: stream %s from producer %016" PRIx64 " (%zu columns)",
-             stream_proto_name(p->proto), ingest_peer_name(p), e->label, e->sink.producer_id,
-             e->sink.ncolumns);
+    char cols[WORDS_BUF];
+    log_info("%s %s: stream %s from producer %016" PRIx64 " (%s)", stream_proto_name(p->proto),
+             ingest_peer_name(p), e->label, e->sink.producer_id,
+             words_count_of(cols, sizeof cols, e->sink.ncolumns, "column", "columns"));
   } else if (!e->warned_header && !stream_same_columns(e, m->fields, m->nfields)) {
     e->warned_header = 1;
     log_warn("%s %s: stream %s announced another header mid-stream; keeping the first one",
@@ -147,7 +152,8 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
   p->records++;
   ingest_log_record(in, e, p, m, now_us);
   if (in->max_records != 0 && in->delivered >= in->max_records) {
-    log_info("--max-records %" PRIu64 " reached: stopping", in->max_records);
+    char n[WORDS_BUF];
+    log_info("--max-records %s reached: stopping", words_count(n, sizeof n, in->max_records));
     return ingest_stop(in, 0);
   }
   return 0;
@@ -168,10 +174,12 @@ static int ingest_end(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) 
   stats_stream_end(&e->stats, m->seq);
   if (!e->ended) {
     e->ended = 1;
-    log_info("%s %s: stream %s ended at #%" PRIu64 ": %" PRIu64 " received, %" PRIu64
-             " lost, %" PRIu64 " duplicates",
+    char rec[WORDS_BUF], lost[WORDS_BUF], dup[WORDS_BUF];
+    log_info("%s %s: stream %s ended at #%" PRIu64 ": %s received, %s lost, %s",
              stream_proto_name(p->proto), ingest_peer_name(p), e->label, m->seq,
-             e->stats.c.received, stats_stream_lost(&e->stats), e->stats.c.duplicates);
+             words_count(rec, sizeof rec, e->stats.c.received),
+             words_count(lost, sizeof lost, stats_stream_lost(&e->stats)),
+             words_count_of(dup, sizeof dup, e->stats.c.duplicates, "duplicate", "duplicates"));
   }
   return 0;
 }
@@ -244,8 +252,9 @@ void ingest_garbage(ingest *in, ingest_peer *p, const char *reason, const char *
   }
   t->garbage_log.suppressed = 0;
   if (skipped > 0) {
-    log_warn("garbage from %s/%s: %s; %s (%llu more since the last report)", ingest_peer_name(p),
-             stream_proto_name(p->proto), reason, action, skipped);
+    char more[WORDS_BUF];
+    log_warn("garbage from %s/%s: %s; %s (%s more since the last report)", ingest_peer_name(p),
+             stream_proto_name(p->proto), reason, action, words_count(more, sizeof more, skipped));
   } else {
     log_warn("garbage from %s/%s: %s; %s", ingest_peer_name(p), stream_proto_name(p->proto), reason,
              action);
@@ -255,6 +264,8 @@ void ingest_garbage(ingest *in, ingest_peer *p, const char *reason, const char *
 /* See ingest.h. */
 void ingest_finish(ingest *in) {
   if (in->record_log.suppressed > 0 && !in->quiet) {
-    log_info("(%llu more records not logged one by one)", in->record_log.suppressed);
+    char more[WORDS_BUF];
+    log_info("(%s more not logged one by one)",
+             words_count_of(more, sizeof more, in->record_log.suppressed, "record", "records"));
   }
 }

@@ -15,6 +15,7 @@
 #define LISTEN_TCP_CONN_LOG_BURST 20 /* connect/disconnect lines at once, then */
 #define LISTEN_TCP_CONN_LOG_PER_S 5  /* this many a second */
 #define LISTEN_TCP_ACCEPT_LOG_INTERVAL_US 1000000
+#include "words.h"
 
 typedef struct listen_conn listen_conn;
 
@@ -98,18 +99,20 @@ static void listen_conn_close(listen_conn *k) {
 /* A connection line (connected, disconnected, closed), within the lines' rate: a flood of
  * peers must not flood the log. Says how many were held back since the last one. */
 static void listen_conn_log(listen_tcp *l, int level, const char *what, const listen_conn *k) {
+  char n[WORDS_BUF], held_text[WORDS_BUF];
   unsigned long long held;
   if (!lograte_allow(&l->conn_log, clock_mono_us())) {
     return;
   }
   held = lograte_take_suppressed(&l->conn_log);
+  words_count_of(n, sizeof n, k->peer.records, "record", "records");
   if (held > 0) {
-    log_msg(level, "tcp %s %s after %" PRIu64 " records (%llu more connection lines not shown)",
-            k->peer.name, what, k->peer.records, held);
+    log_msg(level, "tcp %s %s after %s (%s more connection lines not shown)", k->peer.name, what, n,
+            words_count(held_text, sizeof held_text, held));
   } else if (strcmp(what, "connected") == 0) {
     log_msg(level, "tcp %s connected", k->peer.name);
   } else {
-    log_msg(level, "tcp %s %s after %" PRIu64 " records", k->peer.name, what, k->peer.records);
+    log_msg(level, "tcp %s %s after %s", k->peer.name, what, n);
   }
 }
 
@@ -173,11 +176,12 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
     return;
   }
   if (nread < 0) {
+    char n[WORDS_BUF];
     if (nread == UV_EOF) {
       listen_conn_log(l, LOG_INFO, "disconnected", k);
     } else {
-      log_warn("tcp %s: connection lost: %s (after %" PRIu64 " records)", k->peer.name,
-               uv_strerror((int)nread), k->peer.records);
+      log_warn("tcp %s: connection lost: %s (after %s)", k->peer.name, uv_strerror((int)nread),
+               words_count_of(n, sizeof n, k->peer.records, "record", "records"));
     }
     listen_conn_close(k);
     return;
@@ -372,8 +376,9 @@ void listen_tcp_stop(listen_tcp *l) {
   l->stopping = 1;
   for (k = l->conns; k != NULL; k = k->next) {
     if (!k->closing && wire_decoder_pending(&k->dec) > 0) {
-      log_warn("tcp %s: closing with %zu bytes of an incomplete frame", k->peer.name,
-               wire_decoder_pending(&k->dec));
+      char bytes[WORDS_BUF];
+      log_warn("tcp %s: closing with %s of an incomplete frame", k->peer.name,
+               words_count_of(bytes, sizeof bytes, wire_decoder_pending(&k->dec), "byte", "bytes"));
     }
     if (!k->closing) {
       listen_conn_log(l, LOG_INFO, "closed by the consumer", k);

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "log.h"
 #include "stats.h"
+#include "words.h"
 
 struct listen_udp {
   uv_udp_t handle;
@@ -101,13 +102,14 @@ static void listen_udp_set_rcvbuf(listen_udp *l) {
   int want = opt->rcvbuf_given ? (int)opt->rcvbuf : LISTEN_UDP_DEFAULT_RCVBUF;
   int got = 0;
   socklen_t len = sizeof(got);
+  char bytes[WORDS_BUF];
   if (uv_fileno((uv_handle_t *)&l->handle, &fd) != 0) {
     return;
   }
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) != 0 &&
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) != 0) {
-    log_warn("udp %s: cannot set the receive buffer to %d bytes: %s", l->name, want,
-             strerror(errno));
+    log_warn("udp %s: cannot set the receive buffer to %s: %s", l->name,
+             words_count_of(bytes, sizeof bytes, (uint64_t)want, "byte", "bytes"), strerror(errno));
     return;
   }
   if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) != 0) {
@@ -115,11 +117,12 @@ static void listen_udp_set_rcvbuf(listen_udp *l) {
   }
   /* Linux reports twice the size asked for (bookkeeping overhead included). */
   if (opt->rcvbuf_given && got / 2 < want) {
-    log_warn("--rcvbuf %d: the kernel granted %d bytes (raise net.core.rmem_max, or run as "
-             "root to force it)",
-             want, got / 2);
+    log_warn("--rcvbuf %d: the kernel granted %s (raise net.core.rmem_max, or run as root to "
+             "force it)",
+             want, words_count_of(bytes, sizeof bytes, (uint64_t)(got / 2), "byte", "bytes"));
   } else {
-    log_debug("udp %s: receive buffer %d bytes", l->name, got);
+    log_debug("udp %s: receive buffer %s", l->name,
+              words_count_of(bytes, sizeof bytes, (uint64_t)got, "byte", "bytes"));
   }
 }
 

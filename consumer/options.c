@@ -33,7 +33,7 @@ static const char consumer_shortopts[] = ":tuH:p:o:d:qhV";
 
 /* Print the --help text to stdout. */
 void consumer_options_usage(void) {
-  fputs("usage: consumer [-t | -u] [-H HOST] [-p PORT] [-o FILE] [-d FILE]\n"
+  fputs("Usage: consumer [-t | -u] [-H HOST] [-p PORT] [-o FILE] [-d FILE]\n"
         "                [--stats SECONDS] [--stats-json FILE] [--max-records N]\n"
         "                [--rcvbuf BYTES] [-q]\n"
         "\n"

@@ -10,10 +10,19 @@
 #include "clock.h"
 #include "json.h"
 #include "log.h"
+#include "words.h"
 
 /* 1 if the protocol is listened on (or has had streams). */
 static int proto_used(const report_view *v, int proto) {
   return (proto == STREAM_TCP ? v->opt->tcp : v->opt->udp) || streams_of(v->table, proto) > 0;
+}
+
+/* 1 if the protocol has been used: a stream, a connection, a datagram or garbage. Listening
+ * alone is not use: the live line leaves such a protocol's zeros out. */
+static int proto_active(const report_view *v, int proto) {
+  const ingest_proto *t = &v->proto[proto];
+  return streams_of(v->table, proto) > 0 || t->connections > 0 || t->datagrams > 0 ||
+         t->garbage > 0;
 }
 
 /* Start the live line's rates now; see report.h. */
@@ -22,65 +31,149 @@ void report_live_init(report_live *l) {
   l->prev_us = clock_mono_us();
 }
 
+/* The counts the live line watches, for one protocol. */
+static void report_live_snapshot(const report_view *v, int p, const stats_counts *t,
+                                 report_live_counts *out) {
+  const ingest_proto *x = &v->proto[p];
+  size_t i;
+  memset(out, 0, sizeof(*out));
+  out->received = t->received;
+  out->lost = t->lost;
+  out->duplicates = t->duplicates;
+  out->reordered = t->reordered;
+  for (i = 0; i < v->table->n; i++) {
+    if (v->table->v[i]->proto == p) {
+      out->too_late += v->table->v[i]->stats.too_late;
+    }
+  }
+  out->streams = streams_of(v->table, p);
+  out->garbage = x->garbage;
+  out->connections = x->connections;
+  out->datagrams = x->datagrams;
+  out->kernel_drops = x->kernel_drops_known ? x->kernel_drops : 0;
+}
+
+/* Append one protocol's part of the live line to line (cap bytes, off used). */
+static size_t report_live_part(char *line, size_t cap, size_t off, const report_view *v, int p,
+                               const stats_counts *t, uint64_t new_received, uint64_t span_us) {
+  char rec[WORDS_BUF], lost[WORDS_BUF], dup[WORDS_BUF], reord[WORDS_BUF], rate[WORDS_BUF];
+  int n = snprintf(
+      line + off, cap - off,
+      "%s%s %s received, %s lost, %s dup, %s reordered, %s rec/s, p99 %.1f ms",
+      off > 0 ? " | " : "", stream_proto_name(p), words_count(rec, sizeof rec, t->received),
+      words_count(lost, sizeof lost, t->lost), words_count(dup, sizeof dup, t->duplicates),
+      words_count(reord, sizeof reord, t->reordered),
+      words_rate(rate, sizeof rate, new_received, span_us),
+      (double)stats_hist_percentile(&t->latency, 99.0) / 1000.0);
+  if (n > 0 && (size_t)n < cap - off) {
+    off += (size_t)n;
+  }
+  if (p == STREAM_UDP && v->proto[p].kernel_drops_known) {
+    char drops[WORDS_BUF];
+    n = snprintf(line + off, cap - off, ", %s",
+                 words_count_of(drops, sizeof drops, v->proto[p].kernel_drops, "kernel drop",
+                                "kernel drops"));
+    if (n > 0 && (size_t)n < cap - off) {
+      off += (size_t)n;
+    }
+  }
+  return off;
+}
+
 /* The live line; see report.h. */
-void report_live_line(report_live *l, const report_view *v) {
+int report_live_line(report_live *l, const report_view *v) {
   char line[512];
   size_t off = 0;
   uint64_t now = clock_mono_us();
-  double secs = (double)(now - l->prev_us) / 1e6;
-  int p;
+  int p, changed = 0;
   for (p = 0; p < STREAM_NPROTO; p++) {
     stats_counts t;
-    int n;
-    if (!proto_used(v, p)) {
+    report_live_counts c;
+    if (!proto_active(v, p)) {
       continue;
     }
     streams_totals(v->table, p, &t);
-    n = snprintf(line + off, sizeof(line) - off,
-                 "%s%s %" PRIu64 " received, %" PRIu64 " lost, %" PRIu64 " dup, %" PRIu64
-                 " reordered, %.1f rec/s, p99 %.1f ms",
-                 off > 0 ? " | " : "", stream_proto_name(p), t.received, t.lost, t.duplicates,
-                 t.reordered, secs > 0 ? (double)(t.received - l->prev_received[p]) / secs : 0.0,
-                 (double)stats_hist_percentile(&t.latency, 99.0) / 1000.0);
-    if (n > 0 && (size_t)n < sizeof(line) - off) {
-      off += (size_t)n;
+    report_live_snapshot(v, p, &t, &c);
+    if (memcmp(&c, &l->prev[p], sizeof(c)) != 0) {
+      changed = 1;
     }
-    if (p == STREAM_UDP && v->proto[p].kernel_drops_known) {
-      n = snprintf(line + off, sizeof(line) - off, ", %" PRIu64 " kernel drops",
-                   v->proto[p].kernel_drops);
-      if (n > 0 && (size_t)n < sizeof(line) - off) {
-        off += (size_t)n;
-      }
-    }
-    l->prev_received[p] = t.received;
+    off = report_live_part(line, sizeof(line), off, v, p, &t, c.received - l->prev[p].received,
+                           now - l->prev_us);
+    l->prev[p] = c;
   }
   l->prev_us = now;
+  if (!changed) {
+    return 0; /* idle, or nothing used yet: no line */
+  }
   /* LOG_ASKED: --quiet keeps the live line, which was asked for, and it is no warning. */
-  log_msg(LOG_ASKED, "stats: %s", off > 0 ? line : "nothing yet");
+  log_msg(LOG_ASKED, "stats: %s", line);
+  return 1;
 }
 
 /* One row of the table. */
 static void summary_row(FILE *out, const char *proto, const char *name, const char *producer,
                         const stats_counts *t) {
-  char rate[32];
+  char rate[WORDS_BUF], rec[WORDS_BUF], lost[WORDS_BUF], dup[WORDS_BUF], reord[WORDS_BUF],
+      bytes[WORDS_BUF];
   /* "-" when the records span too short a time for a rate to mean anything (stats.h). */
   if (stats_counts_rate_known(t)) {
-    snprintf(rate, sizeof rate, "%.1f", stats_counts_rate(t));
+    words_rate(rate, sizeof rate, t->received > 0 ? t->received - 1 : 0, t->last_us - t->first_us);
   } else {
     snprintf(rate, sizeof rate, "-");
   }
-  fprintf(out,
-          "%-5s %-20.20s %-16s %9" PRIu64 " %7" PRIu64 " %6" PRIu64 " %7" PRIu64 " %11" PRIu64
-          " %9s %8.2f %8.2f %8.2f %9.3f\n",
-          proto, name, producer, t->received, t->lost, t->duplicates, t->reordered, t->bytes, rate,
+  fprintf(out, "%-5s %-20.20s %-16s %9s %7s %6s %7s %11s %9s %8.2f %8.2f %8.2f %9.3f\n", proto,
+          name, producer, words_count(rec, sizeof rec, t->received),
+          words_count(lost, sizeof lost, t->lost), words_count(dup, sizeof dup, t->duplicates),
+          words_count(reord, sizeof reord, t->reordered),
+          words_count(bytes, sizeof bytes, t->bytes), rate,
           (double)stats_hist_percentile(&t->latency, 50.0) / 1000.0,
           (double)stats_hist_percentile(&t->latency, 99.0) / 1000.0,
           (double)t->latency.max / 1000.0, t->jitter_us / 1000.0);
 }
 
+/* The lines under the table: per protocol, then per stream (too late, no END). */
+static void summary_notes(const report_view *v, FILE *out) {
+  const ingest_proto *tcp = &v->proto[STREAM_TCP], *udp = &v->proto[STREAM_UDP];
+  char a[WORDS_BUF], b[WORDS_BUF];
+  size_t i;
+  if (proto_used(v, STREAM_TCP)) {
+    fprintf(out, "tcp: %s, %s garbage (connections closed)",
+            words_count_of(a, sizeof a, tcp->connections, "connection", "connections"),
+            words_count(b, sizeof b, tcp->garbage));
+    if (tcp->timed_out > 0 || tcp->evicted > 0) {
+      fprintf(out,
+              ", %s timed out (no hello, or an incomplete frame held too long), %s closed to "
+              "keep incomplete frames under their cap",
+              words_count(a, sizeof a, tcp->timed_out), words_count(b, sizeof b, tcp->evicted));
+    }
+    fprintf(out, "\n");
+  }
+  if (proto_used(v, STREAM_UDP)) {
+    fprintf(out, "udp: %s, %s garbage, ",
+            words_count_of(a, sizeof a, udp->datagrams, "datagram", "datagrams"),
+            words_count(b, sizeof b, udp->garbage));
+    if (udp->kernel_drops_known) {
+      fprintf(out, "%s dropped by the kernel (receive buffer full)\n",
+              words_count(a, sizeof a, udp->kernel_drops));
+    } else {
+      fprintf(out, "kernel drops unknown\n");
+    }
+  }
+  for (i = 0; i < v->table->n; i++) {
+    const stream *e = v->table->v[i];
+    if (e->stats.too_late > 0) {
+      fprintf(out, "%s %s: %s arrived too late to tell from duplicates\n", e->sink.protocol,
+              e->label, words_count_of(a, sizeof a, e->stats.too_late, "record", "records"));
+    }
+    if (!e->ended) {
+      fprintf(out, "%s %s: incomplete (no END: the producer stopped or was cut off)\n",
+              e->sink.protocol, e->label);
+    }
+  }
+}
+
 /* The summary table; see report.h. */
 void report_summary(const report_view *v, FILE *out) {
-  const ingest_proto *tcp = &v->proto[STREAM_TCP], *udp = &v->proto[STREAM_UDP];
   int p;
   size_t i;
   fprintf(out, "\nconsumer summary\n");
@@ -89,12 +182,13 @@ void report_summary(const report_view *v, FILE *out) {
           "max ms", "jitter ms");
   for (p = 0; p < STREAM_NPROTO; p++) {
     stats_counts t;
-    char all[32];
+    char all[32], n[WORDS_BUF];
     if (!proto_used(v, p)) {
       continue;
     }
     streams_totals(v->table, p, &t);
-    snprintf(all, sizeof(all), "(all %zu streams)", streams_of(v->table, p));
+    snprintf(all, sizeof(all), "(all %s)",
+             words_count_of(n, sizeof n, streams_of(v->table, p), "stream", "streams"));
     summary_row(out, stream_proto_name(p), all, "", &t);
     for (i = 0; i < v->table->n; i++) {
       const stream *e = v->table->v[i];
@@ -106,32 +200,7 @@ void report_summary(const report_view *v, FILE *out) {
       summary_row(out, stream_proto_name(p), e->label, id, &e->stats.c);
     }
   }
-  if (proto_used(v, STREAM_TCP)) {
-    fprintf(out, "tcp: %" PRIu64 " connections, %" PRIu64 " garbage (connections closed)",
-            tcp->connections, tcp->garbage);
-    if (tcp->timed_out > 0 || tcp->evicted > 0) {
-      fprintf(out,
-              ", %" PRIu64 " timed out (no hello, or an incomplete frame held too long), %" PRIu64
-              " closed to keep incomplete frames under their cap",
-              tcp->timed_out, tcp->evicted);
-    }
-    fprintf(out, "\n");
-  }
-  if (proto_used(v, STREAM_UDP)) {
-    fprintf(out, "udp: %" PRIu64 " datagrams, %" PRIu64 " garbage, ", udp->datagrams, udp->garbage);
-    if (udp->kernel_drops_known) {
-      fprintf(out, "%" PRIu64 " dropped by the kernel (receive buffer full)\n", udp->kernel_drops);
-    } else {
-      fprintf(out, "kernel drops unknown\n");
-    }
-  }
-  for (i = 0; i < v->table->n; i++) {
-    const stream *e = v->table->v[i];
-    if (e->stats.too_late > 0) {
-      fprintf(out, "%s %s: %" PRIu64 " records arrived too late to tell from duplicates\n",
-              e->sink.protocol, e->label, e->stats.too_late);
-    }
-  }
+  summary_notes(v, out);
   sinks_report_text(v->sinks, out);
   fflush(out);
 }

@@ -21,16 +21,25 @@ typedef struct report_view {
   sinks *sinks;
 } report_view;
 
-/* The live line's memory: received counts at the last line, for its rates. */
+/* What the live line compares to decide whether anything changed, per protocol. */
+typedef struct report_live_counts {
+  uint64_t received, lost, duplicates, reordered, too_late; /* summed over the streams */
+  uint64_t streams, garbage, connections, datagrams, kernel_drops;
+} report_live_counts;
+
+/* The live line's memory: the counts at the last tick, for "changed" and for the rates. */
 typedef struct report_live {
-  uint64_t prev_received[STREAM_NPROTO];
+  report_live_counts prev[STREAM_NPROTO];
   uint64_t prev_us;
 } report_live;
 
 void report_live_init(report_live *l);
 
-/* One log line with per-protocol received/lost/dup/reordered, rate since the last line, p99. */
-void report_live_line(report_live *l, const report_view *v);
+/* One tick of the live line: a log line with, for each protocol in use (it has had a stream,
+ * a connection, a datagram or garbage), received/lost/dup/reordered, the rate since the last
+ * tick and p99 (UDP: kernel drops), printed only when a count above changed since the last
+ * tick; an idle consumer stays silent. Returns 1 when it printed a line, 0 when not. */
+int report_live_line(report_live *l, const report_view *v);
 
 /* The summary table (per protocol and per stream, kernel drops, garbage, then each sink's
  * lines) to out. */

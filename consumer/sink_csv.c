@@ -10,6 +10,7 @@
 #include "log.h"
 #include "outfile.h"
 #include "sink.h"
+#include "words.h"
 
 /* How often the files are looked at (deleted, moved or replaced while the consumer writes). */
 #define SINK_CSV_CHECK_US 1000000
@@ -84,8 +85,9 @@ static int sink_csv_drain(void *self, uint64_t now_us, int give_up, uint64_t *ne
   (void)give_up;
   (void)next_us;
   if (outfile_flush(k->out) != 0) {
-    log_error("%s (records not written: %zu bytes)", outfile_error(k->out),
-              outfile_pending_bytes(k->out));
+    char bytes[WORDS_BUF];
+    log_error("%s (records not written: %s)", outfile_error(k->out),
+              words_count_of(bytes, sizeof bytes, outfile_pending_bytes(k->out), "byte", "bytes"));
     k->failed = 1;
     return 1;
   }
@@ -136,29 +138,36 @@ static void sink_csv_report_text(void *self, FILE *out) {
   size_t nfiles = outfile_files(k->out), i;
   const char *path;
   uint64_t records;
+  char n[WORDS_BUF];
   for (i = 0; outfile_file(k->out, i, &path, &records) == 0; i++) {
     /* --out - is named for people ("-: 3 records written" reads as a typo). */
     const char *name = strcmp(path, "-") == 0 ? "standard output" : path;
     uint64_t lost = outfile_lost(k->out, i);
+    char m[WORDS_BUF];
     if (lost > 0) {
-      fprintf(out,
-              "%s: %" PRIu64 " records written, %" PRIu64 " of them to the file after it was "
-              "deleted: those are not on disk\n",
-              name, records, lost);
+      fprintf(
+          out,
+          "%s: %s written, %s of them to the file after it was deleted: those are not on disk\n",
+          name, words_count_of(n, sizeof n, records, "record", "records"),
+          words_count(m, sizeof m, lost));
     } else {
-      fprintf(out, "%s: %" PRIu64 " records written\n", name, records);
+      fprintf(out, "%s: %s written\n", name,
+              words_count_of(n, sizeof n, records, "record", "records"));
     }
   }
   if (nfiles > 1) {
-    fprintf(out, "%zu CSV files: %" PRIu64 " records written in all\n", nfiles,
-            outfile_records(k->out));
+    char files[WORDS_BUF];
+    fprintf(out, "%s: %s written in all\n",
+            words_count_of(files, sizeof files, nfiles, "CSV file", "CSV files"),
+            words_count_of(n, sizeof n, outfile_records(k->out), "record", "records"));
   }
   if (outfile_not_written(k->out) > 0) {
     fprintf(out,
-            "%" PRIu64 " records not written to any CSV file: their streams needed a file "
-            "of their own and got none (the %d side files allowed were open, or the file "
-            "could not be opened; see the errors above)\n",
-            outfile_not_written(k->out), OUTFILE_MAX_SIDE_OPEN);
+            "%s not written to any CSV file: their streams needed a file of their own and got "
+            "none (the %d side files allowed were open, or the file could not be opened; see "
+            "the errors above)\n",
+            words_count_of(n, sizeof n, outfile_not_written(k->out), "record", "records"),
+            OUTFILE_MAX_SIDE_OPEN);
   }
 }
 

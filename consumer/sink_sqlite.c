@@ -13,6 +13,7 @@
 #include "log.h"
 #include "sink.h"
 #include "store.h"
+#include "words.h"
 
 #define SQLITE_COMMIT_PACE_US 50000  /* commit at most every 50 ms: no record waits ~100 ms */
 #define SQLITE_FLUSH_BUDGET_US 20000 /* commit work per loop turn before others get a go */
@@ -107,7 +108,9 @@ static int sink_sqlite_add(void *self, const sink_record *r) {
   if (rc == CS_ETOOBIG) {
     q->dropped++;
     if (log_limiter_allow(&q->drop_log, clock_mono_us(), SQLITE_DROP_LOG_INTERVAL_US)) {
-      log_error("%s (%" PRIu64 " not stored so far; it is in %s)", store_error(q->db), q->dropped,
+      char n[WORDS_BUF];
+      log_error("%s (%s not stored so far; it is in %s)", store_error(q->db),
+                words_count(n, sizeof n, q->dropped),
                 q->env.copy_where(q->env.arg, r->stream, where, sizeof where));
     }
     return 0;
@@ -115,10 +118,12 @@ static int sink_sqlite_add(void *self, const sink_record *r) {
   if (rc == CS_ENOMEM) {
     q->dropped++;
     if (log_limiter_allow(&q->drop_log, clock_mono_us(), SQLITE_DROP_LOG_INTERVAL_US)) {
-      log_error("database %s: queue full (%zu MiB waiting): %s record %s #%" PRIu64
-                " not stored in the database (%" PRIu64 " so far; it is in %s)",
-                q->path, store_pending_bytes(q->db) >> 20, r->stream->protocol, r->stream->label,
-                r->seq, q->dropped, q->env.copy_where(q->env.arg, r->stream, where, sizeof where));
+      char mib[WORDS_BUF], n[WORDS_BUF];
+      log_error("database %s: queue full (%s MiB waiting): %s record %s #%" PRIu64
+                " not stored in the database (%s so far; it is in %s)",
+                q->path, words_count(mib, sizeof mib, store_pending_bytes(q->db) >> 20),
+                r->stream->protocol, r->stream->label, r->seq, words_count(n, sizeof n, q->dropped),
+                q->env.copy_where(q->env.arg, r->stream, where, sizeof where));
     }
     return 0;
   }
@@ -153,8 +158,10 @@ static void sink_sqlite_note_caught_up(sink_sqlite *q) {
   if (q->catchup_since_us == 0 || store_pending(q->db) > 0) {
     return;
   }
-  log_info("database unlocked: caught up %" PRIu64 " rows after %.1f s",
-           store_committed(q->db) - q->committed_at_busy,
+  char rows[WORDS_BUF];
+  log_info("database unlocked: caught up %s after %.1f s",
+           words_count_of(rows, sizeof rows, store_committed(q->db) - q->committed_at_busy, "row",
+                          "rows"),
            (double)(clock_mono_us() - q->catchup_since_us) / 1e6);
   q->catchup_since_us = 0;
 }
@@ -166,9 +173,9 @@ static uint64_t sink_sqlite_backoff(sink_sqlite *q, uint64_t now) {
   if (sink_sqlite_note_busy(q, now)) {
     q->busy_backoff_ms = SQLITE_BACKOFF_FIRST_MS;
     if (q->catchup_since_us == 0) {
-      log_warn("database %s is locked by another process; holding %zu rows in memory and "
-               "retrying",
-               q->path, store_pending(q->db));
+      char rows[WORDS_BUF];
+      log_warn("database %s is locked by another process; holding %s in memory and retrying",
+               q->path, words_count_of(rows, sizeof rows, store_pending(q->db), "row", "rows"));
     }
     q->catchup_since_us = 0;
   } else if (q->busy_backoff_ms < SQLITE_BACKOFF_MAX_MS) {
@@ -233,8 +240,9 @@ static int sink_sqlite_flush(void *self, uint64_t now, uint64_t *next_us) {
       return 0;
     }
     if (rc != 0) {
-      log_error("%s; stopping (rows not yet committed: %zu)", store_error(q->db),
-                store_pending(q->db));
+      char rows[WORDS_BUF];
+      log_error("%s; stopping (rows not yet committed: %s)", store_error(q->db),
+                words_count(rows, sizeof rows, store_pending(q->db)));
       q->failed = 1;
       return rc;
     }
@@ -252,13 +260,15 @@ static int sink_sqlite_flush(void *self, uint64_t now, uint64_t *next_us) {
 static int sink_sqlite_pressure(void *self, int paused, char *why, size_t len) {
   sink_sqlite *q = self;
   size_t bytes = store_pending_bytes(q->db);
+  char rows[WORDS_BUF], mib[WORDS_BUF];
+  words_count_of(rows, sizeof rows, store_pending(q->db), "row", "rows");
   if (!paused && bytes > STORE_MAX_PENDING_BYTES / 2) {
-    snprintf(why, len, "database %s is behind (%zu rows, %zu MiB queued)", q->path,
-             store_pending(q->db), bytes >> 20);
+    snprintf(why, len, "database %s is behind (%s, %s MiB queued)", q->path, rows,
+             words_count(mib, sizeof mib, bytes >> 20));
     return SINK_PRESSURE_HIGH;
   }
   if (paused && bytes < STORE_MAX_PENDING_BYTES / 4) {
-    snprintf(why, len, "database %s caught up (%zu rows queued)", q->path, store_pending(q->db));
+    snprintf(why, len, "database %s caught up (%s queued)", q->path, rows);
     return SINK_PRESSURE_LOW;
   }
   return SINK_PRESSURE_KEEP;
@@ -268,33 +278,34 @@ static int sink_sqlite_pressure(void *self, int paused, char *why, size_t len) {
  * DB.uncommitted.csv next to the database (in out9.txt they cannot be told apart from the
  * committed ones) and log one error saying why (reason) and where they are. */
 static void sink_sqlite_give_up(sink_sqlite *q, const char *reason) {
-  char path[4096], err[512], where[4200];
+  char path[4096], err[512], where[4200], rows[WORDS_BUF];
   size_t n = store_pending(q->db), saved = 0;
   const char *csv;
   if (n == 0) {
     return;
   }
+  words_count_of(rows, sizeof rows, n, "row", "rows");
   csv = q->env.copy_where(q->env.arg, NULL, where, sizeof where);
   if ((size_t)snprintf(path, sizeof path, "%s.uncommitted.csv", q->path) >= sizeof path) {
-    log_error("database %s: %zu rows not committed (%s); they are in %s (the path is too long "
-              "to save them next to the database)",
-              q->path, n, reason, csv);
+    log_error("database %s: %s not committed (%s); they are in %s (the path is too long to "
+              "save them next to the database)",
+              q->path, rows, reason, csv);
     return;
   }
   if (store_save_pending(q->db, path, &saved, err, sizeof err) != 0) {
-    log_error("database %s: %zu rows not committed (%s); they are in %s, but could not be "
-              "saved apart: %s",
-              q->path, n, reason, csv, err);
+    log_error("database %s: %s not committed (%s); they are in %s, but could not be saved "
+              "apart: %s",
+              q->path, rows, reason, csv, err);
     return;
   }
-  log_error("database %s: %zu rows not committed: saved to %s (%s; they are in %s too)", q->path, n,
+  log_error("database %s: %s not committed: saved to %s (%s; they are in %s too)", q->path, rows,
             path, reason, csv);
 }
 
 /* The lock met during the drain: give up (a second signal, or after 10 s) or wait. Returns 1
  * (given up) or SINK_AGAIN with *next_us. */
 static int sink_sqlite_drain_busy(sink_sqlite *q, int give_up, uint64_t *next_us) {
-  char reason[640], where[4200];
+  char reason[640], where[4200], rows[WORDS_BUF];
   uint64_t now = clock_mono_us();
   sink_sqlite_note_busy(q, now);
   if (give_up) {
@@ -306,9 +317,10 @@ static int sink_sqlite_drain_busy(sink_sqlite *q, int give_up, uint64_t *next_us
     q->drain_warned = 1;
     q->drain_wait_since_us = now;
     q->drain_committed_at_wait = store_committed(q->db);
-    log_warn("database %s is locked by another process: waiting up to %d s to commit %zu rows "
+    log_warn("database %s is locked by another process: waiting up to %d s to commit %s "
              "(Ctrl-C again to stop waiting; those rows are in %s)",
-             q->path, SQLITE_DRAIN_TIMEOUT_US / 1000000, store_pending(q->db),
+             q->path, SQLITE_DRAIN_TIMEOUT_US / 1000000,
+             words_count_of(rows, sizeof rows, store_pending(q->db), "row", "rows"),
              q->env.copy_where(q->env.arg, NULL, where, sizeof where));
   }
   if (now >= q->drain_deadline_us) {
@@ -366,8 +378,10 @@ static int sink_sqlite_drain(void *self, uint64_t now_us, int give_up, uint64_t 
   }
   if (q->drain_warned) {
     /* The wait announced above ended: say so, with the rows it was waiting for. */
-    log_info("database unlocked: committed %" PRIu64 " rows after waiting %.1f s",
-             store_committed(q->db) - q->drain_committed_at_wait,
+    char rows[WORDS_BUF];
+    log_info("database unlocked: committed %s after waiting %.1f s",
+             words_count_of(rows, sizeof rows, store_committed(q->db) - q->drain_committed_at_wait,
+                            "row", "rows"),
              (double)(clock_mono_us() - q->drain_wait_since_us) / 1e6);
     q->catchup_since_us = 0;
   }
@@ -388,11 +402,15 @@ static int sink_sqlite_waiting(void *self, char *what, size_t len) {
 /* The database line of the summary. */
 static void sink_sqlite_report_text(void *self, FILE *out) {
   sink_sqlite *q = self;
-  fprintf(out,
-          "database %s: %" PRIu64 " rows committed, %zu pending, %" PRIu64
-          " commit retries while another process held the lock, %" PRIu64
-          " not stored (queue full, or more fields than a table takes)\n",
-          q->path, store_committed(q->db), store_pending(q->db), q->busy_retries, q->dropped);
+  char rows[WORDS_BUF], pending[WORDS_BUF], retries[WORDS_BUF], dropped[WORDS_BUF];
+  fprintf(
+      out,
+      "database %s: %s committed, %s pending, %s while another process held the lock, %s "
+      "not stored (queue full, or more fields than a table takes)\n",
+      q->path, words_count_of(rows, sizeof rows, store_committed(q->db), "row", "rows"),
+      words_count(pending, sizeof pending, store_pending(q->db)),
+      words_count_of(retries, sizeof retries, q->busy_retries, "commit retry", "commit retries"),
+      words_count(dropped, sizeof dropped, q->dropped));
 }
 
 /* "db": path (null without --db), rows committed and pending, lock retries, rows dropped. */

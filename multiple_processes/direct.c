@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "mp.h"
+#include "words.h"
 
 /* The table naive and safe write (the funnel's consumer names its own table "readings"). */
 #define MP_DIRECT_TABLE "direct_readings"
@@ -299,37 +300,38 @@ int mp_direct_run(mp_ctx *ctx) {
   if (mp_direct_setup(ctx, before, after, sizeof before) != 0) {
     return 1;
   }
+  char plan[2 * WORDS_BUF + 4], procs[WORDS_BUF], recs[WORDS_BUF];
+  snprintf(plan, sizeof plan, "%s x %s",
+           words_count_of(procs, sizeof procs, (uint64_t)ctx->processes, "process", "processes"),
+           words_count_of(recs, sizeof recs, (uint64_t)ctx->records, "record", "records"));
   /* Say what the file's journal really is: naive's lesson is about SQLite's defaults, and a
    * file left in WAL by an earlier safe or funnel run is switched back (or, when another
    * connection holds it open, stays in WAL; one writer at a time all the same). */
   if (ctx->mode == MP_NAIVE && strcmp(after, "delete") == 0 && strcmp(before, "delete") != 0) {
-    mp_log("naive: %d processes x %d records into %s, task duration %g s; switched %s back from "
+    mp_log("naive: %s into %s, task duration %g s; switched %s back from "
            "%s to the rollback journal (SQLite's default); each process opens its own "
            "connection with SQLite's defaults (no busy timeout, deferred BEGIN)",
-           ctx->processes, ctx->records, ctx->db, ctx->task_duration, ctx->db,
-           strcmp(before, "wal") == 0 ? "WAL" : before);
+           plan, ctx->db, ctx->task_duration, ctx->db, strcmp(before, "wal") == 0 ? "WAL" : before);
   } else if (ctx->mode == MP_NAIVE && strcmp(after, "delete") == 0) {
-    mp_log("naive: %d processes x %d records into %s, task duration %g s; each process opens "
+    mp_log("naive: %s into %s, task duration %g s; each process opens "
            "its own connection with SQLite's defaults (rollback journal, no busy timeout, "
            "deferred BEGIN)",
-           ctx->processes, ctx->records, ctx->db, ctx->task_duration);
+           plan, ctx->db, ctx->task_duration);
   } else if (ctx->mode == MP_NAIVE) {
-    mp_log("naive: %d processes x %d records into %s, task duration %g s; %s stays in %s mode "
+    mp_log("naive: %s into %s, task duration %g s; %s stays in %s mode "
            "(another connection has it open, so it could not be switched back to the rollback "
            "journal); each process opens its own connection with no busy timeout and a "
            "deferred BEGIN",
-           ctx->processes, ctx->records, ctx->db, ctx->task_duration, ctx->db,
-           strcmp(after, "wal") == 0 ? "WAL" : after);
+           plan, ctx->db, ctx->task_duration, ctx->db, strcmp(after, "wal") == 0 ? "WAL" : after);
   } else if (strcmp(after, "wal") == 0) {
-    mp_log("safe: %d processes x %d records into %s, task duration %g s; WAL, BEGIN IMMEDIATE, "
+    mp_log("safe: %s into %s, task duration %g s; WAL, BEGIN IMMEDIATE, "
            "busy timeout %d ms, up to %d attempts with jittered backoff",
-           ctx->processes, ctx->records, ctx->db, ctx->task_duration, MP_SAFE_BUSY_TIMEOUT_MS,
-           MP_SAFE_MAX_ATTEMPTS);
+           plan, ctx->db, ctx->task_duration, MP_SAFE_BUSY_TIMEOUT_MS, MP_SAFE_MAX_ATTEMPTS);
   } else {
-    mp_log("safe: %d processes x %d records into %s, task duration %g s; %s stays in %s mode "
+    mp_log("safe: %s into %s, task duration %g s; %s stays in %s mode "
            "(another connection has it open, so it could not be switched to WAL), BEGIN "
            "IMMEDIATE, busy timeout %d ms, up to %d attempts with jittered backoff",
-           ctx->processes, ctx->records, ctx->db, ctx->task_duration, ctx->db,
+           plan, ctx->db, ctx->task_duration, ctx->db,
            strcmp(after, "delete") == 0 ? "rollback journal" : after, MP_SAFE_BUSY_TIMEOUT_MS,
            MP_SAFE_MAX_ATTEMPTS);
   }
@@ -348,11 +350,16 @@ int mp_direct_run(mp_ctx *ctx) {
   if (mp_stop_signal()) {
     return mp_stop_summary(inserted, expected, failed, failures);
   }
+  char landed[WORDS_BUF], total[WORDS_BUF], failed_n[WORDS_BUF];
   if (expected - inserted > 0) {
-    mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
+    mp_log("inserted %s of %s; %s failed: %s",
+           words_count(landed, sizeof landed, (uint64_t)inserted),
+           words_count_of(total, sizeof total, (uint64_t)expected, "record", "records"),
+           words_count(failed_n, sizeof failed_n, (uint64_t)(expected - inserted)),
            failures[0] ? failures : "unknown");
   } else {
-    mp_log("inserted %ld of %ld records; none failed", inserted, expected);
+    mp_log("inserted %s of %s; none failed", words_count(landed, sizeof landed, (uint64_t)inserted),
+           words_count_of(total, sizeof total, (uint64_t)expected, "record", "records"));
   }
   /* naive exits 0 even when records were lost: the failure is the lesson, not a malfunction.
    * safe promises every record, so a missing one is a runtime failure. */

@@ -21,6 +21,7 @@
 #include "error.h"
 #include "mp.h"
 #include "wire.h"
+#include "words.h"
 
 #define MP_STREAM "readings"
 #define MP_NCOLS 5
@@ -493,13 +494,24 @@ static int mp_funnel_prepare(mp_ctx *ctx, char *consumer, size_t consumer_len, c
   return 0;
 }
 
+/* "3 processes x 2 records" into buf: what a run is, for its first line. Returns buf. */
+static char *mp_funnel_plan(const mp_ctx *ctx, char *buf, size_t len) {
+  char procs[WORDS_BUF], recs[WORDS_BUF];
+  snprintf(buf, len, "%s x %s",
+           words_count_of(procs, sizeof procs, (uint64_t)ctx->processes, "process", "processes"),
+           words_count_of(recs, sizeof recs, (uint64_t)ctx->records, "record", "records"));
+  return buf;
+}
+
 /* Start our own consumer on ctx->port, trying other free ports when the one we picked was
  * taken meanwhile (port_is_ours). Returns its pid, or -1 (said why). */
 static pid_t mp_funnel_start_consumer(mp_ctx *ctx, const char *log_path, int port_is_ours) {
   pid_t cpid;
-  mp_log("funnel: %d processes x %d records, task duration %g s; they stream to one consumer "
-         "(%s on 127.0.0.1:%d/tcp), the only writer of %s",
-         ctx->processes, ctx->records, ctx->task_duration, ctx->consumer, ctx->port, ctx->db);
+  char plan[2 * WORDS_BUF + 4];
+  mp_log("funnel: %s, task duration %g s; they stream to one consumer (%s on 127.0.0.1:%d/tcp), "
+         "the only writer of %s",
+         mp_funnel_plan(ctx, plan, sizeof plan), ctx->task_duration, ctx->consumer, ctx->port,
+         ctx->db);
   cpid = mp_consumer_start(ctx, log_path);
   /* A port we picked can be taken by another program between our check and the consumer's
    * bind ("address already in use"): pick another and try again, a few times. */
@@ -535,15 +547,18 @@ static int mp_funnel_verdict(mp_ctx *ctx, int running, long expected, long faile
   if (mp_stop_signal()) {
     return mp_stop_summary(inserted, expected, failed, failures);
   }
+  char landed[WORDS_BUF], total[WORDS_BUF], failed_n[WORDS_BUF];
+  words_count(landed, sizeof landed, (uint64_t)inserted);
+  words_count_of(total, sizeof total, (uint64_t)expected, "record", "records");
   if (inserted < expected) {
-    mp_log("inserted %ld of %ld records; %ld failed: %s", inserted, expected, expected - inserted,
+    mp_log("inserted %s of %s; %s failed: %s", landed, total,
+           words_count(failed_n, sizeof failed_n, (uint64_t)(expected - inserted)),
            failures[0] ? failures
            : running   ? "sent but not in the database (is the running consumer writing "
                          "to this --db file?)"
                        : "sent but not in the database");
   } else {
-    mp_log("inserted %ld of %ld records; none failed, and no process waited on a lock", inserted,
-           expected);
+    mp_log("inserted %s of %s; none failed, and no process waited on a lock", landed, total);
   }
   return inserted == expected && status == 0 ? 0 : 1;
 }
@@ -563,10 +578,10 @@ int mp_funnel_run(mp_ctx *ctx) {
     goto done;
   }
   if (running) {
-    mp_log("funnel: %d processes x %d records, task duration %g s; they stream to the consumer "
-           "already listening on 127.0.0.1:%d/tcp, which must be the only writer of %s "
-           "(started with --db %s)",
-           ctx->processes, ctx->records, ctx->task_duration, ctx->port, ctx->db, ctx->db);
+    char plan[2 * WORDS_BUF + 4];
+    mp_log("funnel: %s, task duration %g s; they stream to the consumer already listening on "
+           "127.0.0.1:%d/tcp, which must be the only writer of %s (started with --db %s)",
+           mp_funnel_plan(ctx, plan, sizeof plan), ctx->task_duration, ctx->port, ctx->db, ctx->db);
   } else if ((cpid = mp_funnel_start_consumer(ctx, log_path, port_is_ours)) < 0) {
     if (mp_stop_signal()) {
       code = mp_stop_summary(0, expected, 0, NULL);

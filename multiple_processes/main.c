@@ -12,7 +12,7 @@
 
 /* Print the help text to f. */
 static void mp_usage(FILE *f) {
-  fputs("usage: multiple_processes [--processes N] [--records N] [--task-duration SECONDS]\n"
+  fputs("Usage: multiple_processes [--processes N] [--records N] [--task-duration SECONDS]\n"
         "                          [-d FILE] [-m naive|safe|funnel]\n"
         "                          [--consumer PATH] [-p PORT]\n"
         "\n"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "mp.h"
+#include "words.h"
 
 /* The one exception to "no file-level mutable state": a signal handler reaches nothing else.
  * The signal received (0: none yet), and the pipe the handler writes a byte to, so that a
@@ -80,10 +81,15 @@ int mp_stop_summary(long inserted, long expected, long failed, const char *failu
     not_done = 0;
   }
   if (failed > 0) {
-    snprintf(failed_part, sizeof failed_part, "%ld failed: %s; ", failed,
+    char n[WORDS_BUF];
+    snprintf(failed_part, sizeof failed_part, "%s failed: %s; ",
+             words_count(n, sizeof n, (uint64_t)failed),
              failures && failures[0] ? failures : "unknown");
   }
-  mp_log("interrupted: inserted %ld of %ld records; %s%ld not done (%s stopped the run)", inserted,
-         expected, failed_part, not_done, name);
+  char landed[WORDS_BUF], total[WORDS_BUF], left[WORDS_BUF];
+  mp_log("interrupted: inserted %s of %s; %s%s not done (%s stopped the run)",
+         words_count(landed, sizeof landed, (uint64_t)inserted),
+         words_count_of(total, sizeof total, (uint64_t)expected, "record", "records"), failed_part,
+         words_count(left, sizeof left, (uint64_t)not_done), name);
   return 128 + (signo ? signo : SIGINT);
 }

@@ -6,16 +6,20 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "error.h"
 #include "net.h"
 #include "summary.h"
+#include "words.h"
 
-#define PRODUCER_PROGRESS_US 1000000u   /* fast pace: a progress line every second */
-#define PRODUCER_RAGGED_NAMED 10        /* ragged rows each warned about ... */
-#define PRODUCER_RAGGED_LOG_US 5000000u /* ... then at most one warning per 5 s */
-#define PRODUCER_INPUT_POLL_MS 250      /* waiting for live input: look at the stop flag */
+#define PRODUCER_PROGRESS_US 3000000u    /* fast pace, not a terminal: a line every 3 s */
+#define PRODUCER_PROGRESS_TTY_US 250000u /* fast pace on a terminal: the line redrawn */
+#define PRODUCER_RAGGED_NAMED 10         /* ragged rows each warned about ... */
+#define PRODUCER_RAGGED_LOG_US 5000000u  /* ... then at most one warning per 5 s */
+#define PRODUCER_INPUT_POLL_MS 250       /* waiting for live input: look at the stop flag */
 
 /* The default stream name: the file's base name without its extension ("stdin" for -). */
 static void producer_stream_name(const char *path, char *out, size_t outlen) {
@@ -140,6 +144,86 @@ static int producer_wait_input(producer *p, char *err, size_t errlen) {
   return 0;
 }
 
+/* "45 s", "3 min 05 s", "2 h 07 min": a time left for people. */
+static void producer_format_left(uint64_t secs, char *buf, size_t len) {
+  if (secs < 60) {
+    snprintf(buf, len, "%llu s", (unsigned long long)secs);
+  } else if (secs < 3600) {
+    snprintf(buf, len, "%llu min %02llu s", (unsigned long long)(secs / 60),
+             (unsigned long long)(secs % 60));
+  } else {
+    snprintf(buf, len, "%llu h %02llu min", (unsigned long long)(secs / 3600),
+             (unsigned long long)(secs % 3600 / 60));
+  }
+}
+
+/* How far through the input: ", 45.2% of the file, about 12 s left" for a regular file (the
+ * bytes the reader has parsed against its size), "" for a pipe or a terminal, whose size is
+ * not known. No time left with --loop, which reads the file again. */
+static void producer_progress_where(const producer *p, uint64_t now, char *buf, size_t len) {
+  struct stat sb;
+  uint64_t off = csvin_offset(p->in);
+  double done;
+  buf[0] = '\0';
+  if (fstat(csvin_fd(p->in), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0) {
+    return;
+  }
+  if (off > (uint64_t)sb.st_size) {
+    off = (uint64_t)sb.st_size;
+  }
+  done = (double)off / (double)sb.st_size;
+  if (off > 0 && !p->opt->loop && now > p->st.start_us) {
+    char left[32];
+    double secs = (double)(now - p->st.start_us) / 1e6 * (1.0 - done) / done;
+    producer_format_left((uint64_t)(secs + 0.999), left, sizeof left); /* never "0 s left" */
+    snprintf(buf, len, ", %.1f%% of the file, about %s left", done * 100.0, left);
+  } else {
+    snprintf(buf, len, ", %.1f%% of the file", done * 100.0);
+  }
+}
+
+/* 1 when progress is one line redrawn in place: stderr is a terminal. */
+static int producer_progress_tty(const producer *p) {
+  return !p->slow && !p->opt->quiet && isatty(STDERR_FILENO);
+}
+
+/* Clear the redrawn progress line before a log line or the summary takes its place (the line
+ * leaves the cursor at its start, so erasing to the end of the line is enough). */
+static void producer_progress_clear(const producer *p) {
+  if (producer_progress_tty(p)) {
+    /* A terminal that refuses a write has nowhere to report it either. */
+    (void)fputs("\033[K", stderr);
+  }
+}
+
+/* Fast pace: records sent, the rate since the last line, how far through the file and the
+ * time left. On a terminal one line redrawn every PRODUCER_PROGRESS_TTY_US; otherwise a log
+ * line every PRODUCER_PROGRESS_US. --quiet and the slow pace (a line per record) have none. */
+static void producer_progress(producer *p) {
+  uint64_t now = clock_mono_us(), span = now - p->last_progress_us;
+  int tty = producer_progress_tty(p);
+  char sent[WORDS_BUF], rate[WORDS_BUF], where[128];
+  sender_stats ss;
+  if (p->slow || p->opt->quiet || span < (tty ? PRODUCER_PROGRESS_TTY_US : PRODUCER_PROGRESS_US)) {
+    return;
+  }
+  words_count_of(sent, sizeof sent, p->st.sent, "record", "records");
+  words_rate(rate, sizeof rate, p->st.sent - p->last_progress_sent, span);
+  producer_progress_where(p, now, where, sizeof where);
+  if (tty) {
+    /* Erase what a longer line left, then back to the start: a log line may overwrite it. */
+    (void)fprintf(stderr, "\rprogress: %s sent, %s records/s%s\033[K\r", sent, rate, where);
+  } else {
+    char waited[WORDS_BUF];
+    p->snd->ops->stats(p->snd, &ss);
+    log_info("progress: %s sent, %s records/s%s; %.1f MB, waited %s ms on backpressure", sent, rate,
+             where, (double)ss.bytes / 1e6,
+             words_count(waited, sizeof waited, ss.blocked_us / 1000u));
+  }
+  p->last_progress_us = now;
+  p->last_progress_sent = p->st.sent;
+}
+
 /* Bytes the record's fields hold: for messages about records the codec refuses (it reports
  * only SIZE_MAX past its limit). csvin bounds a record, so this cannot overflow. */
 static size_t producer_record_bytes(const wire_msg *m) {
@@ -155,6 +239,7 @@ static int producer_fits(producer *p, const wire_msg *m) {
   size_t size = wire_encoded_size(m);
   char a[32], b[32], why[256];
   if (size == SIZE_MAX) {
+    producer_progress_clear(p);
     log_error("%s:%llu: record holds %s bytes of data, more than the protocol allows (max %s "
               "per record); skipped",
               csvin_path(p->in), (unsigned long long)m->line,
@@ -164,11 +249,13 @@ static int producer_fits(producer *p, const wire_msg *m) {
     return 0;
   }
   if (!p->snd->ops->fits(p->snd, m, size, why, sizeof why)) {
+    producer_progress_clear(p);
     log_error("%s:%llu: %s", csvin_path(p->in), (unsigned long long)m->line, why);
     p->st.too_big++;
     return 0;
   }
   if (size - WIRE_HEADER_LEN > WIRE_MAX_PAYLOAD) {
+    producer_progress_clear(p);
     log_error("%s:%llu: record is %s bytes, larger than the protocol allows (max %s); skipped",
               csvin_path(p->in), (unsigned long long)m->line, summary_thousands(size, a, sizeof a),
               summary_thousands(WIRE_MAX_PAYLOAD, b, sizeof b));
@@ -176,22 +263,6 @@ static int producer_fits(producer *p, const wire_msg *m) {
     return 0;
   }
   return 1;
-}
-
-/* Fast pace: a progress line every second. */
-static void producer_progress(producer *p) {
-  uint64_t now = clock_mono_us();
-  sender_stats ss;
-  if (p->slow || now - p->last_progress_us < PRODUCER_PROGRESS_US) {
-    return;
-  }
-  p->snd->ops->stats(p->snd, &ss);
-  log_info("progress: %llu records sent (%.0f/s), %.1f MB, waited %llu ms on backpressure",
-           (unsigned long long)p->st.sent,
-           (double)(p->st.sent - p->last_progress_sent) * 1e6 / (double)(now - p->last_progress_us),
-           (double)ss.bytes / 1e6, (unsigned long long)(ss.blocked_us / 1000u));
-  p->last_progress_us = now;
-  p->last_progress_sent = p->st.sent;
 }
 
 /* Warn (rate-limited) about a row whose field count differs from the header's. */
@@ -206,6 +277,7 @@ static void producer_check_ragged(producer *p, const csvin_rec *rec) {
       log_limiter_allow(&p->ragged_limit, clock_mono_us(), PRODUCER_RAGGED_LOG_US)) {
     unsigned long long more = p->ragged_limit.suppressed;
     p->ragged_limit.suppressed = 0;
+    producer_progress_clear(p);
     log_warn("%s:%llu: %zu fields, header has %zu (sent as is)%s", csvin_path(p->in),
              (unsigned long long)rec->line, rec->nfields, hdr->nfields,
              more > 0 ? "; more ragged rows were not reported" : "");
@@ -216,8 +288,10 @@ static void producer_check_ragged(producer *p, const csvin_rec *rec) {
  * like a failure to send. Not an error: the stream (HELLO, then END with 0) is still valid. */
 static void producer_warn_no_data(const producer *p) {
   if (csvin_header(p->in) != NULL) {
+    producer_progress_clear(p);
     log_warn("%s: only a header, no data records", csvin_path(p->in));
   } else {
+    producer_progress_clear(p);
     log_warn("%s: no data records (empty file)", csvin_path(p->in));
   }
 }
@@ -245,6 +319,7 @@ static int producer_stream(producer *p) {
       return 1;
     }
     if (rc != 0) {
+      producer_progress_clear(p);
       log_error("%s", err);
       return rc;
     }
@@ -258,6 +333,7 @@ static int producer_stream(producer *p) {
       }
       if (p->st.sent == pass_start_seq) {
         /* Every record was skipped as too large: another pass would only repeat that. */
+        producer_progress_clear(p);
         log_error("%s: --loop: no record of the file can be sent (all too large, see above); "
                   "stopping",
                   csvin_path(p->in));
@@ -265,10 +341,12 @@ static int producer_stream(producer *p) {
       }
       rc = csvin_rewind(p->in);
       if (rc != 0) {
+        producer_progress_clear(p);
         log_error("%s: cannot start over for --loop: %s", csvin_path(p->in), cs_strerror(rc));
         return rc;
       }
       if (p->slow) {
+        producer_progress_clear(p);
         log_info("end of %s; starting over (--loop)", csvin_path(p->in));
       }
       this_pass = 0;
@@ -276,6 +354,7 @@ static int producer_stream(producer *p) {
       continue;
     }
     if (rc < 0) {
+      producer_progress_clear(p);
       log_error("%s", csvin_error(p->in));
       return rc;
     }
@@ -302,6 +381,7 @@ static int producer_stream(producer *p) {
       return 1; /* a stop signal while the sender waited */
     }
     if (rc != 0) {
+      producer_progress_clear(p);
       log_error("%s", err);
       return rc;
     }
@@ -336,8 +416,9 @@ static int producer_connect(producer *p) {
   p->sender_open = 1;
   rc = p->snd->ops->hello(p->snd, &hello, err, sizeof err);
   if (rc == CS_ETOOBIG) {
-    log_error("%s: the header is larger than the protocol allows (max %u bytes)", csvin_path(p->in),
-              WIRE_MAX_PAYLOAD);
+    char max[WORDS_BUF];
+    log_error("%s: the header is larger than the protocol allows (max %s bytes)", csvin_path(p->in),
+              words_count(max, sizeof max, WIRE_MAX_PAYLOAD));
   } else if (rc != 0) {
     log_error("cannot send the header to %s: %s", p->peer, cs_strerror(rc));
   }
@@ -369,13 +450,14 @@ int producer_run(producer *p) {
   log_info("streaming %s as stream '%s' (producer %016llx) over %s to %s%s", csvin_path(p->in),
            p->stream, (unsigned long long)p->producer_id, p->snd->ops->name, p->peer,
            p->slow ? ""
-                   : "; records under 0.1 s apart on average: a progress line every second "
-                     "instead of a line per record");
+                   : "; records under 0.1 s apart on average: a progress line every 3 s (on a "
+                     "terminal, one line kept up to date) instead of a line per record");
   p->st.start_us = clock_mono_us();
   p->last_progress_us = p->st.start_us;
   pacer_start(&p->pacer, p->st.start_us);
 
   rc = producer_stream(p);
+  producer_progress_clear(p); /* the summary and the last log lines take its place */
   if (rc == 0) {
     /* The last coalesced bytes belong to the records' sending time. */
     rc = p->snd->ops->flush(p->snd, err, sizeof err);
@@ -387,7 +469,9 @@ int producer_run(producer *p) {
   p->st.end_us = clock_mono_us();
   if (rc == 1) {
     p->stopped = 1;
-    log_info("stopped by signal after %llu records; sending END", (unsigned long long)p->st.sent);
+    char sent[WORDS_BUF];
+    log_info("stopped by signal after %s; sending END",
+             words_count_of(sent, sizeof sent, p->st.sent, "record", "records"));
   } else if (rc != 0) {
     failed = 1;
   }
@@ -407,8 +491,9 @@ int producer_run(producer *p) {
   p->st.icmp_refused = ss.icmp_refused;
   p->st.connection = ss.connection;
   if (p->st.too_big > 0) {
-    log_error("not all records were sent: %llu too large to send (see above)",
-              (unsigned long long)p->st.too_big);
+    char big[WORDS_BUF];
+    log_error("not all records were sent: %s too large to send (see above)",
+              words_count(big, sizeof big, p->st.too_big));
     failed = 1;
   }
   if (p->stopped) {

@@ -6,23 +6,11 @@
 
 #include "error.h"
 #include "json.h"
+#include "words.h"
 
-/* Group digits by thousands with commas. */
+/* Group digits by thousands with commas: words_count under the name sender_udp.c uses. */
 char *summary_thousands(uint64_t v, char *buf, size_t len) {
-  char digits[32];
-  size_t n = (size_t)snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
-  size_t out = 0, i;
-  for (i = 0; i < n && out + 1 < len; i++) {
-    if (i > 0 && (n - i) % 3 == 0) {
-      buf[out++] = ',';
-      if (out + 1 >= len) {
-        break;
-      }
-    }
-    buf[out++] = digits[i];
-  }
-  buf[out] = '\0';
-  return buf;
+  return words_count(buf, len, v);
 }
 
 /* Seconds from the first record to the end of the stream. */
@@ -38,49 +26,66 @@ static double summary_rate(const producer *p) {
   return d > 0 ? (double)p->st.sent / d : 0.0;
 }
 
+/* "(426,439.2 records/s)", or "(too short for a rate)" under WORDS_RATE_MIN_SPAN_US, as the
+ * consumer shows "-" then. */
+static char *summary_rate_text(const producer *p, char *buf, size_t len) {
+  uint64_t span = p->st.end_us > p->st.start_us ? p->st.end_us - p->st.start_us : 0;
+  char rate[WORDS_BUF];
+  if (!words_rate_known(span)) {
+    snprintf(buf, len, "(too short for a rate)");
+  } else {
+    snprintf(buf, len, "(%s records/s)", words_rate(rate, sizeof rate, p->st.sent, span));
+  }
+  return buf;
+}
+
+/* The impairment's line: what it did and what the consumer should count. */
+static void summary_print_impair(const producer *p, FILE *out) {
+  char d[WORDS_BUF], u[WORDS_BUF], r[WORDS_BUF];
+  words_count(d, sizeof d, p->impair.dropped);
+  words_count(u, sizeof u, p->impair.duplicated);
+  words_count(r, sizeof r, p->impair.reordered);
+  fprintf(out,
+          "summary: impairment dropped %s, duplicated %s, reordered %s (the consumer should "
+          "count lost %s, duplicates %s, reordered %s)\n",
+          d, u, r, d, u, r);
+}
+
 /* The summary lines to out; see summary.h. A result, not a log line: no time stamp, and
  * --quiet keeps it (its promise is warnings, errors and the summary). */
 int summary_print(const producer *p, FILE *out) {
-  char sent[32], bytes[32], read[32];
-  fprintf(out,
-          "summary: sent %s record%s (%s bytes) over %s to %s in %.3f s (%.1f records/s); "
-          "read %s record%s",
-          summary_thousands(p->st.sent, sent, sizeof sent), p->st.sent == 1 ? "" : "s",
-          summary_thousands(p->st.bytes, bytes, sizeof bytes), p->opt->udp ? "udp" : "tcp",
-          p->peer[0] != '\0' ? p->peer : p->opt->host, summary_duration_s(p), summary_rate(p),
-          summary_thousands(p->st.records_read, read, sizeof read),
-          p->st.records_read == 1 ? "" : "s");
-  fputc('\n', out);
+  char sent[WORDS_BUF], bytes[WORDS_BUF], read[WORDS_BUF], rate[WORDS_BUF], big[WORDS_BUF];
+  fprintf(out, "summary: sent %s (%s) over %s to %s in %.3f s %s; read %s\n",
+          words_count_of(sent, sizeof sent, p->st.sent, "record", "records"),
+          words_count_of(bytes, sizeof bytes, p->st.bytes, "byte", "bytes"),
+          p->opt->udp ? "udp" : "tcp", p->peer[0] != '\0' ? p->peer : p->opt->host,
+          summary_duration_s(p), summary_rate_text(p, rate, sizeof rate),
+          words_count_of(read, sizeof read, p->st.records_read, "record", "records"));
+  words_count_of(big, sizeof big, p->st.too_big, "record", "records");
   if (p->opt->udp) {
+    char icmp[WORDS_BUF];
     fprintf(out,
             "summary: connection: none (UDP is connectionless; it cannot tell whether anyone "
-            "received); ICMP port unreachable %llu times (over every datagram sent, the %d "
-            "repeated end-of-stream datagrams included); too big %llu",
-            (unsigned long long)p->st.icmp_refused, SENDER_END_REPEATS,
-            (unsigned long long)p->st.too_big);
-    fputc('\n', out);
+            "received); ICMP port unreachable %s (over every datagram sent, the %d repeated "
+            "end-of-stream datagrams included); too big to send: %s\n",
+            words_count_of(icmp, sizeof icmp, p->st.icmp_refused, "time", "times"),
+            SENDER_END_REPEATS, big);
   } else {
+    char waited[WORDS_BUF];
     fprintf(out,
-            "summary: connection %s; waited %llu ms for the consumer to read "
-            "(backpressure); too big %llu",
-            p->st.connection, (unsigned long long)(p->st.blocked_us / 1000u),
-            (unsigned long long)p->st.too_big);
-    fputc('\n', out);
+            "summary: connection %s; waited %s ms for the consumer to read (backpressure); too "
+            "big to send: %s\n",
+            p->st.connection, words_count(waited, sizeof waited, p->st.blocked_us / 1000u), big);
     if (p->st.written != p->st.sent) {
-      char written[32];
-      log_warn("summary: only %s of the %s records were written to the connection before it "
-               "ended; the rest never left this process",
-               summary_thousands(p->st.written, written, sizeof written), sent);
+      char written[WORDS_BUF], all[WORDS_BUF];
+      log_warn("summary: only %s of the %s were written to the connection before it ended; "
+               "the rest never left this process",
+               words_count(written, sizeof written, p->st.written),
+               words_count_of(all, sizeof all, p->st.sent, "record", "records"));
     }
   }
   if (p->opt->impair_on) {
-    fprintf(out,
-            "summary: impairment dropped %llu, duplicated %llu, reordered %llu (the consumer "
-            "should count lost %llu, duplicates %llu, reordered %llu)",
-            (unsigned long long)p->impair.dropped, (unsigned long long)p->impair.duplicated,
-            (unsigned long long)p->impair.reordered, (unsigned long long)p->impair.dropped,
-            (unsigned long long)p->impair.duplicated, (unsigned long long)p->impair.reordered);
-    fputc('\n', out);
+    summary_print_impair(p, out);
   }
   return fflush(out) != 0 || ferror(out) ? CS_EIO : 0;
 }

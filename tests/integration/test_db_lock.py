@@ -13,6 +13,11 @@ import harness
 LOCK_LINE = re.compile(r"(?i)(?<!un)locked|\bbusy\b")  # "unlocked: caught up" is not a warning
 
 
+def rows_text(n):
+    """A count of rows as the consumer words it: "1 row", "1,600 rows"."""
+    return "{:,} {}".format(n, "row" if n == 1 else "rows")
+
+
 def rows_in(db):
     if not os.path.exists(db):
         return 0  # never let sqlite3.connect create it first
@@ -147,11 +152,11 @@ class DbLockTest(harness.IntegrationCase):
                         % (stopped_after, res.describe()))
         self.assertExit(res, 1, "consumer stopped while rows were not committed")
         self.assertIn("consumer summary", res.stdout, res.describe())
-        self.assertRegex(res.stderr, r"database \S+: \d+ rows not committed", res.describe())
+        self.assertRegex(res.stderr, r"database \S+: [\d,]+ rows? not committed", res.describe())
         self.assertIsNotNone(res.stats, res.describe())
         pending = res.stats["db"]["pending"]
         self.assertGreater(pending, 0, res.describe())
-        self.assertIn("%d rows not committed" % pending, res.stderr, res.describe())
+        self.assertIn("%s not committed" % rows_text(pending), res.stderr, res.describe())
         # Every record received is in out9.txt, the rows not committed included.
         out_rows = len(harness.read_csv(cons.out_path())) - 1
         self.assertEqual(out_rows, res.stats["db"]["committed"] + pending, res.describe())
@@ -165,7 +170,7 @@ class DbLockTest(harness.IntegrationCase):
         self.start_producer(src, cons.port, "tcp", ["--rate", "500", "--quiet"])
         self.assertTrue(harness.wait_until(lambda: rows_in(db) > 50, 10),
                         "no rows committed after 10 s\n" + cons.proc.stderr())
-        waiting = re.compile(r"waiting up to 10 s to commit (\d+) rows")
+        waiting = re.compile(r"waiting up to 10 s to commit ([\d,]+) rows?")
         con = sqlite3.connect(db, isolation_level=None, timeout=2.0)
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -181,8 +186,9 @@ class DbLockTest(harness.IntegrationCase):
         res = harness.Result(rc, cons.proc.stderr(), harness.load_json(cons.stats_path),
                              time.monotonic() - cons.proc.started, cons.argv)
         self.assertExit(res, 0, "consumer")
-        pending = int(waiting.search(res.stderr).group(1))
-        self.assertIn("database unlocked: committed %d rows after waiting" % pending, res.stderr,
+        pending = int(waiting.search(res.stderr).group(1).replace(",", ""))
+        self.assertIn("database unlocked: committed %s after waiting" % rows_text(pending),
+                      res.stderr,
                       res.describe())
         self.assertEqual(res.stderr.count("database unlocked"), 1, res.describe())
         self.assertEqual(res.stats["db"]["pending"], 0, res.describe())
@@ -217,7 +223,8 @@ class DbLockTest(harness.IntegrationCase):
         self.assertExit(res, 1, "consumer stopped while rows were not committed")
         pending = res.stats["db"]["pending"]
         self.assertGreater(pending, 0, res.describe())
-        self.assertIn("%d rows not committed: saved to %s" % (pending, saved_path), res.stderr,
+        self.assertIn("%s not committed: saved to %s" % (rows_text(pending), saved_path),
+                      res.stderr,
                       res.describe())
         # The rows missing from the database: in out9.txt, not in the table.
         table = harness.db_tables(db)[0]

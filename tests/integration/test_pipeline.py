@@ -163,12 +163,12 @@ class PipelineTest(harness.IntegrationCase):
         for stream in ("burst", "fast"):
             self.assertIn("records_per_s", entries[stream], res.describe())
             self.assertIsNone(entries[stream]["records_per_s"], res.describe())
-            self.assertRegex(res.stdout, r"(?m)^(tcp|udp) +%s +[0-9a-f]{16} +8 +0 +0 +0 +\d+ +- "
+            self.assertRegex(res.stdout, r"(?m)^(tcp|udp) +%s +[0-9a-f]{16} +8 +0 +0 +0 +[\d,]+ +- "
                              % stream, res.describe())
         self.assertIsNone(res.stats["udp"]["records_per_s"], "the UDP total: one burst")
         rate = entries["paced"]["records_per_s"]
         self.assertTrue(rate is not None and 50 < rate < 200, res.describe())
-        self.assertRegex(res.stdout, r"(?m)^tcp +paced +[0-9a-f]{16} +8 +0 +0 +0 +\d+ +\d+\.\d ",
+        self.assertRegex(res.stdout, r"(?m)^tcp +paced +[0-9a-f]{16} +8 +0 +0 +0 +[\d,]+ +[\d,]+\.\d ",
                          res.describe())
 
 

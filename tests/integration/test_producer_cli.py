@@ -26,6 +26,11 @@ PRODUCER = os.path.join(BIN, "producer")
 HELLO, RECORD, END = 1, 2, 3
 
 
+def words(n, one, many):
+    """A count as the programs word it for people: "1 time", "1,234 times"."""
+    return "{:,} {}".format(n, one if n == 1 else many)
+
+
 def decode_frames(buf):
     """Decode whole wire-protocol v1 frames (docs/protocol.md) from bytes. Returns (messages,
     rest): each message a dict, rest the bytes of an incomplete frame."""
@@ -532,11 +537,12 @@ class ProducerCli(unittest.TestCase):
 
     def test_line_per_record_at_0_1_s_average_gap_else_progress(self):
         # The rule --help states: a line per record when records are at least 0.1 s apart on
-        # average, otherwise a progress line every second (and the start-up line says which).
-        src = self.write("rule.csv", "a\n" + "".join("%d\n" % i for i in range(40)))
-        note = "a progress line every second instead of a line per record"
-        cases = [(["--rate", "20", "--count", "30"], False),
-                 (["--interval", "0.05", "--count", "25"], False),
+        # average, otherwise a progress line every 3 s (and the start-up line says which).
+        src = self.write("rule.csv", "a\n" + "".join("%d\n" % i for i in range(150)))
+        note = "a progress line every 3 s (on a terminal, one line kept up to date) instead of " \
+            "a line per record"
+        cases = [(["--rate", "40", "--count", "130"], False),
+                 (["--interval", "0.05", "--count", "65"], False),
                  (["--interval", "0.01-0.2", "--count", "4"], True),
                  (["--interval", "0.05-0.15", "--count", "3"], True),
                  (["--rate", "10", "--count", "3"], True)]
@@ -555,7 +561,7 @@ class ProducerCli(unittest.TestCase):
                 else:
                     self.assertEqual(err.count("sent #"), 0, err)
                     self.assertIn(note, err)
-                    self.assertIn("progress: ", err, "runs over a second: a progress line")
+                    self.assertIn("progress: ", err, "runs over 3 s: a progress line")
         res = subprocess.run([PRODUCER, "--help"], capture_output=True, text=True, timeout=10)
         self.assertIn("a line per record when records are at least 0.1 s apart on average",
                       " ".join(res.stdout.split()))
@@ -750,9 +756,9 @@ class ProducerCli(unittest.TestCase):
         # The summary does not call UDP's state "ok" next to the ICMP count, and says that count
         # covers the repeated END datagrams too (4 records, yet more than 4 reports).
         self.assertIn("summary: connection: none (UDP is connectionless; it cannot tell whether "
-                      "anyone received); ICMP port unreachable %d times (over every datagram "
+                      "anyone received); ICMP port unreachable %s (over every datagram "
                       "sent, the 3 repeated end-of-stream datagrams included)"
-                      % stats["icmp_refused"], out)
+                      % words(stats["icmp_refused"], "time", "times"), out)
         self.assertNotIn("connection ok", out + err)
 
 
