@@ -166,10 +166,31 @@ class CompareTest(unittest.TestCase):
             root = ET.parse(svg).getroot()
             self.assertTrue(root.tag.endswith("svg"), root.tag)
             self.assertIn("compare.svg", self.md)
-        for key in ("loss", "restart"):
+        # Each panel draws what was sent and what was received (loss, burst, restart).
+        for key in ("loss", "burst", "restart"):
             for proto in ("udp", "tcp"):
-                dat = os.path.join(self.out, "timeline-%s-%s.dat" % (key, proto))
-                self.assertTrue(os.path.exists(dat), dat)
+                for kind in ("timeline", "sent"):
+                    dat = os.path.join(self.out, "%s-%s-%s.dat" % (kind, key, proto))
+                    self.assertTrue(os.path.exists(dat), dat)
+
+    def test_picture_data_matches_the_table(self):
+        """The curves end where the table's numbers are: sent and received per panel, and
+        the loss panel marks as many drops as the consumer counted lost."""
+        def last(name):
+            with open(os.path.join(self.out, name)) as f:
+                rows = [l.split() for l in f if l.strip() and not l.startswith("#")]
+            return int(rows[-1][1]) if rows else 0
+        for n, key in ((2, "loss"), (3, "burst"), (5, "restart")):
+            for col, proto in ((0, "udp"), (1, "tcp")):
+                sent = num(self.row(n, "sent")[col], "sent")
+                received = num(self.row(n, "received")[col], "received")
+                self.assertEqual(last("sent-%s-%s.dat" % (key, proto)), sent,
+                                 "%s %s sent" % (key, proto))
+                self.assertEqual(last("timeline-%s-%s.dat" % (key, proto)), received,
+                                 "%s %s received" % (key, proto))
+        with open(os.path.join(self.out, "marks-loss-udp-dropped.dat")) as f:
+            drops = sum(1 for l in f if l.strip() and not l.startswith("#"))
+        self.assertEqual(drops, num(self.row(2, "lost")[0], "lost"))
 
 
 if __name__ == "__main__":
