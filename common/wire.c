@@ -1,5 +1,5 @@
-/* wire.c -- the wire protocol codec, version 1 (docs/protocol.md): encoder, stream decoder for
- * TCP and datagram decoder for UDP. The only code that knows the byte layout. */
+/* wire.c -- the wire protocol codec, version 2 reading 1 too (docs/protocol.md): encoder, stream
+ * decoder for TCP and datagram decoder for UDP. The only code that knows the byte layout. */
 #include "wire.h"
 
 #include <stdlib.h>
@@ -60,10 +60,10 @@ int wire_encode(const wire_msg *m, cs_buf *out) {
       m->stream.len > WIRE_MAX_STREAM_NAME) {
     return CS_ETOOBIG;
   }
-  if (m->type != WIRE_HELLO && m->type != WIRE_RECORD && m->type != WIRE_END) {
+  if (!wire_type_known(m->type, WIRE_VERSION)) {
     return CS_ETYPE;
   }
-  if (m->type == WIRE_RECORD && m->nfields == 0) {
+  if ((m->type == WIRE_RECORD || m->type == WIRE_REFUSE) && m->nfields == 0) {
     return CS_EMALFORMED;
   }
   int rc = cs_buf_reserve(out, WIRE_HEADER_LEN + payload);
@@ -99,6 +99,14 @@ int wire_encode(const wire_msg *m, cs_buf *out) {
   return 0;
 }
 
+/* 1 if type is a message of protocol version `version`. */
+int wire_type_known(int type, int version) {
+  if (type == WIRE_HELLO || type == WIRE_RECORD || type == WIRE_END) {
+    return version >= 1;
+  }
+  return (type == WIRE_ACK || type == WIRE_REFUSE) && version >= 2;
+}
+
 const char *wire_type_name(int type) {
   switch (type) {
   case WIRE_HELLO:
@@ -107,6 +115,10 @@ const char *wire_type_name(int type) {
     return "record";
   case WIRE_END:
     return "end";
+  case WIRE_ACK:
+    return "ack";
+  case WIRE_REFUSE:
+    return "refuse";
   default:
     return "unknown";
   }
@@ -139,10 +151,10 @@ static int check_header(const wire_decoder *d, const unsigned char *h, size_t n)
   if ((n > 0 && h[0] != WIRE_MAGIC0) || (n > 1 && h[1] != WIRE_MAGIC1)) {
     return CS_EBADMAGIC;
   }
-  if (n > 2 && h[2] != WIRE_VERSION) {
+  if (n > 2 && (h[2] < WIRE_VERSION_MIN || h[2] > WIRE_VERSION)) {
     return CS_EVERSION;
   }
-  if (n > 3 && h[3] != WIRE_HELLO && h[3] != WIRE_RECORD && h[3] != WIRE_END) {
+  if (n > 3 && !wire_type_known(h[3], h[2])) {
     return CS_ETYPE;
   }
   if (n >= WIRE_HEADER_LEN && get_u32(h + 4) > d->max_payload) {
@@ -164,6 +176,7 @@ static int decode_frame(wire_decoder *d, const unsigned char *frame, size_t fram
   }
   memset(&m, 0, sizeof m);
   m.type = frame[3];
+  m.version = frame[2];
   m.frame_len = (uint32_t)frame_len;
   m.producer_id = get_u64(p);
   m.seq = get_u64(p + 8);
@@ -217,8 +230,9 @@ static int decode_frame(wire_decoder *d, const unsigned char *frame, size_t fram
   if (left != 0) {
     return CS_EMALFORMED; /* trailing bytes */
   }
-  if (m.type == WIRE_RECORD && m.nfields == 0) {
-    return CS_EMALFORMED; /* a CSV record has at least one (possibly empty) field */
+  if ((m.type == WIRE_RECORD || m.type == WIRE_REFUSE) && m.nfields == 0) {
+    return CS_EMALFORMED; /* a CSV record has at least one (possibly empty) field; a refusal its
+                           * reason */
   }
   m.fields = m.nfields > 0 ? d->fields : NULL;
   return cb(&m, arg);

@@ -1,4 +1,4 @@
-/* wire.h -- the stream wire protocol, version 1: the one place that knows the byte format.
+/* wire.h -- the stream wire protocol, version 2 (reads 1): the one place that knows the bytes.
  * docs/protocol.md is the specification; this codec is its only implementation. */
 #ifndef CSVSTREAM_WIRE_H
 #define CSVSTREAM_WIRE_H
@@ -9,8 +9,9 @@
 #include "buf.h"
 #include "record.h"
 
-#define WIRE_VERSION 1
-#define WIRE_HEADER_LEN 8 /* magic(2) version(1) type(1) payload length(4, big-endian) */
+#define WIRE_VERSION 2     /* what this code writes */
+#define WIRE_VERSION_MIN 1 /* the oldest it reads: version 1 has no ACK or REFUSE */
+#define WIRE_HEADER_LEN 8  /* magic(2) version(1) type(1) payload length(4, big-endian) */
 #define WIRE_MAGIC0 'C'
 #define WIRE_MAGIC1 'S'
 #define WIRE_MAX_PAYLOAD (1u << 20) /* 1 MiB: the largest record a peer may send */
@@ -20,7 +21,9 @@
 enum wire_type {
   WIRE_HELLO = 1,  /* a stream's header: fields = column names (none with --no-header) */
   WIRE_RECORD = 2, /* one CSV record: fields = values */
-  WIRE_END = 3     /* end of stream: seq = last sequence number sent (0 if none) */
+  WIRE_END = 3,    /* end of stream: seq = last sequence number sent (0 if none) */
+  WIRE_ACK = 4,    /* v2, consumer to producer over TCP: seq = every record up to it is durable */
+  WIRE_REFUSE = 5  /* v2, consumer to producer over TCP: the stream is refused; fields[0] = why */
 };
 
 /* One message. Every message names its producer instance and stream, so each one can be
@@ -35,6 +38,7 @@ typedef struct wire_msg {
   uint32_t nfields;
   const cs_field *fields;
   uint32_t frame_len; /* set by the decoder: bytes on the wire, header included */
+  int version;        /* set by the decoder: the frame's protocol version (1 or 2) */
 } wire_msg;
 
 /* Bytes `m` takes on the wire, header included. */
@@ -76,6 +80,9 @@ size_t wire_decoder_pending(const wire_decoder *d);
  * before a malformed frame are still delivered. Returns as wire_decoder_feed, plus
  * CS_ETRUNCATED for a datagram that ends inside a frame. */
 int wire_decode_datagram(wire_decoder *d, const char *buf, size_t len, wire_msg_cb cb, void *arg);
+
+/* 1 if type is a message type of protocol version `version` (ACK and REFUSE came with 2). */
+int wire_type_known(int type, int version);
 
 /* Name of a message type, for logs ("hello", "record", "end", "unknown"). */
 const char *wire_type_name(int type);

@@ -79,15 +79,48 @@ static void ingest_log_record(ingest *in, const stream *e, ingest_peer *p, const
   }
 }
 
+/* A new stream's first HELLO: over TCP from a version 2 producer the stream is acknowledged,
+ * and resumes where the sinks stand (what they kept before a restart). A version 1 producer
+ * is said once: its records are not acknowledged. */
+static void ingest_hello_acked(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) {
+  uint64_t base;
+  if (p->proto != STREAM_TCP) {
+    return;
+  }
+  if (m->version < 2) {
+    if (!in->warned_v1) {
+      in->warned_v1 = 1;
+      log_warn("tcp %s: producer %016" PRIx64 " speaks protocol version 1: its records are not "
+               "acknowledged (a newer producer resends what a crash could lose)",
+               ingest_peer_name(p), m->producer_id);
+    }
+    return;
+  }
+  e->sink.acked = 1;
+  sinks_resume(in->sinks, &e->sink);
+  base = sinks_durable(in->sinks, &e->sink);
+  if (base > 0) {
+    seqwin_start_at(&e->win, base);
+    stats_stream_resume(&e->stats, base);
+    log_info("tcp %s: stream %s resumes after #%" PRIu64 " (stored before this consumer started)",
+             ingest_peer_name(p), e->label, base);
+  }
+}
+
 /* A HELLO: the stream's header, the first time; a different one later is reported once. */
 static int ingest_hello(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) {
   p->saw_hello = 1;
+  if (p->proto == STREAM_TCP) {
+    p->hello_stream = e;
+    p->ack_due = 1;
+  }
   if (!e->header_known) {
     if (stream_set_columns(e, m->fields, m->nfields) != 0) {
       log_error("out of memory for the header of stream %s; stopping", e->label);
       return ingest_stop(in, 1);
     }
     e->header_known = 1;
+    ingest_hello_acked(in, e, p, m);
     char cols[WORDS_BUF];
     log_info("%s %s: stream %s from producer %016" PRIx64 " (%s)", stream_proto_name(p->proto),
              ingest_peer_name(p), e->label, e->sink.producer_id,
@@ -120,7 +153,8 @@ static int ingest_beyond_window(ingest *in, const stream *e, const wire_msg *m, 
 static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *m,
                          uint64_t now_us) {
   sink_record r;
-  int verdict;
+  const char *who;
+  int verdict, rc;
   if (e == NULL || !e->header_known || (p->proto == STREAM_TCP && !p->saw_hello)) {
     char nm[64];
     snprintf(in->err, sizeof(in->err), "record #%" PRIu64 " of stream %s before its hello", m->seq,
@@ -133,8 +167,16 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
   if (in->max_records != 0 && in->delivered >= in->max_records) {
     return ingest_stop(in, 0);
   }
-  /* The window decides; the stats only count its verdict. */
+  if (e->refused) {
+    return CS_EREFUSED; /* in->err still says why */
+  }
+  /* The window decides; the stats only count its verdict. Over an acknowledged stream a copy
+   * is a resend after a reconnect (TCP itself never duplicates): counted apart. */
   verdict = seqwin_mark(&e->win, m->seq);
+  if (e->sink.acked && !seqwin_is_new(verdict)) {
+    e->resent_dropped++;
+    return 0;
+  }
   stats_stream_observe(&e->stats, verdict, m->seq, m->sent_us, now_us, m->frame_len);
   if (!seqwin_is_new(verdict)) {
     return 0; /* a duplicate, or too old to tell: counted, not stored again */
@@ -145,7 +187,20 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
   r.received_us = now_us;
   r.nfields = m->nfields;
   r.fields = m->fields;
-  if (sinks_add(in->sinks, &r) != 0) {
+  rc = sinks_add(in->sinks, &r, &who);
+  if (rc == 1) {
+    e->resent_dropped++; /* every sink had it: resent after a restart */
+    return 0;
+  }
+  if (rc == CS_EREFUSED) {
+    e->refused = 1;
+    snprintf(in->err, sizeof(in->err),
+             "stream %s refused: the consumer's %s sink cannot store record #%" PRIu64
+             " (the consumer's log says why)",
+             e->label, who, m->seq);
+    return CS_EREFUSED;
+  }
+  if (rc != 0) {
     return ingest_stop(in, 1); /* the sink logged why */
   }
   in->delivered++;
@@ -184,8 +239,25 @@ static int ingest_end(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) 
   return 0;
 }
 
+/* Remember which stream a CS_EREFUSED is about, for the REFUSE frame; returns rc. */
+static int ingest_note_refused(ingest *in, const wire_msg *m, int rc) {
+  if (rc == CS_EREFUSED) {
+    in->refused_id = m->producer_id;
+    in->refused_len = m->stream.len;
+    memcpy(in->refused_stream, m->stream.data, m->stream.len);
+  }
+  return rc;
+}
+
+static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us);
+
 /* One message; see ingest.h. */
 int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
+  return ingest_note_refused(in, m, ingest_msg_one(in, p, m, now_us));
+}
+
+/* ingest_msg without the note of a refusal. */
+static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
   stream *e;
   int rc;
   if (in->stopped) {
@@ -201,7 +273,7 @@ int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
                "stream %s refused: the consumer holds its limit of %d streams (restart it to "
                "take new ones)",
                log_escape(nm, sizeof(nm), m->stream.data, m->stream.len), STREAMS_MAX);
-      return CS_EPROTO;
+      return p->proto == STREAM_TCP && m->version >= 2 ? CS_EREFUSED : CS_EPROTO;
     }
     if (rc != 0) {
       log_error("out of memory for a new stream from %s/%s; stopping", ingest_peer_name(p),
@@ -228,7 +300,7 @@ const char *ingest_decode_error(int rc) {
   case CS_EBADMAGIC:
     return "bad magic (not a csvstream producer?)";
   case CS_EVERSION:
-    return "another protocol version (this consumer speaks version 1)";
+    return "another protocol version (this consumer speaks versions 1 and 2)";
   case CS_ETYPE:
     return "unknown message type";
   case CS_ETOOBIG:

@@ -24,6 +24,7 @@ typedef struct ingest_proto {
   uint64_t connections; /* tcp: connections accepted */
   uint64_t timed_out;   /* tcp: closed for no HELLO in time, or an incomplete frame held too long */
   uint64_t evicted;     /* tcp: closed to keep the bytes of incomplete frames under their cap */
+  uint64_t refused;     /* tcp: acknowledged streams refused, the producer told why */
   uint64_t datagrams;   /* udp: datagrams received */
   uint64_t kernel_drops; /* udp: datagrams the kernel dropped (last reading) */
   int kernel_drops_known;
@@ -43,6 +44,8 @@ typedef struct ingest_peer {
   char name[64];               /* "127.0.0.1:40512", "" until formatted */
   int saw_hello;               /* tcp: this connection sent a HELLO */
   uint64_t records;            /* distinct records delivered from this peer */
+  stream *hello_stream;        /* tcp: the stream of this connection's last HELLO */
+  int ack_due;                 /* tcp: a HELLO came: acknowledge at once (its resume point) */
 } ingest_peer;
 
 typedef struct ingest {
@@ -53,9 +56,14 @@ typedef struct ingest {
   uint64_t delivered; /* distinct records handed to the sinks */
   int stopped;        /* CS_ESTOP was returned: every later message gets it too */
   int exit_code;      /* why: 0 (--max-records reached) or 1 (a fatal error, logged) */
+  int warned_v1;      /* a TCP producer of protocol version 1 was reported */
   ingest_proto proto[STREAM_NPROTO];
   lograte record_log;
-  char err[320]; /* why the last CS_EPROTO */
+  char err[320]; /* why the last CS_EPROTO or CS_EREFUSED */
+  /* The stream of the last CS_EREFUSED, for the REFUSE frame. */
+  uint64_t refused_id;
+  char refused_stream[WIRE_MAX_STREAM_NAME];
+  size_t refused_len;
 } ingest;
 
 /* Set up in over a stream table and the sinks (both owned by the caller). */
@@ -69,9 +77,10 @@ const char *ingest_peer_name(ingest_peer *p);
 
 /* One decoded message, received at now_us (wall clock, µs since the epoch). Returns 0;
  * CS_EPROTO for a well-formed frame that breaks the protocol (ingest_error says how; the
- * caller counts it as garbage and closes the connection or drops the datagram's rest); or
- * CS_ESTOP: stop the consumer with ingest_exit_code (--max-records reached and logged, or a
- * fatal error logged). */
+ * caller counts it as garbage and closes the connection or drops the datagram's rest);
+ * CS_EREFUSED for an acknowledged stream the consumer cannot take (ingest_error says why: the
+ * caller tells the producer with a REFUSE frame and closes); or CS_ESTOP: stop the consumer
+ * with ingest_exit_code (--max-records reached and logged, or a fatal error logged). */
 int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us);
 
 /* Why the last CS_EPROTO. */

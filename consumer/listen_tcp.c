@@ -44,6 +44,11 @@ struct listen_conn {
   uint64_t accepted_us;      /* monotonic */
   uint64_t partial_since_us; /* an incomplete frame is held since (monotonic), 0: none */
   size_t partial_bytes;      /* its bytes, counted in l->partial_bytes */
+  uint64_t acked;            /* the last sequence number acknowledged to the producer */
+  uv_write_t ack_req;        /* the ACK or REFUSE frame in flight (one at a time) */
+  cs_buf ack_frame;          /* its bytes, alive until the write callback */
+  int ack_in_flight;
+  int close_after_write; /* a REFUSE is in flight: close when it is written */
   int closing;
   listen_conn *prev, *next;
 };
@@ -55,6 +60,7 @@ typedef struct listen_tcp_read {
 } listen_tcp_read;
 
 static void listen_tcp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void listen_conn_refuse(listen_conn *k);
 static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* One handle of l closed: free l when it was the last. */
@@ -81,6 +87,7 @@ static void listen_conn_close_cb(uv_handle_t *h) {
     k->next->prev = k->prev;
   }
   wire_decoder_free(&k->dec);
+  cs_buf_free(&k->ack_frame);
   free(k);
   listen_tcp_release(l);
 }
@@ -193,7 +200,9 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
     l->env.stop(l->env.arg, ingest_exit_code(l->env.in)); /* closes this connection too */
     return;
   }
-  if (rc == CS_EPROTO) {
+  if (rc == CS_EREFUSED) {
+    listen_conn_refuse(k);
+  } else if (rc == CS_EPROTO) {
     ingest_garbage(l->env.in, &k->peer, ingest_error(l->env.in), "closing the connection");
     listen_conn_close(k);
   } else if (rc < 0) {
@@ -236,6 +245,113 @@ static void listen_tcp_sweep_cb(uv_timer_t *t) {
   }
 }
 
+static void listen_conn_ack(listen_conn *k);
+
+/* An ACK or REFUSE frame was written (or cancelled by the close). */
+static void listen_conn_ack_cb(uv_write_t *req, int status) {
+  listen_conn *k = req->data;
+  k->ack_in_flight = 0;
+  cs_buf_reset(&k->ack_frame);
+  if (k->closing) {
+    return;
+  }
+  if (status < 0 || k->close_after_write) {
+    listen_conn_close(k);
+    return;
+  }
+  listen_conn_ack(k); /* more may have become durable meanwhile */
+}
+
+/* Write m (an ACK or REFUSE) to the producer: one frame in flight at a time, so a producer that
+ * does not read cannot make the consumer queue frames without end. Returns 0 or a code. */
+static int listen_conn_write(listen_conn *k, const wire_msg *m) {
+  uv_buf_t b;
+  int rc = wire_encode(m, &k->ack_frame);
+  if (rc != 0) {
+    return rc;
+  }
+  b = uv_buf_init(k->ack_frame.data, (unsigned)k->ack_frame.len);
+  k->ack_req.data = k;
+  rc = uv_write(&k->ack_req, (uv_stream_t *)&k->handle, &b, 1, listen_conn_ack_cb);
+  if (rc != 0) {
+    cs_buf_reset(&k->ack_frame);
+    return rc;
+  }
+  k->ack_in_flight = 1;
+  return 0;
+}
+
+/* Tell the producer how far its stream is durable in every sink, when that moved (or a HELLO
+ * asked where the stream stands). */
+static void listen_conn_ack(listen_conn *k) {
+  stream *st = k->peer.hello_stream;
+  wire_msg m;
+  uint64_t durable;
+  int rc;
+  if (k->closing || k->ack_in_flight || st == NULL || !st->sink.acked) {
+    return;
+  }
+  durable = sinks_durable(k->l->env.in->sinks, &st->sink);
+  if (durable <= k->acked && !k->peer.ack_due) {
+    return;
+  }
+  memset(&m, 0, sizeof(m));
+  m.type = WIRE_ACK;
+  m.producer_id = st->sink.producer_id;
+  m.seq = durable;
+  m.sent_us = clock_wall_us();
+  m.stream.data = st->sink.name;
+  m.stream.len = st->name_len;
+  rc = listen_conn_write(k, &m);
+  if (rc != 0) {
+    log_warn("tcp %s: cannot acknowledge: %s", k->peer.name, cs_strerror(rc));
+    return;
+  }
+  k->acked = durable;
+  k->peer.ack_due = 0;
+}
+
+/* Acknowledge what became durable on every connection; see listen_tcp.h. */
+void listen_tcp_ack(listen_tcp *l) {
+  listen_conn *k;
+  if (l == NULL || l->stopping) {
+    return;
+  }
+  for (k = l->conns; k != NULL; k = k->next) {
+    listen_conn_ack(k);
+  }
+}
+
+/* The stream is refused: tell the producer why with a REFUSE frame, then close. */
+static void listen_conn_refuse(listen_conn *k) {
+  ingest *in = k->l->env.in;
+  cs_field why;
+  wire_msg m;
+  in->proto[STREAM_TCP].refused++;
+  log_error("tcp %s: %s; telling the producer", k->peer.name, ingest_error(in));
+  memset(&m, 0, sizeof(m));
+  m.type = WIRE_REFUSE;
+  m.producer_id = in->refused_id;
+  m.sent_us = clock_wall_us();
+  m.stream.data = in->refused_stream;
+  m.stream.len = in->refused_len;
+  why.data = ingest_error(in);
+  why.len = strlen(why.data);
+  m.nfields = 1;
+  m.fields = &why;
+  uv_read_stop((uv_stream_t *)&k->handle);
+  if (k->ack_in_flight) {
+    /* The ACK in flight goes first; the refusal would need a second buffer: close. */
+    k->close_after_write = 1;
+    return;
+  }
+  if (listen_conn_write(k, &m) != 0) {
+    listen_conn_close(k);
+    return;
+  }
+  k->close_after_write = 1;
+}
+
 /* A producer connected. */
 static void listen_tcp_connection_cb(uv_stream_t *server, int status) {
   listen_tcp *l = server->data;
@@ -265,12 +381,14 @@ static void listen_tcp_connection_cb(uv_stream_t *server, int status) {
   }
   k->l = l;
   wire_decoder_init(&k->dec, WIRE_MAX_PAYLOAD);
+  cs_buf_init(&k->ack_frame);
   ingest_peer_init(&k->peer, STREAM_TCP, NULL);
   snprintf(k->peer.name, sizeof(k->peer.name), "?");
   rc = uv_tcp_init(l->env.loop, &k->handle);
   if (rc != 0) {
     log_warn("tcp: cannot set up a connection: %s", uv_strerror(rc));
     wire_decoder_free(&k->dec);
+    cs_buf_free(&k->ack_frame);
     free(k);
     return;
   }

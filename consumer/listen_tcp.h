@@ -26,6 +26,10 @@ const char *listen_tcp_name(const listen_tcp *l);
 /* Stop (paused 1) or resume reading every connection, new ones included. */
 void listen_tcp_pause(listen_tcp *l, int paused);
 
+/* Acknowledge on every connection whose stream became more durable (after the sinks flushed):
+ * one ACK frame, the sequence number durable in every sink. */
+void listen_tcp_ack(listen_tcp *l);
+
 /* Close the listener and every connection, logging each one still open (with the bytes of an
  * incomplete frame it held). The memory is freed by libuv's close callbacks, as the loop runs.
  * Accepts NULL; call once. */

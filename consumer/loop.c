@@ -92,6 +92,7 @@ static void loop_flush(consumer *c) {
     loop_stop(c, 1); /* the sink said why */
     return;
   }
+  listen_tcp_ack(c->tcp); /* what became durable now */
   if (next != 0) {
     rc =
         uv_timer_start(&c->sink_timer, loop_sink_timer_cb, next > now ? (next - now) / 1000 : 0, 0);

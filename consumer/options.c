@@ -25,7 +25,8 @@ enum {
   OPT_STATS = 1000,
   OPT_STATS_JSON,
   OPT_MAX_RECORDS,
-  OPT_RCVBUF
+  OPT_RCVBUF,
+  OPT_FSYNC
 };
 
 /* The short options; ':' first so that a missing value is told apart from an unknown option. */
@@ -55,6 +56,9 @@ void consumer_options_usage(void) {
         "                        standard output; the summary then goes to stderr)\n"
         "      --max-records N   stop after N distinct records\n"
         "      --rcvbuf BYTES    UDP socket receive buffer (default: ask for 4 MiB)\n"
+        "      --fsync           acknowledge TCP records only once they would survive a power\n"
+        "                        loss (fdatasync of the CSV files, SQLite synchronous=FULL);\n"
+        "                        without it an ack means they survive a crash of the consumer\n"
         "  -q, --quiet           print only warnings, errors and the summary\n"
         "  -h, --help            this text\n"
         "  -V, --version         versions of the program and its libraries, OS, CPUs\n"
@@ -84,6 +88,7 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       {"max-records", required_argument, NULL, OPT_MAX_RECORDS},
       {"rcvbuf", required_argument, NULL, OPT_RCVBUF},
       {"quiet", no_argument, NULL, OPT_QUIET},
+      {"fsync", no_argument, NULL, OPT_FSYNC},
       {"help", no_argument, NULL, OPT_HELP},
       {"version", no_argument, NULL, OPT_VERSION},
       {NULL, 0, NULL, 0}};
@@ -164,6 +169,9 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       break;
     case OPT_QUIET:
       o->quiet = 1;
+      break;
+    case OPT_FSYNC:
+      o->fsync = 1;
       break;
     case OPT_HELP:
       consumer_options_usage();

@@ -18,6 +18,8 @@ typedef struct consumer_options {
   long long rcvbuf;       /* UDP receive buffer wanted; 0: the default request */
   int rcvbuf_given;       /* --rcvbuf was given (warn when the kernel caps it) */
   int quiet;
+  int fsync; /* --fsync: acknowledge only what survives a power loss (fdatasync, synchronous=FULL)
+              */
 } consumer_options;
 
 /* What consumer_options_parse asks the caller to do next. */

@@ -30,6 +30,8 @@ typedef struct out_target {
   char *columns_data; /* owned */
   cs_buf pending;     /* CSV bytes queued for the file */
   uint64_t pending_records;
+  cs_buf marks;     /* outfile_mark: the streams queued, each with its last sequence number */
+  uint64_t size;    /* bytes in the file: its size at open plus what was written since */
   uint64_t records; /* records written to this file */
   int unterminated; /* the file did not end with a line break: one is queued */
   dev_t dev;        /* the file as opened, to notice it deleted, moved or replaced */
@@ -47,6 +49,7 @@ struct outfile {
   out_target refused;   /* the slot of streams refused a side file (never written) */
   uint64_t not_written; /* records of refused streams */
   size_t slot;          /* this object's index into sink_stream.slot */
+  int fsync;            /* outfile_set_fsync: each write batch reaches the disk before it counts */
   char err[512];
 };
 
@@ -72,6 +75,7 @@ static void target_free(out_target *t) {
   free(t->columns);
   free(t->columns_data);
   cs_buf_free(&t->pending);
+  cs_buf_free(&t->marks);
   free(t);
 }
 
@@ -108,6 +112,7 @@ static int target_open(outfile *o, const char *path, out_target **out) {
     goto fail;
   }
   cs_buf_init(&t->pending);
+  cs_buf_init(&t->marks);
   t->path = strdup(path);
   if (t->path == NULL) {
     goto fail;
@@ -148,6 +153,7 @@ static int target_open(outfile *o, const char *path, out_target **out) {
   }
   t->dev = sb.st_dev;
   t->ino = sb.st_ino;
+  t->size = (uint64_t)sb.st_size;
   if (sb.st_size > 0) {
     /* The file already has records: keep to its header so that it stays one valid CSV. */
     char cerr[256];
@@ -457,6 +463,38 @@ static int outfile_target_first(outfile *o, const sink_record *r, out_target **o
   return rc;
 }
 
+/* One stream's last queued sequence number in a target: durable once the queue is written. */
+typedef struct out_mark {
+  sink_stream *stream;
+  uint64_t seq;
+} out_mark;
+
+/* Note r as queued in t: the last mark is updated when it is the same stream (the usual case),
+ * else one is added. Returns 0 or CS_ENOMEM. */
+static int target_mark(out_target *t, const sink_record *r) {
+  out_mark *last = t->marks.len > 0 ? (out_mark *)(void *)(t->marks.data + t->marks.len) - 1 : NULL;
+  out_mark m;
+  if (last != NULL && last->stream == r->stream) {
+    last->seq = r->seq;
+    return 0;
+  }
+  m.stream = r->stream;
+  m.seq = r->seq;
+  return cs_buf_append(&t->marks, &m, sizeof(m));
+}
+
+/* The queue of t is written: its streams' records are durable up to their marks. */
+static void target_marks_done(const outfile *o, out_target *t) {
+  const out_mark *m = (const out_mark *)(const void *)t->marks.data;
+  size_t i, n = t->marks.len / sizeof(*m);
+  for (i = 0; i < n; i++) {
+    if (m[i].stream->durable[o->slot] < m[i].seq) {
+      m[i].stream->durable[o->slot] = m[i].seq;
+    }
+  }
+  cs_buf_reset(&t->marks);
+}
+
 /* Queue one record; see outfile.h. */
 int outfile_add(outfile *o, const sink_record *r) {
   out_target *t = r->stream->slot[o->slot];
@@ -488,7 +526,7 @@ int outfile_add(outfile *o, const sink_record *r) {
     return rc;
   }
   t->pending_records++;
-  return 0;
+  return target_mark(t, r);
 }
 
 /* What a person can do about a failed write, by its errno. */
@@ -517,8 +555,11 @@ static int target_flush(outfile *o, out_target *t) {
   }
   clearerr(t->fp);
   n = fwrite(t->pending.data, 1, t->pending.len, t->fp);
-  if (n == t->pending.len && fflush(t->fp) == 0) {
+  t->size += n;
+  if (n == t->pending.len && fflush(t->fp) == 0 &&
+      (!o->fsync || fdatasync(fileno(t->fp)) == 0 || errno == EINVAL)) {
     cs_buf_reset(&t->pending);
+    target_marks_done(o, t);
     t->records += t->pending_records;
     if (t->fate == OUTFILE_FILE_DELETED) {
       t->lost += t->pending_records; /* into a file no path leads to */
@@ -545,6 +586,10 @@ static int target_fate(const out_target *t) {
     return OUTFILE_FILE_MOVED;
   }
   return OUTFILE_FILE_OK;
+}
+
+void outfile_set_fsync(outfile *o, int on) {
+  o->fsync = on;
 }
 
 /* Look at every file; see outfile.h. */
@@ -599,6 +644,7 @@ static int target_reopen(outfile *o, out_target *t) {
   t->ino = sb.st_ino;
   t->fate = OUTFILE_FILE_OK;
   t->records_at_open = t->records;
+  t->size = (uint64_t)sb.st_size;
   if (sb.st_size == 0 && t->claimed && t->ncolumns > 0) {
     return csvout_record(&t->pending, t->columns, t->ncolumns); /* a new file: its header */
   }
@@ -616,6 +662,20 @@ int outfile_reopen(outfile *o) {
     }
   }
   return rc;
+}
+
+/* File i's size as this object wrote it; see outfile.h. */
+int outfile_file_size(const outfile *o, size_t i, uint64_t *size) {
+  const out_target *t = o->targets;
+  while (t != NULL && i > 0) {
+    t = t->next;
+    i--;
+  }
+  if (t == NULL) {
+    return CS_ERANGE;
+  }
+  *size = t->size;
+  return 0;
 }
 
 /* Records written to deleted files; see outfile.h. */

@@ -32,16 +32,20 @@ int outfile_open(outfile **out, const char *path, size_t slot, char *err, size_t
  * headed, by the synthetic header column_1 .. column_N, N the fields of its first record: the
  * names its SQLite table has. Each stream that goes to a side file, the one that opened it or a
  * later one with the same header, is logged once with the file's name. Sets the stream's slot.
- * Nothing reaches the disk before outfile_flush. Returns 0, CS_ENOMEM, or CS_ENOFILE: the stream
- * needed a side file and none can be had (OUTFILE_MAX_SIDE_OPEN are open, or opening it or reading
- * its header failed); that is logged once per stream, and this and every later record of the
- * stream is counted in outfile_not_written() instead of written. */
+ * Nothing reaches the disk before outfile_flush, which then raises the stream's durable number
+ * (sink_stream.durable at the object's slot) to the record's. Returns 0, CS_ENOMEM, or CS_ENOFILE:
+ * the stream needed a side file and none can be had (OUTFILE_MAX_SIDE_OPEN are open, or opening it
+ * or reading its header failed); that is logged once per stream, and this and every later record of
+ * the stream is counted in outfile_not_written() instead of written. */
 int outfile_add(outfile *o, const sink_record *r);
 
 /* Write and flush everything queued, in arrival order per file. Returns 0, or CS_EIO with the
  * file and the reason in outfile_error() (a full disk, say); what could not be written stays
  * queued so that a later call can try again. */
 int outfile_flush(outfile *o);
+
+/* on: every write batch is fdatasync'ed before its records count as written (and durable). */
+void outfile_set_fsync(outfile *o, int on);
 
 /* What became of a file the consumer writes (outfile_check). */
 enum outfile_fate { OUTFILE_FILE_OK = 0, OUTFILE_FILE_DELETED = 1, OUTFILE_FILE_MOVED = 2 };
@@ -55,6 +59,10 @@ int outfile_check(outfile *o);
  * old file first, a new empty file gets its header line. Returns 0, or CS_EIO with
  * outfile_error() set (the files that could not be reopened stay as they were). */
 int outfile_reopen(outfile *o);
+
+/* File i's size: at open, plus every byte written since (what a checkpoint records). Returns 0,
+ * or CS_ERANGE. */
+int outfile_file_size(const outfile *o, size_t i, uint64_t *size);
 
 /* Records written to file i (SIZE_MAX: to all files) after it was deleted or, at the moment it
  * was found deleted, since it was opened: not on disk. */

@@ -94,6 +94,15 @@ int seqwin_init(seqwin *w) {
   return 0;
 }
 
+/* Start a fresh window as if 1 .. base had all been seen; see seqwin.h. */
+void seqwin_start_at(seqwin *w, uint64_t base) {
+  if (base == 0 || w->seen == NULL) {
+    return;
+  }
+  w->max_seq = base;
+  memset(w->seen, 0xff, w->seen_bits / 8);
+}
+
 /* Release the bitmap; safe on NULL, a zeroed or an already freed window. */
 void seqwin_free(seqwin *w) {
   if (w == NULL) {

@@ -37,6 +37,11 @@ void seqwin_free(seqwin *w);
  * late, which cannot be marked). Never fails: out of memory, the bitmap does not grow and older
  * numbers come back SEQWIN_TOO_LATE sooner. */
 int seqwin_mark(seqwin *w, uint64_t seq);
+/* For a window just made: take 1 .. base as seen (a stream resumed after a restart, whose
+ * records up to base are stored already): they come back SEQWIN_DUPLICATE, or SEQWIN_TOO_LATE
+ * below the window. */
+void seqwin_start_at(seqwin *w, uint64_t base);
+
 /* Highest seq marked (0 before any). */
 uint64_t seqwin_max(const seqwin *w);
 /* 1 for SEQWIN_FIRST and SEQWIN_REORDERED (store the record), else 0. */

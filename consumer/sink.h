@@ -26,6 +26,12 @@ typedef struct sink_stream {
   size_t ncolumns;         /* 0 when the producer ran with --no-header */
   const cs_field *columns; /* header names as sent */
   void *slot[SINK_MAX];    /* each sink's state for this stream, at the index it was given */
+  /* Acknowledged delivery (TCP, protocol version 2): records come in sequence order, resent
+   * copies included; each sink keeps, at its index, the highest sequence number durable in it
+   * (written to the kernel for a file, committed for a database: persisted across restarts),
+   * and skips a record at or below it. The ack is the minimum over the sinks. */
+  int acked;
+  uint64_t durable[SINK_MAX];
 } sink_stream;
 
 /* One record. Fields are borrowed for the duration of the call: a sink copies what it keeps. */
@@ -66,8 +72,13 @@ typedef struct sink_ops {
    * this sink (*self NULL), or a negative code after logging why (the consumer does not start). */
   int (*open)(void **self, const consumer_options *opt, const sink_env *env);
   /* Take one new record (copy what is kept). Returns 0 when it is taken, or refused and
-   * counted and logged by the sink (a row too wide for a table); negative: the sink failed. */
+   * counted and logged by the sink (a row too wide for a table); CS_EREFUSED when the stream is
+   * acknowledged and the sink cannot keep this record (logged: the stream is refused, since
+   * nothing may be acknowledged that is not stored); other negative: the sink failed. */
   int (*add)(void *self, const sink_record *r);
+  /* A new acknowledged stream: set st->durable[its index] to what the sink kept of the stream
+   * before this run (0 if nothing), so that resent records it has are skipped. */
+  void (*resume)(void *self, sink_stream *st);
   /* Write what is due, within a short time budget; called at the end of every loop turn and
    * when the time it asked for comes. now_us: monotonic clock. Sets *next_us to the monotonic
    * time to be called again (0: at the next turn that brought records is soon enough).

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "error.h"
 #include "log.h"
 #include "outfile.h"
@@ -17,9 +18,12 @@
 
 typedef struct sink_csv {
   outfile *out;
-  int dirty;           /* records were added since the last flush */
-  int failed;          /* the last write failed and was reported: the close says nothing more */
-  uint64_t checked_us; /* monotonic time of the last outfile_check */
+  int dirty;            /* records were added since the last flush */
+  int failed;           /* the last write failed and was reported: the close says nothing more */
+  uint64_t checked_us;  /* monotonic time of the last outfile_check */
+  checkpoint *progress; /* the files' lengths and the streams' numbers (NULL for --out -) */
+  size_t slot;
+  int fsync;
 } sink_csv;
 
 /* Open --out (created or appended to). Logs and returns a negative code on failure. */
@@ -32,14 +36,48 @@ static int sink_csv_open(void **self, const consumer_options *opt, const sink_en
     log_error("--out: out of memory");
     return CS_ENOMEM;
   }
+  k->slot = env->slot;
+  k->fsync = opt->fsync;
+  /* The progress file first: it cuts the files back to what was acknowledged before the
+   * files are opened and their last lines read. */
+  if (strcmp(opt->out_path, "-") != 0) {
+    rc = checkpoint_open(&k->progress, opt->out_path, opt->fsync, err, sizeof(err));
+    if (rc != 0) {
+      log_error("--out: %s", err);
+      free(k);
+      return rc;
+    }
+  }
   rc = outfile_open(&k->out, opt->out_path, env->slot, err, sizeof(err));
   if (rc != 0) {
     log_error("--out: %s", err);
+    checkpoint_free(k->progress);
     free(k);
     return rc;
   }
+  outfile_set_fsync(k->out, k->fsync);
   *self = k;
   return 0;
+}
+
+/* An acknowledged stream resumes after the number the progress file had for it. */
+static void sink_csv_resume(void *self, sink_stream *st) {
+  sink_csv *k = self;
+  if (k->progress != NULL) {
+    st->durable[k->slot] = checkpoint_track(k->progress, st, k->slot);
+  }
+}
+
+/* After a write: the progress file says how far the files and the streams got. A failure is
+ * the sink's: nothing more may be acknowledged. Returns 0 or CS_EIO (logged). */
+static int sink_csv_checkpoint(sink_csv *k) {
+  char err[600];
+  if (k->progress == NULL || checkpoint_write(k->progress, k->out, err, sizeof(err)) == 0) {
+    return 0;
+  }
+  log_error("%s; stopping (nothing more can be acknowledged)", err);
+  k->failed = 1;
+  return CS_EIO;
 }
 
 /* Queue one record for its stream's file. A stream refused a file of its own is counted by
@@ -48,6 +86,9 @@ static int sink_csv_open(void **self, const consumer_options *opt, const sink_en
 static int sink_csv_add(void *self, const sink_record *r) {
   sink_csv *k = self;
   int rc = outfile_add(k->out, r);
+  if (rc == CS_ENOFILE && r->stream->acked) {
+    return CS_EREFUSED; /* no file for it (logged once by outfile): refuse, never drop */
+  }
   if (rc == 0 || rc == CS_ENOFILE) {
     k->dirty = k->dirty || rc == 0;
     return 0;
@@ -74,7 +115,7 @@ static int sink_csv_flush(void *self, uint64_t now_us, uint64_t *next_us) {
     k->failed = 1;
     return CS_EIO;
   }
-  return 0;
+  return sink_csv_checkpoint(k);
 }
 
 /* At the stop: write everything still queued, and say if records went to a deleted file. */
@@ -89,6 +130,9 @@ static int sink_csv_drain(void *self, uint64_t now_us, int give_up, uint64_t *ne
     log_error("%s (records not written: %s)", outfile_error(k->out),
               words_count_of(bytes, sizeof bytes, outfile_pending_bytes(k->out), "byte", "bytes"));
     k->failed = 1;
+    return 1;
+  }
+  if (sink_csv_checkpoint(k) != 0) {
     return 1;
   }
   outfile_check(k->out);
@@ -208,6 +252,7 @@ static int sink_csv_close(void *self, int discard) {
   if (k == NULL) {
     return 0;
   }
+  checkpoint_free(k->progress);
   if (discard) {
     outfile_discard(k->out); /* an out9.txt this failed start created stays empty: removed */
   } else if (outfile_close(k->out, err, sizeof(err)) != 0 && !k->failed) {
@@ -222,6 +267,7 @@ const sink_ops sink_csv_ops = {
     .name = "csv",
     .open = sink_csv_open,
     .add = sink_csv_add,
+    .resume = sink_csv_resume,
     .flush = sink_csv_flush,
     .drain = sink_csv_drain,
     .reopen = sink_csv_reopen,

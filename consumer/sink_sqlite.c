@@ -83,6 +83,12 @@ static int sink_sqlite_open(void **self, const consumer_options *opt, const sink
   }
   q->path = opt->db_path;
   q->env = *env;
+  if (opt->fsync && store_set_synchronous_full(q->db) != 0) {
+    log_error("--db: %s", store_error(q->db));
+    store_close(q->db);
+    free(q);
+    return CS_ESQLITE;
+  }
   {
     struct stat sb;
     if (stat(q->path, &sb) == 0) {
@@ -104,6 +110,13 @@ static int sink_sqlite_add(void *self, const sink_record *r) {
   int rc = store_add(q->db, r);
   if (rc == 0) {
     return 0;
+  }
+  if (r->stream->acked && (rc == CS_ETOOBIG || rc == CS_ENOMEM)) {
+    /* Nothing is acknowledged that is not stored: the stream is refused (the producer is told
+     * why and keeps the record). */
+    log_error("%s: stream %s refused", rc == CS_ETOOBIG ? store_error(q->db) : "queue full",
+              r->stream->label);
+    return CS_EREFUSED;
   }
   if (rc == CS_ETOOBIG) {
     q->dropped++;
@@ -130,6 +143,12 @@ static int sink_sqlite_add(void *self, const sink_record *r) {
   log_error("%s; stopping", store_error(q->db));
   q->failed = 1;
   return rc;
+}
+
+/* An acknowledged stream resumes where the progress table says it stood. */
+static void sink_sqlite_resume(void *self, sink_stream *st) {
+  sink_sqlite *q = self;
+  st->durable[q->env.slot] = store_progress(q->db, st);
 }
 
 /* Another process's lock met (now: monotonic µs): counts the retry and, at the first, notes
@@ -443,6 +462,7 @@ const sink_ops sink_sqlite_ops = {
     .name = "sqlite",
     .open = sink_sqlite_open,
     .add = sink_sqlite_add,
+    .resume = sink_sqlite_resume,
     .flush = sink_sqlite_flush,
     .pressure = sink_sqlite_pressure,
     .drain = sink_sqlite_drain,

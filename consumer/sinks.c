@@ -145,20 +145,49 @@ static int sinks_fail(sinks *s, sinks_entry *e, int rc) {
 
 /* Records to every sink; see sinks.h. A failure ends the fan-out for this record: the
  * consumer is stopping, and what a later sink would take now could not be told apart. */
-int sinks_add(sinks *s, const sink_record *r) {
-  size_t i;
+int sinks_add(sinks *s, const sink_record *r, const char **who) {
+  size_t i, took = 0;
   int rc;
+  *who = NULL;
   for (i = 0; i < s->n; i++) {
     sinks_entry *e = &s->v[i];
-    if (e->failed) {
+    if (e->failed || (r->stream->acked && r->seq <= r->stream->durable[i])) {
       continue;
     }
     rc = e->ops->add(e->self, r);
+    if (rc == CS_EREFUSED) {
+      *who = e->ops->name;
+      return rc;
+    }
     if (rc < 0) {
+      *who = e->ops->name;
       return sinks_fail(s, e, rc);
     }
+    took++;
   }
-  return 0;
+  return took == 0 && r->stream->acked ? 1 : 0;
+}
+
+/* What every sink kept of a stream; see sinks.h. */
+void sinks_resume(sinks *s, sink_stream *st) {
+  size_t i;
+  for (i = 0; i < s->n; i++) {
+    if (s->v[i].ops->resume != NULL) {
+      s->v[i].ops->resume(s->v[i].self, st);
+    }
+  }
+}
+
+/* The ack; see sinks.h. A failed sink holds the ack where it was: nothing more is durable. */
+uint64_t sinks_durable(const sinks *s, const sink_stream *st) {
+  uint64_t low = UINT64_MAX;
+  size_t i;
+  for (i = 0; i < s->n; i++) {
+    if (st->durable[i] < low) {
+      low = st->durable[i];
+    }
+  }
+  return s->n > 0 ? low : 0;
 }
 
 /* Flush every sink; see sinks.h. The first failure ends the round, as in sinks_add. */

@@ -25,9 +25,18 @@ int sinks_open(sinks **out, const consumer_options *opt);
 int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n,
                      const consumer_options *opt);
 
-/* Hand one new record to every sink that has not failed. Returns 0, or a negative code when a
- * sink failed now (it logged why; it gets no more records): the consumer stops with exit 1. */
-int sinks_add(sinks *s, const sink_record *r);
+/* Hand one new record to every sink that has not failed (for an acknowledged stream, to those
+ * that do not have it yet: r->seq above their durable number). Returns 0; 1 when every sink had
+ * it already (a record resent after a restart); CS_EREFUSED when a sink cannot keep it (the
+ * stream must be refused; *who names the sink); or another negative code when a sink failed now
+ * (it logged why; it gets no more records): the consumer stops with exit 1. */
+int sinks_add(sinks *s, const sink_record *r, const char **who);
+
+/* A new acknowledged stream: every sink says what it kept of it before (sink_ops.resume). */
+void sinks_resume(sinks *s, sink_stream *st);
+
+/* The sequence number up to which st's records are durable in every open sink: its ack. */
+uint64_t sinks_durable(const sinks *s, const sink_stream *st);
 
 /* Flush every sink (end of a loop turn, or the time one asked for). *next_us: the earliest
  * monotonic time one asked to be called again, 0 if none. Returns 0 or a negative code as

@@ -178,9 +178,17 @@ void stats_stream_end(stats_stream *s, uint64_t last_seq) {
 }
 
 /* lost = max(highest received, announced) - received, never negative. */
+void stats_stream_resume(stats_stream *s, uint64_t base) {
+  s->earlier = base;
+  if (base > s->max_seq) {
+    s->max_seq = base;
+  }
+}
+
 uint64_t stats_stream_lost(stats_stream *s) {
   uint64_t top = s->max_seq > s->announced_seq ? s->max_seq : s->announced_seq;
-  s->c.lost = top > s->c.received ? top - s->c.received : 0;
+  uint64_t have = s->c.received + s->earlier;
+  s->c.lost = top > have ? top - have : 0;
   return s->c.lost;
 }
 

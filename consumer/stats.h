@@ -48,6 +48,7 @@ typedef struct stats_stream {
   stats_counts c;
   uint64_t max_seq;       /* highest seq observed as new (first or reordered) */
   uint64_t announced_seq; /* last seq from END, 0 until it arrives */
+  uint64_t earlier;       /* records received in an earlier run (a resumed stream): not lost */
   uint64_t too_late;      /* arrivals the window found older than itself (or seq 0) */
   int64_t prev_transit_us;
   int have_prev;
@@ -67,6 +68,8 @@ void stats_stream_observe(stats_stream *s, int verdict, uint64_t seq, uint64_t s
                           uint64_t recv_us, size_t frame_bytes);
 /* Account an END announcing last_seq (repeats are harmless). */
 void stats_stream_end(stats_stream *s, uint64_t last_seq);
+/* A stream resumed after a restart: 1 .. base arrived in an earlier run. */
+void stats_stream_resume(stats_stream *s, uint64_t base);
 /* Bring s->c.lost up to date and return it. */
 uint64_t stats_stream_lost(stats_stream *s);
 

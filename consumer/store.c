@@ -29,6 +29,8 @@ static const char *const store_meta_types[] = {"TEXT",    "TEXT",    "INTEGER",
                                                "INTEGER", "INTEGER", "TEXT"};
 #define STORE_NMETA 6
 
+typedef struct store_progress_entry store_progress_entry;
+
 /* One table in the database, shared by every stream of the same name and header. */
 typedef struct store_table {
   struct store_table *next;
@@ -62,6 +64,25 @@ struct store {
   rowq *rows;  /* queued, not committed; each row's tag is its store_table */
   size_t slot; /* this store's index into sink_stream.slot */
   uint64_t committed;
+  /* Acknowledged streams' progress: what the progress table held at open (for streams that
+   * resume), and whether the table exists. */
+  store_progress_entry *progress;
+  size_t nprogress;
+  int progress_table;
+  int progress_loaded; /* store_progress_load ran (at the first acknowledged stream) */
+  sqlite3_stmt *progress_upsert;
+};
+
+/* The table that holds each acknowledged stream's last committed sequence number, written in
+ * the same transaction as its rows: after a crash the database and it agree. */
+#define STORE_PROGRESS_TABLE "_csvstream_progress"
+
+/* A stream's progress as the table held it at open. */
+struct store_progress_entry {
+  uint64_t producer_id;
+  char *stream; /* the name's bytes, owned */
+  size_t len;
+  uint64_t seq;
 };
 
 /* Record an error as "database PATH: message". */
@@ -494,6 +515,159 @@ static const char *store_open_hint(int rc) {
   }
 }
 
+/* Read the progress table, if the file has one, into s->progress. Returns 0 or CS_ESQLITE. */
+static int store_progress_load(store *s) {
+  sqlite3_stmt *q = NULL;
+  int rc = sqlite3_prepare_v2(s->db, "SELECT producer, stream, seq FROM " STORE_PROGRESS_TABLE, -1,
+                              &q, NULL);
+  if (rc != SQLITE_OK) {
+    return 0; /* no such table: no stream to resume */
+  }
+  s->progress_table = 1;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *id = (const char *)sqlite3_column_text(q, 0);
+    const void *name = sqlite3_column_blob(q, 1);
+    int len = sqlite3_column_bytes(q, 1);
+    store_progress_entry *e, *grown;
+    if (id == NULL || name == NULL || len <= 0) {
+      continue;
+    }
+    grown = realloc(s->progress, (s->nprogress + 1) * sizeof(*grown));
+    if (grown == NULL) {
+      sqlite3_finalize(q);
+      return CS_ENOMEM;
+    }
+    s->progress = grown;
+    e = &s->progress[s->nprogress];
+    e->stream = malloc((size_t)len);
+    if (e->stream == NULL) {
+      sqlite3_finalize(q);
+      return CS_ENOMEM;
+    }
+    memcpy(e->stream, name, (size_t)len);
+    e->len = (size_t)len;
+    e->producer_id = strtoull(id, NULL, 16);
+    e->seq = (uint64_t)sqlite3_column_int64(q, 2);
+    s->nprogress++;
+  }
+  sqlite3_finalize(q);
+  return rc == SQLITE_DONE ? 0 : CS_ESQLITE;
+}
+
+/* Commits wait for the disk; see store.h. */
+int store_set_synchronous_full(store *s) {
+  if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
+    store_set_sqlite_error(s, "PRAGMA synchronous=FULL");
+    return CS_ESQLITE;
+  }
+  return 0;
+}
+
+/* What the progress table said of st; see store.h. */
+uint64_t store_progress(store *s, const sink_stream *st) {
+  size_t i, len = strlen(st->name);
+  if (!s->progress_loaded) {
+    /* Read at the first acknowledged stream, not at open: a consumer that only ever sees UDP or
+     * version 1 producers reads nothing it does not need. */
+    s->progress_loaded = 1;
+    if (store_progress_load(s) != 0) {
+      log_warn("database %s: cannot read the progress table (%s): acknowledged streams start "
+               "from nothing, and resent records may be stored twice",
+               s->path, sqlite3_errmsg(s->db));
+    }
+  }
+  for (i = 0; i < s->nprogress; i++) {
+    const store_progress_entry *e = &s->progress[i];
+    if (e->producer_id == st->producer_id && e->len == len &&
+        memcmp(e->stream, st->name, len) == 0) {
+      return e->seq;
+    }
+  }
+  return 0;
+}
+
+/* In the open transaction: record each acknowledged stream's highest sequence number among the
+ * first n queued rows in the progress table (made on first use). Returns 0 or a code (error
+ * set). */
+static int store_progress_write(store *s, size_t n) {
+  const rowq_row *row;
+  const sink_stream *last = NULL;
+  size_t k = 0;
+  int rc;
+  for (row = rowq_head(s->rows); row != NULL && k < n; row = rowq_next(row), k++) {
+    const rowq_row *next = rowq_next(row);
+    char id[17];
+    if (!row->stream->acked || row->stream == last) {
+      continue;
+    }
+    /* Rows of a stream come in order: write its last row's number in this batch, once. */
+    if (next != NULL && k + 1 < n && next->stream == row->stream) {
+      continue;
+    }
+    if (!s->progress_table) {
+      rc = store_exec(s,
+                      "CREATE TABLE IF NOT EXISTS " STORE_PROGRESS_TABLE
+                      " (producer TEXT NOT NULL, stream BLOB NOT NULL, seq INTEGER NOT NULL, "
+                      "PRIMARY KEY (producer, stream))",
+                      "creating the progress table");
+      if (rc) {
+        return rc;
+      }
+      s->progress_table = 1;
+    }
+    if (s->progress_upsert == NULL &&
+        sqlite3_prepare_v2(s->db,
+                           "INSERT INTO " STORE_PROGRESS_TABLE " (producer, stream, seq) VALUES "
+                           "(?1, ?2, ?3) ON CONFLICT (producer, stream) DO UPDATE SET seq = "
+                           "max(seq, excluded.seq)",
+                           -1, &s->progress_upsert, NULL) != SQLITE_OK) {
+      store_set_sqlite_error(s, "preparing the progress row");
+      return CS_ESQLITE;
+    }
+    snprintf(id, sizeof id, "%016" PRIx64, row->stream->producer_id);
+    sqlite3_reset(s->progress_upsert);
+    if (sqlite3_bind_text(s->progress_upsert, 1, id, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_blob(s->progress_upsert, 2, row->stream->name, (int)strlen(row->stream->name),
+                          SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s->progress_upsert, 3, (sqlite3_int64)row->seq) != SQLITE_OK) {
+      store_set_sqlite_error(s, "binding the progress row");
+      return CS_ESQLITE;
+    }
+    rc = sqlite3_step(s->progress_upsert);
+    if (rc != SQLITE_DONE) {
+      store_set_sqlite_error(s, "writing the progress row");
+      return store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
+    }
+    last = row->stream;
+  }
+  return 0;
+}
+
+/* Free what store_progress_load read, and the prepared upsert. */
+static void store_progress_free(store *s) {
+  size_t i;
+  for (i = 0; i < s->nprogress; i++) {
+    free(s->progress[i].stream);
+  }
+  free(s->progress);
+  s->progress = NULL;
+  s->nprogress = 0;
+  sqlite3_finalize(s->progress_upsert);
+  s->progress_upsert = NULL;
+}
+
+/* The first n queued rows are committed: their streams are durable up to them. */
+static void store_progress_done(store *s, size_t n) {
+  const rowq_row *row;
+  size_t k = 0;
+  for (row = rowq_head(s->rows); row != NULL && k < n; row = rowq_next(row), k++) {
+    sink_stream *st = (sink_stream *)row->stream; /* the stream table's; rowq borrows it */
+    if (st->durable[s->slot] < row->seq) {
+      st->durable[s->slot] = row->seq;
+    }
+  }
+}
+
 int store_open(store **out, const char *path, size_t slot, char *err, size_t errlen) {
   store *s = calloc(1, sizeof *s);
   sqlite3_stmt *q = NULL;
@@ -546,6 +720,7 @@ sqlfail:
 fail:
   sqlite3_finalize(q);
   if (s) {
+    store_progress_free(s);
     sqlite3_close(s->db);
     rowq_free(s->rows);
     free(s->path);
@@ -803,6 +978,10 @@ int store_flush(store *s) {
       goto rollback;
     }
   }
+  rc = store_progress_write(s, n);
+  if (rc) {
+    goto rollback;
+  }
   rc = store_exec(s, "COMMIT", NULL);
   if (rc == CS_EBUSY) {
     store_set_error(s, "locked by another process (COMMIT: busy)");
@@ -810,6 +989,7 @@ int store_flush(store *s) {
   if (rc) {
     goto rollback;
   }
+  store_progress_done(s, n);
 
   for (store_table *t = s->tables; t; t = t->next) {
     if (t->created_tx && !t->created) {
@@ -888,6 +1068,7 @@ int store_close(store *s) {
     store_table_free(t);
   }
   rowq_free(s->rows);
+  store_progress_free(s);
   if (sqlite3_close(s->db) != SQLITE_OK) {
     /* Every statement is finalized above, so this means a misuse; let SQLite free it later. */
     rc = CS_ESQLITE;

@@ -47,6 +47,16 @@ const char *store_error(const store *s);
  * written. */
 int store_save_pending(const store *s, const char *path, size_t *saved, char *err, size_t errlen);
 
+/* --fsync: a commit returns only once it would survive a power loss (synchronous=FULL; WAL
+ * mode's default NORMAL survives a crash of the process). Returns 0 or CS_ESQLITE. */
+int store_set_synchronous_full(store *s);
+
+/* What the database's progress table says of acknowledged stream st (read at the first call):
+ * the highest sequence number committed in an earlier run (0: none). Each commit writes the
+ * progress of the acknowledged streams in its batch in the same transaction as their rows, and
+ * raises each committed row's stream durable number (sink_stream.durable at the store's slot). */
+uint64_t store_progress(store *s, const sink_stream *st);
+
 /* Table name used for a stream (NULL until a store_flush has written its first row), for logs
  * and tests. */
 const char *store_table_name(const store *s, const sink_stream *st);

@@ -35,6 +35,8 @@ typedef struct stream {
   int ended;                  /* an END arrived */
   int header_known;           /* a HELLO arrived (an END may create the entry before one) */
   int warned_header;          /* a HELLO with another header was reported */
+  int refused;                /* acknowledged stream that a sink could not keep: refused */
+  uint64_t resent_dropped;    /* acknowledged stream: records resent that were stored already */
   char *columns_data;         /* the bytes sink.columns point into */
   uint64_t hash;
   struct stream *chain; /* next in the hash bucket */

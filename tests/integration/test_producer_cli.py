@@ -32,12 +32,12 @@ def words(n, one, many):
 
 
 def decode_frames(buf):
-    """Decode whole wire-protocol v1 frames (docs/protocol.md) from bytes. Returns (messages,
+    """Decode whole wire-protocol v2 frames (docs/protocol.md) from bytes. Returns (messages,
     rest): each message a dict, rest the bytes of an incomplete frame."""
     msgs = []
     off = 0
     while len(buf) - off >= 8:
-        if buf[off:off + 3] != b"CS\x01":
+        if buf[off:off + 3] != b"CS\x02":
             raise ValueError("bad frame header %r at offset %d" % (buf[off:off + 8], off))
         mtype = buf[off + 3]
         plen = struct.unpack(">I", buf[off + 4:off + 8])[0]

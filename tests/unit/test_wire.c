@@ -135,7 +135,7 @@ static void test_encode_exact_bytes(void **state) {
   (void)state;
   static const cs_field fields[] = {F("a,b"), F("")};
   static const unsigned char expect[] = {
-      'C',  'S',  1,    2,    0,    0,    0,    50,   /* header: RECORD, payload 50 */
+      'C',  'S',  2,    2,    0,    0,    0,    50,   /* header: v2 RECORD, payload 50 */
       0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* producer_id */
       0,    0,    0,    0,    0,    0,    0,    7,    /* seq */
       0,    0,    0,    0,    0,    0,    0x01, 0x00, /* sent_us = 256 */
@@ -288,10 +288,26 @@ static const bad_case bad_cases[] = {
      CS_EBADMAGIC,
      CS_EBADMAGIC},
     {"bad version",
-     {'C', 'S', 2, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
+     {'C', 'S', 3, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
      8 + GOOD_LEN,
      CS_EVERSION,
      CS_EVERSION},
+    {"version 0",
+     {'C', 'S', 0, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
+     8 + GOOD_LEN,
+     CS_EVERSION,
+     CS_EVERSION},
+    {"an ack in a version 1 frame",
+     {'C', 'S', 1, 4, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
+     8 + GOOD_LEN,
+     CS_ETYPE,
+     CS_ETYPE},
+    {"a refuse without its reason",
+     {'C', 'S', 2, 5, 0, 0, 0, 38, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,   0, 0, 0, 0,
+      1,   0,   0, 0, 0, 0, 0, 0,  1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 's', 0, 0, 0, 0},
+     8 + 38,
+     CS_EMALFORMED,
+     CS_EMALFORMED},
     {"unknown type 9",
      {'C', 'S', 1, 9, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
      8 + GOOD_LEN,
@@ -503,6 +519,62 @@ static void test_type_names(void **state) {
   assert_string_equal(wire_type_name(7), "unknown");
 }
 
+/* What test_v2_ack_refuse_and_v1_frames keeps of each message. */
+typedef struct kept {
+  int n;
+  int type[4], version[4];
+  uint64_t seq[4];
+  uint32_t nfields[4];
+} kept;
+
+static int keep_cb(const wire_msg *m, void *arg) {
+  kept *k = arg;
+  if (k->n < 4) {
+    k->type[k->n] = m->type;
+    k->version[k->n] = m->version;
+    k->seq[k->n] = m->seq;
+    k->nfields[k->n] = m->nfields;
+  }
+  k->n++;
+  return 0;
+}
+
+/* Version 2 adds ACK and REFUSE; the decoder reads version 1 frames too and says which. */
+static void test_v2_ack_refuse_and_v1_frames(void **state) {
+  static const cs_field why[] = {F("stream table full")};
+  static const unsigned char v1_end[] = {'C', 'S', 1, 3, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD};
+  wire_msg ack = {.type = WIRE_ACK, .producer_id = 9, .seq = 41, .stream = {"s", 1}};
+  wire_msg refuse = {
+      .type = WIRE_REFUSE, .producer_id = 9, .stream = {"s", 1}, .nfields = 1, .fields = why};
+  wire_msg bare = {.type = WIRE_REFUSE, .producer_id = 9, .stream = {"s", 1}};
+  cs_buf out;
+  wire_decoder d;
+  kept k;
+  (void)state;
+  memset(&k, 0, sizeof k);
+  cs_buf_init(&out);
+  assert_int_equal(wire_encode(&ack, &out), 0);
+  assert_int_equal(wire_encode(&refuse, &out), 0);
+  assert_int_equal(wire_encode(&bare, &out), CS_EMALFORMED);
+  assert_int_equal(cs_buf_append(&out, v1_end, sizeof v1_end), 0);
+  wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+  assert_int_equal(wire_decoder_feed(&d, out.data, out.len, keep_cb, &k), 0);
+  assert_int_equal(k.n, 3);
+  assert_int_equal(k.type[0], WIRE_ACK);
+  assert_int_equal(k.seq[0], 41);
+  assert_int_equal(k.version[0], 2);
+  assert_int_equal(k.type[1], WIRE_REFUSE);
+  assert_int_equal(k.nfields[1], 1);
+  assert_int_equal(k.type[2], WIRE_END);
+  assert_int_equal(k.version[2], 1);
+  assert_string_equal(wire_type_name(WIRE_ACK), "ack");
+  assert_string_equal(wire_type_name(WIRE_REFUSE), "refuse");
+  assert_true(wire_type_known(WIRE_END, 1));
+  assert_false(wire_type_known(WIRE_ACK, 1));
+  wire_decoder_free(&d);
+  cs_buf_free(&out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_encode_exact_bytes),
@@ -517,6 +589,7 @@ int main(void) {
       cmocka_unit_test(test_callback_stops),
       cmocka_unit_test(test_encode_limits),
       cmocka_unit_test(test_type_names),
+      cmocka_unit_test(test_v2_ack_refuse_and_v1_frames),
   };
   return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }

@@ -1,0 +1,308 @@
+/* checkpoint.c -- the CSV sink's progress file: write after each batch, cut back at start. */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "error.h"
+#include "log.h"
+
+#define CHECKPOINT_MAGIC "csvstream-progress 1"
+
+/* A stream the file listed, or one this run tracks (st set). */
+typedef struct checkpoint_stream {
+  uint64_t producer_id;
+  char *name; /* bytes, owned */
+  size_t len;
+  uint64_t seq;          /* as read, for a stream not tracked in this run */
+  const sink_stream *st; /* tracked: its durable number at slot is written */
+  size_t slot;
+} checkpoint_stream;
+
+struct checkpoint {
+  char *path; /* CSV_PATH.progress */
+  char *tmp;  /* CSV_PATH.progress.tmp */
+  int fsync;
+  checkpoint_stream *v;
+  size_t n, cap;
+};
+
+/* Hex of len bytes into out (2 * len + 1 bytes). */
+static void checkpoint_hex(const char *s, size_t len, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  size_t i;
+  for (i = 0; i < len; i++) {
+    out[2 * i] = digits[(unsigned char)s[i] >> 4];
+    out[2 * i + 1] = digits[(unsigned char)s[i] & 15];
+  }
+  out[2 * len] = '\0';
+}
+
+/* Bytes from hex into a new buffer (*len set). NULL when it is not hex, or out of memory. */
+static char *checkpoint_unhex(const char *hex, size_t *len) {
+  size_t n = strlen(hex), i;
+  char *out;
+  if (n % 2 != 0) {
+    return NULL;
+  }
+  out = malloc(n / 2 + 1);
+  for (i = 0; out != NULL && i < n / 2; i++) {
+    unsigned v;
+    if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+      free(out);
+      return NULL;
+    }
+    out[i] = (char)v;
+  }
+  if (out != NULL) {
+    out[n / 2] = '\0';
+    *len = n / 2;
+  }
+  return out;
+}
+
+/* Add a stream entry (name copied). Returns it, or NULL when out of memory. */
+static checkpoint_stream *checkpoint_add(checkpoint *c, uint64_t id, const char *name, size_t len) {
+  checkpoint_stream *e;
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 16;
+    checkpoint_stream *v = realloc(c->v, cap * sizeof(*v));
+    if (v == NULL) {
+      return NULL;
+    }
+    c->v = v;
+    c->cap = cap;
+  }
+  e = &c->v[c->n];
+  memset(e, 0, sizeof(*e));
+  e->name = malloc(len + 1);
+  if (e->name == NULL) {
+    return NULL;
+  }
+  memcpy(e->name, name, len);
+  e->name[len] = '\0';
+  e->len = len;
+  e->producer_id = id;
+  c->n++;
+  return e;
+}
+
+/* Cut path back to size bytes, as the progress file says. Returns 0, or CS_EIO with err set:
+ * a file shorter than recorded was changed by someone else, and is left alone. */
+static int checkpoint_cut(const checkpoint *c, const char *path, uint64_t size, char *err,
+                          size_t errlen) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) {
+    if (errno == ENOENT) {
+      return 0; /* gone since: a new file starts empty */
+    }
+    snprintf(err, errlen, "%s (listed in %s): %s", path, c->path, strerror(errno));
+    return CS_EIO;
+  }
+  if ((uint64_t)sb.st_size < size) {
+    snprintf(err, errlen,
+             "%s has %llu bytes but %s says %llu were written: the file was changed after the "
+             "consumer stopped, and the consumer will not cut data it cannot account for (move "
+             "one of the two files away, then start again)",
+             path, (unsigned long long)sb.st_size, c->path, (unsigned long long)size);
+    return CS_EIO;
+  }
+  if ((uint64_t)sb.st_size > size) {
+    if (truncate(path, (off_t)size) != 0) {
+      snprintf(err, errlen, "%s: cannot cut it back to the %llu bytes %s records: %s", path,
+               (unsigned long long)size, c->path, strerror(errno));
+      return CS_EIO;
+    }
+    log_warn("%s: removed %llu bytes written after the last checkpoint (%s): those records "
+             "were never acknowledged, so their producers resend them",
+             path, (unsigned long long)((uint64_t)sb.st_size - size), c->path);
+  }
+  return 0;
+}
+
+/* One line of the progress file. Returns 0 or a code with err set (naming the line). */
+static int checkpoint_line(checkpoint *c, char *line, unsigned lineno, char *err, size_t errlen) {
+  char a[1100], b[600];
+  unsigned long long x, y;
+  if (sscanf(line, "file %1099s %llu", a, &x) == 2) {
+    size_t len;
+    char *path = checkpoint_unhex(a, &len);
+    int rc;
+    if (path == NULL) {
+      goto bad;
+    }
+    rc = checkpoint_cut(c, path, x, err, errlen);
+    free(path);
+    return rc;
+  }
+  if (sscanf(line, "stream %llx %599s %llu", &x, b, &y) == 3) {
+    size_t len;
+    char *name = checkpoint_unhex(b, &len);
+    checkpoint_stream *e = name != NULL ? checkpoint_add(c, x, name, len) : NULL;
+    free(name);
+    if (e == NULL) {
+      goto bad;
+    }
+    e->seq = y;
+    return 0;
+  }
+bad:
+  snprintf(err, errlen,
+           "%s:%u: not a line of a progress file (move it away to start without it; the CSV "
+           "files are then not cut back)",
+           c->path, lineno);
+  return CS_EINVAL;
+}
+
+/* Read the progress file, cutting the files back; see checkpoint.h. */
+int checkpoint_open(checkpoint **out, const char *csv_path, int fsync, char *err, size_t errlen) {
+  checkpoint *c = calloc(1, sizeof(*c));
+  char line[2048];
+  unsigned lineno = 0;
+  FILE *fp = NULL;
+  int rc = CS_ENOMEM;
+  size_t n = strlen(csv_path);
+  *out = NULL;
+  if (c == NULL || (c->path = malloc(n + 10)) == NULL || (c->tmp = malloc(n + 14)) == NULL) {
+    snprintf(err, errlen, "%s: out of memory", csv_path);
+    goto fail;
+  }
+  snprintf(c->path, n + 10, "%s.progress", csv_path);
+  snprintf(c->tmp, n + 14, "%s.progress.tmp", csv_path);
+  c->fsync = fsync;
+  fp = fopen(c->path, "r");
+  if (fp == NULL && errno != ENOENT) {
+    snprintf(err, errlen, "%s: %s", c->path, strerror(errno));
+    rc = CS_EIO;
+    goto fail;
+  }
+  while (fp != NULL && fgets(line, sizeof line, fp) != NULL) {
+    lineno++;
+    line[strcspn(line, "\n")] = '\0';
+    if (lineno == 1) {
+      if (strcmp(line, CHECKPOINT_MAGIC) != 0) {
+        snprintf(err, errlen, "%s is not a csvstream progress file (move it away)", c->path);
+        rc = CS_EINVAL;
+        goto fail;
+      }
+      continue;
+    }
+    rc = checkpoint_line(c, line, lineno, err, errlen);
+    if (rc != 0) {
+      goto fail;
+    }
+  }
+  if (fp != NULL) {
+    fclose(fp);
+  }
+  *out = c;
+  return 0;
+fail:
+  if (fp != NULL) {
+    fclose(fp);
+  }
+  checkpoint_free(c);
+  return rc;
+}
+
+/* Track a stream; see checkpoint.h. */
+uint64_t checkpoint_track(checkpoint *c, const sink_stream *st, size_t slot) {
+  size_t i, len = strlen(st->name);
+  checkpoint_stream *e;
+  for (i = 0; i < c->n; i++) {
+    e = &c->v[i];
+    if (e->producer_id == st->producer_id && e->len == len && memcmp(e->name, st->name, len) == 0) {
+      e->st = st;
+      e->slot = slot;
+      return e->seq;
+    }
+  }
+  e = checkpoint_add(c, st->producer_id, st->name, len);
+  if (e != NULL) {
+    e->st = st;
+    e->slot = slot;
+  } else {
+    log_warn("%s: out of memory: stream %s's progress is not recorded (it is resent in whole "
+             "after a restart)",
+             c->path, st->label);
+  }
+  return 0;
+}
+
+/* Write the lines into fp. Returns 0 or -1 (errno). */
+static int checkpoint_put(const checkpoint *c, const outfile *o, FILE *fp) {
+  char hex[2 * 4096 + 1];
+  uint64_t size;
+  const char *path;
+  uint64_t records;
+  size_t i;
+  if (fprintf(fp, "%s\n", CHECKPOINT_MAGIC) < 0) {
+    return -1;
+  }
+  for (i = 0; outfile_file(o, i, &path, &records) == 0 && outfile_file_size(o, i, &size) == 0;
+       i++) {
+    size_t len = strlen(path);
+    if (len > 4096) {
+      continue;
+    }
+    checkpoint_hex(path, len, hex);
+    if (fprintf(fp, "file %s %llu\n", hex, (unsigned long long)size) < 0) {
+      return -1;
+    }
+  }
+  for (i = 0; i < c->n; i++) {
+    const checkpoint_stream *e = &c->v[i];
+    uint64_t seq = e->st != NULL ? e->st->durable[e->slot] : e->seq;
+    checkpoint_hex(e->name, e->len, hex);
+    if (fprintf(fp, "stream %016" PRIx64 " %s %llu\n", e->producer_id, hex,
+                (unsigned long long)seq) < 0) {
+      return -1;
+    }
+  }
+  return fflush(fp);
+}
+
+/* Replace the progress file; see checkpoint.h. */
+int checkpoint_write(checkpoint *c, const outfile *o, char *err, size_t errlen) {
+  FILE *fp = fopen(c->tmp, "w");
+  int failed;
+  if (fp == NULL) {
+    snprintf(err, errlen, "%s: cannot write the progress file: %s", c->tmp, strerror(errno));
+    return CS_EIO;
+  }
+  failed = checkpoint_put(c, o, fp) != 0 || (c->fsync && fsync(fileno(fp)) != 0);
+  if (fclose(fp) != 0 || failed) {
+    snprintf(err, errlen, "%s: cannot write the progress file: %s", c->tmp, strerror(errno));
+    unlink(c->tmp);
+    return CS_EIO;
+  }
+  if (rename(c->tmp, c->path) != 0) {
+    snprintf(err, errlen, "%s: cannot replace %s: %s", c->tmp, c->path, strerror(errno));
+    return CS_EIO;
+  }
+  return 0;
+}
+
+const char *checkpoint_path(const checkpoint *c) {
+  return c->path;
+}
+
+void checkpoint_free(checkpoint *c) {
+  size_t i;
+  if (c == NULL) {
+    return;
+  }
+  for (i = 0; i < c->n; i++) {
+    free(c->v[i].name);
+  }
+  free(c->v);
+  free(c->path);
+  free(c->tmp);
+  free(c);
+}
