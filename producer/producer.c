@@ -2,6 +2,8 @@
  * start (TCP or UDP, maybe wrapped in the impairment), end the stream, and keep the counts. */
 #include "producer.h"
 
+#include "sender_tcp.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -47,7 +49,8 @@ static void producer_stream_name(const char *path, char *out, size_t outlen) {
 /* The one place that looks at the transport: TCP or UDP, wrapped in the impairment when
  * --impair is on. Returns 0, or CS_ENOMEM with err set. */
 static int producer_choose_sender(producer *p, char *err, size_t errlen) {
-  sender *s = p->opt->udp ? udp_sender_new(p->stop, p->slow) : tcp_sender_new(p->stop, p->slow);
+  sender *s = p->opt->udp ? udp_sender_new(p->stop, p->slow)
+                          : tcp_sender_new_acked(p->stop, p->slow, p->opt->retry_s, p->opt->window);
   if (s != NULL && p->opt->impair_on) {
     sender *wrapped = impair_sender_new(s, &p->impair);
     if (wrapped == NULL) {
@@ -490,6 +493,17 @@ int producer_run(producer *p) {
   p->st.blocked_us = ss.blocked_us;
   p->st.icmp_refused = ss.icmp_refused;
   p->st.connection = ss.connection;
+  p->st.acknowledged = ss.acknowledged;
+  p->st.acked = ss.acked;
+  p->st.resent = ss.resent;
+  p->st.reconnects = ss.reconnects;
+  p->st.retry_wait_us = ss.retry_wait_us;
+  if (ss.acknowledged && ss.acked < p->st.sent - p->impair.dropped && !failed && !p->stopped) {
+    char a[WORDS_BUF], n[WORDS_BUF];
+    log_error("only %s of %s were acknowledged by the consumer", words_count(a, sizeof a, ss.acked),
+              words_count_of(n, sizeof n, p->st.sent, "record", "records"));
+    failed = 1;
+  }
   if (p->st.too_big > 0) {
     char big[WORDS_BUF];
     log_error("not all records were sent: %s too large to send (see above)",

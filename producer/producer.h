@@ -28,6 +28,11 @@ typedef struct producer_stats {
   uint64_t blocked_us;    /* TCP: waiting for the socket to drain */
   uint64_t icmp_refused;  /* UDP: port-unreachable reports */
   const char *connection; /* "ok", "refused", "failed" (connect), "reset", "closed" */
+  int acknowledged;       /* TCP: the consumer acknowledges; the next four count */
+  uint64_t acked;         /* records the consumer said are durable */
+  uint64_t resent;        /* records sent again on a new connection */
+  uint64_t reconnects;
+  uint64_t retry_wait_us; /* waiting to reach the consumer */
 } producer_stats;
 
 typedef struct producer {

@@ -27,7 +27,9 @@ enum {
   OPT_STREAM,
   OPT_NO_HEADER,
   OPT_STATS_JSON,
-  OPT_IMPAIR
+  OPT_IMPAIR,
+  OPT_RETRY,
+  OPT_WINDOW
 };
 
 /* The short options; ':' first so that a missing value is told apart from an unknown option. */
@@ -69,6 +71,11 @@ void producer_options_usage(FILE *f) {
       "      --impair SPEC       UDP only: drop (loss), duplicate (dup) and hold back (reorder)\n"
       "                          records with the given probabilities 0-1, delay every datagram\n"
       "                          by MS milliseconds; seed=N makes it repeatable (default: --seed)\n"
+      "      --retry SECONDS     TCP: when the consumer cannot be reached, keep reconnecting\n"
+      "                          this long without progress, then resend what it did not\n"
+      "                          acknowledge (default 30; 0 fails at once; inf: for ever)\n"
+      "      --window N          TCP: records sent and not yet acknowledged, at most (default\n"
+      "                          262144, and 64 MiB); beyond that the producer waits\n"
       "  -h, --help              show this text and exit\n"
       "  -V, --version           show the program and library versions and exit\n"
       "\n"
@@ -84,6 +91,8 @@ void producer_options_usage(FILE *f) {
 static void producer_options_defaults(producer_options *o) {
   memset(o, 0, sizeof *o);
   o->host = "127.0.0.1";
+  o->retry_s = PRODUCER_RETRY_DEFAULT_S;
+  o->window = PRODUCER_WINDOW_DEFAULT;
   o->port = 9999;
   o->interval_min = 1.0;
   o->interval_max = 3.0;
@@ -124,6 +133,8 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
                                            {"quiet", no_argument, NULL, OPT_QUIET},
                                            {"stats-json", required_argument, NULL, OPT_STATS_JSON},
                                            {"impair", required_argument, NULL, OPT_IMPAIR},
+                                           {"retry", required_argument, NULL, OPT_RETRY},
+                                           {"window", required_argument, NULL, OPT_WINDOW},
                                            {"help", no_argument, NULL, OPT_HELP},
                                            {"version", no_argument, NULL, OPT_VERSION},
                                            {NULL, 0, NULL, 0}};
@@ -179,6 +190,19 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
       break;
     case OPT_LOOP:
       o->loop = 1;
+      break;
+    case OPT_RETRY:
+      if (strcmp(optarg, "inf") == 0) {
+        o->retry_s = PRODUCER_RETRY_FOREVER;
+      } else if (opt_double("--retry", optarg, 0, 1e9, &o->retry_s, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      break;
+    case OPT_WINDOW:
+      if (opt_long("--window", optarg, 1, 100000000, &v, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      o->window = (uint64_t)v;
       break;
     case OPT_SEED:
       if (opt_long("--seed", optarg, 0, 0x7fffffffffffffffLL, &v, err, errlen) != 0) {

@@ -25,7 +25,18 @@ typedef struct producer_options {
   int impair_on;
   impair_params impair;
   const char *path; /* FILE.csv or "-" */
+  /* Acknowledged delivery (TCP): how long to keep reconnecting without progress (seconds; 0:
+   * fail at once; PRODUCER_RETRY_FOREVER), and how many records may wait for their ack. */
+  double retry_s;
+  uint64_t window;
 } producer_options;
+
+#define PRODUCER_RETRY_DEFAULT_S 30.0
+#define PRODUCER_RETRY_FOREVER (-1.0)
+/* Records sent and not yet acknowledged, at most (and PRODUCER_WINDOW_BYTES of them): the
+ * producer waits for acks beyond that. */
+#define PRODUCER_WINDOW_DEFAULT 262144
+#define PRODUCER_WINDOW_BYTES (64u << 20)
 
 enum producer_options_result {
   PRODUCER_OPTIONS_RUN = 0, /* go on and stream */

@@ -8,9 +8,11 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "words.h"
 
-/* Try the addresses in turn; see sender.h. */
-int sender_open(sender *s, const net_addrs *addrs, const char *host, char *err, size_t errlen) {
+/* One pass over the addresses, in turn; see sender_open. */
+static int sender_open_once(sender *s, const net_addrs *addrs, const char *host, char *err,
+                            size_t errlen) {
   size_t tries = s->ops->every_address ? addrs->count : 1;
   char peer[sizeof s->peer];
   size_t i;
@@ -38,6 +40,39 @@ int sender_open(sender *s, const net_addrs *addrs, const char *host, char *err, 
     }
   }
   return rc;
+}
+
+/* Open; see sender.h. A consumer not there yet is waited for, up to s->retry_s. */
+int sender_open(sender *s, const net_addrs *addrs, const char *host, char *err, size_t errlen) {
+  uint64_t start = clock_mono_us(), backoff_ms = SENDER_BACKOFF_FIRST_MS, logged = 0;
+  int rc;
+  for (;;) {
+    rc = sender_open_once(s, addrs, host, err, errlen);
+    if (rc == 0 || *s->stop || s->retry_s == 0 ||
+        (s->retry_s > 0 && clock_mono_us() - start >= (uint64_t)(s->retry_s * 1e6))) {
+      return rc;
+    }
+    backoff_ms = sender_backoff(s, backoff_ms, cs_strerror(rc), 0, &logged);
+  }
+}
+
+/* Wait before the next try (backoff_ms, jittered 75-125%), saying why at most once a second
+ * (logged: when it last did); waiting records are named. Returns the next backoff. */
+uint64_t sender_backoff(sender *s, uint64_t backoff_ms, const char *why, uint64_t waiting,
+                        uint64_t *logged) {
+  uint64_t now = clock_mono_us(), delay_ms, next;
+  char n[WORDS_BUF];
+  /* A cheap jitter source: the clock's low bits. */
+  delay_ms = backoff_ms * 3 / 4 + (now / 7) % (backoff_ms / 2 + 1);
+  if (*logged == 0 || now - *logged >= 1000000) {
+    log_warn("consumer unreachable (%s), retrying in %.1f s; %s waiting", why,
+             (double)delay_ms / 1000.0, words_count_of(n, sizeof n, waiting, "record", "records"));
+    *logged = now;
+  }
+  clock_sleep_until(now + delay_ms * 1000, (volatile int *)s->stop);
+  s->retry_wait_us += clock_mono_us() - now;
+  next = backoff_ms * 2;
+  return next > SENDER_BACKOFF_MAX_MS ? SENDER_BACKOFF_MAX_MS : next;
 }
 
 /* Fill the common part; see sender.h. */

@@ -19,6 +19,11 @@ typedef struct sender_stats {
   uint64_t written;       /* stream: RECORD frames handed to the kernel in full; else 0 */
   uint64_t blocked_us;    /* stream: time spent waiting for the socket to drain; else 0 */
   uint64_t icmp_refused;  /* datagrams: port-unreachable reports; else 0 */
+  int acknowledged;       /* the consumer acknowledges (a stream): the next three count */
+  uint64_t acked;         /* records the consumer said are durable */
+  uint64_t resent;        /* records sent again after a reconnect */
+  uint64_t reconnects;    /* connections made again after one was lost */
+  uint64_t retry_wait_us; /* time spent waiting to reconnect */
   const char *connection; /* "ok", "refused", "failed" (connect), "reset", "closed" */
 } sender_stats;
 
@@ -80,7 +85,21 @@ struct sender {
   const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; borrowed */
   int log_records;                   /* slow pace: a log line per record */
   char peer[80];                     /* "127.0.0.1:9999", set by open */
+  /* A connected sender: how long sender_open keeps trying to reach the consumer (seconds; 0:
+   * once; negative: for ever), and how long it waited in all. */
+  double retry_s;
+  uint64_t retry_wait_us;
 };
+
+/* Reconnecting: the first wait and the longest, jittered. */
+#define SENDER_BACKOFF_FIRST_MS 100
+#define SENDER_BACKOFF_MAX_MS 3000
+
+/* Wait backoff_ms (jittered) before another try to reach the consumer, logging "consumer
+ * unreachable (why), retrying in X s; N records waiting" at most once a second (*logged: the
+ * last time). Returns the next backoff (doubled, capped). Adds the wait to s->retry_wait_us. */
+uint64_t sender_backoff(sender *s, uint64_t backoff_ms, const char *why, uint64_t waiting,
+                        uint64_t *logged);
 
 /* Datagrams: END is sent this many times (it can be lost like any datagram). */
 #define SENDER_END_REPEATS 3

@@ -16,6 +16,10 @@
 #include "error.h"
 #include "log.h"
 
+/* The window's byte cap (PRODUCER_WINDOW_BYTES: the producer keeps at most this of frames not
+ * acknowledged). */
+#define TCP_WINDOW_BYTES (64u << 20)
+
 /* Grace period for pending writes after SIGINT/SIGTERM: END is tried, but never forever. */
 #define TCP_STOP_GRACE_US 2000000u
 
@@ -57,12 +61,17 @@ int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrle
   int flags;
   int rc = 0;
 
-  memset(t, 0, sizeof *t);
-  cs_buf_init(&t->out);
-  cs_buf_init(&t->record_ends);
+  if (t->fd >= 0) {
+    close(t->fd); /* a reconnect: the old connection is gone */
+  }
   t->fd = -1;
   t->stop = stop;
+  t->status = TCP_OK;
   snprintf(t->peer, sizeof t->peer, "%s", peer);
+  if (addrlen <= sizeof t->addr) {
+    memcpy(&t->addr, addr, addrlen);
+    t->addrlen = addrlen;
+  }
   t->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (t->fd < 0) {
     rc = -errno;
@@ -118,6 +127,8 @@ fail:
   }
   return rc;
 }
+
+static int tcp_read(tcp_sender *t, char *err, size_t errlen);
 
 /* Describe a failed write: the consumer reset (or closed) the connection part way. */
 static int tcp_write_failed(tcp_sender *t, int e, char *err, size_t errlen) {
@@ -179,7 +190,7 @@ int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
       if (*t->stop && t->give_up_us == 0) {
         t->give_up_us = t0 + TCP_STOP_GRACE_US;
       }
-      pr = tcp_poll_until(t->fd, POLLOUT, t->give_up_us, &rev);
+      pr = tcp_poll_until(t->fd, POLLOUT | POLLIN, t->give_up_us, &rev);
       t->blocked_us += clock_mono_us() - t0;
       if (pr < 0 && errno != EINTR) {
         failed = errno;
@@ -188,6 +199,17 @@ int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
       if (pr == 0) {
         gave_up = 1;
         break;
+      }
+      if (pr > 0 && (rev & POLLIN)) {
+        /* Acks come back while we wait to write: read them, so the consumer's one ACK in
+         * flight can complete and the window moves. */
+        tcp_count_written(t, off);
+        cs_buf_consume(&t->out, off);
+        off = 0;
+        int rc = tcp_read(t, err, errlen);
+        if (rc != 0) {
+          return rc;
+        }
       }
       continue;
     }
@@ -221,9 +243,29 @@ int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
   }
   if (m->type == WIRE_RECORD) {
     size_t end = t->out.len;
+    tcp_unacked u;
     rc = cs_buf_append(&t->record_ends, &end, sizeof end);
+    if (rc == 0) {
+      rc = cs_buf_append(&t->unacked, t->out.data + before, end - before);
+    }
+    u.seq = m->seq;
+    u.end = t->unacked.len;
+    if (rc == 0 && (rc = cs_buf_append(&t->unacked_index, &u, sizeof u)) != 0) {
+      t->unacked.len -= end - before;
+    }
     if (rc != 0) {
       /* Take the frame back out, so that what is buffered and what is counted agree. */
+      t->out.len = before;
+      snprintf(err, errlen, "out of memory encoding a frame for %s/tcp", t->peer);
+      return rc;
+    }
+    t->last_seq = m->seq;
+  } else {
+    /* HELLO and END open and close every connection after a reconnect too. */
+    cs_buf *keep = m->type == WIRE_HELLO ? &t->hello : &t->end;
+    cs_buf_reset(keep);
+    rc = cs_buf_append(keep, t->out.data + before, t->out.len - before);
+    if (rc != 0) {
       t->out.len = before;
       snprintf(err, errlen, "out of memory encoding a frame for %s/tcp", t->peer);
       return rc;
@@ -235,22 +277,172 @@ int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
   return 0;
 }
 
-/* Read what the consumer sent: it never sends data, so this is EOF (closed) or an error. */
-static int tcp_check_peer(tcp_sender *t, char *err, size_t errlen) {
-  char scratch[512];
-  ssize_t n = recv(t->fd, scratch, sizeof scratch, 0);
-  if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
-    return 0; /* unexpected bytes are ignored */
+/* The first unacknowledged frame's entry, or NULL. */
+static tcp_unacked *tcp_unacked_first(const tcp_sender *t) {
+  size_t n = t->unacked_index.len / sizeof(tcp_unacked);
+  return t->index_head < n ? (tcp_unacked *)(void *)t->unacked_index.data + t->index_head : NULL;
+}
+
+/* Records sent and not acknowledged. */
+static uint64_t tcp_unacked_count(const tcp_sender *t) {
+  return t->unacked_index.len / sizeof(tcp_unacked) - t->index_head;
+}
+
+/* The consumer says every record up to seq is durable: forget their frames. Dropped bytes and
+ * entries are compacted once they are the larger part, so an ack costs no copy of the window. */
+static void tcp_on_ack(tcp_sender *t, uint64_t seq) {
+  tcp_unacked *u;
+  while ((u = tcp_unacked_first(t)) != NULL && u->seq <= seq) {
+    t->unacked_off = u->end;
+    t->index_head++;
+    t->acked++;
   }
-  if (n == 0) {
-    t->status = TCP_CLOSED;
-    snprintf(err, errlen,
-             "%s/tcp: connection closed by the consumer after %llu records (the rest were not "
-             "sent)",
-             t->peer, (unsigned long long)t->records_written);
-    return -EPIPE;
+  t->acked_seq = seq;
+  t->progress_us = clock_mono_us();
+  if (t->unacked_off > t->unacked.len / 2) {
+    size_t i, n = t->unacked_index.len / sizeof(tcp_unacked);
+    tcp_unacked *v = (tcp_unacked *)(void *)t->unacked_index.data;
+    for (i = t->index_head; i < n; i++) {
+      v[i].end -= t->unacked_off;
+    }
+    cs_buf_consume(&t->unacked, t->unacked_off);
+    cs_buf_consume(&t->unacked_index, t->index_head * sizeof(tcp_unacked));
+    t->unacked_off = 0;
+    t->index_head = 0;
   }
-  return tcp_write_failed(t, errno, err, errlen);
+}
+
+/* What tcp_read's decoder callback reports back. */
+typedef struct tcp_read_state {
+  tcp_sender *t;
+  char *err;
+  size_t errlen;
+} tcp_read_state;
+
+/* One frame from the consumer: an ACK (cumulative) or a REFUSE. */
+static int tcp_frame_cb(const wire_msg *m, void *arg) {
+  tcp_read_state *r = arg;
+  tcp_sender *t = r->t;
+  if (m->type == WIRE_ACK) {
+    if (m->seq > t->last_seq) {
+      snprintf(r->err, r->errlen,
+               "%s/tcp: the consumer acknowledged #%llu, but only #%llu was sent (a protocol "
+               "error; closing)",
+               t->peer, (unsigned long long)m->seq, (unsigned long long)t->last_seq);
+      return -EPROTO;
+    }
+    if (m->seq > t->acked_seq) {
+      tcp_on_ack(t, m->seq);
+    }
+    return 0;
+  }
+  if (m->type == WIRE_REFUSE) {
+    snprintf(t->refused, sizeof t->refused, "%.*s", (int)m->fields[0].len, m->fields[0].data);
+    snprintf(r->err, r->errlen, "the consumer at %s/tcp refused the stream: %s", t->peer,
+             t->refused);
+    return CS_EREFUSED;
+  }
+  snprintf(r->err, r->errlen, "%s/tcp: the consumer sent a %s frame (a protocol error; closing)",
+           t->peer, wire_type_name(m->type));
+  return -EPROTO;
+}
+
+/* Read what the consumer sent (ACK and REFUSE frames) without waiting. Returns 0; -EPIPE or
+ * another negative errno when the connection was closed or reset (status set); CS_EREFUSED or
+ * -EPROTO (err set). */
+static int tcp_read(tcp_sender *t, char *err, size_t errlen) {
+  char buf[4096];
+  tcp_read_state r = {t, err, errlen};
+  for (;;) {
+    ssize_t n = recv(t->fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      int rc = wire_decoder_feed(&t->dec, buf, (size_t)n, tcp_frame_cb, &r);
+      if (rc != 0) {
+        if (rc != CS_EREFUSED && rc != -EPROTO) {
+          snprintf(err, errlen, "%s/tcp: the consumer sent bytes that are not frames (%s)", t->peer,
+                   cs_strerror(rc));
+          rc = -EPROTO;
+        }
+        return rc;
+      }
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return 0;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n == 0) {
+      t->status = TCP_CLOSED;
+      snprintf(err, errlen,
+               "%s/tcp: connection closed by the consumer after %llu records (%llu acknowledged)",
+               t->peer, (unsigned long long)t->records_written, (unsigned long long)t->acked);
+      return -EPIPE;
+    }
+    return tcp_write_failed(t, errno, err, errlen);
+  }
+}
+
+/* A connection loss another connection may cure (not a refusal, a protocol error or a stop). */
+static int tcp_lost(int rc) {
+  return rc == -EPIPE || rc == -ECONNRESET || rc == -ECONNREFUSED || rc == -ENOTCONN ||
+         rc == -ECONNABORTED || rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -ETIMEDOUT;
+}
+
+/* After a loss: reconnect (jittered back-off, --retry seconds without progress at most), then
+ * queue HELLO, every unacknowledged frame in order and, if the stream ended, END. Returns 0 when
+ * connected again, or rc with err kept (no retry, the time is up, or a stop). */
+static int tcp_recover(sender *s, tcp_sender *t, int rc, char *err, size_t errlen) {
+  uint64_t backoff_ms = SENDER_BACKOFF_FIRST_MS, logged = 0;
+  char why[256];
+  if (!tcp_lost(rc) || t->retry_s == 0 || *t->stop || t->addrlen == 0) {
+    return rc;
+  }
+  snprintf(why, sizeof why, "%s",
+           t->status == TCP_CLOSED    ? "closed by the consumer"
+           : t->status == TCP_REFUSED ? "connection refused"
+                                      : cs_strerror(rc));
+  for (;;) {
+    uint64_t before;
+    char cerr[512];
+    if (*t->stop) {
+      return rc;
+    }
+    if (t->retry_s > 0 && clock_mono_us() - t->progress_us >= (uint64_t)(t->retry_s * 1e6)) {
+      snprintf(err + strlen(err), errlen - strlen(err),
+               "; gave up reconnecting after %.0f s without progress (--retry), %llu records "
+               "not acknowledged",
+               t->retry_s, (unsigned long long)tcp_unacked_count(t));
+      return rc;
+    }
+    before = s->retry_wait_us;
+    backoff_ms = sender_backoff(s, backoff_ms, why, tcp_unacked_count(t), &logged);
+    t->retry_wait_us += s->retry_wait_us - before;
+    if (tcp_sender_open(t, (const struct sockaddr *)&t->addr, t->addrlen, t->peer, t->stop, cerr,
+                        sizeof cerr) == 0) {
+      break;
+    }
+    snprintf(why, sizeof why, "%.200s", t->status == TCP_REFUSED ? "connection refused" : cerr);
+  }
+  /* The new connection starts with the stream's HELLO, then everything not acknowledged. */
+  cs_buf_reset(&t->out);
+  cs_buf_reset(&t->record_ends);
+  wire_decoder_free(&t->dec);
+  wire_decoder_init(&t->dec, WIRE_MAX_PAYLOAD);
+  if (cs_buf_append(&t->out, t->hello.data, t->hello.len) != 0 ||
+      cs_buf_append(&t->out, t->unacked.data + t->unacked_off, t->unacked.len - t->unacked_off) !=
+          0 ||
+      cs_buf_append(&t->out, t->end.data, t->end.len) != 0) {
+    snprintf(err, errlen, "out of memory resending to %s/tcp", t->peer);
+    return CS_ENOMEM;
+  }
+  t->resent += tcp_unacked_count(t);
+  t->reconnects++;
+  t->progress_us = clock_mono_us();
+  log_info("reconnected to %s/tcp; resending %llu records not acknowledged", t->peer,
+           (unsigned long long)tcp_unacked_count(t));
+  return 0;
 }
 
 /* Sleep to the deadline while watching the connection; see sender_tcp.h. */
@@ -273,7 +465,7 @@ int tcp_sender_wait(tcp_sender *t, uint64_t deadline_us, char *err, size_t errle
       return -errno;
     }
     if (pr > 0 && (rev & (POLLIN | POLLHUP | POLLERR))) {
-      int rc = tcp_check_peer(t, err, errlen);
+      int rc = tcp_read(t, err, errlen);
       if (rc != 0) {
         return rc;
       }
@@ -332,6 +524,11 @@ void tcp_sender_close(tcp_sender *t) {
   t->fd = -1;
   cs_buf_free(&t->out);
   cs_buf_free(&t->record_ends);
+  cs_buf_free(&t->unacked);
+  cs_buf_free(&t->unacked_index);
+  cs_buf_free(&t->hello);
+  cs_buf_free(&t->end);
+  wire_decoder_free(&t->dec);
 }
 
 /* ---- the sender interface ---- */
@@ -354,8 +551,51 @@ static const tcp_sender *tcp_of_const(const sender *s) {
 
 static int tcp_op_open(sender *s, const struct sockaddr *addr, socklen_t addrlen, const char *peer,
                        char *err, size_t errlen) {
+  int rc;
   snprintf(s->peer, sizeof s->peer, "%s", peer);
-  return tcp_sender_open(tcp_of(s), addr, addrlen, peer, s->stop, err, errlen);
+  rc = tcp_sender_open(tcp_of(s), addr, addrlen, peer, s->stop, err, errlen);
+  tcp_of(s)->progress_us = clock_mono_us();
+  return rc;
+}
+
+/* Write what is gathered; a lost connection is made again and everything not acknowledged
+ * resent (--retry). Returns 0, 1 when stopped, or a negative code with err set. */
+static int tcp_flush_retry(sender *s, char *err, size_t errlen) {
+  tcp_sender *t = tcp_of(s);
+  int rc = tcp_sender_flush(t, err, errlen);
+  while (rc < 0 && tcp_recover(s, t, rc, err, errlen) == 0) {
+    rc = tcp_sender_flush(t, err, errlen);
+  }
+  return rc;
+}
+
+/* Wait up to the monotonic deadline (0: 1 s) for the consumer's frames and read them, a lost
+ * connection made again. Returns 0, 1 when stopped, or a negative code with err set. */
+static int tcp_await_acks(sender *s, uint64_t deadline_us, char *err, size_t errlen) {
+  tcp_sender *t = tcp_of(s);
+  uint64_t t0 = clock_mono_us();
+  int rc = tcp_sender_wait(t, deadline_us != 0 ? deadline_us : t0 + 1000000, err, errlen);
+  t->blocked_us += clock_mono_us() - t0;
+  if (rc < 0 && tcp_recover(s, t, rc, err, errlen) == 0) {
+    rc = tcp_flush_retry(s, err, errlen);
+  }
+  return rc;
+}
+
+/* Back-pressure of the window: while --window records (or PRODUCER_WINDOW_BYTES) wait for
+ * their acks, write and wait; nothing is dropped. Returns 0, 1 when stopped, or a code. */
+static int tcp_window_wait(sender *s, char *err, size_t errlen) {
+  tcp_sender *t = tcp_of(s);
+  while (tcp_unacked_count(t) >= t->window || t->unacked.len - t->unacked_off >= TCP_WINDOW_BYTES) {
+    int rc = tcp_flush_retry(s, err, errlen);
+    if (rc == 0) {
+      rc = tcp_await_acks(s, 0, err, errlen);
+    }
+    if (rc != 0) {
+      return rc;
+    }
+  }
+  return 0;
 }
 
 /* HELLO is the first frame of the connection. */
@@ -378,27 +618,36 @@ static size_t tcp_op_wire_size(const sender *s, const wire_msg *m) {
   return wire_encoded_size(m);
 }
 
-/* Into the coalescing buffer; the bytes keep their order, so due_us has no meaning here. */
+/* Into the coalescing buffer (and the window); the bytes keep their order, so due_us has no
+ * meaning here. */
 static int tcp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, size_t errlen) {
+  int rc = m->type == WIRE_RECORD ? tcp_window_wait(s, err, errlen) : 0;
   (void)due_us;
-  return tcp_sender_add(tcp_of(s), m, err, errlen);
+  if (rc != 0) {
+    return rc;
+  }
+  rc = tcp_sender_add(tcp_of(s), m, err, errlen);
+  if (rc < 0 && tcp_recover(s, tcp_of(s), rc, err, errlen) == 0) {
+    rc = tcp_flush_retry(s, err, errlen); /* the frame is in the window: it went out again */
+  }
+  return rc;
 }
 
 /* Written at once unless more records are due. */
 static int tcp_op_push(sender *s, uint64_t next_due_us, char *err, size_t errlen) {
   if (next_due_us > clock_mono_us()) {
-    return tcp_sender_flush(tcp_of(s), err, errlen);
+    return tcp_flush_retry(s, err, errlen);
   }
   return 0;
 }
 
 static int tcp_op_flush_due(sender *s, uint64_t now_us, char *err, size_t errlen) {
   (void)now_us;
-  return tcp_of(s)->out.len > 0 ? tcp_sender_flush(tcp_of(s), err, errlen) : 0;
+  return tcp_of(s)->out.len > 0 ? tcp_flush_retry(s, err, errlen) : 0;
 }
 
 static int tcp_op_flush(sender *s, char *err, size_t errlen) {
-  return tcp_sender_flush(tcp_of(s), err, errlen);
+  return tcp_flush_retry(s, err, errlen);
 }
 
 /* Nothing waits for a time: the buffer goes out when the run flushes it. */
@@ -407,27 +656,53 @@ static uint64_t tcp_op_next_due(const sender *s) {
   return UINT64_MAX;
 }
 
+/* The pacing wait: the socket is watched (acks read, a lost connection made again). */
 static int tcp_op_wait(sender *s, uint64_t deadline_us, char *err, size_t errlen) {
-  return tcp_sender_wait(tcp_of(s), deadline_us, err, errlen);
+  int rc;
+  do {
+    rc = tcp_sender_wait(tcp_of(s), deadline_us, err, errlen);
+    if (rc < 0 && tcp_recover(s, tcp_of(s), rc, err, errlen) == 0) {
+      rc = tcp_flush_retry(s, err, errlen);
+      if (rc == 0 && clock_mono_us() < deadline_us) {
+        continue;
+      }
+    }
+    return rc;
+  } while (1);
 }
 
 static int tcp_op_connected(const sender *s) {
   return tcp_of_const(s)->status == TCP_OK;
 }
 
-/* END, half-close, and wait for the consumer to close after reading everything. */
+/* END, then wait until the consumer acknowledged every record (reconnecting and resending as
+ * needed), then half-close and wait for its close. A producer exits 0 only after this. */
 static int tcp_op_finish(sender *s, const wire_msg *end, uint64_t start_us, char *err,
                          size_t errlen) {
-  int rc = tcp_sender_add(tcp_of(s), end, err, errlen);
+  tcp_sender *t = tcp_of(s);
+  int rc = tcp_sender_add(t, end, err, errlen);
   (void)start_us;
+  if (rc < 0 && tcp_recover(s, t, rc, err, errlen) == 0) {
+    rc = 0;
+  }
   if (rc == 0) {
-    rc = tcp_sender_finish(tcp_of(s), TCP_FINISH_TIMEOUT_US, err, errlen);
+    rc = tcp_flush_retry(s, err, errlen);
+  }
+  while (rc == 0 && t->acked_seq < t->last_seq) {
+    rc = tcp_await_acks(s, 0, err, errlen);
   }
   if (rc == 1) {
-    log_warn("%s/tcp did not close the connection within %u s after END; it may not have read "
-             "everything",
-             s->peer, TCP_FINISH_TIMEOUT_US / 1000000u);
-    rc = 0;
+    snprintf(err, errlen,
+             "stopped while %llu records waited for the consumer's acknowledgement (a producer "
+             "started again resends them)",
+             (unsigned long long)tcp_unacked_count(t));
+    return rc;
+  }
+  if (rc == 0) {
+    rc = tcp_sender_finish(t, TCP_FINISH_TIMEOUT_US, err, errlen);
+  }
+  if (rc == 1) {
+    rc = 0; /* everything is acknowledged: the close is a courtesy */
   }
   return rc;
 }
@@ -455,6 +730,11 @@ static void tcp_op_stats(const sender *s, sender_stats *out) {
   out->written = t->records_written;
   out->blocked_us = t->blocked_us;
   out->connection = tcp_connection_name(t->status);
+  out->acknowledged = 1;
+  out->acked = t->acked;
+  out->resent = t->resent;
+  out->reconnects = t->reconnects;
+  out->retry_wait_us = t->retry_wait_us + s->retry_wait_us;
 }
 
 static void tcp_op_close(sender *s) {
@@ -486,16 +766,30 @@ static const sender_ops tcp_sender_ops = {
     .close = tcp_op_close,
 };
 
-/* A TCP sender not yet connected; see sender.h. */
-sender *tcp_sender_new(const volatile sig_atomic_t *stop, int log_records) {
+/* A TCP sender not yet connected, keeping what is not acknowledged; see sender_tcp.h. */
+sender *tcp_sender_new_acked(const volatile sig_atomic_t *stop, int log_records, double retry_s,
+                             uint64_t window) {
   tcp_sender_op *op = calloc(1, sizeof *op);
   if (op == NULL) {
     return NULL;
   }
   sender_base_init(&op->base, &tcp_sender_ops, stop, log_records);
+  op->base.retry_s = retry_s;
   cs_buf_init(&op->t.out);
   cs_buf_init(&op->t.record_ends);
+  cs_buf_init(&op->t.unacked);
+  cs_buf_init(&op->t.unacked_index);
+  cs_buf_init(&op->t.hello);
+  cs_buf_init(&op->t.end);
+  wire_decoder_init(&op->t.dec, WIRE_MAX_PAYLOAD);
   op->t.fd = -1;
   op->t.stop = stop;
+  op->t.retry_s = retry_s;
+  op->t.window = window > 0 ? window : 1;
   return &op->base;
+}
+
+/* A TCP sender not yet connected; see sender.h. It fails at once on a lost connection. */
+sender *tcp_sender_new(const volatile sig_atomic_t *stop, int log_records) {
+  return tcp_sender_new_acked(stop, log_records, 0, UINT64_MAX);
 }

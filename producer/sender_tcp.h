@@ -18,6 +18,13 @@ enum tcp_status { TCP_OK = 0, TCP_REFUSED, TCP_RESET, TCP_CLOSED, TCP_FAILED /* 
 /* Bytes gathered before a write() when records are due faster than they can be written. */
 #define TCP_COALESCE_BYTES (256u * 1024u)
 
+/* A RECORD frame sent and not yet acknowledged: its sequence number and where it ends in
+ * tcp_sender.unacked. */
+typedef struct tcp_unacked {
+  uint64_t seq;
+  size_t end;
+} tcp_unacked;
+
 typedef struct tcp_sender {
   int fd;
   cs_buf out;               /* encoded frames not yet written; owned */
@@ -29,7 +36,31 @@ typedef struct tcp_sender {
   const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; borrowed */
   uint64_t give_up_us; /* after a stop: monotonic time when blocked writes are abandoned */
   char peer[80];       /* "127.0.0.1:9999" */
+  /* Acknowledged delivery: every RECORD frame is kept until the consumer says it is durable,
+   * and sent again on a new connection after one was lost. */
+  struct sockaddr_storage addr; /* the consumer's address that took the connection */
+  socklen_t addrlen;
+  double retry_s;       /* reconnect this long without progress (0: never; < 0: for ever) */
+  uint64_t window;      /* RECORD frames not yet acknowledged, at most */
+  wire_decoder dec;     /* the consumer's ACK and REFUSE frames */
+  cs_buf hello;         /* the HELLO frame, first on every connection */
+  cs_buf end;           /* the END frame once the stream ended, resent after a reconnect */
+  cs_buf unacked;       /* RECORD frames sent, not acknowledged, from unacked_off on */
+  size_t unacked_off;   /* bytes of unacked already acknowledged (dropped lazily) */
+  cs_buf unacked_index; /* tcp_unacked entries, from index_head on */
+  size_t index_head;    /* entries already acknowledged */
+  uint64_t last_seq;    /* highest RECORD seq queued */
+  uint64_t acked_seq;   /* highest seq the consumer acknowledged */
+  uint64_t acked;       /* records acknowledged */
+  uint64_t resent, reconnects, retry_wait_us;
+  uint64_t progress_us; /* monotonic time of the last ack or connection: --retry counts from it */
+  char refused[400];    /* the consumer's REFUSE reason ("" when none) */
 } tcp_sender;
+
+/* Make a sender that keeps what is not acknowledged for retry_s seconds of reconnecting (0:
+ * fail at once; negative: for ever), and at most window records of it. */
+sender *tcp_sender_new_acked(const volatile sig_atomic_t *stop, int log_records, double retry_s,
+                             uint64_t window);
 
 /* Connect to addr. Returns 0, or a negative code with a message in err, e.g. "cannot connect
  * to 127.0.0.1:9999/tcp: connection refused (is the consumer running?)" (status TCP_REFUSED). */

@@ -71,11 +71,14 @@ int summary_print(const producer *p, FILE *out) {
             words_count_of(icmp, sizeof icmp, p->st.icmp_refused, "time", "times"),
             SENDER_END_REPEATS, big);
   } else {
-    char waited[WORDS_BUF];
+    char waited[WORDS_BUF], acked[WORDS_BUF], resent[WORDS_BUF], again[WORDS_BUF];
     fprintf(out,
-            "summary: connection %s; waited %s ms for the consumer to read (backpressure); too "
-            "big to send: %s\n",
-            p->st.connection, words_count(waited, sizeof waited, p->st.blocked_us / 1000u), big);
+            "summary: connection %s; sent %s, acknowledged %s, resent %s, reconnects %s; waited "
+            "%s ms for the consumer to read (backpressure); too big to send: %s\n",
+            p->st.connection, sent, words_count(acked, sizeof acked, p->st.acked),
+            words_count(resent, sizeof resent, p->st.resent),
+            words_count(again, sizeof again, p->st.reconnects),
+            words_count(waited, sizeof waited, p->st.blocked_us / 1000u), big);
     if (p->st.written != p->st.sent) {
       char written[WORDS_BUF], all[WORDS_BUF];
       log_warn("summary: only %s of the %s were written to the connection before it ended; "
@@ -105,6 +108,17 @@ int summary_write_json(const producer *p, const char *path, char *err, size_t er
   json_string(&j, "stream", p->stream);
   json_string(&j, "producer_id", id);
   json_uint(&j, "sent", p->st.sent);
+  if (p->st.acknowledged) {
+    json_uint(&j, "acked", p->st.acked);
+    json_uint(&j, "resent", p->st.resent);
+    json_uint(&j, "reconnects", p->st.reconnects);
+    json_uint(&j, "retry_wait_ms", p->st.retry_wait_us / 1000u);
+  } else {
+    json_string(&j, "acked", NULL); /* UDP: nobody acknowledges */
+    json_uint(&j, "resent", 0);
+    json_uint(&j, "reconnects", 0);
+    json_uint(&j, "retry_wait_ms", 0);
+  }
   if (!p->opt->udp) {
     json_uint(&j, "written", p->st.written);
   }
