@@ -376,8 +376,9 @@ static int tcp_read(tcp_sender *t, char *err, size_t errlen) {
     if (n == 0) {
       t->status = TCP_CLOSED;
       snprintf(err, errlen,
-               "%s/tcp: connection closed by the consumer after %llu records (%llu acknowledged)",
-               t->peer, (unsigned long long)t->records_written, (unsigned long long)t->acked);
+               "%s/tcp: connection closed by the consumer after %llu records (the rest were not "
+               "sent)",
+               t->peer, (unsigned long long)t->records_written);
       return -EPIPE;
     }
     return tcp_write_failed(t, errno, err, errlen);

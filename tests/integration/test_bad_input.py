@@ -272,7 +272,8 @@ class BadInputTest(harness.IntegrationCase):
     def test_no_consumer_over_tcp_says_refused(self):
         src = self.path("ok.csv")
         harness.simple_csv(src, 3)
-        prod = self.run_producer(src, harness.free_port(), "tcp", ["--interval", "0"])
+        prod = self.run_producer(src, harness.free_port(), "tcp", ["--interval", "0",
+                                                                   "--retry", "0"])
         self.assertExit(prod, 1, "producer with no consumer")
         low = prod.stderr.lower()
         self.assertIn("connection refused", low, prod.describe())

@@ -90,7 +90,7 @@ class ConnectEveryAddress(harness.IntegrationCase):
         src = self.path("a.csv")
         harness.write_csv(src, [["id"], ["1"]])
         res = self.run_program([harness.PRODUCER, "-H", "localhost", "-p", str(port), "-i", "0",
-                                src])
+                                "--retry", "0", src])
         self.assertExit(res, 1)
         self.assertIn("connection refused", res.stderr)
         self.assertIn("tried all %d addresses of 'localhost', in order"

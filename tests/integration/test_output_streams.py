@@ -160,7 +160,11 @@ class OutputStreamsTest(harness.IntegrationCase):
         self.assertExit(self.run_producer(src, cons.port, "tcp", ["--interval", "0"]), 0, "p1")
         self.assertExit(self.run_producer(src, cons.port, "udp", ["--interval", "0",
                                                                   "--stream", "again"]), 0, "p2")
-        self.assertExit(self.run_producer(other, cons.port, "tcp", ["--interval", "0"]), 0, "p3")
+        # A TCP stream is acknowledged: one the consumer cannot write (another header, and
+        # standard output holds one) is refused with the reason, not acknowledged and dropped.
+        p3 = self.run_producer(other, cons.port, "tcp", ["--interval", "0"])
+        self.assertExit(p3, 1, "p3, refused")
+        self.assertIn("refused the stream", p3.stderr, p3.describe())
         self.assertTrue(harness.wait_until(
             lambda: "(standard output) holds one header" in cons.proc.stderr(), 10),
             cons.proc.stderr())

@@ -65,12 +65,21 @@ def decode_frames(buf):
     return msgs, buf[off:]
 
 
+def ack_frame(producer_id, stream, seq):
+    """A version 2 ACK frame: every record up to seq is durable."""
+    name = stream.encode("utf-8")
+    payload = struct.pack(">QQQQB", producer_id, seq, 0, 0, len(name)) + name
+    payload += struct.pack(">I", 0)
+    return b"CS\x02\x04" + struct.pack(">I", len(payload)) + payload
+
+
 class TcpSink:
     """A TCP listener that accepts one connection and decodes everything until EOF (or until
     close_after records arrived, then it closes the connection on purpose)."""
 
-    def __init__(self, close_after=None, reset=False):
+    def __init__(self, close_after=None, reset=False, ack=True):
         self.reset = reset
+        self.ack = ack
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -83,6 +92,16 @@ class TcpSink:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def _acknowledge(self, conn, got):
+        """As a consumer does (docs/protocol.md, version 2): an ACK for a HELLO (the resume
+        point, 0) and one for the highest RECORD read so far."""
+        for m in got:
+            if m["type"] == 1:
+                conn.sendall(ack_frame(m["producer_id"], m["stream"], 0))
+        recs = [m for m in got if m["type"] == RECORD]
+        if recs:
+            conn.sendall(ack_frame(recs[-1]["producer_id"], recs[-1]["stream"], recs[-1]["seq"]))
+
     def _run(self):
         try:
             conn, _ = self.sock.accept()
@@ -94,6 +113,8 @@ class TcpSink:
                     break
                 got, buf = decode_frames(buf + data)
                 self.msgs += got
+                if self.ack:
+                    self._acknowledge(conn, got)
                 if self.close_after is not None and \
                         sum(1 for m in self.msgs if m["type"] == RECORD) >= self.close_after:
                     break
@@ -308,7 +329,9 @@ class ProducerCli(unittest.TestCase):
         port = probe.getsockname()[1]
         probe.close()  # nothing listens on it now
         src = self.write("a.csv", "a\n1\n")
-        code, _, err, stats = self.run_producer(["--port", str(port), "--interval", "0", src])
+        # --retry 0: fail at once, as before acknowledged delivery (which waits for a consumer).
+        code, _, err, stats = self.run_producer(["--port", str(port), "--interval", "0",
+                                                 "--retry", "0", src])
         self.assertEqual(code, 1, err)
         self.assertIn("cannot connect to 127.0.0.1:%d/tcp: connection refused "
                       "(is the consumer running? is it listening on TCP, at this host and "
@@ -664,7 +687,7 @@ class ProducerCli(unittest.TestCase):
         sink = TcpSink(close_after=2)
         t0 = time.monotonic()
         code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "2",
-                                                 src])
+                                                 "--retry", "0", src])
         elapsed = time.monotonic() - t0
         sink.join()
         self.assertEqual(code, 1, err)
@@ -678,7 +701,7 @@ class ProducerCli(unittest.TestCase):
                                                           for i in range(300000)))
         sink = TcpSink(close_after=1000, reset=True)
         code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
-                                                 src])
+                                                 "--retry", "0", src])
         sink.join()
         self.assertEqual(code, 1, err)
         self.assertIn("connection reset by the consumer after", err)
