@@ -403,8 +403,11 @@ static int next_queued(csvin *r, csvin_rec *rec) {
     r->out_fields = f;
     r->out_cap = cap;
   }
+  /* Until a field holds a byte the store has no memory (data is NULL), and NULL + 0 is
+   * undefined: empty fields then point at a static empty string. */
+  const char *base = r->bytes.data != NULL ? r->bytes.data : "";
   for (size_t i = 0; i < q->nfields; i++) {
-    r->out_fields[i].data = r->bytes.data + r->spans[q->first + i].off;
+    r->out_fields[i].data = base + r->spans[q->first + i].off;
     r->out_fields[i].len = r->spans[q->first + i].len;
   }
   rec->nfields = q->nfields;

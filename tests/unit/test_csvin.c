@@ -558,6 +558,31 @@ static void test_pipe_short_first_record_not_held(void **state) {
   close(saved);
 }
 
+/* A first record of empty fields only, with no header (",\n"), comes back as two empty fields
+ * that point at real memory: the reader's byte store was never allocated then, and a NULL base
+ * (NULL + 0 is undefined behaviour; UBSan reported it) must not reach the caller, who may pass
+ * the pointer to memcpy. */
+static void test_first_record_of_empty_fields(void **state) {
+  (void)state;
+  static const char *inputs[] = {",\n", ",", "\n,\n", "\"\",\n"};
+  for (size_t k = 0; k < sizeof inputs / sizeof inputs[0]; k++) {
+    const char *path = temp_csv(inputs[k], strlen(inputs[k]));
+    csvin *r = NULL;
+    char err[256];
+    assert_int_equal(csvin_open(&r, path, 0, err, sizeof err), 0);
+    csvin_rec rec;
+    assert_int_equal(csvin_next(r, &rec), 1);
+    assert_int_equal(rec.nfields, 2);
+    for (size_t i = 0; i < rec.nfields; i++) {
+      assert_non_null(rec.fields[i].data);
+      assert_int_equal(rec.fields[i].len, 0);
+    }
+    assert_int_equal(csvin_next(r, &rec), 0);
+    csvin_close(r);
+    unlink(path);
+  }
+}
+
 /* A record of millions of empty fields (a line of commas) holds almost no field bytes but one
  * descriptor per field: it is refused at the field limit, naming its line, instead of taking
  * gigabytes. */
@@ -1107,6 +1132,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_pipe_bom_alone_then_data),
       cmocka_unit_test(test_pipe_short_first_record_not_held),
       cmocka_unit_test(test_too_many_fields_refused),
+      cmocka_unit_test(test_first_record_of_empty_fields),
       cmocka_unit_test(test_other_libcsv_version_fails_to_build),
       cmocka_unit_test(test_conformance_cases),
   };
