@@ -493,10 +493,15 @@ static void mark_data_start(csvin *r) {
 static int read_header(csvin *r) {
   csvin_rec rec;
   int rc = next_queued(r, &rec);
-  if (rc <= 0) {
+  if (rc < 0) {
     return rc;
   }
+  /* The data starts after the header; in an input with no record at all, at its end, so that
+   * a rewind finds the same nothing (and does not re-read a BOM as data). */
   mark_data_start(r);
+  if (rc == 0) {
+    return 0;
+  }
   size_t total = 0;
   for (size_t i = 0; i < rec.nfields; i++) {
     total += rec.fields[i].len;

@@ -352,6 +352,26 @@ static void test_rewind_no_header_midway(void **state) {
   unlink(path);
 }
 
+/* An input that holds only a BOM (or only blank lines) has no header and no records, and a
+ * rewind finds none either: the BOM is not read again as data (found by fuzz_csvin). */
+static void test_rewind_bom_only_has_no_records(void **state) {
+  (void)state;
+  static const char *inputs[] = {"\xEF\xBB\xBF", "\xEF\xBB\xBF\n\n", "\n"};
+  for (size_t k = 0; k < sizeof inputs / sizeof inputs[0]; k++) {
+    const char *path = temp_csv(inputs[k], strlen(inputs[k]));
+    csvin *r = NULL;
+    char err[256];
+    assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
+    assert_null(csvin_header(r));
+    csvin_rec rec;
+    assert_int_equal(csvin_next(r, &rec), 0);
+    assert_int_equal(csvin_rewind(r), 0);
+    assert_int_equal(csvin_next(r, &rec), 0);
+    csvin_close(r);
+    unlink(path);
+  }
+}
+
 /* Standard input cannot be rewound, and is shown as <stdin>. */
 static void test_stdin(void **state) {
   (void)state;
@@ -1123,6 +1143,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_rewind),
       cmocka_unit_test(test_rewind_no_header_midway),
+      cmocka_unit_test(test_rewind_bom_only_has_no_records),
       cmocka_unit_test(test_stdin),
       cmocka_unit_test(test_would_block_on_pipe),
       cmocka_unit_test(test_would_block_never_on_regular_file),
