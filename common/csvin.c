@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,13 +172,76 @@ static void on_record(int term, void *arg) {
   r->cur_first = r->nspans;
 }
 
+/* libcsv's field buffer, grown geometrically.
+ *
+ * libcsv 3.0.3 grows its buffer for the field in progress by a fixed step: when it is full it
+ * calls realloc_func(entry_buf, entry_size + blk_size) and from then on believes the buffer
+ * holds exactly entry_size + blk_size bytes (on failure it halves the step and asks again). A
+ * field of n bytes thus costs n / blk_size reallocations, each of which may copy the whole
+ * field: quadratic, and under AddressSanitizer, whose realloc always copies, a 64 MiB field
+ * took minutes. libcsv gives the function no context, so the true capacity is kept in a header
+ * in front of the block: a request that still fits returns the same block, a larger one at
+ * least doubles it (up to the most a record can hold, see feed_piece), so the copying is
+ * linear in the field's length. The block is freed only by field_buf_free (csv_free). */
+typedef union field_buf_head {
+  size_t cap; /* bytes usable after the header */
+  max_align_t align;
+} field_buf_head;
+
+/* The first capacity, and the largest one reached by doubling: a field never grows past the
+ * record limit plus one read block before feed_piece refuses it. */
+#define FIELD_BUF_MIN 4096
+#define FIELD_BUF_MAX ((size_t)CSVIN_MAX_RECORD + 2 * CSVIN_BLOCK)
+
+/* libcsv realloc_func: at least `size` bytes, keeping the contents of `block` (or NULL). */
+static void *field_buf_realloc(void *block, size_t size) {
+  field_buf_head *head = block == NULL ? NULL : (field_buf_head *)block - 1;
+  size_t cap = head == NULL ? 0 : head->cap;
+  if (size <= cap) {
+    return block;
+  }
+  if (size > SIZE_MAX - sizeof *head) {
+    return NULL;
+  }
+  size_t want = cap < FIELD_BUF_MIN ? FIELD_BUF_MIN : cap;
+  while (want < size && want <= (SIZE_MAX - sizeof *head) / 2) {
+    want *= 2;
+  }
+  if (want > FIELD_BUF_MAX && size <= FIELD_BUF_MAX) {
+    want = FIELD_BUF_MAX;
+  }
+  if (want < size) {
+    want = size;
+  }
+  field_buf_head *grown = realloc(head, sizeof *head + want);
+  if (grown == NULL && want > size) {
+    /* Short of memory: exactly what libcsv asked for may still fit. */
+    want = size;
+    grown = realloc(head, sizeof *head + want);
+  }
+  if (grown == NULL) {
+    return NULL; /* the old block is untouched and still libcsv's */
+  }
+  grown->cap = want;
+  return grown + 1;
+}
+
+/* libcsv free_func for the blocks of field_buf_realloc. */
+static void field_buf_free(void *block) {
+  if (block != NULL) {
+    free((field_buf_head *)block - 1);
+  }
+}
+
 /* Set up libcsv: strict quoting, errors for an unterminated quote at the end, no trimming,
- * and a 4 KiB growth step for long fields. */
+ * and a field buffer that grows geometrically (libcsv asks for 4 KiB more each time). */
 static int parser_start(csvin *r) {
   if (csv_init(&r->parser, CSV_STRICT | CSV_STRICT_FINI) != 0) {
     return CS_ENOMEM;
   }
   csv_set_space_func(&r->parser, no_space);
+  csv_set_realloc_func(&r->parser, field_buf_realloc);
+  csv_set_free_func(&r->parser, field_buf_free);
   csv_set_blk_size(&r->parser, 4096);
   r->parser_live = 1;
   return 0;
@@ -403,8 +468,11 @@ static int next_queued(csvin *r, csvin_rec *rec) {
     r->out_fields = f;
     r->out_cap = cap;
   }
+  /* Until a field holds a byte the store has no memory (data is NULL), and NULL + 0 is
+   * undefined: empty fields then point at a static empty string. */
+  const char *base = r->bytes.data != NULL ? r->bytes.data : "";
   for (size_t i = 0; i < q->nfields; i++) {
-    r->out_fields[i].data = r->bytes.data + r->spans[q->first + i].off;
+    r->out_fields[i].data = base + r->spans[q->first + i].off;
     r->out_fields[i].len = r->spans[q->first + i].len;
   }
   rec->nfields = q->nfields;
@@ -425,10 +493,15 @@ static void mark_data_start(csvin *r) {
 static int read_header(csvin *r) {
   csvin_rec rec;
   int rc = next_queued(r, &rec);
-  if (rc <= 0) {
+  if (rc < 0) {
     return rc;
   }
+  /* The data starts after the header; in an input with no record at all, at its end, so that
+   * a rewind finds the same nothing (and does not re-read a BOM as data). */
   mark_data_start(r);
+  if (rc == 0) {
+    return 0;
+  }
   size_t total = 0;
   for (size_t i = 0; i < rec.nfields; i++) {
     total += rec.fields[i].len;

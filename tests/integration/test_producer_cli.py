@@ -23,6 +23,19 @@ SOURCE = os.environ.get("CSVSTREAM_SOURCE", os.path.normpath(os.path.join(HERE, 
 BIN = os.environ.get("CSVSTREAM_BIN", os.path.join(SOURCE, "build", "bin"))
 PRODUCER = os.path.join(BIN, "producer")
 
+
+def built_with_leak_sanitizer(path):
+    """True when the program at path carries AddressSanitizer (and so LeakSanitizer), which
+    aborts under ptrace: scripts/test --sanitize says so in CSVSTREAM_SANITIZE, and a build by
+    hand with -DCSVSTREAM_ASAN=ON is recognised by the runtime's symbol in the binary."""
+    if os.environ.get("CSVSTREAM_SANITIZE"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
 HELLO, RECORD, END = 1, 2, 3
 
 
@@ -746,6 +759,9 @@ class ProducerCli(unittest.TestCase):
         return calls, stats
 
     @unittest.skipUnless(shutil.which("strace"), "strace is not installed")
+    @unittest.skipIf(built_with_leak_sanitizer(PRODUCER),
+                     "the producer is built with AddressSanitizer: LeakSanitizer aborts under "
+                     "strace (ptrace), and the sanitizer's own system calls would skew the count")
     def test_unpaced_sends_are_batched_not_one_syscall_per_record(self):
         src = self.write("many.csv", "id,v\n" + "".join("%d,value %d\n" % (i, i)
                                                          for i in range(20000)))

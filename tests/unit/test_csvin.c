@@ -352,6 +352,26 @@ static void test_rewind_no_header_midway(void **state) {
   unlink(path);
 }
 
+/* An input that holds only a BOM (or only blank lines) has no header and no records, and a
+ * rewind finds none either: the BOM is not read again as data (found by fuzz_csvin). */
+static void test_rewind_bom_only_has_no_records(void **state) {
+  (void)state;
+  static const char *inputs[] = {"\xEF\xBB\xBF", "\xEF\xBB\xBF\n\n", "\n"};
+  for (size_t k = 0; k < sizeof inputs / sizeof inputs[0]; k++) {
+    const char *path = temp_csv(inputs[k], strlen(inputs[k]));
+    csvin *r = NULL;
+    char err[256];
+    assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
+    assert_null(csvin_header(r));
+    csvin_rec rec;
+    assert_int_equal(csvin_next(r, &rec), 0);
+    assert_int_equal(csvin_rewind(r), 0);
+    assert_int_equal(csvin_next(r, &rec), 0);
+    csvin_close(r);
+    unlink(path);
+  }
+}
+
 /* Standard input cannot be rewound, and is shown as <stdin>. */
 static void test_stdin(void **state) {
   (void)state;
@@ -556,6 +576,31 @@ static void test_pipe_short_first_record_not_held(void **state) {
   csvin_close(r);
   assert_true(dup2(saved, STDIN_FILENO) >= 0);
   close(saved);
+}
+
+/* A first record of empty fields only, with no header (",\n"), comes back as two empty fields
+ * that point at real memory: the reader's byte store was never allocated then, and a NULL base
+ * (NULL + 0 is undefined behaviour; UBSan reported it) must not reach the caller, who may pass
+ * the pointer to memcpy. */
+static void test_first_record_of_empty_fields(void **state) {
+  (void)state;
+  static const char *inputs[] = {",\n", ",", "\n,\n", "\"\",\n"};
+  for (size_t k = 0; k < sizeof inputs / sizeof inputs[0]; k++) {
+    const char *path = temp_csv(inputs[k], strlen(inputs[k]));
+    csvin *r = NULL;
+    char err[256];
+    assert_int_equal(csvin_open(&r, path, 0, err, sizeof err), 0);
+    csvin_rec rec;
+    assert_int_equal(csvin_next(r, &rec), 1);
+    assert_int_equal(rec.nfields, 2);
+    for (size_t i = 0; i < rec.nfields; i++) {
+      assert_non_null(rec.fields[i].data);
+      assert_int_equal(rec.fields[i].len, 0);
+    }
+    assert_int_equal(csvin_next(r, &rec), 0);
+    csvin_close(r);
+    unlink(path);
+  }
 }
 
 /* A record of millions of empty fields (a line of commas) holds almost no field bytes but one
@@ -1098,6 +1143,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_rewind),
       cmocka_unit_test(test_rewind_no_header_midway),
+      cmocka_unit_test(test_rewind_bom_only_has_no_records),
       cmocka_unit_test(test_stdin),
       cmocka_unit_test(test_would_block_on_pipe),
       cmocka_unit_test(test_would_block_never_on_regular_file),
@@ -1107,6 +1153,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_pipe_bom_alone_then_data),
       cmocka_unit_test(test_pipe_short_first_record_not_held),
       cmocka_unit_test(test_too_many_fields_refused),
+      cmocka_unit_test(test_first_record_of_empty_fields),
       cmocka_unit_test(test_other_libcsv_version_fails_to_build),
       cmocka_unit_test(test_conformance_cases),
   };
