@@ -66,6 +66,32 @@ static int producer_choose_sender(producer *p, char *err, size_t errlen) {
   return 0;
 }
 
+/* --resume and --id: the same identity every run, so that the consumer knows the stream
+ * again (FNV-1a over --id, else over the host name, a NUL and the stream name). Returns 0. */
+static int producer_stable_id(producer *p) {
+  char host[256] = "";
+  const char *key = p->opt->id;
+  uint64_t h = 1469598103934665603ULL;
+  size_t i;
+  if (key == NULL) {
+    if (gethostname(host, sizeof host - 1) != 0) {
+      snprintf(host, sizeof host, "localhost");
+    }
+    key = host;
+  }
+  for (i = 0; key[i] != '\0'; i++) {
+    h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+  }
+  if (p->opt->id == NULL) {
+    h *= 1099511628211ULL; /* the NUL between host and stream */
+    for (i = 0; p->stream[i] != '\0'; i++) {
+      h = (h ^ (unsigned char)p->stream[i]) * 1099511628211ULL;
+    }
+  }
+  p->producer_id = h;
+  return 0;
+}
+
 /* Stream name, producer id and seeds; see producer.h. */
 int producer_init(producer *p, const producer_options *o, const volatile sig_atomic_t *stop,
                   char *err, size_t errlen) {
@@ -81,7 +107,7 @@ int producer_init(producer *p, const producer_options *o, const volatile sig_ato
   } else {
     producer_stream_name(o->path, p->stream, sizeof p->stream);
   }
-  rc = rng_os_u64(&p->producer_id);
+  rc = o->resume || o->id != NULL ? producer_stable_id(p) : rng_os_u64(&p->producer_id);
   if (rc == 0) {
     rc = o->have_seed ? 0 : rng_os_u64(&pace_seed);
   }
@@ -371,6 +397,10 @@ static int producer_stream(producer *p) {
     if (!producer_fits(p, &m)) {
       continue;
     }
+    if (p->st.sent < p->st.resumed_after) {
+      p->st.sent++; /* --resume: the consumer has this one (same numbering as the first run) */
+      continue;
+    }
     rc = sender_wait_until(p->snd, pacer_take(&p->pacer), err, sizeof err);
     if (rc == 1) {
       return 1;
@@ -424,6 +454,16 @@ static int producer_connect(producer *p) {
               words_count(max, sizeof max, WIRE_MAX_PAYLOAD));
   } else if (rc != 0) {
     log_error("cannot send the header to %s: %s", p->peer, cs_strerror(rc));
+  }
+  if (rc == 0 && p->opt->resume && p->snd->ops->resume_point != NULL) {
+    rc = p->snd->ops->resume_point(p->snd, &p->st.resumed_after, err, sizeof err);
+    if (rc < 0) {
+      log_error("%s", err);
+    } else if (rc == 0) {
+      char n[WORDS_BUF];
+      log_info("--resume: the consumer has stream '%s' up to #%s; going on after it", p->stream,
+               words_count(n, sizeof n, p->st.resumed_after));
+    }
   }
   return rc;
 }
@@ -498,7 +538,8 @@ int producer_run(producer *p) {
   p->st.resent = ss.resent;
   p->st.reconnects = ss.reconnects;
   p->st.retry_wait_us = ss.retry_wait_us;
-  if (ss.acknowledged && ss.acked < p->st.sent - p->impair.dropped && !failed && !p->stopped) {
+  if (ss.acknowledged && ss.acked + p->st.resumed_after < p->st.sent - p->impair.dropped &&
+      !failed && !p->stopped) {
     char a[WORDS_BUF], n[WORDS_BUF];
     log_error("only %s of %s were acknowledged by the consumer", words_count(a, sizeof a, ss.acked),
               words_count_of(n, sizeof n, p->st.sent, "record", "records"));

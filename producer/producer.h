@@ -33,6 +33,7 @@ typedef struct producer_stats {
   uint64_t resent;        /* records sent again on a new connection */
   uint64_t reconnects;
   uint64_t retry_wait_us; /* waiting to reach the consumer */
+  uint64_t resumed_after; /* --resume: the consumer had the stream up to this record */
 } producer_stats;
 
 typedef struct producer {

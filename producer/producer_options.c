@@ -29,7 +29,9 @@ enum {
   OPT_STATS_JSON,
   OPT_IMPAIR,
   OPT_RETRY,
-  OPT_WINDOW
+  OPT_WINDOW,
+  OPT_RESUME,
+  OPT_ID
 };
 
 /* The short options; ':' first so that a missing value is told apart from an unknown option. */
@@ -76,6 +78,11 @@ void producer_options_usage(FILE *f) {
       "                          acknowledge (default 30; 0 fails at once; inf: for ever)\n"
       "      --window N          TCP: records sent and not yet acknowledged, at most (default\n"
       "                          262144, and 64 MiB); beyond that the producer waits\n"
+      "      --resume            TCP: go on after the last record the consumer has of this\n"
+      "                          stream (a producer restarted after a crash or Ctrl-C); the\n"
+      "                          producer's identity is then stable: --id, else the host\n"
+      "                          name and the stream name\n"
+      "      --id NAME           a stable producer identity (for --resume)\n"
       "  -h, --help              show this text and exit\n"
       "  -V, --version           show the program and library versions and exit\n"
       "\n"
@@ -135,6 +142,8 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
                                            {"impair", required_argument, NULL, OPT_IMPAIR},
                                            {"retry", required_argument, NULL, OPT_RETRY},
                                            {"window", required_argument, NULL, OPT_WINDOW},
+                                           {"resume", no_argument, NULL, OPT_RESUME},
+                                           {"id", required_argument, NULL, OPT_ID},
                                            {"help", no_argument, NULL, OPT_HELP},
                                            {"version", no_argument, NULL, OPT_VERSION},
                                            {NULL, 0, NULL, 0}};
@@ -197,6 +206,16 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
       } else if (opt_double("--retry", optarg, 0, 1e9, &o->retry_s, err, errlen) != 0) {
         return CS_EINVAL;
       }
+      break;
+    case OPT_RESUME:
+      o->resume = 1;
+      break;
+    case OPT_ID:
+      if (optarg[0] == '\0' || strlen(optarg) > 255) {
+        snprintf(err, errlen, "--id: the name must be 1-255 bytes");
+        return CS_EINVAL;
+      }
+      o->id = optarg;
       break;
     case OPT_WINDOW:
       if (opt_long("--window", optarg, 1, 100000000, &v, err, errlen) != 0) {
@@ -272,6 +291,12 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
     snprintf(err, errlen,
              "--impair works only with --udp: TCP retransmits lost segments and restores "
              "order, so the loss would never show (that difference is the lesson)");
+    return CS_EINVAL;
+  }
+  if (o->resume && o->udp) {
+    snprintf(err, errlen,
+             "--resume works only over TCP: a UDP consumer does not say what it has (that is "
+             "the lesson)");
     return CS_EINVAL;
   }
   if (optind >= argc) {

@@ -29,6 +29,10 @@ typedef struct producer_options {
    * fail at once; PRODUCER_RETRY_FOREVER), and how many records may wait for their ack. */
   double retry_s;
   uint64_t window;
+  /* --resume: a stable producer identity (from --id, else the host name and the stream name),
+   * and the stream goes on after the last record the consumer has. */
+  int resume;
+  const char *id; /* --id NAME, or NULL */
 } producer_options;
 
 #define PRODUCER_RETRY_DEFAULT_S 30.0

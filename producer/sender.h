@@ -73,6 +73,10 @@ typedef struct sender_ops {
    * a stream sends it once, half-closes and waits for the consumer's close (a timeout is
    * logged, not an error); datagrams send it three times and drain the queue. */
   int (*finish)(sender *s, const wire_msg *end, uint64_t start_us, char *err, size_t errlen);
+  /* After hello: wait for the consumer to say how far it has the stream (its answer to the
+   * HELLO), into *seq. NULL for a sender whose consumer does not answer (datagrams). Returns 0,
+   * 1 when stopped, or a negative code with err set. */
+  int (*resume_point)(sender *s, uint64_t *seq, char *err, size_t errlen);
   /* The counts so far. */
   void (*stats)(const sender *s, sender_stats *out);
   /* Close the socket and free the sender (and a wrapped one); accepts one never opened. */

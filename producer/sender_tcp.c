@@ -324,6 +324,19 @@ static int tcp_frame_cb(const wire_msg *m, void *arg) {
   tcp_read_state *r = arg;
   tcp_sender *t = r->t;
   if (m->type == WIRE_ACK) {
+    if (t->resuming || (t->resumed && m->seq > t->last_seq)) {
+      /* The answer to a resuming producer's HELLO: the stream goes on after it. A later ACK
+       * may go further still: records of the producer that ran before, which the consumer
+       * had received and stored only since. Those are not sent again (tcp_op_add). */
+      t->resuming = 0;
+      if (m->seq > t->last_seq) {
+        t->last_seq = m->seq;
+      }
+      if (m->seq > t->acked_seq) {
+        tcp_on_ack(t, m->seq);
+      }
+      return 0;
+    }
     if (m->seq > t->last_seq) {
       snprintf(r->err, r->errlen,
                "%s/tcp: the consumer acknowledged #%llu, but only #%llu was sent (a protocol "
@@ -622,8 +635,16 @@ static size_t tcp_op_wire_size(const sender *s, const wire_msg *m) {
 /* Into the coalescing buffer (and the window); the bytes keep their order, so due_us has no
  * meaning here. */
 static int tcp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, size_t errlen) {
-  int rc = m->type == WIRE_RECORD ? tcp_window_wait(s, err, errlen) : 0;
+  int rc;
   (void)due_us;
+  if (m->type == WIRE_RECORD && tcp_of(s)->resumed && m->seq <= tcp_of(s)->acked_seq) {
+    tcp_of(s)->acked++; /* --resume: the consumer has it already */
+    if (m->seq > tcp_of(s)->last_seq) {
+      tcp_of(s)->last_seq = m->seq;
+    }
+    return 0;
+  }
+  rc = m->type == WIRE_RECORD ? tcp_window_wait(s, err, errlen) : 0;
   if (rc != 0) {
     return rc;
   }
@@ -708,6 +729,20 @@ static int tcp_op_finish(sender *s, const wire_msg *end, uint64_t start_us, char
   return rc;
 }
 
+/* --resume: wait for the consumer's answer to the HELLO. */
+static int tcp_op_resume_point(sender *s, uint64_t *seq, char *err, size_t errlen) {
+  tcp_sender *t = tcp_of(s);
+  int rc;
+  t->resuming = 1;
+  t->resumed = 1;
+  rc = tcp_flush_retry(s, err, errlen);
+  while (rc == 0 && t->resuming) {
+    rc = tcp_await_acks(s, 0, err, errlen);
+  }
+  *seq = t->acked_seq;
+  return rc;
+}
+
 /* Name the connection's state for the summary. */
 static const char *tcp_connection_name(int status) {
   switch (status) {
@@ -763,6 +798,7 @@ static const sender_ops tcp_sender_ops = {
     .wait = tcp_op_wait,
     .connected = tcp_op_connected,
     .finish = tcp_op_finish,
+    .resume_point = tcp_op_resume_point,
     .stats = tcp_op_stats,
     .close = tcp_op_close,
 };

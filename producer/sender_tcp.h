@@ -55,6 +55,8 @@ typedef struct tcp_sender {
   uint64_t resent, reconnects, retry_wait_us;
   uint64_t progress_us; /* monotonic time of the last ack or connection: --retry counts from it */
   char refused[400];    /* the consumer's REFUSE reason ("" when none) */
+  int resuming;         /* --resume: the next ACK is the resume point, not a count */
+  int resumed;          /* --resume: the consumer may acknowledge past what this run sent */
 } tcp_sender;
 
 /* Make a sender that keeps what is not acknowledged for retry_s seconds of reconnecting (0:

@@ -62,6 +62,27 @@ class DeliveryTest(harness.IntegrationCase):
                              "out9.txt: every record once, in order, no torn line")
         self.assertEqual(rows[1:], db_rows(db, "feed"), "the table: every record once, in order")
 
+    def test_producer_killed_and_resumed_every_record_once(self):
+        n = 60000
+        src = self.path("resume.csv")
+        rows = source(src, n)
+        db = self.path("resume.db")
+        cons = self.start_consumer(None, db)
+        first = self.start_producer(src, cons.port, "tcp", ["--rate", "20000", "--resume"])
+        harness.wait_for_rows(cons.out_path(), 10000, 20, simple=True)
+        first[0].popen.send_signal(signal.SIGKILL)
+        first[0].wait(10)
+        res_p = self.run_producer(src, cons.port, "tcp", ["--rate", "50000", "--resume"])
+        self.assertExit(res_p, 0, "the producer started again with --resume")
+        self.assertIn("--resume: the consumer has stream 'resume' up to #", res_p.stderr)
+        had = res_p.stats["resumed_after"]
+        self.assertGreater(had, 0, res_p.describe())
+        self.assertEqual(n, had + res_p.stats["acked"], res_p.describe())
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertRowsEqual(rows, harness.read_csv(cons.out_path()), "out9.txt, each once")
+        self.assertEqual(rows[1:], db_rows(db, "resume"), "the table, each once, in order")
+
     def test_consumer_that_starts_late_gets_everything(self):
         src = self.path("late.csv")
         rows = source(src, 300)
