@@ -248,6 +248,14 @@ int report_json(const report_view *v, const char *path, char *err, size_t errlen
     sinks_report_stream_json(v->sinks, &e->sink, &j); /* "file": the CSV file it went to */
     stats_counts_json(&j, &e->stats.c);
     json_uint(&j, "too_late", e->stats.too_late);
+    /* Acknowledged delivery (TCP, protocol version 2): the number acknowledged, durable in
+     * every sink, and the resent copies dropped; null and 0 for a stream not acknowledged. */
+    if (e->sink.acked) {
+      json_uint(&j, "acked", sinks_durable(v->sinks, &e->sink));
+    } else {
+      json_string(&j, "acked", NULL);
+    }
+    json_uint(&j, "resent_dropped", e->resent_dropped);
     json_bool(&j, "ended", e->ended);
     if (e->ended) {
       json_uint(&j, "last_seq", e->stats.announced_seq);

@@ -20,6 +20,9 @@
 #include "clock.h"
 #include "error.h"
 #include "mp.h"
+#include "net.h"
+#include "sender.h"
+#include "sender_tcp.h"
 #include "wire.h"
 #include "words.h"
 
@@ -56,27 +59,6 @@ static int mp_free_port(void) {
   return port;
 }
 
-/* Connect to 127.0.0.1:port. Returns the socket, or -1 with errno set. */
-static int mp_connect(int port) {
-  struct sockaddr_in a;
-  mp_loopback(&a, port);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return -1;
-  }
-  int rc;
-  do {
-    rc = connect(fd, (struct sockaddr *)&a, sizeof a);
-  } while (rc < 0 && errno == EINTR);
-  if (rc < 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
-
 /* Is something listening on 127.0.0.1:port/tcp? Asked by trying to bind the port rather than
  * by connecting, so that a person's consumer does not count one connection more than there are
  * processes. Returns 1 when the port is taken, 0 when it is free (or cannot be told). */
@@ -98,46 +80,39 @@ static int mp_port_taken(int port) {
   return taken;
 }
 
-/* Send all of buf. Returns 0, or -1 with errno set. */
-static int mp_send_all(int fd, const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return -1;
-    }
-    buf += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
+/* How long a funnel process keeps trying to reach the consumer, and its window: the
+ * producer's own TCP sender, so a process inherits acknowledged delivery (it returns only when
+ * the consumer has committed its records, resending across a consumer restart). */
+#define MP_FUNNEL_RETRY_S 30.0
+#define MP_FUNNEL_WINDOW 65536
 
-/* Encode one message and send it. Returns 0, or -1 with the reason in why. */
-static int mp_send_msg(int fd, const wire_msg *m, cs_buf *out, char *why, size_t whylen) {
-  cs_buf_reset(out);
-  int rc = wire_encode(m, out);
-  if (rc != 0) {
-    snprintf(why, whylen, "cannot encode the %s: %s", wire_type_name(m->type), cs_strerror(rc));
-    return -1;
+/* Connect the producer's TCP sender to 127.0.0.1:port and send the stream's HELLO. Returns the
+ * sender (the caller closes it), or NULL with the reason in why. */
+static sender *mp_funnel_open(const mp_ctx *ctx, const wire_msg *hello, char *why, size_t len) {
+  sender *s = tcp_sender_new_acked(mp_stop_flag(), 0, MP_FUNNEL_RETRY_S, MP_FUNNEL_WINDOW);
+  net_addrs addrs;
+  if (s == NULL) {
+    snprintf(why, len, "out of memory");
+    return NULL;
   }
-  if (mp_send_all(fd, out->data, out->len) != 0) {
-    snprintf(why, whylen, "sending to the consumer: %s", strerror(errno));
-    return -1;
+  if (net_resolve_all("127.0.0.1", ctx->port, SOCK_STREAM, &addrs, why, len) != 0 ||
+      sender_open(s, &addrs, "127.0.0.1", why, len) != 0 ||
+      s->ops->hello(s, hello, why, len) != 0) {
+    s->ops->close(s);
+    return NULL;
   }
-  return 0;
+  return s;
 }
 
 /* One process: HELLO, then for each record the task's work (no lock held anywhere) and a
- * RECORD, then END. The consumer does the inserting. */
+ * RECORD, then END, and the consumer's acknowledgement of every record. The consumer does the
+ * inserting. */
 static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
   static const char *const names[MP_NCOLS] = {"process", "record", "sensor", "celsius", "taken_at"};
   cs_field cols[MP_NCOLS];
-  cs_buf out;
-  char why[112] = "";
+  char why[512] = "";
   int sent = 0;
-  cs_buf_init(&out);
+  sender *s;
   for (int i = 0; i < MP_NCOLS; i++) {
     cols[i].data = names[i];
     cols[i].len = strlen(names[i]);
@@ -147,17 +122,12 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
   m.producer_id = ctx->producer_ids[p - 1];
   m.stream.data = MP_STREAM;
   m.stream.len = strlen(MP_STREAM);
-
-  int fd = mp_connect(ctx->port);
-  if (fd < 0) {
-    snprintf(why, sizeof why, "cannot connect to 127.0.0.1:%d/tcp: %s", ctx->port, strerror(errno));
-    goto fail;
-  }
   m.type = WIRE_HELLO;
   m.sent_us = clock_wall_us();
   m.nfields = MP_NCOLS;
   m.fields = cols;
-  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) {
+  s = mp_funnel_open(ctx, &m, why, sizeof why);
+  if (s == NULL) {
     goto fail;
   }
   for (int r = 1; r <= ctx->records; r++) {
@@ -181,7 +151,8 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
     m.line = (uint64_t)r + 1;
     m.sent_us = clock_wall_us();
     m.fields = vals;
-    if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) {
+    /* UINT64_MAX: no other record is due, so it is written at once. */
+    if (s->ops->send(s, &m, UINT64_MAX, why, sizeof why) != 0) {
       goto fail;
     }
     mp_log("process %d record %d: sent to the consumer", p, r);
@@ -194,11 +165,10 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
   m.sent_us = clock_wall_us();
   m.nfields = 0;
   m.fields = NULL;
-  if (mp_send_msg(fd, &m, &out, why, sizeof why) != 0) {
+  if (s->ops->finish(s, &m, 0, why, sizeof why) != 0) {
     goto fail;
   }
-  close(fd);
-  cs_buf_free(&out);
+  s->ops->close(s);
   return 0;
 
 fail:
@@ -206,10 +176,9 @@ fail:
     mp_log("process %d record %d: FAILED: %s", p, r, why);
     mp_report(result_fd, p, r, why);
   }
-  if (fd >= 0) {
-    close(fd);
+  if (s != NULL) {
+    s->ops->close(s);
   }
-  cs_buf_free(&out);
   return 1;
 }
 

@@ -3,6 +3,7 @@
 #define CSVSTREAM_MP_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 enum mp_mode { MP_NAIVE = 0, MP_SAFE = 1, MP_FUNNEL = 2 };
@@ -72,6 +73,10 @@ int mp_stop_init(void);
 
 /* The first SIGINT or SIGTERM received, or 0. */
 int mp_stop_signal(void);
+
+/* The flag mp_stop_signal reads, for code that watches it while it waits (the producer's TCP
+ * sender in a funnel process). */
+const volatile sig_atomic_t *mp_stop_flag(void);
 
 /* A descriptor that becomes readable when a signal arrives, for poll(); emptied by each call.
  * -1 before mp_stop_init. */

@@ -46,6 +46,10 @@ int mp_stop_init(void) {
   return 0;
 }
 
+const volatile sig_atomic_t *mp_stop_flag(void) {
+  return &mp_stop_signo;
+}
+
 int mp_stop_signal(void) {
   return (int)mp_stop_signo;
 }
