@@ -82,6 +82,10 @@ class DeliveryTest(harness.IntegrationCase):
         self.assertExit(res, 0, "consumer")
         self.assertRowsEqual(rows, harness.read_csv(cons.out_path()), "out9.txt, each once")
         self.assertEqual(rows[1:], db_rows(db, "resume"), "the table, each once, in order")
+        stream = [e for e in res.stats["streams"] if e["stream"] == "resume"]
+        self.assertEqual(1, len(stream), res.describe())
+        self.assertEqual(n, stream[0]["acked"], "the consumer's JSON: all acknowledged")
+        self.assertEqual(0, stream[0]["lost"], res.describe())
 
     def test_consumer_that_starts_late_gets_everything(self):
         src = self.path("late.csv")
