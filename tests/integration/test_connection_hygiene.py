@@ -3,6 +3,7 @@ records: a connection with no HELLO is closed after 10 s, one holding an incompl
 30 s, and the bytes held in incomplete frames over all connections are capped (the largest
 holder closed first), while a real stream beside them arrives intact."""
 
+import os
 import socket
 import struct
 import time
@@ -86,7 +87,10 @@ class ConnectionHygieneTest(harness.IntegrationCase):
         self.assertGreaterEqual(evicted, 136, res.describe())
         self.assertLessEqual(evicted, 200, res.describe())
         # 64 MiB of incomplete frames at most, plus the consumer's own memory and slack for
-        # the decoders' buffers that grow in steps.
+        # the decoders' buffers that grow in steps. (Not under AddressSanitizer, whose
+        # allocator keeps freed memory in quarantine: there the counts above tell.)
+        if os.environ.get("CSVSTREAM_SANITIZE"):
+            return
         self.assertLess((rss - base) / 1024.0, 100,
                         "consumer grew from %d to %d kB holding incomplete frames" % (base, rss))
 
