@@ -247,7 +247,11 @@ static int sink_sqlite_flush(void *self, uint64_t now, uint64_t *next_us) {
     *next_us = q->busy_next_us;
     return 0;
   }
-  if (q->busy_since_us == 0 && now - q->last_commit_us < SQLITE_COMMIT_PACE_US) {
+  /* The pace gathers rows into fewer commits while they trickle in; a full batch waiting is
+   * committed at once (acknowledgements wait for the commit, so pacing a backlog would only
+   * hold producers back). Other processes still get the lock between the bursts. */
+  if (q->busy_since_us == 0 && store_pending(q->db) < STORE_BATCH_ROWS &&
+      now - q->last_commit_us < SQLITE_COMMIT_PACE_US) {
     *next_us = q->last_commit_us + SQLITE_COMMIT_PACE_US + 1000;
     return 0;
   }

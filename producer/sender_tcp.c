@@ -588,12 +588,24 @@ static int tcp_flush_retry(sender *s, char *err, size_t errlen) {
 static int tcp_await_acks(sender *s, uint64_t deadline_us, char *err, size_t errlen) {
   tcp_sender *t = tcp_of(s);
   uint64_t t0 = clock_mono_us();
-  int rc = tcp_sender_wait(t, deadline_us != 0 ? deadline_us : t0 + 1000000, err, errlen);
+  short rev = 0;
+  int rc = 0, pr;
+  if (*t->stop) {
+    return 1;
+  }
+  /* One wait for the consumer's frames, back as soon as some came (an ACK moves the window). */
+  pr = tcp_poll_until(t->fd, POLLIN, deadline_us != 0 ? deadline_us : t0 + 1000000, &rev);
+  if (pr < 0 && errno != EINTR) {
+    snprintf(err, errlen, "poll on %s/tcp failed: %s", t->peer, strerror(errno));
+    rc = -errno;
+  } else if (pr > 0 && (rev & (POLLIN | POLLHUP | POLLERR))) {
+    rc = tcp_read(t, err, errlen);
+  }
   t->blocked_us += clock_mono_us() - t0;
   if (rc < 0 && tcp_recover(s, t, rc, err, errlen) == 0) {
     rc = tcp_flush_retry(s, err, errlen);
   }
-  return rc;
+  return *t->stop && rc == 0 ? 1 : rc;
 }
 
 /* Back-pressure of the window: while --window records (or PRODUCER_WINDOW_BYTES) wait for
