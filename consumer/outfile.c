@@ -651,12 +651,12 @@ static int target_reopen(outfile *o, out_target *t) {
   return 0;
 }
 
-/* Reopen every file; see outfile.h. */
-int outfile_reopen(outfile *o) {
+/* Apply fn to every target, going on after a failure. Returns the first failure's code, or 0. */
+static int outfile_each(outfile *o, int (*fn)(outfile *o, out_target *t)) {
   out_target *t;
   int rc = 0, r;
   for (t = o->targets; t != NULL; t = t->next) {
-    r = target_reopen(o, t);
+    r = fn(o, t);
     if (r != 0 && rc == 0) {
       rc = r;
     }
@@ -664,13 +664,24 @@ int outfile_reopen(outfile *o) {
   return rc;
 }
 
-/* File i's size as this object wrote it; see outfile.h. */
-int outfile_file_size(const outfile *o, size_t i, uint64_t *size) {
+/* Target i (0: the main file, then side files in the order they were opened), or NULL. */
+static const out_target *outfile_target_at(const outfile *o, size_t i) {
   const out_target *t = o->targets;
   while (t != NULL && i > 0) {
     t = t->next;
     i--;
   }
+  return t;
+}
+
+/* Reopen every file; see outfile.h. */
+int outfile_reopen(outfile *o) {
+  return outfile_each(o, target_reopen);
+}
+
+/* File i's size as this object wrote it; see outfile.h. */
+int outfile_file_size(const outfile *o, size_t i, uint64_t *size) {
+  const out_target *t = outfile_target_at(o, i);
   if (t == NULL) {
     return CS_ERANGE;
   }
@@ -693,15 +704,7 @@ uint64_t outfile_lost(const outfile *o, size_t i) {
 
 /* Write and flush every queue; see outfile.h. */
 int outfile_flush(outfile *o) {
-  out_target *t;
-  int rc = 0, r;
-  for (t = o->targets; t != NULL; t = t->next) {
-    r = target_flush(o, t);
-    if (r != 0 && rc == 0) {
-      rc = r;
-    }
-  }
-  return rc;
+  return outfile_each(o, target_flush);
 }
 
 size_t outfile_pending_bytes(const outfile *o) {
@@ -737,11 +740,7 @@ size_t outfile_files(const outfile *o) {
 
 /* File i's path and records; see outfile.h. */
 int outfile_file(const outfile *o, size_t i, const char **path, uint64_t *records) {
-  const out_target *t = o->targets;
-  while (t != NULL && i > 0) {
-    t = t->next;
-    i--;
-  }
+  const out_target *t = outfile_target_at(o, i);
   if (t == NULL) {
     return CS_ERANGE;
   }
