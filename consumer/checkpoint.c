@@ -10,10 +10,14 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 
 #define CHECKPOINT_MAGIC "csvstream-progress 1"
+/* A stream that ended is kept this long after its END (its producer may still be waiting for
+ * the last acknowledgement across a restart of the consumer), then left out of the file. */
+#define CHECKPOINT_KEEP_ENDED_US (3600ull * 1000000ull)
 
 /* A stream the file listed, or one this run tracks (st set). */
 typedef struct checkpoint_stream {
@@ -21,6 +25,7 @@ typedef struct checkpoint_stream {
   char *name; /* bytes, owned */
   size_t len;
   uint64_t seq;          /* as read, for a stream not tracked in this run */
+  uint64_t ended_us;     /* wall clock of its END (0: open), as read or first seen ended */
   const sink_stream *st; /* tracked: its durable number at slot is written */
   size_t slot;
 } checkpoint_stream;
@@ -143,6 +148,7 @@ static int checkpoint_line(checkpoint *c, char *line, unsigned lineno, char *err
   }
   if (sscanf(line, "stream %llx %599s %llu", &x, b, &y) == 3) {
     size_t len;
+    unsigned long long ended = 0;
     char *name = checkpoint_unhex(b, &len);
     checkpoint_stream *e = name != NULL ? checkpoint_add(c, x, name, len) : NULL;
     free(name);
@@ -150,6 +156,9 @@ static int checkpoint_line(checkpoint *c, char *line, unsigned lineno, char *err
       goto bad;
     }
     e->seq = y;
+    if (sscanf(line, "stream %*s %*s %*s ended %llu", &ended) == 1) {
+      e->ended_us = ended;
+    }
     return 0;
   }
 bad:
@@ -235,8 +244,8 @@ uint64_t checkpoint_track(checkpoint *c, const sink_stream *st, size_t slot) {
   return 0;
 }
 
-/* Write the lines into fp. Returns 0 or -1 (errno). */
-static int checkpoint_put(const checkpoint *c, const outfile *o, FILE *fp) {
+/* Write the lines into fp (now: the wall clock). Returns 0 or -1 (errno). */
+static int checkpoint_put(checkpoint *c, const outfile *o, FILE *fp, uint64_t now) {
   char hex[2 * 4096 + 1];
   uint64_t size;
   const char *path;
@@ -257,11 +266,19 @@ static int checkpoint_put(const checkpoint *c, const outfile *o, FILE *fp) {
     }
   }
   for (i = 0; i < c->n; i++) {
-    const checkpoint_stream *e = &c->v[i];
+    checkpoint_stream *e = &c->v[i];
     uint64_t seq = e->st != NULL ? e->st->durable[e->slot] : e->seq;
+    if (e->st != NULL && e->st->ended && e->ended_us == 0) {
+      e->ended_us = now;
+    }
+    if (e->ended_us != 0 && now - e->ended_us > CHECKPOINT_KEEP_ENDED_US) {
+      continue; /* finished long ago: the file stays about as small as the open streams */
+    }
     checkpoint_hex(e->name, e->len, hex);
-    if (fprintf(fp, "stream %016" PRIx64 " %s %llu\n", e->producer_id, hex,
-                (unsigned long long)seq) < 0) {
+    if (fprintf(fp, "stream %016" PRIx64 " %s %llu", e->producer_id, hex, (unsigned long long)seq) <
+            0 ||
+        (e->ended_us != 0 && fprintf(fp, " ended %llu", (unsigned long long)e->ended_us) < 0) ||
+        fputc('\n', fp) == EOF) {
       return -1;
     }
   }
@@ -276,7 +293,7 @@ int checkpoint_write(checkpoint *c, const outfile *o, char *err, size_t errlen) 
     snprintf(err, errlen, "%s: cannot write the progress file: %s", c->tmp, strerror(errno));
     return CS_EIO;
   }
-  failed = checkpoint_put(c, o, fp) != 0 || (c->fsync && fsync(fileno(fp)) != 0);
+  failed = checkpoint_put(c, o, fp, clock_wall_us()) != 0 || (c->fsync && fsync(fileno(fp)) != 0);
   if (fclose(fp) != 0 || failed) {
     snprintf(err, errlen, "%s: cannot write the progress file: %s", c->tmp, strerror(errno));
     unlink(c->tmp);

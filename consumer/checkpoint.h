@@ -23,8 +23,9 @@ int checkpoint_open(checkpoint **out, const char *csv_path, int fsync, char *err
  * returned, and the stream's durable number at slot is written from now on. */
 uint64_t checkpoint_track(checkpoint *c, const sink_stream *st, size_t slot);
 
-/* Replace the progress file with the files' lengths (o) and every stream's number. Returns 0, or
- * CS_EIO / CS_ENOMEM with the message in err. */
+/* Replace the progress file with the files' lengths (o) and every stream's number (those that
+ * ended more than an hour ago left out: the file stays about as small as the open streams). Returns
+ * 0, or CS_EIO / CS_ENOMEM with the message in err. */
 int checkpoint_write(checkpoint *c, const outfile *o, char *err, size_t errlen);
 
 /* The progress file's path. */

@@ -229,6 +229,7 @@ static int ingest_end(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) 
   stats_stream_end(&e->stats, m->seq);
   if (!e->ended) {
     e->ended = 1;
+    e->sink.ended = 1;
     char rec[WORDS_BUF], lost[WORDS_BUF], dup[WORDS_BUF];
     log_info("%s %s: stream %s ended at #%" PRIu64 ": %s received, %s lost, %s",
              stream_proto_name(p->proto), ingest_peer_name(p), e->label, m->seq,

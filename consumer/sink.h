@@ -31,6 +31,7 @@ typedef struct sink_stream {
    * (written to the kernel for a file, committed for a database: persisted across restarts),
    * and skips a record at or below it. The ack is the minimum over the sinks. */
   int acked;
+  int ended; /* its END arrived: a finished stream, that no producer will resume */
   uint64_t durable[SINK_MAX];
 } sink_stream;
 
