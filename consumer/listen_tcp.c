@@ -152,8 +152,8 @@ static void listen_conn_note_partial(listen_conn *k, uint64_t now) {
 /* Start reading one connection (not while reads are paused for back-pressure). */
 static void listen_conn_read_start(listen_conn *k) {
   int rc;
-  if (k->closing || k->l->paused || k->l->stopping) {
-    return;
+  if (k->closing || k->close_after_write || k->l->paused || k->l->stopping) {
+    return; /* a refused connection is not read again: it closes once its REFUSE is written */
   }
   rc = uv_read_start((uv_stream_t *)&k->handle, listen_tcp_alloc_cb, listen_tcp_read_cb);
   if (rc != 0) {

@@ -68,8 +68,8 @@ int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrle
   t->stop = stop;
   t->status = TCP_OK;
   snprintf(t->peer, sizeof t->peer, "%s", peer);
-  if (addrlen <= sizeof t->addr) {
-    memcpy(&t->addr, addr, addrlen);
+  if (addrlen <= sizeof t->addr && addr != (const struct sockaddr *)&t->addr) {
+    memcpy(&t->addr, addr, addrlen); /* a reconnect passes t->addr itself */
     t->addrlen = addrlen;
   }
   t->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
