@@ -23,6 +23,7 @@ typedef struct sink_stream {
   const char *protocol;    /* "tcp" or "udp" */
   const char *peer;        /* "127.0.0.1:40512": the first address it came from */
   const char *label;       /* the name as log lines show it (log_escape) */
+  char producer_hex[17];   /* producer_id as 16 hex digits, made once ("" when not set) */
   size_t ncolumns;         /* 0 when the producer ran with --no-header */
   const cs_field *columns; /* header names as sent */
   void *slot[SINK_MAX];    /* each sink's state for this stream, at the index it was given */

@@ -1,6 +1,8 @@
 /* streams.c -- the stream table: entries by (protocol, producer id, name), hashed with FNV-1a. */
 #include "streams.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +112,7 @@ static stream *stream_new(int proto, uint64_t producer_id, const char *name, siz
   memcpy(name_copy, name, len);
   name_copy[len] = '\0';
   e->sink.producer_id = producer_id;
+  snprintf(e->sink.producer_hex, sizeof(e->sink.producer_hex), "%016" PRIx64, producer_id);
   e->sink.name = name_copy;
   e->sink.protocol = stream_proto_name(proto);
   e->sink.peer = peer_copy;
