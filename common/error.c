@@ -42,6 +42,8 @@ const char *cs_strerror(int code) {
     return "out of range";
   case CS_EREFUSED:
     return "refused";
+  case CS_ESPOOFED:
+    return "spoofed (a stream another sender began)";
   default:
     break;
   }

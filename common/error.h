@@ -22,7 +22,8 @@ enum cs_error {
   CS_EPROTO = -10014,     /* a well-formed frame that breaks the protocol (out of order, say) */
   CS_ESTOP = -10015,      /* not an error: the work asked for is done (--max-records) */
   CS_ERANGE = -10016,     /* an index or value outside what the object holds */
-  CS_EREFUSED = -10017    /* a new stream refused (a limit reached); the message says which */
+  CS_EREFUSED = -10017,   /* a new stream refused (a limit reached); the message says which */
+  CS_ESPOOFED = -10018    /* a frame for a stream that another sender began (no session key) */
 };
 
 /* A message for any code: the project's own, or strerror(-code) for errno codes. Never NULL. */

@@ -1,5 +1,5 @@
-/* wire.c -- the wire protocol codec, version 2 reading 1 too (docs/protocol.md): encoder, stream
- * decoder for TCP and datagram decoder for UDP. The only code that knows the byte layout. */
+/* wire.c -- the wire protocol codec, version 3 reading 1 and 2 too (docs/protocol.md): encoder,
+ * stream decoder for TCP and datagram decoder for UDP. The only code that knows the byte layout. */
 #include "wire.h"
 
 #include <stdlib.h>
@@ -33,9 +33,17 @@ static uint64_t get_u64(const unsigned char *p) {
   return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
+/* 1 if frames of this type and version carry the session key (after the stream name). */
+static int wire_has_key(int type, int version) {
+  return version >= 3 && (type == WIRE_HELLO || type == WIRE_END);
+}
+
 /* Payload size of m, or SIZE_MAX when a field length cannot be represented. */
 static size_t payload_size(const wire_msg *m) {
   size_t n = WIRE_FIXED_PAYLOAD + m->stream.len;
+  if (wire_has_key(m->type, WIRE_VERSION)) {
+    n += WIRE_KEY_LEN;
+  }
   for (uint32_t i = 0; i < m->nfields; i++) {
     if (m->fields[i].len > WIRE_MAX_PAYLOAD) {
       return SIZE_MAX;
@@ -85,6 +93,14 @@ int wire_encode(const wire_msg *m, cs_buf *out) {
   p += 33;
   memcpy(p, m->stream.data, m->stream.len);
   p += m->stream.len;
+  if (wire_has_key(m->type, WIRE_VERSION)) {
+    if (m->key != NULL) {
+      memcpy(p, m->key, WIRE_KEY_LEN);
+    } else {
+      memset(p, 0, WIRE_KEY_LEN);
+    }
+    p += WIRE_KEY_LEN;
+  }
   put_u32(p, m->nfields);
   p += 4;
   for (uint32_t i = 0; i < m->nfields; i++) {
@@ -191,6 +207,14 @@ static int decode_frame(wire_decoder *d, const unsigned char *frame, size_t fram
   m.stream.data = (const char *)p;
   p += m.stream.len;
   left -= m.stream.len;
+  if (wire_has_key(m.type, m.version)) {
+    if (left < WIRE_KEY_LEN + 4) {
+      return CS_EMALFORMED;
+    }
+    m.key = p;
+    p += WIRE_KEY_LEN;
+    left -= WIRE_KEY_LEN;
+  }
   m.nfields = get_u32(p);
   p += 4;
   left -= 4;

@@ -1,5 +1,5 @@
-/* wire.h -- the stream wire protocol, version 2 (reads 1): the one place that knows the bytes.
- * docs/protocol.md is the specification; this codec is its only implementation. */
+/* wire.h -- the stream wire protocol, version 3 (reads 1 and 2): the one place that knows the
+ * bytes. docs/protocol.md is the specification; this codec is its only implementation. */
 #ifndef CSVSTREAM_WIRE_H
 #define CSVSTREAM_WIRE_H
 
@@ -9,9 +9,12 @@
 #include "buf.h"
 #include "record.h"
 
-#define WIRE_VERSION 2     /* what this code writes */
-#define WIRE_VERSION_MIN 1 /* the oldest it reads: version 1 has no ACK or REFUSE */
-#define WIRE_HEADER_LEN 8  /* magic(2) version(1) type(1) payload length(4, big-endian) */
+#define WIRE_VERSION 3 /* what this code writes */
+#define WIRE_VERSION_MIN                                                                           \
+  1                       /* the oldest it reads: 1 has no ACK or REFUSE, 1 and 2 no session key   \
+                           */
+#define WIRE_KEY_LEN 16   /* version 3: the session key in every HELLO and END */
+#define WIRE_HEADER_LEN 8 /* magic(2) version(1) type(1) payload length(4, big-endian) */
 #define WIRE_MAGIC0 'C'
 #define WIRE_MAGIC1 'S'
 #define WIRE_MAX_PAYLOAD (1u << 20) /* 1 MiB: the largest record a peer may send */
@@ -35,10 +38,14 @@ typedef struct wire_msg {
   uint64_t sent_us;     /* send time, microseconds since the Unix epoch (CLOCK_REALTIME) */
   uint64_t line;        /* RECORD: the source line where the record starts; otherwise 0 */
   cs_field stream;      /* stream name, 1..WIRE_MAX_STREAM_NAME bytes */
+  /* HELLO and END, version 3: the producer run's secret (WIRE_KEY_LEN random bytes), which
+   * proves that later frames of the stream come from the run that began it. Encoding: NULL
+   * writes zeros. Decoding: NULL for frames of versions 1 and 2, which have none. */
+  const unsigned char *key;
   uint32_t nfields;
   const cs_field *fields;
   uint32_t frame_len; /* set by the decoder: bytes on the wire, header included */
-  int version;        /* set by the decoder: the frame's protocol version (1 or 2) */
+  int version;        /* set by the decoder: the frame's protocol version (1 to 3) */
 } wire_msg;
 
 /* Bytes `m` takes on the wire, header included. */

@@ -79,6 +79,102 @@ static void ingest_log_record(ingest *in, const stream *e, ingest_peer *p, const
   }
 }
 
+/* The peer's serial, given at its first message: a number no other peer gets, so that a stream
+ * can name its owner without keeping a pointer that a closed connection would leave dangling. */
+static uint64_t ingest_serial(ingest *in, ingest_peer *p) {
+  if (p->serial == 0) {
+    p->serial = ++in->serials;
+  }
+  return p->serial;
+}
+
+/* 1 if the keys are equal; the time taken does not depend on where they differ. */
+static int ingest_key_equal(const unsigned char *a, const unsigned char *b) {
+  unsigned char d = 0;
+  for (size_t i = 0; i < WIRE_KEY_LEN; i++) {
+    d |= (unsigned char)(a[i] ^ b[i]);
+  }
+  return d == 0;
+}
+
+/* A frame of e from p that the stream's session key does not allow (how says why): counted as
+ * spoofed and logged at most once a second per protocol. The key itself is never logged. */
+static int ingest_spoofed(ingest *in, const stream *e, ingest_peer *p, const wire_msg *m,
+                          const char *how) {
+  ingest_proto *t = &in->proto[p->proto];
+  unsigned long long skipped = t->spoofed_log.suppressed;
+  t->spoofed++;
+  snprintf(in->err, sizeof(in->err),
+           "%s #%" PRIu64 " for stream %s of producer %016" PRIx64 " %s: the stream belongs to "
+           "another sender (over TCP a restarted producer takes it over once the old connection "
+           "is gone)",
+           wire_type_name(m->type), m->seq, e->label, m->producer_id, how);
+  if (!log_limiter_allow(&t->spoofed_log, clock_mono_us(), INGEST_GARBAGE_LOG_INTERVAL_US)) {
+    return CS_ESPOOFED;
+  }
+  t->spoofed_log.suppressed = 0;
+  if (skipped > 0) {
+    char more[WORDS_BUF];
+    log_warn("spoofed frame from %s/%s: %s; refused (%s more since the last report)",
+             ingest_peer_name(p), stream_proto_name(p->proto), in->err,
+             words_count(more, sizeof more, skipped));
+  } else {
+    log_warn("spoofed frame from %s/%s: %s; refused", ingest_peer_name(p),
+             stream_proto_name(p->proto), in->err);
+  }
+  return CS_ESPOOFED;
+}
+
+/* A HELLO or END: the first one of a stream (created) fixes its session key, or its absence
+ * (protocol versions 1 and 2); every later one must present the same, and makes p the owner
+ * whose RECORDs are the stream's. An END of a stream without a key makes no owner (over TCP,
+ * a connection's records need its HELLO). Returns 0 or CS_ESPOOFED. */
+static int ingest_check_key(ingest *in, stream *e, ingest_peer *p, const wire_msg *m, int created) {
+  int has = m->key != NULL;
+  if (created) {
+    e->keyed = has;
+    if (has) {
+      memcpy(e->key, m->key, WIRE_KEY_LEN);
+    }
+  } else if (e->keyed && !has) {
+    return ingest_spoofed(in, e, p, m, "without the stream's session key");
+  } else if (!e->keyed && has) {
+    return ingest_spoofed(in, e, p, m, "with a session key, where the stream's sender had none");
+  } else if (has && !ingest_key_equal(e->key, m->key)) {
+    /* A restarted producer (--resume) has a new key: over TCP it may take over a stream whose
+     * connection is gone, never one that is still being sent. */
+    if (p->proto != STREAM_TCP || m->type != WIRE_HELLO || e->owner_live) {
+      return ingest_spoofed(in, e, p, m, "with another session key");
+    }
+    memcpy(e->key, m->key, WIRE_KEY_LEN);
+    log_warn("tcp %s: stream %s of producer %016" PRIx64 " taken over by a new session (its "
+             "connection was gone: a restarted producer)",
+             ingest_peer_name(p), e->label, m->producer_id);
+  }
+  if (m->type == WIRE_HELLO || e->keyed) {
+    e->owner = ingest_serial(in, p);
+    e->owner_live = p->proto == STREAM_TCP;
+    if (p->proto == STREAM_TCP) {
+      p->owns++;
+    }
+  }
+  return 0;
+}
+
+/* A connection closes; see ingest.h. Only a connection that owned streams scans the table. */
+void ingest_peer_close(ingest *in, ingest_peer *p) {
+  if (p->owns == 0) {
+    return;
+  }
+  for (size_t i = 0; i < in->table->n; i++) {
+    stream *e = in->table->v[i];
+    if (e->owner == p->serial) {
+      e->owner_live = 0;
+    }
+  }
+  p->owns = 0;
+}
+
 /* A new stream's first HELLO: over TCP from a version 2 producer the stream is acknowledged,
  * and resumes where the sinks stand (what they kept before a restart). A version 1 producer
  * is said once: its records are not acknowledged. */
@@ -155,7 +251,13 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
   sink_record r;
   const char *who;
   int verdict, rc;
-  if (e == NULL || !e->header_known || (p->proto == STREAM_TCP && !p->saw_hello)) {
+  /* Over TCP a record needs its stream's HELLO on the same connection; a keyed stream's
+   * records, over UDP too, need its key in front of them (the HELLO in the same datagram). */
+  int owned = e != NULL && e->owner == ingest_serial(in, p);
+  if (e != NULL && e->header_known && e->keyed && !owned) {
+    return ingest_spoofed(in, e, p, m, "from a peer that did not present its session key");
+  }
+  if (e == NULL || !e->header_known || (p->proto == STREAM_TCP && !owned)) {
     char nm[64];
     snprintf(in->err, sizeof(in->err), "record #%" PRIu64 " of stream %s before its hello", m->seq,
              log_escape(nm, sizeof(nm), m->stream.data, m->stream.len));
@@ -217,6 +319,11 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
 /* An END: the last sequence number sent, for trailing loss. One that announces fewer records
  * than arrived, or a number beyond the window, breaks the protocol and changes nothing. */
 static int ingest_end(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) {
+  if (p->proto == STREAM_TCP && e->header_known && e->owner != ingest_serial(in, p)) {
+    snprintf(in->err, sizeof(in->err), "end of stream %s on a connection that sent no hello for it",
+             e->label);
+    return CS_EPROTO;
+  }
   if (m->seq < seqwin_max(&e->win)) {
     snprintf(in->err, sizeof(in->err),
              "end of stream %s at #%" PRIu64 ", but record #%" PRIu64 " arrived", e->label, m->seq,
@@ -242,7 +349,7 @@ static int ingest_end(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) 
 
 /* Remember which stream a CS_EREFUSED is about, for the REFUSE frame; returns rc. */
 static int ingest_note_refused(ingest *in, const wire_msg *m, int rc) {
-  if (rc == CS_EREFUSED) {
+  if (rc == CS_EREFUSED || rc == CS_ESPOOFED) {
     in->refused_id = m->producer_id;
     in->refused_len = m->stream.len;
     memcpy(in->refused_stream, m->stream.data, m->stream.len);
@@ -260,7 +367,7 @@ int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
 /* ingest_msg without the note of a refusal. */
 static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
   stream *e;
-  int rc;
+  int rc, created = 0;
   if (in->stopped) {
     return CS_ESTOP;
   }
@@ -280,6 +387,13 @@ static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_
       log_error("out of memory for a new stream from %s/%s; stopping", ingest_peer_name(p),
                 stream_proto_name(p->proto));
       return ingest_stop(in, 1);
+    }
+    created = 1;
+  }
+  if (e != NULL && (m->type == WIRE_HELLO || m->type == WIRE_END)) {
+    rc = ingest_check_key(in, e, p, m, created);
+    if (rc != 0) {
+      return rc;
     }
   }
   switch (m->type) {

@@ -25,10 +25,12 @@ typedef struct ingest_proto {
   uint64_t timed_out;   /* tcp: closed for no HELLO in time, or an incomplete frame held too long */
   uint64_t evicted;     /* tcp: closed to keep the bytes of incomplete frames under their cap */
   uint64_t refused;     /* tcp: acknowledged streams refused, the producer told why */
+  uint64_t spoofed;     /* frames for a stream another sender began, without its session key */
   uint64_t datagrams;   /* udp: datagrams received */
   uint64_t kernel_drops; /* udp: datagrams the kernel dropped (last reading) */
   int kernel_drops_known;
   log_limiter garbage_log;
+  log_limiter spoofed_log;
 } ingest_proto;
 
 /* The per-record INFO lines: a burst of up to INGEST_RECORD_LOG_BURST lines, refilled at
@@ -43,6 +45,8 @@ typedef struct ingest_peer {
   const struct sockaddr *addr; /* formatted into name on first use; NULL: name is set */
   char name[64];               /* "127.0.0.1:40512", "" until formatted */
   int saw_hello;               /* tcp: this connection sent a HELLO */
+  uint64_t serial;             /* given by ingest at the first message: this peer, never reused */
+  uint64_t owns;               /* tcp: HELLOs accepted from this connection (streams it owns) */
   uint64_t records;            /* distinct records delivered from this peer */
   stream *hello_stream;        /* tcp: the stream of this connection's last HELLO */
   int ack_due;                 /* tcp: a HELLO came: acknowledge at once (its resume point) */
@@ -57,9 +61,10 @@ typedef struct ingest {
   int stopped;        /* CS_ESTOP was returned: every later message gets it too */
   int exit_code;      /* why: 0 (--max-records reached) or 1 (a fatal error, logged) */
   int warned_v1;      /* a TCP producer of protocol version 1 was reported */
+  uint64_t serials;   /* peers numbered so far (ingest_peer.serial) */
   ingest_proto proto[STREAM_NPROTO];
   lograte record_log;
-  char err[320]; /* why the last CS_EPROTO or CS_EREFUSED */
+  char err[512]; /* why the last CS_EPROTO, CS_EREFUSED or CS_ESPOOFED */
   /* The stream of the last CS_EREFUSED, for the REFUSE frame. */
   uint64_t refused_id;
   char refused_stream[WIRE_MAX_STREAM_NAME];
@@ -72,6 +77,10 @@ void ingest_init(ingest *in, streams *table, sinks *fanout, const consumer_optio
 /* A peer for a message from proto (addr: see ingest_peer). */
 void ingest_peer_init(ingest_peer *p, int proto, const struct sockaddr *addr);
 
+/* A TCP connection closes: the streams it owned have no live owner any more, so that a
+ * restarted producer (a new session key, --resume) may take them over. */
+void ingest_peer_close(ingest *in, ingest_peer *p);
+
 /* The peer's address as text, formatted on first use. */
 const char *ingest_peer_name(ingest_peer *p);
 
@@ -79,7 +88,10 @@ const char *ingest_peer_name(ingest_peer *p);
  * CS_EPROTO for a well-formed frame that breaks the protocol (ingest_error says how; the
  * caller counts it as garbage and closes the connection or drops the datagram's rest);
  * CS_EREFUSED for an acknowledged stream the consumer cannot take (ingest_error says why: the
- * caller tells the producer with a REFUSE frame and closes); or CS_ESTOP: stop the consumer
+ * caller tells the producer with a REFUSE frame and closes); CS_ESPOOFED for a frame of a
+ * stream that another sender began, without its session key (counted as spoofed and logged
+ * here; the caller ignores the rest of the datagram, or refuses and closes the connection like
+ * CS_EREFUSED without counting it again); or CS_ESTOP: stop the consumer
  * with ingest_exit_code (--max-records reached and logged, or a fatal error logged). */
 int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us);
 

@@ -60,7 +60,7 @@ typedef struct listen_tcp_read {
 } listen_tcp_read;
 
 static void listen_tcp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void listen_conn_refuse(listen_conn *k);
+static void listen_conn_refuse(listen_conn *k, int counted);
 static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* One handle of l closed: free l when it was the last. */
@@ -98,6 +98,7 @@ static void listen_conn_close(listen_conn *k) {
     return;
   }
   k->closing = 1;
+  ingest_peer_close(k->l->env.in, &k->peer);
   k->l->partial_bytes -= k->partial_bytes;
   k->partial_bytes = 0;
   uv_close((uv_handle_t *)&k->handle, listen_conn_close_cb);
@@ -200,8 +201,8 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
     l->env.stop(l->env.arg, ingest_exit_code(l->env.in)); /* closes this connection too */
     return;
   }
-  if (rc == CS_EREFUSED) {
-    listen_conn_refuse(k);
+  if (rc == CS_EREFUSED || rc == CS_ESPOOFED) {
+    listen_conn_refuse(k, rc == CS_ESPOOFED); /* ingest counted and logged a spoofed frame */
   } else if (rc == CS_EPROTO) {
     ingest_garbage(l->env.in, &k->peer, ingest_error(l->env.in), "closing the connection");
     listen_conn_close(k);
@@ -323,12 +324,14 @@ void listen_tcp_ack(listen_tcp *l) {
 }
 
 /* The stream is refused: tell the producer why with a REFUSE frame, then close. */
-static void listen_conn_refuse(listen_conn *k) {
+static void listen_conn_refuse(listen_conn *k, int counted) {
   ingest *in = k->l->env.in;
   cs_field why;
   wire_msg m;
-  in->proto[STREAM_TCP].refused++;
-  log_error("tcp %s: %s; telling the producer", k->peer.name, ingest_error(in));
+  if (!counted) {
+    in->proto[STREAM_TCP].refused++;
+    log_error("tcp %s: %s; telling the producer", k->peer.name, ingest_error(in));
+  }
   memset(&m, 0, sizeof(m));
   m.type = WIRE_REFUSE;
   m.producer_id = in->refused_id;

@@ -86,7 +86,9 @@ static void listen_udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     l->env.stop(l->env.arg, ingest_exit_code(in));
     return;
   }
-  if (rc == CS_EPROTO) {
+  if (rc == CS_ESPOOFED) {
+    /* counted and logged by ingest; the rest of the datagram is ignored */
+  } else if (rc == CS_EPROTO) {
     ingest_garbage(in, &peer, ingest_error(in), "the rest of the datagram is ignored");
   } else if (rc < 0) {
     ingest_garbage(in, &peer, ingest_decode_error(rc), "the rest of the datagram is ignored");

@@ -146,12 +146,20 @@ static void summary_notes(const report_view *v, FILE *out) {
               "keep incomplete frames under their cap",
               words_count(a, sizeof a, tcp->timed_out), words_count(b, sizeof b, tcp->evicted));
     }
+    if (tcp->spoofed > 0) {
+      fprintf(out, ", %s without the stream's session key (refused)",
+              words_count_of(a, sizeof a, tcp->spoofed, "spoofed frame", "spoofed frames"));
+    }
     fprintf(out, "\n");
   }
   if (proto_used(v, STREAM_UDP)) {
     fprintf(out, "udp: %s, %s garbage, ",
             words_count_of(a, sizeof a, udp->datagrams, "datagram", "datagrams"),
             words_count(b, sizeof b, udp->garbage));
+    if (udp->spoofed > 0) {
+      fprintf(out, "%s without the stream's session key (ignored), ",
+              words_count_of(a, sizeof a, udp->spoofed, "spoofed datagram", "spoofed datagrams"));
+    }
     if (udp->kernel_drops_known) {
       fprintf(out, "%s dropped by the kernel (receive buffer full)\n",
               words_count(a, sizeof a, udp->kernel_drops));
@@ -220,6 +228,7 @@ int report_json(const report_view *v, const char *path, char *err, size_t errlen
     stats_counts_json(&j, &c);
     json_uint(&j, "streams", streams_of(v->table, p));
     json_uint(&j, "garbage", t->garbage);
+    json_uint(&j, "spoofed", t->spoofed);
     if (p == STREAM_TCP) {
       json_uint(&j, "connections", t->connections);
       json_uint(&j, "timed_out", t->timed_out);

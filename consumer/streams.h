@@ -11,6 +11,7 @@
 #include "seqwin.h"
 #include "sink.h"
 #include "stats.h"
+#include "wire.h"
 
 enum stream_proto { STREAM_TCP = 0, STREAM_UDP = 1, STREAM_NPROTO = 2 };
 
@@ -36,8 +37,15 @@ typedef struct stream {
   int header_known;           /* a HELLO arrived (an END may create the entry before one) */
   int warned_header;          /* a HELLO with another header was reported */
   int refused;                /* acknowledged stream that a sink could not keep: refused */
-  uint64_t resent_dropped;    /* acknowledged stream: records resent that were stored already */
-  char *columns_data;         /* the bytes sink.columns point into */
+  /* Who may send its frames. The first HELLO or END fixes the session key (version 3) or its
+   * absence (versions 1 and 2); later ones must present the same. owner is the serial of the
+   * last peer (TCP connection, UDP datagram) that did: its RECORDs are the stream's. */
+  int keyed;
+  unsigned char key[WIRE_KEY_LEN];
+  uint64_t owner;
+  int owner_live;          /* tcp: the owner is a connection still open */
+  uint64_t resent_dropped; /* acknowledged stream: records resent that were stored already */
+  char *columns_data;      /* the bytes sink.columns point into */
   uint64_t hash;
   struct stream *chain; /* next in the hash bucket */
 } stream;

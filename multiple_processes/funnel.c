@@ -118,8 +118,13 @@ static int mp_funnel_child(const mp_ctx *ctx, int p, int result_fd) {
     cols[i].len = strlen(names[i]);
   }
   wire_msg m;
+  uint64_t key[WIRE_KEY_LEN / 8];
+  for (size_t k = 0; k < sizeof key / sizeof key[0]; k++) {
+    key[k] = mp_random64(); /* this child's session key: its stream is its own */
+  }
   memset(&m, 0, sizeof m);
   m.producer_id = ctx->producer_ids[p - 1];
+  m.key = (const unsigned char *)key;
   m.stream.data = MP_STREAM;
   m.stream.len = strlen(MP_STREAM);
   m.type = WIRE_HELLO;

@@ -109,6 +109,9 @@ int producer_init(producer *p, const producer_options *o, const volatile sig_ato
   }
   rc = o->resume || o->id != NULL ? producer_stable_id(p) : rng_os_u64(&p->producer_id);
   if (rc == 0) {
+    rc = rng_os_bytes(p->session_key, sizeof p->session_key);
+  }
+  if (rc == 0) {
     rc = o->have_seed ? 0 : rng_os_u64(&pace_seed);
   }
   if (rc != 0) {
@@ -136,6 +139,7 @@ static wire_msg producer_msg(const producer *p, int type, uint64_t seq) {
   m.sent_us = clock_wall_us();
   m.stream.data = p->stream;
   m.stream.len = strlen(p->stream);
+  m.key = p->session_key;
   return m;
 }
 

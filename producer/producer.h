@@ -41,6 +41,7 @@ typedef struct producer {
   const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; borrowed */
   char stream[WIRE_MAX_STREAM_NAME + 1];
   uint64_t producer_id;
+  unsigned char session_key[WIRE_KEY_LEN]; /* this run's secret: in every HELLO and END */
   char peer[80]; /* "127.0.0.1:9999": the address connected to (or tried last) */
   csvin *in;
   pacer pacer;

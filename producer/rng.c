@@ -22,12 +22,17 @@ double rng_uniform(rng *r) {
   return (double)(rng_next(r) >> 11) * 0x1.0p-53;
 }
 
-/* Fill *out from getrandom(2), retrying EINTR and short reads. */
+/* Fill *out from getrandom(2); see rng_os_bytes. */
 int rng_os_u64(uint64_t *out) {
-  unsigned char *p = (unsigned char *)out;
+  return rng_os_bytes(out, sizeof *out);
+}
+
+/* Fill out[0..len) from getrandom(2), retrying EINTR and short reads. */
+int rng_os_bytes(void *out, size_t len) {
+  unsigned char *p = out;
   size_t got = 0;
-  while (got < sizeof *out) {
-    ssize_t n = getrandom(p + got, sizeof *out - got, 0);
+  while (got < len) {
+    ssize_t n = getrandom(p + got, len - got, 0);
     if (n < 0) {
       if (errno == EINTR) {
         continue;

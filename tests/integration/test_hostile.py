@@ -1,6 +1,11 @@
 """test_hostile.py -- a hostile peer that knows a running stream's producer id (the consumer logs
-it) and sends that stream a record numbered 2^64-2, over UDP and over TCP, while the real
-producer streams: the hostile record is refused as garbage and every real record arrives."""
+it) sends that stream frames, over UDP and over TCP, while the real producer streams: without
+the stream's session key (protocol version 2 frames), with a guessed key (version 3), or from a
+connection that opened a stream of its own. Each is refused and counted as spoofed, and every
+real record arrives. A record numbered 2^64-2 in a stream of the peer's own is refused as
+garbage and changes nothing."""
+
+import os
 
 import re
 import socket
@@ -17,13 +22,37 @@ def frame(ftype, payload, version=1):
     return b"CS" + bytes([version, ftype]) + struct.pack(">I", len(payload)) + payload
 
 
-def message(ftype, producer_id, stream, fields, seq=0):
-    """A HELLO (1), RECORD (2) or END (3) frame; stream and fields are bytes."""
+def message(ftype, producer_id, stream, fields, seq=0, key=None):
+    """A HELLO (1), RECORD (2) or END (3) frame; stream and fields are bytes. With key (16
+    bytes), a version 3 frame (HELLO and END carry the key); without, version 2."""
     payload = struct.pack(">QQQQB", producer_id, seq, int(time.time() * 1e6), 0, len(stream))
-    payload += stream + struct.pack(">I", len(fields))
+    payload += stream
+    if key is not None and ftype in (1, 3):
+        payload += key
+    payload += struct.pack(">I", len(fields))
     for f in fields:
         payload += struct.pack(">I", len(f)) + f
-    return frame(ftype, payload)
+    return frame(ftype, payload, 3 if key is not None else 2)
+
+
+def refusal(sock):
+    """Everything the consumer sends before it closes: the REFUSE frame's reason, or ''."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    while len(data) >= 8:
+        n = struct.unpack(">I", data[4:8])[0]
+        if data[3] == 5:
+            body = data[8:8 + n]
+            name_len = body[32]
+            off = 33 + name_len + 4
+            why_len = struct.unpack(">I", body[off:off + 4])[0]
+            return body[off + 4:off + 4 + why_len].decode()
+        data = data[8 + n:]
+    return ""
 
 
 class HostileSequenceTest(harness.IntegrationCase):
@@ -47,22 +76,15 @@ class HostileSequenceTest(harness.IntegrationCase):
                         cons.proc.stderr())
         return int(found[0], 16)
 
-    def attack(self, protocol):
+    def under_attack(self, protocol, hostile, expect_log, counter):
+        """Stream 600 records to the victim while hostile(pid, port) attacks it; then check the
+        victim arrived whole, the log says expect_log, and counter (per protocol) counted it."""
         n = 600
         src, rows = self.source(n)
         cons = self.consumer()
         prod = self.start_producer(src, cons.port, protocol, ["--rate", "300"])
         pid = self.victim_id(cons, protocol)
-        hostile = message(1, pid, b"victim", [b"id", b"value"]) + \
-            message(2, pid, b"victim", [b"999", b"injected"], seq=HUGE)
-        if protocol == "udp":
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.sendto(hostile, ("127.0.0.1", cons.port))
-        else:
-            with socket.create_connection(("127.0.0.1", cons.port), timeout=5) as s:
-                s.sendall(hostile)
-                s.settimeout(5)
-                self.assertEqual(s.recv(1), b"", "the consumer must close the hostile connection")
+        hostile(pid, cons.port)
         res_p = self.finish_producer(prod, timeout=30)
         self.assertExit(res_p, 0, "the victim producer")
         harness.wait_for_rows(cons.out_path(), n, 10)
@@ -70,9 +92,9 @@ class HostileSequenceTest(harness.IntegrationCase):
         self.assertExit(res, 0, "consumer")
         self.assertRowsEqual(rows, harness.read_csv(cons.out_path()),
                              "every real record, and no injected one")
-        self.assertIn("beyond the highest sequence number seen", res.stderr, res.describe())
+        self.assertIn(expect_log, res.stderr, res.describe())
         totals = res.stats[protocol]
-        self.assertGreaterEqual(totals["garbage"], 1, res.describe())
+        self.assertGreaterEqual(totals[counter], 1, res.describe())
         streams = [s for s in res.stats["streams"] if s["stream"] == "victim"]
         self.assertEqual(1, len(streams), res.describe())
         self.assertEqual(n, streams[0]["received"], res.describe())
@@ -80,12 +102,78 @@ class HostileSequenceTest(harness.IntegrationCase):
         if protocol == "tcp":
             self.assertEqual(0, streams[0]["lost"], res.describe())
         self.assertLess(totals["lost"], 2 ** 63, "a total must not take the hostile number")
+        return res
+
+    def send(self, protocol, port, data):
+        """Send data as one datagram, or over a new connection; over TCP return the refusal."""
+        if protocol == "udp":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(data, ("127.0.0.1", port))
+            return None
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(data)
+            s.settimeout(5)
+            return refusal(s)
+
+    def hijack(self, protocol, key):
+        def hostile(pid, port):
+            data = message(1, pid, b"victim", [b"id", b"value"], key=key) + \
+                message(2, pid, b"victim", [b"999", b"injected"], seq=HUGE)
+            why = self.send(protocol, port, data)
+            if protocol == "tcp":
+                self.assertIn("belongs to another sender", why,
+                              "the consumer refuses the hostile connection and says why")
+        res = self.under_attack(protocol, hostile, "spoofed frame from", "spoofed")
+        self.assertEqual(0, res.stats[protocol]["garbage"], res.describe())
+
+    def test_udp_hijack_without_the_session_key_is_spoofed(self):
+        self.hijack("udp", None)
+
+    def test_tcp_hijack_without_the_session_key_is_spoofed(self):
+        self.hijack("tcp", None)
+
+    def test_udp_hijack_with_a_guessed_key_is_spoofed(self):
+        self.hijack("udp", os.urandom(16))
+
+    def test_tcp_hijack_with_a_guessed_key_is_spoofed(self):
+        self.hijack("tcp", os.urandom(16))
+
+    def test_udp_record_without_the_hello_in_its_datagram_is_spoofed(self):
+        def hostile(pid, port):
+            self.send("udp", port, message(2, pid, b"victim", [b"999", b"injected"], seq=601))
+        self.under_attack("udp", hostile, "did not present its session key", "spoofed")
+
+    def test_tcp_records_for_another_connections_stream_are_spoofed(self):
+        def hostile(pid, port):
+            data = message(1, 77, b"mine", [b"id", b"value"], key=os.urandom(16)) + \
+                message(2, pid, b"victim", [b"999", b"injected"], seq=601)
+            self.assertIn("belongs to another sender", self.send("tcp", port, data))
+        self.under_attack("tcp", hostile, "did not present its session key", "spoofed")
+
+    def beyond_window(self, protocol):
+        def hostile(pid, port):
+            key = os.urandom(16)
+            data = message(1, pid ^ 1, b"mine", [b"id", b"value"], key=key) + \
+                message(2, pid ^ 1, b"mine", [b"999", b"injected"], seq=HUGE)
+            if protocol == "tcp":
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(data)
+                    s.settimeout(5)
+                    self.assertEqual(b"", s.recv(1), "the consumer closes the connection")
+            else:
+                self.send(protocol, port, data)
+        res = self.under_attack(protocol, hostile, "beyond the highest sequence number seen",
+                                "garbage")
+        mine = [s for s in res.stats["streams"] if s["stream"] == "mine"]
+        self.assertEqual(1, len(mine), res.describe())
+        self.assertEqual(0, mine[0]["received"], "the hostile record is not taken")
+        self.assertEqual(0, mine[0]["lost"], "nor does it make the stream's loss absurd")
 
     def test_udp_record_far_beyond_the_window_is_refused(self):
-        self.attack("udp")
+        self.beyond_window("udp")
 
     def test_tcp_record_far_beyond_the_window_is_refused(self):
-        self.attack("tcp")
+        self.beyond_window("tcp")
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ static void test_encode_exact_bytes(void **state) {
   (void)state;
   static const cs_field fields[] = {F("a,b"), F("")};
   static const unsigned char expect[] = {
-      'C',  'S',  2,    2,    0,    0,    0,    50,   /* header: v2 RECORD, payload 50 */
+      'C',  'S',  3,    2,    0,    0,    0,    50,   /* header: v3 RECORD, payload 50 */
       0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* producer_id */
       0,    0,    0,    0,    0,    0,    0,    7,    /* seq */
       0,    0,    0,    0,    0,    0,    0x01, 0x00, /* sent_us = 256 */
@@ -288,7 +288,7 @@ static const bad_case bad_cases[] = {
      CS_EBADMAGIC,
      CS_EBADMAGIC},
     {"bad version",
-     {'C', 'S', 3, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
+     {'C', 'S', 4, 2, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD},
      8 + GOOD_LEN,
      CS_EVERSION,
      CS_EVERSION},
@@ -519,6 +519,26 @@ static void test_type_names(void **state) {
   assert_string_equal(wire_type_name(7), "unknown");
 }
 
+/* What test_v3_session_key keeps of each message. */
+typedef struct key_seen {
+  int n;
+  int has[4], version[4];
+  unsigned char key[4][WIRE_KEY_LEN];
+} key_seen;
+
+static int key_cb(const wire_msg *m, void *arg) {
+  key_seen *k = arg;
+  if (k->n < 4) {
+    k->has[k->n] = m->key != NULL;
+    k->version[k->n] = m->version;
+    if (m->key != NULL) {
+      memcpy(k->key[k->n], m->key, WIRE_KEY_LEN);
+    }
+  }
+  k->n++;
+  return 0;
+}
+
 /* What test_v2_ack_refuse_and_v1_frames keeps of each message. */
 typedef struct kept {
   int n;
@@ -562,7 +582,7 @@ static void test_v2_ack_refuse_and_v1_frames(void **state) {
   assert_int_equal(k.n, 3);
   assert_int_equal(k.type[0], WIRE_ACK);
   assert_int_equal(k.seq[0], 41);
-  assert_int_equal(k.version[0], 2);
+  assert_int_equal(k.version[0], WIRE_VERSION);
   assert_int_equal(k.type[1], WIRE_REFUSE);
   assert_int_equal(k.nfields[1], 1);
   assert_int_equal(k.type[2], WIRE_END);
@@ -571,6 +591,65 @@ static void test_v2_ack_refuse_and_v1_frames(void **state) {
   assert_string_equal(wire_type_name(WIRE_REFUSE), "refuse");
   assert_true(wire_type_known(WIRE_END, 1));
   assert_false(wire_type_known(WIRE_ACK, 1));
+  wire_decoder_free(&d);
+  cs_buf_free(&out);
+}
+
+/* Version 3: HELLO and END carry the session key after the stream name (NULL writes zeros);
+ * RECORD does not; the decoder hands it back, and gives NULL for older frames. */
+static void test_v3_session_key(void **state) {
+  static const unsigned char key[WIRE_KEY_LEN] = {1, 2,  3,  4,  5,  6,  7,  8,
+                                                  9, 10, 11, 12, 13, 14, 15, 16};
+  static const unsigned char zeros[WIRE_KEY_LEN] = {0};
+  static const cs_field cols[] = {F("a")};
+  static const unsigned char v2_hello[] = {'C', 'S', 2, 1, 0, 0, 0, GOOD_LEN, GOOD_PAYLOAD};
+  wire_msg hello = {.type = WIRE_HELLO,
+                    .producer_id = 5,
+                    .stream = {"s", 1},
+                    .key = key,
+                    .nfields = 1,
+                    .fields = cols};
+  wire_msg rec = {.type = WIRE_RECORD,
+                  .producer_id = 5,
+                  .seq = 1,
+                  .stream = {"s", 1},
+                  .key = key,
+                  .nfields = 1,
+                  .fields = cols};
+  wire_msg end = {.type = WIRE_END, .producer_id = 5, .seq = 1, .stream = {"s", 1}};
+  key_seen seen;
+  cs_buf out;
+  wire_decoder d;
+  (void)state;
+  memset(&seen, 0, sizeof seen);
+  cs_buf_init(&out);
+  assert_int_equal(wire_encode(&hello, &out), 0);
+  /* header 8, fixed 37, stream 1, key 16, one field 4 + 1 */
+  assert_int_equal(out.len, 8 + 37 + 1 + WIRE_KEY_LEN + 5);
+  assert_memory_equal(out.data + 8 + 33 + 1, key, WIRE_KEY_LEN);
+  assert_int_equal(wire_encoded_size(&hello), out.len);
+  size_t rec_at = out.len;
+  assert_int_equal(wire_encode(&rec, &out), 0);
+  assert_int_equal(out.len - rec_at, 8 + 37 + 1 + 5); /* no key in a RECORD */
+  assert_int_equal(wire_encode(&end, &out), 0);
+  assert_int_equal(cs_buf_append(&out, v2_hello, sizeof v2_hello), 0);
+  wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+  assert_int_equal(wire_decoder_feed(&d, out.data, out.len, key_cb, &seen), 0);
+  assert_int_equal(seen.n, 4);
+  assert_int_equal(seen.has[0], 1);
+  assert_memory_equal(seen.key[0], key, WIRE_KEY_LEN);
+  assert_int_equal(seen.has[1], 0);
+  assert_int_equal(seen.has[2], 1);
+  assert_memory_equal(seen.key[2], zeros, WIRE_KEY_LEN);
+  assert_int_equal(seen.has[3], 0);
+  assert_int_equal(seen.version[3], 2);
+  wire_decoder_free(&d);
+  /* A version 3 HELLO too short to hold its key is malformed. */
+  cs_buf_reset(&out);
+  assert_int_equal(wire_encode(&end, &out), 0);
+  out.data[7] = (char)(out.data[7] - 10);
+  wire_decoder_init(&d, WIRE_MAX_PAYLOAD);
+  assert_int_equal(wire_decode_datagram(&d, out.data, out.len - 10, key_cb, &seen), CS_EMALFORMED);
   wire_decoder_free(&d);
   cs_buf_free(&out);
 }
@@ -590,6 +669,7 @@ int main(void) {
       cmocka_unit_test(test_encode_limits),
       cmocka_unit_test(test_type_names),
       cmocka_unit_test(test_v2_ack_refuse_and_v1_frames),
+      cmocka_unit_test(test_v3_session_key),
   };
   return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
