@@ -39,9 +39,9 @@ static int wire_has_key(int type, int version) {
 }
 
 /* Payload size of m, or SIZE_MAX when a field length cannot be represented. */
-static size_t payload_size(const wire_msg *m) {
+static size_t payload_size(const wire_msg *m, int version) {
   size_t n = WIRE_FIXED_PAYLOAD + m->stream.len;
-  if (wire_has_key(m->type, WIRE_VERSION)) {
+  if (wire_has_key(m->type, version)) {
     n += WIRE_KEY_LEN;
   }
   for (uint32_t i = 0; i < m->nfields; i++) {
@@ -57,18 +57,27 @@ static size_t payload_size(const wire_msg *m) {
 }
 
 size_t wire_encoded_size(const wire_msg *m) {
-  size_t p = payload_size(m);
+  size_t p = payload_size(m, WIRE_VERSION);
   return p == SIZE_MAX ? SIZE_MAX : WIRE_HEADER_LEN + p;
 }
 
 /* Append the frame: header, fixed payload, stream name, then each field as length + bytes. */
 int wire_encode(const wire_msg *m, cs_buf *out) {
-  size_t payload = payload_size(m);
+  return wire_encode_as(m, WIRE_VERSION, out);
+}
+
+/* wire_encode in an older layout; see wire.h. */
+int wire_encode_as(const wire_msg *m, int version, cs_buf *out) {
+  size_t payload;
+  if (version < WIRE_VERSION_MIN || version > WIRE_VERSION) {
+    return CS_EVERSION;
+  }
+  payload = payload_size(m, version);
   if (payload == SIZE_MAX || payload > WIRE_MAX_PAYLOAD || m->stream.len == 0 ||
       m->stream.len > WIRE_MAX_STREAM_NAME) {
     return CS_ETOOBIG;
   }
-  if (!wire_type_known(m->type, WIRE_VERSION)) {
+  if (!wire_type_known(m->type, version)) {
     return CS_ETYPE;
   }
   if ((m->type == WIRE_RECORD || m->type == WIRE_REFUSE) && m->nfields == 0) {
@@ -81,7 +90,7 @@ int wire_encode(const wire_msg *m, cs_buf *out) {
   unsigned char *p = (unsigned char *)out->data + out->len;
   p[0] = WIRE_MAGIC0;
   p[1] = WIRE_MAGIC1;
-  p[2] = WIRE_VERSION;
+  p[2] = (unsigned char)version;
   p[3] = (unsigned char)m->type;
   put_u32(p + 4, (uint32_t)payload);
   p += WIRE_HEADER_LEN;
@@ -93,7 +102,7 @@ int wire_encode(const wire_msg *m, cs_buf *out) {
   p += 33;
   memcpy(p, m->stream.data, m->stream.len);
   p += m->stream.len;
-  if (wire_has_key(m->type, WIRE_VERSION)) {
+  if (wire_has_key(m->type, version)) {
     if (m->key != NULL) {
       memcpy(p, m->key, WIRE_KEY_LEN);
     } else {

@@ -57,6 +57,11 @@ size_t wire_encoded_size(const wire_msg *m);
  * any error). */
 int wire_encode(const wire_msg *m, cs_buf *out);
 
+/* wire_encode, in the layout of an older version (WIRE_VERSION_MIN..WIRE_VERSION): for tests
+ * and tools that speak to older peers. Also CS_EVERSION, or CS_ETYPE for a type that version
+ * does not have. */
+int wire_encode_as(const wire_msg *m, int version, cs_buf *out);
+
 /* Called once per decoded message. `m` and everything it points to are valid only during the
  * call. Return 0 to go on; any other value stops the decoding and is returned by the feeder. */
 typedef int (*wire_msg_cb)(const wire_msg *m, void *arg);

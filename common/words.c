@@ -62,3 +62,25 @@ char *words_rate(char *buf, size_t len, uint64_t n, uint64_t span_us) {
            (unsigned)(tenths % 10));
   return buf;
 }
+
+/* A size in binary units; see words.h. */
+char *words_bytes(char *buf, size_t len, uint64_t n) {
+  static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = (double)n;
+  size_t u = 0;
+  if (n < 1024) {
+    snprintf(buf, len, "%llu %s", (unsigned long long)n, n == 1 ? "byte" : "bytes");
+    return buf;
+  }
+  v /= 1024.0;
+  while (v >= 1024.0 && u + 1 < sizeof units / sizeof units[0]) {
+    v /= 1024.0;
+    u++;
+  }
+  if (v == (double)(uint64_t)v) {
+    snprintf(buf, len, "%llu %s", (unsigned long long)v, units[u]);
+  } else {
+    snprintf(buf, len, "%.1f %s", v, units[u]);
+  }
+  return buf;
+}

@@ -29,6 +29,10 @@ char *words_count_of(char *buf, size_t len, uint64_t n, const char *one, const c
 /* 1 if span_us is long enough for a rate to mean something (WORDS_RATE_MIN_SPAN_US). */
 int words_rate_known(uint64_t span_us);
 
+/* A size for people: "512 bytes", "64 KiB", "1.5 MiB", "2 GiB" (binary units, at most one
+ * decimal). Returns buf. */
+char *words_bytes(char *buf, size_t len, uint64_t n);
+
 /* A rate per second with separators and one decimal ("578,313.3"), or "-" when span_us is
  * under WORDS_RATE_MIN_SPAN_US; n events over span_us µs. Returns buf. */
 char *words_rate(char *buf, size_t len, uint64_t n, uint64_t span_us);

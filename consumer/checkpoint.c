@@ -244,6 +244,20 @@ uint64_t checkpoint_track(checkpoint *c, const sink_stream *st, size_t slot) {
   return 0;
 }
 
+/* Stop tracking st; see checkpoint.h. */
+void checkpoint_untrack(checkpoint *c, const sink_stream *st) {
+  for (size_t i = 0; i < c->n; i++) {
+    checkpoint_stream *e = &c->v[i];
+    if (e->st == st) {
+      e->seq = st->durable[e->slot];
+      if (st->ended && e->ended_us == 0) {
+        e->ended_us = clock_wall_us();
+      }
+      e->st = NULL;
+    }
+  }
+}
+
 /* Write the lines into fp (now: the wall clock). Returns 0 or -1 (errno). */
 static int checkpoint_put(checkpoint *c, const outfile *o, FILE *fp, uint64_t now) {
   char hex[2 * 4096 + 1];

@@ -23,6 +23,9 @@ int checkpoint_open(checkpoint **out, const char *csv_path, int fsync, char *err
  * returned, and the stream's durable number at slot is written from now on. */
 uint64_t checkpoint_track(checkpoint *c, const sink_stream *st, size_t slot);
 
+/* st leaves the stream table: its number so far is kept (and written) without the pointer. */
+void checkpoint_untrack(checkpoint *c, const sink_stream *st);
+
 /* Replace the progress file with the files' lengths (o) and every stream's number (those that
  * ended more than an hour ago left out: the file stays about as small as the open streams). Returns
  * 0, or CS_EIO / CS_ENOMEM with the message in err. */

@@ -18,7 +18,10 @@ void ingest_init(ingest *in, streams *table, sinks *fanout, const consumer_optio
   in->sinks = fanout;
   in->max_records = opt->max_records;
   in->quiet = opt->quiet;
+  in->max_memory = opt->max_memory;
+  in->idle_us = opt->stream_idle_us;
   lograte_init(&in->record_log, INGEST_RECORD_LOG_BURST, INGEST_RECORD_LOG_PER_S);
+  lograte_init(&in->stream_log, INGEST_RECORD_LOG_BURST, INGEST_RECORD_LOG_PER_S);
 }
 
 void ingest_peer_init(ingest_peer *p, int proto, const struct sockaddr *addr) {
@@ -132,6 +135,16 @@ static int ingest_spoofed(ingest *in, const stream *e, ingest_peer *p, const wir
 static int ingest_check_key(ingest *in, stream *e, ingest_peer *p, const wire_msg *m, int created) {
   int has = m->key != NULL;
   if (created) {
+    const stream_ghost *g =
+        streams_ghost(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len);
+    /* A retired stream's key still holds: over UDP, and over TCP but for a HELLO (a restarted
+     * producer takes its stream over, as below). */
+    if (g != NULL && (p->proto != STREAM_TCP || m->type != WIRE_HELLO) &&
+        (g->keyed != has || (has && !ingest_key_equal(g->key, m->key)))) {
+      e->keyed = g->keyed;
+      memcpy(e->key, g->key, WIRE_KEY_LEN);
+      return ingest_spoofed(in, e, p, m, "without the key of the stream it had");
+    }
     e->keyed = has;
     if (has) {
       memcpy(e->key, m->key, WIRE_KEY_LEN);
@@ -163,6 +176,10 @@ static int ingest_check_key(ingest *in, stream *e, ingest_peer *p, const wire_ms
 
 /* A connection closes; see ingest.h. Only a connection that owned streams scans the table. */
 void ingest_peer_close(ingest *in, ingest_peer *p) {
+  if (p->hello_stream != NULL) {
+    p->hello_stream->refs--;
+    p->hello_stream = NULL;
+  }
   if (p->owns == 0) {
     return;
   }
@@ -207,20 +224,35 @@ static void ingest_hello_acked(ingest *in, stream *e, ingest_peer *p, const wire
 static int ingest_hello(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) {
   p->saw_hello = 1;
   if (p->proto == STREAM_TCP) {
-    p->hello_stream = e;
+    if (p->hello_stream != e) {
+      /* The connection points here now: the stream is not retired while it does. */
+      if (p->hello_stream != NULL) {
+        p->hello_stream->refs--;
+      }
+      e->refs++;
+      p->hello_stream = e;
+    }
     p->ack_due = 1;
   }
   if (!e->header_known) {
-    if (stream_set_columns(e, m->fields, m->nfields) != 0) {
+    if (streams_set_columns(in->table, e, m->fields, m->nfields) != 0) {
       log_error("out of memory for the header of stream %s; stopping", e->label);
       return ingest_stop(in, 1);
     }
     e->header_known = 1;
     ingest_hello_acked(in, e, p, m);
-    char cols[WORDS_BUF];
-    log_info("%s %s: stream %s from producer %016" PRIx64 " (%s)", stream_proto_name(p->proto),
-             ingest_peer_name(p), e->label, e->sink.producer_id,
-             words_count_of(cols, sizeof cols, e->sink.ncolumns, "column", "columns"));
+    if (lograte_allow(&in->stream_log, clock_mono_us())) {
+      char cols[WORDS_BUF], more[WORDS_BUF + 40] = "";
+      unsigned long long skipped = lograte_take_suppressed(&in->stream_log);
+      if (skipped > 0) {
+        char n[WORDS_BUF];
+        snprintf(more, sizeof more, "; %s more since the last line",
+                 words_count_of(n, sizeof n, skipped, "new stream", "new streams"));
+      }
+      log_info("%s %s: stream %s from producer %016" PRIx64 " (%s)%s", stream_proto_name(p->proto),
+               ingest_peer_name(p), e->label, e->sink.producer_id,
+               words_count_of(cols, sizeof cols, e->sink.ncolumns, "column", "columns"), more);
+    }
   } else if (!e->warned_header && !stream_same_columns(e, m->fields, m->nfields)) {
     e->warned_header = 1;
     log_warn("%s %s: stream %s announced another header mid-stream; keeping the first one",
@@ -274,7 +306,11 @@ static int ingest_record(ingest *in, stream *e, ingest_peer *p, const wire_msg *
   }
   /* The window decides; the stats only count its verdict. Over an acknowledged stream a copy
    * is a resend after a reconnect (TCP itself never duplicates): counted apart. */
+  e->win.no_grow = in->table->bytes + in->frame_bytes > in->max_memory;
   verdict = seqwin_mark(&e->win, m->seq);
+  if (e->win.seen_bits != e->win_bits) {
+    streams_recount(in->table, e);
+  }
   if (e->sink.acked && !seqwin_is_new(verdict)) {
     e->resent_dropped++;
     return 0;
@@ -359,6 +395,77 @@ static int ingest_note_refused(ingest *in, const wire_msg *m, int rc) {
 
 static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us);
 
+/* A stream refused for a limit (the reason in in->err): over TCP from a version 2 or newer
+ * producer, CS_EREFUSED (the listener tells it why, and counts it); from a version 1 one,
+ * CS_EPROTO (it cannot be told: the connection closes as for garbage); over UDP counted as
+ * refused, logged at most once a second, and CS_EREFUSED drops the rest of the datagram. */
+static int ingest_refuse_new(ingest *in, ingest_peer *p, const wire_msg *m) {
+  ingest_proto *t = &in->proto[p->proto];
+  if (p->proto == STREAM_TCP) {
+    return m->version >= 2 ? CS_EREFUSED : CS_EPROTO;
+  }
+  t->refused++;
+  if (log_limiter_allow(&in->budget_log, clock_mono_us(), INGEST_GARBAGE_LOG_INTERVAL_US)) {
+    unsigned long long skipped = in->budget_log.suppressed;
+    char more[WORDS_BUF];
+    in->budget_log.suppressed = 0;
+    log_warn("%s %s: %s (%s refused since the last report)", stream_proto_name(p->proto),
+             ingest_peer_name(p), in->err, words_count(more, sizeof more, skipped));
+  }
+  return CS_EREFUSED; /* counted and logged: the listener only stops reading the datagram */
+}
+
+/* A stream seen for the first time in the table (a HELLO or END): the budget and the table's
+ * limit decide whether it may come in; a ghost of it (retired before) says what it had seen,
+ * and whose it was. Returns 0 with *out set, or a code for ingest_msg. */
+static int ingest_new_stream(ingest *in, ingest_peer *p, const wire_msg *m, stream **out) {
+  const stream_ghost *g =
+      streams_ghost(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len);
+  size_t cost = streams_entry_cost(m->stream.len, ingest_peer_name(p));
+  char nm[64], mem[WORDS_BUF];
+  stream *e;
+  int rc, same_key = 0;
+  *out = NULL;
+  if (g != NULL && g->keyed) {
+    same_key = m->key != NULL && ingest_key_equal(g->key, m->key);
+  } else if (g != NULL) {
+    same_key = m->key == NULL;
+  }
+  log_escape(nm, sizeof(nm), m->stream.data, m->stream.len);
+  if ((uint64_t)in->table->bytes + in->frame_bytes + cost > in->max_memory) {
+    snprintf(in->err, sizeof(in->err),
+             "new stream %s refused: the consumer's memory budget (--max-memory %s) is in use "
+             "by the streams it has",
+             nm, words_bytes(mem, sizeof mem, in->max_memory));
+    return ingest_refuse_new(in, p, m);
+  }
+  rc = streams_add(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len,
+                   ingest_peer_name(p), &e);
+  if (rc == CS_EREFUSED) {
+    snprintf(in->err, sizeof(in->err),
+             "new stream %s refused: the consumer holds its limit of %d streams (ended and idle "
+             "ones are retired after --stream-idle)",
+             nm, STREAMS_MAX);
+    return ingest_refuse_new(in, p, m);
+  }
+  if (rc != 0) {
+    log_error("out of memory for a new stream from %s/%s; stopping", ingest_peer_name(p),
+              stream_proto_name(p->proto));
+    return ingest_stop(in, 1);
+  }
+  if (g != NULL && same_key && !g->acked) {
+    /* The same sender's stream, retired and now back (a late copy, or a long pause): what it
+     * had seen counts as seen, so nothing is stored twice. Acknowledged streams resume from
+     * the sinks instead. */
+    seqwin_start_at(&e->win, g->top);
+    stats_stream_resume(&e->stats, g->top);
+    e->ended = g->ended;
+    e->sink.ended = g->ended;
+  }
+  *out = e;
+  return 0;
+}
+
 /* One message; see ingest.h. */
 int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
   return ingest_note_refused(in, m, ingest_msg_one(in, p, m, now_us));
@@ -373,22 +480,14 @@ static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_
   }
   e = streams_find(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len);
   if (e == NULL && (m->type == WIRE_HELLO || m->type == WIRE_END)) {
-    rc = streams_add(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len,
-                     ingest_peer_name(p), &e);
-    if (rc == CS_EREFUSED) {
-      char nm[64];
-      snprintf(in->err, sizeof(in->err),
-               "stream %s refused: the consumer holds its limit of %d streams (restart it to "
-               "take new ones)",
-               log_escape(nm, sizeof(nm), m->stream.data, m->stream.len), STREAMS_MAX);
-      return p->proto == STREAM_TCP && m->version >= 2 ? CS_EREFUSED : CS_EPROTO;
-    }
+    rc = ingest_new_stream(in, p, m, &e);
     if (rc != 0) {
-      log_error("out of memory for a new stream from %s/%s; stopping", ingest_peer_name(p),
-                stream_proto_name(p->proto));
-      return ingest_stop(in, 1);
+      return rc;
     }
     created = 1;
+  }
+  if (e != NULL) {
+    e->seen_us = now_us;
   }
   if (e != NULL && (m->type == WIRE_HELLO || m->type == WIRE_END)) {
     rc = ingest_check_key(in, e, p, m, created);
@@ -455,4 +554,38 @@ void ingest_finish(ingest *in) {
     log_info("(%s more not logged one by one)",
              words_count_of(more, sizeof more, in->record_log.suppressed, "record", "records"));
   }
+}
+
+/* Retire what ended or went idle; see ingest.h. */
+size_t ingest_retire(ingest *in, uint64_t now_us) {
+  size_t n = 0, i = in->table->n;
+  while (i-- > 0) {
+    stream *e = in->table->v[i];
+    uint64_t idle = now_us > e->seen_us ? now_us - e->seen_us : 0;
+    uint64_t limit = in->idle_us;
+    if (e->ended && limit > INGEST_ENDED_KEEP_US) {
+      limit = INGEST_ENDED_KEEP_US;
+    }
+    if (idle < limit || e->refs > 0 || e->owner_live || sinks_hold(in->sinks, &e->sink)) {
+      continue;
+    }
+    sinks_forget(in->sinks, &e->sink);
+    streams_retire(in->table, e);
+    n++;
+  }
+  if (n > 0 && !in->quiet) {
+    char c[WORDS_BUF], left[WORDS_BUF];
+    log_info("retired %s (ended, or no frame for --stream-idle); %s in the table",
+             words_count_of(c, sizeof c, n, "stream", "streams"),
+             words_count_of(left, sizeof left, in->table->n, "stream", "streams"));
+  }
+  return n;
+}
+
+size_t ingest_frame_cap(const ingest *in) {
+  size_t floor = 2 * ((size_t)WIRE_MAX_PAYLOAD + WIRE_HEADER_LEN);
+  size_t half = (size_t)(in->max_memory / 2);
+  size_t left = in->table->bytes < in->max_memory ? (size_t)(in->max_memory - in->table->bytes) : 0;
+  size_t cap = left < half ? left : half;
+  return cap > floor ? cap : floor;
 }

@@ -61,10 +61,17 @@ typedef struct ingest {
   int stopped;        /* CS_ESTOP was returned: every later message gets it too */
   int exit_code;      /* why: 0 (--max-records reached) or 1 (a fatal error, logged) */
   int warned_v1;      /* a TCP producer of protocol version 1 was reported */
-  uint64_t serials;   /* peers numbered so far (ingest_peer.serial) */
+  /* The memory budget (--max-memory): the stream table's bytes plus frame_bytes, the bytes of
+   * incomplete frames that the listeners hold (they keep this count up to date). */
+  uint64_t max_memory;
+  size_t frame_bytes;
+  uint64_t idle_us; /* --stream-idle */
+  log_limiter budget_log;
+  uint64_t serials; /* peers numbered so far (ingest_peer.serial) */
   ingest_proto proto[STREAM_NPROTO];
   lograte record_log;
-  char err[512]; /* why the last CS_EPROTO, CS_EREFUSED or CS_ESPOOFED */
+  lograte stream_log; /* the new-stream lines: a flood of new streams is not a flood of lines */
+  char err[512];      /* why the last CS_EPROTO, CS_EREFUSED or CS_ESPOOFED */
   /* The stream of the last CS_EREFUSED, for the REFUSE frame. */
   uint64_t refused_id;
   char refused_stream[WIRE_MAX_STREAM_NAME];
@@ -88,7 +95,9 @@ const char *ingest_peer_name(ingest_peer *p);
  * CS_EPROTO for a well-formed frame that breaks the protocol (ingest_error says how; the
  * caller counts it as garbage and closes the connection or drops the datagram's rest);
  * CS_EREFUSED for an acknowledged stream the consumer cannot take (ingest_error says why: the
- * caller tells the producer with a REFUSE frame and closes); CS_ESPOOFED for a frame of a
+ * caller tells the producer with a REFUSE frame and closes; over UDP a new stream refused for
+ * the budget or the table's limit, counted and logged here: the caller ignores the rest of the
+ * datagram); CS_ESPOOFED for a frame of a
  * stream that another sender began, without its session key (counted as spoofed and logged
  * here; the caller ignores the rest of the datagram, or refuses and closes the connection like
  * CS_EREFUSED without counting it again); or CS_ESTOP: stop the consumer
@@ -107,6 +116,20 @@ const char *ingest_decode_error(int rc);
 /* Count garbage from p and log it, at most once a second per protocol; action says what was
  * done ("closing the connection"). */
 void ingest_garbage(ingest *in, ingest_peer *p, const char *reason, const char *action);
+
+/* Ended streams are retired this long after their last frame (or after --stream-idle, if
+ * shorter): long enough for the repeated ENDs and late copies of a UDP stream. */
+#define INGEST_ENDED_KEEP_US (10 * 1000000ull)
+
+/* Retire the streams that ended or went idle (no frame for --stream-idle) and that nothing
+ * points to any more: no open connection, no record a sink still holds. Their counts stay in
+ * the totals. now_us: wall clock. Returns how many. Called about once a second. */
+size_t ingest_retire(ingest *in, uint64_t now_us);
+
+/* The most the listeners may hold in incomplete frames now: half the budget, or what it leaves
+ * beside the stream table if less, but at least room for two of the largest frames. New
+ * streams get what frames and streams leave, so neither can take all of it. */
+size_t ingest_frame_cap(const ingest *in);
 
 /* At the stop: say how many records were not logged one by one. */
 void ingest_finish(ingest *in);

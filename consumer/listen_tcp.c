@@ -100,6 +100,7 @@ static void listen_conn_close(listen_conn *k) {
   k->closing = 1;
   ingest_peer_close(k->l->env.in, &k->peer);
   k->l->partial_bytes -= k->partial_bytes;
+  k->l->env.in->frame_bytes = k->l->partial_bytes;
   k->partial_bytes = 0;
   uv_close((uv_handle_t *)&k->handle, listen_conn_close_cb);
 }
@@ -131,9 +132,12 @@ static void listen_conn_note_partial(listen_conn *k, uint64_t now) {
   listen_tcp *l = k->l;
   size_t held = wire_decoder_pending(&k->dec);
   l->partial_bytes = l->partial_bytes - k->partial_bytes + held;
+  l->env.in->frame_bytes = l->partial_bytes;
   k->partial_bytes = held;
   k->partial_since_us = held == 0 ? 0 : (k->partial_since_us != 0 ? k->partial_since_us : now);
-  while (l->partial_bytes > LISTEN_TCP_MAX_PARTIAL_BYTES) {
+  /* The memory budget (streams and frames together) may leave less than the cap. */
+  while (l->partial_bytes > LISTEN_TCP_MAX_PARTIAL_BYTES ||
+         l->partial_bytes > ingest_frame_cap(l->env.in)) {
     listen_conn *big = NULL, *c;
     for (c = l->conns; c != NULL; c = c->next) {
       if (!c->closing && (big == NULL || c->partial_bytes > big->partial_bytes)) {

@@ -86,7 +86,7 @@ static void listen_udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     l->env.stop(l->env.arg, ingest_exit_code(in));
     return;
   }
-  if (rc == CS_ESPOOFED) {
+  if (rc == CS_ESPOOFED || rc == CS_EREFUSED) {
     /* counted and logged by ingest; the rest of the datagram is ignored */
   } else if (rc == CS_EPROTO) {
     ingest_garbage(in, &peer, ingest_error(in), "the rest of the datagram is ignored");

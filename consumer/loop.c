@@ -25,11 +25,13 @@ struct consumer {
   uv_loop_t loop;
   int loop_ready;
   uv_signal_t sigint, sigterm;
-  uv_signal_t sighup;     /* reopen the CSV files (logrotate) */
-  uv_check_t check;       /* end of every loop turn: the sinks write what arrived */
-  uv_timer_t sink_timer;  /* the time a sink asked for (commit pace, lock back-off) */
-  uv_timer_t stats_timer; /* the live --stats line */
-  int sigint_open, sigterm_open, sighup_open, check_open, sink_timer_open, stats_timer_open;
+  uv_signal_t sighup;      /* reopen the CSV files (logrotate) */
+  uv_check_t check;        /* end of every loop turn: the sinks write what arrived */
+  uv_timer_t sink_timer;   /* the time a sink asked for (commit pace, lock back-off) */
+  uv_timer_t stats_timer;  /* the live --stats line */
+  uv_timer_t retire_timer; /* once a second: streams that ended or went idle leave the table */
+  int sigint_open, sigterm_open, sighup_open, check_open, sink_timer_open, stats_timer_open,
+      retire_timer_open;
 
   listen_tcp *tcp;
   listen_udp *udp;
@@ -160,6 +162,12 @@ static void loop_stats_timer_cb(uv_timer_t *t) {
   (void)report_live_line(&c->live, &v); /* 0: idle, nothing to say this tick */
 }
 
+/* Once a second: retire the streams that ended or went idle. */
+static void loop_retire_timer_cb(uv_timer_t *t) {
+  consumer *c = t->data;
+  (void)ingest_retire(&c->in, clock_wall_us());
+}
+
 /* Close a handle if it is open (flag cleared: it is closed once). */
 static void loop_close_handle(uv_handle_t *h, int *open) {
   if (*open && !uv_is_closing(h)) {
@@ -199,6 +207,7 @@ static void loop_stop(consumer *c, int exit_code) {
   }
   loop_close_handle((uv_handle_t *)&c->check, &c->check_open);
   loop_close_handle((uv_handle_t *)&c->stats_timer, &c->stats_timer_open);
+  loop_close_handle((uv_handle_t *)&c->retire_timer, &c->retire_timer_open);
 }
 
 /* The loop's own handles: signals, the per-turn check, the timers. Returns 0 or a negative
@@ -221,11 +230,13 @@ static int loop_handles_init(consumer *c) {
   LOOP_INIT_HANDLE(uv_check_init(&c->loop, &c->check), c->check, check_open);
   LOOP_INIT_HANDLE(uv_timer_init(&c->loop, &c->sink_timer), c->sink_timer, sink_timer_open);
   LOOP_INIT_HANDLE(uv_timer_init(&c->loop, &c->stats_timer), c->stats_timer, stats_timer_open);
+  LOOP_INIT_HANDLE(uv_timer_init(&c->loop, &c->retire_timer), c->retire_timer, retire_timer_open);
 #undef LOOP_INIT_HANDLE
   if ((rc = uv_signal_start(&c->sigint, loop_signal_cb, SIGINT)) != 0 ||
       (rc = uv_signal_start(&c->sigterm, loop_signal_cb, SIGTERM)) != 0 ||
       (rc = uv_signal_start(&c->sighup, loop_sighup_cb, SIGHUP)) != 0 ||
-      (rc = uv_check_start(&c->check, loop_check_cb)) != 0) {
+      (rc = uv_check_start(&c->check, loop_check_cb)) != 0 ||
+      (rc = uv_timer_start(&c->retire_timer, loop_retire_timer_cb, 1000, 1000)) != 0) {
     log_error("cannot set up the event loop: %s", uv_strerror(rc));
     return rc;
   }

@@ -26,7 +26,9 @@ enum {
   OPT_STATS_JSON,
   OPT_MAX_RECORDS,
   OPT_RCVBUF,
-  OPT_FSYNC
+  OPT_FSYNC,
+  OPT_MAX_MEMORY,
+  OPT_STREAM_IDLE
 };
 
 /* The short options; ':' first so that a missing value is told apart from an unknown option. */
@@ -36,7 +38,7 @@ static const char consumer_shortopts[] = ":tuH:p:o:d:qhV";
 void consumer_options_usage(void) {
   fputs("Usage: consumer [-t | -u] [-H HOST] [-p PORT] [-o FILE] [-d FILE]\n"
         "                [--stats SECONDS] [--stats-json FILE] [--max-records N]\n"
-        "                [--rcvbuf BYTES] [-q]\n"
+        "                [--rcvbuf BYTES] [--max-memory BYTES] [--stream-idle SECONDS] [-q]\n"
         "\n"
         "Receive CSV records from csvstream producers over TCP and UDP, append them to a CSV\n"
         "file and, with --db, insert them into SQLite.\n"
@@ -56,6 +58,12 @@ void consumer_options_usage(void) {
         "                        standard output; the summary then goes to stderr)\n"
         "      --max-records N   stop after N distinct records\n"
         "      --rcvbuf BYTES    UDP socket receive buffer (default: ask for 4 MiB)\n"
+        "      --max-memory BYTES  what peers may make the consumer hold: streams, their\n"
+        "                        sequence windows, incomplete frames (default 64 MiB, at least\n"
+        "                        1 MiB; K, M, G suffixes); past it new streams are refused\n"
+        "      --stream-idle SECONDS  retire a stream without frames for this long (default\n"
+        "                        60; an ended stream after at most 10 s); its counts stay\n"
+        "                        in the totals\n"
         "      --fsync           acknowledge TCP records only once they would survive a power\n"
         "                        loss (fdatasync of the CSV files, SQLite synchronous=FULL);\n"
         "                        without it an ack means they survive a crash of the consumer\n"
@@ -71,6 +79,37 @@ void consumer_options_usage(void) {
         "written to a file that was deleted; records not stored in the database), 2 usage\n"
         "error.\n",
         stdout);
+}
+
+/* A byte count with an optional K, M or G (binary) suffix, in [min, max]. Returns 0, or -1
+ * with err naming the flag. */
+static int consumer_options_bytes(const char *flag, const char *s, long long min, long long max,
+                                  long long *out, char *err, size_t errlen) {
+  char num[32];
+  size_t len = strlen(s);
+  int shift = 0;
+  if (len > 0 && len < sizeof num) {
+    char last = s[len - 1];
+    shift = last == 'K' || last == 'k'   ? 10
+            : last == 'M' || last == 'm' ? 20
+            : last == 'G' || last == 'g' ? 30
+                                         : 0;
+  }
+  if (shift == 0 || len >= sizeof num) {
+    return opt_long(flag, s, min, max, out, err, errlen);
+  }
+  memcpy(num, s, len - 1);
+  num[len - 1] = '\0';
+  if (opt_long(flag, num, (min >> shift) > 0 ? min >> shift : 1, max >> shift, out, err, errlen) !=
+      0) {
+    snprintf(err, errlen,
+             "%s: '%s' is not a size from %lld bytes to %lld GiB (a number, "
+             "optionally followed by K, M or G)",
+             flag, s, min, max >> 30);
+    return -1;
+  }
+  *out <<= shift;
+  return 0;
 }
 
 /* Parse argv into o; see options.h. */
@@ -89,6 +128,8 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       {"rcvbuf", required_argument, NULL, OPT_RCVBUF},
       {"quiet", no_argument, NULL, OPT_QUIET},
       {"fsync", no_argument, NULL, OPT_FSYNC},
+      {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+      {"stream-idle", required_argument, NULL, OPT_STREAM_IDLE},
       {"help", no_argument, NULL, OPT_HELP},
       {"version", no_argument, NULL, OPT_VERSION},
       {NULL, 0, NULL, 0}};
@@ -102,6 +143,8 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
   o->port = 9999;
   o->out_path = "out9.txt";
   o->stats_interval = stderr_is_tty ? 5.0 : 0.0;
+  o->max_memory = CONSUMER_MAX_MEMORY_DEFAULT;
+  o->stream_idle_us = CONSUMER_STREAM_IDLE_DEFAULT_S * 1000000ull;
   err[0] = '\0';
 
   opterr = 0; /* we write our own messages, naming the flag */
@@ -173,6 +216,21 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
     case OPT_FSYNC:
       o->fsync = 1;
       break;
+    case OPT_MAX_MEMORY:
+      if (consumer_options_bytes("--max-memory", optarg, 1ll << 20, 1ll << 40, &v, err, errlen) !=
+          0) {
+        return CONSUMER_OPTIONS_USAGE;
+      }
+      o->max_memory = (uint64_t)v;
+      break;
+    case OPT_STREAM_IDLE: {
+      double idle;
+      if (opt_double("--stream-idle", optarg, 1.0, 604800.0, &idle, err, errlen) != 0) {
+        return CONSUMER_OPTIONS_USAGE;
+      }
+      o->stream_idle_us = (uint64_t)(idle * 1e6);
+      break;
+    }
     case OPT_HELP:
       consumer_options_usage();
       return CONSUMER_OPTIONS_DONE;

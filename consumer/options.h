@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define CONSUMER_MAX_MEMORY_DEFAULT (64ull << 20)
+#define CONSUMER_STREAM_IDLE_DEFAULT_S 60
+
 typedef struct consumer_options {
   int tcp;                /* listen on TCP */
   int udp;                /* listen on UDP */
@@ -18,6 +21,8 @@ typedef struct consumer_options {
   long long rcvbuf;       /* UDP receive buffer wanted; 0: the default request */
   int rcvbuf_given;       /* --rcvbuf was given (warn when the kernel caps it) */
   int quiet;
+  uint64_t max_memory;     /* --max-memory: what peers may make the consumer hold, bytes */
+  uint64_t stream_idle_us; /* --stream-idle: a stream without frames this long is retired */
   int fsync; /* --fsync: acknowledge only what survives a power loss (fdatasync, synchronous=FULL)
               */
 } consumer_options;

@@ -467,6 +467,7 @@ static int outfile_target_first(outfile *o, const sink_record *r, out_target **o
 typedef struct out_mark {
   sink_stream *stream;
   uint64_t seq;
+  uint64_t records; /* of the stream in the queue since the mark began: held until written */
 } out_mark;
 
 /* Note r as queued in t: the last mark is updated when it is the same stream (the usual case),
@@ -476,10 +477,12 @@ static int target_mark(out_target *t, const sink_record *r) {
   out_mark m;
   if (last != NULL && last->stream == r->stream) {
     last->seq = r->seq;
+    last->records++;
     return 0;
   }
   m.stream = r->stream;
   m.seq = r->seq;
+  m.records = 1;
   return cs_buf_append(&t->marks, &m, sizeof(m));
 }
 
@@ -491,6 +494,7 @@ static void target_marks_done(const outfile *o, out_target *t) {
     if (m[i].stream->durable[o->slot] < m[i].seq) {
       m[i].stream->durable[o->slot] = m[i].seq;
     }
+    m[i].stream->held[o->slot] -= m[i].records;
   }
   cs_buf_reset(&t->marks);
 }
@@ -526,7 +530,16 @@ int outfile_add(outfile *o, const sink_record *r) {
     return rc;
   }
   t->pending_records++;
-  return target_mark(t, r);
+  rc = target_mark(t, r);
+  if (rc == 0) {
+    r->stream->held[o->slot]++;
+  }
+  return rc;
+}
+
+/* st leaves the table; see outfile.h. */
+void outfile_forget(outfile *o, sink_stream *st) {
+  st->slot[o->slot] = NULL;
 }
 
 /* What a person can do about a failed write, by its errno. */

@@ -92,4 +92,7 @@ void outfile_discard(outfile *o);
  * copied into err). */
 int outfile_close(outfile *o, char *err, size_t errlen);
 
+/* st leaves the stream table (nothing of it is queued: st->held is 0): drop its slot. */
+void outfile_forget(outfile *o, sink_stream *st);
+
 #endif

@@ -167,6 +167,20 @@ static void summary_notes(const report_view *v, FILE *out) {
       fprintf(out, "kernel drops unknown\n");
     }
   }
+  for (int p = 0; p < STREAM_NPROTO; p++) {
+    const ingest_proto *t = &v->proto[p];
+    if (v->table->nretired[p] > 0) {
+      fprintf(out, "%s: %s retired (ended, or idle for --stream-idle): in the totals, not listed\n",
+              stream_proto_name(p),
+              words_count_of(a, sizeof a, v->table->nretired[p], "stream", "streams"));
+    }
+    if (t->refused > 0) {
+      fprintf(out,
+              "%s: %s refused (the memory budget, the stream table, or a sink that cannot "
+              "keep it: the log says which)\n",
+              stream_proto_name(p), words_count_of(a, sizeof a, t->refused, "stream", "streams"));
+    }
+  }
   for (i = 0; i < v->table->n; i++) {
     const stream *e = v->table->v[i];
     if (e->stats.too_late > 0) {
@@ -196,7 +210,8 @@ void report_summary(const report_view *v, FILE *out) {
     }
     streams_totals(v->table, p, &t);
     snprintf(all, sizeof(all), "(all %s)",
-             words_count_of(n, sizeof n, streams_of(v->table, p), "stream", "streams"));
+             words_count_of(n, sizeof n, streams_of(v->table, p) + v->table->nretired[p], "stream",
+                            "streams"));
     summary_row(out, stream_proto_name(p), all, "", &t);
     for (i = 0; i < v->table->n; i++) {
       const stream *e = v->table->v[i];
@@ -227,6 +242,8 @@ int report_json(const report_view *v, const char *path, char *err, size_t errlen
     json_object_begin(&j, stream_proto_name(p));
     stats_counts_json(&j, &c);
     json_uint(&j, "streams", streams_of(v->table, p));
+    json_uint(&j, "retired_streams", v->table->nretired[p]);
+    json_uint(&j, "refused", t->refused);
     json_uint(&j, "garbage", t->garbage);
     json_uint(&j, "spoofed", t->spoofed);
     if (p == STREAM_TCP) {
@@ -274,6 +291,16 @@ int report_json(const report_view *v, const char *path, char *err, size_t errlen
     json_object_end(&j);
   }
   json_array_end(&j);
+  /* Streams that left the table (ended, or idle for --stream-idle): summed per protocol, as
+   * they are in the totals above. */
+  json_object_begin(&j, "retired_streams");
+  for (p = 0; p < STREAM_NPROTO; p++) {
+    stats_counts r = v->table->retired[p];
+    json_object_begin(&j, stream_proto_name(p));
+    stats_counts_json(&j, &r);
+    json_object_end(&j);
+  }
+  json_object_end(&j);
   sinks_report_json(v->sinks, &j); /* "out", "db" */
   json_object_end(&j);
   rc = json_write_file(&j, path, err, errlen);

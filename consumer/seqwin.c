@@ -55,7 +55,8 @@ static void seen_clear_run(seqwin *w, size_t pos, size_t n) {
 static void seen_grow(seqwin *w, uint64_t seq) {
   size_t want = w->seen_bits;
   unsigned char *p;
-  if (w->seen_bits >= SEQWIN_SIZE || seq < w->seen_bits || w->max_seq >= w->seen_bits) {
+  if (w->no_grow || w->seen_bits >= SEQWIN_SIZE || seq < w->seen_bits ||
+      w->max_seq >= w->seen_bits) {
     return;
   }
   while (want <= seq && want < SEQWIN_SIZE) {

@@ -27,6 +27,7 @@ typedef struct seqwin {
   uint64_t max_seq;    /* highest seq marked, 0 before any */
   unsigned char *seen; /* ring bitmap over [max_seq - seen_bits + 1, max_seq]; owned */
   size_t seen_bits;    /* bits in seen: a power of two from 1024 up to SEQWIN_SIZE */
+  int no_grow;         /* set by the owner when memory is short: the bitmap keeps its size */
 } seqwin;
 
 /* Set up an empty window (a 1024-bit bitmap). 0 or CS_ENOMEM; on failure w needs no free. */

@@ -15,8 +15,9 @@
 #define SINK_MAX 4
 
 /* One stream as the consumer knows it: one producer instance's stream over one protocol.
- * Owned by the consumer's stream table; lives until the consumer exits, so sinks may keep the
- * pointer. */
+ * Owned by the consumer's stream table; lives until the stream is retired (ended or idle), which
+ * happens only when no sink holds records of it (held), after sink_ops.forget: until then
+ * sinks may keep the pointer. */
 typedef struct sink_stream {
   uint64_t producer_id;
   const char *name;        /* stream name as sent, NUL-terminated */
@@ -34,6 +35,9 @@ typedef struct sink_stream {
   int acked;
   int ended; /* its END arrived: a finished stream, that no producer will resume */
   uint64_t durable[SINK_MAX];
+  /* Records of this stream that the sink at each index holds and has not made durable (kept
+   * up to date by the sink): the stream leaves the table only when every count is 0. */
+  uint64_t held[SINK_MAX];
 } sink_stream;
 
 /* One record. Fields are borrowed for the duration of the call: a sink copies what it keeps. */
@@ -93,6 +97,10 @@ typedef struct sink_ops {
    * Returns 0 when done, SINK_AGAIN with *next_us (monotonic) to be called again after a
    * wait, or 1 when records were left behind (logged, saved where it can: exit code 1). */
   int (*drain)(void *self, uint64_t now_us, int give_up, uint64_t *next_us);
+  /* The stream leaves the table (it ended or went idle, and held[its index] is 0): drop every
+   * pointer to it and what is kept at its slot. A sink that must remember something of it
+   * (its acknowledged progress, say) copies it. */
+  void (*forget)(void *self, sink_stream *st);
   /* SIGHUP: reopen the sink's files at their paths (logrotate moved them). Returns 0, or a
    * negative code after logging why (the sink goes on with what it had). */
   int (*reopen)(void *self);

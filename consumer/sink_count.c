@@ -55,6 +55,20 @@ static int sink_count_add(void *self, const sink_record *r) {
   return 0;
 }
 
+/* A stream leaves the table: its count goes (the totals keep it). */
+static void sink_count_forget(void *self, sink_stream *st) {
+  sink_count *k = self;
+  uint64_t *n = st->slot[k->slot];
+  for (size_t i = 0; n != NULL && i < k->nstreams; i++) {
+    if (k->per_stream[i] == n) {
+      k->per_stream[i] = k->per_stream[--k->nstreams];
+      free(n);
+      break;
+    }
+  }
+  st->slot[k->slot] = NULL;
+}
+
 static void sink_count_report_text(void *self, FILE *out) {
   sink_count *k = self;
   fprintf(out, "count sink: %" PRIu64 " records, %" PRIu64 " field bytes\n", k->records, k->bytes);
@@ -92,6 +106,7 @@ const sink_ops sink_count_ops = {
     .name = "count",
     .open = sink_count_open,
     .add = sink_count_add,
+    .forget = sink_count_forget,
     .summary = sink_count_report_text,
     .json = sink_count_report_json,
     .stream_json = sink_count_report_stream_json,

@@ -68,6 +68,15 @@ static void sink_csv_resume(void *self, sink_stream *st) {
   }
 }
 
+/* A stream leaves the table: the progress file keeps its number, the files forget it. */
+static void sink_csv_forget(void *self, sink_stream *st) {
+  sink_csv *k = self;
+  if (k->progress != NULL) {
+    checkpoint_untrack(k->progress, st);
+  }
+  outfile_forget(k->out, st);
+}
+
 /* After a write: the progress file says how far the files and the streams got. A failure is
  * the sink's: nothing more may be acknowledged. Returns 0 or CS_EIO (logged). */
 static int sink_csv_checkpoint(sink_csv *k) {
@@ -268,6 +277,7 @@ const sink_ops sink_csv_ops = {
     .open = sink_csv_open,
     .add = sink_csv_add,
     .resume = sink_csv_resume,
+    .forget = sink_csv_forget,
     .flush = sink_csv_flush,
     .drain = sink_csv_drain,
     .reopen = sink_csv_reopen,

@@ -151,6 +151,12 @@ static void sink_sqlite_resume(void *self, sink_stream *st) {
   st->durable[q->env.slot] = store_progress(q->db, st);
 }
 
+/* A stream leaves the table: the store forgets it (remembering its acknowledged number). */
+static void sink_sqlite_forget(void *self, sink_stream *st) {
+  sink_sqlite *q = self;
+  store_forget(q->db, st);
+}
+
 /* Another process's lock met (now: monotonic µs): counts the retry and, at the first, notes
  * when the lock-out began and what was committed by then. Returns 1 if it began just now. */
 static int sink_sqlite_note_busy(sink_sqlite *q, uint64_t now) {
@@ -467,6 +473,7 @@ const sink_ops sink_sqlite_ops = {
     .open = sink_sqlite_open,
     .add = sink_sqlite_add,
     .resume = sink_sqlite_resume,
+    .forget = sink_sqlite_forget,
     .flush = sink_sqlite_flush,
     .pressure = sink_sqlite_pressure,
     .drain = sink_sqlite_drain,

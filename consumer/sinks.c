@@ -190,6 +190,23 @@ uint64_t sinks_durable(const sinks *s, const sink_stream *st) {
   return s->n > 0 ? low : 0;
 }
 
+int sinks_hold(const sinks *s, const sink_stream *st) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (st->held[i] > 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void sinks_forget(sinks *s, sink_stream *st) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->v[i].ops->forget != NULL) {
+      s->v[i].ops->forget(s->v[i].self, st);
+    }
+  }
+}
+
 /* Flush every sink; see sinks.h. The first failure ends the round, as in sinks_add. */
 int sinks_flush(sinks *s, uint64_t now_us, uint64_t *next_us) {
   size_t i;

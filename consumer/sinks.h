@@ -38,6 +38,13 @@ void sinks_resume(sinks *s, sink_stream *st);
 /* The sequence number up to which st's records are durable in every open sink: its ack. */
 uint64_t sinks_durable(const sinks *s, const sink_stream *st);
 
+/* 1 if some sink still holds records of st that are not durable (sink_stream.held). */
+int sinks_hold(const sinks *s, const sink_stream *st);
+
+/* st leaves the stream table: every sink forgets it (sink_ops.forget). Call only when
+ * sinks_hold says 0. */
+void sinks_forget(sinks *s, sink_stream *st);
+
 /* Flush every sink (end of a loop turn, or the time one asked for). *next_us: the earliest
  * monotonic time one asked to be called again, 0 if none. Returns 0 or a negative code as
  * sinks_add. */

@@ -665,6 +665,7 @@ static void store_progress_done(store *s, size_t n) {
     if (st->durable[s->slot] < row->seq) {
       st->durable[s->slot] = row->seq;
     }
+    st->held[s->slot]--;
   }
 }
 
@@ -770,8 +771,46 @@ int store_add(store *s, const sink_record *r) {
   rc = rowq_push(s->rows, r, t);
   if (rc) {
     store_set_error(s, "out of memory");
+  } else {
+    r->stream->held[s->slot]++;
   }
   return rc;
+}
+
+/* st leaves the table; see store.h. An acknowledged stream's number is remembered as if the
+ * progress table had been read now, so that the stream resumes from it if it comes back. */
+void store_forget(store *s, sink_stream *st) {
+  size_t len = strlen(st->name);
+  uint64_t seq = st->durable[s->slot];
+  store_progress_entry *e, *grown;
+  st->slot[s->slot] = NULL;
+  if (!st->acked || seq == 0) {
+    return;
+  }
+  (void)store_progress(s, st); /* loads the table's numbers first, if not done yet */
+  for (size_t i = 0; i < s->nprogress; i++) {
+    e = &s->progress[i];
+    if (e->producer_id == st->producer_id && e->len == len &&
+        memcmp(e->stream, st->name, len) == 0) {
+      e->seq = e->seq > seq ? e->seq : seq;
+      return;
+    }
+  }
+  grown = realloc(s->progress, (s->nprogress + 1) * sizeof(*grown));
+  if (grown == NULL) {
+    return; /* the table has it: only a resume in this run would start lower, and resend */
+  }
+  s->progress = grown;
+  e = &s->progress[s->nprogress];
+  e->stream = malloc(len > 0 ? len : 1);
+  if (e->stream == NULL) {
+    return;
+  }
+  memcpy(e->stream, st->name, len);
+  e->len = len;
+  e->producer_id = st->producer_id;
+  e->seq = seq;
+  s->nprogress++;
 }
 
 /* Inside the open transaction, at t's first row: choose t's name (reading the schema, which

@@ -65,4 +65,8 @@ const char *store_table_name(const store *s, const sink_stream *st);
  * Accepts NULL. Returns 0 or CS_ESQLITE. */
 int store_close(store *s);
 
+/* st leaves the stream table (no row of it is queued: st->held is 0): drop its slot (the
+ * table it used stays, for a stream with the same header). */
+void store_forget(store *s, sink_stream *st);
+
 #endif

@@ -54,7 +54,80 @@ void streams_free(streams *t) {
   }
   free(t->v);
   free(t->buckets);
+  free(t->ghosts);
   streams_init(t);
+}
+
+size_t streams_entry_cost(size_t name_len, const char *peer) {
+  /* The entry, its name and peer, its first window (1024 bits), its slots in v and buckets. */
+  return sizeof(stream) + name_len + 1 + strlen(peer) + 1 + 1024 / 8 + 2 * sizeof(stream *);
+}
+
+/* What e holds now. */
+static size_t stream_bytes(const stream *e) {
+  size_t n = sizeof(stream) + e->name_len + 1 + strlen(e->sink.peer) + 1 + e->win.seen_bits / 8 +
+             2 * sizeof(stream *);
+  for (size_t i = 0; i < e->sink.ncolumns; i++) {
+    n += sizeof(cs_field) + e->sink.columns[i].len + 1;
+  }
+  return n;
+}
+
+void streams_recount(streams *t, stream *e) {
+  size_t now = stream_bytes(e);
+  t->bytes = t->bytes - e->bytes + now;
+  e->bytes = now;
+  e->win_bits = e->win.seen_bits;
+}
+
+/* The ghost slot for a key hash. */
+static size_t streams_ghost_slot(uint64_t hash) {
+  return (size_t)(hash ^ (hash >> 32)) & (STREAMS_GHOSTS - 1);
+}
+
+const stream_ghost *streams_ghost(const streams *t, int proto, uint64_t producer_id,
+                                  const char *name, size_t len) {
+  uint64_t h;
+  const stream_ghost *g;
+  if (t->ghosts == NULL) {
+    return NULL;
+  }
+  h = streams_hash(proto, producer_id, name, len);
+  g = &t->ghosts[streams_ghost_slot(h)];
+  /* The hash is 64 bits over the whole key: equal hashes and ids are taken as the same key. */
+  return g->hash == h && g->producer_id == producer_id && g->proto == proto ? g : NULL;
+}
+
+void streams_retire(streams *t, stream *e) {
+  stream **b = &t->buckets[e->hash & (t->nbuckets - 1)];
+  size_t i;
+  stats_stream_lost(&e->stats);
+  stats_counts_add(&t->retired[e->proto], &e->stats.c);
+  t->nretired[e->proto]++;
+  if (t->ghosts == NULL) {
+    t->ghosts = calloc(STREAMS_GHOSTS, sizeof(*t->ghosts)); /* none kept if out of memory */
+  }
+  if (t->ghosts != NULL) {
+    stream_ghost *g = &t->ghosts[streams_ghost_slot(e->hash)];
+    g->hash = e->hash;
+    g->producer_id = e->sink.producer_id;
+    g->top = seqwin_max(&e->win);
+    memcpy(g->key, e->key, WIRE_KEY_LEN);
+    g->keyed = (unsigned char)e->keyed;
+    g->ended = (unsigned char)e->ended;
+    g->proto = (unsigned char)e->proto;
+    g->acked = (unsigned char)e->sink.acked;
+  }
+  while (*b != e) {
+    b = &(*b)->chain;
+  }
+  *b = e->chain;
+  for (i = 0; i < t->n && t->v[i] != e; i++) {
+  }
+  memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof(*t->v));
+  t->n--;
+  t->bytes -= e->bytes;
+  stream_free(e);
 }
 
 /* The entry for a key; see streams.h. */
@@ -151,6 +224,7 @@ int streams_add(streams *t, int proto, uint64_t producer_id, const char *name, s
   t->v[t->n++] = e;
   e->chain = t->buckets[e->hash & (t->nbuckets - 1)];
   t->buckets[e->hash & (t->nbuckets - 1)] = e;
+  streams_recount(t, e);
   *out = e;
   return 0;
 }
@@ -171,6 +245,14 @@ int stream_set_columns(stream *e, const cs_field *columns, size_t n) {
   return 0;
 }
 
+int streams_set_columns(streams *t, stream *e, const cs_field *columns, size_t n) {
+  int rc = stream_set_columns(e, columns, n);
+  if (rc == 0) {
+    streams_recount(t, e);
+  }
+  return rc;
+}
+
 int stream_same_columns(const stream *e, const cs_field *columns, size_t n) {
   return cs_fields_equal(e->sink.columns, e->sink.ncolumns, columns, n);
 }
@@ -189,6 +271,7 @@ size_t streams_of(const streams *t, int proto) {
 void streams_totals(streams *t, int proto, stats_counts *total) {
   size_t i;
   stats_counts_init(total);
+  stats_counts_add(total, &t->retired[proto]);
   for (i = 0; i < t->n; i++) {
     stream *e = t->v[i];
     if (e->proto != proto) {

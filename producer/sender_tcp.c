@@ -350,7 +350,8 @@ static int tcp_frame_cb(const wire_msg *m, void *arg) {
     return 0;
   }
   if (m->type == WIRE_REFUSE) {
-    snprintf(t->refused, sizeof t->refused, "%.*s", (int)m->fields[0].len, m->fields[0].data);
+    /* The consumer's words, escaped: a hostile one cannot steer the terminal or break lines. */
+    log_escape(t->refused, sizeof t->refused, m->fields[0].data, m->fields[0].len);
     snprintf(r->err, r->errlen, "the consumer at %s/tcp refused the stream: %s", t->peer,
              t->refused);
     return CS_EREFUSED;

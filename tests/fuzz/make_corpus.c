@@ -1,11 +1,12 @@
 /* make_corpus.c -- writes the fuzz targets' seed corpus from CSV files (scripts/fuzz
  * --make-corpus runs it on the CSV files of data/ and tests/data/conformance/): the files
  * themselves for csvin, their records encoded as a TCP stream (HELLO, RECORDs, END) for
- * wire_stream, and as UDP datagrams (HELLO + RECORD, END) for wire_datagram. The frames come from
- * wire_encode with fixed ids and times, so the corpus is the same on every run.
+ * wire_stream, as UDP datagrams (HELLO + RECORD, END) for wire_datagram, and the consumer's
+ * answers to it (an ACK per record, then a REFUSE) for wire_reply. The frames come from
+ * wire_encode with fixed ids, keys and times, so the corpus is the same on every run.
  *
- * Usage: make_corpus OUTDIR FILE.csv... (OUTDIR/csvin, OUTDIR/wire_stream and
- * OUTDIR/wire_datagram must exist). */
+ * Usage: make_corpus OUTDIR FILE.csv... (OUTDIR/csvin, OUTDIR/wire_stream, OUTDIR/wire_datagram
+ * and OUTDIR/wire_reply must exist). */
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,8 +73,10 @@ static int encode(cs_buf *out, int type, const char *stream, uint64_t seq, uint6
   m.seq = seq;
   m.sent_us = 1700000000000000ULL + seq;
   m.line = line;
+  static const unsigned char key[WIRE_KEY_LEN] = "csvstream-corpus";
   m.stream.data = stream;
   m.stream.len = strlen(stream);
+  m.key = key;
   if (rec != NULL) {
     m.nfields = (uint32_t)rec->nfields;
     m.fields = rec->fields;
@@ -142,7 +145,25 @@ static int seeds_from(const char *dir, const char *path) {
     goto done;
   }
   snprintf(seed, sizeof seed, "%s.end", name);
-  if (write_seed(dir, "wire_datagram", seed, dgram.data, dgram.len) != 0 ||
+  if (write_seed(dir, "wire_datagram", seed, dgram.data, dgram.len) != 0) {
+    goto done;
+  }
+  /* The consumer's side: one read size byte, an ACK per record (at most 8), then a REFUSE. */
+  cs_buf_reset(&dgram);
+  static const char step = 7;
+  static const char words[] = "the consumer's memory budget is in use\x1b[31m";
+  cs_field reason = {words, sizeof words - 1};
+  csvin_rec why = {1, &reason, 0};
+  if (cs_buf_append(&dgram, &step, 1) != 0) {
+    goto done;
+  }
+  for (uint64_t k = 1; k <= seq && k <= 8; k++) {
+    if (encode(&dgram, WIRE_ACK, name, k, 0, NULL) != 0) {
+      goto done;
+    }
+  }
+  if (encode(&dgram, WIRE_REFUSE, name, 0, 0, &why) != 0 ||
+      write_seed(dir, "wire_reply", name, dgram.data, dgram.len) != 0 ||
       write_seed(dir, "wire_stream", name, stream.data, stream.len) != 0) {
     goto done;
   }

@@ -83,8 +83,9 @@ class ConnectionHygieneTest(harness.IntegrationCase):
         res = cons.stop()
         self.assertExit(res, 0, "consumer")
         self.assertRowsEqual(rows, harness.read_csv(cons.out_path()), "the good stream")
+        # Incomplete frames may hold half of the 64 MiB memory budget: 32 of the 200 stay.
         evicted = res.stats["tcp"]["evicted"]
-        self.assertGreaterEqual(evicted, 136, res.describe())
+        self.assertGreaterEqual(evicted, 160, res.describe())
         self.assertLessEqual(evicted, 200, res.describe())
         # 64 MiB of incomplete frames at most, plus the consumer's own memory and slack for
         # the decoders' buffers that grow in steps. (Not under AddressSanitizer, whose

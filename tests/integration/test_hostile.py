@@ -7,6 +7,7 @@ garbage and changes nothing."""
 
 import os
 
+import random
 import re
 import socket
 import struct
@@ -174,6 +175,77 @@ class HostileSequenceTest(harness.IntegrationCase):
 
     def test_tcp_record_far_beyond_the_window_is_refused(self):
         self.beyond_window("tcp")
+
+
+class StreamFloodTest(harness.IntegrationCase):
+    """Datagrams opening streams with random producer ids, beside a good TCP and a good UDP
+    stream: memory stays within --max-memory, new streams past it are refused (counted; a TCP
+    producer is told why and exits 1), the good streams arrive whole, and once the flood's
+    streams are idle they are retired, so the table takes new streams again."""
+
+    def good(self, name, n):
+        rows = [["id", "value"]] + [[str(i), "%s %d" % (name, i)] for i in range(1, n + 1)]
+        path = self.path(name + ".csv")
+        harness.write_csv(path, rows, lineterminator="\n")
+        return path, rows
+
+    def test_random_ids_are_bounded_refused_and_retired(self):
+        cons = self.consumer("--max-memory", "4M", "--stream-idle", "2", "--rcvbuf", "16777216")
+        base = cons.proc.vmrss_kb()
+        n = 600
+        tcp_src, tcp_rows = self.good("good_tcp", n)
+        udp_src, udp_rows = self.good("good_udp", n)
+        tcp = self.start_producer(tcp_src, cons.port, "tcp", ["--rate", "200"])
+        udp = self.start_producer(udp_src, cons.port, "udp", ["--rate", "200"])
+        harness.wait_until(lambda: cons.proc.stderr().count("stream good_") >= 2, 10)
+        rnd = random.Random(9)
+        peak = 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(20000):
+                pid = rnd.getrandbits(64)
+                s.sendto(message(1, pid, b"flood", [b"a", b"b", b"c"], key=os.urandom(16)),
+                         ("127.0.0.1", cons.port))
+                if i % 2000 == 1999:
+                    time.sleep(0.05)
+                    peak = max(peak, cons.proc.vmrss_kb())
+        harness.wait_until(lambda: "memory budget" in cons.proc.stderr(), 10)
+        # A new TCP stream while the budget is in use: refused, and the producer says why.
+        late_src, late_rows = self.good("late", 5)
+        refused = self.run_producer(late_src, cons.port, "tcp", ["--interval", "0",
+                                                                 "--retry", "0"])
+        self.assertExit(refused, 1, "a TCP producer refused for the memory budget")
+        self.assertIn("memory budget", refused.stderr, refused.describe())
+        for started, what in ((tcp, "good tcp"), (udp, "good udp")):
+            res_p = self.finish_producer(started, timeout=30)
+            self.assertExit(res_p, 0, what)
+        # The flood's streams are idle now: retired within --stream-idle and a sweep.
+        harness.wait_until(lambda: "retired" in cons.proc.stderr(), 10)
+        time.sleep(3)
+        again = self.run_producer(late_src, cons.port, "tcp", ["--interval", "0"])
+        self.assertExit(again, 0, "a TCP producer once the flood's streams are retired")
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        out = harness.read_csv(cons.out_path())
+        for name, rows in (("good_tcp", tcp_rows), ("good_udp", udp_rows)):
+            got = [r for r in out[1:] if r[1].startswith(name + " ")]
+            self.assertEqual(rows[1:], got, "%s arrived whole and in order" % name)
+        udp_totals = res.stats["udp"]
+        self.assertGreater(udp_totals["refused"], 0, res.describe())
+        self.assertGreater(udp_totals["retired_streams"], 100, res.describe())
+        self.assertEqual(udp_totals["streams"],
+                         len([x for x in res.stats["streams"] if x["protocol"] == "udp"]))
+        # The totals keep what retired streams received: the good UDP stream's records.
+        self.assertEqual(n, udp_totals["received"], res.describe())
+        self.assertEqual(n + 5, res.stats["tcp"]["received"], res.describe())
+        self.assertLess(res.stderr.count("stream flood from"), 200, "new-stream lines are limited")
+        self.assertEqual(udp_totals["received"] -
+                         sum(x["received"] for x in res.stats["streams"] if x["protocol"] == "udp"),
+                         res.stats["retired_streams"]["udp"]["received"], res.describe())
+        if os.environ.get("CSVSTREAM_SANITIZE"):
+            return  # ASan's allocator keeps freed memory in quarantine: the counts above tell
+        self.assertLess((peak - base) / 1024.0, 4 + 12,
+                        "consumer grew from %d to %d kB under the flood (budget 4 MiB)" %
+                        (base, peak))
 
 
 if __name__ == "__main__":

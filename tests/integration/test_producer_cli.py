@@ -45,12 +45,12 @@ def words(n, one, many):
 
 
 def decode_frames(buf):
-    """Decode whole wire-protocol v2 frames (docs/protocol.md) from bytes. Returns (messages,
+    """Decode whole wire-protocol v3 frames (docs/protocol.md) from bytes. Returns (messages,
     rest): each message a dict, rest the bytes of an incomplete frame."""
     msgs = []
     off = 0
     while len(buf) - off >= 8:
-        if buf[off:off + 3] != b"CS\x02":
+        if buf[off:off + 3] != b"CS\x03":
             raise ValueError("bad frame header %r at offset %d" % (buf[off:off + 8], off))
         mtype = buf[off + 3]
         plen = struct.unpack(">I", buf[off + 4:off + 8])[0]
@@ -61,6 +61,10 @@ def decode_frames(buf):
         slen = p[32]
         stream = p[33:33 + slen].decode("utf-8")
         pos = 33 + slen
+        key = None
+        if mtype in (1, 3):  # HELLO and END carry the session key
+            key = p[pos:pos + 16]
+            pos += 16
         nfields = struct.unpack(">I", p[pos:pos + 4])[0]
         pos += 4
         fields = []
@@ -72,7 +76,8 @@ def decode_frames(buf):
         if pos != plen:
             raise ValueError("payload of %d bytes, fields end at %d" % (plen, pos))
         msgs.append({"type": mtype, "producer_id": pid, "seq": seq, "sent_us": sent_us,
-                     "line": line, "stream": stream, "fields": fields, "t": time.monotonic(),
+                     "line": line, "stream": stream, "key": key, "fields": fields,
+                     "t": time.monotonic(),
                      "wall": time.time()})
         off += 8 + plen
     return msgs, buf[off:]
@@ -303,6 +308,26 @@ class ProducerCli(unittest.TestCase):
         sink.join()
         self.assertEqual((code, stats["sent"]), (0, 1), err)
         self.assertEqual([n for n in os.listdir(self.dir) if n.endswith(".tmp")], [])
+
+    def test_each_run_has_its_own_session_key_in_hello_and_end(self):
+        src = self.write("k.csv", "a\n1\n2\n")
+        keys = []
+        for _ in range(2):
+            sink = TcpSink()
+            code, _, err, _ = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 "--id", "same", src])
+            sink.join()
+            self.assertEqual(code, 0, err)
+            hello = [m for m in sink.msgs if m["type"] == 1]
+            end = [m for m in sink.msgs if m["type"] == 3]
+            self.assertEqual((len(hello), len(end)), (1, 1), sink.msgs)
+            self.assertEqual(hello[0]["key"], end[0]["key"], "one key for the whole run")
+            self.assertEqual(16, len(hello[0]["key"]))
+            self.assertNotEqual(bytes(16), hello[0]["key"])
+            self.assertNotIn(hello[0]["key"].hex(), err, "the key is never logged")
+            keys.append((hello[0]["producer_id"], hello[0]["key"]))
+        self.assertEqual(keys[0][0], keys[1][0], "--id: the same producer id")
+        self.assertNotEqual(keys[0][1], keys[1][1], "but a new key each run")
 
     def test_tcp_impair_refusal_explains_retransmission(self):
         src = self.write("a.csv", "a\n1\n")

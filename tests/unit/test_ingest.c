@@ -83,6 +83,8 @@ static int setup_with(void **state, uint64_t max_records) {
   memset(&fake, 0, sizeof(fake));
   f->opt.max_records = max_records;
   f->opt.quiet = 1;
+  f->opt.max_memory = 1ull << 30; /* the table's own limit comes first here */
+  f->opt.stream_idle_us = CONSUMER_STREAM_IDLE_DEFAULT_S * 1000000ull;
   streams_init(&f->table);
   ops[0] = &fake_ops;
   ops[1] = sinks_find("count");
@@ -293,8 +295,9 @@ static void test_stream_cap_refuses_new_streams_only(void **state) {
   for (id = 1; id <= STREAMS_MAX; id++) {
     assert_int_equal(hello(f, &f->udp, id, "s"), 0);
   }
-  assert_int_equal(hello(f, &f->udp, STREAMS_MAX + 1, "s"), CS_EPROTO);
-  assert_non_null(strstr(ingest_error(&f->in), "refused: the consumer holds its limit of 4096"));
+  assert_int_equal(hello(f, &f->udp, STREAMS_MAX + 1, "s"), CS_EREFUSED);
+  assert_non_null(strstr(ingest_error(&f->in), "refused: the consumer holds its limit of 16384"));
+  assert_int_equal(f->in.proto[STREAM_UDP].refused, 1);
   assert_int_equal(f->table.n, STREAMS_MAX);
   assert_int_equal(record(f, &f->udp, 1, "s", 1), 0);
   assert_int_equal(record(f, &f->udp, STREAMS_MAX, "s", 1), 0);
@@ -400,6 +403,105 @@ static void test_totals_saturate(void **state) {
   assert_int_equal(total.bytes, UINT64_MAX);
 }
 
+/* A version 3 HELLO fixes the stream's key: a HELLO without it or with another is spoofed,
+ * over TCP and UDP, and so are records from a peer that did not present it; the owner goes on. */
+static void test_session_key_guards_the_stream(void **state) {
+  fixture *f = *state;
+  static const unsigned char key[WIRE_KEY_LEN] = {1, 2, 3};
+  static const unsigned char other[WIRE_KEY_LEN] = {9, 9, 9};
+  ingest_peer thief, dgram;
+  wire_msg m = msg(WIRE_HELLO, 7, "s", 0, header, 2);
+  m.version = 3;
+  m.key = key;
+  assert_int_equal(ingest_msg(&f->in, &f->tcp, &m, 2000), 0);
+  assert_int_equal(record(f, &f->tcp, 7, "s", 1), 0);
+  ingest_peer_init(&thief, STREAM_TCP, (struct sockaddr *)&f->addr);
+  m.key = other;
+  assert_int_equal(ingest_msg(&f->in, &thief, &m, 2000), CS_ESPOOFED);
+  m.key = NULL;
+  m.version = 2;
+  assert_int_equal(ingest_msg(&f->in, &thief, &m, 2000), CS_ESPOOFED);
+  assert_int_equal(record(f, &thief, 7, "s", 2), CS_ESPOOFED);
+  assert_null(strstr(ingest_error(&f->in), "\001\002\003")); /* the key is never written */
+  assert_int_equal(f->in.proto[STREAM_TCP].spoofed, 3);
+  assert_int_equal(record(f, &f->tcp, 7, "s", 2), 0);
+  /* The owner's connection closes: the same key over a new one goes on (a reconnect). */
+  ingest_peer_close(&f->in, &f->tcp);
+  ingest_peer_init(&thief, STREAM_TCP, (struct sockaddr *)&f->addr);
+  m.version = 3;
+  m.key = key;
+  assert_int_equal(ingest_msg(&f->in, &thief, &m, 2000), 0);
+  assert_int_equal(record(f, &thief, 7, "s", 3), 0);
+  /* UDP: each datagram's records need the keyed HELLO in front of them. */
+  ingest_peer_init(&dgram, STREAM_UDP, (struct sockaddr *)&f->addr);
+  m = msg(WIRE_HELLO, 8, "u", 0, header, 2);
+  m.version = 3;
+  m.key = key;
+  assert_int_equal(ingest_msg(&f->in, &dgram, &m, 2000), 0);
+  assert_int_equal(record(f, &dgram, 8, "u", 1), 0);
+  ingest_peer_init(&dgram, STREAM_UDP, (struct sockaddr *)&f->addr);
+  assert_int_equal(record(f, &dgram, 8, "u", 2), CS_ESPOOFED);
+  m.key = other;
+  assert_int_equal(ingest_msg(&f->in, &dgram, &m, 2000), CS_ESPOOFED);
+  assert_int_equal(f->in.proto[STREAM_UDP].spoofed, 2);
+  assert_int_equal(fake.n, 4);
+}
+
+/* An ended stream and an idle one leave the table once nothing points to them; their counts
+ * stay in the totals, and a late copy of a retired stream's record is not stored again. */
+static void test_ended_and_idle_streams_are_retired(void **state) {
+  fixture *f = *state;
+  stats_counts total;
+  wire_msg end = msg(WIRE_END, 7, "a", 2, NULL, 0);
+  uint64_t s = 1000000;
+  assert_int_equal(hello(f, &f->udp, 7, "a"), 0);
+  assert_int_equal(record(f, &f->udp, 7, "a", 1), 0);
+  assert_int_equal(record(f, &f->udp, 7, "a", 2), 0);
+  assert_int_equal(ingest_msg(&f->in, &f->udp, &end, 2000), 0);
+  assert_int_equal(hello(f, &f->tcp, 8, "b"), 0);
+  assert_int_equal(record(f, &f->tcp, 8, "b", 1), 0);
+  assert_int_equal(hello(f, &f->udp, 9, "c"), 0);
+  assert_int_equal(f->table.n, 3);
+  /* 10 s on: the ended one goes; the others are not idle for 60 s yet. */
+  assert_int_equal(ingest_retire(&f->in, 2000 + INGEST_ENDED_KEEP_US), 1);
+  assert_null(streams_find(&f->table, STREAM_UDP, 7, "a", 1));
+  /* 61 s on: the UDP one goes; the TCP one's connection still points to it. */
+  assert_int_equal(ingest_retire(&f->in, 2000 + 61 * s), 1);
+  assert_non_null(streams_find(&f->table, STREAM_TCP, 8, "b", 1));
+  ingest_peer_close(&f->in, &f->tcp);
+  assert_int_equal(ingest_retire(&f->in, 2000 + 61 * s), 1);
+  assert_int_equal(f->table.n, 0);
+  assert_int_equal(f->table.nretired[STREAM_UDP], 2);
+  assert_int_equal(f->table.nretired[STREAM_TCP], 1);
+  streams_totals(&f->table, STREAM_UDP, &total);
+  assert_int_equal(total.received, 2);
+  assert_int_equal(total.streams, 2);
+  /* A late copy of stream a's record 2, with its HELLO in front: known, not stored again. */
+  ingest_peer_init(&f->udp, STREAM_UDP, (struct sockaddr *)&f->addr);
+  assert_int_equal(hello(f, &f->udp, 7, "a"), 0);
+  assert_int_equal(record(f, &f->udp, 7, "a", 2), 0);
+  assert_int_equal(fake.n, 3);
+  assert_int_equal(f->table.bytes, streams_find(&f->table, STREAM_UDP, 7, "a", 1)->bytes);
+}
+
+/* Past the memory budget new streams are refused (UDP: counted, said), flowing ones go on. */
+static void test_memory_budget_refuses_new_streams(void **state) {
+  fixture *f = *state;
+  uint64_t id;
+  int rc = 0;
+  f->in.max_memory = 1u << 20;
+  for (id = 1; id < 100000 && rc == 0; id++) {
+    rc = hello(f, &f->udp, id, "s");
+  }
+  assert_int_equal(rc, CS_EREFUSED);
+  assert_non_null(strstr(ingest_error(&f->in), "memory budget (--max-memory 1 MiB)"));
+  assert_true(f->table.bytes <= (1u << 20));
+  assert_true(f->table.n > 10);
+  assert_int_equal(f->in.proto[STREAM_UDP].refused, 1);
+  assert_int_equal(record(f, &f->udp, 1, "s", 1), 0);
+  assert_int_equal(fake.n, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_records_reach_the_sinks_in_order, setup, teardown),
@@ -420,6 +522,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_end_before_what_arrived_is_a_protocol_error, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_totals_saturate, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_session_key_guards_the_stream, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ended_and_idle_streams_are_retired, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_memory_budget_refuses_new_streams, setup, teardown),
   };
   log_init("test_ingest", LOG_ERROR);
   return cmocka_run_group_tests(tests, NULL, NULL);
