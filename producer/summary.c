@@ -66,10 +66,11 @@ static void summary_print_input(const producer *p, FILE *out) {
                            "comments (--comment)"));
   }
   if (p->st.invalid_utf8_lines > 0) {
-    fprintf(out,
-            "summary: %s not valid UTF-8 (sent as they are; --encoding names the file's "
-            "encoding)\n",
-            words_count_of(a, sizeof a, p->st.invalid_utf8_lines, "line was", "lines were"));
+    fprintf(
+        out,
+        "summary: %s not valid UTF-8 (their bytes sent as they are; --encoding names the file's "
+        "encoding)\n",
+        words_count_of(a, sizeof a, p->st.invalid_utf8_lines, "line was", "lines were"));
   }
   if (p->replaying) {
     char span[64], real[64];
