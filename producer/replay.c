@@ -91,7 +91,7 @@ int replay_gap(replay *r, const csvin_rec *rec, const char *path, uint64_t *gap_
   if (r->format == TSTAMP_UNKNOWN) {
     r->format = tstamp_detect(rec->fields[r->column].data, rec->fields[r->column].len);
     if (r->format != TSTAMP_UNKNOWN) {
-      snprintf(msg, msglen, "--timestamps %s: %s (from line %llu: %s)%s", r->label,
+      snprintf(msg, msglen, "--timestamps %s: %s (from line %llu: '%s')%s", r->label,
                tstamp_format_name(r->format), (unsigned long long)rec->line,
                replay_value(rec, r->column, v, sizeof v),
                r->format == TSTAMP_ISO ? "; values without a zone are read as UTC" : "");
@@ -101,11 +101,16 @@ int replay_gap(replay *r, const csvin_rec *rec, const char *path, uint64_t *gap_
   if (r->format == TSTAMP_UNKNOWN ||
       tstamp_parse(r->format, rec->fields[r->column].data, rec->fields[r->column].len, &t) != 0) {
     r->bad++;
-    snprintf(msg, msglen, "%s:%llu: %s is %s, not %s; sent right after the previous record", path,
-             (unsigned long long)rec->line, replay_value(rec, r->column, v, sizeof v),
-             rec->fields[r->column].len == 0 ? "empty" : "not a time stamp",
-             r->format == TSTAMP_UNKNOWN ? "a date-time or an epoch number"
-                                         : tstamp_format_name(r->format));
+    if (rec->fields[r->column].len == 0) {
+      snprintf(msg, msglen, "%s:%llu: %s is empty; sent right after the previous record", path,
+               (unsigned long long)rec->line, r->label);
+    } else {
+      snprintf(msg, msglen, "%s:%llu: '%s' in %s is not %s; sent right after the previous record",
+               path, (unsigned long long)rec->line, replay_value(rec, r->column, v, sizeof v),
+               r->label,
+               r->format == TSTAMP_UNKNOWN ? "a date-time or an epoch number"
+                                           : tstamp_format_name(r->format));
+    }
     return REPLAY_WARN;
   }
   if (!r->have_prev) {
@@ -116,7 +121,7 @@ int replay_gap(replay *r, const csvin_rec *rec, const char *path, uint64_t *gap_
   if (t < r->prev_us) {
     r->bad++;
     snprintf(msg, msglen,
-             "%s:%llu: %s goes back %.3f s in time; sent right after the previous record", path,
+             "%s:%llu: '%s' goes back %.3f s in time; sent right after the previous record", path,
              (unsigned long long)rec->line, replay_value(rec, r->column, v, sizeof v),
              (double)(r->prev_us - t) / 1e6);
     return REPLAY_WARN;
