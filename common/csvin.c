@@ -129,8 +129,10 @@ struct csvin {
   int one_column;      /* records have one field: an empty line is one empty value */
   int mark_data_after; /* the skipped lines end with this piece (no header): data starts here */
   int data_marked;
-  int width_known;   /* one_column is decided (by the header or the first record) */
-  char choices[320]; /* what "auto" chose, for the log */
+  int width_known;       /* one_column is decided (by the header or the first record) */
+  uint64_t pass_records; /* records completed since the open or the last rewind */
+  uint64_t skip_total;   /* skip_lines as given */
+  char choices[320];     /* what "auto" chose, for the log */
 
   /* UTF-8 checking of the bytes as read (encoding utf-8): a warning per line. */
   int check_utf8;
@@ -214,6 +216,7 @@ static void on_record(int term, void *arg) {
   r->queue[r->qlen].nfields = r->nspans - r->cur_first;
   r->queue[r->qlen].line = r->rec_line;
   r->qlen++;
+  r->pass_records++;
   r->cur_first = r->nspans;
 }
 
@@ -638,7 +641,10 @@ static int skip_piece(csvin *r, const char *start, size_t len) {
   } else if (r->comment != 0 && start[0] == r->comment) {
     r->comment_lines++;
     r->skipping = !ends;
-  } else if (r->one_column && (start[0] == '\n' || start[0] == '\r')) {
+  } else if (r->one_column && (r->has_header || r->pass_records > 0) &&
+             (start[0] == '\n' || start[0] == '\r')) {
+    /* Without a header, blank lines before the first record are not values: the width is not
+     * known there yet on the first pass, and every pass must read the same records. */
     r->rec_line = r->line;
     on_field(NULL, 0, r);
     on_record(0, r);
@@ -1010,6 +1016,7 @@ static int apply_dialect(csvin *r, const csvin_dialect *d, char *err, size_t err
   if (d != NULL) {
     r->comment = d->comment;
     r->skip_left = d->skip_lines;
+    r->skip_total = d->skip_lines;
     r->warn_cb = d->warn_cb;
     r->warn_arg = d->warn_arg;
   }
@@ -1250,8 +1257,15 @@ int csvin_rewind(csvin *r) {
   r->cur_first = 0;
   r->qlen = 0;
   r->qhead = 0;
+  if (!r->has_header && !r->data_marked && r->skip_total > 0) {
+    /* The input ended inside the lines to skip: the data never started, and each pass skips
+     * the same lines again (counted once). */
+    r->skip_left = r->skip_total;
+    r->skipped_lines = 0;
+  }
   r->skipping = 0;
   r->at_line_start = 1;
+  r->pass_records = 0;
   r->line_off = r->data_off;
   r->line_warned = 0;
   r->u8.need = 0;
