@@ -610,7 +610,8 @@ static void advance(csvin *r, const char *start, size_t len) {
     r->line++;
     r->prev_cr = 1;
   } else if (last == '\n') {
-    if (!r->prev_cr) {
+    /* Only an LF that comes right after a CR ends no new line: a piece that starts with it. */
+    if (len > 1 || !r->prev_cr) {
       r->line++;
     }
     r->prev_cr = 0;
