@@ -186,7 +186,10 @@ static void on_field(void *data, size_t len, void *arg) {
     r->spans_cap = cap;
   }
   size_t off = r->bytes.len;
-  if (cs_buf_append(&r->bytes, data, len) != 0) {
+  if (len > 0 && r->bytes.cap - off >= len) {
+    memcpy(r->bytes.data + off, data, len); /* the usual case: room left, no call to grow */
+    r->bytes.len += len;
+  } else if (cs_buf_append(&r->bytes, data, len) != 0) {
     r->cb_err = CS_ENOMEM;
     return;
   }
@@ -566,9 +569,9 @@ static int has_special8(const char *p, uint64_t high) {
   return (((lf - ones) & ~lf) | ((cr - ones) & ~cr) | (w & high)) & tops ? 1 : 0;
 }
 
-/* Length of the piece at s: up to and including the first CR or LF, else all n bytes. Checks
- * UTF-8 on the way when asked (a character may go on in the next piece), 8 bytes at a time
- * while there is nothing to look at. */
+/* Length of the piece at s: up to and including the first CR or LF (and the LF of a CR LF), else
+ * all n bytes. Checks UTF-8 on the way when asked (a character may go on in the next piece), 8
+ * bytes at a time while there is nothing to look at. */
 static size_t scan_line(csvin *r, const char *s, size_t n, int check) {
   const uint64_t high = check ? 0x8080808080808080ULL : 0;
   size_t i = 0;
@@ -586,7 +589,8 @@ static size_t scan_line(csvin *r, const char *s, size_t n, int check) {
           bad_utf8(r, r->u8_lead); /* a character cut by the line's end */
           r->u8.need = 0;
         }
-        return i + 1;
+        /* A CR LF stays in one piece: one csv_parse call per line, not two. */
+        return c == '\r' && i + 1 < n && s[i + 1] == '\n' ? i + 2 : i + 1;
       }
       if (high != 0 && (c >= 0x80 || r->u8.need != 0)) {
         /* A bad byte inside a character is reported at the character's first byte. */
@@ -744,10 +748,10 @@ static void set_quote_error(csvin *r, const char *start, size_t len, size_t bad)
   set_csv_error(r, r->line, what);
 }
 
-/* Feed libcsv the next piece of input: the bytes up to and including the next CR or LF (or to
- * the end of the block). Pieces end at every line break, so at most one record completes per
- * piece and its first line is known. Lines that are not records (titles, comments) are used
- * up here. Returns 0, or sets r->err / r->eof. */
+/* Feed libcsv the next piece of input: the bytes up to and including the next CR or LF (a CR
+ * LF together), or to the end of the block. Pieces end at every line break, so at most one record
+ * completes per piece and its first line is known. Lines that are not records (titles, comments)
+ * are used up here. Returns 0, or sets r->err / r->eof. */
 static void feed_piece(csvin *r) {
   if (r->block_pos == r->block_len) {
     ssize_t n = read_block(r);
