@@ -16,9 +16,17 @@
 
 #include "buf.h"
 #include "error.h"
+#include "sniff.h"
+#include "textenc.h"
+#include "utf8.h"
 
 #define CSVIN_BLOCK (64 * 1024)
 #define CSVIN_ERRLEN 1024
+/* Decoded text per raw block, at most: 3 bytes of UTF-8 for each input byte (windows-1252's
+ * euro sign), plus room for a character cut at the end. */
+#define CSVIN_DECODED_BLOCK (3 * CSVIN_BLOCK + 16)
+/* Bytes either side of a bad quote shown in the message. */
+#define CSVIN_EXCERPT 24
 
 /* What this file reads of libcsv's internals, and why it is tied to libcsv 3.0.3.
  *
@@ -109,6 +117,45 @@ struct csvin {
   uint64_t data_off;
   uint64_t data_line;
   int data_prev_cr;
+
+  /* Dialect (csvin_dialect) and the lines that are not records. */
+  unsigned char delim;
+  char comment;       /* 0: none */
+  uint64_t skip_left; /* lines still to skip before the header */
+  int skipping;       /* inside a skipped line that goes on in the next piece */
+  int at_line_start;  /* the next byte fed starts a line */
+  uint64_t line_off;  /* offset (of the text parsed) where the current line starts */
+  uint64_t skipped_lines, comment_lines;
+  int one_column;      /* records have one field: an empty line is one empty value */
+  int mark_data_after; /* the skipped lines end with this piece (no header): data starts here */
+  int data_marked;
+  int width_known;       /* one_column is decided (by the header or the first record) */
+  uint64_t pass_records; /* records completed since the open or the last rewind */
+  uint64_t skip_total;   /* skip_lines as given */
+  char choices[320];     /* what "auto" chose, for the log */
+
+  /* UTF-8 checking of the bytes as read (encoding utf-8): a warning per line. */
+  int check_utf8;
+  utf8_scan u8;
+  uint64_t u8_lead; /* offset of the first byte of the character u8 is inside */
+  int line_warned;
+  uint64_t bad_utf8_lines;
+  void (*warn_cb)(void *arg, const char *msg);
+  void *warn_arg;
+
+  /* Decoding (another encoding, or "auto"): raw bytes read into raw, decoded into block. dec is
+   * NULL when the bytes are copied as they are (auto chose UTF-8). */
+  int decoding;
+  textenc *dec;
+  char *raw;
+  size_t raw_len, raw_pos;
+  size_t raw_skip;  /* a byte-order mark at the file's start, not decoded */
+  uint64_t raw_off; /* file offset of raw[0] */
+  int raw_eof;
+  int raw_incomplete; /* raw ends inside a character: more must be read */
+  int dec_err;        /* a decoding error, raised once the text before it was parsed */
+  uint64_t dec_err_off;
+  unsigned char dec_err_byte;
 };
 
 /* libcsv trims spaces and tabs around unquoted fields unless told that nothing is a space. */
@@ -139,7 +186,10 @@ static void on_field(void *data, size_t len, void *arg) {
     r->spans_cap = cap;
   }
   size_t off = r->bytes.len;
-  if (cs_buf_append(&r->bytes, data, len) != 0) {
+  if (len > 0 && r->bytes.cap - off >= len) {
+    memcpy(r->bytes.data + off, data, len); /* the usual case: room left, no call to grow */
+    r->bytes.len += len;
+  } else if (cs_buf_append(&r->bytes, data, len) != 0) {
     r->cb_err = CS_ENOMEM;
     return;
   }
@@ -169,6 +219,7 @@ static void on_record(int term, void *arg) {
   r->queue[r->qlen].nfields = r->nspans - r->cur_first;
   r->queue[r->qlen].line = r->rec_line;
   r->qlen++;
+  r->pass_records++;
   r->cur_first = r->nspans;
 }
 
@@ -243,6 +294,7 @@ static int parser_start(csvin *r) {
   csv_set_realloc_func(&r->parser, field_buf_realloc);
   csv_set_free_func(&r->parser, field_buf_free);
   csv_set_blk_size(&r->parser, 4096);
+  csv_set_delim(&r->parser, r->delim);
   r->parser_live = 1;
   return 0;
 }
@@ -266,9 +318,30 @@ static void compact(csvin *r) {
   r->cur_first = 0;
 }
 
+static ssize_t read_decoded(csvin *r);
+
+/* A UTF-16 byte-order mark at the start of input read as UTF-8: the text would be garbage (a
+ * NUL after every letter), so it is an error that says what to do. Returns 1 when it is one. */
+static int utf16_bom_refused(csvin *r) {
+  size_t bom_len;
+  int bom = textenc_bom(r->block, r->block_len, &bom_len);
+  if (bom != TEXTENC_BOM_UTF16LE && bom != TEXTENC_BOM_UTF16BE) {
+    return 0;
+  }
+  snprintf(r->errmsg, sizeof r->errmsg,
+           "%s: starts with a %s byte-order mark: the file is UTF-16 (Excel's \"Unicode text\"), "
+           "not UTF-8; read it with --encoding auto (or --encoding %s)",
+           csvin_path(r), textenc_bom_name(bom),
+           bom == TEXTENC_BOM_UTF16LE ? "utf-16le" : "utf-16be");
+  return 1;
+}
+
 /* Read the next block; returns bytes read, 0 at end of input, or CS_EIO (message set). The
  * first read of the input also strips a UTF-8 byte order mark. */
 static ssize_t read_block(csvin *r) {
+  if (r->decoding) {
+    return read_decoded(r);
+  }
   r->block_off += r->block_len;
   r->block_len = 0;
   r->block_pos = 0;
@@ -291,6 +364,10 @@ static ssize_t read_block(csvin *r) {
       continue;
     }
     r->bom_checked = 1;
+    if (utf16_bom_refused(r)) {
+      r->block_len = 0;
+      return CS_ECSV;
+    }
     if (r->block_len >= 3 && memcmp(r->block, "\xEF\xBB\xBF", 3) == 0) {
       if (r->block_len > 3) {
         r->block_pos = 3;
@@ -304,6 +381,108 @@ static ssize_t read_block(csvin *r) {
     break;
   }
   r->bom_checked = 1; /* also at the end of an input shorter than a BOM */
+  return (ssize_t)(r->block_len - r->block_pos);
+}
+
+/* Read more raw bytes after what is left in raw (moved to the front). Returns 0 or CS_EIO. */
+static int read_raw(csvin *r) {
+  size_t left = r->raw_len - r->raw_pos;
+  memmove(r->raw, r->raw + r->raw_pos, left);
+  r->raw_off += r->raw_pos;
+  r->raw_pos = 0;
+  r->raw_len = left;
+  for (;;) {
+    ssize_t n = read(r->fd, r->raw + left, CSVIN_BLOCK - left);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      snprintf(r->errmsg, sizeof r->errmsg, "%s: read failed: %s", csvin_path(r), strerror(errno));
+      return CS_EIO;
+    }
+    if (n == 0) {
+      r->raw_eof = 1;
+    }
+    r->raw_len += (size_t)n;
+    if (r->raw_off == 0 && r->raw_pos < r->raw_skip) {
+      r->raw_pos = r->raw_skip < r->raw_len ? r->raw_skip : r->raw_len; /* the byte-order mark */
+    }
+    return 0;
+  }
+}
+
+/* The message of a decoding error; line is where the text parsed so far ends. */
+static void set_decode_error(csvin *r, int cut) {
+  const char *name = r->dec != NULL ? textenc_name(r->dec) : "UTF-8";
+  if (cut) {
+    snprintf(r->errmsg, sizeof r->errmsg,
+             "%s:%llu: the input ends inside a character (byte offset %llu): it is not complete "
+             "%s; name the file's encoding with --encoding (or try --encoding auto)",
+             csvin_path(r), (unsigned long long)r->line, (unsigned long long)r->dec_err_off, name);
+  } else {
+    snprintf(r->errmsg, sizeof r->errmsg,
+             "%s:%llu: byte 0x%02X at offset %llu is not valid %s; name the file's encoding with "
+             "--encoding (or try --encoding auto)",
+             csvin_path(r), (unsigned long long)r->line, r->dec_err_byte,
+             (unsigned long long)r->dec_err_off, name);
+  }
+}
+
+/* read_block for a decoded input: raw bytes decoded (or copied, dec NULL) into block. A decoding
+ * error comes after the text decoded before it, so that every record before it is handed out
+ * and the message has the right line. */
+static ssize_t read_decoded(csvin *r) {
+  r->block_off += r->block_len;
+  r->block_len = 0;
+  r->block_pos = 0;
+  if (r->dec_err) {
+    set_decode_error(r, r->dec_err == 2);
+    return CS_ECSV;
+  }
+  for (;;) {
+    if (!r->raw_eof && (r->raw_pos == r->raw_len || r->raw_incomplete)) {
+      int rc = read_raw(r);
+      if (rc != 0) {
+        return rc;
+      }
+    }
+    const char *in = r->raw + r->raw_pos;
+    size_t inlen = r->raw_len - r->raw_pos;
+    int rc = 0;
+    if (r->dec != NULL) {
+      char *out = r->block + r->block_len;
+      size_t outlen = CSVIN_DECODED_BLOCK - r->block_len;
+      rc = textenc_convert(r->dec, &in, &inlen, &out, &outlen);
+      r->block_len = (size_t)(out - r->block);
+    } else {
+      memcpy(r->block + r->block_len, in, inlen);
+      r->block_len += inlen;
+      in += inlen;
+    }
+    r->raw_pos = (size_t)(in - r->raw);
+    r->raw_incomplete = rc == 1;
+    if (rc == CS_EINVAL || (rc == 1 && r->raw_eof)) {
+      r->dec_err = rc == 1 ? 2 : 1;
+      r->dec_err_off = r->raw_off + r->raw_pos;
+      r->dec_err_byte = (unsigned char)r->raw[r->raw_pos];
+      if (r->block_len == 0) {
+        set_decode_error(r, r->dec_err == 2);
+        return CS_ECSV;
+      }
+      break;
+    }
+    if (!r->bom_checked && r->block_len >= 3) {
+      /* A decoder that keeps the byte-order mark (UTF-16LE named with a BOM) gives U+FEFF. */
+      r->bom_checked = 1;
+      if (memcmp(r->block, "\xEF\xBB\xBF", 3) == 0) {
+        r->block_pos = 3;
+      }
+    }
+    if (r->block_len > r->block_pos || (r->raw_eof && r->raw_pos == r->raw_len)) {
+      break;
+    }
+  }
+  r->bom_checked = 1;
   return (ssize_t)(r->block_len - r->block_pos);
 }
 
@@ -359,9 +538,220 @@ static void finish_input(csvin *r) {
   r->eof = 1;
 }
 
-/* Feed libcsv the next piece of input: the bytes up to and including the next CR or LF (or to
- * the end of the block). Pieces end at every line break, so at most one record completes per
- * piece and its first line is known. Returns 0, or sets r->err / r->eof. */
+static void mark_data_start(csvin *r);
+
+/* One warning for a line that is not valid UTF-8, at offset off (of the text parsed). */
+static void bad_utf8(csvin *r, uint64_t off) {
+  if (r->line_warned) {
+    return;
+  }
+  r->line_warned = 1;
+  r->bad_utf8_lines++;
+  if (r->warn_cb != NULL) {
+    char msg[CSVIN_ERRLEN];
+    snprintf(msg, sizeof msg,
+             "%s:%llu: not valid UTF-8 at byte %llu of the line (offset %llu in the file); its "
+             "bytes are sent as they are (is the file in another encoding? --encoding auto or "
+             "--encoding windows-1252 reads it as text)",
+             csvin_path(r), (unsigned long long)r->line,
+             (unsigned long long)(off - r->line_off + 1), (unsigned long long)off);
+    r->warn_cb(r->warn_arg, msg);
+  }
+}
+
+/* 8 bytes at p hold a CR, an LF, or (high set) a byte of 0x80 or more. */
+static int has_special8(const char *p, uint64_t high) {
+  const uint64_t ones = 0x0101010101010101ULL, tops = 0x8080808080808080ULL;
+  uint64_t w, lf, cr;
+  memcpy(&w, p, sizeof w);
+  lf = w ^ (ones * '\n');
+  cr = w ^ (ones * '\r');
+  return (((lf - ones) & ~lf) | ((cr - ones) & ~cr) | (w & high)) & tops ? 1 : 0;
+}
+
+/* Length of the piece at s: up to and including the first CR or LF (and the LF of a CR LF), else
+ * all n bytes. Checks UTF-8 on the way when asked (a character may go on in the next piece), 8
+ * bytes at a time while there is nothing to look at. */
+static size_t scan_line(csvin *r, const char *s, size_t n, int check) {
+  const uint64_t high = check ? 0x8080808080808080ULL : 0;
+  size_t i = 0;
+  while (i < n) {
+    if (r->u8.need == 0) {
+      while (i + 8 <= n && !has_special8(s + i, high)) {
+        i += 8;
+      }
+    }
+    size_t stop = i + 8 < n ? i + 8 : n;
+    for (; i < stop; i++) {
+      unsigned char c = (unsigned char)s[i];
+      if (c == '\n' || c == '\r') {
+        if (r->u8.need != 0) {
+          bad_utf8(r, r->u8_lead); /* a character cut by the line's end */
+          r->u8.need = 0;
+        }
+        /* A CR LF stays in one piece: one csv_parse call per line, not two. */
+        return c == '\r' && i + 1 < n && s[i + 1] == '\n' ? i + 2 : i + 1;
+      }
+      if (high != 0 && (c >= 0x80 || r->u8.need != 0)) {
+        /* A bad byte inside a character is reported at the character's first byte. */
+        int inside = r->u8.need != 0;
+        uint64_t here = r->block_off + r->block_pos + i;
+        if (utf8_scan_feed(&r->u8, s + i, 1) == 0) {
+          bad_utf8(r, inside ? r->u8_lead : here);
+        } else if (!inside) {
+          r->u8_lead = here;
+        }
+      }
+    }
+  }
+  return n;
+}
+
+/* Line accounting after a piece of len bytes at start was used (fed or skipped). */
+static void advance(csvin *r, const char *start, size_t len) {
+  char last = start[len - 1];
+  if (last == '\r') {
+    r->line++;
+    r->prev_cr = 1;
+  } else if (last == '\n') {
+    /* Only an LF that comes right after a CR ends no new line: a piece that starts with it. */
+    if (len > 1 || !r->prev_cr) {
+      r->line++;
+    }
+    r->prev_cr = 0;
+  } else {
+    r->prev_cr = 0;
+  }
+  r->block_pos += len;
+  r->at_line_start = last == '\r' || last == '\n';
+  if (r->at_line_start) {
+    r->line_off = r->block_off + r->block_pos;
+    r->line_warned = 0;
+  }
+}
+
+/* Between records, a piece that is not CSV: a skipped line (--skip-lines), a comment, or the
+ * empty line that is an empty value in a one-column file (queued as a record here). Returns 1
+ * when the piece is used up so. */
+static int skip_piece(csvin *r, const char *start, size_t len) {
+  int ends = start[len - 1] == '\n' || start[len - 1] == '\r';
+  if (r->skipping) {
+    r->skipping = !ends;
+  } else if (!r->at_line_start || (len == 1 && start[0] == '\n' && r->prev_cr)) {
+    return 0; /* the LF of a CR LF: libcsv takes it as the end of the line it ended */
+  } else if (r->skip_left > 0) {
+    r->skip_left--;
+    r->skipped_lines++;
+    r->skipping = !ends;
+  } else if (r->comment != 0 && start[0] == r->comment) {
+    r->comment_lines++;
+    r->skipping = !ends;
+  } else if (r->one_column && (r->has_header || r->pass_records > 0) &&
+             (start[0] == '\n' || start[0] == '\r')) {
+    /* Without a header, blank lines before the first record are not values: the width is not
+     * known there yet on the first pass, and every pass must read the same records. */
+    r->rec_line = r->line;
+    on_field(NULL, 0, r);
+    on_record(0, r);
+    return 1;
+  } else {
+    return 0;
+  }
+  /* Without a header the data starts after the skipped lines: --loop comes back there. */
+  r->mark_data_after = !r->has_header && !r->skipping && r->skip_left == 0 &&
+                       r->skipped_lines > 0 && !r->data_marked;
+  return 1;
+}
+
+/* Append s[0..n) to out, escaped for a message: printable ASCII as is, the rest as \xNN. */
+static void escape_excerpt(const char *s, size_t n, char *out, size_t outlen) {
+  size_t o = 0;
+  for (size_t i = 0; i < n && o + 5 < outlen; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\t') {
+      o += (size_t)snprintf(out + o, outlen - o, "\\t");
+    } else if (c == '\r') {
+      o += (size_t)snprintf(out + o, outlen - o, "\\r");
+    } else if (c == '\n') {
+      o += (size_t)snprintf(out + o, outlen - o, "\\n");
+    } else if (c == '\\') {
+      o += (size_t)snprintf(out + o, outlen - o, "\\\\");
+    } else if (c < 0x20 || c >= 0x7F) {
+      o += (size_t)snprintf(out + o, outlen - o, "\\x%02X", c);
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  out[o] = '\0';
+}
+
+/* When a ','-separated reading fails on a line that has no ',' but another delimiter, the
+ * hint that names it. line/n: the line as far as this block holds it. */
+static void delimiter_hint(const csvin *r, const char *line, size_t n, char *out, size_t outlen) {
+  static const char others[] = ";\t|";
+  size_t best = 0;
+  char best_c = 0, name[16];
+  out[0] = '\0';
+  if (r->delim != ',' || memchr(line, ',', n) != NULL) {
+    return;
+  }
+  for (size_t k = 0; k < sizeof others - 1; k++) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+      count += line[i] == others[k];
+    }
+    if (count > best) {
+      best = count;
+      best_c = others[k];
+    }
+  }
+  if (best_c != 0) {
+    sniff_delimiter_name(best_c, name, sizeof name);
+    snprintf(out, outlen,
+             "; the line has %zu %s and no ',': if the file is %s-separated, give --delimiter %s "
+             "(or --delimiter auto)",
+             best, name, name, best_c == '\t' ? "tab" : (best_c == '|' ? "'|'" : "';'"));
+  }
+}
+
+/* libcsv refused byte bad of the piece at start (len bytes): say what and where. */
+static void set_quote_error(csvin *r, const char *start, size_t len, size_t bad) {
+  char what[640], excerpt[4 * 2 * CSVIN_EXCERPT + 8], hint[200];
+  uint64_t piece_off = r->block_off + r->block_pos;
+  /* The line as this block holds it (a line longer than the block shows its end only). */
+  size_t line_in_block = r->line_off >= r->block_off ? (size_t)(r->line_off - r->block_off) : 0;
+  const char *line = r->block + line_in_block;
+  size_t line_len = (size_t)(start + len - line);
+  size_t at = (size_t)(start + bad - line);
+  size_t from = at > CSVIN_EXCERPT ? at - CSVIN_EXCERPT : 0;
+  size_t to = at + CSVIN_EXCERPT < line_len ? at + CSVIN_EXCERPT : line_len;
+  const char *problem;
+  if (r->parser.pstate == LIBCSV_FIELD_MIGHT_HAVE_ENDED) {
+    problem = "text after the closing quote of a quoted field (a quote inside a quoted field "
+              "is written twice: \"say \"\"hi\"\"\")";
+  } else if (r->parser.pstate == LIBCSV_FIELD_BEGUN && !r->parser.quoted) {
+    problem = "a quote inside a field that does not start with one (a field with quotes is "
+              "quoted whole, its quotes doubled: \"x\"\"y\")";
+  } else {
+    problem = "unexpected character";
+  }
+  while (to > from && (line[to - 1] == '\n' || line[to - 1] == '\r')) {
+    to--;
+  }
+  escape_excerpt(line + from, to - from, excerpt, sizeof excerpt);
+  delimiter_hint(r, line, line_len, hint, sizeof hint);
+  snprintf(what, sizeof what,
+           "malformed quoting in field %zu (byte %llu of the line): %s; near '%s%s%s'%s",
+           r->nspans - r->cur_first + 1, (unsigned long long)(piece_off + bad - r->line_off + 1),
+           problem, from > 0 ? "..." : "", excerpt,
+           to < line_len && line[to] != '\n' && line[to] != '\r' ? "..." : "", hint);
+  set_csv_error(r, r->line, what);
+}
+
+/* Feed libcsv the next piece of input: the bytes up to and including the next CR or LF (a CR
+ * LF together), or to the end of the block. Pieces end at every line break, so at most one record
+ * completes per piece and its first line is known. Lines that are not records (titles, comments)
+ * are used up here. Returns 0, or sets r->err / r->eof. */
 static void feed_piece(csvin *r) {
   if (r->block_pos == r->block_len) {
     ssize_t n = read_block(r);
@@ -375,15 +765,22 @@ static void feed_piece(csvin *r) {
     }
   }
   const char *start = r->block + r->block_pos;
-  size_t avail = r->block_len - r->block_pos;
-  size_t len = avail;
-  for (size_t i = 0; i < avail; i++) {
-    if (start[i] == '\n' || start[i] == '\r') {
-      len = i + 1;
-      break;
-    }
-  }
+  /* A line skipped as a title or comment is not sent: its UTF-8 is nobody's concern. */
+  int skipped =
+      r->parser.pstate == LIBCSV_ROW_NOT_BEGUN &&
+      (r->skipping ||
+       (r->at_line_start && (r->skip_left > 0 || (r->comment != 0 && start[0] == r->comment))));
+  size_t len = scan_line(r, start, r->block_len - r->block_pos, r->check_utf8 && !skipped);
   if (r->parser.pstate == LIBCSV_ROW_NOT_BEGUN) {
+    if (skip_piece(r, start, len)) {
+      advance(r, start, len);
+      if (r->mark_data_after) {
+        r->mark_data_after = 0;
+        r->data_marked = 1;
+        mark_data_start(r);
+      }
+      return;
+    }
     r->rec_line = r->line;
   }
   int was_quoted = quoted_field_held(r);
@@ -400,7 +797,7 @@ static void feed_piece(csvin *r) {
   }
   if (done < len) {
     if (csv_error(&r->parser) == CSV_EPARSE) {
-      set_csv_error(r, r->line, "malformed quoting");
+      set_quote_error(r, start, len, done);
     } else {
       r->err = CS_ENOMEM;
       snprintf(r->errmsg, sizeof r->errmsg, "%s:%llu: %s", csvin_path(r),
@@ -425,19 +822,7 @@ static void feed_piece(csvin *r) {
   if (quoted_field_held(r) && (!was_quoted || r->nfields_seen != fields_before)) {
     r->quote_line = r->line;
   }
-  char last = start[len - 1];
-  if (last == '\r') {
-    r->line++;
-    r->prev_cr = 1;
-  } else if (last == '\n') {
-    if (!r->prev_cr) {
-      r->line++;
-    }
-    r->prev_cr = 0;
-  } else {
-    r->prev_cr = 0;
-  }
-  r->block_pos += len;
+  advance(r, start, len);
 }
 
 /* Take the next record off the queue, parsing more input as needed. Returns 1, 0 at the end, or
@@ -478,6 +863,11 @@ static int next_queued(csvin *r, csvin_rec *rec) {
   rec->nfields = q->nfields;
   rec->fields = r->out_fields;
   rec->line = q->line;
+  if (!r->width_known) {
+    /* Without a header the first record says whether the file has one column. */
+    r->width_known = !r->has_header;
+    r->one_column = r->width_known && q->nfields == 1;
+  }
   return 1;
 }
 
@@ -523,12 +913,141 @@ static int read_header(csvin *r) {
   }
   r->header.nfields = rec.nfields;
   r->header.fields = r->header_fields;
+  r->one_column = rec.nfields == 1;
+  r->width_known = 1;
   r->header.line = rec.line;
   r->header_ready = 1;
   return 0;
 }
 
+/* Append "; " and text to the log line of automatic choices. */
+static void add_choice(csvin *r, const char *text) {
+  size_t n = strlen(r->choices);
+  snprintf(r->choices + n, sizeof r->choices - n, "%s%s", n > 0 ? "; " : "", text);
+}
+
+/* Whether the input is valid UTF-8: a regular file is read whole (pread, from the start), other
+ * input judged by the raw block already read (a character cut at its end is fine). Returns 1
+ * valid, 0 not (*bad_off and *bad_byte say where), or CS_EIO (message set). */
+static int input_is_utf8(csvin *r, uint64_t *bad_off, unsigned char *bad_byte) {
+  utf8_scan st = {0, 0x80, 0xBF};
+  if (r->may_block) {
+    size_t ok = utf8_scan_feed(&st, r->raw, r->raw_len);
+    if (ok < r->raw_len) {
+      size_t lead = utf8_invalid_at(r->raw, ok + 1);
+      ok = lead < ok ? lead : ok;
+    }
+    *bad_off = ok;
+    *bad_byte = ok < r->raw_len ? (unsigned char)r->raw[ok] : 0;
+    return ok == r->raw_len;
+  }
+  uint64_t off = 0;
+  for (;;) {
+    ssize_t n = pread(r->fd, r->block, CSVIN_BLOCK, (off_t)off);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      snprintf(r->errmsg, sizeof r->errmsg, "%s: read failed: %s", csvin_path(r), strerror(errno));
+      return CS_EIO;
+    }
+    if (n == 0) {
+      *bad_off = off;
+      *bad_byte = 0;
+      return st.need == 0;
+    }
+    size_t ok = utf8_scan_feed(&st, r->block, (size_t)n);
+    if (ok < (size_t)n) {
+      /* Said at the first byte of the character that failed (the Latin-1 letter). */
+      size_t lead = utf8_invalid_at(r->block, ok + 1);
+      ok = lead < ok ? lead : ok;
+      *bad_off = off + ok;
+      *bad_byte = (unsigned char)r->block[ok];
+      return 0;
+    }
+    off += (uint64_t)n;
+  }
+}
+
+/* --encoding auto: a byte-order mark says it; else UTF-8 when the input is valid UTF-8, else
+ * windows-1252 (whose every byte is text, as Latin-1's are). Returns 0 or a code (message in
+ * err). */
+static int choose_encoding(csvin *r, char *err, size_t errlen) {
+  char why[200];
+  size_t bom_len;
+  uint64_t bad_off = 0;
+  unsigned char bad_byte = 0;
+  int rc = read_raw(r);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s", r->errmsg);
+    return rc;
+  }
+  int bom = textenc_bom(r->raw, r->raw_len, &bom_len);
+  if (bom != TEXTENC_BOM_NONE) {
+    r->raw_skip = bom_len;
+    r->raw_pos = bom_len;
+    snprintf(why, sizeof why, "encoding %s (byte-order mark)", textenc_bom_name(bom));
+    add_choice(r, why);
+    if (bom == TEXTENC_BOM_UTF8) {
+      r->check_utf8 = 1;
+      return 0;
+    }
+    return textenc_open(&r->dec, textenc_bom_name(bom), err, errlen);
+  }
+  rc = input_is_utf8(r, &bad_off, &bad_byte);
+  if (rc < 0) {
+    snprintf(err, errlen, "%s", r->errmsg);
+    return rc;
+  }
+  if (rc == 1) {
+    r->check_utf8 = 1;
+    add_choice(r, r->may_block ? "encoding UTF-8 (no byte-order mark; the first block read is "
+                                 "valid UTF-8)"
+                               : "encoding UTF-8 (no byte-order mark; the whole file is valid "
+                                 "UTF-8)");
+    return 0;
+  }
+  snprintf(why, sizeof why,
+           "encoding windows-1252 (not UTF-8: byte 0x%02X at offset %llu is not valid UTF-8)",
+           bad_byte, (unsigned long long)bad_off);
+  add_choice(r, why);
+  return textenc_open(&r->dec, "WINDOWS-1252", err, errlen);
+}
+
+/* Set the dialect and the encoding from d; see csvin_dialect. */
+static int apply_dialect(csvin *r, const csvin_dialect *d, char *err, size_t errlen) {
+  const char *enc = d != NULL ? d->encoding : NULL;
+  r->delim = d != NULL && d->delimiter != 0 ? (unsigned char)d->delimiter : ',';
+  if (d != NULL) {
+    r->comment = d->comment;
+    r->skip_left = d->skip_lines;
+    r->skip_total = d->skip_lines;
+    r->warn_cb = d->warn_cb;
+    r->warn_arg = d->warn_arg;
+  }
+  if (enc == NULL || textenc_is_utf8(enc)) {
+    r->check_utf8 = 1;
+    r->block = malloc(CSVIN_BLOCK);
+    return r->block == NULL ? CS_ENOMEM : 0;
+  }
+  r->decoding = 1;
+  r->block = malloc(CSVIN_DECODED_BLOCK);
+  r->raw = malloc(CSVIN_BLOCK);
+  if (r->block == NULL || r->raw == NULL) {
+    return CS_ENOMEM;
+  }
+  if (strcmp(enc, "auto") == 0) {
+    return choose_encoding(r, err, errlen);
+  }
+  return textenc_open(&r->dec, enc, err, errlen);
+}
+
 int csvin_open(csvin **out, const char *path, int has_header, char *err, size_t errlen) {
+  return csvin_open_dialect(out, path, has_header, NULL, err, errlen);
+}
+
+int csvin_open_dialect(csvin **out, const char *path, int has_header, const csvin_dialect *d,
+                       char *err, size_t errlen) {
   csvin *r = calloc(1, sizeof *r);
   int rc = CS_ENOMEM;
   *out = NULL;
@@ -539,12 +1058,14 @@ int csvin_open(csvin **out, const char *path, int has_header, char *err, size_t 
   r->fd = -1;
   r->line = 1;
   r->data_line = 1;
+  r->at_line_start = 1;
   r->has_header = has_header;
+  r->u8.lo = 0x80;
+  r->u8.hi = 0xBF;
   cs_buf_init(&r->bytes);
   cs_buf_init(&r->header_bytes);
   r->path = strdup(path);
-  r->block = malloc(CSVIN_BLOCK);
-  if (r->path == NULL || r->block == NULL) {
+  if (r->path == NULL) {
     snprintf(err, errlen, "%s: out of memory", path);
     goto fail;
   }
@@ -570,6 +1091,30 @@ int csvin_open(csvin **out, const char *path, int has_header, char *err, size_t 
     }
     r->may_block = !stat_ok || !S_ISREG(st.st_mode); /* a FIFO or device given by name */
   }
+  err[0] = '\0';
+  rc = apply_dialect(r, d, err, errlen);
+  if (rc != 0) {
+    if (err[0] == '\0') {
+      snprintf(err, errlen, "%s: out of memory", path);
+    }
+    goto fail;
+  }
+  /* The first block: the data starts after a BOM, and sniffing reads the first lines. */
+  ssize_t n = read_block(r);
+  if (n < 0) {
+    rc = (int)n;
+    snprintf(err, errlen, "%s", r->errmsg);
+    goto fail;
+  }
+  r->data_off = r->block_off + r->block_pos;
+  r->line_off = r->data_off;
+  if (d != NULL && d->delimiter_auto) {
+    char why[200], text[240];
+    r->delim = (unsigned char)sniff_delimiter(r->block + r->block_pos, (size_t)n, d->skip_lines,
+                                              d->comment, why, sizeof why);
+    snprintf(text, sizeof text, "delimiter %s", why);
+    add_choice(r, text);
+  }
   rc = parser_start(r);
   if (rc != 0) {
     snprintf(err, errlen, "%s: out of memory", path);
@@ -581,15 +1126,6 @@ int csvin_open(csvin **out, const char *path, int has_header, char *err, size_t 
       snprintf(err, errlen, "%s", r->errmsg);
       goto fail;
     }
-  } else {
-    /* Without a header the data starts at the first byte after a BOM: peek at it now. */
-    ssize_t n = read_block(r);
-    if (n < 0) {
-      rc = (int)n;
-      snprintf(err, errlen, "%s", r->errmsg);
-      goto fail;
-    }
-    r->data_off = r->block_off + r->block_pos;
   }
   *out = r;
   return 0;
@@ -598,12 +1134,35 @@ fail:
   return rc;
 }
 
+const char *csvin_choices(const csvin *r) {
+  return r->choices;
+}
+
+char csvin_delimiter(const csvin *r) {
+  return (char)r->delim;
+}
+
+uint64_t csvin_skipped_lines(const csvin *r) {
+  return r->skipped_lines;
+}
+
+uint64_t csvin_comment_lines(const csvin *r) {
+  return r->comment_lines;
+}
+
+uint64_t csvin_invalid_utf8_lines(const csvin *r) {
+  return r->bad_utf8_lines;
+}
+
 int csvin_next(csvin *r, csvin_rec *rec) {
   return next_queued(r, rec);
 }
 
 /* Bytes parsed; see csvin.h. Pieces end at line breaks, so this is the end of the last line fed. */
 uint64_t csvin_offset(const csvin *r) {
+  if (r->decoding) {
+    return r->raw_off + r->raw_pos; /* raw bytes decoded: against the file's size */
+  }
   return r->block_off + r->block_pos;
 }
 
@@ -616,6 +1175,9 @@ int csvin_would_block(csvin *r) {
   }
   if (r->qhead < r->qlen || r->err || r->eof || !r->may_block) {
     return 0;
+  }
+  if (r->decoding && (r->dec_err || (r->raw_pos < r->raw_len && !r->raw_incomplete))) {
+    return 0; /* raw bytes wait to be decoded (or an error to be told) */
   }
   struct pollfd pfd = {.fd = r->fd, .events = POLLIN, .revents = 0};
   int n;
@@ -634,12 +1196,43 @@ const csvin_rec *csvin_header(const csvin *r) {
   return r->header_ready ? &r->header : NULL;
 }
 
+/* A decoded input is read again from its start, up to where the data starts (an offset in the
+ * decoded text). Returns 0 or a code (message set). */
+static int rewind_decoded(csvin *r) {
+  r->raw_off = 0;
+  r->raw_len = 0;
+  r->raw_pos = 0;
+  r->raw_eof = 0;
+  r->raw_incomplete = 0;
+  r->dec_err = 0;
+  r->bom_checked = 0;
+  r->block_off = 0;
+  r->block_len = 0;
+  r->block_pos = 0;
+  if (r->dec != NULL) {
+    textenc_reset(r->dec);
+  }
+  while (r->block_off + r->block_len < r->data_off) {
+    ssize_t n = read_decoded(r);
+    if (n <= 0) {
+      r->err = n < 0 ? (int)n : CS_EIO;
+      if (n == 0) {
+        snprintf(r->errmsg, sizeof r->errmsg, "%s: cannot rewind: the file got shorter",
+                 csvin_path(r));
+      }
+      return r->err;
+    }
+  }
+  r->block_pos = (size_t)(r->data_off - r->block_off);
+  return 0;
+}
+
 /* Seek back to the first data record and restart libcsv with an empty queue. */
 int csvin_rewind(csvin *r) {
   if (r->fd == STDIN_FILENO) {
     return CS_EINVAL;
   }
-  if (lseek(r->fd, (off_t)r->data_off, SEEK_SET) < 0) {
+  if (lseek(r->fd, r->decoding ? 0 : (off_t)r->data_off, SEEK_SET) < 0) {
     snprintf(r->errmsg, sizeof r->errmsg, "%s: cannot rewind: %s", csvin_path(r), strerror(errno));
     return CS_EINVAL;
   }
@@ -669,6 +1262,21 @@ int csvin_rewind(csvin *r) {
   r->cur_first = 0;
   r->qlen = 0;
   r->qhead = 0;
+  if (!r->has_header && !r->data_marked && r->skip_total > 0) {
+    /* The input ended inside the lines to skip: the data never started, and each pass skips
+     * the same lines again (counted once). */
+    r->skip_left = r->skip_total;
+    r->skipped_lines = 0;
+  }
+  r->skipping = 0;
+  r->at_line_start = 1;
+  r->pass_records = 0;
+  r->line_off = r->data_off;
+  r->line_warned = 0;
+  r->u8.need = 0;
+  if (r->decoding) {
+    return rewind_decoded(r);
+  }
   return 0;
 }
 
@@ -698,5 +1306,7 @@ void csvin_close(csvin *r) {
   free(r->queue);
   free(r->out_fields);
   free(r->header_fields);
+  free(r->raw);
+  textenc_close(r->dec);
   free(r);
 }

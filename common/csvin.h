@@ -26,6 +26,43 @@ typedef struct csvin_rec {
   uint64_t line; /* 1-based line of the source where the record starts */
 } csvin_rec;
 
+/* How to read the input: its dialect and encoding, and lines that are not records. The
+ * defaults (all zero, or csvin_open) are RFC 4180 with ',' in UTF-8 taken byte for byte. */
+typedef struct csvin_dialect {
+  char delimiter;     /* ',' when 0 */
+  int delimiter_auto; /* sniff it from the first lines (sniff.h); csvin_choices says what won */
+  /* NULL or "utf-8": bytes as they are, with one warning per line that is not valid UTF-8 and an
+   * error for a UTF-16 byte-order mark; "auto": a byte-order mark (UTF-8, UTF-16LE/BE), else
+   * UTF-8 if the whole file (standard input: its first block) is valid, else windows-1252;
+   * anything else: an encoding iconv knows, decoded to UTF-8. */
+  const char *encoding;
+  uint64_t skip_lines; /* lines skipped at the start, before the header (titles) */
+  char comment;        /* lines starting with this byte are skipped (0: none) */
+  /* Warnings about the input (a line that is not valid UTF-8): called with the message, which
+   * names the file, line and offset. NULL: none are made. */
+  void (*warn_cb)(void *arg, const char *msg);
+  void *warn_arg;
+} csvin_dialect;
+
+/* csvin_open with a dialect (d may be NULL: the defaults). Errors as csvin_open's, plus
+ * CS_EINVAL for an encoding iconv does not know and CS_ECSV for a UTF-16 byte-order mark read
+ * as UTF-8 (the message suggests --encoding auto). */
+int csvin_open_dialect(csvin **out, const char *path, int has_header, const csvin_dialect *d,
+                       char *err, size_t errlen);
+
+/* What the reader chose for "auto" settings, for the log: "delimiter ';' (3 on each of 12 of
+ * the first 12 lines); encoding windows-1252 (not valid UTF-8: byte 0xE9 at offset 40)", or ""
+ * when nothing was automatic. */
+const char *csvin_choices(const csvin *r);
+
+/* The delimiter in use. */
+char csvin_delimiter(const csvin *r);
+
+/* Lines skipped so far: by skip_lines, as comments, and lines that were not valid UTF-8. */
+uint64_t csvin_skipped_lines(const csvin *r);
+uint64_t csvin_comment_lines(const csvin *r);
+uint64_t csvin_invalid_utf8_lines(const csvin *r);
+
 /* Open `path` ("-" for standard input). With has_header, the first record is the header and is
  * available from csvin_header() (not returned by csvin_next). Returns 0, or a negative code
  * with a message naming the file written to err (e.g. "data/x.csv: No such file or directory"). */

@@ -373,6 +373,11 @@ static int ingest_end(ingest *in, stream *e, ingest_peer *p, const wire_msg *m) 
   if (!e->ended) {
     e->ended = 1;
     e->sink.ended = 1;
+    /* A header-only file: no record will make the sinks give the stream its place. */
+    if (m->seq == 0 && e->header_known && e->sink.ncolumns > 0 && !e->refused &&
+        sinks_ended_empty(in->sinks, &e->sink) != 0) {
+      return ingest_stop(in, 1); /* the sink logged why */
+    }
     char rec[WORDS_BUF], lost[WORDS_BUF], dup[WORDS_BUF];
     log_info("%s %s: stream %s ended at #%" PRIu64 ": %s received, %s lost, %s",
              stream_proto_name(p->proto), ingest_peer_name(p), e->label, m->seq,

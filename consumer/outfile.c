@@ -542,6 +542,31 @@ void outfile_forget(outfile *o, sink_stream *st) {
   st->slot[o->slot] = NULL;
 }
 
+/* A stream without records; see outfile.h. */
+int outfile_begin(outfile *o, sink_stream *st, int *queued) {
+  out_target *t = NULL;
+  int rc;
+  *queued = 0;
+  if (st->slot[o->slot] != NULL || st->ncolumns == 0) {
+    return 0;
+  }
+  rc = outfile_target_for(o, st, &t);
+  if (rc == CS_ENOMEM) {
+    return rc;
+  }
+  if (rc != 0) {
+    char nm[LOG_ESCAPE_BUF];
+    log_error("stream %s (%s %s, producer %016" PRIx64 "): %s",
+              log_escape(nm, sizeof(nm), st->name, strlen(st->name)), st->protocol, st->peer,
+              st->producer_id, o->err);
+    st->slot[o->slot] = &o->refused;
+    return 0;
+  }
+  st->slot[o->slot] = t;
+  *queued = t->pending.len > 0;
+  return 0;
+}
+
 /* What a person can do about a failed write, by its errno. */
 static const char *outfile_write_hint(int e) {
   switch (e) {

@@ -39,6 +39,13 @@ int outfile_open(outfile **out, const char *path, size_t slot, char *err, size_t
  * the stream is counted in outfile_not_written() instead of written. */
 int outfile_add(outfile *o, const sink_record *r);
 
+/* A stream that ended with no record: find or make its file now (a new file gets the header
+ * line, written by the next flush), as its first record would. A stream without a header, or
+ * with a file already, is left as it is; one refused a file is logged and marked as
+ * outfile_add does. Returns 0 (*queued 1 when a header line now waits for the flush) or
+ * CS_ENOMEM. */
+int outfile_begin(outfile *o, sink_stream *st, int *queued);
+
 /* Write and flush everything queued, in arrival order per file. Returns 0, or CS_EIO with the
  * file and the reason in outfile_error() (a full disk, say); what could not be written stays
  * queued so that a later call can try again. */

@@ -82,6 +82,10 @@ typedef struct sink_ops {
    * acknowledged and the sink cannot keep this record (logged: the stream is refused, since
    * nothing may be acknowledged that is not stored); other negative: the sink failed. */
   int (*add)(void *self, const sink_record *r);
+  /* A stream that ended before any record (a header-only file): give it its place now, as its
+   * first record would have (its header line in a CSV file, its table, empty). Returns 0, or
+   * negative: the sink failed. */
+  int (*ended_empty)(void *self, sink_stream *st);
   /* A new acknowledged stream: set st->durable[its index] to what the sink kept of the stream
    * before this run (0 if nothing), so that resent records it has are skipped. */
   void (*resume)(void *self, sink_stream *st);

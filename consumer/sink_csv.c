@@ -107,6 +107,19 @@ static int sink_csv_add(void *self, const sink_record *r) {
   return rc;
 }
 
+/* A header-only stream: its file (and header line) now. */
+static int sink_csv_ended_empty(void *self, sink_stream *st) {
+  sink_csv *k = self;
+  int queued = 0;
+  int rc = outfile_begin(k->out, st, &queued);
+  if (rc != 0) {
+    log_error("%s: out of memory; stopping", outfile_path(k->out));
+    return rc;
+  }
+  k->dirty = k->dirty || queued;
+  return 0;
+}
+
 /* Write what arrived since the last turn; once a second, see that the files are still there. */
 static int sink_csv_flush(void *self, uint64_t now_us, uint64_t *next_us) {
   sink_csv *k = self;
@@ -276,6 +289,7 @@ const sink_ops sink_csv_ops = {
     .name = "csv",
     .open = sink_csv_open,
     .add = sink_csv_add,
+    .ended_empty = sink_csv_ended_empty,
     .resume = sink_csv_resume,
     .forget = sink_csv_forget,
     .flush = sink_csv_flush,

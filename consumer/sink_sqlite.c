@@ -145,6 +145,17 @@ static int sink_sqlite_add(void *self, const sink_record *r) {
   return rc;
 }
 
+/* A header-only stream: its table, empty, at the next commit. */
+static int sink_sqlite_ended_empty(void *self, sink_stream *st) {
+  sink_sqlite *q = self;
+  if (store_add_empty(q->db, st) != 0) {
+    log_error("%s; stopping", store_error(q->db));
+    q->failed = 1;
+    return CS_ENOMEM;
+  }
+  return 0;
+}
+
 /* An acknowledged stream resumes where the progress table says it stood. */
 static void sink_sqlite_resume(void *self, sink_stream *st) {
   sink_sqlite *q = self;
@@ -246,7 +257,7 @@ static int sink_sqlite_flush(void *self, uint64_t now, uint64_t *next_us) {
     sink_sqlite_check(q);
     q->checked_us = now;
   }
-  if (store_pending(q->db) == 0) {
+  if (store_pending(q->db) == 0 && !store_tables_waiting(q->db)) {
     return 0;
   }
   if (q->busy_since_us != 0 && now < q->busy_next_us) {
@@ -392,7 +403,7 @@ static int sink_sqlite_drain(void *self, uint64_t now_us, int give_up, uint64_t 
     sink_sqlite_give_up(q, "see the error above");
     return 1;
   }
-  while (store_pending(q->db) > 0) {
+  while (store_pending(q->db) > 0 || store_tables_waiting(q->db)) {
     rc = store_flush(q->db);
     if (rc == 0) {
       sink_sqlite_note_committed(q);
@@ -472,6 +483,7 @@ const sink_ops sink_sqlite_ops = {
     .name = "sqlite",
     .open = sink_sqlite_open,
     .add = sink_sqlite_add,
+    .ended_empty = sink_sqlite_ended_empty,
     .resume = sink_sqlite_resume,
     .forget = sink_sqlite_forget,
     .flush = sink_sqlite_flush,

@@ -168,6 +168,23 @@ int sinks_add(sinks *s, const sink_record *r, const char **who) {
   return took == 0 && r->stream->acked ? 1 : 0;
 }
 
+/* A stream without records; see sinks.h. */
+int sinks_ended_empty(sinks *s, sink_stream *st) {
+  size_t i;
+  int rc;
+  for (i = 0; i < s->n; i++) {
+    sinks_entry *e = &s->v[i];
+    if (e->failed || e->ops->ended_empty == NULL) {
+      continue;
+    }
+    rc = e->ops->ended_empty(e->self, st);
+    if (rc < 0) {
+      return sinks_fail(s, e, rc);
+    }
+  }
+  return 0;
+}
+
 /* What every sink kept of a stream; see sinks.h. */
 void sinks_resume(sinks *s, sink_stream *st) {
   size_t i;

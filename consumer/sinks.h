@@ -35,6 +35,11 @@ int sinks_add(sinks *s, const sink_record *r, const char **who);
 /* A new acknowledged stream: every sink says what it kept of it before (sink_ops.resume). */
 void sinks_resume(sinks *s, sink_stream *st);
 
+/* A stream ended with no record: every sink that has the operation gives it its place (the
+ * header line, an empty table). Returns 0, or the first failure's code (that sink is marked
+ * failed, as in sinks_add). */
+int sinks_ended_empty(sinks *s, sink_stream *st);
+
 /* The sequence number up to which st's records are durable in every open sink: its ack. */
 uint64_t sinks_durable(const sinks *s, const sink_stream *st);
 

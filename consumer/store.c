@@ -13,6 +13,7 @@
 #include "fields.h"
 #include "log.h"
 #include "rowq.h"
+#include "utf8.h"
 
 /* How long a statement waits for a lock held by another connection. The consumer's loop must
  * never stall, so this is a few milliseconds; the caller retries with backoff instead. */
@@ -54,6 +55,8 @@ typedef struct store_table {
   int created_tx;       /* during a flush: created in this transaction */
   sqlite3_stmt *insert; /* cached INSERT naming insert_ncols value columns, or NULL */
   size_t insert_ncols;
+  int want_empty;  /* a stream without rows: create the table at the next flush */
+  int warned_blob; /* a value that is not UTF-8 was stored as a BLOB (said once) */
 } store_table;
 
 struct store {
@@ -71,6 +74,7 @@ struct store {
   int progress_table;
   int progress_loaded; /* store_progress_load ran (at the first acknowledged stream) */
   sqlite3_stmt *progress_upsert;
+  size_t empty_waiting; /* tables with want_empty set */
 };
 
 /* The table that holds each acknowledged stream's last committed sequence number, written in
@@ -123,6 +127,26 @@ static char *store_name_dup(const char *data, size_t n) {
     p[i] = data[i] == '\0' ? '_' : data[i];
   }
   p[n] = '\0';
+  return p;
+}
+
+/* store_name_dup of a name made valid UTF-8 (every byte that is not read as Windows-1252, so
+ * that every client can read the schema); *repaired says whether it had to be. NULL when out of
+ * memory. */
+static char *store_name_utf8(const char *data, size_t n, int *repaired) {
+  cs_buf fixed;
+  char *p;
+  *repaired = !utf8_valid(data, n);
+  if (!*repaired) {
+    return store_name_dup(data, n);
+  }
+  cs_buf_init(&fixed);
+  if (utf8_repair(data, n, &fixed, NULL) != 0) {
+    cs_buf_free(&fixed);
+    return NULL;
+  }
+  p = store_name_dup(fixed.data, fixed.len);
+  cs_buf_free(&fixed);
   return p;
 }
 
@@ -243,8 +267,17 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
     if (st->columns[i].len == 0) {
       base = sqlite3_mprintf("column_%llu", (unsigned long long)(i + 1));
     } else {
-      char *raw = store_name_dup(st->columns[i].data, st->columns[i].len);
+      int repaired = 0;
+      char *raw = store_name_utf8(st->columns[i].data, st->columns[i].len, &repaired);
       base = raw ? sqlite3_mprintf("%s", raw) : NULL;
+      if (raw != NULL && repaired) {
+        char was[LOG_ESCAPE_BUF], now[LOG_ESCAPE_BUF];
+        log_warn("stream '%s': the name of column %zu, '%s', is not valid UTF-8; in %s it is '%s' "
+                 "(each byte that is not UTF-8 read as Windows-1252)",
+                 t->stream_label, i + 1,
+                 log_escape(was, sizeof was, st->columns[i].data, st->columns[i].len), s->path,
+                 log_escape(now, sizeof now, raw, strlen(raw)));
+      }
       free(raw);
     }
     /* rc is 0 here (the step before succeeded): set it, or the caller sees success. */
@@ -406,8 +439,23 @@ static int store_table_choose_name(store *s, store_table *t) {
   const char *base = t->stream_name;
   char *prefixed = NULL;
   int rc = 0;
+  if (!utf8_valid(base, strlen(base))) {
+    /* A stream named after a file whose name is not UTF-8: the table's name is made valid. */
+    int repaired = 0;
+    char *fixed = store_name_utf8(base, strlen(base), &repaired);
+    prefixed = fixed != NULL ? sqlite3_mprintf("%s", fixed) : NULL;
+    free(fixed);
+    if (prefixed == NULL) {
+      return CS_ENOMEM;
+    }
+    base = prefixed;
+    snprintf(t->route_note, sizeof t->route_note,
+             "the stream's name is not valid UTF-8: bytes read as Windows-1252");
+  }
   if (sqlite3_strnicmp(base, "sqlite_", 7) == 0) {
+    char *orig = prefixed;
     prefixed = sqlite3_mprintf("stream_%s", base);
+    sqlite3_free(orig);
     if (prefixed == NULL) {
       return CS_ENOMEM;
     }
@@ -813,6 +861,24 @@ void store_forget(store *s, sink_stream *st) {
   s->nprogress++;
 }
 
+/* A stream without rows; see store.h. */
+int store_add_empty(store *s, sink_stream *st) {
+  store_table *t;
+  int rc = store_table_for(s, st, &t);
+  if (rc) {
+    return rc;
+  }
+  if (!t->created && !t->want_empty) {
+    t->want_empty = 1;
+    s->empty_waiting++;
+  }
+  return 0;
+}
+
+int store_tables_waiting(const store *s) {
+  return s->empty_waiting > 0;
+}
+
 /* Inside the open transaction, at t's first row: choose t's name (reading the schema, which
  * may adopt a table of the file and its extra columns), then make room for the widest row
  * queued so far. Returns 0 or a negative code (error set). */
@@ -924,6 +990,28 @@ done:
   return rc;
 }
 
+/* Bind one value: text when it is valid UTF-8, else a BLOB of its exact bytes, so that every
+ * client reads it (Python's sqlite3 fails on text that is not UTF-8; a BLOB is bytes). The
+ * first such value of a table is said once. */
+static int store_bind_value(store *s, store_table *t, sqlite3_stmt *q, int col, const cs_field *f) {
+  if (f->len == 0) {
+    return sqlite3_bind_text(q, col, "", 0, SQLITE_STATIC);
+  }
+  if (utf8_valid(f->data, f->len)) {
+    return sqlite3_bind_text(q, col, f->data, (int)f->len, SQLITE_STATIC);
+  }
+  if (!t->warned_blob) {
+    char col_label[LOG_ESCAPE_BUF];
+    t->warned_blob = 1;
+    log_warn("table '%s' in %s: values that are not valid UTF-8 are stored as BLOBs of their "
+             "exact bytes (first in column '%s'); the producer's --encoding reads such a file as "
+             "text",
+             t->name_label, s->path,
+             log_escape(col_label, sizeof col_label, t->cols[col - 1], strlen(t->cols[col - 1])));
+  }
+  return sqlite3_bind_blob(q, col, f->data, (int)f->len, SQLITE_STATIC);
+}
+
 /* Insert one row with t's cached statement. Values beyond the row's fields are NULL (a short
  * row); an empty field is the empty text, never NULL. Returns 0, CS_EBUSY or CS_ESQLITE. */
 static int store_insert_row(store *s, const rowq_row *row) {
@@ -936,8 +1024,7 @@ static int store_insert_row(store *s, const rowq_row *row) {
     if (i < row->nfields) {
       /* The bytes live in the row until it is dequeued after COMMIT, and the bindings are
        * cleared after each step, so the statement never holds a stale pointer. */
-      rc = sqlite3_bind_text(q, col, row->fields[i].len ? row->fields[i].data : "",
-                             (int)row->fields[i].len, SQLITE_STATIC);
+      rc = store_bind_value(s, t, q, col, &row->fields[i]);
     } else {
       rc = sqlite3_bind_null(q, col);
     }
@@ -985,12 +1072,33 @@ static int store_insert_row(store *s, const rowq_row *row) {
   return out;
 }
 
+/* Inside the open transaction: create the tables of streams that have no rows (header-only
+ * files), named and shaped as a first row would have made them. Returns 0 or a code. */
+static int store_create_empty(store *s) {
+  for (store_table *t = s->tables; t && s->empty_waiting > 0; t = t->next) {
+    int rc = 0;
+    if (!t->want_empty || t->created_tx) {
+      continue;
+    }
+    if (t->name == NULL) {
+      rc = store_table_name_now(s, t);
+    }
+    if (rc == 0 && !t->created_tx) {
+      rc = store_table_ready(s, t);
+    }
+    if (rc) {
+      return rc;
+    }
+  }
+  return 0;
+}
+
 int store_flush(store *s) {
   size_t n = 0;
   const rowq_row *row;
   int rc;
 
-  if (rowq_head(s->rows) == NULL) {
+  if (rowq_head(s->rows) == NULL && s->empty_waiting == 0) {
     return 0;
   }
   rc = store_exec(s, "BEGIN IMMEDIATE", NULL);
@@ -1003,6 +1111,10 @@ int store_flush(store *s) {
   for (store_table *t = s->tables; t; t = t->next) {
     t->created_tx = t->created;
     t->ncols_tx = t->ncols_db;
+  }
+  rc = store_create_empty(s);
+  if (rc) {
+    goto rollback;
   }
   for (row = rowq_head(s->rows); row && n < STORE_BATCH_ROWS; row = rowq_next(row), n++) {
     store_table *t = row->tag;
@@ -1044,6 +1156,10 @@ int store_flush(store *s) {
     }
     t->created = t->created_tx;
     t->ncols_db = t->ncols_tx;
+    if (t->want_empty && t->created) {
+      t->want_empty = 0;
+      s->empty_waiting--;
+    }
   }
   /* Only now, with the batch durable, do the rows leave the queue: a failed batch is retried
    * whole and never inserted twice. */

@@ -24,6 +24,13 @@ int store_open(store **out, const char *path, size_t slot, char *err, size_t err
 #define STORE_MAX_PENDING_BYTES (256u << 20)
 int store_add(store *s, const sink_record *r);
 
+/* A stream that ended with no record: its table is created (empty) by the next store_flush,
+ * as its first row would have. Returns 0 or CS_ENOMEM (error set). */
+int store_add_empty(store *s, sink_stream *st);
+
+/* 1 when store_flush has tables to create for streams without rows (store_add_empty). */
+int store_tables_waiting(const store *s);
+
 /* Write queued rows in one BEGIN IMMEDIATE transaction, at most STORE_BATCH_ROWS of them (call
  * again while store_pending() > 0). Never waits on a lock for more than a few milliseconds.
  * Returns 0 when the batch committed, CS_EBUSY when another process holds the lock (rows stay

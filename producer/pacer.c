@@ -19,6 +19,18 @@ void pacer_init(pacer *p, double min_s, double max_s, double rate, uint64_t seed
   p->n = 0;
 }
 
+void pacer_init_clock(pacer *p) {
+  pacer_init(p, 0, 0, 0, 0);
+  p->mode = PACER_CLOCK;
+}
+
+uint64_t pacer_take_after(pacer *p, uint64_t gap_us) {
+  uint64_t due = p->n == 0 ? p->start_us : p->next_us + gap_us;
+  p->n++;
+  p->next_us = due;
+  return due;
+}
+
 /* The first record is due at now_us. */
 void pacer_start(pacer *p, uint64_t now_us) {
   p->start_us = now_us;
@@ -27,7 +39,7 @@ void pacer_start(pacer *p, uint64_t now_us) {
 }
 
 uint64_t pacer_peek(const pacer *p) {
-  return p->next_us;
+  return p->mode == PACER_CLOCK ? 0 : p->next_us;
 }
 
 /* Hand out the current deadline and draw the next one. Rate deadlines are computed from the

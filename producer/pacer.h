@@ -9,7 +9,8 @@
 enum pacer_mode {
   PACER_UNPACED = 0, /* every record is due at once */
   PACER_INTERVAL,    /* gaps uniform in [min_s, max_s] (fixed when equal) */
-  PACER_RATE         /* rate records a second, evenly, on absolute deadlines */
+  PACER_RATE,        /* rate records a second, evenly, on absolute deadlines */
+  PACER_CLOCK        /* the file's own clock: each gap given by the caller (pacer_take_after) */
 };
 
 typedef struct pacer {
@@ -24,9 +25,17 @@ typedef struct pacer {
 
 /* Configure: interval [min_s, max_s] (0-0 is unpaced) unless rate > 0. */
 void pacer_init(pacer *p, double min_s, double max_s, double rate, uint64_t seed);
+/* Configure for the file's own clock (--timestamps): deadlines from pacer_take_after. */
+void pacer_init_clock(pacer *p);
+/* Clock mode: the deadline of the next record, gap_us after the previous one's (the first
+ * record is due at the start). Deadlines add up from the start, so time spent sending never
+ * makes the replay drift; a late record is sent at once and the next keeps its own time. */
+uint64_t pacer_take_after(pacer *p, uint64_t gap_us);
 /* Start the schedule at monotonic time now_us: the first record is due at once. */
 void pacer_start(pacer *p, uint64_t now_us);
-/* Deadline (monotonic µs) of the next record without consuming it; 0 when unpaced. */
+/* Deadline (monotonic µs) of the next record without consuming it; 0 when unpaced, and in
+ * clock mode, where it is not known before the record is read (0 lets the sender gather; it
+ * writes what it holds before any wait). */
 uint64_t pacer_peek(const pacer *p);
 /* Deadline of the next record, and move on to the one after it. */
 uint64_t pacer_take(pacer *p);

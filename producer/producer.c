@@ -124,6 +124,10 @@ int producer_init(producer *p, const producer_options *o, const volatile sig_ato
   /* Impairment has its own generator: seed=N in --impair, else --seed, else the OS. */
   impair_seed = o->impair.have_seed ? o->impair.seed : pace_seed ^ 0x5bd1e9955bd1e995ULL;
   pacer_init(&p->pacer, o->interval_min, o->interval_max, o->rate, pace_seed);
+  if (o->timestamps != NULL) {
+    pacer_init_clock(&p->pacer); /* the gaps come from the file (replay.c) */
+    p->replaying = 1;
+  }
   impair_init(&p->impair, &o->impair, impair_seed);
   p->slow = pacer_is_slow(&p->pacer);
   return producer_choose_sender(p, err, errlen);
@@ -317,6 +321,42 @@ static void producer_check_ragged(producer *p, const csvin_rec *rec) {
   }
 }
 
+/* The reader's warnings (a line not valid UTF-8): the first few each said, then at most one
+ * line per interval, like ragged rows. */
+static void producer_input_warning(void *arg, const char *msg) {
+  producer *p = arg;
+  p->input_warnings++;
+  if (p->input_warnings <= PRODUCER_RAGGED_NAMED ||
+      log_limiter_allow(&p->input_limit, clock_mono_us(), PRODUCER_RAGGED_LOG_US)) {
+    unsigned long long more = p->input_limit.suppressed;
+    p->input_limit.suppressed = 0;
+    producer_progress_clear(p);
+    log_warn("%s%s", msg, more > 0 ? "; more such lines were not reported" : "");
+  }
+}
+
+/* The deadline of rec on the file's clock, saying what replay has to say (the format found,
+ * a value that does not parse or goes back: rate-limited like ragged rows). */
+static uint64_t producer_replay_due(producer *p, const csvin_rec *rec) {
+  char msg[1024];
+  uint64_t gap = 0;
+  int note = replay_gap(&p->replay, rec, csvin_path(p->in), &gap, msg, sizeof msg);
+  if (note == REPLAY_INFO) {
+    producer_progress_clear(p);
+    log_info("%s", msg);
+  } else if (note == REPLAY_WARN) {
+    p->replay_warnings++;
+    if (p->replay_warnings <= PRODUCER_RAGGED_NAMED ||
+        log_limiter_allow(&p->replay_limit, clock_mono_us(), PRODUCER_RAGGED_LOG_US)) {
+      unsigned long long more = p->replay_limit.suppressed;
+      p->replay_limit.suppressed = 0;
+      producer_progress_clear(p);
+      log_warn("%s%s", msg, more > 0 ? "; more such values were not reported" : "");
+    }
+  }
+  return pacer_take_after(&p->pacer, gap);
+}
+
 /* The input ended before its first data record: say so, since "sent 0 records" alone looks
  * like a failure to send. Not an error: the stream (HELLO, then END with 0) is still valid. */
 static void producer_warn_no_data(const producer *p) {
@@ -361,7 +401,9 @@ static int producer_stream(producer *p) {
       if (p->st.records_read == 0) {
         producer_warn_no_data(p);
       }
-      if (!p->opt->loop || this_pass == 0) {
+      p->passes++;
+      if (!p->opt->loop || this_pass == 0 ||
+          (p->opt->loop_passes != 0 && p->passes >= p->opt->loop_passes)) {
         return 0;
       }
       if (p->st.sent == pass_start_seq) {
@@ -384,6 +426,7 @@ static int producer_stream(producer *p) {
       }
       this_pass = 0;
       pass_start_seq = p->st.sent;
+      replay_restart(&p->replay); /* the file's clock starts again with the file */
       continue;
     }
     if (rc < 0) {
@@ -405,13 +448,16 @@ static int producer_stream(producer *p) {
       p->st.sent++; /* --resume: the consumer has this one (same numbering as the first run) */
       continue;
     }
-    rc = sender_wait_until(p->snd, pacer_take(&p->pacer), err, sizeof err);
+    rc = sender_wait_until(p->snd,
+                           p->replaying ? producer_replay_due(p, &rec) : pacer_take(&p->pacer), err,
+                           sizeof err);
     if (rc == 1) {
       return 1;
     }
     if (rc == 0) {
       m.seq = ++p->st.sent;
       m.sent_us = clock_wall_us();
+      p->st.last_sent_us = clock_mono_us();
       rc = p->snd->ops->send(p->snd, &m, pacer_peek(&p->pacer), err, sizeof err);
     }
     if (rc == 1) {
@@ -472,6 +518,35 @@ static int producer_connect(producer *p) {
   return rc;
 }
 
+/* Open the input with the options' dialect and encoding, say what "auto" chose, and find the
+ * --timestamps column. Returns 0, CS_EINVAL for a flag that does not fit the file (exit 2), or
+ * another code; the message is in err. */
+static int producer_open_input(producer *p, char *err, size_t errlen) {
+  const producer_options *o = p->opt;
+  csvin_dialect d;
+  int rc;
+  memset(&d, 0, sizeof d);
+  d.delimiter = o->delimiter;
+  d.delimiter_auto = o->delimiter_auto;
+  d.encoding = o->encoding;
+  d.skip_lines = o->skip_lines;
+  d.comment = o->comment;
+  d.warn_cb = producer_input_warning;
+  d.warn_arg = p;
+  rc = csvin_open_dialect(&p->in, o->path, !o->no_header, &d, err, errlen);
+  if (rc != 0) {
+    return rc == CS_EINVAL ? CS_EINVAL : CS_EIO;
+  }
+  if (csvin_choices(p->in)[0] != '\0') {
+    log_info("%s: %s", csvin_path(p->in), csvin_choices(p->in));
+  }
+  if (p->replaying) {
+    return replay_init(&p->replay, o->timestamps, o->speed, o->max_gap_s, csvin_header(p->in),
+                       csvin_path(p->in), err, errlen);
+  }
+  return 0;
+}
+
 /* The whole run; see producer.h. */
 int producer_run(producer *p) {
   char err[512];
@@ -479,10 +554,10 @@ int producer_run(producer *p) {
   int failed = 0;
   int rc;
 
-  rc = csvin_open(&p->in, p->opt->path, !p->opt->no_header, err, sizeof err);
+  rc = producer_open_input(p, err, sizeof err);
   if (rc != 0) {
     log_error("%s", err);
-    return 1;
+    return rc == CS_EINVAL ? 2 : 1;
   }
   rc = producer_connect(p);
   if (rc != 0) {
@@ -496,9 +571,13 @@ int producer_run(producer *p) {
   }
   log_info("streaming %s as stream '%s' (producer %016llx) over %s to %s%s", csvin_path(p->in),
            p->stream, (unsigned long long)p->producer_id, p->snd->ops->name, p->peer,
-           p->slow ? ""
-                   : "; records under 0.1 s apart on average: a progress line every 3 s (on a "
-                     "terminal, one line kept up to date) instead of a line per record");
+           p->slow        ? ""
+           : p->replaying ? "; paced by the file's own clock (--timestamps): a progress line "
+                            "every 3 s (on a terminal, one line kept up to date) instead of a "
+                            "line per record"
+                          : "; records under 0.1 s apart on average: a progress line every 3 s "
+                            "(on a terminal, one line kept up to date) instead of a line per "
+                            "record");
   p->st.start_us = clock_mono_us();
   p->last_progress_us = p->st.start_us;
   pacer_start(&p->pacer, p->st.start_us);
@@ -532,6 +611,9 @@ int producer_run(producer *p) {
     }
   }
   p->snd->ops->stats(p->snd, &ss);
+  p->st.skipped_lines = csvin_skipped_lines(p->in);
+  p->st.comment_lines = csvin_comment_lines(p->in);
+  p->st.invalid_utf8_lines = csvin_invalid_utf8_lines(p->in);
   p->st.bytes = ss.bytes;
   p->st.written = ss.written;
   p->st.blocked_us = ss.blocked_us;

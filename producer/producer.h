@@ -13,6 +13,7 @@
 #include "log.h"
 #include "producer_options.h"
 #include "pacer.h"
+#include "replay.h"
 #include "sender.h"
 #include "wire.h"
 
@@ -32,8 +33,12 @@ typedef struct producer_stats {
   uint64_t acked;         /* records the consumer said are durable */
   uint64_t resent;        /* records sent again on a new connection */
   uint64_t reconnects;
-  uint64_t retry_wait_us; /* waiting to reach the consumer */
-  uint64_t resumed_after; /* --resume: the consumer had the stream up to this record */
+  uint64_t retry_wait_us;      /* waiting to reach the consumer */
+  uint64_t resumed_after;      /* --resume: the consumer had the stream up to this record */
+  uint64_t skipped_lines;      /* --skip-lines: lines skipped before the header */
+  uint64_t comment_lines;      /* --comment: lines skipped as comments */
+  uint64_t invalid_utf8_lines; /* lines that are not valid UTF-8 (sent as they are) */
+  uint64_t last_sent_us;       /* monotonic: the last record handed to the sender */
 } producer_stats;
 
 typedef struct producer {
@@ -54,6 +59,13 @@ typedef struct producer {
   uint64_t last_progress_sent;
   uint64_t ragged_rows; /* rows whose field count differs from the header's */
   log_limiter ragged_limit;
+  uint64_t input_warnings; /* the reader's warnings (lines not valid UTF-8) */
+  log_limiter input_limit;
+  int replaying; /* --timestamps: paced by the file's clock (replay) */
+  replay replay;
+  uint64_t replay_warnings;
+  log_limiter replay_limit;
+  uint64_t passes; /* passes over the file finished (--loop) */
   producer_stats st;
 } producer;
 

@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "opt.h"
+#include "textenc.h"
 
 /* Options with a short form use its letter as their value (the same letter means the same thing
  * in all three programs: README); the others count from 256, past every letter. */
@@ -31,7 +32,14 @@ enum {
   OPT_RETRY,
   OPT_WINDOW,
   OPT_RESUME,
-  OPT_ID
+  OPT_ID,
+  OPT_DELIMITER,
+  OPT_ENCODING,
+  OPT_SKIP_LINES,
+  OPT_COMMENT,
+  OPT_TIMESTAMPS,
+  OPT_SPEED,
+  OPT_MAX_GAP
 };
 
 /* The short options; ':' first so that a missing value is told apart from an unknown option. */
@@ -43,7 +51,10 @@ void producer_options_usage(FILE *f) {
       "Usage: producer [-t | -u] [-H HOST] [-p PORT]\n"
       "                [-i SECONDS | -i MIN-MAX | -r N] [-c N] [-l] [--seed N] [--stream NAME]\n"
       "                [--no-header] [-q] [--stats-json FILE]\n"
-      "                [--impair loss=P,dup=P,reorder=P[,delay=MS][,seed=N]] FILE.csv|-\n"
+      "                [--impair loss=P,dup=P,reorder=P[,delay=MS][,seed=N]]\n"
+      "                [--delimiter CHAR|auto] [--encoding NAME|auto] [--skip-lines N]\n"
+      "                [--comment CHAR] [--timestamps COLUMN [--speed X] [--max-gap S]]\n"
+      "                FILE.csv|-\n"
       "\n"
       "Read a CSV file (RFC 4180, UTF-8 BOM stripped; - is standard input) and stream its\n"
       "records to a consumer over TCP or UDP, one record every 1-3 s by default. It logs a\n"
@@ -61,7 +72,8 @@ void producer_options_usage(FILE *f) {
       "  -i, --interval MIN-MAX  gap uniformly random in [MIN, MAX] seconds (default 1-3)\n"
       "  -r, --rate N            N records a second, evenly spaced (excludes --interval)\n"
       "  -c, --count N           stop after N records\n"
-      "  -l, --loop              start the file over at its end (not for standard input)\n"
+      "  -l, --loop[=N]          start the file over at its end (not for standard input);\n"
+      "                          --loop=N reads it N times, a bare --loop for ever\n"
       "      --seed N            seed for the random pace (default: from the OS)\n"
       "      --stream NAME       stream name, 1-255 bytes (default: the file's base name without\n"
       "                          its extension; \"stdin\" for -)\n"
@@ -83,6 +95,25 @@ void producer_options_usage(FILE *f) {
       "                          producer's identity is then stable: --id, else the host\n"
       "                          name and the stream name\n"
       "      --id NAME           a stable producer identity (for --resume)\n"
+      "\n"
+      "Reading other CSV files (what is sent, and out9.txt, is always UTF-8 with commas):\n"
+      "      --delimiter CHAR    the field separator: , (default) ; | : tab (or \\t), any one\n"
+      "                          byte; auto guesses it from the first lines and says which\n"
+      "      --encoding NAME     the file's encoding (default utf-8; any name iconv knows:\n"
+      "                          latin1, windows-1252, utf-16 ...); auto: a byte-order mark,\n"
+      "                          else UTF-8 if the file is valid UTF-8, else windows-1252\n"
+      "      --skip-lines N      skip N lines at the start, before the header (titles)\n"
+      "      --comment CHAR      skip lines that start with CHAR (counted in the summary)\n"
+      "\n"
+      "Replay on the file's own clock:\n"
+      "      --timestamps COLUMN pace records by the differences between the values of\n"
+      "                          COLUMN (a header name or a number from 1): ISO 8601\n"
+      "                          date-times with or without a zone, YYYY-MM-DD HH:MM:SS,\n"
+      "                          epoch seconds, milliseconds or microseconds (detected from\n"
+      "                          the first value)\n"
+      "      --speed X           play X times faster (default 1; 60: an hour in a minute;\n"
+      "                          0: unpaced)\n"
+      "      --max-gap SECONDS   wait at most this long between two records (after --speed)\n"
       "  -h, --help              show this text and exit\n"
       "  -V, --version           show the program and library versions and exit\n"
       "\n"
@@ -103,6 +134,7 @@ static void producer_options_defaults(producer_options *o) {
   o->port = 9999;
   o->interval_min = 1.0;
   o->interval_max = 3.0;
+  o->speed = 1.0;
 }
 
 /* Parse --rate: a positive number of records a second. The floor (one record every 10,000 s)
@@ -123,6 +155,77 @@ static int producer_options_rate(const char *s, double *rate, char *err, size_t 
   return 0;
 }
 
+/* One byte given as CHAR: "tab" or "\t" is a tab; else exactly one byte that is not a quote,
+ * a line break or NUL. Returns 0, or CS_EINVAL with err naming flag. */
+static int producer_options_char(const char *flag, const char *s, char *out, char *err,
+                                 size_t errlen) {
+  if (strcmp(s, "tab") == 0 || strcmp(s, "\\t") == 0 || strcmp(s, "\t") == 0) {
+    *out = '\t';
+    return 0;
+  }
+  if (strlen(s) != 1 || s[0] == '"' || s[0] == '\r' || s[0] == '\n') {
+    snprintf(err, errlen,
+             "--%s: '%s' is not one character (give one byte such as ; | : #, or tab; not a "
+             "quote or a line break)",
+             flag, s);
+    return CS_EINVAL;
+  }
+  *out = s[0];
+  return 0;
+}
+
+/* The options about reading the input and its clock; c is the option, s its value. */
+static int producer_options_input(producer_options *o, int c, const char *s, char *err,
+                                  size_t errlen) {
+  long long v;
+  textenc *probe = NULL;
+  switch (c) {
+  case OPT_DELIMITER:
+    o->delimiter_auto = strcmp(s, "auto") == 0;
+    if (o->delimiter_auto) {
+      o->delimiter = 0;
+      return 0;
+    }
+    return producer_options_char("delimiter", s, &o->delimiter, err, errlen);
+  case OPT_COMMENT:
+    return producer_options_char("comment", s, &o->comment, err, errlen);
+  case OPT_ENCODING:
+    if (strcmp(s, "auto") != 0 && !textenc_is_utf8(s)) {
+      /* Known to iconv now, so that a typo is a usage error before anything is sent. */
+      if (textenc_open(&probe, s, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      textenc_close(probe);
+    }
+    o->encoding = s;
+    return 0;
+  case OPT_SKIP_LINES:
+    if (opt_long("--skip-lines", s, 0, 0x7fffffffffffffffLL, &v, err, errlen) != 0) {
+      return CS_EINVAL;
+    }
+    o->skip_lines = (uint64_t)v;
+    return 0;
+  case OPT_TIMESTAMPS:
+    if (s[0] == '\0') {
+      snprintf(err, errlen, "--timestamps: empty column name");
+      return CS_EINVAL;
+    }
+    o->timestamps = s;
+    return 0;
+  case OPT_SPEED:
+    return opt_double("--speed", s, 0, 1e9, &o->speed, err, errlen);
+  default: /* OPT_MAX_GAP */
+    if (opt_double("--max-gap", s, 0, 1e6, &o->max_gap_s, err, errlen) != 0) {
+      return CS_EINVAL;
+    }
+    if (o->max_gap_s <= 0) {
+      snprintf(err, errlen, "--max-gap: '%s' must be > 0 (seconds)", s);
+      return CS_EINVAL;
+    }
+    return 0;
+  }
+}
+
 /* The whole command line; see producer_options.h. Longer than most functions on purpose: one
  * switch over the option table, a few lines per option, then the checks between options. */
 int producer_options_parse(producer_options *o, int argc, char **argv, char *err, size_t errlen) {
@@ -133,7 +236,7 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
                                            {"interval", required_argument, NULL, OPT_INTERVAL},
                                            {"rate", required_argument, NULL, OPT_RATE},
                                            {"count", required_argument, NULL, OPT_COUNT},
-                                           {"loop", no_argument, NULL, OPT_LOOP},
+                                           {"loop", optional_argument, NULL, OPT_LOOP},
                                            {"seed", required_argument, NULL, OPT_SEED},
                                            {"stream", required_argument, NULL, OPT_STREAM},
                                            {"no-header", no_argument, NULL, OPT_NO_HEADER},
@@ -144,10 +247,17 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
                                            {"window", required_argument, NULL, OPT_WINDOW},
                                            {"resume", no_argument, NULL, OPT_RESUME},
                                            {"id", required_argument, NULL, OPT_ID},
+                                           {"delimiter", required_argument, NULL, OPT_DELIMITER},
+                                           {"encoding", required_argument, NULL, OPT_ENCODING},
+                                           {"skip-lines", required_argument, NULL, OPT_SKIP_LINES},
+                                           {"comment", required_argument, NULL, OPT_COMMENT},
+                                           {"timestamps", required_argument, NULL, OPT_TIMESTAMPS},
+                                           {"speed", required_argument, NULL, OPT_SPEED},
+                                           {"max-gap", required_argument, NULL, OPT_MAX_GAP},
                                            {"help", no_argument, NULL, OPT_HELP},
                                            {"version", no_argument, NULL, OPT_VERSION},
                                            {NULL, 0, NULL, 0}};
-  int have_tcp = 0, have_udp = 0, have_interval = 0, have_rate = 0;
+  int have_tcp = 0, have_udp = 0, have_interval = 0, have_rate = 0, have_speed = 0;
   char name[8];
   long long v;
   int c;
@@ -199,6 +309,25 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
       break;
     case OPT_LOOP:
       o->loop = 1;
+      o->loop_passes = 0;
+      if (optarg != NULL) {
+        if (opt_long("--loop", optarg, 1, 0x7fffffffffffffffLL, &v, err, errlen) != 0) {
+          return CS_EINVAL;
+        }
+        o->loop_passes = (uint64_t)v;
+      }
+      break;
+    case OPT_DELIMITER:
+    case OPT_COMMENT:
+    case OPT_ENCODING:
+    case OPT_SKIP_LINES:
+    case OPT_TIMESTAMPS:
+    case OPT_SPEED:
+    case OPT_MAX_GAP:
+      if (producer_options_input(o, c, optarg, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      have_speed = have_speed || c == OPT_SPEED || c == OPT_MAX_GAP;
       break;
     case OPT_RETRY:
       if (strcmp(optarg, "inf") == 0) {
@@ -285,6 +414,22 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
   }
   if (have_interval && have_rate) {
     snprintf(err, errlen, "--rate and --interval: pick one way to pace");
+    return CS_EINVAL;
+  }
+  if (o->timestamps != NULL && (have_interval || have_rate)) {
+    snprintf(err, errlen, "--timestamps and --%s: pick one way to pace",
+             have_rate ? "rate" : "interval");
+    return CS_EINVAL;
+  }
+  if (have_speed && o->timestamps == NULL) {
+    snprintf(err, errlen,
+             "--speed and --max-gap work with --timestamps COLUMN (the file's own "
+             "clock); to pace by rate, use --rate or --interval");
+    return CS_EINVAL;
+  }
+  if (o->comment != 0 && !o->delimiter_auto &&
+      o->comment == (o->delimiter != 0 ? o->delimiter : ',')) {
+    snprintf(err, errlen, "--comment and --delimiter: '%c' cannot be both", o->comment);
     return CS_EINVAL;
   }
   if (o->impair_on && !o->udp) {

@@ -33,6 +33,22 @@ typedef struct producer_options {
    * and the stream goes on after the last record the consumer has. */
   int resume;
   const char *id; /* --id NAME, or NULL */
+  /* --loop=N: N passes over the file (loop is then 1); 0 with a bare --loop: for ever. */
+  uint64_t loop_passes;
+  /* The input's dialect and encoding (csvin_dialect): --delimiter (',' by default; auto:
+   * sniffed), --encoding (NULL: UTF-8 as it is; "auto"; an iconv name), --skip-lines N,
+   * --comment CHAR (0: none). */
+  char delimiter;
+  int delimiter_auto;
+  const char *encoding;
+  uint64_t skip_lines;
+  char comment;
+  /* Replay on the file's clock: --timestamps COLUMN (a name of the header, or a 1-based
+   * number), --speed X (gaps divided by X; 0: unpaced; default 1), --max-gap SECONDS (the
+   * longest wait between two records after --speed; 0: no cap). */
+  const char *timestamps;
+  double speed;
+  double max_gap_s;
 } producer_options;
 
 #define PRODUCER_RETRY_DEFAULT_S 30.0

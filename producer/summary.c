@@ -39,6 +39,53 @@ static char *summary_rate_text(const producer *p, char *buf, size_t len) {
   return buf;
 }
 
+/* A span of file time for people: "12.500 s", "49 min 00 s", "26 h 03 min 10 s". */
+static char *summary_span(uint64_t us, char *buf, size_t len) {
+  uint64_t secs = us / 1000000u;
+  if (secs < 60) {
+    snprintf(buf, len, "%.3f s", (double)us / 1e6);
+  } else if (secs < 3600) {
+    snprintf(buf, len, "%llu min %02llu s", (unsigned long long)(secs / 60),
+             (unsigned long long)(secs % 60));
+  } else {
+    snprintf(buf, len, "%llu h %02llu min %02llu s", (unsigned long long)(secs / 3600),
+             (unsigned long long)(secs % 3600 / 60), (unsigned long long)(secs % 60));
+  }
+  return buf;
+}
+
+/* The lines about the input: lines that were not records, text that was not UTF-8, and the
+ * replay on the file's clock. Each only when there is something to say. */
+static void summary_print_input(const producer *p, FILE *out) {
+  char a[WORDS_BUF], b[WORDS_BUF];
+  if (p->st.skipped_lines > 0 || p->st.comment_lines > 0) {
+    fprintf(out,
+            "summary: lines that are not records: %s skipped at the start (--skip-lines), %s\n",
+            words_count_of(a, sizeof a, p->st.skipped_lines, "line", "lines"),
+            words_count_of(b, sizeof b, p->st.comment_lines, "comment (--comment)",
+                           "comments (--comment)"));
+  }
+  if (p->st.invalid_utf8_lines > 0) {
+    fprintf(
+        out,
+        "summary: %s not valid UTF-8 (their bytes sent as they are; --encoding names the file's "
+        "encoding)\n",
+        words_count_of(a, sizeof a, p->st.invalid_utf8_lines, "line was", "lines were"));
+  }
+  if (p->replaying) {
+    char span[64], real[64];
+    fprintf(
+        out,
+        "summary: replayed %s of file time (%s) in %s of real time at --speed %g; %s that "
+        "did not parse or went back, %s cut to --max-gap\n",
+        summary_span(p->replay.file_us, span, sizeof span), p->replay.label,
+        summary_span(p->st.last_sent_us > p->st.start_us ? p->st.last_sent_us - p->st.start_us : 0,
+                     real, sizeof real),
+        p->replay.speed, words_count_of(a, sizeof a, p->replay.bad, "value", "values"),
+        words_count_of(b, sizeof b, p->replay.capped, "wait", "waits"));
+  }
+}
+
 /* The impairment's line: what it did and what the consumer should count. */
 static void summary_print_impair(const producer *p, FILE *out) {
   char d[WORDS_BUF], u[WORDS_BUF], r[WORDS_BUF];
@@ -95,6 +142,7 @@ int summary_print(const producer *p, FILE *out) {
   if (p->opt->impair_on) {
     summary_print_impair(p, out);
   }
+  summary_print_input(p, out);
   return fflush(out) != 0 || ferror(out) ? CS_EIO : 0;
 }
 
@@ -137,6 +185,21 @@ int summary_write_json(const producer *p, const char *path, char *err, size_t er
   json_uint(&j, "blocked_ms", p->st.blocked_us / 1000u);
   json_uint(&j, "icmp_refused", p->st.icmp_refused);
   json_string(&j, "connection", p->st.connection);
+  json_uint(&j, "skipped_lines", p->st.skipped_lines);
+  json_uint(&j, "comment_lines", p->st.comment_lines);
+  json_uint(&j, "invalid_utf8_lines", p->st.invalid_utf8_lines);
+  if (p->replaying) {
+    json_object_begin(&j, "replay");
+    json_double(&j, "file_time_s", (double)p->replay.file_us / 1e6);
+    json_double(&j, "real_time_s",
+                p->st.last_sent_us > p->st.start_us
+                    ? (double)(p->st.last_sent_us - p->st.start_us) / 1e6
+                    : 0.0);
+    json_double(&j, "speed", p->replay.speed);
+    json_uint(&j, "bad_values", p->replay.bad);
+    json_uint(&j, "capped", p->replay.capped);
+    json_object_end(&j);
+  }
   if (p->opt->impair_on) {
     json_object_begin(&j, "impaired");
     json_uint(&j, "dropped", p->impair.dropped);

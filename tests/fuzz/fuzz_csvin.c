@@ -1,7 +1,9 @@
 /* fuzz_csvin.c -- libFuzzer target for the streaming CSV reader (common/csvin.c): any bytes,
  * read with and without a header, never crash or leak; every record holds at most the input's
  * bytes, its line is within the input and never goes back; and reading again after
- * csvin_rewind gives the same records and the same end.
+ * csvin_rewind gives the same records and the same end. A third reading takes a dialect from
+ * the first byte (delimiter, comment, skipped lines, encoding: UTF-8, auto, Latin-1, UTF-16LE),
+ * where decoding may grow the text up to three times.
  *
  * Input: the CSV file's bytes (written to a memfd, read by path like any file). */
 #include <stddef.h>
@@ -57,16 +59,24 @@ static uint64_t count_lines(const uint8_t *data, size_t size) {
   return n;
 }
 
-/* One reading of path: open, read all, rewind, read all again, compare. */
-static void read_twice(const char *path, int has_header, const uint8_t *data, size_t size) {
+/* One reading of path with dialect d (NULL: the defaults): open, read all, rewind, read all
+ * again, compare. */
+static void read_twice(const char *path, int has_header, const csvin_dialect *d,
+                       const uint8_t *data, size_t size) {
   csvin *r = NULL;
   char err[1100];
-  int rc = csvin_open(&r, path, has_header, err, sizeof err);
+  int rc = csvin_open_dialect(&r, path, has_header, d, err, sizeof err);
   if (rc != 0) {
     fuzz_check(r == NULL && err[0] != '\0', "a failed open without a message");
     return;
   }
   uint64_t lines = count_lines(data, size);
+  if (d != NULL && d->encoding != NULL) {
+    /* Decoded text: up to 3 bytes of UTF-8 per input byte, and UTF-16's line breaks are not
+     * the bytes' (at most one per byte either way). */
+    size = 3 * size + 3;
+    lines = size + 1;
+  }
   const csvin_rec *h = csvin_header(r);
   fuzz_check(has_header || h == NULL, "a header nobody asked for");
   if (h != NULL) {
@@ -107,8 +117,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   char path[64];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  read_twice(path, 0, data, size);
-  read_twice(path, 1, data, size);
+  read_twice(path, 0, NULL, data, size);
+  read_twice(path, 1, NULL, data, size);
+  if (size > 0) {
+    static const char delims[] = ",;\t|";
+    static const char *const encodings[] = {NULL, "auto", "latin1", "utf-16le"};
+    csvin_dialect d;
+    memset(&d, 0, sizeof d);
+    d.delimiter = delims[data[0] & 3];
+    d.delimiter_auto = (data[0] >> 2) & 1;
+    d.comment = (data[0] >> 3) & 1 ? '#' : 0;
+    d.skip_lines = (data[0] >> 4) & 1;
+    d.encoding = encodings[(data[0] >> 5) & 3];
+    read_twice(path, (data[0] >> 7) & 1, &d, data, size);
+  }
   fuzz_check(close(fd) == 0, "close failed");
   return 0;
 }

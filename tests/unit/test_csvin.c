@@ -104,6 +104,12 @@ static const parse_case parse_cases[] = {
     {"LF line ends", IN("a,b\n1,2\n3,4\n"), 1, "a|b\n", IN("1|2\n3|4\n"), {2, 3}},
     {"CRLF line ends", IN("a,b\r\n1,2\r\n3,4\r\n"), 1, "a|b\n", IN("1|2\n3|4\n"), {2, 3}},
     {"CR-only line ends", IN("a,b\r1,2\r3,4"), 1, "a|b\n", IN("1|2\n3|4\n"), {2, 3}},
+    {"a CR line end, then LF ones",
+     IN("a\r1\n2\n3\r\n4\n"),
+     1,
+     "a\n",
+     IN("1\n2\n3\n4\n"),
+     {2, 3, 4, 5}},
     {"no final newline", IN("a\nlast"), 1, "a\n", IN("last\n"), {2}},
     {"quoted comma and quotes",
      IN("a,b\n\"x,y\",\"say \"\"hi\"\"\"\n"),
@@ -116,14 +122,21 @@ static const parse_case parse_cases[] = {
      1,
      "a|b\n",
      IN("1\r\n2|3\r4\n5|6\n"),
-     {2, 4}},
+     {2, 5}}, /* the lone CR inside "3\r4" ends line 3 */
     {"spaces around unquoted fields kept",
      IN("a,b\n  x , \ty\t\n"),
      1,
      "a|b\n",
      IN("  x | \ty\t\n"),
      {2}},
-    {"empty lines skipped", IN("a\n\n1\n\r\n\n2\n"), 1, "a\n", IN("1\n2\n"), {3, 6}},
+    {"empty lines skipped", IN("a,b\n\n1,x\n\r\n\n2,y\n"), 1, "a|b\n", IN("1|x\n2|y\n"), {3, 6}},
+    {"one column: an empty line is an empty value",
+     IN("a\n\n1\n\r\n\n2\n"),
+     1,
+     "a\n",
+     IN("\n1\n\n\n2\n"),
+     {2, 3, 4, 5, 6}},
+    {"one column without a header: the same", IN("1\r\n\r\n2\n"), 0, "", IN("1\n\n2\n"), {1, 2, 3}},
     {"records spanning lines",
      IN("h\n\"a\nb\nc\"\n\"d\r\ne\"\nf\n"),
      1,
@@ -266,7 +279,11 @@ static void test_malformed_quoting(void **state) {
   read_result res;
   read_all(path, 1, &res);
   char expect[256];
-  snprintf(expect, sizeof expect, "%s:3: malformed quoting", path);
+  snprintf(expect, sizeof expect,
+           "%s:3: malformed quoting in field 2 (byte 4 of the line): a quote inside a field that "
+           "does not start with one (a field with quotes is quoted whole, its quotes doubled: "
+           "\"x\"\"y\"); near '3,x\"y'",
+           path);
   assert_int_equal(res.rc, CS_ECSV);
   assert_int_equal(res.nrecs, 1);
   assert_string_equal(res.text, "1|2\n");
@@ -304,7 +321,7 @@ static void test_missing_file(void **state) {
 /* Rewind starts over at the first data record, with the same line numbers, header kept. */
 static void test_rewind(void **state) {
   (void)state;
-  const char *path = TEMP("\xEF\xBB\xBFh\r\n\r\n\"a\nb\"\r\nc\r\n");
+  const char *path = TEMP("\xEF\xBB\xBFh,i\r\n\r\n\"a\nb\",1\r\nc,2\r\n");
   csvin *r = NULL;
   char err[256];
   assert_int_equal(csvin_open(&r, path, 1, err, sizeof err), 0);
@@ -320,7 +337,7 @@ static void test_rewind(void **state) {
       flatten(text, &text_len, sizeof text, &rec);
     }
     assert_int_equal(rc, 0);
-    assert_string_equal(text, "a\nb\nc\n");
+    assert_string_equal(text, "a\nb|1\nc|2\n");
     assert_int_equal(n, 2);
     assert_int_equal(lines[0], 3);
     assert_int_equal(lines[1], 5);

@@ -325,6 +325,77 @@ static void test_short_option_errors_name_the_letter(void **state) {
   }
 }
 
+/* The input's dialect and the replay: values land in their fields; --loop takes an optional
+ * N (a bare --loop is for ever, and -l stays bare). */
+static void test_dialect_and_replay_flags(void **state) {
+  (void)state;
+  static const char *const a1[] = {
+      "--delimiter", "tab",       "--encoding", "latin1",       "--skip-lines",
+      "2",           "--comment", "#",          "--timestamps", "time",
+      "--speed",     "600",       "--max-gap",  "1.5",          "--loop=3",
+      "f.csv",       NULL};
+  static const char *const a2[] = {"--delimiter=auto", "--encoding=auto", "--loop", "f.csv", NULL};
+  static const char *const a3[] = {"--delimiter", "\\t", "-l", "f.csv", NULL};
+  static const char *const a4[] = {"--delimiter", ";", "--timestamps", "3", "f.csv", NULL};
+  producer_options o;
+  char err[512] = "";
+  assert_int_equal(parse(&o, a1, err, sizeof err), PRODUCER_OPTIONS_RUN);
+  assert_int_equal(o.delimiter, '\t');
+  assert_int_equal(o.delimiter_auto, 0);
+  assert_string_equal(o.encoding, "latin1");
+  assert_int_equal(o.skip_lines, 2);
+  assert_int_equal(o.comment, '#');
+  assert_string_equal(o.timestamps, "time");
+  assert_float_equal(o.speed, 600.0, 0.0);
+  assert_float_equal(o.max_gap_s, 1.5, 0.0);
+  assert_int_equal(o.loop, 1);
+  assert_int_equal(o.loop_passes, 3);
+  assert_int_equal(parse(&o, a2, err, sizeof err), PRODUCER_OPTIONS_RUN);
+  assert_int_equal(o.delimiter_auto, 1);
+  assert_string_equal(o.encoding, "auto");
+  assert_int_equal(o.loop, 1);
+  assert_int_equal(o.loop_passes, 0);
+  assert_int_equal(parse(&o, a3, err, sizeof err), PRODUCER_OPTIONS_RUN);
+  assert_int_equal(o.delimiter, '\t');
+  assert_int_equal(o.loop_passes, 0);
+  assert_string_equal(o.path, "f.csv");
+  assert_int_equal(parse(&o, a4, err, sizeof err), PRODUCER_OPTIONS_RUN);
+  assert_int_equal(o.delimiter, ';');
+  assert_float_equal(o.speed, 1.0, 0.0); /* the default */
+}
+
+/* Values and combinations that do not work, each named. */
+static void test_dialect_and_replay_errors(void **state) {
+  (void)state;
+  static const struct {
+    const char *args[6];
+    const char *want;
+  } cases[] = {
+      {{"--delimiter", "\"", "f.csv"},
+       "--delimiter: '\"' is not one character (give one byte such as ; | : #, or tab; not a "
+       "quote or a line break)"},
+      {{"--comment", "##", "f.csv"},
+       "--comment: '##' is not one character (give one byte such as ; | : #, or tab; not a "
+       "quote or a line break)"},
+      {{"--skip-lines", "-1", "f.csv"},
+       "--skip-lines: '-1' is out of range (0-9223372036854775807)"},
+      {{"--max-gap", "0", "--timestamps", "t", "f.csv"}, "--max-gap: '0' must be > 0 (seconds)"},
+      {{"--speed", "-1", "--timestamps", "t", "f.csv"}, "--speed: '-1' is out of range (0-1e+09)"},
+      {{"--loop=x", "f.csv"}, "--loop: 'x' is not a whole number"},
+      {{"--timestamps", "t", "--interval", "1", "f.csv"},
+       "--timestamps and --interval: pick one way to pace"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    producer_options o;
+    char err[512] = "";
+    print_message("case %zu: %s\n", i, cases[i].want);
+    assert_int_equal(parse(&o, cases[i].args, err, sizeof err), CS_EINVAL);
+    if (strcmp(err, cases[i].want) != 0) {
+      fail_msg("case %zu: got '%s', want '%s'", i, err, cases[i].want);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
@@ -337,6 +408,8 @@ int main(void) {
       cmocka_unit_test(test_file_anywhere_and_stdin),
       cmocka_unit_test(test_help_prints_usage_and_returns),
       cmocka_unit_test(test_version_prints_and_returns),
+      cmocka_unit_test(test_dialect_and_replay_flags),
+      cmocka_unit_test(test_dialect_and_replay_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
