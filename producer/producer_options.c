@@ -31,7 +31,8 @@ enum {
   OPT_RETRY,
   OPT_WINDOW,
   OPT_RESUME,
-  OPT_ID
+  OPT_ID,
+  OPT_FORMAT
 };
 
 /* The short options; ':' first so that a missing value is told apart from an unknown option. */
@@ -83,6 +84,11 @@ void producer_options_usage(FILE *f) {
       "                          producer's identity is then stable: --id, else the host\n"
       "                          name and the stream name\n"
       "      --id NAME           a stable producer identity (for --resume)\n"
+      "      --format FMT        csvstream (default: the framed, acknowledged protocol) or\n"
+      "                          csv: plain CSV text for any listener (nc -l, socat, Vector,\n"
+      "                          Fluent Bit, consumer --plain-port): over TCP the header line\n"
+      "                          then one record a line, over UDP one record a datagram (no\n"
+      "                          header); nothing is acknowledged or counted by the receiver\n"
       "  -h, --help              show this text and exit\n"
       "  -V, --version           show the program and library versions and exit\n"
       "\n"
@@ -144,6 +150,7 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
                                            {"window", required_argument, NULL, OPT_WINDOW},
                                            {"resume", no_argument, NULL, OPT_RESUME},
                                            {"id", required_argument, NULL, OPT_ID},
+                                           {"format", required_argument, NULL, OPT_FORMAT},
                                            {"help", no_argument, NULL, OPT_HELP},
                                            {"version", no_argument, NULL, OPT_VERSION},
                                            {NULL, 0, NULL, 0}};
@@ -204,6 +211,16 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
       if (strcmp(optarg, "inf") == 0) {
         o->retry_s = PRODUCER_RETRY_FOREVER;
       } else if (opt_double("--retry", optarg, 0, 1e9, &o->retry_s, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      break;
+    case OPT_FORMAT:
+      if (strcmp(optarg, "csv") == 0) {
+        o->format_csv = 1;
+      } else if (strcmp(optarg, "csvstream") == 0) {
+        o->format_csv = 0;
+      } else {
+        snprintf(err, errlen, "--format: '%s' is not a format (csvstream or csv)", optarg);
         return CS_EINVAL;
       }
       break;
@@ -297,6 +314,13 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
     snprintf(err, errlen,
              "--resume works only over TCP: a UDP consumer does not say what it has (that is "
              "the lesson)");
+    return CS_EINVAL;
+  }
+  if (o->format_csv && (o->resume || o->impair_on)) {
+    snprintf(err, errlen,
+             "--format csv: %s needs the csvstream protocol (plain CSV carries no "
+             "sequence numbers and nobody acknowledges it)",
+             o->resume ? "--resume" : "--impair");
     return CS_EINVAL;
   }
   if (optind >= argc) {

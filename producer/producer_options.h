@@ -33,6 +33,9 @@ typedef struct producer_options {
    * and the stream goes on after the last record the consumer has. */
   int resume;
   const char *id; /* --id NAME, or NULL */
+  /* --format csv: plain CSV text (a header line, then RFC 4180 records; over UDP one record a
+   * datagram) for any listener, instead of the csvstream protocol: no acks, no accounting. */
+  int format_csv;
 } producer_options;
 
 #define PRODUCER_RETRY_DEFAULT_S 30.0
