@@ -283,6 +283,18 @@ static void http_sweep_cb(uv_timer_t *t) {
   }
 }
 
+/* Over the cap: close the connection that has waited longest (a flood of idle connections then
+ * cannot keep a scrape out; each of them has its deadline anyway). */
+static void http_evict_oldest(http_server *s, http_conn *keep) {
+  http_conn *k, *oldest = NULL;
+  for (k = s->conns; k != NULL; k = k->next) {
+    if (k != keep && !k->closing && (oldest == NULL || k->deadline_us < oldest->deadline_us)) {
+      oldest = k;
+    }
+  }
+  http_conn_close(oldest != NULL ? oldest : keep);
+}
+
 static void http_connection_cb(uv_stream_t *server, int status) {
   http_server *s = server->data;
   struct sockaddr_storage ss;
@@ -312,9 +324,12 @@ static void http_connection_cb(uv_stream_t *server, int status) {
     s->conns->prev = k;
   }
   s->conns = k;
-  if (uv_accept(server, (uv_stream_t *)&k->handle) != 0 || s->nconns > HTTP_MAX_CONNECTIONS) {
-    http_conn_close(k); /* over the cap: closed at once, the others go on */
+  if (uv_accept(server, (uv_stream_t *)&k->handle) != 0) {
+    http_conn_close(k);
     return;
+  }
+  if (s->nconns > HTTP_MAX_CONNECTIONS) {
+    http_evict_oldest(s, k);
   }
   snprintf(k->peer, sizeof(k->peer), "?");
   if (uv_tcp_getpeername(&k->handle, (struct sockaddr *)&ss, &len) == 0) {

@@ -259,6 +259,12 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       o->plain_no_header = 1;
       break;
     case OPT_HTTP:
+      if (!http_available()) {
+        snprintf(err, errlen,
+                 "--http: this consumer was built without libhttp-parser (install "
+                 "libhttp-parser-dev and build again)");
+        return CONSUMER_OPTIONS_USAGE;
+      }
       if (consumer_options_http(o, optarg, err, errlen) != 0) {
         return CONSUMER_OPTIONS_USAGE;
       }
