@@ -260,9 +260,6 @@ static void plain_conn_eof(plain_conn *k) {
   if (plain_conn_verdict(k, rc) != 0) {
     return;
   }
-  if (k->st == NULL && k->header_taken) {
-    /* Unreachable: the header made the stream. */
-  }
   ingest_plain_end(k->l->env.in, &k->peer, k->st);
   plain_conn_log(k->l, "disconnected", k);
   plain_conn_close(k);
