@@ -215,6 +215,25 @@ static void summary_plain_row(FILE *out, const char *proto, const char *name, co
           rate, total ? words_count(g, sizeof g, garbage) : "");
 }
 
+/* Under the plain CSV table: connections, datagrams and what was closed or dropped. */
+static void summary_plain_notes(const report_view *v, FILE *out) {
+  const ingest_proto *tcp = &v->proto[STREAM_PLAIN_TCP], *udp = &v->proto[STREAM_PLAIN_UDP];
+  char a[WORDS_BUF], b[WORDS_BUF], c[WORDS_BUF], d[WORDS_BUF];
+  if (proto_used(v, STREAM_PLAIN_TCP)) {
+    fprintf(out,
+            "plain-tcp: %s, %s garbage (connections closed: a record over 1 MiB or broken "
+            "quoting), %s timed out, %s evicted\n",
+            words_count_of(a, sizeof a, tcp->connections, "connection", "connections"),
+            words_count(b, sizeof b, tcp->garbage), words_count(c, sizeof c, tcp->timed_out),
+            words_count(d, sizeof d, tcp->evicted));
+  }
+  if (proto_used(v, STREAM_PLAIN_UDP)) {
+    fprintf(out, "plain-udp: %s, %s garbage (the rest of a datagram dropped)\n",
+            words_count_of(a, sizeof a, udp->datagrams, "datagram", "datagrams"),
+            words_count(b, sizeof b, udp->garbage));
+  }
+}
+
 /* The plain CSV streams (--plain-port): unsequenced, so no loss, duplicate or order columns. */
 static void summary_plain(const report_view *v, FILE *out) {
   int p, header = 0;
@@ -242,6 +261,7 @@ static void summary_plain(const report_view *v, FILE *out) {
       }
     }
   }
+  summary_plain_notes(v, out);
 }
 
 /* The summary table; see report.h. */
