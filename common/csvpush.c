@@ -139,7 +139,8 @@ static void csvpush_on_record(int term, void *arg) {
     p->out_cap = p->nspans;
   }
   for (i = 0; i < p->nspans; i++) {
-    p->out[i].data = p->bytes.data + p->spans[i].off;
+    /* A record of empty fields has no bytes yet: no pointer arithmetic on NULL. */
+    p->out[i].data = p->bytes.data != NULL ? p->bytes.data + p->spans[i].off : "";
     p->out[i].len = p->spans[i].len;
   }
   p->completed++;
