@@ -31,7 +31,8 @@ struct http_server {
   http_conn *conns;
   size_t nconns;
   int stopping;
-  int handles; /* handles not yet closed: freed at 0 */
+  int handles;                   /* handles not yet closed: freed at 0 */
+  http_parser_settings settings; /* the parser's callbacks, shared by the connections */
   char buf[HTTP_MAX_HEAD_BYTES + 1];
 };
 
@@ -55,10 +56,15 @@ struct http_conn {
   http_conn *prev, *next;
 };
 
-static http_parser_settings http_settings;
-
 int http_available(void) {
   return 1;
+}
+
+/* The library's version at run time (http_parser_version packs major, minor, patch). */
+const char *http_version(char *buf, size_t len) {
+  unsigned long v = http_parser_version();
+  snprintf(buf, len, "%lu.%lu.%lu", (v >> 16) & 255, (v >> 8) & 255, v & 255);
+  return buf;
 }
 
 static void http_release(http_server *s) {
@@ -254,7 +260,7 @@ static void http_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     return; /* the rest of a body, say: not read into anything */
   }
   k->head_bytes += (size_t)nread;
-  done = http_parser_execute(&k->parser, &http_settings, buf->base, (size_t)nread);
+  done = http_parser_execute(&k->parser, &k->s->settings, buf->base, (size_t)nread);
   if (k->headers_done) {
     http_route(k);
   } else if (HTTP_PARSER_ERRNO(&k->parser) != HPE_OK || done != (size_t)nread) {
@@ -357,9 +363,9 @@ int http_start(http_server **out, const http_env *env) {
     log_error("out of memory for the HTTP server");
     return CS_ENOMEM;
   }
-  http_parser_settings_init(&http_settings);
-  http_settings.on_url = http_on_url;
-  http_settings.on_headers_complete = http_on_headers_complete;
+  http_parser_settings_init(&s->settings);
+  s->settings.on_url = http_on_url;
+  s->settings.on_headers_complete = http_on_headers_complete;
   s->env = *env;
   s->handles = 1; /* released by http_stop */
   *out = s;
@@ -428,6 +434,11 @@ void http_stop(http_server *s) {
 
 int http_available(void) {
   return 0;
+}
+
+const char *http_version(char *buf, size_t len) {
+  snprintf(buf, len, "not built in (--http is off)");
+  return buf;
 }
 
 int http_start(http_server **out, const http_env *env) {

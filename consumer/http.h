@@ -5,6 +5,7 @@
 #ifndef CSVSTREAM_CONSUMER_HTTP_H
 #define CSVSTREAM_CONSUMER_HTTP_H
 
+#include <stddef.h>
 #include <uv.h>
 
 #include "options.h"
@@ -29,6 +30,9 @@ typedef struct http_server http_server;
 
 /* 1 if this consumer was built with the HTTP parser (libhttp-parser), so --http works. */
 int http_available(void);
+
+/* The HTTP parser's version ("2.9.4"), or "not built in (--http is off)", into buf. */
+const char *http_version(char *buf, size_t len);
 
 /* Bind --http's address and serve. Returns 0 with *out set, or a negative code after logging
  * why (*out may be set even then: stop it either way). env is copied. */

@@ -283,8 +283,10 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       consumer_options_usage();
       return CONSUMER_OPTIONS_DONE;
     case OPT_VERSION: {
+      char httpv[40];
       const opt_version_lib libs[] = {{"libuv", uv_version_string()},
-                                      {"SQLite", sqlite3_libversion()}};
+                                      {"SQLite", sqlite3_libversion()},
+                                      {"http_parser", http_version(httpv, sizeof httpv)}};
       opt_print_version("consumer", libs, sizeof libs / sizeof libs[0]);
       return CONSUMER_OPTIONS_DONE;
     }

@@ -184,8 +184,7 @@ static int csv_send(sender *s, const wire_msg *m, uint64_t next_due_us, char *er
   if (rc != 0) {
     return rc;
   }
-  sender_log_record(s, m, (c->udp ? udp_sender_queued_bytes(&c->u) : c->out.len) - before,
-                    " as plain CSV");
+  sender_log_record(s, m, (c->udp ? udp_sender_queued_bytes(&c->u) : c->out.len) - before, "");
   return csv_push(s, next_due_us, err, errlen);
 }
 
