@@ -10,6 +10,16 @@
 #include "buf.h"
 #include "error.h"
 
+/* Memory a parser keeps between records: beyond this, what a long record made it grow to is
+ * given back once the record is done, so that many idle connections that each once sent a long
+ * record do not hold a megabyte each. */
+#define CSVPUSH_KEEP_BYTES (64u * 1024u)
+
+/* libcsv 3.0.3's state "between records" (libcsv.c's ROW_NOT_BEGUN): only then may the parser
+ * be started over without losing input. csv.h exposes pstate but documents no values;
+ * common/csvin.c reads the same member and stops the build on any other libcsv version. */
+#define CSVPUSH_LIBCSV_ROW_NOT_BEGUN 0
+
 /* Where one field of the record in progress lies in the parser's byte store. */
 typedef struct csvpush_span {
   size_t off, len;
@@ -148,6 +158,29 @@ static void csvpush_on_record(int term, void *arg) {
   csvpush_clear_record(p);
 }
 
+/* Between records, give back what a long record made the buffers grow to. Returns 0 or
+ * CS_ENOMEM (libcsv could not be started again). */
+static int csvpush_shrink(csvpush *p) {
+  if (p->nspans == 0 && p->bytes.cap > CSVPUSH_KEEP_BYTES) {
+    cs_buf_free(&p->bytes);
+  }
+  if (p->nspans == 0 && p->spans_cap > CSVPUSH_KEEP_BYTES / sizeof(csvpush_span)) {
+    free(p->spans);
+    p->spans = NULL;
+    p->spans_cap = 0;
+  }
+  if (p->out_cap > CSVPUSH_KEEP_BYTES / sizeof(cs_field)) {
+    free(p->out);
+    p->out = NULL;
+    p->out_cap = 0;
+  }
+  if (p->parser.pstate == CSVPUSH_LIBCSV_ROW_NOT_BEGUN &&
+      csv_get_buffer_size(&p->parser) > CSVPUSH_KEEP_BYTES) {
+    return csvpush_parser_init(p);
+  }
+  return 0;
+}
+
 /* After libcsv returned: the error to report, if any (the parser then stays failed). */
 static int csvpush_after(csvpush *p, int rc) {
   if (rc != 0) {
@@ -185,6 +218,10 @@ int csvpush_feed(csvpush *p, const char *data, size_t len, csvpush_cb cb, void *
     if (p->pending > p->max_record) {
       p->why = "a record longer than the limit";
       return csvpush_after(p, CS_ETOOBIG);
+    }
+    if (p->completed > 0 && csvpush_shrink(p) != 0) {
+      p->why = "out of memory";
+      return csvpush_after(p, CS_ENOMEM);
     }
     off += piece;
   }

@@ -42,7 +42,8 @@ size_t csvpush_pending(const csvpush *p);
 /* Why the last CS_ECSV or CS_ETOOBIG, in words ("a quote inside an unquoted field"). */
 const char *csvpush_error(const csvpush *p);
 
-/* Bytes libcsv is given at once: the resolution of the record limit. */
+/* Bytes libcsv is given at once: the resolution of the record limit. Between records a parser
+ * keeps at most about 64 KiB of what a long record made it grow to. */
 #define CSVPUSH_PIECE 4096
 
 #endif

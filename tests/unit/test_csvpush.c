@@ -121,6 +121,32 @@ static void test_record_limit(void **state) {
   free(big);
 }
 
+/* A long record, then short ones: still parsed right after the parser gave its memory back
+ * (the long field is split over many pieces, and a short record follows in the same feed). */
+static void test_long_record_then_short(void **state) {
+  size_t n = 512 * 1024;
+  char *data = malloc(n + 16);
+  csvpush *p;
+  seen s;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  cs_buf_init(&s.text);
+  assert_non_null(data);
+  data[0] = '"';
+  memset(data + 1, 'z', n);
+  memcpy(data + 1 + n, "\",1\nab,c", 9);
+  assert_int_equal(csvpush_new(&p, 1 << 20), 0);
+  assert_int_equal(csvpush_feed(p, data, n + 9, seen_cb, &s), 0);
+  assert_int_equal(csvpush_feed(p, "\nx,y\n", 5, seen_cb, &s), 0);
+  assert_int_equal(csvpush_finish(p, seen_cb, &s), 0);
+  assert_int_equal(s.records, 3);
+  assert_int_equal(s.text.len, n + 2 + 1 + 5 + 4);
+  assert_memory_equal(s.text.data + n, "|1;ab|c;x|y;", 12);
+  csvpush_free(p);
+  cs_buf_free(&s.text);
+  free(data);
+}
+
 /* A line of commas past CSVPUSH_MAX_FIELDS is CS_ETOOBIG too. */
 static void test_field_limit(void **state) {
   size_t n = CSVPUSH_MAX_FIELDS + 10;
@@ -183,6 +209,7 @@ int main(void) {
       cmocka_unit_test(test_field_limit),
       cmocka_unit_test(test_broken_quoting),
       cmocka_unit_test(test_callback_stops),
+      cmocka_unit_test(test_long_record_then_short),
   };
   return cmocka_run_group_tests_name("csvpush", tests, NULL, NULL);
 }
