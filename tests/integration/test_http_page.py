@@ -77,7 +77,7 @@ class PageTest(harness.IntegrationCase):
         cons = self.consumer("--http", str(port))
         url = "http://127.0.0.1:%d/" % port
         src = self.path("src.csv")
-        harness.simple_csv(src, 1500)
+        harness.simple_csv(src, 3000)  # 6 s at 500 a second: the screenshot sees them run
         tcp = self.start_producer(src, cons.port, "tcp", ["--rate", "500"])
         udp = self.start_producer(src, cons.port, "udp", ["--rate", "500", "--impair",
                                                           "loss=0.05,dup=0.03,reorder=0.05"])
@@ -102,7 +102,7 @@ class PageTest(harness.IntegrationCase):
         with urllib.request.urlopen(url + "stats.json", timeout=10) as r:
             live = json.loads(r.read())
         self.check(drawn, live, "after the producers")
-        self.assertEqual(drawn["tcp"]["received"], 1500)
+        self.assertEqual(drawn["tcp"]["received"], 3000)
         self.assertGreater(drawn["udp"]["lost"], 0)
         res = cons.stop()
         self.assertExit(res, 0, "consumer")
