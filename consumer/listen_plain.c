@@ -342,6 +342,25 @@ static void plain_sweep_cb(uv_timer_t *t) {
   }
 }
 
+/* Over the connection cap: close the oldest connection that has sent no record yet (an idle
+ * flood must not keep real senders out). Returns 1 when one was closed, 0 when every other
+ * connection has sent records (the new one is then refused). */
+static int plain_evict_silent(listen_plain *l, plain_conn *keep) {
+  plain_conn *k, *oldest = NULL;
+  for (k = l->conns; k != NULL; k = k->next) {
+    if (k != keep && !k->closing && k->peer.records == 0) {
+      oldest = k; /* the list is newest first: the last match is the oldest */
+    }
+  }
+  if (oldest == NULL) {
+    return 0;
+  }
+  l->env.in->proto[STREAM_PLAIN_TCP].evicted++;
+  plain_conn_garbage(oldest, "no record yet, and the plain connections are at their limit of "
+                             "1024 (closing the oldest silent one)");
+  return 1;
+}
+
 /* A peer connected. */
 static void plain_connection_cb(uv_stream_t *server, int status) {
   listen_plain *l = server->data;
@@ -390,7 +409,7 @@ static void plain_connection_cb(uv_stream_t *server, int status) {
     k->peer.addr = NULL;
   }
   l->env.in->proto[STREAM_PLAIN_TCP].connections++;
-  if (l->nconns > LISTEN_PLAIN_MAX_CONNS) {
+  if (l->nconns > LISTEN_PLAIN_MAX_CONNS && !plain_evict_silent(l, k)) {
     plain_conn_garbage(k, "more plain connections than the limit of 1024");
     return;
   }

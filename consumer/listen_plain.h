@@ -8,8 +8,9 @@
 
 /* Hygiene, as for the framed listener: an incomplete record (or first line) held this long
  * closes its connection (counted as timed out); the bytes of incomplete records over all
- * connections are capped, the largest holder closed first (counted as evicted); connections
- * past LISTEN_PLAIN_MAX_CONNS are closed at once (counted as garbage). */
+ * connections are capped, the largest holder closed first (counted as evicted); past
+ * LISTEN_PLAIN_MAX_CONNS connections the oldest that has sent no record is closed (evicted),
+ * or, when all have, the new one (garbage). */
 #define LISTEN_PLAIN_PARTIAL_TIMEOUT_US (30 * 1000000ull)
 #define LISTEN_PLAIN_MAX_PARTIAL_BYTES (64u << 20)
 #define LISTEN_PLAIN_MAX_CONNS 1024
