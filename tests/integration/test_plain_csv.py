@@ -7,6 +7,7 @@ accounting says "unsequenced"."""
 import csv
 import io
 import os
+import resource
 import socket
 import time
 import unittest
@@ -197,6 +198,26 @@ class PlainCsvTest(harness.IntegrationCase):
         self.assertEqual(self.stream_file(res, "good")["received"], 1)
         # What came before the refused line was kept.
         self.assertEqual(harness.read_csv(cons.out_path())[:2], [["a", "b"], ["1", "2"]])
+
+    def test_idle_flood_past_the_connection_cap_cannot_keep_a_sender_out(self):
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 2500:
+            self.skipTest("needs 2,500 file descriptors (ulimit -n is %d)" % soft)
+        cons = self.plain_consumer()
+        idle = [socket.create_connection(("127.0.0.1", self.plain_port), timeout=10)
+                for _ in range(1030)]
+        try:
+            self.send_tcp(b"#stream real\nk\n1\n2\n")
+            harness.wait_until(lambda: os.path.exists(cons.out_path()) and
+                               len(harness.read_csv(cons.out_path())) >= 3, 10)
+        finally:
+            for s in idle:
+                s.close()
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertEqual(self.stream_file(res, "real")["received"], 2, res.describe())
+        # 1,031 connections and a cap of 1,024: at least 7 silent ones were closed for them.
+        self.assertGreaterEqual(res.stats["plain-tcp"]["evicted"], 7, res.describe())
 
     def test_udp_datagram_with_broken_quoting_is_counted_garbage(self):
         cons = self.plain_consumer()
