@@ -18,8 +18,10 @@ void ingest_init(ingest *in, streams *table, sinks *fanout, const consumer_optio
   in->sinks = fanout;
   in->max_records = opt->max_records;
   in->quiet = opt->quiet;
-  in->max_memory = opt->max_memory;
-  in->idle_us = opt->stream_idle_us;
+  /* 0 (options made by hand, as in tests): the defaults. */
+  in->max_memory = opt->max_memory != 0 ? opt->max_memory : CONSUMER_MAX_MEMORY_DEFAULT;
+  in->idle_us =
+      opt->stream_idle_us != 0 ? opt->stream_idle_us : CONSUMER_STREAM_IDLE_DEFAULT_S * 1000000ull;
   lograte_init(&in->record_log, INGEST_RECORD_LOG_BURST, INGEST_RECORD_LOG_PER_S);
   lograte_init(&in->stream_log, INGEST_RECORD_LOG_BURST, INGEST_RECORD_LOG_PER_S);
 }
@@ -593,4 +595,132 @@ size_t ingest_frame_cap(const ingest *in) {
   size_t left = in->table->bytes < in->max_memory ? (size_t)(in->max_memory - in->table->bytes) : 0;
   size_t cap = left < half ? left : half;
   return cap > floor ? cap : floor;
+}
+
+/* ---- unsequenced streams ------------------------------------------------------------------ */
+
+/* Find or make an unsequenced stream; see ingest.h. */
+int ingest_plain_stream(ingest *in, ingest_peer *p, uint64_t id, const char *name, size_t len,
+                        const cs_field *columns, size_t n, stream **out) {
+  stream *e;
+  int rc;
+  *out = NULL;
+  if (in->stopped) {
+    return CS_ESTOP;
+  }
+  e = streams_find(in->table, p->proto, id, name, len);
+  if (e == NULL) {
+    char nm[64], mem[WORDS_BUF];
+    log_escape(nm, sizeof(nm), name, len);
+    if ((uint64_t)in->table->bytes + in->frame_bytes +
+            streams_entry_cost(len, ingest_peer_name(p)) >
+        in->max_memory) {
+      snprintf(in->err, sizeof(in->err),
+               "new stream %s refused: the consumer's memory budget (--max-memory %s) is in use "
+               "by the streams it has",
+               nm, words_bytes(mem, sizeof mem, in->max_memory));
+      return CS_EREFUSED;
+    }
+    rc = streams_add(in->table, p->proto, id, name, len, ingest_peer_name(p), &e);
+    if (rc == CS_EREFUSED) {
+      snprintf(in->err, sizeof(in->err),
+               "new stream %s refused: the consumer holds its limit of %d streams (ended and idle "
+               "ones are retired after --stream-idle)",
+               nm, STREAMS_MAX);
+      return CS_EREFUSED;
+    }
+    if (rc == 0) {
+      rc = streams_set_columns(in->table, e, columns, n);
+    }
+    if (rc != 0) {
+      log_error("out of memory for a new stream from %s/%s; stopping", ingest_peer_name(p),
+                stream_proto_name(p->proto));
+      return ingest_stop(in, 1);
+    }
+    e->header_known = 1;
+    e->seen_us = clock_wall_us();
+    char cols[WORDS_BUF];
+    log_info("%s %s: stream %s of plain CSV (%s; unsequenced: no loss or order is counted)",
+             stream_proto_name(p->proto), ingest_peer_name(p), e->label,
+             n > 0 ? words_count_of(cols, sizeof cols, n, "column", "columns")
+                   : "no header: columns column_1..N");
+  }
+  if (p->hello_stream != e && p->proto == STREAM_PLAIN_TCP) {
+    /* The connection keeps the pointer: the stream is not retired while it is open. */
+    if (p->hello_stream != NULL) {
+      p->hello_stream->refs--;
+    }
+    e->refs++;
+    p->hello_stream = e;
+  }
+  *out = e;
+  return 0;
+}
+
+/* One plain record's INFO line, within the same rate as the framed ones. */
+static void ingest_plain_log(ingest *in, const stream *e, ingest_peer *p, size_t n) {
+  unsigned long long skipped;
+  if (in->quiet || !lograte_allow(&in->record_log, clock_mono_us())) {
+    return;
+  }
+  skipped = lograte_take_suppressed(&in->record_log);
+  if (skipped > 0) {
+    char more[WORDS_BUF];
+    log_info("%s %s %s #%" PRIu64 ": %zu %s (%s more since the last line)", e->sink.protocol,
+             ingest_peer_name(p), e->label, e->stats.c.received, n,
+             words_plural(n, "field", "fields"),
+             words_count_of(more, sizeof more, skipped, "record", "records"));
+  } else {
+    log_info("%s %s %s #%" PRIu64 ": %zu %s", e->sink.protocol, ingest_peer_name(p), e->label,
+             e->stats.c.received, n, words_plural(n, "field", "fields"));
+  }
+}
+
+/* One plain record; see ingest.h. */
+int ingest_plain_record(ingest *in, ingest_peer *p, stream *e, const cs_field *fields, size_t n,
+                        size_t bytes, uint64_t now_us) {
+  sink_record r;
+  const char *who;
+  int rc;
+  if (in->stopped) {
+    return CS_ESTOP;
+  }
+  if (in->max_records != 0 && in->delivered >= in->max_records) {
+    return ingest_stop(in, 0);
+  }
+  stats_stream_observe_unsequenced(&e->stats, now_us, bytes);
+  e->seen_us = now_us;
+  r.stream = &e->sink;
+  r.seq = e->stats.c.received; /* the arrival order: 1, 2, 3 ... */
+  r.sent_us = 0;               /* unknown: plain CSV carries no send time */
+  r.received_us = now_us;
+  r.nfields = n;
+  r.fields = fields;
+  rc = sinks_add(in->sinks, &r, &who);
+  if (rc < 0) {
+    return ingest_stop(in, 1); /* the sink logged why */
+  }
+  in->delivered++;
+  p->records++;
+  ingest_plain_log(in, e, p, n);
+  if (in->max_records != 0 && in->delivered >= in->max_records) {
+    char m[WORDS_BUF];
+    log_info("--max-records %s reached: stopping", words_count(m, sizeof m, in->max_records));
+    return ingest_stop(in, 0);
+  }
+  return 0;
+}
+
+/* The connection of a plain stream closed; see ingest.h. */
+void ingest_plain_end(ingest *in, ingest_peer *p, stream *e) {
+  char rec[WORDS_BUF];
+  if (e == NULL || e->ended) {
+    return;
+  }
+  e->ended = 1;
+  e->sink.ended = 1;
+  if (!in->quiet) {
+    log_info("%s %s: stream %s ended: %s", stream_proto_name(p->proto), ingest_peer_name(p),
+             e->label, words_count_of(rec, sizeof rec, e->stats.c.received, "record", "records"));
+  }
 }

@@ -131,6 +131,26 @@ size_t ingest_retire(ingest *in, uint64_t now_us);
  * streams get what frames and streams leave, so neither can take all of it. */
 size_t ingest_frame_cap(const ingest *in);
 
+/* ---- Unsequenced streams: plain CSV text (--plain-port), no framing, no sequence numbers ----
+ * The plain listeners parse the text and call these instead of ingest_msg: the stream table
+ * and the sinks are the same, the accounting is received, bytes and garbage only. */
+
+/* The unsequenced stream (protocol STREAM_PLAIN_TCP or STREAM_PLAIN_UDP, p->proto) keyed by id
+ * and name (len bytes), made when new with header columns (n may be 0: the sinks then name
+ * the columns column_1..N). Returns 0 with *out set; CS_EREFUSED when the stream table is full
+ * (ingest_error says so: the caller counts garbage and drops or closes); CS_ESTOP. */
+int ingest_plain_stream(ingest *in, ingest_peer *p, uint64_t id, const char *name, size_t len,
+                        const cs_field *columns, size_t n, stream **out);
+
+/* One record of an unsequenced stream, received at now_us (wall clock): counted, numbered in
+ * arrival order and handed to the sinks. bytes: what it held on the wire. Returns 0 or
+ * CS_ESTOP (as ingest_msg). */
+int ingest_plain_record(ingest *in, ingest_peer *p, stream *e, const cs_field *fields, size_t n,
+                        size_t bytes, uint64_t now_us);
+
+/* The unsequenced stream's connection closed (TCP): the stream is complete. */
+void ingest_plain_end(ingest *in, ingest_peer *p, stream *e);
+
 /* At the stop: say how many records were not logged one by one. */
 void ingest_finish(ingest *in);
 

@@ -13,9 +13,12 @@
 #include "error.h"
 #include "ingest.h"
 #include "json.h"
+#include "http.h"
+#include "listen_plain.h"
 #include "listen_tcp.h"
 #include "listen_udp.h"
 #include "log.h"
+#include "metrics.h"
 #include "report.h"
 #include "sinks.h"
 #include "streams.h"
@@ -35,6 +38,9 @@ struct consumer {
 
   listen_tcp *tcp;
   listen_udp *udp;
+  listen_plain *plain;        /* --plain-port */
+  http_server *http;          /* --http */
+  metrics_interval json_live; /* --stats-format json */
   streams table;
   sinks *sinks;
   ingest in;
@@ -72,10 +78,12 @@ static void loop_pressure(consumer *c) {
   if (p == SINK_PRESSURE_HIGH) {
     c->reads_paused = 1;
     listen_tcp_pause(c->tcp, 1);
+    listen_plain_pause(c->plain, 1);
     log_warn("%s: pausing TCP reads until it catches up", why);
   } else if (p == SINK_PRESSURE_LOW) {
     c->reads_paused = 0;
     listen_tcp_pause(c->tcp, 0);
+    listen_plain_pause(c->plain, 0);
     log_info("%s: resuming TCP reads", why);
   }
 }
@@ -154,11 +162,36 @@ static void loop_sighup_cb(uv_signal_t *h, int signum) {
   }
 }
 
+/* --stats-format json: one JSON object per tick on standard output, idle or not (a monitor
+ * reads it as a time series). A stdout that cannot be written is said once, and the lines stop. */
+static void loop_stats_json_line(consumer *c, const report_view *v) {
+  int rc = metrics_json_line(&c->json_live, v, stdout);
+  if (rc != 0) {
+    log_error("--stats-format json: cannot write to standard output: %s; no more stats lines",
+              cs_strerror(rc == CS_EIO ? -errno : rc));
+    uv_timer_stop(&c->stats_timer);
+    if (c->exit_code < 1) {
+      c->exit_code = 1;
+    }
+  }
+}
+
+/* What the HTTP server reads: the counts as they stand, the kernel's drop count read now. */
+static report_view loop_http_view(void *arg) {
+  consumer *c = arg;
+  listen_udp_update_drops(c->udp);
+  return loop_view(c);
+}
+
 /* The live --stats line: a tick that prints only when something changed since the last. */
 static void loop_stats_timer_cb(uv_timer_t *t) {
   consumer *c = t->data;
   report_view v = loop_view(c);
-  listen_udp_update_drops(c->udp);      /* kernel drops are among the counts that make a change */
+  listen_udp_update_drops(c->udp); /* kernel drops are among the counts that make a change */
+  if (c->opt.stats_json_lines) {
+    loop_stats_json_line(c, &v);
+    return;
+  }
   (void)report_live_line(&c->live, &v); /* 0: idle, nothing to say this tick */
 }
 
@@ -188,8 +221,12 @@ static void loop_stop(consumer *c, int exit_code) {
   c->stopping = 1;
   listen_udp_stop(c->udp); /* takes the last kernel drop count first */
   listen_tcp_stop(c->tcp);
+  listen_plain_stop(c->plain);
+  http_stop(c->http);
   c->udp = NULL;
   c->tcp = NULL;
+  c->plain = NULL;
+  c->http = NULL;
   /* The signal handlers stay (unreferenced, so the loop can end without them): a second
    * Ctrl-C must reach the drain rather than kill the process silently. The sinks' timer stays
    * too, stopped: the drain waits on it. loop_free closes them. */
@@ -252,6 +289,7 @@ static int loop_handles_init(consumer *c) {
     }
   }
   report_live_init(&c->live);
+  metrics_interval_init(&c->json_live);
   return 0;
 }
 
@@ -291,16 +329,35 @@ int loop_new(consumer **out, const consumer_options *opt) {
   if (opt->udp && (rc = listen_udp_start(&c->udp, &env)) != 0) {
     return rc;
   }
+  if (opt->plain_port != 0 && (rc = listen_plain_start(&c->plain, &env)) != 0) {
+    return rc;
+  }
   if ((rc = sinks_open(&c->sinks, &c->opt)) != 0) {
     return rc;
   }
   c->in.sinks = c->sinks;
+  if (opt->http_port != 0) {
+    http_env henv;
+    henv.loop = &c->loop;
+    henv.opt = &c->opt;
+    henv.view = loop_http_view;
+    henv.arg = c;
+    if ((rc = http_start(&c->http, &henv)) != 0) {
+      return rc;
+    }
+  }
   /* Said only now that records can be taken: tests and scripts wait for these lines. */
   if (c->tcp != NULL) {
     log_info("listening on %s", listen_tcp_name(c->tcp));
   }
   if (c->udp != NULL) {
     log_info("listening on %s", listen_udp_name(c->udp));
+  }
+  if (c->plain != NULL) {
+    listen_plain_announce(c->plain);
+  }
+  if (c->http != NULL) {
+    log_info("serving http://%s/ (/metrics, /stats.json)", http_name(c->http));
   }
   return 0;
 }
@@ -345,8 +402,8 @@ static int loop_drain(consumer *c) {
  * data there, which the table must not be mixed into; then to standard error. A summary that
  * cannot be written (stdout closed, a full disk) is an error: returns 0 or 1. */
 static int loop_summary(const report_view *v) {
-  int data_on_stdout =
-      strcmp(v->opt->out_path, "-") == 0 || json_path_is_stdout(v->opt->stats_json);
+  int data_on_stdout = strcmp(v->opt->out_path, "-") == 0 ||
+                       json_path_is_stdout(v->opt->stats_json) || v->opt->stats_json_lines;
   FILE *out = data_on_stdout ? stderr : stdout;
   report_summary(v, out);
   if (out == stdout && (fflush(stdout) != 0 || ferror(stdout))) {

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "error.h"
+#include "http.h"
 #include "opt.h"
 
 /* Options with a short form use its letter as their value (the same letter means the same thing
@@ -28,7 +29,11 @@ enum {
   OPT_RCVBUF,
   OPT_FSYNC,
   OPT_MAX_MEMORY,
-  OPT_STREAM_IDLE
+  OPT_STREAM_IDLE,
+  OPT_PLAIN_PORT,
+  OPT_PLAIN_NO_HEADER,
+  OPT_HTTP,
+  OPT_STATS_FORMAT
 };
 
 /* The short options; ':' first so that a missing value is told apart from an unknown option. */
@@ -39,6 +44,8 @@ void consumer_options_usage(void) {
   fputs("Usage: consumer [-t | -u] [-H HOST] [-p PORT] [-o FILE] [-d FILE]\n"
         "                [--stats SECONDS] [--stats-json FILE] [--max-records N]\n"
         "                [--rcvbuf BYTES] [--max-memory BYTES] [--stream-idle SECONDS] [-q]\n"
+        "                [--plain-port PORT [--plain-no-header]] [--http [HOST:]PORT]\n"
+        "                [--stats-format text|json]\n"
         "\n"
         "Receive CSV records from csvstream producers over TCP and UDP, append them to a CSV\n"
         "file and, with --db, insert them into SQLite.\n"
@@ -67,6 +74,16 @@ void consumer_options_usage(void) {
         "      --fsync           acknowledge TCP records only once they would survive a power\n"
         "                        loss (fdatasync of the CSV files, SQLite synchronous=FULL);\n"
         "                        without it an ack means they survive a crash of the consumer\n"
+        "      --plain-port PORT also take plain CSV text (no framing) on PORT, TCP and UDP:\n"
+        "                        a TCP connection is one stream (first record the header; a\n"
+        "                        first line '#stream NAME' names it), a UDP datagram holds\n"
+        "                        whole records (columns column_1..N), one stream per sender;\n"
+        "                        unsequenced: received, bytes and garbage are counted\n"
+        "      --plain-no-header the first record of a plain TCP stream is data too\n"
+        "      --http [HOST:]PORT serve GET /metrics (Prometheus), /stats.json and / (a live\n"
+        "                        page) on HOST:PORT (HOST default 127.0.0.1; off by default)\n"
+        "      --stats-format FMT text (default) or json: each --stats tick is one JSON object\n"
+        "                        on stderr (the --stats-json keys plus the interval's deltas)\n"
         "  -q, --quiet           print only warnings, errors and the summary\n"
         "  -h, --help            this text\n"
         "  -V, --version         versions of the program and its libraries, OS, CPUs\n"
@@ -112,6 +129,62 @@ static int consumer_options_bytes(const char *flag, const char *s, long long min
   return 0;
 }
 
+/* --http [HOST:]PORT into o (HOST 127.0.0.1 when only a port is given; [::1]:PORT for IPv6).
+ * Returns 0, or -1 with err naming the flag. */
+static int consumer_options_http(consumer_options *o, const char *arg, char *err, size_t errlen) {
+  const char *colon = strrchr(arg, ':'), *port = arg;
+  long long v;
+  size_t hostlen = 0;
+  if (colon != NULL) {
+    port = colon + 1;
+    hostlen = (size_t)(colon - arg);
+    if (hostlen >= 2 && arg[0] == '[' && arg[hostlen - 1] == ']') {
+      arg++; /* [::1]:8080 */
+      hostlen -= 2;
+    }
+    if (hostlen == 0 || hostlen >= sizeof(o->http_host)) {
+      snprintf(err, errlen, "--http: '%s' has no host before the ':' (give PORT or HOST:PORT)",
+               arg);
+      return -1;
+    }
+  }
+  if (opt_long("--http", port, 1, 65535, &v, err, errlen) != 0) {
+    return -1;
+  }
+  if (hostlen > 0) {
+    memcpy(o->http_host, arg, hostlen);
+    o->http_host[hostlen] = '\0';
+  } else {
+    snprintf(o->http_host, sizeof(o->http_host), "127.0.0.1");
+  }
+  o->http_port = (int)v;
+  return 0;
+}
+
+/* The extra ports must not be the records' port: two listeners cannot share one. Returns 0 or
+ * -1 with err set. */
+static int consumer_options_check_ports(const consumer_options *o, char *err, size_t errlen) {
+  if (o->plain_port != 0 && o->plain_port == o->port) {
+    snprintf(err, errlen, "--plain-port %d: the same port as --port (pick another one)",
+             o->plain_port);
+    return -1;
+  }
+  if (o->plain_no_header && o->plain_port == 0) {
+    snprintf(err, errlen, "--plain-no-header: needs --plain-port");
+    return -1;
+  }
+  if (o->http_port != 0 && o->tcp && o->http_port == o->port) {
+    snprintf(err, errlen, "--http: port %d is already the records' TCP port (--port)",
+             o->http_port);
+    return -1;
+  }
+  if (o->http_port != 0 && o->tcp && o->http_port == o->plain_port) {
+    snprintf(err, errlen, "--http: port %d is already --plain-port", o->http_port);
+    return -1;
+  }
+  return 0;
+}
+
 /* Parse argv into o; see options.h. */
 int consumer_options_parse(consumer_options *o, int argc, char **argv, int stderr_is_tty, char *err,
                            size_t errlen) {
@@ -130,6 +203,10 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       {"fsync", no_argument, NULL, OPT_FSYNC},
       {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
       {"stream-idle", required_argument, NULL, OPT_STREAM_IDLE},
+      {"plain-port", required_argument, NULL, OPT_PLAIN_PORT},
+      {"plain-no-header", no_argument, NULL, OPT_PLAIN_NO_HEADER},
+      {"http", required_argument, NULL, OPT_HTTP},
+      {"stats-format", required_argument, NULL, OPT_STATS_FORMAT},
       {"help", no_argument, NULL, OPT_HELP},
       {"version", no_argument, NULL, OPT_VERSION},
       {NULL, 0, NULL, 0}};
@@ -231,12 +308,44 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       o->stream_idle_us = (uint64_t)(idle * 1e6);
       break;
     }
+    case OPT_PLAIN_PORT:
+      if (opt_long("--plain-port", optarg, 1, 65535, &v, err, errlen) != 0) {
+        return CONSUMER_OPTIONS_USAGE;
+      }
+      o->plain_port = (int)v;
+      break;
+    case OPT_PLAIN_NO_HEADER:
+      o->plain_no_header = 1;
+      break;
+    case OPT_HTTP:
+      if (!http_available()) {
+        snprintf(err, errlen,
+                 "--http: this consumer was built without libhttp-parser (install "
+                 "libhttp-parser-dev and build again)");
+        return CONSUMER_OPTIONS_USAGE;
+      }
+      if (consumer_options_http(o, optarg, err, errlen) != 0) {
+        return CONSUMER_OPTIONS_USAGE;
+      }
+      break;
+    case OPT_STATS_FORMAT:
+      if (strcmp(optarg, "json") == 0) {
+        o->stats_json_lines = 1;
+      } else if (strcmp(optarg, "text") == 0) {
+        o->stats_json_lines = 0;
+      } else {
+        snprintf(err, errlen, "--stats-format: '%s' is not a format (text or json)", optarg);
+        return CONSUMER_OPTIONS_USAGE;
+      }
+      break;
     case OPT_HELP:
       consumer_options_usage();
       return CONSUMER_OPTIONS_DONE;
     case OPT_VERSION: {
+      char httpv[40];
       const opt_version_lib libs[] = {{"libuv", uv_version_string()},
-                                      {"SQLite", sqlite3_libversion()}};
+                                      {"SQLite", sqlite3_libversion()},
+                                      {"http_parser", http_version(httpv, sizeof httpv)}};
       opt_print_version("consumer", libs, sizeof libs / sizeof libs[0]);
       return CONSUMER_OPTIONS_DONE;
     }
@@ -266,6 +375,23 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
   o->udp = !want_tcp;
   if (o->rcvbuf_given && !o->udp) {
     snprintf(err, errlen, "--rcvbuf: sets the UDP receive buffer, but --tcp turns UDP off");
+    return CONSUMER_OPTIONS_USAGE;
+  }
+  if (consumer_options_check_ports(o, err, errlen) != 0) {
+    return CONSUMER_OPTIONS_USAGE;
+  }
+  if (o->http_port != 0 && !http_available()) {
+    snprintf(err, errlen,
+             "--http: this consumer was built without libhttp-parser (install "
+             "libhttp-parser-dev and build again)");
+    return CONSUMER_OPTIONS_USAGE;
+  }
+  if (o->stats_json_lines && o->stats_interval <= 0.0) {
+    snprintf(err, errlen, "--stats-format json: needs --stats SECONDS (the interval)");
+    return CONSUMER_OPTIONS_USAGE;
+  }
+  if (o->stats_json_lines && strcmp(o->out_path, "-") == 0) {
+    snprintf(err, errlen, "--stats-format json: writes to standard output, and so does --out -");
     return CONSUMER_OPTIONS_USAGE;
   }
   return CONSUMER_OPTIONS_RUN;

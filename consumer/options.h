@@ -25,6 +25,11 @@ typedef struct consumer_options {
   uint64_t stream_idle_us; /* --stream-idle: a stream without frames this long is retired */
   int fsync; /* --fsync: acknowledge only what survives a power loss (fdatasync, synchronous=FULL)
               */
+  int plain_port;       /* --plain-port: plain CSV text on this port too (TCP and UDP); 0: off */
+  int plain_no_header;  /* --plain-no-header: a plain TCP stream's first record is data */
+  int http_port;        /* --http [HOST:]PORT: metrics and the live page; 0: off */
+  char http_host[256];  /* its address (127.0.0.1 when only a port is given) */
+  int stats_json_lines; /* --stats-format json: the --stats line is one JSON object */
 } consumer_options;
 
 /* What consumer_options_parse asks the caller to do next. */

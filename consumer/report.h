@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "ingest.h"
+#include "json.h"
 #include "options.h"
 #include "sinks.h"
 #include "streams.h"
@@ -44,6 +45,14 @@ int report_live_line(report_live *l, const report_view *v);
 /* The summary table (per protocol and per stream, kernel drops, garbage, then each sink's
  * lines) to out. */
 void report_summary(const report_view *v, FILE *out);
+
+/* Adds members at the end of the JSON document (the live line's "interval"). */
+typedef void (*report_json_extra)(json_out *j, void *arg);
+
+/* The --stats-json document, as it stands now, into *out (json_init'ed here: the caller
+ * json_free's it); extra (may be NULL) adds members at its end. For /stats.json and the
+ * --stats-format json lines. */
+void report_json_doc(const report_view *v, report_json_extra extra, void *arg, json_out *out);
 
 /* Write the --stats-json document (shape: README) to path. Returns 0, or a negative code with
  * a message naming the file in err. */

@@ -48,9 +48,18 @@ static uint64_t hist_upper(size_t idx) {
 void stats_hist_add(stats_hist *h, uint64_t value_us) {
   h->buckets[hist_index(value_us)]++;
   h->count++;
+  h->sum = h->sum + value_us < h->sum ? UINT64_MAX : h->sum + value_us;
   if (value_us > h->max) {
     h->max = value_us;
   }
+}
+
+uint64_t stats_hist_count_le(const stats_hist *h, uint64_t bound_us) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < STATS_HIST_BUCKETS && hist_upper(i) <= bound_us; i++) {
+    n += h->buckets[i];
+  }
+  return n;
 }
 
 /* Add every bucket of `from` into `into`. */
@@ -59,6 +68,7 @@ void stats_hist_merge(stats_hist *into, const stats_hist *from) {
     into->buckets[i] += from->buckets[i];
   }
   into->count += from->count;
+  into->sum = into->sum + from->sum < into->sum ? UINT64_MAX : into->sum + from->sum;
   if (from->max > into->max) {
     into->max = from->max;
   }
@@ -167,6 +177,16 @@ void stats_stream_observe(stats_stream *s, int verdict, uint64_t seq, uint64_t s
     s->too_late++;
     break;
   }
+}
+
+/* An unsequenced record; see stats.h. */
+void stats_stream_observe_unsequenced(stats_stream *s, uint64_t recv_us, size_t bytes) {
+  s->c.bytes += bytes;
+  s->c.received++;
+  if (s->c.first_us == 0) {
+    s->c.first_us = recv_us;
+  }
+  s->c.last_us = recv_us;
 }
 
 /* Remember the highest last seq any END announced (repeats and stale copies are harmless). */

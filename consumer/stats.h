@@ -19,10 +19,14 @@ typedef struct stats_hist {
   uint64_t buckets[STATS_HIST_BUCKETS];
   uint64_t count;
   uint64_t max;
+  uint64_t sum; /* of every value added, saturating (the Prometheus histogram's _sum) */
 } stats_hist;
 
 void stats_hist_add(stats_hist *h, uint64_t value_us);
 void stats_hist_merge(stats_hist *into, const stats_hist *from);
+/* Values in buckets whose upper bound is at most bound_us (a Prometheus "le" bucket, to the
+ * histogram's resolution of about 6%). */
+uint64_t stats_hist_count_le(const stats_hist *h, uint64_t bound_us);
 /* Value at percentile p (0 < p <= 100): the upper bound of the bucket that holds it, capped at
  * max. 0 for an empty histogram. */
 uint64_t stats_hist_percentile(const stats_hist *h, double p);
@@ -66,6 +70,9 @@ void stats_stream_free(stats_stream *s);
  * recv_us is the receive time, sent_us the producer's send time, both µs. */
 void stats_stream_observe(stats_stream *s, int verdict, uint64_t seq, uint64_t sent_us,
                           uint64_t recv_us, size_t frame_bytes);
+/* Account one record of an unsequenced stream (plain CSV: no sequence number, no send time):
+ * received, bytes and the arrival times only. */
+void stats_stream_observe_unsequenced(stats_stream *s, uint64_t recv_us, size_t bytes);
 /* Account an END announcing last_seq (repeats are harmless). */
 void stats_stream_end(stats_stream *s, uint64_t last_seq);
 /* A stream resumed after a restart: 1 .. base arrived in an earlier run. */

@@ -9,10 +9,15 @@
 #include "error.h"
 #include "fields.h"
 
-static const char *const stream_proto_names[STREAM_NPROTO] = {"tcp", "udp"};
+static const char *const stream_proto_names[STREAM_NPROTO] = {"tcp", "udp", "plain-tcp",
+                                                              "plain-udp"};
 
 const char *stream_proto_name(int proto) {
   return proto >= 0 && proto < STREAM_NPROTO ? stream_proto_names[proto] : "?";
+}
+
+int stream_proto_sequenced(int proto) {
+  return proto == STREAM_TCP || proto == STREAM_UDP;
 }
 
 /* FNV-1a over the stream key. */

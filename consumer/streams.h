@@ -13,10 +13,22 @@
 #include "stats.h"
 #include "wire.h"
 
-enum stream_proto { STREAM_TCP = 0, STREAM_UDP = 1, STREAM_NPROTO = 2 };
+/* The csvstream protocol over TCP and UDP, and plain CSV text (--plain-port) over each: plain
+ * streams carry no sequence numbers, so they are "unsequenced" (received, bytes, garbage; no
+ * loss, duplicates or order). */
+enum stream_proto {
+  STREAM_TCP = 0,
+  STREAM_UDP = 1,
+  STREAM_PLAIN_TCP = 2,
+  STREAM_PLAIN_UDP = 3,
+  STREAM_NPROTO = 4
+};
 
-/* "tcp" or "udp". */
+/* "tcp", "udp", "plain-tcp" or "plain-udp". */
 const char *stream_proto_name(int proto);
+
+/* 1 for a protocol whose records carry sequence numbers (tcp, udp), 0 for plain CSV. */
+int stream_proto_sequenced(int proto);
 
 /* Streams kept at once. Each holds its accounting (a 5 KiB histogram and a sequence bitmap
  * of 128 bytes growing to 128 KiB on long streams) until it is retired (ended, or idle: see

@@ -39,7 +39,8 @@ enum {
   OPT_COMMENT,
   OPT_TIMESTAMPS,
   OPT_SPEED,
-  OPT_MAX_GAP
+  OPT_MAX_GAP,
+  OPT_FORMAT
 };
 
 /* The short options; ':' first so that a missing value is told apart from an unknown option. */
@@ -95,6 +96,11 @@ void producer_options_usage(FILE *f) {
       "                          producer's identity is then stable: --id, else the host\n"
       "                          name and the stream name\n"
       "      --id NAME           a stable producer identity (for --resume)\n"
+      "      --format FMT        csvstream (default: the framed, acknowledged protocol) or\n"
+      "                          csv: plain CSV text for any listener (nc -l, socat, Vector,\n"
+      "                          Fluent Bit, consumer --plain-port): over TCP the header line\n"
+      "                          then one record a line, over UDP one record a datagram (no\n"
+      "                          header); nothing is acknowledged or counted by the receiver\n"
       "\n"
       "Reading other CSV files (what is sent, and out9.txt, is always UTF-8 with commas):\n"
       "      --delimiter CHAR    the field separator: , (default) ; | : tab (or \\t), any one\n"
@@ -254,6 +260,7 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
                                            {"timestamps", required_argument, NULL, OPT_TIMESTAMPS},
                                            {"speed", required_argument, NULL, OPT_SPEED},
                                            {"max-gap", required_argument, NULL, OPT_MAX_GAP},
+                                           {"format", required_argument, NULL, OPT_FORMAT},
                                            {"help", no_argument, NULL, OPT_HELP},
                                            {"version", no_argument, NULL, OPT_VERSION},
                                            {NULL, 0, NULL, 0}};
@@ -333,6 +340,16 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
       if (strcmp(optarg, "inf") == 0) {
         o->retry_s = PRODUCER_RETRY_FOREVER;
       } else if (opt_double("--retry", optarg, 0, 1e9, &o->retry_s, err, errlen) != 0) {
+        return CS_EINVAL;
+      }
+      break;
+    case OPT_FORMAT:
+      if (strcmp(optarg, "csv") == 0) {
+        o->format_csv = 1;
+      } else if (strcmp(optarg, "csvstream") == 0) {
+        o->format_csv = 0;
+      } else {
+        snprintf(err, errlen, "--format: '%s' is not a format (csvstream or csv)", optarg);
         return CS_EINVAL;
       }
       break;
@@ -442,6 +459,13 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
     snprintf(err, errlen,
              "--resume works only over TCP: a UDP consumer does not say what it has (that is "
              "the lesson)");
+    return CS_EINVAL;
+  }
+  if (o->format_csv && (o->resume || o->impair_on)) {
+    snprintf(err, errlen,
+             "--format csv: %s needs the csvstream protocol (plain CSV carries no "
+             "sequence numbers and nobody acknowledges it)",
+             o->resume ? "--resume" : "--impair");
     return CS_EINVAL;
   }
   if (optind >= argc) {

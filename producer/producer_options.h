@@ -49,6 +49,9 @@ typedef struct producer_options {
   const char *timestamps;
   double speed;
   double max_gap_s;
+  /* --format csv: plain CSV text (a header line, then RFC 4180 records; over UDP one record a
+   * datagram) for any listener, instead of the csvstream protocol: no acks, no accounting. */
+  int format_csv;
 } producer_options;
 
 #define PRODUCER_RETRY_DEFAULT_S 30.0

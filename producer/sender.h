@@ -136,4 +136,9 @@ int sender_wait_until(sender *s, uint64_t deadline_us, char *err, size_t errlen)
 sender *tcp_sender_new(const volatile sig_atomic_t *stop, int log_records);
 sender *udp_sender_new(const volatile sig_atomic_t *stop, int log_records);
 
+/* The plain CSV sender (sender_csv.c, --format csv): udp picks one record a datagram, else a
+ * TCP connection (reached within retry_s seconds, as the TCP sender). NULL when out of
+ * memory. */
+sender *csv_sender_new(const volatile sig_atomic_t *stop, int log_records, int udp, double retry_s);
+
 #endif

@@ -98,6 +98,19 @@ static void summary_print_impair(const producer *p, FILE *out) {
           d, u, r, d, u, r);
 }
 
+/* --format csv: plain text went out, and nothing can come back. */
+static void summary_print_plain(const producer *p, FILE *out, const char *big) {
+  char written[WORDS_BUF];
+  fprintf(out,
+          "summary: format csv (plain CSV text): no acknowledgements and no accounting (the "
+          "listener cannot say what it received); %s; too big to send: %s\n",
+          p->opt->udp ? "one record per datagram, no header"
+                      : words_count_of(written, sizeof written, p->st.written,
+                                       "record written to the connection",
+                                       "records written to the connection"),
+          big);
+}
+
 /* The summary lines to out; see summary.h. A result, not a log line: no time stamp, and
  * --quiet keeps it (its promise is warnings, errors and the summary). */
 int summary_print(const producer *p, FILE *out) {
@@ -109,7 +122,9 @@ int summary_print(const producer *p, FILE *out) {
           summary_duration_s(p), summary_rate_text(p, rate, sizeof rate),
           words_count_of(read, sizeof read, p->st.records_read, "record", "records"));
   words_count_of(big, sizeof big, p->st.too_big, "record", "records");
-  if (p->opt->udp) {
+  if (p->opt->format_csv) {
+    summary_print_plain(p, out, big);
+  } else if (p->opt->udp) {
     char icmp[WORDS_BUF];
     fprintf(out,
             "summary: connection: none (UDP is connectionless; it cannot tell whether anyone "
@@ -156,6 +171,7 @@ int summary_write_json(const producer *p, const char *path, char *err, size_t er
   json_init(&j);
   json_object_begin(&j, NULL);
   json_string(&j, "protocol", p->opt->udp ? "udp" : "tcp");
+  json_string(&j, "format", p->opt->format_csv ? "csv" : "csvstream");
   json_string(&j, "host", p->opt->host);
   json_uint(&j, "port", (uint64_t)p->opt->port);
   json_string(&j, "stream", p->stream);
