@@ -82,7 +82,7 @@ e.bad_stream = ProtoExpert.new("csvstream.bad_stream", "Empty stream name",
 e.no_fields = ProtoExpert.new("csvstream.no_fields", "RECORD or REFUSE without a field",
                               expert.group.MALFORMED, expert.severity.ERROR)
 e.partial = ProtoExpert.new("csvstream.partial_frame",
-                            "Frame continues in the next segment (TCP reassembly is off)",
+                            "Part of a frame cut across segments (TCP reassembly is off)",
                             expert.group.REASSEMBLE, expert.severity.NOTE)
 
 csvstream.prefs.tcp_port = Pref.uint("TCP port", 9999, "TCP port of the consumer (0: none)")
@@ -314,6 +314,14 @@ local function dissect(tvb, pinfo, tree)
     local left = len - off
     local head = tvb(off, left < HEADER_LEN and left or HEADER_LEN)
     local ex, text, at, n = header_problem(head:tvb(), head:len())
+    if ex and not udp and off == 0 and pinfo.can_desegment == 0 then
+      -- Without reassembly a segment may begin inside a frame: that is no proof of bad bytes.
+      local ft = tree:add(csvstream, tvb(off))
+      ft:append_text(", part of a frame (TCP reassembly is off)")
+      ft:add_proto_expert_info(e.partial)
+      info_add(pinfo, "[part of a frame]")
+      return len
+    end
     if ex then
       -- Over TCP the byte stream cannot be resynchronised after this; over UDP the rest of the
       -- datagram is ignored, as the consumer does.
@@ -323,8 +331,10 @@ local function dissect(tvb, pinfo, tree)
     local frame_len = left >= HEADER_LEN and HEADER_LEN + tvb(off + 4, 4):uint() or nil
     if frame_len == nil or frame_len > left then
       if udp then
-        local why = frame_len and "datagram ends " .. (frame_len - left) .. " bytes before the "
-          .. "end of a " .. frame_len .. "-byte frame" or "datagram ends inside a frame header"
+        local short = frame_len and frame_len - left
+        local why = short and "datagram ends " .. short .. (short == 1 and " byte" or " bytes")
+          .. " before the end of a " .. frame_len .. "-byte frame"
+          or "datagram ends inside a frame header"
         dissect_garbage(tvb, pinfo, tree, off, e.truncated, why, 0, left)
         return len
       end

@@ -200,11 +200,19 @@ def parse_time(text):
     return t.replace(tzinfo=datetime.timezone.utc).timestamp() + int(frac) / 10 ** len(frac)
 
 
+def tshark_env(case):
+    """tshark's environment: a home of the test's own, so that the user's preferences and
+    plugins (a csvstream.lua installed there would clash with -X) play no part."""
+    home = case.path("home")
+    os.makedirs(home, exist_ok=True)
+    return dict(os.environ, HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"))
+
+
 def dissect(case, pcap, *options):
-    """Run tshark with the dissector over pcap; returns the packets (those with at least one
-    csvstream frame first marked) after checking tshark said nothing but its root warning."""
+    """Run tshark with the dissector over pcap; returns its packets after checking that tshark
+    said nothing but its warning about running as root."""
     argv = ["tshark", "-X", "lua_script:" + LUA, "-r", pcap, "-T", "json", "-x"] + list(options)
-    res = subprocess.run(argv, capture_output=True, timeout=60)
+    res = subprocess.run(argv, capture_output=True, timeout=60, env=tshark_env(case))
     err = [line for line in res.stderr.decode("utf-8", "replace").splitlines()
            if line.strip() and "Running as user" not in line]
     case.assertEqual((res.returncode, err), (0, []), " ".join(argv))
@@ -216,7 +224,7 @@ def info_column(case, pcap, *options):
     """The Info column of each packet tshark dissects as csvstream: {number: text}."""
     argv = ["tshark", "-X", "lua_script:" + LUA, "-r", pcap, "-T", "fields", "-e",
             "frame.number", "-e", "_ws.col.Info", "-Y", "csvstream"] + list(options)
-    res = subprocess.run(argv, capture_output=True, timeout=60)
+    res = subprocess.run(argv, capture_output=True, timeout=60, env=tshark_env(case))
     case.assertEqual(res.returncode, 0, res.stderr)
     out = {}
     for line in res.stdout.decode("utf-8", "replace").splitlines():
@@ -394,7 +402,7 @@ class Wireshark(harness.IntegrationCase):
             (hello3[:3] + b"\x07" + hello3[4:], "unknown type 7"),
             (frame(1, 4, pid, 1, now, 0, s, None, []), "unknown type 4 for version 1"),
             (hello3 + b"CS\x03\x02" + struct.pack(">I", 2 << 20) + b"\0" * 40, "over the limit"),
-            (frame(3, 2, pid, 1, now, 2, s, None, [b"abc"])[:-1], "ends 1 bytes before"),
+            (frame(3, 2, pid, 1, now, 2, s, None, [b"abc"])[:-1], "ends 1 byte before"),
             (frame(3, 2, pid, 1, now, 2, s, None, [b"abc"], trailing=b"zz"),
              "2 bytes after the last field"),
             (frame(3, 2, pid, 1, now, 2, s, None, []), "RECORD without a field"),
@@ -461,8 +469,10 @@ class Wireshark(harness.IntegrationCase):
         frames.append(frame(3, 3, pid, 5, now, 0, s, key, []))
         data = b"".join(frames)
         # Cut inside the first header, inside the first payload, in the middle of the third
-        # frame (so one segment ends frame 2 and starts frame 3), and then the rest whole.
-        cuts = [3, 20, len(frames[0]) + len(frames[1]) + 30, len(data)]
+        # frame (so one segment ends frame 2 and starts frame 3), after the fourth, and then
+        # the last three whole in one segment.
+        ends = [sum(len(fr) for fr in frames[:i + 1]) for i in range(len(frames))]
+        cuts = [3, 20, ends[1] + 30, ends[3], len(data)]
         client = socket.create_connection(("127.0.0.1", port))
         self.addCleanup(client.close)
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -495,6 +505,18 @@ class Wireshark(harness.IntegrationCase):
                          [[b"%d" % i, b"v,\"%d\"\n" % i] for i in range(1, 6)])
         self.assertTrue(any(f.packet.reassembled for f in got), "nothing was reassembled")
         self.assertTrue(any(len(p.frames) > 1 for p in packets), "no segment with two frames")
+        # With TCP's reassembly turned off, the frames of the segment that begins at a frame
+        # boundary are still read; the pieces of the others are noted, not called malformed.
+        packets = dissect(self, pcap, "-o", "tcp.desegment_tcp_streams:FALSE", *HEURISTIC_FIRST)
+        for p in packets:
+            self.assertEqual((p.malformed, p.lua_errors), ([], []), "packet %d" % p.number)
+        got = [f for p in packets for f in p.frames]
+        self.assertEqual([(f.type, f.seq) for f in got if f.type], [(2, 4), (2, 5), (3, 5)])
+        notes = [f for f in got if not f.type]
+        self.assertEqual(len(notes), 4, [f.experts for f in notes])
+        for f in notes:
+            self.assertEqual(len(f.experts), 1)
+            self.assertIn("TCP reassembly is off", f.experts[0])
 
 
 def skip_reason():
