@@ -112,22 +112,34 @@ local function excerpt(range)
   return "\"" .. text .. "\""
 end
 
--- Add `text` (a frame's summary) to the Info column: the first three frames of a packet in
--- full, then their count. pinfo.private lives for one dissection of one packet. TCP fences the
--- column after a reassembled frame; the whole text is ours, so the fence is cleared.
-local function info_add(pinfo, text)
-  local n = tonumber(pinfo.private.csvstream_frames or "0") + 1
-  pinfo.private.csvstream_frames = tostring(n)
-  if n <= 3 then
-    pinfo.private.csvstream_info = n == 1 and text or pinfo.private.csvstream_info .. ", " .. text
+-- Add the summaries of the frames one dissector call found (`list`) to the Info column: the
+-- first three frames of a packet in full, then their count. A packet can take more than one
+-- call (a reassembled frame, then the rest of the segment): pinfo.private, which lives for one
+-- dissection of one packet, keeps what the calls before found. TCP fences the column after a
+-- reassembled frame; the whole text is ours, so the fence is cleared. Once per call, not per
+-- frame: a segment may hold hundreds.
+local function info_add(pinfo, list)
+  if #list == 0 then
+    return
   end
+  local n = tonumber(pinfo.private.csvstream_frames or "0")
+  local text = pinfo.private.csvstream_info
+  for _, summary in ipairs(list) do
+    n = n + 1
+    if n == 1 then
+      text = summary
+    elseif n <= 3 then
+      text = text .. ", " .. summary
+    else
+      break
+    end
+  end
+  n = tonumber(pinfo.private.csvstream_frames or "0") + #list
+  pinfo.private.csvstream_frames = tostring(n)
+  pinfo.private.csvstream_info = text
   pinfo.cols.protocol:set("csvstream")
   pinfo.cols.info:clear_fence()
-  if n <= 3 then
-    pinfo.cols.info:set(pinfo.private.csvstream_info)
-  else
-    pinfo.cols.info:set(pinfo.private.csvstream_info .. ", … (" .. n .. " frames)")
-  end
+  pinfo.cols.info:set(n <= 3 and text or text .. ", … (" .. n .. " frames)")
 end
 
 -- The header problem, if any, of the `n` bytes of a frame header (n may be under 8): the
@@ -156,7 +168,7 @@ end
 
 -- Add the fields of one frame's payload to `ft`. Returns the summary for the Info column.
 -- `tvb` holds exactly the frame (header included); the header was checked.
-local function dissect_payload(tvb, pinfo, ft, version, t)
+local function dissect_payload(tvb, ft, version, t)
   local frame_len = tvb:len()
   local off = HEADER_LEN
   local name = type_names[t]
@@ -218,6 +230,7 @@ local function dissect_payload(tvb, pinfo, ft, version, t)
                        .. " bytes left", off)
   end
   local k = kind_fields[field_kinds[t] or "field"]
+  local visible = ft.visible
   local first
   for i = 1, nfields do
     if frame_len - off < 4 then
@@ -231,8 +244,11 @@ local function dissect_payload(tvb, pinfo, ft, version, t)
     local whole = tvb(off, 4 + flen)
     local data = tvb(off + 4, flen)
     local item = ft:add(k.item, whole)
-    item:set_text(k.title .. " " .. i .. " (" .. flen .. (flen == 1 and " byte" or " bytes")
-                    .. "): " .. excerpt(data))
+    -- The label (an escaped excerpt) only where the tree is shown: it is a third of the time.
+    if visible then
+      item:set_text(k.title .. " " .. i .. " (" .. flen .. (flen == 1 and " byte" or " bytes")
+                      .. "): " .. excerpt(data))
+    end
     item:add(k.index, i):set_generated()
     item:add(k.len, tvb(off, 4))
     item:add_packet_field(k.data, data, ENC_UTF_8)
@@ -263,7 +279,8 @@ local function dissect_payload(tvb, pinfo, ft, version, t)
 end
 
 -- Dissect one whole frame (`tvb` is exactly it) and add it to the tree as its own subtree.
-local function dissect_frame(tvb, pinfo, tree)
+-- Returns its summary for the Info column.
+local function dissect_frame(tvb, tree)
   local version = tvb(2, 1):uint()
   local t = tvb(3, 1):uint()
   local ft = tree:add(csvstream, tvb())
@@ -271,15 +288,15 @@ local function dissect_frame(tvb, pinfo, tree)
   ft:add(f.version, tvb(2, 1))
   ft:add(f.type, tvb(3, 1))
   ft:add(f.length, tvb(4, 4))
-  local summary = dissect_payload(tvb, pinfo, ft, version, t)
+  local summary = dissect_payload(tvb, ft, version, t)
   ft:append_text(", " .. summary)
-  info_add(pinfo, summary)
+  return summary
 end
 
 -- Show the bytes from `off` as a bad frame (the rest of a segment or datagram cannot be read):
 -- the header fields that are there, then the bytes at fault (`at`, `len` from `off`) with the
--- expert info.
-local function dissect_garbage(tvb, pinfo, tree, off, ex, text, at, len)
+-- expert info. Returns the summary for the Info column.
+local function dissect_garbage(tvb, tree, off, ex, text, at, len)
   local rest = tvb(off)
   local ft = tree:add(csvstream, rest)
   ft:append_text(", malformed: " .. text)
@@ -300,13 +317,22 @@ local function dissect_garbage(tvb, pinfo, tree, off, ex, text, at, len)
     at, len = have - 1, 1
   end
   ft:add(f.bad_bytes, rest(at, len > 0 and len or 1)):add_proto_expert_info(ex, text)
-  info_add(pinfo, "[malformed: " .. text .. "]")
+  return "[malformed: " .. text .. "]"
 end
 
--- The dissector for a TCP segment or a UDP datagram: each whole frame in turn. Over TCP a
--- frame cut off at the end asks for more bytes (desegment_offset/desegment_len); over UDP,
--- where a datagram holds whole frames only, it is malformed.
-local function dissect(tvb, pinfo, tree)
+-- A part of a frame that cannot be read while TCP's reassembly is off. Returns its summary.
+local function dissect_partial(tvb, tree, off)
+  local ft = tree:add(csvstream, tvb(off))
+  ft:append_text(", part of a frame (TCP reassembly is off)")
+  ft:add_proto_expert_info(e.partial)
+  return "[part of a frame]"
+end
+
+-- Every whole frame of a TCP segment or a UDP datagram in turn, each summary added to
+-- `summaries`. Over TCP a frame cut off at the end asks for more bytes (desegment_offset,
+-- desegment_len); over UDP, where a datagram holds whole frames only, it is malformed.
+-- Returns the bytes used, as a dissector does.
+local function dissect_frames(tvb, pinfo, tree, summaries)
   local len = tvb:len()
   local udp = pinfo.port_type == PT_UDP
   local off = 0
@@ -316,16 +342,13 @@ local function dissect(tvb, pinfo, tree)
     local ex, text, at, n = header_problem(head:tvb(), head:len())
     if ex and not udp and off == 0 and pinfo.can_desegment == 0 then
       -- Without reassembly a segment may begin inside a frame: that is no proof of bad bytes.
-      local ft = tree:add(csvstream, tvb(off))
-      ft:append_text(", part of a frame (TCP reassembly is off)")
-      ft:add_proto_expert_info(e.partial)
-      info_add(pinfo, "[part of a frame]")
+      summaries[#summaries + 1] = dissect_partial(tvb, tree, off)
       return len
     end
     if ex then
       -- Over TCP the byte stream cannot be resynchronised after this; over UDP the rest of the
       -- datagram is ignored, as the consumer does.
-      dissect_garbage(tvb, pinfo, tree, off, ex, text, at, n)
+      summaries[#summaries + 1] = dissect_garbage(tvb, tree, off, ex, text, at, n)
       return len
     end
     local frame_len = left >= HEADER_LEN and HEADER_LEN + tvb(off + 4, 4):uint() or nil
@@ -335,7 +358,7 @@ local function dissect(tvb, pinfo, tree)
         local why = short and "datagram ends " .. short .. (short == 1 and " byte" or " bytes")
           .. " before the end of a " .. frame_len .. "-byte frame"
           or "datagram ends inside a frame header"
-        dissect_garbage(tvb, pinfo, tree, off, e.truncated, why, 0, left)
+        summaries[#summaries + 1] = dissect_garbage(tvb, tree, off, e.truncated, why, 0, left)
         return len
       end
       if pinfo.can_desegment > 0 then
@@ -343,16 +366,21 @@ local function dissect(tvb, pinfo, tree)
         pinfo.desegment_len = frame_len and frame_len - left or DESEGMENT_ONE_MORE_SEGMENT
         return len
       end
-      local ft = tree:add(csvstream, tvb(off))
-      ft:append_text(", part of a frame (TCP reassembly is off)")
-      ft:add_proto_expert_info(e.partial)
-      info_add(pinfo, "[part of a frame]")
+      summaries[#summaries + 1] = dissect_partial(tvb, tree, off)
       return len
     end
-    dissect_frame(tvb(off, frame_len):tvb(), pinfo, tree)
+    summaries[#summaries + 1] = dissect_frame(tvb(off, frame_len):tvb(), tree)
     off = off + frame_len
   end
   return off
+end
+
+-- The dissector for a TCP segment or a UDP datagram.
+local function dissect(tvb, pinfo, tree)
+  local summaries = {}
+  local used = dissect_frames(tvb, pinfo, tree, summaries)
+  info_add(pinfo, summaries)
+  return used
 end
 
 function csvstream.dissector(tvb, pinfo, tree)
