@@ -255,7 +255,7 @@ def frame(version, type_, producer_id, seq, sent_us, line, stream, key, fields, 
 class Wireshark(harness.IntegrationCase):
     def run_session(self, protocol, rows):
         """Stream rows from a CSV file over `protocol` while dumpcap captures the port. Returns
-        (packets of the dissection, producer stats, source path, consumer port)."""
+        (packets of the dissection, producer stats, source path, consumer port, capture)."""
         src = self.path("places.csv")
         write_source(src, rows)
         port = harness.free_port()
