@@ -280,7 +280,7 @@ int loop_new(consumer **out, const consumer_options *opt) {
   if (opt->udp && (rc = listen_udp_start(&c->udp, &env)) != 0) {
     return rc;
   }
-  if ((rc = sinks_open(&c->sinks, &c->opt)) != 0) {
+  if ((rc = sinks_open_on(&c->sinks, &c->opt, &c->loop)) != 0) {
     return rc;
   }
   c->in.sinks = c->sinks;

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
+#ifdef CSVSTREAM_HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 #include "error.h"
 #include "opt.h"
@@ -50,6 +53,8 @@ void consumer_options_usage(void) {
         "                        - is standard output (one header; other headers refused, and\n"
         "                        the summary goes to stderr)\n"
         "  -d, --db FILE         also insert every record into this SQLite database\n"
+        "  -d, --db URI          or into PostgreSQL: a libpq URI (postgresql://, postgres://)\n"
+        "                        or keyword string (host=... dbname=...; it contains '=')\n"
         "      --stats SECONDS   a live statistics line every SECONDS (0: off; default 5 when\n"
         "                        stderr is a terminal, off otherwise)\n"
         "      --stats-json FILE write the final statistics to FILE as JSON on exit (- is\n"
@@ -177,8 +182,15 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       consumer_options_usage();
       return CONSUMER_OPTIONS_DONE;
     case OPT_VERSION: {
+#ifdef CSVSTREAM_HAVE_LIBPQ
+      char pq[32];
+      snprintf(pq, sizeof pq, "%d.%d", PQlibVersion() / 10000, PQlibVersion() % 10000);
+      const opt_version_lib libs[] = {
+          {"libuv", uv_version_string()}, {"SQLite", sqlite3_libversion()}, {"libpq", pq}};
+#else
       const opt_version_lib libs[] = {{"libuv", uv_version_string()},
                                       {"SQLite", sqlite3_libversion()}};
+#endif
       opt_print_version("consumer", libs, sizeof libs / sizeof libs[0]);
       return CONSUMER_OPTIONS_DONE;
     }
@@ -211,4 +223,10 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
     return CONSUMER_OPTIONS_USAGE;
   }
   return CONSUMER_OPTIONS_RUN;
+}
+
+/* A PostgreSQL target for --db; see options.h. */
+int consumer_options_db_is_postgres(const char *db) {
+  return db != NULL && (strncmp(db, "postgresql://", 13) == 0 ||
+                        strncmp(db, "postgres://", 11) == 0 || strchr(db, '=') != NULL);
 }
