@@ -877,7 +877,8 @@ static int pg_naming_start(sink_pg *p) {
   cs_buf_init(&sql);
   {
     static const char head[] =
-        "SELECT c.relname::text, c.relkind::text, a.attname::text FROM pg_catalog.pg_class c "
+        "SELECT c.relname::text, c.relkind::text, a.attname::text, a.attnum FROM "
+        "pg_catalog.pg_class c "
         "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT "
         "a.attisdropped WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE "
         "nspname = current_schema()) AND c.relname IN (''";
@@ -906,9 +907,9 @@ static int pg_naming_start(sink_pg *p) {
   }
   {
     static const char tail[] =
-        ") UNION ALL SELECT t.typname::text, 'T', NULL FROM pg_catalog.pg_type t WHERE "
+        ") UNION ALL SELECT t.typname::text, 'T', NULL, NULL FROM pg_catalog.pg_type t WHERE "
         "t.typnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = "
-        "current_schema()) AND t.typrelid = 0 ORDER BY 1";
+        "current_schema()) AND t.typrelid = 0 ORDER BY 1, 4";
     cs_buf_append(&sql, tail, sizeof tail - 1);
   }
   if (cs_buf_append_byte(&sql, '\0') != 0) {
