@@ -141,10 +141,13 @@ typedef struct sink_pg {
   pg_table **segs;
   size_t nsegs, segs_cap, seg_next;
   size_t copy_off;
-  int copying;    /* COPY data is being sent for segs[seg_next - 1] */
-  int copy_ended; /* PQputCopyEnd went out */
-  int want_write; /* libpq has output it could not send yet */
-  int batch_safe; /* this batch goes through a staging table and ON CONFLICT DO NOTHING */
+  int copying;           /* COPY data is being sent for segs[seg_next - 1] */
+  int copy_ended;        /* PQputCopyEnd went out */
+  int want_write;        /* libpq has output it could not send yet */
+  int batch_safe;        /* this batch goes through a staging table that leaves out stored rows */
+  int batch_conflict;    /* the table has rows of this batch already (another consumer's) */
+  struct pg_mark *marks; /* the batch's acknowledged streams */
+  size_t nmarks, marks_cap;
   uint64_t safe_until_us;
   int progress_tx; /* this batch creates the progress table */
   char err_state[6];
@@ -1029,10 +1032,10 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
   return 0;
 }
 
-/* One acknowledged stream's highest number in the batch. */
+/* One acknowledged stream of the batch: its first and last sequence numbers there. */
 typedef struct pg_mark {
   const sink_stream *st;
-  uint64_t seq;
+  uint64_t first, last;
 } pg_mark;
 
 static int pg_mark_cmp(const void *a, const void *b) {
@@ -1041,70 +1044,110 @@ static int pg_mark_cmp(const void *a, const void *b) {
   return c != 0 ? c : strcmp(x->st->name, y->st->name);
 }
 
-/* Append the progress upsert of the acknowledged streams among the batch's rows, in a fixed
- * order (two consumers writing the same rows take their locks in the same order). */
-static int pg_progress_sql(sink_pg *p, cs_buf *sql) {
-  pg_mark *marks = NULL;
-  size_t nm = 0, cap = 0, k = 0;
+/* The acknowledged streams among the batch's rows, sorted by (producer, stream): into
+ * p->marks. Returns 0 or CS_ENOMEM. */
+static int pg_marks_collect(sink_pg *p) {
+  size_t k = 0, last_i = 0;
   const sink_stream *last = NULL;
+  p->nmarks = 0;
   for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < p->batch_n;
        row = rowq_next(row), k++) {
+    size_t i;
     if (!row->stream->acked) {
       continue;
     }
-    size_t i = nm;
     if (row->stream == last) {
-      i = nm - 1;
+      i = last_i;
     } else {
-      for (i = 0; i < nm && marks[i].st != row->stream; i++) {
+      for (i = 0; i < p->nmarks && p->marks[i].st != row->stream; i++) {
       }
     }
-    if (i == nm) {
-      if (nm == cap) {
-        cap = cap ? cap * 2 : 16;
-        pg_mark *grown = realloc(marks, cap * sizeof *marks);
+    if (i == p->nmarks) {
+      if (p->nmarks == p->marks_cap) {
+        size_t cap = p->marks_cap ? p->marks_cap * 2 : 16;
+        pg_mark *grown = realloc(p->marks, cap * sizeof *grown);
         if (grown == NULL) {
-          free(marks);
           return CS_ENOMEM;
         }
-        marks = grown;
+        p->marks = grown;
+        p->marks_cap = cap;
       }
-      marks[nm].st = row->stream;
-      marks[nm++].seq = 0;
+      p->marks[i].st = row->stream;
+      p->marks[i].first = row->seq;
+      p->marks[i].last = row->seq;
+      p->nmarks++;
     }
-    if (marks[i].seq < row->seq) {
-      marks[i].seq = row->seq;
+    if (p->marks[i].last < row->seq) {
+      p->marks[i].last = row->seq;
+    }
+    if (p->marks[i].first > row->seq) {
+      p->marks[i].first = row->seq;
     }
     last = row->stream;
+    last_i = i;
   }
-  if (nm > 0) {
-    qsort(marks, nm, sizeof *marks, pg_mark_cmp);
-    {
-      static const char head[] =
-          "INSERT INTO " PG_PROGRESS_TABLE " (producer, stream, seq) VALUES ";
-      cs_buf_append(sql, head, sizeof head - 1);
-    }
-    for (size_t i = 0; i < nm; i++) {
-      char num[64];
-      size_t len = strlen(marks[i].st->name);
-      cs_buf_append(sql, i ? ", (" : "(", i ? 3 : 1);
-      pg_literal(sql, marks[i].st->producer_hex);
-      cs_buf_append(sql, ", decode('", 10);
-      for (size_t j = 0; j < len; j++) {
-        char hx[3];
-        snprintf(hx, sizeof hx, "%02x", (unsigned char)marks[i].st->name[j]);
-        cs_buf_append(sql, hx, 2);
-      }
-      snprintf(num, sizeof num, "', 'hex'), %" PRIu64 ")", marks[i].seq);
-      cs_buf_append(sql, num, strlen(num));
-    }
-    static const char tail[] =
-        " ON CONFLICT (producer, stream) DO UPDATE SET seq = GREATEST(" PG_PROGRESS_TABLE
-        ".seq, EXCLUDED.seq);\n";
-    cs_buf_append(sql, tail, sizeof tail - 1);
-  }
-  free(marks);
+  qsort(p->marks, p->nmarks, sizeof *p->marks, pg_mark_cmp);
   return 0;
+}
+
+/* A stream name as decode('HEX', 'hex'): any bytes, no quoting to get wrong. */
+static void pg_bytea(cs_buf *sql, const char *name) {
+  static const char digits[] = "0123456789abcdef";
+  cs_buf_append(sql, "decode('", 8);
+  for (const unsigned char *q = (const unsigned char *)name; *q; q++) {
+    char hx[2] = {digits[*q >> 4], digits[*q & 15]};
+    cs_buf_append(sql, hx, 2);
+  }
+  cs_buf_append(sql, "', 'hex')", 9);
+}
+
+/* "VALUES ('producer', decode(stream), N), ..." of the marks, N their first (which 0) or last
+ * (which 1) number, or 0 (which 2). */
+static void pg_marks_values(const sink_pg *p, cs_buf *sql, int which) {
+  cs_buf_append(sql, "VALUES ", 7);
+  for (size_t i = 0; i < p->nmarks; i++) {
+    char num[32];
+    cs_buf_append(sql, i ? ", (" : "(", i ? 3 : 1);
+    pg_literal(sql, p->marks[i].st->producer_hex);
+    cs_buf_append(sql, ", ", 2);
+    pg_bytea(sql, p->marks[i].st->name);
+    snprintf(num, sizeof num, ", %" PRIu64 "::bigint)",
+             which == 0   ? p->marks[i].first
+             : which == 1 ? p->marks[i].last
+                          : (uint64_t)0);
+    cs_buf_append(sql, num, strlen(num));
+  }
+}
+
+/* The progress of the batch's acknowledged streams, before their rows: each stream's row made
+ * if missing, then locked (FOR UPDATE, in a fixed order) until the commit, so that two
+ * consumers writing one stream (a producer that moved from one to the other) take turns, and
+ * returned as "has the table rows of this batch already?" (the batch's first number at or
+ * below the stored one). Every commit raises the stored number to its last row, so rows of an
+ * acknowledged stream are in the table exactly up to it. */
+static void pg_progress_lock_sql(const sink_pg *p, cs_buf *sql) {
+  static const char ins[] = "INSERT INTO " PG_PROGRESS_TABLE " (producer, stream, seq) ";
+  static const char conflict[] =
+      " ON CONFLICT DO NOTHING;\nSELECT p.seq >= v.first FROM " PG_PROGRESS_TABLE " p JOIN (";
+  static const char tail[] = ") AS v(producer, stream, first) ON p.producer = v.producer AND "
+                             "p.stream = v.stream ORDER BY p.producer, p.stream FOR UPDATE OF "
+                             "p;\n";
+  cs_buf_append(sql, ins, sizeof ins - 1);
+  pg_marks_values(p, sql, 2);
+  cs_buf_append(sql, conflict, sizeof conflict - 1);
+  pg_marks_values(p, sql, 0);
+  cs_buf_append(sql, tail, sizeof tail - 1);
+}
+
+/* After the rows: each stream's stored number raised to the batch's last. */
+static void pg_progress_update_sql(const sink_pg *p, cs_buf *sql) {
+  static const char head[] =
+      "UPDATE " PG_PROGRESS_TABLE " AS p SET seq = GREATEST(p.seq, v.last) FROM (";
+  static const char tail[] = ") AS v(producer, stream, last) WHERE p.producer = v.producer AND "
+                             "p.stream = v.stream;\n";
+  cs_buf_append(sql, head, sizeof head - 1);
+  pg_marks_values(p, sql, 1);
+  cs_buf_append(sql, tail, sizeof tail - 1);
 }
 
 /* Build and send the next batch: the first rows of the queue, COPY per table, the progress,
@@ -1149,6 +1192,11 @@ static int pg_batch_start(sink_pg *p) {
     bytes += t->copy.len - before;
   }
   p->batch_n = k;
+  p->batch_conflict = 0;
+  if (pg_marks_collect(p) != 0) {
+    pg_batch_clear(p);
+    return 0;
+  }
   cs_buf_init(&sql);
   cs_buf_append(&sql, "BEGIN;\n", 7);
   if (!p->progress_table) {
@@ -1160,23 +1208,30 @@ static int pg_batch_start(sink_pg *p) {
   }
   for (size_t i = 0; i < p->nsegs; i++) {
     pg_table *t = p->segs[i];
-    if (!t->created) {
-      cs_buf_append(&sql, "CREATE TABLE IF NOT EXISTS ", 27);
-      pg_ident(&sql, t->name);
-      cs_buf_append(&sql, " (", 2);
-      for (size_t c = 0; c < t->ncols; c++) {
-        pg_ident(&sql, t->cols[c]);
-        cs_buf_append(&sql, " text, ", 7);
-      }
-      for (size_t c = 0; c < PG_NMETA; c++) {
-        pg_ident(&sql, pg_meta_names[c]);
-        cs_buf_append_byte(&sql, ' ');
-        cs_buf_append(&sql, pg_meta_types[c], strlen(pg_meta_types[c]));
-        cs_buf_append(&sql, " NOT NULL, ", 11);
-      }
-      cs_buf_append(&sql, "UNIQUE (\"_seq\", \"_producer\"));\n", 31);
-      t->ncols_tx = t->ncols;
+    if (t->created) {
+      continue;
     }
+    cs_buf_append(&sql, "CREATE TABLE IF NOT EXISTS ", 27);
+    pg_ident(&sql, t->name);
+    cs_buf_append(&sql, " (", 2);
+    for (size_t c = 0; c < t->ncols; c++) {
+      pg_ident(&sql, t->cols[c]);
+      cs_buf_append(&sql, " text, ", 7);
+    }
+    for (size_t c = 0; c < PG_NMETA; c++) {
+      pg_ident(&sql, pg_meta_names[c]);
+      cs_buf_append_byte(&sql, ' ');
+      cs_buf_append(&sql, pg_meta_types[c], strlen(pg_meta_types[c]));
+      cs_buf_append(&sql, c + 1 < PG_NMETA ? " NOT NULL, " : " NOT NULL);\n",
+                    c + 1 < PG_NMETA ? 11 : 12);
+    }
+    t->ncols_tx = t->ncols;
+  }
+  if (p->nmarks > 0) {
+    pg_progress_lock_sql(p, &sql);
+  }
+  for (size_t i = 0; i < p->nsegs; i++) {
+    pg_table *t = p->segs[i];
     for (size_t c = t->ncols_tx; c < t->ncols; c++) {
       cs_buf_append(&sql, "ALTER TABLE ", 12);
       pg_ident(&sql, t->name);
@@ -1210,7 +1265,15 @@ static int pg_batch_start(sink_pg *p) {
       }
       cs_buf_append(&sql, " FROM ", 6);
       pg_ident(&sql, stage);
-      cs_buf_append(&sql, " ON CONFLICT DO NOTHING;\n", 25);
+      /* Only the rows the table does not have: those above their stream's stored number
+       * (the progress rows are locked above, so no other consumer moves it meanwhile). */
+      {
+        static const char filt[] = " s WHERE NOT EXISTS (SELECT 1 FROM " PG_PROGRESS_TABLE
+                                   " p WHERE p.producer = s._producer AND p.stream = ";
+        cs_buf_append(&sql, filt, sizeof filt - 1);
+      }
+      pg_bytea(&sql, t->stream_name);
+      cs_buf_append(&sql, " AND p.seq >= s._seq);\n", 23);
     } else {
       cs_buf_append(&sql, "COPY ", 5);
       pg_ident(&sql, t->name);
@@ -1219,10 +1282,8 @@ static int pg_batch_start(sink_pg *p) {
       cs_buf_append(&sql, " FROM STDIN;\n", 13);
     }
   }
-  if (pg_progress_sql(p, &sql) != 0) {
-    cs_buf_free(&sql);
-    pg_batch_clear(p);
-    return 0;
+  if (p->nmarks > 0) {
+    pg_progress_update_sql(p, &sql);
   }
   cs_buf_append(&sql, "COMMIT;", 7);
   if (cs_buf_append_byte(&sql, '\0') != 0) {
@@ -1287,9 +1348,10 @@ static int pg_batch_failed(sink_pg *p) {
   uint64_t now = clock_mono_us();
   pg_batch_clear(p);
   p->state = PG_IDLE;
-  if (strcmp(p->err_state, "23505") == 0 && !p->batch_safe) {
-    /* Rows another consumer (or an earlier run) stored already: this batch and the next ones
-     * for a while go through a staging table and ON CONFLICT DO NOTHING. */
+  if (p->batch_conflict && !p->batch_safe) {
+    /* Rows another consumer (or an earlier try of this batch, whose commit went through while
+     * the connection broke) stored already: this batch and the next ones for a while go
+     * through a staging table that leaves those out. */
     p->conflicts++;
     p->safe_until_us = now + PG_SAFE_MODE_US;
     p->retry_us = 0;
@@ -1459,8 +1521,12 @@ static void pg_query_step(sink_pg *p) {
     }
     switch (PQresultStatus(r)) {
     case PGRES_COPY_IN:
-      if (p->state != PG_BATCH || p->seg_next >= p->nsegs) {
-        (void)PQputCopyEnd(p->conn, "unexpected COPY");
+      if (p->state != PG_BATCH || p->seg_next >= p->nsegs || p->batch_conflict) {
+        /* Ends the COPY with an error, and so the transaction: a conflict is retried through
+         * the staging table (pg_batch_failed). */
+        (void)PQputCopyEnd(p->conn, p->batch_conflict ? "rows of this batch are stored already"
+                                                      : "unexpected COPY");
+        p->copy_ended = 1;
         break;
       }
       p->seg_next++;
@@ -1469,6 +1535,14 @@ static void pg_query_step(sink_pg *p) {
       p->copy_off = 0;
       break;
     case PGRES_TUPLES_OK:
+      if (p->state == PG_BATCH && !p->batch_safe) {
+        /* The progress rows, locked: does the table have rows of this batch already? */
+        for (int i = 0; i < PQntuples(r); i++) {
+          if (strcmp(PQgetvalue(r, i, 0), "t") == 0) {
+            p->batch_conflict = 1;
+          }
+        }
+      }
       if (p->state == PG_NAMING && pg_naming_done(p, r) != 0) {
         PQclear(r);
         pg_fail(p);
@@ -1857,6 +1931,7 @@ static int sink_pg_close(void *self, int discard) {
   }
   free(p->progress);
   free(p->segs);
+  free(p->marks);
   rowq_free(p->rows);
   free(p);
   return 0;

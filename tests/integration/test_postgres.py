@@ -231,10 +231,10 @@ class ManyWritersTest(PostgresCase):
         stops = [c.stop() for c in cons]
         stop.set()
         t.join(30)
-        for proto, r in results:
-            self.assertExit(r, 0, "producer over %s" % proto)
         for r in stops:
             self.assertExit(r, 0, "consumer")
+        for proto, r in results:
+            self.assertExit(r, 0, "producer over %s" % proto)
         self.assertEqual([], reads["errors"])
         self.assertGreater(reads["n"], 3, "the reader ran while the rows came")
         self.assertEqual(sorted(reads["counts"]), reads["counts"], "counts only grow")
@@ -264,6 +264,35 @@ class ManyWritersTest(PostgresCase):
 
 class FaultsTest(PostgresCase):
 
+    def test_same_records_through_two_consumers_stored_once(self):
+        """A producer (one identity, --id) whose records reach the database through two
+        consumers: the second, started before the first committed anything, does not know
+        they are stored (nothing to skip at its start), and the locked progress row tells it:
+        every row once."""
+        db = self.new_db()
+        n = 5000
+        src = self.path("moved.csv")
+        rows = source(src, n)
+        for d in ("a", "b"):
+            os.mkdir(self.path(d))
+        second = self.consumer("--tcp", "--db", SERVER.keywords(db), dir=self.path("b"),
+                               protocols=("tcp",), name="consumer-b")
+        first = self.consumer("--tcp", "--db", SERVER.keywords(db), dir=self.path("a"),
+                              protocols=("tcp",), name="consumer-a")
+        for cons in (first, second):
+            res_p = self.run_producer(src, cons.port, "tcp", ["--interval", "0", "--id",
+                                                              "sensor-7"])
+            self.assertExit(res_p, 0, "producer")
+            self.assertEqual(n, res_p.stats["acked"], res_p.describe())
+        res_b = second.stop()
+        res_a = first.stop()
+        self.assertExit(res_a, 0, "first consumer")
+        self.assertExit(res_b, 0, "second consumer")
+        self.assertGreaterEqual(res_b.stats["postgres"]["conflicts"], 1, res_b.describe())
+        self.assertRowsEqual(rows[1:], SERVER.copy_out("moved", ["id", "value"], db),
+                             "the table: every record once")
+        self.assertRowsEqual(rows, harness.read_csv(second.out_path()), "b's out9.txt")
+
     def test_server_stopped_five_seconds_nothing_lost_nothing_doubled(self):
         db = self.new_db()
         n = 24000
@@ -279,6 +308,7 @@ class FaultsTest(PostgresCase):
             SERVER.start()
         results = [self.finish_producer(p, timeout=120) for p in prods]
         res = cons.stop()
+        self.assertExit(res, 0, "consumer across the outage")
         for r in results:
             self.assertExit(r, 0, "TCP producer across the outage")
             self.assertEqual(n, r.stats["acked"], r.describe())
