@@ -56,9 +56,9 @@ const sink_ops sink_pg_ops = {
 #include "rowq.h"
 #include "words.h"
 
-#define PG_BATCH_ROWS 20000       /* rows per transaction at most */
-#define PG_BATCH_BYTES (8u << 20) /* and about this much COPY data */
-#define PG_COMMIT_PACE_US 50000   /* a commit at most every 50 ms while rows trickle in */
+#define PG_BATCH_ROWS 100000       /* rows per transaction at most */
+#define PG_BATCH_BYTES (16u << 20) /* and about this much COPY data (sized by scripts/bench-pg) */
+#define PG_COMMIT_PACE_US 50000    /* a commit at most every 50 ms while rows trickle in */
 #define PG_MAX_PENDING_BYTES (256u << 20)
 #define PG_BACKOFF_FIRST_MS 100
 #define PG_BACKOFF_MAX_MS 2000
