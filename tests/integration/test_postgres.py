@@ -164,6 +164,12 @@ class SpectrumTest(PostgresCase):
         # Same name, same header: the second run appends to the table of the first.
         self.assertIn("existing table 'names'", res.stderr)
         self.assertEqual(6, self.count(db, "SELECT count(*) FROM names"))
+        query_target = SERVER.uri(db) + "?password=s3cret-word&application_name=names-test"
+        cons = self.consumer("--tcp", "--db", query_target, protocols=("tcp",))
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer with the password in the URI's query")
+        self.assertNotIn("s3cret", res.stderr + res.stdout + json.dumps(res.stats))
+        self.assertIn("%s?application_name=names-test" % SERVER.uri(db), res.stderr)
 
     def test_text_postgres_cannot_hold(self):
         """A NUL byte in a value: over UDP the record is counted and logged, not stored (it is
