@@ -192,6 +192,41 @@ class SpectrumTest(PostgresCase):
         self.assertEqual("1|3", SERVER.psql("SELECT string_agg(id, '|' ORDER BY id) FROM nul "
                                             "WHERE _protocol = 'udp'", db).strip())
 
+    def test_a_row_the_server_refuses_names_the_table_and_the_record(self):
+        """A table of the database adopted by name and columns, whose id column is an integer:
+        the server refuses the record whose id is not a number; the consumer says which table,
+        which record and the server's message, saves what it could not commit, exits 1."""
+        db = self.new_db()
+        SERVER.psql('CREATE TABLE typed (id integer, value text, "_producer" text, "_protocol" '
+                    'text, "_seq" bigint, "_sent_us" bigint, "_received_us" bigint, "_peer" '
+                    'text)', db)
+        src = self.path("typed.csv")
+        harness.write_csv(src, [["id", "value"], ["1", "a"], ["x", "b"], ["3", "c"]])
+        cons = self.consumer("--udp", "--db", SERVER.keywords(db), protocols=("udp",))
+        self.assertExit(self.run_producer(src, cons.port, "udp", ["--interval", "0"]), 0)
+        rc = cons.proc.wait(20)  # it stops by itself
+        res = cons.stop()
+        self.assertEqual(1, rc, res.describe())
+        self.assertIn("existing table 'typed'", res.stderr)
+        self.assertRegex(res.stderr, r"table 'typed': udp record typed #2 refused: invalid input "
+                                     r"syntax for type integer: \"x\" \(SQLSTATE 22P02\)")
+        self.assertIn("3 rows not committed: saved to out9.txt.pg-uncommitted.csv", res.stderr)
+        self.assertEqual(0, self.count(db, "SELECT count(*) FROM typed"))
+
+    def test_permission_denied_stops_with_the_servers_message(self):
+        db = self.new_db()
+        SERVER.psql("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reader') "
+                    "THEN CREATE ROLE reader LOGIN; END IF; END$$")
+        src = self.path("denied.csv")
+        harness.write_csv(src, [["id"], ["1"]])
+        target = "host=%s port=%d user=reader dbname=%s" % (SERVER.dir, SERVER.port, db)
+        cons = self.consumer("--udp", "--db", target, protocols=("udp",))
+        self.assertExit(self.run_producer(src, cons.port, "udp", ["--interval", "0"]), 0)
+        rc = cons.proc.wait(20)
+        res = cons.stop()
+        self.assertEqual(1, rc, res.describe())
+        self.assertIn("permission denied for schema public (SQLSTATE 42501); stopping", res.stderr)
+
     def test_no_such_database_is_an_error_at_the_start(self):
         res = self.run_program([harness.CONSUMER, "--port", str(harness.free_port()), "--db",
                                 SERVER.keywords("no_such_db")])
