@@ -1086,7 +1086,9 @@ static int pg_marks_collect(sink_pg *p) {
     last = row->stream;
     last_i = i;
   }
-  qsort(p->marks, p->nmarks, sizeof *p->marks, pg_mark_cmp);
+  if (p->nmarks > 1) {
+    qsort(p->marks, p->nmarks, sizeof *p->marks, pg_mark_cmp);
+  }
   return 0;
 }
 
@@ -1693,7 +1695,8 @@ static int sink_pg_open(void **self, const consumer_options *opt, const sink_env
   }
   if (pg_progress_load(p) != 0) {
     log_warn("database %s: cannot read the progress table (%s): acknowledged streams start "
-             "from nothing (the table's unique key still keeps each record once)",
+             "from nothing (each batch still reads the progress it locks, so each record is stored "
+             "once)",
              p->shown, pg_message(PQerrorMessage(p->conn), msg, sizeof msg));
   }
   log_info("database %s: connected (PostgreSQL %d, server %s)", p->shown,
