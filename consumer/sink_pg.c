@@ -163,6 +163,7 @@ typedef struct sink_pg {
   uint64_t rng;
   log_limiter down_log, drop_log;
   int failed;
+  int fsync; /* --fsync */
   int drain_started, drain_warned;
   uint64_t drain_deadline_us;
 } sink_pg;
@@ -1201,6 +1202,11 @@ static int pg_batch_start(sink_pg *p) {
   }
   cs_buf_init(&sql);
   cs_buf_append(&sql, "BEGIN;\n", 7);
+  if (p->fsync) {
+    /* --fsync: the commit waits for the server's disk, whatever the server's default. */
+    static const char sync[] = "SET LOCAL synchronous_commit = on;\n";
+    cs_buf_append(&sql, sync, sizeof sync - 1);
+  }
   if (!p->progress_table) {
     static const char ddl[] =
         "CREATE TABLE IF NOT EXISTS " PG_PROGRESS_TABLE " (producer text COLLATE \"C\" NOT NULL, "
@@ -1646,6 +1652,7 @@ static int sink_pg_open(void **self, const consumer_options *opt, const sink_env
   p->env = *env;
   p->loop = env->loop;
   p->target = opt->db_path;
+  p->fsync = opt->fsync;
   p->rng = clock_wall_us() | 1;
   pg_target_shown(p->target, p->shown, sizeof p->shown);
   if (strcmp(opt->out_path, "-") == 0) {

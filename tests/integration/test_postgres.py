@@ -234,6 +234,44 @@ class SpectrumTest(PostgresCase):
         self.assertIn('database "no_such_db" does not exist', res.stderr)
 
 
+class LatencyTest(PostgresCase):
+
+    def test_a_trickle_is_committed_within_about_100_ms(self):
+        """At 10 records a second each record is visible to another client soon after it
+        arrived: the time from its _received_us (the consumer's clock) to the first query that
+        sees it, polling every few milliseconds."""
+        db = self.new_db()
+        src = self.path("trickle.csv")
+        source(src, 20)
+        cons = self.consumer("--tcp", "--db", SERVER.keywords(db), protocols=("tcp",))
+        seen = {}
+        stop = threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                r = subprocess.run(["psql", "-X", "-A", "-t", "-h", SERVER.dir, "-p",
+                                    str(SERVER.port), "-U", "postgres", "-d", db, "-c",
+                                    "SELECT _seq, _received_us FROM trickle"],
+                                   capture_output=True, text=True)
+                now = time.time()
+                for line in r.stdout.split("\n") if r.returncode == 0 else []:
+                    if line and int(line.split("|")[0]) not in seen:
+                        seen[int(line.split("|")[0])] = now - int(line.split("|")[1]) / 1e6
+        t = threading.Thread(target=poll, daemon=True)
+        t.start()
+        res_p = self.run_producer(src, cons.port, "tcp", ["--rate", "10"])
+        time.sleep(0.3)
+        stop.set()
+        t.join(10)
+        self.assertExit(res_p, 0, "producer")
+        self.assertExit(cons.stop(), 0, "consumer")
+        self.assertEqual(list(range(1, 21)), sorted(seen))
+        waits = sorted(seen.values())
+        # The commit pace is 50 ms; a poll (a psql process) takes some milliseconds more.
+        self.assertLess(waits[len(waits) // 2], 0.1, waits)
+        self.assertLess(waits[-1], 0.25, waits)
+
+
 class ManyWritersTest(PostgresCase):
 
     def test_two_consumers_ten_producers_each_while_a_reader_counts(self):
@@ -379,7 +417,8 @@ class FaultsTest(PostgresCase):
         n = 60000
         src = self.path("feed.csv")
         rows = source(src, n)
-        cons = self.consumer("--tcp", "--db", SERVER.keywords(db), protocols=("tcp",))
+        # --fsync: each batch also asks the server to wait for its disk (SET LOCAL).
+        cons = self.consumer("--tcp", "--fsync", "--db", SERVER.keywords(db), protocols=("tcp",))
         port = cons.port
         prod = self.start_producer(src, port, "tcp", ["--rate", "20000"])
         rnd = random.Random(12)
@@ -388,7 +427,7 @@ class FaultsTest(PostgresCase):
             cons.proc.popen.send_signal(signal.SIGKILL)
             cons.proc.wait(10)
             time.sleep(rnd.uniform(0.05, 0.3))
-            cons = self.consumer("--tcp", "--db", SERVER.keywords(db), port=port,
+            cons = self.consumer("--tcp", "--fsync", "--db", SERVER.keywords(db), port=port,
                                  protocols=("tcp",))
         res_p = self.finish_producer(prod, timeout=120)
         self.assertExit(res_p, 0, "producer across three consumer crashes")
