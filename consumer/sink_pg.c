@@ -108,6 +108,12 @@ typedef struct pg_table {
   int in_batch;    /* during a batch building: its segment index + 1 */
   cs_buf copy;     /* during a batch: its COPY data */
   size_t copy_rows;
+  /* Rows queued after the batch in flight, made into COPY lines as they come (so that the next
+   * batch is ready when this one commits, and no loop turn formats a whole batch). */
+  cs_buf pre;
+  size_t pre_rows;
+  size_t pre_ncols; /* the columns those lines have */
+  int in_pre;
   char stream_label[LOG_ESCAPE_BUF];
   char name_label[LOG_ESCAPE_BUF];
 } pg_table;
@@ -141,11 +147,17 @@ typedef struct sink_pg {
   pg_table **segs;
   size_t nsegs, segs_cap, seg_next;
   size_t copy_off;
-  int copying;           /* COPY data is being sent for segs[seg_next - 1] */
-  int copy_ended;        /* PQputCopyEnd went out */
-  int want_write;        /* libpq has output it could not send yet */
-  int batch_safe;        /* this batch goes through a staging table that leaves out stored rows */
-  int batch_conflict;    /* the table has rows of this batch already (another consumer's) */
+  int copying;        /* COPY data is being sent for segs[seg_next - 1] */
+  int copy_ended;     /* PQputCopyEnd went out */
+  int want_write;     /* libpq has output it could not send yet */
+  int batch_safe;     /* this batch goes through a staging table that leaves out stored rows */
+  int batch_conflict; /* the table has rows of this batch already (another consumer's) */
+  /* The rows queued after the batch in flight, made into COPY lines (pg_table.pre): valid while
+   * every such row is (pre_rows counts them), else the next batch formats its rows itself. */
+  int pre_valid;
+  size_t pre_rows, pre_bytes;
+  pg_table **pre_tables; /* the tables with such lines, in the order they came */
+  size_t npre, pre_cap;
   struct pg_mark *marks; /* the batch's acknowledged streams */
   size_t nmarks, marks_cap;
   uint64_t safe_until_us;
@@ -169,6 +181,7 @@ typedef struct sink_pg {
 } sink_pg;
 
 static void pg_drive(sink_pg *p);
+static void pg_pre_drop(sink_pg *p);
 
 /* xorshift for the back-off's jitter. */
 static uint64_t pg_random(sink_pg *p) {
@@ -443,6 +456,7 @@ static void pg_table_free(pg_table *t) {
   free(t->header);
   free(t->header_data);
   cs_buf_free(&t->copy);
+  cs_buf_free(&t->pre);
   free(t);
 }
 
@@ -467,6 +481,7 @@ static pg_table *pg_table_for(sink_pg *p, sink_stream *st) {
     return NULL;
   }
   cs_buf_init(&t->copy);
+  cs_buf_init(&t->pre);
   t->nheader = st->ncolumns;
   log_escape(t->stream_label, sizeof t->stream_label, st->name, strlen(st->name));
   for (size_t i = 0; i < t->nheader; i++) {
@@ -535,31 +550,32 @@ static void pg_copy_text(cs_buf *b, const char *s, size_t n) {
   cs_buf_append(b, s + run, n - run);
 }
 
-/* One row as a COPY line of its table's columns (short rows get \N). */
-static int pg_copy_row(pg_table *t, const rowq_row *row) {
-  cs_buf *b = &t->copy;
+/* One row (a record of stream st) as a COPY line of t's columns (short rows get \N), appended
+ * to b. Returns 0 or CS_ENOMEM (b as it was). */
+static int pg_copy_line(const pg_table *t, cs_buf *b, const sink_stream *st, uint64_t seq,
+                        uint64_t sent_us, uint64_t received_us, size_t nfields,
+                        const cs_field *fields) {
   char num[80];
   size_t before = b->len;
   for (size_t i = 0; i < t->ncols; i++) {
-    if (i < row->nfields) {
-      pg_copy_text(b, row->fields[i].data, row->fields[i].len);
+    if (i < nfields) {
+      pg_copy_text(b, fields[i].data, fields[i].len);
     } else {
       cs_buf_append(b, "\\N", 2);
     }
     cs_buf_append_byte(b, '\t');
   }
-  pg_copy_text(b, row->stream->producer_hex, strlen(row->stream->producer_hex));
+  pg_copy_text(b, st->producer_hex, strlen(st->producer_hex));
   cs_buf_append_byte(b, '\t');
-  pg_copy_text(b, row->stream->protocol, strlen(row->stream->protocol));
-  int n = snprintf(num, sizeof num, "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t", row->seq,
-                   row->sent_us, row->received_us);
+  pg_copy_text(b, st->protocol, strlen(st->protocol));
+  int n = snprintf(num, sizeof num, "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t", seq, sent_us,
+                   received_us);
   cs_buf_append(b, num, (size_t)n);
-  pg_copy_text(b, row->stream->peer, strlen(row->stream->peer));
+  pg_copy_text(b, st->peer, strlen(st->peer));
   if (cs_buf_append_byte(b, '\n') != 0) {
     b->len = before;
     return CS_ENOMEM;
   }
-  t->copy_rows++;
   return 0;
 }
 
@@ -707,6 +723,7 @@ static void pg_lost(sink_pg *p, const char *why) {
   PQfinish(p->conn);
   p->conn = NULL;
   p->copying = p->copy_ended = p->want_write = 0;
+  pg_pre_drop(p); /* the batch's rows are queued again, in front of them */
   for (pg_table *t = p->tables; t != NULL; t = t->next) {
     t->in_batch = 0;
     cs_buf_reset(&t->copy);
@@ -836,6 +853,57 @@ static int pg_progress_load(sink_pg *p) {
 }
 
 /* ---- the batch ---- */
+
+/* Forget the lines made ahead (a batch failed, a row changed its table's columns): the next
+ * batch formats its rows itself. */
+static void pg_pre_drop(sink_pg *p) {
+  for (size_t i = 0; i < p->npre; i++) {
+    cs_buf_reset(&p->pre_tables[i]->pre);
+    p->pre_tables[i]->pre_rows = 0;
+    p->pre_tables[i]->in_pre = 0;
+  }
+  p->npre = 0;
+  p->pre_rows = 0;
+  p->pre_bytes = 0;
+  p->pre_valid = 0;
+}
+
+/* A row just queued behind the batch in flight: make its COPY line now, while the lines made
+ * ahead are a whole batch at most and the row's table kept its columns. */
+static void pg_pre_add(sink_pg *p, pg_table *t, const sink_record *row) {
+  size_t before = t->pre.len;
+  if (!p->pre_valid) {
+    return;
+  }
+  if (p->pre_rows >= PG_BATCH_ROWS || p->pre_bytes >= PG_BATCH_BYTES ||
+      (t->pre_rows > 0 && t->pre_ncols != t->ncols)) {
+    pg_pre_drop(p);
+    return;
+  }
+  if (!t->in_pre) {
+    if (p->npre == p->pre_cap) {
+      size_t cap = p->pre_cap ? p->pre_cap * 2 : 8;
+      pg_table **grown = realloc(p->pre_tables, cap * sizeof *grown);
+      if (grown == NULL) {
+        pg_pre_drop(p);
+        return;
+      }
+      p->pre_tables = grown;
+      p->pre_cap = cap;
+    }
+    p->pre_tables[p->npre++] = t;
+    t->in_pre = 1;
+    t->pre_ncols = t->ncols;
+  }
+  if (pg_copy_line(t, &t->pre, row->stream, row->seq, row->sent_us, row->received_us, row->nfields,
+                   row->fields) != 0) {
+    pg_pre_drop(p);
+    return;
+  }
+  t->pre_rows++;
+  p->pre_rows++;
+  p->pre_bytes += t->pre.len - before;
+}
 
 /* Free the batch's per-table buffers. */
 static void pg_batch_clear(sink_pg *p) {
@@ -1169,8 +1237,45 @@ static int pg_batch_start(sink_pg *p) {
   }
   pg_batch_clear(p);
   p->batch_safe = clock_mono_us() < p->safe_until_us;
+  int pre_ok = p->pre_valid && p->pre_rows > 0 && p->pre_rows == rowq_count(p->rows);
+  for (size_t i = 0; pre_ok && i < p->npre; i++) {
+    pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->ncols;
+  }
+  if (pre_ok && p->npre > p->segs_cap) {
+    pg_table **grown = realloc(p->segs, p->npre * sizeof *grown);
+    if (grown == NULL) {
+      pre_ok = 0;
+    } else {
+      p->segs = grown;
+      p->segs_cap = p->npre;
+    }
+  }
+  if (pre_ok) {
+    /* The lines made ahead are the batch: every queued row, table by table. */
+    for (size_t i = 0; i < p->npre; i++) {
+      pg_table *t = p->pre_tables[i];
+      cs_buf swap = t->copy;
+      t->copy = t->pre;
+      t->pre = swap;
+      cs_buf_reset(&t->pre);
+      t->copy_rows = t->pre_rows;
+      t->pre_rows = 0;
+      t->in_pre = 0;
+      p->segs[i] = t;
+      t->in_batch = (int)(i + 1);
+      t->ncols_tx = t->created ? t->ncols_db : 0;
+    }
+    p->nsegs = p->npre;
+    k = p->pre_rows;
+    p->npre = 0;
+    p->pre_rows = 0;
+    p->pre_bytes = 0;
+  } else {
+    pg_pre_drop(p);
+  }
   for (const rowq_row *row = rowq_head(p->rows);
-       row != NULL && k < PG_BATCH_ROWS && bytes < PG_BATCH_BYTES; row = rowq_next(row), k++) {
+       !pre_ok && row != NULL && k < PG_BATCH_ROWS && bytes < PG_BATCH_BYTES;
+       row = rowq_next(row), k++) {
     pg_table *t = row->tag;
     if (!t->in_batch) {
       if (p->nsegs == p->segs_cap) {
@@ -1188,13 +1293,18 @@ static int pg_batch_start(sink_pg *p) {
       t->ncols_tx = t->created ? t->ncols_db : 0;
     }
     size_t before = t->copy.len;
-    if (pg_copy_row(t, row) != 0) {
+    if (pg_copy_line(t, &t->copy, row->stream, row->seq, row->sent_us, row->received_us,
+                     row->nfields, row->fields) != 0) {
       pg_batch_clear(p);
       return 0;
     }
+    t->copy_rows++;
     bytes += t->copy.len - before;
   }
   p->batch_n = k;
+  /* Rows that come while this batch is in flight are made into lines at once, if every row
+   * queued now is in it (the lines made ahead must be the next batch, whole). */
+  p->pre_valid = k == rowq_count(p->rows);
   p->batch_conflict = 0;
   if (pg_marks_collect(p) != 0) {
     pg_batch_clear(p);
@@ -1355,6 +1465,7 @@ static int pg_batch_failed(sink_pg *p) {
   char rows[WORDS_BUF];
   uint64_t now = clock_mono_us();
   pg_batch_clear(p);
+  pg_pre_drop(p); /* the batch's rows are queued again, in front of them */
   p->state = PG_IDLE;
   if (p->batch_conflict && !p->batch_safe) {
     /* Rows another consumer (or an earlier try of this batch, whose commit went through while
@@ -1653,6 +1764,7 @@ static int sink_pg_open(void **self, const consumer_options *opt, const sink_env
   p->loop = env->loop;
   p->target = opt->db_path;
   p->fsync = opt->fsync;
+  p->pre_valid = 1; /* nothing queued: rows are made into lines as they come */
   p->rng = clock_wall_us() | 1;
   pg_target_shown(p->target, p->shown, sizeof p->shown);
   if (strcmp(opt->out_path, "-") == 0) {
@@ -1768,6 +1880,7 @@ static int sink_pg_add(void *self, const sink_record *r) {
   if (t->name == NULL && r->nfields > t->max_fields) {
     t->max_fields = r->nfields;
   }
+  pg_pre_add(p, t, r);
   return 0;
 }
 
@@ -1942,6 +2055,7 @@ static int sink_pg_close(void *self, int discard) {
   free(p->progress);
   free(p->segs);
   free(p->marks);
+  free(p->pre_tables);
   rowq_free(p->rows);
   free(p);
   return 0;
