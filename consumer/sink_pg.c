@@ -1948,8 +1948,11 @@ static void pg_give_up(sink_pg *p, const char *reason) {
               p->shown, rows, reason, csv, err);
     return;
   }
-  log_error("database %s: %s not committed: saved to %s (%s; they are in %s too)", p->shown, rows,
-            p->save_path, reason, csv);
+  log_error("database %s: %s not committed: saved to %s (%s; they are in %s too)%s", p->shown, rows,
+            p->save_path, reason, csv,
+            p->state == PG_BATCH ? "; the last batch was being committed when the wait ended, so "
+                                   "its rows may be in the database as well"
+                                 : "");
 }
 
 /* At the stop: commit everything, waiting up to 10 s for a server that is away. */
