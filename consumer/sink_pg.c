@@ -65,7 +65,7 @@ const sink_ops sink_pg_ops = {
 #define PG_CONNECT_TIMEOUT_US 10000000 /* a connection attempt that takes longer is dropped */
 #define PG_DRAIN_TIMEOUT_US 10000000   /* at the stop, wait this long for the server */
 #define PG_LOG_INTERVAL_US 1000000     /* repeated trouble is logged once a second */
-#define PG_SAFE_MODE_US 2000000        /* after a conflict, batches go through ON CONFLICT */
+#define PG_SAFE_MODE_US 2000000        /* after a conflict, batches go through the staging table */
 #define PG_COPY_CHUNK 65536
 #define PG_NAME_MAX 63 /* PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1) */
 #define PG_NAME_TRIES 50
@@ -1459,7 +1459,7 @@ static int pg_state_transient(const char *state) {
          strcmp(state, "55P03") == 0 || strncmp(state, "58", 2) == 0 || state[0] == '\0';
 }
 
-/* The batch failed and was rolled back: try it again, through ON CONFLICT after a conflict,
+/* The batch failed and was rolled back: try it again, through the staging table after a conflict,
  * later after a passing error, or give up on a permanent one. Returns 0 or -1 (failed). */
 static int pg_batch_failed(sink_pg *p) {
   char rows[WORDS_BUF];
