@@ -332,7 +332,7 @@ int loop_new(consumer **out, const consumer_options *opt) {
   if (opt->plain_port != 0 && (rc = listen_plain_start(&c->plain, &env)) != 0) {
     return rc;
   }
-  if ((rc = sinks_open(&c->sinks, &c->opt)) != 0) {
+  if ((rc = sinks_open_on(&c->sinks, &c->opt, &c->loop)) != 0) {
     return rc;
   }
   c->in.sinks = c->sinks;

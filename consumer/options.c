@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
+#ifdef CSVSTREAM_HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 #include "error.h"
 #include "http.h"
@@ -59,6 +62,8 @@ void consumer_options_usage(void) {
         "                        - is standard output (one header; other headers refused, and\n"
         "                        the summary goes to stderr)\n"
         "  -d, --db FILE         also insert every record into this SQLite database\n"
+        "  -d, --db URI          or into PostgreSQL: a libpq URI (postgresql://, postgres://)\n"
+        "                        or keyword string (host=... dbname=...; it contains '=')\n"
         "      --stats SECONDS   a live statistics line every SECONDS (0: off; default 5 when\n"
         "                        stderr is a terminal, off otherwise)\n"
         "      --stats-json FILE write the final statistics to FILE as JSON on exit (- is\n"
@@ -72,8 +77,9 @@ void consumer_options_usage(void) {
         "                        60; an ended stream after at most 10 s); its counts stay\n"
         "                        in the totals\n"
         "      --fsync           acknowledge TCP records only once they would survive a power\n"
-        "                        loss (fdatasync of the CSV files, SQLite synchronous=FULL);\n"
-        "                        without it an ack means they survive a crash of the consumer\n"
+        "                        loss (fdatasync of the CSV files, SQLite synchronous=FULL,\n"
+        "                        PostgreSQL synchronous_commit=on); without it an ack means\n"
+        "                        they survive a crash of the consumer\n"
         "      --plain-port PORT also take plain CSV text (no framing) on PORT, TCP and UDP:\n"
         "                        a TCP connection is one stream (first record the header; a\n"
         "                        first line '#stream NAME' names it), a UDP datagram holds\n"
@@ -342,10 +348,19 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
       consumer_options_usage();
       return CONSUMER_OPTIONS_DONE;
     case OPT_VERSION: {
+#ifdef CSVSTREAM_HAVE_LIBPQ
+      char pq[32];
+      snprintf(pq, sizeof pq, "%d.%d", PQlibVersion() / 10000, PQlibVersion() % 10000);
+#endif
       char httpv[40];
-      const opt_version_lib libs[] = {{"libuv", uv_version_string()},
-                                      {"SQLite", sqlite3_libversion()},
-                                      {"http_parser", http_version(httpv, sizeof httpv)}};
+      const opt_version_lib libs[] = {
+          {"libuv", uv_version_string()},
+          {"SQLite", sqlite3_libversion()},
+          {"http_parser", http_version(httpv, sizeof httpv)},
+#ifdef CSVSTREAM_HAVE_LIBPQ
+          {"libpq", pq},
+#endif
+      };
       opt_print_version("consumer", libs, sizeof libs / sizeof libs[0]);
       return CONSUMER_OPTIONS_DONE;
     }
@@ -395,4 +410,10 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
     return CONSUMER_OPTIONS_USAGE;
   }
   return CONSUMER_OPTIONS_RUN;
+}
+
+/* A PostgreSQL target for --db; see options.h. */
+int consumer_options_db_is_postgres(const char *db) {
+  return db != NULL && (strncmp(db, "postgresql://", 13) == 0 ||
+                        strncmp(db, "postgres://", 11) == 0 || strchr(db, '=') != NULL);
 }

@@ -45,6 +45,10 @@ enum consumer_options_result {
 int consumer_options_parse(consumer_options *o, int argc, char **argv, int stderr_is_tty, char *err,
                            size_t errlen);
 
+/* 1 if a --db value names a PostgreSQL database (a libpq URI starting with postgresql:// or
+ * postgres://, or a keyword string: it contains '='), 0 if it is an SQLite file. */
+int consumer_options_db_is_postgres(const char *db);
+
 /* Print the --help text to stdout. */
 void consumer_options_usage(void);
 

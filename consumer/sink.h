@@ -57,6 +57,9 @@ typedef struct sink_env {
    * about records it could not keep: asks the other sinks (sinks.c), never names one. */
   const char *(*copy_where)(void *arg, const sink_stream *st, char *buf, size_t len);
   void *arg;
+  /* The consumer's libuv loop (a uv_loop_t), for a sink that watches its own sockets (the
+   * PostgreSQL connection); NULL where there is none (tests): such a sink polls in flush. */
+  void *loop;
 } sink_env;
 
 /* What sink_ops.open returns when the options do not ask for the sink (no --db, say). */

@@ -67,8 +67,8 @@ static int sink_sqlite_open(void **self, const consumer_options *opt, const sink
   char err[512];
   int rc;
   *self = NULL;
-  if (opt->db_path == NULL) {
-    return SINK_OFF;
+  if (opt->db_path == NULL || consumer_options_db_is_postgres(opt->db_path)) {
+    return SINK_OFF; /* no --db, or a PostgreSQL one (sink_pg.c) */
   }
   q = calloc(1, sizeof(*q));
   if (q == NULL) {

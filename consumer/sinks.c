@@ -17,6 +17,7 @@ enum sinks_choice { SINKS_BY_OPTIONS, SINKS_ON_REQUEST };
 #define SINKS_LIST(X)                                                                              \
   X(sink_csv_ops, SINKS_BY_OPTIONS)                                                                \
   X(sink_sqlite_ops, SINKS_BY_OPTIONS)                                                             \
+  X(sink_pg_ops, SINKS_BY_OPTIONS)                                                                 \
   X(sink_count_ops, SINKS_ON_REQUEST)                                                              \
   /* one line per sink above this one, each ending in a backslash */
 
@@ -75,7 +76,7 @@ static const char *sinks_copy_where(void *arg, const sink_stream *st, char *buf,
 }
 
 /* Open one sink into the next entry. Returns 0 (opened or off) or its negative code. */
-static int sinks_open_one(sinks *s, const sink_ops *ops, const consumer_options *opt) {
+static int sinks_open_one(sinks *s, const sink_ops *ops, const consumer_options *opt, void *loop) {
   sink_env env;
   void *self = NULL;
   int rc;
@@ -86,6 +87,7 @@ static int sinks_open_one(sinks *s, const sink_ops *ops, const consumer_options 
   env.slot = s->n;
   env.copy_where = sinks_copy_where;
   env.arg = s;
+  env.loop = loop;
   rc = ops->open(&self, opt, &env);
   if (rc == SINK_OFF) {
     return 0;
@@ -99,9 +101,9 @@ static int sinks_open_one(sinks *s, const sink_ops *ops, const consumer_options 
   return 0;
 }
 
-/* Open the given sinks; see sinks.h. */
-int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n,
-                     const consumer_options *opt) {
+/* Open the given sinks on a loop (NULL: none), as sinks_open_these. */
+static int sinks_open_list(sinks **out, const sink_ops *const *ops, size_t n,
+                           const consumer_options *opt, void *loop) {
   sinks *s = calloc(1, sizeof(*s));
   size_t i;
   int rc = 0;
@@ -112,7 +114,7 @@ int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n,
   }
   s->paused_by = -1;
   for (i = 0; i < n && rc == 0; i++) {
-    rc = sinks_open_one(s, ops[i], opt);
+    rc = sinks_open_one(s, ops[i], opt, loop);
   }
   if (rc != 0) {
     /* The consumer does not start: what the sinks opened so far is discarded (an out9.txt
@@ -124,8 +126,19 @@ int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n,
   return 0;
 }
 
+/* Open the given sinks; see sinks.h. */
+int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n,
+                     const consumer_options *opt) {
+  return sinks_open_list(out, ops, n, opt, NULL);
+}
+
 /* Open what the options ask for; see sinks.h. */
 int sinks_open(sinks **out, const consumer_options *opt) {
+  return sinks_open_on(out, opt, NULL);
+}
+
+/* Open what the options ask for, on the consumer's loop; see sinks.h. */
+int sinks_open_on(sinks **out, const consumer_options *opt, void *loop) {
   const sink_ops *ops[SINKS_REGISTERED];
   size_t i, n = 0;
   for (i = 0; i < SINKS_REGISTERED; i++) {
@@ -133,7 +146,7 @@ int sinks_open(sinks **out, const consumer_options *opt) {
       ops[n++] = sinks_registry[i].ops;
     }
   }
-  return sinks_open_these(out, ops, n, opt);
+  return sinks_open_list(out, ops, n, opt, loop);
 }
 
 /* Mark a sink failed and return rc. */

@@ -21,6 +21,10 @@ const sink_ops *sinks_find(const char *name);
  * before it are discarded). */
 int sinks_open(sinks **out, const consumer_options *opt);
 
+/* The same on the consumer's libuv loop (a uv_loop_t), which sinks with sockets of their own
+ * watch (sink_env.loop). */
+int sinks_open_on(sinks **out, const consumer_options *opt, void *loop);
+
 /* Open exactly the given sinks (tests; a program with its own choice). Same as sinks_open. */
 int sinks_open_these(sinks **out, const sink_ops *const *ops, size_t n,
                      const consumer_options *opt);

@@ -13,10 +13,11 @@
 /* Print the help text to f. */
 static void mp_usage(FILE *f) {
   fputs("Usage: multiple_processes [--processes N] [--records N] [--task-duration SECONDS]\n"
-        "                          [-d FILE] [-m naive|safe|funnel]\n"
+        "                          [-d FILE] [-m naive|safe|funnel|postgres]\n"
         "                          [--consumer PATH] [-p PORT]\n"
         "\n"
-        "Several processes insert made-up sensor readings into one SQLite database at once.\n"
+        "Several processes insert made-up sensor readings into one SQLite database at once\n"
+        "(or, with --mode postgres, into one PostgreSQL database).\n"
         "\n"
         "      --processes N           processes started together (default 3, 1-200)\n"
         "      --records N             records per process (default 2, 1-100000)\n"
@@ -31,6 +32,9 @@ static void mp_usage(FILE *f) {
         "                              retries\n"
         "  -m, --mode funnel           processes stream to one consumer, the only writer\n"
         "                              (it also keeps a CSV copy in FILE.csv)\n"
+        "  -m, --mode postgres         each process writes PostgreSQL itself: -d is a libpq URI\n"
+        "                              (postgresql://...) or keyword string; every record in its\n"
+        "                              own transaction, a process's transactions open at once\n"
         "      --consumer PATH         funnel only: the consumer binary (default: next to this\n"
         "                              program)\n"
         "  -p, --port PORT             funnel only: use the consumer already listening on this\n"
@@ -108,8 +112,11 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
         ctx->mode = MP_SAFE;
       } else if (strcmp(optarg, "funnel") == 0) {
         ctx->mode = MP_FUNNEL;
+      } else if (strcmp(optarg, "postgres") == 0) {
+        ctx->mode = MP_POSTGRES;
       } else {
-        snprintf(err, sizeof err, "--mode: '%s' is not one of naive, safe, funnel", optarg);
+        snprintf(err, sizeof err, "--mode: '%s' is not one of naive, safe, funnel, postgres",
+                 optarg);
         goto usage;
       }
       break;
@@ -155,6 +162,14 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
              ctx->consumer ? "--consumer" : "--port");
     goto usage;
   }
+  if (ctx->mode == MP_POSTGRES && strncmp(ctx->db, "postgresql://", 13) != 0 &&
+      strncmp(ctx->db, "postgres://", 11) != 0 && strchr(ctx->db, '=') == NULL) {
+    snprintf(err, sizeof err,
+             "--mode postgres: --db must name a PostgreSQL database (postgresql://USER@HOST/DB "
+             "or 'host=... dbname=...'), not '%s'",
+             ctx->db);
+    goto usage;
+  }
   return 0;
 usage:
   fprintf(stderr, "multiple_processes: %s\n(see multiple_processes --help)\n", err);
@@ -183,5 +198,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   ctx.run_id = mp_random64() >> 1; /* fits SQLite's signed 64-bit integers */
+  if (ctx.mode == MP_POSTGRES) {
+    return mp_pg_run(&ctx);
+  }
   return ctx.mode == MP_FUNNEL ? mp_funnel_run(&ctx) : mp_direct_run(&ctx);
 }

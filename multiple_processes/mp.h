@@ -6,7 +6,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-enum mp_mode { MP_NAIVE = 0, MP_SAFE = 1, MP_FUNNEL = 2 };
+enum mp_mode { MP_NAIVE = 0, MP_SAFE = 1, MP_FUNNEL = 2, MP_POSTGRES = 3 };
 
 /* The program's context: options, then what the run learns. */
 typedef struct mp_ctx {
@@ -91,6 +91,10 @@ int mp_stop_summary(long inserted, long expected, long failed, const char *failu
 
 /* naive and safe: every process opens the database itself. Returns the exit code. */
 int mp_direct_run(mp_ctx *ctx);
+
+/* postgres: every process writes PostgreSQL itself (--db is a libpq URI or keyword string).
+ * Returns the exit code. */
+int mp_pg_run(mp_ctx *ctx);
 
 /* funnel: every process streams to one consumer, the only writer. Returns the exit code. */
 int mp_funnel_run(mp_ctx *ctx);

@@ -1,0 +1,2120 @@
+/* sink_pg.c -- the PostgreSQL sink: rows queued (rowq.c) and written over libpq without
+ * blocking the loop (a uv_poll_t on the connection's socket), in batches of COPY inside one
+ * transaction with the acknowledged streams' progress; reconnects with jittered back-off while
+ * the server is away, and saves what it could not commit at the stop. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+#include "options.h"
+#include "sink.h"
+
+#ifndef CSVSTREAM_HAVE_LIBPQ
+
+/* Built without libpq: --db with a PostgreSQL target is an error that says what to install. */
+static int sink_pg_open(void **self, const consumer_options *opt, const sink_env *env) {
+  (void)env;
+  *self = NULL;
+  if (opt->db_path == NULL || !consumer_options_db_is_postgres(opt->db_path)) {
+    return SINK_OFF;
+  }
+  log_error("--db: this consumer was built without PostgreSQL (libpq); install libpq-dev and "
+            "build again, or give --db an SQLite file name");
+  return CS_EINVAL;
+}
+
+static int sink_pg_add(void *self, const sink_record *r) {
+  (void)self;
+  (void)r;
+  return CS_EINVAL;
+}
+
+static int sink_pg_close(void *self, int discard) {
+  (void)self;
+  (void)discard;
+  return 0;
+}
+
+const sink_ops sink_pg_ops = {
+    .name = "postgres",
+    .open = sink_pg_open,
+    .add = sink_pg_add,
+    .close = sink_pg_close,
+};
+
+#else
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "fields.h"
+#include "rowq.h"
+#include "words.h"
+
+#define PG_BATCH_ROWS 100000       /* rows per transaction at most */
+#define PG_BATCH_BYTES (16u << 20) /* and about this much COPY data (sized by scripts/bench-pg) */
+#define PG_COMMIT_PACE_US 50000    /* a commit at most every 50 ms while rows trickle in */
+#define PG_MAX_PENDING_BYTES (256u << 20)
+#define PG_BACKOFF_FIRST_MS 100
+#define PG_BACKOFF_MAX_MS 2000
+#define PG_CONNECT_TIMEOUT_US 10000000 /* a connection attempt that takes longer is dropped */
+#define PG_DRAIN_TIMEOUT_US 10000000   /* at the stop, wait this long for the server */
+#define PG_LOG_INTERVAL_US 1000000     /* repeated trouble is logged once a second */
+#define PG_SAFE_MODE_US 2000000        /* after a conflict, batches go through the staging table */
+#define PG_COPY_CHUNK 65536
+#define PG_NAME_MAX 63 /* PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1) */
+#define PG_NAME_TRIES 50
+#define PG_MAX_COLUMNS 1600 /* PostgreSQL's column limit per table */
+#define PG_PROGRESS_TABLE "_csvstream_progress"
+
+static const char *const pg_meta_names[] = {"_producer", "_protocol",    "_seq",
+                                            "_sent_us",  "_received_us", "_peer"};
+static const char *const pg_meta_types[] = {
+    "text COLLATE \"C\"", "text", "bigint", "bigint", "bigint", "text"};
+#define PG_NMETA 6
+/* Column names PostgreSQL keeps for itself in every table. */
+static const char *const pg_system_names[] = {"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"};
+#define PG_NSYSTEM 6
+
+enum pg_state {
+  PG_DOWN,       /* no connection: the next attempt is at retry_us */
+  PG_CONNECTING, /* PQconnectPoll in progress */
+  PG_IDLE,       /* connected, nothing in flight (a failed batch waits for retry_us) */
+  PG_NAMING,     /* the catalog query for new tables is in flight */
+  PG_BATCH,      /* a batch transaction is in flight */
+  PG_ROLLBACK,   /* the ROLLBACK after a failed batch is in flight */
+  PG_FAILED      /* a permanent error: nothing more is written */
+};
+
+/* One table, shared by every stream of the same name and header. */
+typedef struct pg_table {
+  struct pg_table *next;
+  char *stream_name; /* NUL-terminated copy of the stream name */
+  size_t nheader;
+  cs_field *header; /* the raw header, for matching later streams */
+  char *header_data;
+  char **cols; /* value column names: header names made safe, then extra_N / column_N */
+  size_t ncols, cols_cap;
+  size_t max_fields; /* widest row queued before the table had its name */
+  char *name;        /* the table's name, NULL until the catalog was read */
+  int created;       /* exists in the database with ncols_db of its value columns */
+  size_t ncols_db;
+  size_t ncols_tx; /* during a batch: the columns it makes */
+  int in_batch;    /* during a batch building: its segment index + 1 */
+  cs_buf copy;     /* during a batch: its COPY data */
+  size_t copy_rows;
+  /* Rows queued after the batch in flight, made into COPY lines as they come (so that the next
+   * batch is ready when this one commits, and no loop turn formats a whole batch). */
+  cs_buf pre;
+  size_t pre_rows;
+  size_t pre_ncols; /* the columns those lines have */
+  int in_pre;
+  char stream_label[LOG_ESCAPE_BUF];
+  char name_label[LOG_ESCAPE_BUF];
+} pg_table;
+
+/* A stream's progress as the progress table held it. */
+typedef struct pg_progress {
+  char producer[17];
+  char *stream;
+  size_t len;
+  uint64_t seq;
+} pg_progress;
+
+typedef struct sink_pg {
+  sink_env env;
+  const char *target;   /* --db as given (points into argv): never logged */
+  char shown[1024];     /* the target with its password removed: what logs say */
+  char save_path[4096]; /* where the stop saves rows it could not commit */
+  uv_loop_t *loop;
+  uv_poll_t *poll; /* on PQsocket; its own allocation, freed in its close callback */
+  int poll_fd, poll_events;
+  PGconn *conn;
+  enum pg_state state;
+  rowq *rows; /* queued, not committed; each row's tag is its pg_table */
+  pg_table *tables;
+  pg_progress *progress;
+  size_t nprogress;
+  int progress_table; /* the progress table is known to exist */
+  uint64_t committed, dropped, reconnects, conflicts, retries;
+  /* The batch in flight. */
+  size_t batch_n;
+  pg_table **segs;
+  size_t nsegs, segs_cap, seg_next;
+  size_t copy_off;
+  int copying;        /* COPY data is being sent for segs[seg_next - 1] */
+  int copy_ended;     /* PQputCopyEnd went out */
+  int want_write;     /* libpq has output it could not send yet */
+  int batch_safe;     /* this batch goes through a staging table that leaves out stored rows */
+  int batch_conflict; /* the table has rows of this batch already (another consumer's) */
+  /* The rows queued after the batch in flight, made into COPY lines (pg_table.pre): valid while
+   * every such row is (pre_rows counts them), else the next batch formats its rows itself. */
+  int pre_valid;
+  size_t pre_rows, pre_bytes;
+  pg_table **pre_tables; /* the tables with such lines, in the order they came */
+  size_t npre, pre_cap;
+  struct pg_mark *marks; /* the batch's acknowledged streams */
+  size_t nmarks, marks_cap;
+  uint64_t safe_until_us;
+  int progress_tx; /* this batch creates the progress table */
+  char err_state[6];
+  char err_msg[1024];
+  size_t err_seg_line; /* COPY line the server named (0: none) */
+  pg_table *err_table;
+  /* Timing. */
+  uint64_t last_commit_us;
+  uint64_t retry_us; /* DOWN: the next connection attempt; IDLE: a failed batch's retry */
+  uint64_t backoff_ms;
+  uint64_t connect_started_us;
+  uint64_t down_since_us; /* 0 while connected */
+  uint64_t rng;
+  log_limiter down_log, drop_log;
+  int failed;
+  int fsync; /* --fsync */
+  int drain_started, drain_warned;
+  uint64_t drain_deadline_us;
+} sink_pg;
+
+static void pg_drive(sink_pg *p);
+static void pg_pre_drop(sink_pg *p);
+
+/* xorshift for the back-off's jitter. */
+static uint64_t pg_random(sink_pg *p) {
+  uint64_t x = p->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  p->rng = x;
+  return x;
+}
+
+/* Copy the target into out without its password: a URI's "user:secret@" loses ":secret" and
+ * its "password=" parameter, a keyword string its password=... pair. */
+static void pg_target_shown(const char *target, char *out, size_t len) {
+  cs_buf b;
+  const char *p = target;
+  cs_buf_init(&b);
+  if (strncmp(target, "postgresql://", 13) == 0 || strncmp(target, "postgres://", 11) == 0) {
+    const char *auth = strstr(target, "://") + 3;
+    const char *end = auth + strcspn(auth, "/?");
+    const char *at = NULL, *colon = NULL;
+    for (const char *q = auth; q < end; q++) {
+      if (*q == '@') {
+        at = q;
+      }
+    }
+    if (at != NULL) {
+      colon = memchr(auth, ':', (size_t)(at - auth));
+    }
+    if (colon != NULL) {
+      cs_buf_append(&b, target, (size_t)(colon - target));
+      cs_buf_append(&b, at, (size_t)(end - at));
+    } else {
+      cs_buf_append(&b, target, (size_t)(end - target));
+    }
+    p = end;
+    /* The query: every parameter but password. */
+    while (*p != '\0') {
+      size_t n = strcspn(p + 1, "&") + 1; /* p at '?', '&' or '/' */
+      if (*p == '/' && strchr(p, '?') != NULL) {
+        n = (size_t)(strchr(p, '?') - p);
+      } else if (*p == '/') {
+        n = strlen(p);
+      }
+      if (!((*p == '?' || *p == '&') && strncmp(p + 1, "password=", 9) == 0)) {
+        cs_buf_append(&b, p, n);
+      } else if (*p == '?' && p[n] == '&') {
+        cs_buf_append(&b, "?", 1);
+        n++;
+      }
+      p += n;
+    }
+  } else {
+    /* keyword=value pairs, values maybe in single quotes with backslash escapes. */
+    while (*p != '\0') {
+      const char *start = p, *key = p;
+      while (*p == ' ' || *p == '\t' || *p == '\n') {
+        p++;
+      }
+      key = p;
+      while (*p != '\0' && *p != '=' && *p != ' ') {
+        p++;
+      }
+      size_t keylen = (size_t)(p - key);
+      while (*p == ' ') {
+        p++;
+      }
+      if (*p == '=') {
+        p++;
+        while (*p == ' ') {
+          p++;
+        }
+        if (*p == '\'') {
+          p++;
+          while (*p != '\0' && *p != '\'') {
+            p += p[0] == '\\' && p[1] != '\0' ? 2 : 1;
+          }
+          if (*p == '\'') {
+            p++;
+          }
+        } else {
+          while (*p != '\0' && *p != ' ' && *p != '\t' && *p != '\n') {
+            p++;
+          }
+        }
+      }
+      if (!(keylen == 8 && strncmp(key, "password", 8) == 0)) {
+        cs_buf_append(&b, start, (size_t)(p - start));
+      }
+      if (p == start) {
+        p++; /* cannot happen; never loop forever */
+      }
+    }
+  }
+  snprintf(out, len, "%.*s", b.data != NULL ? (int)b.len : 0, b.data != NULL ? b.data : "");
+  cs_buf_free(&b);
+}
+
+/* 1 if the n bytes at s are valid UTF-8 without a NUL (what a PostgreSQL text value can be). */
+static int pg_text_ok(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    size_t k;
+    uint32_t cp;
+    if (c < 0x80) {
+      if (c == 0) {
+        return 0;
+      }
+      i++;
+      continue;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+      k = 1;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      k = 2;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      k = 3;
+      cp = c & 0x07;
+    } else {
+      return 0;
+    }
+    if (i + k >= n) {
+      return 0;
+    }
+    for (size_t j = 1; j <= k; j++) {
+      if ((s[i + j] & 0xc0) != 0x80) {
+        return 0;
+      }
+      cp = (cp << 6) | (s[i + j] & 0x3f);
+    }
+    if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (k == 3 && cp < 0x10000) ||
+        cp > 0x10ffff) {
+      return 0;
+    }
+    i += k + 1;
+  }
+  return 1;
+}
+
+/* A name for PostgreSQL: NULs and bytes that are not UTF-8 become '_', cut to at most max bytes
+ * on a character boundary. Returns a malloc'd string or NULL. */
+static char *pg_name_make(const char *data, size_t n, size_t max) {
+  char *out = malloc(n + 1);
+  size_t o = 0, i = 0;
+  if (out == NULL) {
+    return NULL;
+  }
+  while (i < n) {
+    size_t k = 1;
+    unsigned c = (unsigned char)data[i];
+    if (c >= 0x80) {
+      k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+      if (i + k > n || !pg_text_ok((const unsigned char *)data + i, k)) {
+        k = 0;
+      }
+    } else if (c == 0) {
+      k = 0;
+    }
+    if (k == 0) {
+      if (o + 1 > max) {
+        break;
+      }
+      out[o++] = '_';
+      i++;
+      continue;
+    }
+    if (o + k > max) {
+      break;
+    }
+    memcpy(out + o, data + i, k);
+    o += k;
+    i += k;
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* base with "_k" (k > 1) at the end, base cut so that the whole fits PostgreSQL's limit. */
+static char *pg_name_numbered(const char *base, unsigned long k) {
+  char suffix[24];
+  size_t slen = k > 1 ? (size_t)snprintf(suffix, sizeof suffix, "_%lu", k) : 0;
+  char *cut = pg_name_make(base, strlen(base), PG_NAME_MAX - slen);
+  if (cut == NULL || slen == 0) {
+    return cut;
+  }
+  char *out = malloc(strlen(cut) + slen + 1);
+  if (out != NULL) {
+    sprintf(out, "%s%s", cut, suffix);
+  }
+  free(cut);
+  return out;
+}
+
+static int pg_is_meta(const char *name) {
+  for (size_t i = 0; i < PG_NMETA; i++) {
+    if (strcmp(name, pg_meta_names[i]) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* May a value column be called name, beside t's first n columns? */
+static int pg_col_free(const pg_table *t, size_t n, const char *name) {
+  if (pg_is_meta(name)) {
+    return 0;
+  }
+  for (size_t i = 0; i < PG_NSYSTEM; i++) {
+    if (strcmp(name, pg_system_names[i]) == 0) {
+      return 0;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(t->cols[i], name) == 0) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Append a value column named after base (cut to 63 bytes, made unique: base_2 ...). Returns 0
+ * or CS_ENOMEM. */
+static int pg_table_add_col(pg_table *t, const char *base) {
+  if (t->ncols == t->cols_cap) {
+    size_t cap = t->cols_cap ? t->cols_cap * 2 : 16;
+    char **cols = realloc(t->cols, cap * sizeof *cols);
+    if (cols == NULL) {
+      return CS_ENOMEM;
+    }
+    t->cols = cols;
+    t->cols_cap = cap;
+  }
+  for (unsigned long k = 1;; k++) {
+    char *cand = pg_name_numbered(base, k);
+    if (cand == NULL) {
+      return CS_ENOMEM;
+    }
+    if (pg_col_free(t, t->ncols, cand)) {
+      t->cols[t->ncols++] = cand;
+      return 0;
+    }
+    free(cand);
+  }
+}
+
+/* Grow t's value columns to n: extra_N beyond a header, column_N without one. */
+static int pg_table_widen(pg_table *t, size_t n) {
+  while (t->ncols < n) {
+    char base[64];
+    snprintf(base, sizeof base, "%s_%zu", t->nheader ? "extra" : "column",
+             t->ncols - t->nheader + 1);
+    if (pg_table_add_col(t, base) != 0) {
+      return CS_ENOMEM;
+    }
+  }
+  return 0;
+}
+
+static void pg_table_free(pg_table *t) {
+  if (t == NULL) {
+    return;
+  }
+  for (size_t i = 0; i < t->ncols; i++) {
+    free(t->cols[i]);
+  }
+  free(t->cols);
+  free(t->name);
+  free(t->stream_name);
+  free(t->header);
+  free(t->header_data);
+  cs_buf_free(&t->copy);
+  cs_buf_free(&t->pre);
+  free(t);
+}
+
+/* The table for st: cached in its slot, an earlier one of the same name and header, or a new
+ * one (named once the catalog is read). Returns it, or NULL when out of memory. */
+static pg_table *pg_table_for(sink_pg *p, sink_stream *st) {
+  pg_table *t = st->slot[p->env.slot];
+  if (t != NULL) {
+    return t;
+  }
+  for (t = p->tables; t != NULL; t = t->next) {
+    if (strcmp(t->stream_name, st->name) == 0 &&
+        cs_fields_equal(t->header, t->nheader, st->columns, st->ncolumns)) {
+      st->slot[p->env.slot] = t;
+      return t;
+    }
+  }
+  t = calloc(1, sizeof *t);
+  if (t == NULL || (t->stream_name = strdup(st->name)) == NULL ||
+      cs_fields_copy(st->columns, st->ncolumns, &t->header, &t->header_data) != 0) {
+    pg_table_free(t);
+    return NULL;
+  }
+  cs_buf_init(&t->copy);
+  cs_buf_init(&t->pre);
+  t->nheader = st->ncolumns;
+  log_escape(t->stream_label, sizeof t->stream_label, st->name, strlen(st->name));
+  for (size_t i = 0; i < t->nheader; i++) {
+    char *base;
+    int rc;
+    if (st->columns[i].len == 0) {
+      char num[40];
+      snprintf(num, sizeof num, "column_%zu", i + 1);
+      base = strdup(num);
+    } else {
+      base = pg_name_make(st->columns[i].data, st->columns[i].len, PG_NAME_MAX);
+    }
+    rc = base != NULL ? pg_table_add_col(t, base) : CS_ENOMEM;
+    free(base);
+    if (rc != 0) {
+      pg_table_free(t);
+      return NULL;
+    }
+  }
+  t->next = p->tables;
+  p->tables = t;
+  st->slot[p->env.slot] = t;
+  return t;
+}
+
+/* Append an identifier in double quotes. */
+static void pg_ident(cs_buf *b, const char *name) {
+  cs_buf_append_byte(b, '"');
+  for (const char *q = name; *q; q++) {
+    if (*q == '"') {
+      cs_buf_append_byte(b, '"');
+    }
+    cs_buf_append_byte(b, *q);
+  }
+  cs_buf_append_byte(b, '"');
+}
+
+/* Append a string literal (standard_conforming_strings: only quotes are doubled; the E form
+ * is avoided, and the names never hold a backslash that could matter). */
+static void pg_literal(cs_buf *b, const char *s) {
+  cs_buf_append(b, "'", 1);
+  for (const char *q = s; *q; q++) {
+    if (*q == '\'') {
+      cs_buf_append_byte(b, '\'');
+    }
+    cs_buf_append_byte(b, *q);
+  }
+  cs_buf_append(b, "'", 1);
+}
+
+/* Append n bytes as COPY text: backslash, tab, newline and CR escaped. */
+static void pg_copy_text(cs_buf *b, const char *s, size_t n) {
+  size_t run = 0;
+  if (cs_buf_reserve(b, n) != 0) {
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c != '\\' && c != '\t' && c != '\n' && c != '\r') {
+      continue;
+    }
+    cs_buf_append(b, s + run, i - run);
+    cs_buf_append(b, c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : "\\r", 2);
+    run = i + 1;
+  }
+  cs_buf_append(b, s + run, n - run);
+}
+
+/* One row (a record of stream st) as a COPY line of t's columns (short rows get \N), appended
+ * to b. Returns 0 or CS_ENOMEM (b as it was). */
+static int pg_copy_line(const pg_table *t, cs_buf *b, const sink_stream *st, uint64_t seq,
+                        uint64_t sent_us, uint64_t received_us, size_t nfields,
+                        const cs_field *fields) {
+  char num[80];
+  size_t before = b->len;
+  for (size_t i = 0; i < t->ncols; i++) {
+    if (i < nfields) {
+      pg_copy_text(b, fields[i].data, fields[i].len);
+    } else {
+      cs_buf_append(b, "\\N", 2);
+    }
+    cs_buf_append_byte(b, '\t');
+  }
+  pg_copy_text(b, st->producer_hex, strlen(st->producer_hex));
+  cs_buf_append_byte(b, '\t');
+  pg_copy_text(b, st->protocol, strlen(st->protocol));
+  int n = snprintf(num, sizeof num, "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t", seq, sent_us,
+                   received_us);
+  cs_buf_append(b, num, (size_t)n);
+  pg_copy_text(b, st->peer, strlen(st->peer));
+  if (cs_buf_append_byte(b, '\n') != 0) {
+    b->len = before;
+    return CS_ENOMEM;
+  }
+  return 0;
+}
+
+/* The column list of t: its value columns, then the metadata. */
+static void pg_col_list(cs_buf *b, const pg_table *t) {
+  cs_buf_append_byte(b, '(');
+  for (size_t i = 0; i < t->ncols; i++) {
+    pg_ident(b, t->cols[i]);
+    cs_buf_append(b, ", ", 2);
+  }
+  for (size_t i = 0; i < PG_NMETA; i++) {
+    cs_buf_append(b, i ? ", " : "", i ? 2 : 0);
+    pg_ident(b, pg_meta_names[i]);
+  }
+  cs_buf_append_byte(b, ')');
+}
+
+/* ---- the connection and its watcher ---- */
+
+static void pg_poll_free_cb(uv_handle_t *h) {
+  free(h);
+}
+
+/* Stop watching the socket (before libpq closes it). */
+static void pg_unwatch(sink_pg *p) {
+  if (p->poll != NULL) {
+    uv_close((uv_handle_t *)p->poll, pg_poll_free_cb);
+    p->poll = NULL;
+  }
+}
+
+static void pg_poll_cb(uv_poll_t *h, int status, int events) {
+  sink_pg *p = h->data;
+  (void)events;
+  if (status < 0) {
+    log_debug("database %s: watching the socket: %s", p->shown, uv_strerror(status));
+  }
+  pg_drive(p);
+}
+
+/* Watch the connection's socket for events (UV_READABLE, and UV_WRITABLE when libpq has output
+ * waiting). fresh: the socket may be a new one (while connecting). Without a loop, flush polls. */
+static void pg_watch(sink_pg *p, int events, int fresh) {
+  int fd, rc;
+  if (p->loop == NULL || p->conn == NULL) {
+    return;
+  }
+  fd = PQsocket(p->conn);
+  if (fresh || (p->poll != NULL && p->poll_fd != fd)) {
+    pg_unwatch(p);
+  }
+  if (fd < 0) {
+    return;
+  }
+  if (p->poll == NULL) {
+    p->poll = calloc(1, sizeof *p->poll);
+    if (p->poll == NULL) {
+      return; /* flush polls instead */
+    }
+    rc = uv_poll_init(p->loop, p->poll, fd);
+    if (rc != 0) {
+      log_warn("database %s: cannot watch the connection (%s); polling it instead", p->shown,
+               uv_strerror(rc));
+      free(p->poll);
+      p->poll = NULL;
+      return;
+    }
+    p->poll->data = p;
+    uv_unref((uv_handle_t *)p->poll); /* the loop ends when the listeners are gone */
+    p->poll_fd = fd;
+    p->poll_events = 0;
+  }
+  if (events != p->poll_events) {
+    rc = uv_poll_start(p->poll, events, pg_poll_cb);
+    if (rc != 0) {
+      log_warn("database %s: cannot watch the connection: %s", p->shown, uv_strerror(rc));
+    }
+    p->poll_events = events;
+  }
+}
+
+/* Drop libpq's notices (IF NOT EXISTS says "skipping"); warnings go to the debug log. */
+static void pg_notice_cb(void *arg, const char *message) {
+  (void)arg;
+  log_debug("postgres: %s", message);
+}
+
+/* Is a connection failure likely to pass (the server down, starting, full)? */
+static int pg_connect_transient(const char *msg) {
+  static const char *const passing[] = {"Connection refused",
+                                        "No such file or directory",
+                                        "timeout expired",
+                                        "the database system is",
+                                        "Network is unreachable",
+                                        "No route to host",
+                                        "server closed the connection",
+                                        "too many clients",
+                                        "Connection reset",
+                                        "could not receive data",
+                                        "could not send data",
+                                        "terminating connection",
+                                        "Temporary failure in name resolution"};
+  for (size_t i = 0; i < sizeof passing / sizeof passing[0]; i++) {
+    if (strstr(msg, passing[i]) != NULL) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The first line of libpq's message, without the trailing newline. */
+static const char *pg_message(const char *msg, char *buf, size_t len) {
+  size_t n = strcspn(msg, "\n");
+  while (n > 0 && (msg[n - 1] == ' ' || msg[n - 1] == '\r')) {
+    n--;
+  }
+  snprintf(buf, len, "%.*s", (int)n, msg);
+  return buf;
+}
+
+/* libpq's connection keywords: the target, then what the sink needs on top of it. */
+static void pg_conn_params(const sink_pg *p, const char **keys, const char **values) {
+  size_t i = 0;
+  keys[i] = "dbname";
+  values[i++] = p->target;
+  keys[i] = "fallback_application_name";
+  values[i++] = "csvstream-consumer";
+  keys[i] = "client_encoding";
+  values[i++] = "UTF8";
+  if (strstr(p->target, "connect_timeout") == NULL) {
+    keys[i] = "connect_timeout";
+    values[i++] = "5";
+  }
+  keys[i] = NULL;
+  values[i] = NULL;
+}
+
+/* The connection is lost (or an attempt failed): forget it, keep the rows, try again later
+ * with jittered back-off, and say so once a second. */
+static void pg_lost(sink_pg *p, const char *why) {
+  char msg[512], rows[WORDS_BUF];
+  uint64_t now = clock_mono_us(), delay;
+  pg_message(why, msg, sizeof msg);
+  pg_unwatch(p);
+  PQfinish(p->conn);
+  p->conn = NULL;
+  p->copying = p->copy_ended = p->want_write = 0;
+  pg_pre_drop(p); /* the batch's rows are queued again, in front of them */
+  for (pg_table *t = p->tables; t != NULL; t = t->next) {
+    t->in_batch = 0;
+    cs_buf_reset(&t->copy);
+    t->copy_rows = 0;
+  }
+  p->nsegs = 0;
+  if (p->down_since_us == 0) {
+    p->down_since_us = now;
+    p->backoff_ms = PG_BACKOFF_FIRST_MS;
+  } else if (p->backoff_ms < PG_BACKOFF_MAX_MS) {
+    p->backoff_ms = p->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : p->backoff_ms * 2;
+  }
+  delay = p->backoff_ms * 3 / 4 + pg_random(p) % (p->backoff_ms / 2 + 1);
+  p->retry_us = now + delay * 1000;
+  p->state = PG_DOWN;
+  if (log_limiter_allow(&p->down_log, now, PG_LOG_INTERVAL_US)) {
+    log_warn("database %s unreachable (%s): holding %s in memory, retrying in %" PRIu64 " ms",
+             p->shown, msg, words_count_of(rows, sizeof rows, rowq_count(p->rows), "row", "rows"),
+             delay);
+  }
+}
+
+/* A permanent error: nothing more is written; the consumer stops with exit code 1. */
+static void pg_fail(sink_pg *p) {
+  p->failed = 1;
+  p->state = PG_FAILED;
+  pg_unwatch(p);
+  PQfinish(p->conn);
+  p->conn = NULL;
+}
+
+/* Connected: non-blocking from now on. */
+static void pg_connected(sink_pg *p) {
+  PQsetNoticeProcessor(p->conn, pg_notice_cb, NULL);
+  if (PQsetnonblocking(p->conn, 1) != 0) {
+    pg_lost(p, PQerrorMessage(p->conn));
+    return;
+  }
+  if (p->down_since_us != 0) {
+    char rows[WORDS_BUF];
+    p->reconnects++;
+    log_info("database %s: connected again after %.1f s (%s waiting)", p->shown,
+             (double)(clock_mono_us() - p->down_since_us) / 1e6,
+             words_count_of(rows, sizeof rows, rowq_count(p->rows), "row", "rows"));
+  }
+  p->down_since_us = 0;
+  p->state = PG_IDLE;
+  pg_watch(p, UV_READABLE, 1);
+}
+
+/* Begin a non-blocking connection attempt. */
+static void pg_connect_start(sink_pg *p) {
+  const char *keys[6], *values[6];
+  pg_conn_params(p, keys, values);
+  p->conn = PQconnectStartParams(keys, values, 1);
+  if (p->conn == NULL) {
+    pg_lost(p, "out of memory");
+    return;
+  }
+  if (PQstatus(p->conn) == CONNECTION_BAD) {
+    pg_lost(p, PQerrorMessage(p->conn));
+    return;
+  }
+  p->state = PG_CONNECTING;
+  p->connect_started_us = clock_mono_us();
+  pg_watch(p, UV_WRITABLE, 1);
+}
+
+/* One step of the connection attempt. */
+static void pg_connect_step(sink_pg *p) {
+  PostgresPollingStatusType st = PQconnectPoll(p->conn);
+  if (st == PGRES_POLLING_OK) {
+    pg_connected(p);
+    return;
+  }
+  if (st == PGRES_POLLING_FAILED) {
+    char msg[512];
+    if (!pg_connect_transient(PQerrorMessage(p->conn))) {
+      log_error("database %s: %s; stopping (check the --db target, the user and its rights)",
+                p->shown, pg_message(PQerrorMessage(p->conn), msg, sizeof msg));
+      pg_fail(p);
+      return;
+    }
+    pg_lost(p, PQerrorMessage(p->conn));
+    return;
+  }
+  if (clock_mono_us() - p->connect_started_us > PG_CONNECT_TIMEOUT_US) {
+    pg_lost(p, "connection attempt timed out");
+    return;
+  }
+  /* libpq may have moved to another socket (the next address): watch the one it has now. */
+  pg_watch(p, st == PGRES_POLLING_WRITING ? UV_WRITABLE : UV_READABLE, 1);
+}
+
+/* ---- progress ---- */
+
+/* Read the progress table (blocking; at open). Returns 0, or -1 when it could not be read. */
+static int pg_progress_load(sink_pg *p) {
+  PGresult *r =
+      PQexec(p->conn, "SELECT producer, encode(stream, 'hex'), seq FROM " PG_PROGRESS_TABLE);
+  int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (ok) {
+    int n = PQntuples(r);
+    p->progress = calloc((size_t)n + 1, sizeof *p->progress);
+    for (int i = 0; p->progress != NULL && i < n; i++) {
+      pg_progress *e = &p->progress[p->nprogress];
+      const char *hex = PQgetvalue(r, i, 1);
+      size_t len = strlen(hex) / 2;
+      e->stream = malloc(len + 1);
+      if (e->stream == NULL) {
+        break;
+      }
+      for (size_t k = 0; k < len; k++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * k, "%2x", &v);
+        e->stream[k] = (char)v;
+      }
+      e->len = len;
+      snprintf(e->producer, sizeof e->producer, "%s", PQgetvalue(r, i, 0));
+      e->seq = strtoull(PQgetvalue(r, i, 2), NULL, 10);
+      p->nprogress++;
+    }
+    p->progress_table = 1;
+  }
+  PQclear(r);
+  return ok ? 0 : -1;
+}
+
+/* ---- the batch ---- */
+
+/* Forget the lines made ahead (a batch failed, a row changed its table's columns): the next
+ * batch formats its rows itself. */
+static void pg_pre_drop(sink_pg *p) {
+  for (size_t i = 0; i < p->npre; i++) {
+    cs_buf_reset(&p->pre_tables[i]->pre);
+    p->pre_tables[i]->pre_rows = 0;
+    p->pre_tables[i]->in_pre = 0;
+  }
+  p->npre = 0;
+  p->pre_rows = 0;
+  p->pre_bytes = 0;
+  p->pre_valid = 0;
+}
+
+/* A row just queued behind the batch in flight: make its COPY line now, while the lines made
+ * ahead are a whole batch at most and the row's table kept its columns. */
+static void pg_pre_add(sink_pg *p, pg_table *t, const sink_record *row) {
+  size_t before = t->pre.len;
+  if (!p->pre_valid) {
+    return;
+  }
+  if (p->pre_rows >= PG_BATCH_ROWS || p->pre_bytes >= PG_BATCH_BYTES ||
+      (t->pre_rows > 0 && t->pre_ncols != t->ncols)) {
+    pg_pre_drop(p);
+    return;
+  }
+  if (!t->in_pre) {
+    if (p->npre == p->pre_cap) {
+      size_t cap = p->pre_cap ? p->pre_cap * 2 : 8;
+      pg_table **grown = realloc(p->pre_tables, cap * sizeof *grown);
+      if (grown == NULL) {
+        pg_pre_drop(p);
+        return;
+      }
+      p->pre_tables = grown;
+      p->pre_cap = cap;
+    }
+    p->pre_tables[p->npre++] = t;
+    t->in_pre = 1;
+    t->pre_ncols = t->ncols;
+  }
+  if (pg_copy_line(t, &t->pre, row->stream, row->seq, row->sent_us, row->received_us, row->nfields,
+                   row->fields) != 0) {
+    pg_pre_drop(p);
+    return;
+  }
+  t->pre_rows++;
+  p->pre_rows++;
+  p->pre_bytes += t->pre.len - before;
+}
+
+/* Free the batch's per-table buffers. */
+static void pg_batch_clear(sink_pg *p) {
+  for (size_t i = 0; i < p->nsegs; i++) {
+    pg_table *t = p->segs[i];
+    t->in_batch = 0;
+    cs_buf_reset(&t->copy);
+    t->copy_rows = 0;
+  }
+  p->nsegs = 0;
+  p->seg_next = 0;
+  p->copying = p->copy_ended = 0;
+  p->copy_off = 0;
+}
+
+/* Send a query; on failure the connection is treated as lost. Returns 0 or -1. */
+static int pg_send(sink_pg *p, const char *sql, enum pg_state next) {
+  if (PQsendQuery(p->conn, sql) != 1) {
+    pg_lost(p, PQerrorMessage(p->conn));
+    return -1;
+  }
+  p->state = next;
+  p->err_state[0] = '\0';
+  p->err_msg[0] = '\0';
+  p->err_table = NULL;
+  p->err_seg_line = 0;
+  int f = PQflush(p->conn);
+  if (f < 0) {
+    pg_lost(p, PQerrorMessage(p->conn));
+    return -1;
+  }
+  p->want_write = f == 1;
+  pg_watch(p, UV_READABLE | (p->want_write ? UV_WRITABLE : 0), 0);
+  return 0;
+}
+
+/* Ask the catalog about the candidate names of every table of the next batch that has none.
+ * Returns 1 when the query went out, 0 when every table is named, -1 on a lost connection. */
+static int pg_naming_start(sink_pg *p) {
+  cs_buf sql;
+  int any = 0;
+  size_t k = 0;
+  cs_buf_init(&sql);
+  {
+    static const char head[] =
+        "SELECT c.relname::text, c.relkind::text, a.attname::text, a.attnum FROM "
+        "pg_catalog.pg_class c "
+        "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT "
+        "a.attisdropped WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE "
+        "nspname = current_schema()) AND c.relname IN (''";
+    cs_buf_append(&sql, head, sizeof head - 1);
+  }
+  for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < PG_BATCH_ROWS;
+       row = rowq_next(row), k++) {
+    pg_table *t = row->tag;
+    if (t->name != NULL || t->in_batch) {
+      continue;
+    }
+    t->in_batch = 1; /* asked about once */
+    any = 1;
+    for (unsigned long n = 1; n <= PG_NAME_TRIES; n++) {
+      char *cand = pg_name_numbered(t->stream_name, n);
+      if (cand == NULL) {
+        continue;
+      }
+      cs_buf_append(&sql, ", ", 2);
+      pg_literal(&sql, cand);
+      free(cand);
+    }
+  }
+  for (pg_table *t = p->tables; t != NULL; t = t->next) {
+    t->in_batch = 0;
+  }
+  {
+    static const char tail[] =
+        ") UNION ALL SELECT t.typname::text, 'T', NULL, NULL FROM pg_catalog.pg_type t WHERE "
+        "t.typnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = "
+        "current_schema()) AND t.typrelid = 0 ORDER BY 1, 4";
+    cs_buf_append(&sql, tail, sizeof tail - 1);
+  }
+  if (cs_buf_append_byte(&sql, '\0') != 0) {
+    cs_buf_free(&sql);
+    return -1;
+  }
+  int rc = any ? (pg_send(p, sql.data, PG_NAMING) == 0 ? 1 : -1) : 0;
+  cs_buf_free(&sql);
+  return rc;
+}
+
+/* Does the catalog's table (its columns fcols, in order) fit t: every metadata column, t's
+ * header columns in order, then only extra columns of t's kind? Then adopt its extra columns. */
+static int pg_table_adopt(pg_table *t, char **fcols, size_t nf) {
+  size_t nmeta = 0, nval = 0;
+  const char *prefix = t->nheader ? "extra_" : "column_";
+  for (size_t i = 0; i < nf; i++) {
+    if (pg_is_meta(fcols[i])) {
+      nmeta++;
+      continue;
+    }
+    if (nval < t->nheader ? strcmp(fcols[i], t->cols[nval]) != 0
+                          : strncmp(fcols[i], prefix, strlen(prefix)) != 0) {
+      return 0;
+    }
+    nval++;
+  }
+  if (nmeta != PG_NMETA || nval < t->nheader) {
+    return 0;
+  }
+  for (size_t i = 0, v = 0; i < nf; i++) {
+    if (!pg_is_meta(fcols[i]) && v++ >= t->nheader && pg_table_add_col(t, fcols[i]) != 0) {
+      return -1;
+    }
+  }
+  t->created = 1;
+  t->ncols_db = t->ncols;
+  return 1;
+}
+
+/* The catalog answered: name every table that asked. Returns 0 or -1 (failed, logged). */
+static int pg_naming_done(sink_pg *p, PGresult *r) {
+  int n = PQntuples(r);
+  for (pg_table *t = p->tables; t != NULL; t = t->next) {
+    if (t->name != NULL) {
+      continue;
+    }
+    int taken_why = 0;
+    for (unsigned long k = 1; k <= PG_NAME_TRIES && t->name == NULL; k++) {
+      char *cand = pg_name_numbered(t->stream_name, k);
+      int used = 0, found = 0, fits = 0;
+      char **fcols = NULL;
+      size_t nf = 0;
+      if (cand == NULL) {
+        return -1;
+      }
+      for (pg_table *o = p->tables; o != NULL; o = o->next) {
+        if (o != t && o->name != NULL && strcmp(o->name, cand) == 0) {
+          used = 1;
+        }
+      }
+      for (int i = 0; i < n && !used; i++) {
+        if (strcmp(PQgetvalue(r, i, 0), cand) != 0) {
+          continue;
+        }
+        const char *kind = PQgetvalue(r, i, 1);
+        found = 1;
+        if ((strcmp(kind, "r") == 0 || strcmp(kind, "p") == 0) && !PQgetisnull(r, i, 2)) {
+          char **grown = realloc(fcols, (nf + 1) * sizeof *fcols);
+          if (grown != NULL) {
+            fcols = grown;
+            fcols[nf++] = PQgetvalue(r, i, 2);
+          }
+        } else {
+          nf = 0;
+          fits = -2; /* another kind of object (a view, an index, a type) */
+          break;
+        }
+      }
+      if (!used && found && fits != -2) {
+        fits = pg_table_adopt(t, fcols, nf);
+      }
+      free(fcols);
+      if (fits < 0 && fits != -2) {
+        free(cand);
+        return -1;
+      }
+      if (!used && (!found || fits == 1)) {
+        t->name = cand;
+        log_escape(t->name_label, sizeof t->name_label, cand, strlen(cand));
+        if (fits == 1) {
+          log_info("stream '%s' -> existing table '%s' in %s (appending)", t->stream_label,
+                   t->name_label, p->shown);
+        } else if (k > 1) {
+          log_info("stream '%s' -> table '%s' in %s (%s)", t->stream_label, t->name_label, p->shown,
+                   taken_why == 1 ? "its name is taken by another header in this run"
+                                  : "its name is taken in the database by other columns");
+        } else {
+          log_info("stream '%s' -> table '%s' in %s", t->stream_label, t->name_label, p->shown);
+        }
+        if (pg_table_widen(t, t->max_fields) != 0) {
+          return -1;
+        }
+        break;
+      }
+      if (k == 1) {
+        taken_why = used ? 1 : 2;
+      }
+      free(cand);
+    }
+    if (t->name == NULL) {
+      log_error("database %s: no free table name for stream '%s' (tried %d); stopping", p->shown,
+                t->stream_label, PG_NAME_TRIES);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* One acknowledged stream of the batch: its first and last sequence numbers there. */
+typedef struct pg_mark {
+  const sink_stream *st;
+  uint64_t first, last;
+} pg_mark;
+
+static int pg_mark_cmp(const void *a, const void *b) {
+  const pg_mark *x = a, *y = b;
+  int c = strcmp(x->st->producer_hex, y->st->producer_hex);
+  return c != 0 ? c : strcmp(x->st->name, y->st->name);
+}
+
+/* The acknowledged streams among the batch's rows, sorted by (producer, stream): into
+ * p->marks. Returns 0 or CS_ENOMEM. */
+static int pg_marks_collect(sink_pg *p) {
+  size_t k = 0, last_i = 0;
+  const sink_stream *last = NULL;
+  p->nmarks = 0;
+  for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < p->batch_n;
+       row = rowq_next(row), k++) {
+    size_t i;
+    if (!row->stream->acked) {
+      continue;
+    }
+    if (row->stream == last) {
+      i = last_i;
+    } else {
+      for (i = 0; i < p->nmarks && p->marks[i].st != row->stream; i++) {
+      }
+    }
+    if (i == p->nmarks) {
+      if (p->nmarks == p->marks_cap) {
+        size_t cap = p->marks_cap ? p->marks_cap * 2 : 16;
+        pg_mark *grown = realloc(p->marks, cap * sizeof *grown);
+        if (grown == NULL) {
+          return CS_ENOMEM;
+        }
+        p->marks = grown;
+        p->marks_cap = cap;
+      }
+      p->marks[i].st = row->stream;
+      p->marks[i].first = row->seq;
+      p->marks[i].last = row->seq;
+      p->nmarks++;
+    }
+    if (p->marks[i].last < row->seq) {
+      p->marks[i].last = row->seq;
+    }
+    if (p->marks[i].first > row->seq) {
+      p->marks[i].first = row->seq;
+    }
+    last = row->stream;
+    last_i = i;
+  }
+  if (p->nmarks > 1) {
+    qsort(p->marks, p->nmarks, sizeof *p->marks, pg_mark_cmp);
+  }
+  return 0;
+}
+
+/* A stream name as decode('HEX', 'hex'): any bytes, no quoting to get wrong. */
+static void pg_bytea(cs_buf *sql, const char *name) {
+  static const char digits[] = "0123456789abcdef";
+  cs_buf_append(sql, "decode('", 8);
+  for (const unsigned char *q = (const unsigned char *)name; *q; q++) {
+    char hx[2] = {digits[*q >> 4], digits[*q & 15]};
+    cs_buf_append(sql, hx, 2);
+  }
+  cs_buf_append(sql, "', 'hex')", 9);
+}
+
+/* "VALUES ('producer', decode(stream), N), ..." of the marks, N their first (which 0) or last
+ * (which 1) number, or 0 (which 2). */
+static void pg_marks_values(const sink_pg *p, cs_buf *sql, int which) {
+  cs_buf_append(sql, "VALUES ", 7);
+  for (size_t i = 0; i < p->nmarks; i++) {
+    char num[32];
+    cs_buf_append(sql, i ? ", (" : "(", i ? 3 : 1);
+    pg_literal(sql, p->marks[i].st->producer_hex);
+    cs_buf_append(sql, ", ", 2);
+    pg_bytea(sql, p->marks[i].st->name);
+    snprintf(num, sizeof num, ", %" PRIu64 "::bigint)",
+             which == 0   ? p->marks[i].first
+             : which == 1 ? p->marks[i].last
+                          : (uint64_t)0);
+    cs_buf_append(sql, num, strlen(num));
+  }
+}
+
+/* The progress of the batch's acknowledged streams, before their rows: each stream's row made
+ * if missing, then locked (FOR UPDATE, in a fixed order) until the commit, so that two
+ * consumers writing one stream (a producer that moved from one to the other) take turns, and
+ * returned as "has the table rows of this batch already?" (the batch's first number at or
+ * below the stored one). Every commit raises the stored number to its last row, so rows of an
+ * acknowledged stream are in the table exactly up to it. */
+static void pg_progress_lock_sql(const sink_pg *p, cs_buf *sql) {
+  static const char ins[] = "INSERT INTO " PG_PROGRESS_TABLE " (producer, stream, seq) ";
+  static const char conflict[] =
+      " ON CONFLICT DO NOTHING;\nSELECT p.seq >= v.first FROM " PG_PROGRESS_TABLE " p JOIN (";
+  static const char tail[] = ") AS v(producer, stream, first) ON p.producer = v.producer AND "
+                             "p.stream = v.stream ORDER BY p.producer, p.stream FOR UPDATE OF "
+                             "p;\n";
+  cs_buf_append(sql, ins, sizeof ins - 1);
+  pg_marks_values(p, sql, 2);
+  cs_buf_append(sql, conflict, sizeof conflict - 1);
+  pg_marks_values(p, sql, 0);
+  cs_buf_append(sql, tail, sizeof tail - 1);
+}
+
+/* After the rows: each stream's stored number raised to the batch's last. */
+static void pg_progress_update_sql(const sink_pg *p, cs_buf *sql) {
+  static const char head[] =
+      "UPDATE " PG_PROGRESS_TABLE " AS p SET seq = GREATEST(p.seq, v.last) FROM (";
+  static const char tail[] = ") AS v(producer, stream, last) WHERE p.producer = v.producer AND "
+                             "p.stream = v.stream;\n";
+  cs_buf_append(sql, head, sizeof head - 1);
+  pg_marks_values(p, sql, 1);
+  cs_buf_append(sql, tail, sizeof tail - 1);
+}
+
+/* Build and send the next batch: the first rows of the queue, COPY per table, the progress,
+ * one transaction. Returns 0 (sent, or nothing to do) or -1 (failed: logged). */
+static int pg_batch_start(sink_pg *p) {
+  cs_buf sql;
+  size_t k = 0, bytes = 0;
+  int rc;
+  if (rowq_head(p->rows) == NULL) {
+    return 0;
+  }
+  rc = pg_naming_start(p);
+  if (rc != 0) {
+    return 0; /* the catalog query went out (the batch follows its answer), or the connection
+               * was lost (retried later) */
+  }
+  pg_batch_clear(p);
+  p->batch_safe = clock_mono_us() < p->safe_until_us;
+  int pre_ok = p->pre_valid && p->pre_rows > 0 && p->pre_rows == rowq_count(p->rows);
+  for (size_t i = 0; pre_ok && i < p->npre; i++) {
+    pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->ncols;
+  }
+  if (pre_ok && p->npre > p->segs_cap) {
+    pg_table **grown = realloc(p->segs, p->npre * sizeof *grown);
+    if (grown == NULL) {
+      pre_ok = 0;
+    } else {
+      p->segs = grown;
+      p->segs_cap = p->npre;
+    }
+  }
+  if (pre_ok) {
+    /* The lines made ahead are the batch: every queued row, table by table. */
+    for (size_t i = 0; i < p->npre; i++) {
+      pg_table *t = p->pre_tables[i];
+      cs_buf swap = t->copy;
+      t->copy = t->pre;
+      t->pre = swap;
+      cs_buf_reset(&t->pre);
+      t->copy_rows = t->pre_rows;
+      t->pre_rows = 0;
+      t->in_pre = 0;
+      p->segs[i] = t;
+      t->in_batch = (int)(i + 1);
+      t->ncols_tx = t->created ? t->ncols_db : 0;
+    }
+    p->nsegs = p->npre;
+    k = p->pre_rows;
+    p->npre = 0;
+    p->pre_rows = 0;
+    p->pre_bytes = 0;
+  } else {
+    pg_pre_drop(p);
+  }
+  for (const rowq_row *row = rowq_head(p->rows);
+       !pre_ok && row != NULL && k < PG_BATCH_ROWS && bytes < PG_BATCH_BYTES;
+       row = rowq_next(row), k++) {
+    pg_table *t = row->tag;
+    if (!t->in_batch) {
+      if (p->nsegs == p->segs_cap) {
+        size_t cap = p->segs_cap ? p->segs_cap * 2 : 8;
+        pg_table **grown = realloc(p->segs, cap * sizeof *grown);
+        if (grown == NULL) {
+          pg_batch_clear(p);
+          return 0; /* tried again at the next flush */
+        }
+        p->segs = grown;
+        p->segs_cap = cap;
+      }
+      p->segs[p->nsegs++] = t;
+      t->in_batch = (int)p->nsegs;
+      t->ncols_tx = t->created ? t->ncols_db : 0;
+    }
+    size_t before = t->copy.len;
+    if (pg_copy_line(t, &t->copy, row->stream, row->seq, row->sent_us, row->received_us,
+                     row->nfields, row->fields) != 0) {
+      pg_batch_clear(p);
+      return 0;
+    }
+    t->copy_rows++;
+    bytes += t->copy.len - before;
+  }
+  p->batch_n = k;
+  /* Rows that come while this batch is in flight are made into lines at once, if every row
+   * queued now is in it (the lines made ahead must be the next batch, whole). */
+  p->pre_valid = k == rowq_count(p->rows);
+  p->batch_conflict = 0;
+  if (pg_marks_collect(p) != 0) {
+    pg_batch_clear(p);
+    return 0;
+  }
+  cs_buf_init(&sql);
+  cs_buf_append(&sql, "BEGIN;\n", 7);
+  if (p->fsync) {
+    /* --fsync: the commit waits for the server's disk, whatever the server's default. */
+    static const char sync[] = "SET LOCAL synchronous_commit = on;\n";
+    cs_buf_append(&sql, sync, sizeof sync - 1);
+  }
+  if (!p->progress_table) {
+    static const char ddl[] =
+        "CREATE TABLE IF NOT EXISTS " PG_PROGRESS_TABLE " (producer text COLLATE \"C\" NOT NULL, "
+        "stream bytea NOT NULL, seq bigint NOT NULL, PRIMARY KEY (producer, stream));\n";
+    cs_buf_append(&sql, ddl, sizeof ddl - 1);
+    p->progress_tx = 1;
+  }
+  for (size_t i = 0; i < p->nsegs; i++) {
+    pg_table *t = p->segs[i];
+    if (t->created) {
+      continue;
+    }
+    cs_buf_append(&sql, "CREATE TABLE IF NOT EXISTS ", 27);
+    pg_ident(&sql, t->name);
+    cs_buf_append(&sql, " (", 2);
+    for (size_t c = 0; c < t->ncols; c++) {
+      pg_ident(&sql, t->cols[c]);
+      cs_buf_append(&sql, " text, ", 7);
+    }
+    for (size_t c = 0; c < PG_NMETA; c++) {
+      pg_ident(&sql, pg_meta_names[c]);
+      cs_buf_append_byte(&sql, ' ');
+      cs_buf_append(&sql, pg_meta_types[c], strlen(pg_meta_types[c]));
+      cs_buf_append(&sql, c + 1 < PG_NMETA ? " NOT NULL, " : " NOT NULL);\n",
+                    c + 1 < PG_NMETA ? 11 : 12);
+    }
+    t->ncols_tx = t->ncols;
+  }
+  if (p->nmarks > 0) {
+    pg_progress_lock_sql(p, &sql);
+  }
+  for (size_t i = 0; i < p->nsegs; i++) {
+    pg_table *t = p->segs[i];
+    for (size_t c = t->ncols_tx; c < t->ncols; c++) {
+      cs_buf_append(&sql, "ALTER TABLE ", 12);
+      pg_ident(&sql, t->name);
+      cs_buf_append(&sql, " ADD COLUMN IF NOT EXISTS ", 26);
+      pg_ident(&sql, t->cols[c]);
+      cs_buf_append(&sql, " text;\n", 7);
+    }
+    t->ncols_tx = t->ncols;
+    if (p->batch_safe) {
+      char stage[40];
+      snprintf(stage, sizeof stage, "_csvstream_stage_%zu", i + 1);
+      cs_buf_append(&sql, "CREATE TEMP TABLE ", 18);
+      pg_ident(&sql, stage);
+      cs_buf_append(&sql, " (LIKE ", 7);
+      pg_ident(&sql, t->name);
+      cs_buf_append(&sql, ") ON COMMIT DROP;\nCOPY ", 23);
+      pg_ident(&sql, stage);
+      cs_buf_append_byte(&sql, ' ');
+      pg_col_list(&sql, t);
+      cs_buf_append(&sql, " FROM STDIN;\nINSERT INTO ", 25);
+      pg_ident(&sql, t->name);
+      cs_buf_append_byte(&sql, ' ');
+      pg_col_list(&sql, t);
+      cs_buf_append(&sql, " SELECT ", 8);
+      {
+        cs_buf cols;
+        cs_buf_init(&cols);
+        pg_col_list(&cols, t);
+        cs_buf_append(&sql, cols.data + 1, cols.len - 2);
+        cs_buf_free(&cols);
+      }
+      cs_buf_append(&sql, " FROM ", 6);
+      pg_ident(&sql, stage);
+      /* Only the rows the table does not have: those above their stream's stored number
+       * (the progress rows are locked above, so no other consumer moves it meanwhile). */
+      {
+        static const char filt[] = " s WHERE NOT EXISTS (SELECT 1 FROM " PG_PROGRESS_TABLE
+                                   " p WHERE p.producer = s._producer AND p.stream = ";
+        cs_buf_append(&sql, filt, sizeof filt - 1);
+      }
+      pg_bytea(&sql, t->stream_name);
+      cs_buf_append(&sql, " AND p.seq >= s._seq);\n", 23);
+    } else {
+      cs_buf_append(&sql, "COPY ", 5);
+      pg_ident(&sql, t->name);
+      cs_buf_append_byte(&sql, ' ');
+      pg_col_list(&sql, t);
+      cs_buf_append(&sql, " FROM STDIN;\n", 13);
+    }
+  }
+  if (p->nmarks > 0) {
+    pg_progress_update_sql(p, &sql);
+  }
+  cs_buf_append(&sql, "COMMIT;", 7);
+  if (cs_buf_append_byte(&sql, '\0') != 0) {
+    cs_buf_free(&sql);
+    pg_batch_clear(p);
+    return 0;
+  }
+  (void)pg_send(p, sql.data, PG_BATCH); /* a lost connection is retried later */
+  cs_buf_free(&sql);
+  return 0;
+}
+
+/* The batch committed: its rows are durable; out of the queue they go. */
+static void pg_batch_committed(sink_pg *p) {
+  size_t k = 0;
+  for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < p->batch_n;
+       row = rowq_next(row), k++) {
+    sink_stream *st = (sink_stream *)row->stream; /* the stream table's; rowq borrows it */
+    if (st->durable[p->env.slot] < row->seq) {
+      st->durable[p->env.slot] = row->seq;
+    }
+    st->held[p->env.slot]--;
+  }
+  for (size_t i = 0; i < p->nsegs; i++) {
+    p->segs[i]->created = 1;
+    p->segs[i]->ncols_db = p->segs[i]->ncols_tx;
+  }
+  if (p->progress_tx) {
+    p->progress_table = 1;
+  }
+  if (rowq_pop(p->rows, p->batch_n) == 0) {
+    p->committed += p->batch_n;
+  }
+  p->batch_n = 0;
+  p->last_commit_us = clock_mono_us();
+  p->backoff_ms = 0;
+  pg_batch_clear(p);
+}
+
+/* Which queued row is line `line` of the COPY into segment t (for the error message)? */
+static const rowq_row *pg_row_of_line(sink_pg *p, const pg_table *t, size_t line) {
+  size_t k = 0, seen = 0;
+  for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < p->batch_n;
+       row = rowq_next(row), k++) {
+    if (row->tag == t && ++seen == line) {
+      return row;
+    }
+  }
+  return NULL;
+}
+
+/* Is a failed batch worth trying again (SQLSTATE classes of passing trouble)? */
+static int pg_state_transient(const char *state) {
+  return strncmp(state, "40", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+         strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+         strcmp(state, "55P03") == 0 || strncmp(state, "58", 2) == 0 || state[0] == '\0';
+}
+
+/* The batch failed and was rolled back: try it again, through the staging table after a conflict,
+ * later after a passing error, or give up on a permanent one. Returns 0 or -1 (failed). */
+static int pg_batch_failed(sink_pg *p) {
+  char rows[WORDS_BUF];
+  uint64_t now = clock_mono_us();
+  pg_batch_clear(p);
+  pg_pre_drop(p); /* the batch's rows are queued again, in front of them */
+  p->state = PG_IDLE;
+  if (p->batch_conflict && !p->batch_safe) {
+    /* Rows another consumer (or an earlier try of this batch, whose commit went through while
+     * the connection broke) stored already: this batch and the next ones for a while go
+     * through a staging table that leaves those out. */
+    p->conflicts++;
+    p->safe_until_us = now + PG_SAFE_MODE_US;
+    p->retry_us = 0;
+    return 0;
+  }
+  if (pg_state_transient(p->err_state) || strcmp(p->err_state, "23505") == 0 ||
+      strcmp(p->err_state, "42P07") == 0) {
+    /* A deadlock, a serialization failure, two consumers creating one table at once. */
+    p->retries++;
+    p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
+                                                                           : p->backoff_ms * 2)
+                                  : PG_BACKOFF_FIRST_MS / 4;
+    p->retry_us = now + (p->backoff_ms * 3 / 4 + pg_random(p) % (p->backoff_ms / 2 + 1)) * 1000;
+    if (log_limiter_allow(&p->down_log, now, PG_LOG_INTERVAL_US)) {
+      log_warn("database %s: batch of %s not committed (%s: %s); trying again", p->shown,
+               words_count_of(rows, sizeof rows, p->batch_n, "row", "rows"), p->err_state,
+               p->err_msg);
+    }
+    return 0;
+  }
+  if (p->err_table != NULL && p->err_seg_line > 0) {
+    const rowq_row *row = pg_row_of_line(p, p->err_table, p->err_seg_line);
+    if (row != NULL) {
+      log_error("database %s: table '%s': %s record %s #%" PRIu64 " refused: %s (SQLSTATE %s); "
+                "stopping",
+                p->shown, p->err_table->name_label, row->stream->protocol, row->stream->label,
+                row->seq, p->err_msg, p->err_state);
+      pg_fail(p);
+      return -1;
+    }
+  }
+  log_error("database %s: %s (SQLSTATE %s)%s%s; stopping", p->shown, p->err_msg, p->err_state,
+            p->err_table != NULL ? " in table " : "",
+            p->err_table != NULL ? p->err_table->name_label : "");
+  pg_fail(p);
+  return -1;
+}
+
+/* Keep the first error of the query in flight. */
+static void pg_note_error(sink_pg *p, PGresult *r) {
+  const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  const char *ctx = PQresultErrorField(r, PG_DIAG_CONTEXT);
+  if (p->err_msg[0] != '\0') {
+    return;
+  }
+  snprintf(p->err_state, sizeof p->err_state, "%s", st != NULL ? st : "");
+  pg_message(msg != NULL ? msg : PQresultErrorMessage(r), p->err_msg, sizeof p->err_msg);
+  if (p->err_msg[0] == '\0') {
+    snprintf(p->err_msg, sizeof p->err_msg, "error without a message");
+  }
+  if (p->copying && p->seg_next > 0) {
+    p->err_table = p->segs[p->seg_next - 1];
+    /* "COPY t, line 5, column x: ..." */
+    const char *line = ctx != NULL ? strstr(ctx, ", line ") : NULL;
+    if (line != NULL) {
+      p->err_seg_line = strtoul(line + 7, NULL, 10);
+    }
+  }
+}
+
+/* Send COPY data for the segment in progress as far as the socket takes it. Returns 1 when the
+ * data and its end went out, 0 when it must wait for the socket, -1 when the COPY ended early
+ * (an error comes in the results) or the connection broke. */
+static int pg_copy_send(sink_pg *p) {
+  pg_table *t = p->segs[p->seg_next - 1];
+  while (!p->copy_ended) {
+    if (p->copy_off < t->copy.len) {
+      size_t n = t->copy.len - p->copy_off;
+      n = n > PG_COPY_CHUNK ? PG_COPY_CHUNK : n;
+      int rc = PQputCopyData(p->conn, t->copy.data + p->copy_off, (int)n);
+      if (rc < 0) {
+        return -1;
+      }
+      if (rc == 0) {
+        return 0;
+      }
+      p->copy_off += n;
+    } else {
+      int rc = PQputCopyEnd(p->conn, NULL);
+      if (rc < 0) {
+        return -1;
+      }
+      if (rc == 0) {
+        return 0;
+      }
+      p->copy_ended = 1;
+    }
+    int f = PQflush(p->conn);
+    if (f < 0) {
+      return -1;
+    }
+    if (f == 1) {
+      p->want_write = 1;
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Read what the server sent for the query in flight, send COPY data when it asks. */
+static void pg_query_step(sink_pg *p) {
+  if (p->want_write) {
+    int f = PQflush(p->conn);
+    if (f < 0) {
+      pg_lost(p, PQerrorMessage(p->conn));
+      return;
+    }
+    p->want_write = f == 1;
+  }
+  if (PQconsumeInput(p->conn) == 0) {
+    pg_lost(p, PQerrorMessage(p->conn));
+    return;
+  }
+  for (;;) {
+    if (p->copying && !p->copy_ended) {
+      int rc = pg_copy_send(p);
+      if (rc == 0) {
+        break;
+      }
+      if (rc < 0 && PQstatus(p->conn) == CONNECTION_BAD) {
+        pg_lost(p, PQerrorMessage(p->conn));
+        return;
+      }
+      p->copy_ended = 1;
+    }
+    if (PQisBusy(p->conn)) {
+      break;
+    }
+    PGresult *r = PQgetResult(p->conn);
+    if (r == NULL) {
+      /* The query is over. */
+      enum pg_state was = p->state;
+      p->state = PG_IDLE;
+      if (PQstatus(p->conn) == CONNECTION_BAD) {
+        pg_lost(p, PQerrorMessage(p->conn));
+        return;
+      }
+      if (was == PG_BATCH && p->err_msg[0] == '\0' &&
+          PQtransactionStatus(p->conn) == PQTRANS_IDLE) {
+        pg_batch_committed(p);
+      } else if (was == PG_BATCH || was == PG_ROLLBACK) {
+        if (PQtransactionStatus(p->conn) != PQTRANS_IDLE) {
+          char keep_state[6], keep_msg[1024];
+          pg_table *keep_table = p->err_table;
+          size_t keep_line = p->err_seg_line;
+          memcpy(keep_state, p->err_state, sizeof keep_state);
+          memcpy(keep_msg, p->err_msg, sizeof keep_msg);
+          if (pg_send(p, "ROLLBACK", PG_ROLLBACK) != 0) {
+            return;
+          }
+          memcpy(p->err_state, keep_state, sizeof keep_state);
+          memcpy(p->err_msg, keep_msg, sizeof keep_msg);
+          p->err_table = keep_table;
+          p->err_seg_line = keep_line;
+          continue;
+        }
+        (void)pg_batch_failed(p);
+      } else if (was == PG_NAMING && p->err_msg[0] != '\0') {
+        log_error("database %s: reading the catalog: %s; stopping", p->shown, p->err_msg);
+        pg_fail(p);
+      }
+      if (p->state == PG_IDLE) {
+        pg_watch(p, UV_READABLE, 0);
+      }
+      return;
+    }
+    switch (PQresultStatus(r)) {
+    case PGRES_COPY_IN:
+      if (p->state != PG_BATCH || p->seg_next >= p->nsegs || p->batch_conflict) {
+        /* Ends the COPY with an error, and so the transaction: a conflict is retried through
+         * the staging table (pg_batch_failed). */
+        (void)PQputCopyEnd(p->conn, p->batch_conflict ? "rows of this batch are stored already"
+                                                      : "unexpected COPY");
+        p->copy_ended = 1;
+        break;
+      }
+      p->seg_next++;
+      p->copying = 1;
+      p->copy_ended = 0;
+      p->copy_off = 0;
+      break;
+    case PGRES_TUPLES_OK:
+      if (p->state == PG_BATCH && !p->batch_safe) {
+        /* The progress rows, locked: does the table have rows of this batch already? */
+        for (int i = 0; i < PQntuples(r); i++) {
+          if (strcmp(PQgetvalue(r, i, 0), "t") == 0) {
+            p->batch_conflict = 1;
+          }
+        }
+      }
+      if (p->state == PG_NAMING && pg_naming_done(p, r) != 0) {
+        PQclear(r);
+        pg_fail(p);
+        return;
+      }
+      break;
+    case PGRES_COMMAND_OK:
+    case PGRES_EMPTY_QUERY:
+      break;
+    default:
+      pg_note_error(p, r);
+      break;
+    }
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+      p->copying = 0;
+    }
+    PQclear(r);
+  }
+  pg_watch(p, UV_READABLE | (p->want_write ? UV_WRITABLE : 0), 0);
+}
+
+/* Do everything that can be done now without waiting. */
+static void pg_drive(sink_pg *p) {
+  switch (p->state) {
+  case PG_CONNECTING:
+    pg_connect_step(p);
+    break;
+  case PG_NAMING:
+  case PG_BATCH:
+  case PG_ROLLBACK:
+    pg_query_step(p);
+    break;
+  case PG_IDLE:
+    /* Nothing asked, yet the socket is readable: a notice, or the server going away. */
+    if (PQconsumeInput(p->conn) == 0 || PQstatus(p->conn) == CONNECTION_BAD) {
+      pg_lost(p, PQerrorMessage(p->conn));
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+/* Move on: connect when it is time, start the next batch when one is due. now: monotonic.
+ * force: do not wait for the pace (the drain). Returns the time to be called again (0: at the
+ * next turn with records). */
+static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
+  pg_drive(p);
+  if (p->state == PG_DOWN && now >= p->retry_us) {
+    pg_connect_start(p);
+    pg_drive(p);
+  }
+  if (p->state == PG_IDLE && rowq_head(p->rows) != NULL) {
+    if (now < p->retry_us) {
+      return p->retry_us;
+    }
+    if (!force && rowq_count(p->rows) < PG_BATCH_ROWS &&
+        now - p->last_commit_us < PG_COMMIT_PACE_US) {
+      return p->last_commit_us + PG_COMMIT_PACE_US + 1000;
+    }
+    (void)pg_batch_start(p);
+    pg_drive(p);
+    if (p->state == PG_IDLE && rowq_head(p->rows) != NULL) {
+      /* The catalog answered at once: the batch proper goes now. */
+      (void)pg_batch_start(p);
+      pg_drive(p);
+    }
+  }
+  switch (p->state) {
+  case PG_DOWN:
+    return p->retry_us;
+  case PG_CONNECTING:
+  case PG_NAMING:
+  case PG_BATCH:
+  case PG_ROLLBACK:
+    /* The socket's watcher wakes the loop; without one (or as a guard), look again soon. */
+    return now + (p->poll != NULL ? 100000 : 1000);
+  default:
+    return rowq_head(p->rows) != NULL ? now + 1000 : 0;
+  }
+}
+
+/* ---- the sink's operations ---- */
+
+static int sink_pg_open(void **self, const consumer_options *opt, const sink_env *env) {
+  sink_pg *p;
+  const char *keys[6], *values[6];
+  char msg[512];
+  *self = NULL;
+  if (opt->db_path == NULL || !consumer_options_db_is_postgres(opt->db_path)) {
+    return SINK_OFF;
+  }
+  p = calloc(1, sizeof *p);
+  if (p == NULL || rowq_new(&p->rows) != 0) {
+    free(p);
+    log_error("--db: out of memory");
+    return CS_ENOMEM;
+  }
+  p->env = *env;
+  p->loop = env->loop;
+  p->target = opt->db_path;
+  p->fsync = opt->fsync;
+  p->pre_valid = 1; /* nothing queued: rows are made into lines as they come */
+  p->rng = clock_wall_us() | 1;
+  pg_target_shown(p->target, p->shown, sizeof p->shown);
+  if (strcmp(opt->out_path, "-") == 0) {
+    snprintf(p->save_path, sizeof p->save_path, "csvstream-pg.uncommitted.csv");
+  } else {
+    snprintf(p->save_path, sizeof p->save_path, "%s.pg-uncommitted.csv", opt->out_path);
+  }
+  /* The first connection at the start, waiting (nothing is read from the network yet): a
+   * wrong target or user is said at once, and the progress of earlier runs is read. */
+  pg_conn_params(p, keys, values);
+  p->conn = PQconnectdbParams(keys, values, 1);
+  if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
+    const char *why = p->conn != NULL ? PQerrorMessage(p->conn) : "out of memory";
+    pg_message(why, msg, sizeof msg);
+    if (p->conn == NULL || !pg_connect_transient(why)) {
+      log_error("--db: cannot connect to %s: %s (check the target, the user and its password "
+                "in PGPASSWORD or ~/.pgpass)",
+                p->shown, msg);
+      PQfinish(p->conn);
+      rowq_free(p->rows);
+      free(p);
+      return CS_EIO;
+    }
+    log_warn("database %s unreachable (%s): starting anyway; rows wait in memory and the "
+             "consumer keeps trying",
+             p->shown, msg);
+    PQfinish(p->conn);
+    p->conn = NULL;
+    p->state = PG_DOWN;
+    p->down_since_us = clock_mono_us();
+    p->backoff_ms = PG_BACKOFF_FIRST_MS;
+    p->retry_us = p->down_since_us + PG_BACKOFF_FIRST_MS * 1000;
+    *self = p;
+    return 0;
+  }
+  PQsetNoticeProcessor(p->conn, pg_notice_cb, NULL);
+  {
+    PGresult *r = PQexec(p->conn, "CREATE TABLE IF NOT EXISTS " PG_PROGRESS_TABLE
+                                  " (producer text COLLATE \"C\" NOT NULL, stream bytea NOT "
+                                  "NULL, seq bigint NOT NULL, PRIMARY KEY (producer, stream))");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      log_warn("database %s: cannot create the progress table (%s); trying again with the "
+               "first rows",
+               p->shown, pg_message(PQresultErrorMessage(r), msg, sizeof msg));
+    }
+    PQclear(r);
+  }
+  if (pg_progress_load(p) != 0) {
+    log_warn("database %s: cannot read the progress table (%s): acknowledged streams start "
+             "from nothing (each batch still reads the progress it locks, so each record is stored "
+             "once)",
+             p->shown, pg_message(PQerrorMessage(p->conn), msg, sizeof msg));
+  }
+  log_info("database %s: connected (PostgreSQL %d, server %s)", p->shown,
+           PQserverVersion(p->conn) / 10000,
+           PQparameterStatus(p->conn, "server_version") != NULL
+               ? PQparameterStatus(p->conn, "server_version")
+               : "?");
+  pg_connected(p); /* a loss here is retried like any other */
+  *self = p;
+  return 0;
+}
+
+/* Queue one row. Values PostgreSQL cannot hold as text (a NUL byte, bytes that are not UTF-8)
+ * and rows wider than a table are refused here, alone: counted and logged (they are in the CSV
+ * file), or the stream refused when it is acknowledged. */
+static int sink_pg_add(void *self, const sink_record *r) {
+  sink_pg *p = self;
+  char where[4200], n[WORDS_BUF];
+  const char *why = NULL;
+  if (p->failed) {
+    return CS_EIO;
+  }
+  if (r->nfields + PG_NMETA > PG_MAX_COLUMNS || r->stream->ncolumns + PG_NMETA > PG_MAX_COLUMNS) {
+    why = "has more fields than a PostgreSQL table has columns (1600 with the metadata)";
+  } else if (rowq_bytes(p->rows) >= PG_MAX_PENDING_BYTES) {
+    why = "finds the queue full";
+  } else {
+    for (size_t i = 0; i < r->nfields && why == NULL; i++) {
+      if (!pg_text_ok((const unsigned char *)r->fields[i].data, r->fields[i].len)) {
+        why = "has a value that is not UTF-8 text (or holds a NUL byte), which PostgreSQL's "
+              "text cannot hold";
+      }
+    }
+  }
+  if (why != NULL) {
+    if (r->stream->acked) {
+      log_error("database %s: %s record %s #%" PRIu64 " %s: stream refused", p->shown,
+                r->stream->protocol, r->stream->label, r->seq, why);
+      return CS_EREFUSED;
+    }
+    p->dropped++;
+    if (log_limiter_allow(&p->drop_log, clock_mono_us(), PG_LOG_INTERVAL_US)) {
+      log_error("database %s: %s record %s #%" PRIu64 " %s: not stored there (%s so far; it is "
+                "in %s)",
+                p->shown, r->stream->protocol, r->stream->label, r->seq, why,
+                words_count(n, sizeof n, p->dropped),
+                p->env.copy_where(p->env.arg, r->stream, where, sizeof where));
+    }
+    return 0;
+  }
+  pg_table *t = pg_table_for(p, r->stream);
+  if (t == NULL) {
+    log_error("database %s: out of memory; stopping", p->shown);
+    p->failed = 1;
+    return CS_ENOMEM;
+  }
+  if ((t->name != NULL && pg_table_widen(t, r->nfields) != 0) || rowq_push(p->rows, r, t) != 0) {
+    log_error("database %s: out of memory; stopping", p->shown);
+    p->failed = 1;
+    return CS_ENOMEM;
+  }
+  r->stream->held[p->env.slot]++; /* until its batch commits: the stream is not retired */
+  if (t->name == NULL && r->nfields > t->max_fields) {
+    t->max_fields = r->nfields;
+  }
+  pg_pre_add(p, t, r);
+  return 0;
+}
+
+/* An acknowledged stream resumes where the progress table said it stood at the start. */
+static void sink_pg_resume(void *self, sink_stream *st) {
+  sink_pg *p = self;
+  size_t len = strlen(st->name);
+  for (size_t i = 0; i < p->nprogress; i++) {
+    const pg_progress *e = &p->progress[i];
+    if (strcmp(e->producer, st->producer_hex) == 0 && e->len == len &&
+        memcmp(e->stream, st->name, len) == 0) {
+      st->durable[p->env.slot] = e->seq;
+      return;
+    }
+  }
+}
+
+/* A stream leaves the table (no row of it queued): drop its slot, and remember an acknowledged
+ * stream's number as the progress table has it now, for a resume later in this run. */
+static void sink_pg_forget(void *self, sink_stream *st) {
+  sink_pg *p = self;
+  size_t len = strlen(st->name);
+  uint64_t seq = st->durable[p->env.slot];
+  pg_progress *grown, *e;
+  st->slot[p->env.slot] = NULL;
+  if (!st->acked || seq == 0) {
+    return;
+  }
+  for (size_t i = 0; i < p->nprogress; i++) {
+    e = &p->progress[i];
+    if (strcmp(e->producer, st->producer_hex) == 0 && e->len == len &&
+        memcmp(e->stream, st->name, len) == 0) {
+      e->seq = e->seq > seq ? e->seq : seq;
+      return;
+    }
+  }
+  grown = realloc(p->progress, (p->nprogress + 1) * sizeof(*grown));
+  if (grown == NULL) {
+    return; /* the table has it: a resume in this run would start lower, and resend */
+  }
+  p->progress = grown;
+  e = &p->progress[p->nprogress];
+  e->stream = malloc(len > 0 ? len : 1);
+  if (e->stream == NULL) {
+    return;
+  }
+  memcpy(e->stream, st->name, len);
+  e->len = len;
+  snprintf(e->producer, sizeof e->producer, "%s", st->producer_hex);
+  e->seq = seq;
+  p->nprogress++;
+}
+
+static int sink_pg_flush(void *self, uint64_t now, uint64_t *next_us) {
+  sink_pg *p = self;
+  *next_us = 0;
+  if (p->failed) {
+    return CS_EIO;
+  }
+  *next_us = pg_advance(p, now, 0);
+  return p->failed ? CS_EIO : 0;
+}
+
+/* Pause the peers that can wait at half the queue's bound, let them go on at a quarter. */
+static int sink_pg_pressure(void *self, int paused, char *why, size_t len) {
+  sink_pg *p = self;
+  size_t bytes = rowq_bytes(p->rows);
+  char rows[WORDS_BUF], mib[WORDS_BUF];
+  words_count_of(rows, sizeof rows, rowq_count(p->rows), "row", "rows");
+  if (!paused && bytes > PG_MAX_PENDING_BYTES / 2) {
+    snprintf(why, len, "database %s is behind (%s, %s MiB queued)", p->shown, rows,
+             words_count(mib, sizeof mib, bytes >> 20));
+    return SINK_PRESSURE_HIGH;
+  }
+  if (paused && bytes < PG_MAX_PENDING_BYTES / 4) {
+    snprintf(why, len, "database %s caught up (%s queued)", p->shown, rows);
+    return SINK_PRESSURE_LOW;
+  }
+  return SINK_PRESSURE_KEEP;
+}
+
+/* The table name a queued row is saved under. */
+static const char *pg_row_table_name(const rowq_row *row, void *arg) {
+  const pg_table *t = row->tag;
+  (void)arg;
+  return t->name != NULL ? t->name : t->stream_name;
+}
+
+/* Save what is left to the .pg-uncommitted.csv file and say why. */
+static void pg_give_up(sink_pg *p, const char *reason) {
+  char err[512], where[4200], rows[WORDS_BUF];
+  size_t n = rowq_count(p->rows), saved = 0;
+  if (n == 0) {
+    return;
+  }
+  words_count_of(rows, sizeof rows, n, "row", "rows");
+  const char *csv = p->env.copy_where(p->env.arg, NULL, where, sizeof where);
+  if (rowq_save(p->rows, p->save_path, pg_row_table_name, NULL, &saved, err, sizeof err) != 0) {
+    log_error("database %s: %s not committed (%s); they are in %s, but could not be saved apart: "
+              "%s",
+              p->shown, rows, reason, csv, err);
+    return;
+  }
+  log_error("database %s: %s not committed: saved to %s (%s; they are in %s too)%s", p->shown, rows,
+            p->save_path, reason, csv,
+            p->state == PG_BATCH ? "; the last batch was being committed when the wait ended, so "
+                                   "its rows may be in the database as well"
+                                 : "");
+}
+
+/* At the stop: commit everything, waiting up to 10 s for a server that is away. */
+static int sink_pg_drain(void *self, uint64_t now, int give_up, uint64_t *next_us) {
+  sink_pg *p = self;
+  if (!p->drain_started) {
+    p->drain_started = 1;
+    p->drain_deadline_us = now + PG_DRAIN_TIMEOUT_US;
+  }
+  if (p->failed) {
+    pg_give_up(p, "see the error above");
+    return 1;
+  }
+  uint64_t next = pg_advance(p, now, 1);
+  if (p->failed) {
+    pg_give_up(p, "see the error above");
+    return 1;
+  }
+  if (rowq_head(p->rows) == NULL && p->state != PG_BATCH && p->state != PG_NAMING) {
+    if (p->dropped > 0) {
+      char where[4200];
+      log_error("database %s: %" PRIu64 " records were not stored in it (see the errors above); "
+                "they are in %s",
+                p->shown, p->dropped, p->env.copy_where(p->env.arg, NULL, where, sizeof where));
+      return 1;
+    }
+    return 0;
+  }
+  if (give_up) {
+    pg_give_up(p, "the wait for the database was stopped");
+    return 1;
+  }
+  if (now >= p->drain_deadline_us) {
+    pg_give_up(p, "the database did not take them within 10 s");
+    return 1;
+  }
+  if (!p->drain_warned && p->state == PG_DOWN) {
+    char rows[WORDS_BUF];
+    p->drain_warned = 1;
+    log_warn("database %s is unreachable: waiting up to %d s to commit %s (Ctrl-C again to stop "
+             "waiting)",
+             p->shown, PG_DRAIN_TIMEOUT_US / 1000000,
+             words_count_of(rows, sizeof rows, rowq_count(p->rows), "row", "rows"));
+  }
+  if (next == 0 || next > now + 2000) {
+    next = p->state == PG_DOWN && next != 0 ? next : now + 2000;
+  }
+  *next_us = next < p->drain_deadline_us ? next : p->drain_deadline_us;
+  return SINK_AGAIN;
+}
+
+static int sink_pg_waiting(void *self, char *what, size_t len) {
+  sink_pg *p = self;
+  if (rowq_head(p->rows) == NULL) {
+    return 0;
+  }
+  snprintf(what, len, "database %s", p->shown);
+  return 1;
+}
+
+static void sink_pg_report_text(void *self, FILE *out) {
+  sink_pg *p = self;
+  char rows[WORDS_BUF], pending[WORDS_BUF], rec[WORDS_BUF], dropped[WORDS_BUF];
+  fprintf(out,
+          "database %s: %s committed, %s pending, %s, %s not stored (not UTF-8 text, or more "
+          "fields than a table takes)\n",
+          p->shown, words_count_of(rows, sizeof rows, p->committed, "row", "rows"),
+          words_count(pending, sizeof pending, rowq_count(p->rows)),
+          words_count_of(rec, sizeof rec, p->reconnects, "reconnect", "reconnects"),
+          words_count(dropped, sizeof dropped, p->dropped));
+}
+
+/* "postgres": target (password removed; null without a PostgreSQL --db), rows committed and
+ * pending, reconnects, batches that met rows stored before, retried batches, rows dropped. */
+static void sink_pg_report_json(void *self, json_out *j) {
+  sink_pg *p = self;
+  json_object_begin(j, "postgres");
+  json_string(j, "target", p != NULL ? p->shown : NULL);
+  json_uint(j, "committed", p != NULL ? p->committed : 0);
+  json_uint(j, "pending", p != NULL ? rowq_count(p->rows) : 0);
+  json_uint(j, "reconnects", p != NULL ? p->reconnects : 0);
+  json_uint(j, "conflicts", p != NULL ? p->conflicts : 0);
+  json_uint(j, "retries", p != NULL ? p->retries : 0);
+  json_uint(j, "dropped", p != NULL ? p->dropped : 0);
+  json_object_end(j);
+}
+
+static int sink_pg_close(void *self, int discard) {
+  sink_pg *p = self;
+  (void)discard;
+  if (p == NULL) {
+    return 0;
+  }
+  pg_unwatch(p);
+  PQfinish(p->conn);
+  for (pg_table *t = p->tables, *next; t != NULL; t = next) {
+    next = t->next;
+    pg_table_free(t);
+  }
+  for (size_t i = 0; i < p->nprogress; i++) {
+    free(p->progress[i].stream);
+  }
+  free(p->progress);
+  free(p->segs);
+  free(p->marks);
+  free(p->pre_tables);
+  rowq_free(p->rows);
+  free(p);
+  return 0;
+}
+
+const sink_ops sink_pg_ops = {
+    .name = "postgres",
+    .open = sink_pg_open,
+    .add = sink_pg_add,
+    .resume = sink_pg_resume,
+    .forget = sink_pg_forget,
+    .flush = sink_pg_flush,
+    .pressure = sink_pg_pressure,
+    .drain = sink_pg_drain,
+    .waiting = sink_pg_waiting,
+    .summary = sink_pg_report_text,
+    .json = sink_pg_report_json,
+    .close = sink_pg_close,
+};
+
+#endif
