@@ -18,40 +18,35 @@ static uint64_t csvout_has(uint64_t v, unsigned char c) {
   return (x - CSVOUT_ONES) & ~x & CSVOUT_HIGHS;
 }
 
-/* Whether one of the n bytes at d is a delimiter, quote or line break. Eight bytes at a time:
- * every such byte is below ',' + 1, so a word with no byte that small is passed at once (digits,
- * letters and UTF-8 are); only the others are tested byte value by byte value. */
-static int csvout_has_special(const unsigned char *d, size_t n) {
+/* Copy the n bytes of a field that needs no quotes to p and return the end, or return NULL
+ * (having written scratch bytes at p) when the field needs quotes: it holds a delimiter, quote
+ * or line break, or starts or ends with a space or tab (which some readers trim). One pass,
+ * eight bytes at a time: every special byte is below ',' + 1, so a word with no byte that small
+ * (digits, letters, UTF-8) is stored at once; only the others are tested value by value. */
+static char *csvout_copy_plain(char *p, const unsigned char *d, size_t n) {
   size_t i = 0;
+  if (n == 0) {
+    return p;
+  }
+  if (d[0] == ' ' || d[0] == '\t' || d[n - 1] == ' ' || d[n - 1] == '\t') {
+    return NULL;
+  }
   for (; i + 8 <= n; i += 8) {
     uint64_t v;
     memcpy(&v, d + i, 8);
-    if (((v - CSVOUT_ONES * (',' + 1)) & ~v & CSVOUT_HIGHS) == 0) {
-      continue;
+    if (((v - CSVOUT_ONES * (',' + 1)) & ~v & CSVOUT_HIGHS) != 0 &&
+        (csvout_has(v, ',') | csvout_has(v, '"') | csvout_has(v, '\r') | csvout_has(v, '\n'))) {
+      return NULL;
     }
-    if (csvout_has(v, ',') | csvout_has(v, '"') | csvout_has(v, '\r') | csvout_has(v, '\n')) {
-      return 1;
-    }
+    memcpy(p + i, &v, 8);
   }
   for (; i < n; i++) {
     if (csvout_special[d[i]]) {
-      return 1;
+      return NULL;
     }
+    p[i] = (char)d[i];
   }
-  return 0;
-}
-
-/* True when a field must be quoted to read back byte for byte: it holds a delimiter, quote or
- * line break, or starts or ends with a space or tab (which some readers trim). */
-static int needs_quotes(const cs_field *f) {
-  const unsigned char *d = (const unsigned char *)f->data;
-  if (f->len == 0) {
-    return 0;
-  }
-  if (d[0] == ' ' || d[0] == '\t' || d[f->len - 1] == ' ' || d[f->len - 1] == '\t') {
-    return 1;
-  }
-  return csvout_has_special(d, f->len);
+  return p + n;
 }
 
 /* Write one quoted field at p, its quotes doubled, and return the end. Room for 2 * len + 2
@@ -101,12 +96,8 @@ int csvout_record(cs_buf *out, const cs_field *fields, size_t n) {
       if (i > 0) {
         *p++ = ',';
       }
-      if (needs_quotes(&fields[i])) {
-        p = write_quoted(p, &fields[i]);
-      } else if (fields[i].len > 0) {
-        memcpy(p, fields[i].data, fields[i].len);
-        p += fields[i].len;
-      }
+      char *end = csvout_copy_plain(p, (const unsigned char *)fields[i].data, fields[i].len);
+      p = end != NULL ? end : write_quoted(p, &fields[i]);
     }
   }
   *p++ = '\r';
