@@ -54,7 +54,15 @@ typedef struct store_table {
   int created_tx;       /* during a flush: created in this transaction */
   sqlite3_stmt *insert; /* cached INSERT naming insert_ncols value columns, or NULL */
   size_t insert_ncols;
+  /* The same INSERT for insert_rows rows at once (NULL when a row's parameters are too many
+   * for that): one statement step per insert_rows rows of a batch. */
+  sqlite3_stmt *insert_many;
+  size_t insert_rows;
 } store_table;
+
+/* Rows one INSERT statement takes at once: each step and reset of a statement costs about as
+ * much as binding a row, and a statement that stays open keeps its cursor at the table's end. */
+#define STORE_INSERT_ROWS 32
 
 struct store {
   sqlite3 *db;
@@ -189,6 +197,7 @@ static void store_table_free(store_table *t) {
     return;
   }
   sqlite3_finalize(t->insert);
+  sqlite3_finalize(t->insert_many);
   for (size_t i = 0; i < t->ncols; i++) {
     sqlite3_free(t->cols[i]);
   }
@@ -799,6 +808,44 @@ static int store_table_name_now(store *s, store_table *t) {
   return rc;
 }
 
+/* Prepare "INSERT INTO t (value columns, metadata columns) VALUES (?, ...)" with `rows` rows
+ * of parameters into *out. Returns 0, CS_EBUSY, CS_ESQLITE or CS_ENOMEM (error set). */
+static int store_prepare_insert(store *s, store_table *t, size_t rows, sqlite3_stmt **out) {
+  sqlite3_str *sql = sqlite3_str_new(s->db);
+  char *text;
+  int prc;
+  *out = NULL;
+  sqlite3_str_appendf(sql, "INSERT INTO \"%w\" (", t->name);
+  for (size_t i = 0; i < t->ncols; i++) {
+    sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
+  }
+  for (size_t i = 0; i < STORE_NMETA; i++) {
+    sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
+  }
+  sqlite3_str_appendall(sql, ") VALUES ");
+  for (size_t r = 0; r < rows; r++) {
+    sqlite3_str_appendall(sql, r ? ", (" : "(");
+    for (size_t i = 0; i < t->ncols + STORE_NMETA; i++) {
+      sqlite3_str_appendall(sql, i ? ", ?" : "?");
+    }
+    sqlite3_str_appendall(sql, ")");
+  }
+  text = sqlite3_str_finish(sql);
+  if (text == NULL) {
+    store_set_error(s, "out of memory");
+    return CS_ENOMEM;
+  }
+  prc = sqlite3_prepare_v2(s->db, text, -1, out, NULL);
+  sqlite3_free(text);
+  if (prc != SQLITE_OK) {
+    store_set_sqlite_error(s, "preparing the INSERT");
+    sqlite3_finalize(*out);
+    *out = NULL;
+    return store_is_busy(prc) ? CS_EBUSY : CS_ESQLITE;
+  }
+  return 0;
+}
+
 /* Inside the open transaction: create t or add its new columns so that the database has all of
  * t's value columns, then (re)prepare its INSERT. Returns 0, CS_EBUSY, CS_ESQLITE or
  * CS_ENOMEM (error set). */
@@ -855,32 +902,23 @@ static int store_table_ready(store *s, store_table *t) {
 
   sqlite3_finalize(t->insert);
   t->insert = NULL;
-  sql = sqlite3_str_new(s->db);
-  sqlite3_str_appendf(sql, "INSERT INTO \"%w\" (", t->name);
-  for (size_t i = 0; i < t->ncols; i++) {
-    sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
-  }
-  for (size_t i = 0; i < STORE_NMETA; i++) {
-    sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
-  }
-  sqlite3_str_appendall(sql, ") VALUES (");
-  for (size_t i = 0; i < t->ncols + STORE_NMETA; i++) {
-    sqlite3_str_appendall(sql, i ? ", ?" : "?");
-  }
-  sqlite3_str_appendall(sql, ")");
-  sqlite3_free(text);
-  text = sqlite3_str_finish(sql);
-  sql = NULL;
-  if (text == NULL) {
-    goto nomem;
-  }
-  int prc = sqlite3_prepare_v2(s->db, text, -1, &t->insert, NULL);
-  if (prc != SQLITE_OK) {
-    store_set_sqlite_error(s, "preparing the INSERT");
-    rc = store_is_busy(prc) ? CS_EBUSY : CS_ESQLITE;
-    sqlite3_finalize(t->insert);
-    t->insert = NULL;
+  sqlite3_finalize(t->insert_many);
+  t->insert_many = NULL;
+  rc = store_prepare_insert(s, t, 1, &t->insert);
+  if (rc) {
     goto done;
+  }
+  /* The statement for several rows, when their parameters stay within SQLite's limit. */
+  size_t per_row = t->ncols + STORE_NMETA;
+  size_t limit = (size_t)sqlite3_limit(s->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+  t->insert_rows = limit / per_row < STORE_INSERT_ROWS ? limit / per_row : STORE_INSERT_ROWS;
+  if (t->insert_rows >= 2) {
+    rc = store_prepare_insert(s, t, t->insert_rows, &t->insert_many);
+    if (rc) {
+      sqlite3_finalize(t->insert);
+      t->insert = NULL;
+      goto done;
+    }
   }
   t->insert_ncols = t->ncols;
   goto done;
@@ -893,47 +931,59 @@ done:
   return rc;
 }
 
-/* Insert one row with t's cached statement. Values beyond the row's fields are NULL (a short
- * row); an empty field is the empty text, never NULL. Returns 0, CS_EBUSY or CS_ESQLITE. */
-static int store_insert_row(store *s, const rowq_row *row) {
-  store_table *t = row->tag;
-  sqlite3_stmt *q = t->insert;
-  char pid[17];
-  int rc = SQLITE_OK, col = 1;
-
-  for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, col++) {
+/* Bind row's values and metadata to q's parameters from *col on (advanced past them). Values
+ * beyond the row's fields are NULL (a short row); an empty field is the empty text, never NULL.
+ * Returns an SQLite code. */
+static int store_bind_row(sqlite3_stmt *q, const store_table *t, const rowq_row *row, int *col) {
+  int rc = SQLITE_OK;
+  for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, (*col)++) {
     if (i < row->nfields) {
       /* The bytes live in the row until it is dequeued after COMMIT, and store_flush clears
        * the bindings at the end of the batch, so the statement never holds a stale pointer. */
-      rc = sqlite3_bind_text(q, col, row->fields[i].len ? row->fields[i].data : "",
+      rc = sqlite3_bind_text(q, *col, row->fields[i].len ? row->fields[i].data : "",
                              (int)row->fields[i].len, SQLITE_STATIC);
     } else {
-      rc = sqlite3_bind_null(q, col);
+      rc = sqlite3_bind_null(q, *col);
     }
   }
-  /* The stream's hex id is made once, when the stream is (not per row). */
-  const char *id = row->stream->producer_hex;
-  if (id[0] == '\0') {
-    snprintf(pid, sizeof pid, "%016" PRIx64, row->stream->producer_id);
-    id = pid;
+  /* The stream's hex id is made once, when the stream is (not per row), and lives as long as
+   * the stream; only a stream without one gets it made here, copied by SQLite. */
+  if (rc == SQLITE_OK) {
+    const char *id = row->stream->producer_hex;
+    if (id[0] != '\0') {
+      rc = sqlite3_bind_text(q, (*col)++, id, -1, SQLITE_STATIC);
+    } else {
+      char pid[17];
+      snprintf(pid, sizeof pid, "%016" PRIx64, row->stream->producer_id);
+      rc = sqlite3_bind_text(q, (*col)++, pid, -1, SQLITE_TRANSIENT);
+    }
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_text(q, col++, id, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_bind_text(q, (*col)++, row->stream->protocol, -1, SQLITE_STATIC);
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_text(q, col++, row->stream->protocol, -1, SQLITE_STATIC);
+    rc = sqlite3_bind_int64(q, (*col)++, (sqlite3_int64)row->seq);
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->seq);
+    rc = sqlite3_bind_int64(q, (*col)++, (sqlite3_int64)row->sent_us);
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->sent_us);
+    rc = sqlite3_bind_int64(q, (*col)++, (sqlite3_int64)row->received_us);
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->received_us);
+    rc = sqlite3_bind_text(q, (*col)++, row->stream->peer, -1, SQLITE_STATIC);
   }
-  if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_text(q, col++, row->stream->peer, -1, SQLITE_STATIC);
+  return rc;
+}
+
+/* Insert `n` rows, starting at *row (all of table t), with one step of q (t->insert for one
+ * row, t->insert_many for t->insert_rows); *row is advanced past them. Returns 0, CS_EBUSY or
+ * CS_ESQLITE (error set). */
+static int store_insert_rows(store *s, store_table *t, sqlite3_stmt *q, const rowq_row **row,
+                             size_t n) {
+  int rc = SQLITE_OK, col = 1, out = 0;
+  for (size_t i = 0; i < n && rc == SQLITE_OK; i++, *row = rowq_next(*row)) {
+    rc = store_bind_row(q, t, *row, &col);
   }
   if (rc != SQLITE_OK) {
     store_set_sqlite_error(s, "binding a value");
@@ -941,7 +991,6 @@ static int store_insert_row(store *s, const rowq_row *row) {
     return CS_ESQLITE;
   }
   rc = sqlite3_step(q);
-  int out = 0;
   if (rc != SQLITE_DONE) {
     /* Read the message before reset, which may replace it. */
     char step[160];
@@ -949,10 +998,21 @@ static int store_insert_row(store *s, const rowq_row *row) {
     store_set_sqlite_error(s, step);
     out = store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
   }
-  /* Every parameter is bound again for the next row: clearing them is left to the end of the
-   * batch (store_flush_unbind), not paid per row. */
+  /* Every parameter is bound again for the next rows: clearing them is left to the end of the
+   * batch (store_flush_unbind), not paid per step. */
   sqlite3_reset(q);
   return out;
+}
+
+/* How many rows from row on, at most `max`, belong to the same table as row. */
+static size_t store_run_length(const rowq_row *row, size_t max) {
+  const void *tag = row->tag;
+  size_t n = 0;
+  while (row != NULL && n < max && row->tag == tag) {
+    n++;
+    row = rowq_next(row);
+  }
+  return n;
 }
 
 /* Drop every table's bindings once a batch is done, before its rows are dequeued and freed. */
@@ -960,6 +1020,9 @@ static void store_flush_unbind(store *s) {
   for (store_table *t = s->tables; t; t = t->next) {
     if (t->insert != NULL) {
       sqlite3_clear_bindings(t->insert);
+    }
+    if (t->insert_many != NULL) {
+      sqlite3_clear_bindings(t->insert_many);
     }
   }
 }
@@ -983,7 +1046,8 @@ int store_flush(store *s) {
     t->created_tx = t->created;
     t->ncols_tx = t->ncols_db;
   }
-  for (row = rowq_head(s->rows); row && n < STORE_BATCH_ROWS; row = rowq_next(row), n++) {
+  row = rowq_head(s->rows);
+  while (row && n < STORE_BATCH_ROWS) {
     store_table *t = row->tag;
     if (t->name == NULL) {
       rc = store_table_name_now(s, t);
@@ -998,7 +1062,15 @@ int store_flush(store *s) {
         goto rollback;
       }
     }
-    rc = store_insert_row(s, row);
+    /* A run of rows of one table goes t->insert_rows at a time, the rest one by one. */
+    if (t->insert_many != NULL && n + t->insert_rows <= STORE_BATCH_ROWS &&
+        store_run_length(row, t->insert_rows) == t->insert_rows) {
+      rc = store_insert_rows(s, t, t->insert_many, &row, t->insert_rows);
+      n += t->insert_rows;
+    } else {
+      rc = store_insert_rows(s, t, t->insert, &row, 1);
+      n++;
+    }
     if (rc) {
       goto rollback;
     }
@@ -1046,6 +1118,8 @@ rollback:
     if (t->created_tx != t->created || t->ncols_tx != t->ncols_db) {
       sqlite3_finalize(t->insert);
       t->insert = NULL;
+      sqlite3_finalize(t->insert_many);
+      t->insert_many = NULL;
     }
   }
   return rc;
