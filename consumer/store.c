@@ -63,6 +63,10 @@ typedef struct store_table {
 /* Rows one INSERT statement takes at once: each step and reset of a statement costs about as
  * much as binding a row, and a statement that stays open keeps its cursor at the table's end. */
 #define STORE_INSERT_ROWS 32
+/* In that statement the stream's producer, protocol and peer are parameters ?1 to ?3, bound
+ * once per step; each row has its values and three metadata parameters of its own. */
+#define STORE_SHARED_PARAMS 3
+#define STORE_ROW_META 3
 
 /* WAL pages (4 KiB) between automatic checkpoints: 64 MiB. */
 #define STORE_WAL_CHECKPOINT_PAGES "16384"
@@ -833,12 +837,24 @@ static int store_prepare_insert(store *s, store_table *t, size_t rows, sqlite3_s
     sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
   }
   sqlite3_str_appendall(sql, ") VALUES ");
-  for (size_t r = 0; r < rows; r++) {
-    sqlite3_str_appendall(sql, r ? ", (" : "(");
+  if (rows == 1) {
+    sqlite3_str_appendall(sql, "(");
     for (size_t i = 0; i < t->ncols + STORE_NMETA; i++) {
       sqlite3_str_appendall(sql, i ? ", ?" : "?");
     }
     sqlite3_str_appendall(sql, ")");
+  }
+  /* Several rows, all of one stream: its producer, protocol and peer are bound once, as ?1, ?2
+   * and ?3, and each row has its values, _seq, _sent_us and _received_us (STORE_ROW_PARAMS). */
+  for (size_t r = 0; rows > 1 && r < rows; r++) {
+    size_t base = STORE_SHARED_PARAMS + 1 + r * (t->ncols + STORE_ROW_META);
+    sqlite3_str_appendall(sql, r ? ", (" : "(");
+    /* (SQLite's printf reads %z as a string to free: the numbers go as long long.) */
+    for (size_t i = 0; i < t->ncols; i++) {
+      sqlite3_str_appendf(sql, "?%lld, ", (long long)(base + i));
+    }
+    sqlite3_str_appendf(sql, "?1, ?2, ?%lld, ?%lld, ?%lld, ?3)", (long long)(base + t->ncols),
+                        (long long)(base + t->ncols + 1), (long long)(base + t->ncols + 2));
   }
   text = sqlite3_str_finish(sql);
   if (text == NULL) {
@@ -919,8 +935,9 @@ static int store_table_ready(store *s, store_table *t) {
     goto done;
   }
   /* The statement for several rows, when their parameters stay within SQLite's limit. */
-  size_t per_row = t->ncols + STORE_NMETA;
+  size_t per_row = t->ncols + STORE_ROW_META;
   size_t limit = (size_t)sqlite3_limit(s->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+  limit = limit > STORE_SHARED_PARAMS ? limit - STORE_SHARED_PARAMS : 0;
   t->insert_rows = limit / per_row < STORE_INSERT_ROWS ? limit / per_row : STORE_INSERT_ROWS;
   if (t->insert_rows >= 2) {
     rc = store_prepare_insert(s, t, t->insert_rows, &t->insert_many);
@@ -986,21 +1003,9 @@ static int store_bind_row(sqlite3_stmt *q, const store_table *t, const rowq_row 
   return rc;
 }
 
-/* Insert `n` rows, starting at *row (all of table t), with one step of q (t->insert for one
- * row, t->insert_many for t->insert_rows); *row is advanced past them. Returns 0, CS_EBUSY or
- * CS_ESQLITE (error set). */
-static int store_insert_rows(store *s, store_table *t, sqlite3_stmt *q, const rowq_row **row,
-                             size_t n) {
-  int rc = SQLITE_OK, col = 1, out = 0;
-  for (size_t i = 0; i < n && rc == SQLITE_OK; i++, *row = rowq_next(*row)) {
-    rc = store_bind_row(q, t, *row, &col);
-  }
-  if (rc != SQLITE_OK) {
-    store_set_sqlite_error(s, "binding a value");
-    sqlite3_clear_bindings(q);
-    return CS_ESQLITE;
-  }
-  rc = sqlite3_step(q);
+/* Step q and reset it. Returns 0, CS_EBUSY or CS_ESQLITE (error set). */
+static int store_step_insert(store *s, const store_table *t, sqlite3_stmt *q) {
+  int rc = sqlite3_step(q), out = 0;
   if (rc != SQLITE_DONE) {
     /* Read the message before reset, which may replace it. */
     char step[160];
@@ -1014,11 +1019,71 @@ static int store_insert_rows(store *s, store_table *t, sqlite3_stmt *q, const ro
   return out;
 }
 
-/* How many rows from row on, at most `max`, belong to the same table as row. */
+/* Insert the row at *row with t->insert and advance *row. Returns 0, CS_EBUSY or CS_ESQLITE
+ * (error set). */
+static int store_insert_one(store *s, store_table *t, const rowq_row **row) {
+  int col = 1;
+  if (store_bind_row(t->insert, t, *row, &col) != SQLITE_OK) {
+    store_set_sqlite_error(s, "binding a value");
+    sqlite3_clear_bindings(t->insert);
+    return CS_ESQLITE;
+  }
+  *row = rowq_next(*row);
+  return store_step_insert(s, t, t->insert);
+}
+
+/* Insert t->insert_rows rows of one stream from *row on with t->insert_many, one step, and
+ * advance *row past them. Returns 0, CS_EBUSY or CS_ESQLITE (error set). */
+static int store_insert_many(store *s, store_table *t, const rowq_row **row) {
+  sqlite3_stmt *q = t->insert_many;
+  const sink_stream *st = (*row)->stream;
+  const char *id = st->producer_hex;
+  char pid[17];
+  int rc, col = STORE_SHARED_PARAMS + 1;
+  if (id[0] == '\0') {
+    snprintf(pid, sizeof pid, "%016" PRIx64, st->producer_id);
+    id = pid;
+  }
+  rc = sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_bind_text(q, 2, st->protocol, -1, SQLITE_STATIC);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_bind_text(q, 3, st->peer, -1, SQLITE_STATIC);
+  }
+  for (size_t n = 0; n < t->insert_rows && rc == SQLITE_OK; n++, *row = rowq_next(*row)) {
+    const rowq_row *r = *row;
+    for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, col++) {
+      /* The bytes live in the row until it is dequeued after COMMIT, and store_flush clears
+       * the bindings at the end of the batch, so the statement never holds a stale pointer. */
+      rc = i < r->nfields ? sqlite3_bind_text(q, col, r->fields[i].len ? r->fields[i].data : "",
+                                              (int)r->fields[i].len, SQLITE_STATIC)
+                          : sqlite3_bind_null(q, col);
+    }
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)r->seq);
+    }
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)r->sent_us);
+    }
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)r->received_us);
+    }
+  }
+  if (rc != SQLITE_OK) {
+    store_set_sqlite_error(s, "binding a value");
+    sqlite3_clear_bindings(q);
+    return CS_ESQLITE;
+  }
+  return store_step_insert(s, t, q);
+}
+
+/* How many rows from row on, at most `max`, belong to the same stream (and so the same table)
+ * as row. */
 static size_t store_run_length(const rowq_row *row, size_t max) {
-  const void *tag = row->tag;
+  const sink_stream *st = row->stream;
   size_t n = 0;
-  while (row != NULL && n < max && row->tag == tag) {
+  while (row != NULL && n < max && row->stream == st) {
     n++;
     row = rowq_next(row);
   }
@@ -1072,13 +1137,13 @@ int store_flush(store *s) {
         goto rollback;
       }
     }
-    /* A run of rows of one table goes t->insert_rows at a time, the rest one by one. */
+    /* A run of rows of one stream goes t->insert_rows at a time, the rest one by one. */
     if (t->insert_many != NULL && n + t->insert_rows <= STORE_BATCH_ROWS &&
         store_run_length(row, t->insert_rows) == t->insert_rows) {
-      rc = store_insert_rows(s, t, t->insert_many, &row, t->insert_rows);
+      rc = store_insert_many(s, t, &row);
       n += t->insert_rows;
     } else {
-      rc = store_insert_rows(s, t, t->insert, &row, 1);
+      rc = store_insert_one(s, t, &row);
       n++;
     }
     if (rc) {

@@ -814,8 +814,29 @@ static void test_runs_of_rows_insert_each_row_once_in_order(void **state) {
       }
     }
   }
+  /* A second producer's stream of the same name and header, in runs between a's rows: it
+   * shares a's table, and each row keeps its own stream's metadata. */
+  sink_stream a2 = make_stream("a", 3, c, 2);
+  for (uint64_t seq = 1; seq <= 70; seq++) {
+    char k[24], v[24];
+    snprintf(k, sizeof k, "%llu", (unsigned long long)seq);
+    snprintf(v, sizeof v, "x%llu", (unsigned long long)(seq * 7));
+    const char *vals[] = {k, v};
+    add_values(s, seq <= 35 || seq > 45 ? &a2 : &a, seq <= 35 || seq > 45 ? seq : 1000 + seq, vals,
+               2);
+  }
   flush_all(s);
+  assert_string_equal(store_table_name(s, &a2), store_table_name(s, &a));
   sqlite3 *db = peek_open(f->path);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM a WHERE _producer = '0000000000000003' AND "
+                                "k = _seq AND v = 'x' || (_seq * 7)"),
+                   60);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM a WHERE _seq > 1000 AND _producer = "
+                                "'0000000000000001' AND k + 1000 = _seq"),
+                   10);
+  assert_int_equal(peek_int(db, "DELETE FROM a WHERE _seq > 1000 OR _producer = "
+                                "'0000000000000003' RETURNING 1"),
+                   1);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM a"), 110);
   assert_int_equal(peek_int(db, "SELECT count(*) FROM b"), 36);
   assert_int_equal(peek_int(db, "SELECT count(DISTINCT _seq) FROM a"), 110);
