@@ -159,6 +159,10 @@ const rowq_row *rowq_head(const rowq *q) {
   return q->head ? &q->head->row : NULL;
 }
 
+const rowq_row *rowq_tail(const rowq *q) {
+  return q->tail ? &q->tail->row : NULL;
+}
+
 const rowq_row *rowq_next(const rowq_row *row) {
   const rowq_node *next = ((const rowq_node *)row)->next;
   return next ? &next->row : NULL;

@@ -256,9 +256,11 @@ static int sink_sqlite_flush(void *self, uint64_t now, uint64_t *next_us) {
   }
   /* The pace gathers rows into fewer commits while they trickle in; a full batch waiting is
    * committed at once (acknowledgements wait for the commit, so pacing a backlog would only
-   * hold producers back). Other processes still get the lock between the bursts. */
+   * hold producers back), and so is the end of a stream (its producer waits for the last
+   * acknowledgement, and nothing follows to gather). Other processes still get the lock
+   * between the bursts. */
   if (q->busy_since_us == 0 && store_pending(q->db) < STORE_BATCH_ROWS &&
-      now - q->last_commit_us < SQLITE_COMMIT_PACE_US) {
+      now - q->last_commit_us < SQLITE_COMMIT_PACE_US && !store_pending_ended(q->db)) {
     *next_us = q->last_commit_us + SQLITE_COMMIT_PACE_US + 1000;
     return 0;
   }

@@ -1200,6 +1200,11 @@ rollback:
   return rc;
 }
 
+int store_pending_ended(const store *s) {
+  const rowq_row *last = rowq_tail(s->rows);
+  return last != NULL && last->stream->ended;
+}
+
 size_t store_pending(const store *s) {
   return rowq_count(s->rows);
 }
