@@ -402,6 +402,46 @@ def memory_db(ctx, n):
     return dict(records=n, seconds=wall, rss_peak_kb=peak, p99_latency_ms=cs["tcp"]["latency_us"]["p99"] / 1000)
 
 
+def lock_wait(ctx):
+    """While the file (twice over) streams unpaced into --db, another process asks for the
+    write lock (BEGIN IMMEDIATE, 5 s busy timeout) every 0.2 s: how long it waits at most."""
+    n = 2 * ctx["rows"]
+    c = Consumer(ctx["bench"], ctx["bin"], ctx["work"], "lock", ["--tcp", "--db"])
+    p = None
+    waits = []
+    try:
+        cmd = [os.path.join(ctx["bin"], "producer"), "--port", str(c.port), "--quiet", "--tcp",
+               "--interval", "0", "--loop", "--count", str(n), ctx["big"]]
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(c.db) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        con = sqlite3.connect(c.db, isolation_level=None, timeout=5.0)
+        try:
+            while p.poll() is None:
+                t0 = time.monotonic()
+                con.execute("BEGIN IMMEDIATE")
+                waits.append(time.monotonic() - t0)
+                con.execute("ROLLBACK")
+                time.sleep(0.2)
+        finally:
+            con.close()
+        p.wait(timeout=RUN_TIMEOUT_S)
+        cs = c.stop()
+    finally:
+        ctx["bench"].kill_quietly(p)
+        ctx["bench"].kill_quietly(c.p)
+    if p.returncode != 0 or cs["tcp"]["received"] != n or cs["db"]["committed"] != n:
+        raise Fail("lock: producer exit %s, %s received, %s committed of %d" % (
+            p.returncode, cs["tcp"]["received"], cs["db"]["committed"], n))
+    if not waits:
+        raise Fail("lock: the stream ended before the first try")
+    return dict(records=n, tries=len(waits), max_wait_s=max(waits),
+                median_wait_s=statistics.median(waits))
+
+
 def low_rate(ctx, seconds):
     c = Consumer(ctx["bench"], ctx["bin"], ctx["work"], "lowrate", ["--tcp"])
     try:
@@ -534,6 +574,7 @@ def run(args, bench):
     mem_rows = args.memory_rows if args.memory_rows is not None else 10 * args.rows
     if mem_rows > 0:
         singles.insert(1, ("memory-db", lambda: memory_db(ctx, mem_rows)))
+    singles.insert(1, ("lock-wait", lambda: lock_wait(ctx)))
     for name, fn in singles:
         try:
             single[name] = fn()
@@ -621,6 +662,12 @@ def run(args, bench):
         print("| %d records into --db | consumer RSS peak %.1f MiB, p99 latency %.0f ms, %.1f s | - | "
               "- | < 64 MiB %s |" % (m["records"], m["rss_peak_kb"] / 1024, m["p99_latency_ms"], m["seconds"],
                                    "met" if m["rss_peak_kb"] < 65536 else "NOT met"))
+    lk = single.get("lock-wait")
+    if lk:
+        print("| another process's BEGIN IMMEDIATE while %d records stream unpaced into --db | "
+              "waited %.3f s at most (median %.3f s, %d tries) | - | - | < 1 s %s |" % (
+                  lk["records"], lk["max_wait_s"], lk["median_wait_s"], lk["tries"],
+                  "met" if lk["max_wait_s"] < 1 else "NOT met"))
     lr = single.get("low-rate-100")
     if lr:
         print("| --rate 100 over TCP, %d records | latency send -> receive (and out9.txt written in "
