@@ -12,14 +12,22 @@
 #include "stats.h"
 #include "words.h"
 
+/* Datagrams one recvmmsg call may take: libuv (1.44) reads as many as whole 64 KiB slots fit
+ * the buffer the alloc callback hands it, at most 20. A buffer under one slot would make it
+ * call recvmmsg for none, and the loop would spin: the buffer is always the full 20 slots. */
+#define LISTEN_UDP_MMSG_DATAGRAMS 20
+#define LISTEN_UDP_SLOT (64u * 1024u)
+
 struct listen_udp {
   uv_udp_t handle;
   listen_env env;
   char name[80];
   int stopping;
   int receiving;
-  wire_decoder dec;             /* scratch only: a datagram holds whole frames */
-  char buf[LISTEN_READ_BUFFER]; /* one buffer for every datagram: recv runs right after alloc */
+  wire_decoder dec; /* scratch only: a datagram holds whole frames */
+  /* One buffer for every read: recv runs right after alloc, and libuv hands each datagram back
+   * in its own slot before the next read. Only the slots' first bytes are ever touched. */
+  char buf[LISTEN_UDP_MMSG_DATAGRAMS * LISTEN_UDP_SLOT];
 };
 
 /* What the decoder's callback needs: the datagram's peer and its receive time. */
@@ -47,7 +55,8 @@ static void listen_udp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
   buf->len = sizeof(l->buf);
 }
 
-/* One datagram (or, with nread 0 and no address, the buffer handed back unused). */
+/* One datagram (or, with nread 0 and no address, the buffer handed back: unused, or after a
+ * recvmmsg whose datagrams came one callback each, flagged UV_UDP_MMSG_CHUNK). */
 static void listen_udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                                const struct sockaddr *addr, unsigned flags) {
   listen_udp *l = h->data;
@@ -143,7 +152,8 @@ int listen_udp_start(listen_udp **out, const listen_env *env) {
   wire_decoder_init(&l->dec, WIRE_MAX_PAYLOAD);
   rc = listen_resolve(env, SOCK_DGRAM, &ss, l->name, sizeof(l->name));
   if (rc == 0) {
-    rc = uv_udp_init(env->loop, &l->handle);
+    /* recvmmsg: up to LISTEN_UDP_MMSG_DATAGRAMS datagrams per system call. */
+    rc = uv_udp_init_ex(env->loop, &l->handle, (unsigned)ss.ss_family | UV_UDP_RECVMMSG);
     if (rc != 0) {
       log_error("cannot listen on %s: %s", l->name, uv_strerror(rc));
     }

@@ -14,16 +14,31 @@
 #include "csvout.h"
 #include "error.h"
 
-/* A row with rowq's own bookkeeping, in one allocation followed by the field array and the
- * bytes. The public part comes first, so a rowq_row handed out is the start of its node. */
+/* Rows live in blocks of at least ROWQ_BLOCK_BYTES, filled in arrival order and freed when
+ * their last row is popped: one malloc per block instead of one per row (the queue is FIFO, so
+ * the oldest row is always in the oldest block). One emptied block is kept for reuse. */
+#define ROWQ_BLOCK_BYTES (256u * 1024u)
+
+typedef struct rowq_block {
+  struct rowq_block *next;
+  size_t used; /* bytes handed out from data */
+  size_t cap;  /* bytes of data */
+  size_t live; /* rows in it not yet popped */
+} rowq_block;
+
+/* A row with rowq's own bookkeeping, followed by the field array and the bytes, inside a block.
+ * The public part comes first, so a rowq_row handed out is the start of its node. */
 typedef struct rowq_node {
   rowq_row row;
   struct rowq_node *next;
-  size_t alloc; /* bytes of this allocation, counted in rowq_bytes */
+  rowq_block *block;
+  size_t alloc; /* bytes of this row, counted in rowq_bytes */
 } rowq_node;
 
 struct rowq {
   rowq_node *head, *tail;
+  rowq_block *first, *last; /* the blocks, oldest first */
+  rowq_block *spare;        /* an empty block kept for the next one needed; owned */
   size_t count;
   size_t bytes;
 };
@@ -45,11 +60,47 @@ void rowq_free(rowq *q) {
   if (q == NULL) {
     return;
   }
-  for (rowq_node *node = q->head, *next; node; node = next) {
-    next = node->next;
-    free(node);
+  for (rowq_block *b = q->first, *next; b; b = next) {
+    next = b->next;
+    free(b);
   }
+  free(q->spare);
   free(q);
+}
+
+/* Room for `need` bytes (a multiple of 8) at the end of the last block: the block itself, or a
+ * new one (the spare when it is large enough). Returns the bytes' address or NULL. */
+static void *rowq_room(rowq *q, size_t need) {
+  rowq_block *b = q->last;
+  if (b == NULL || b->cap - b->used < need) {
+    size_t cap = need > ROWQ_BLOCK_BYTES ? need : ROWQ_BLOCK_BYTES;
+    if (q->spare != NULL && q->spare->cap >= cap) {
+      b = q->spare;
+      q->spare = NULL;
+    } else {
+      if (cap > SIZE_MAX - sizeof(rowq_block)) {
+        return NULL;
+      }
+      b = malloc(sizeof(rowq_block) + cap);
+      if (b == NULL) {
+        return NULL;
+      }
+      b->cap = cap;
+    }
+    b->next = NULL;
+    b->used = 0;
+    b->live = 0;
+    if (q->last) {
+      q->last->next = b;
+    } else {
+      q->first = b;
+    }
+    q->last = b;
+  }
+  void *p = (char *)(b + 1) + b->used;
+  b->used += need;
+  b->live++;
+  return p;
 }
 
 int rowq_push(rowq *q, const sink_record *r, void *tag) {
@@ -65,10 +116,15 @@ int rowq_push(rowq *q, const sink_record *r, void *tag) {
     }
     total += r->fields[i].len;
   }
-  rowq_node *node = malloc(total);
+  if (total > SIZE_MAX - 7) {
+    return CS_ENOMEM;
+  }
+  total = (total + 7) & ~(size_t)7; /* the next row's node stays aligned */
+  rowq_node *node = rowq_room(q, total);
   if (node == NULL) {
     return CS_ENOMEM;
   }
+  node->block = q->last;
   cs_field *fields = (cs_field *)(node + 1);
   char *bytes = (char *)(fields + r->nfields);
   for (size_t i = 0; i < r->nfields; i++) {
@@ -103,6 +159,10 @@ const rowq_row *rowq_head(const rowq *q) {
   return q->head ? &q->head->row : NULL;
 }
 
+const rowq_row *rowq_tail(const rowq *q) {
+  return q->tail ? &q->tail->row : NULL;
+}
+
 const rowq_row *rowq_next(const rowq_row *row) {
   const rowq_node *next = ((const rowq_node *)row)->next;
   return next ? &next->row : NULL;
@@ -114,10 +174,22 @@ int rowq_pop(rowq *q, size_t n) {
   }
   while (n--) {
     rowq_node *node = q->head;
+    rowq_block *b = node->block;
     q->head = node->next;
     q->count--;
     q->bytes -= node->alloc;
-    free(node);
+    if (--b->live == 0) {
+      /* The oldest block is empty: the head row was in it, so it is q->first. */
+      q->first = b->next;
+      if (q->last == b) {
+        q->last = NULL;
+      }
+      if (q->spare == NULL && b->cap == ROWQ_BLOCK_BYTES) {
+        q->spare = b;
+      } else {
+        free(b);
+      }
+    }
   }
   if (q->head == NULL) {
     q->tail = NULL;

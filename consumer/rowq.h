@@ -35,6 +35,9 @@ int rowq_push(rowq *q, const sink_record *r, void *tag);
 /* The oldest row, or NULL when the queue is empty. Valid until it is popped. */
 const rowq_row *rowq_head(const rowq *q);
 
+/* The newest row, or NULL when the queue is empty. Valid until it is popped. */
+const rowq_row *rowq_tail(const rowq *q);
+
 /* The row queued after row, or NULL when row is the newest. */
 const rowq_row *rowq_next(const rowq_row *row);
 

@@ -57,7 +57,24 @@ typedef struct store_table {
   size_t insert_ncols;
   int want_empty;  /* a stream without rows: create the table at the next flush */
   int warned_blob; /* a value that is not UTF-8 was stored as a BLOB (said once) */
+  /* The same INSERT for insert_rows rows at once (NULL when a row's parameters are too many
+   * for that): one statement step per insert_rows rows of a batch. */
+  sqlite3_stmt *insert_many;
+  size_t insert_rows;
 } store_table;
+
+/* Rows one INSERT statement takes at once: each step and reset of a statement costs about as
+ * much as binding a row, and a statement that stays open keeps its cursor at the table's end. */
+#define STORE_INSERT_ROWS 32
+/* In that statement the stream's producer, protocol and peer are parameters ?1 to ?3, bound
+ * once per step; each row has its values and three metadata parameters of its own. */
+#define STORE_SHARED_PARAMS 3
+#define STORE_ROW_META 3
+
+/* The page size of a database the consumer creates, and the WAL pages between automatic
+ * checkpoints: 64 MiB of them (16 MiB in a database made elsewhere with 4 KiB pages). */
+#define STORE_PAGE_SIZE "16384"
+#define STORE_WAL_CHECKPOINT_PAGES "4096"
 
 struct store {
   sqlite3 *db;
@@ -213,6 +230,7 @@ static void store_table_free(store_table *t) {
     return;
   }
   sqlite3_finalize(t->insert);
+  sqlite3_finalize(t->insert_many);
   for (size_t i = 0; i < t->ncols; i++) {
     sqlite3_free(t->cols[i]);
   }
@@ -727,6 +745,14 @@ int store_open(store **out, const char *path, size_t slot, char *err, size_t err
     goto fail;
   }
   s->slot = slot;
+  /* No memory statistics: SQLite would take a global mutex around every malloc and free for
+   * them (about 3% of a row's instructions). Only possible before SQLite initializes (the first
+   * open); later, SQLITE_MISUSE says it runs with the default, which is only slower. */
+  rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  if (rc != SQLITE_OK && rc != SQLITE_MISUSE) {
+    snprintf(err, errlen, "cannot open database %s: %s", path, sqlite3_errstr(rc));
+    goto fail;
+  }
   /* NOMUTEX: one thread uses the connection, so SQLite's serialized-mode locking is pure cost. */
   rc = sqlite3_open_v2(path, &s->db,
                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -741,6 +767,11 @@ int store_open(store **out, const char *path, size_t slot, char *err, size_t err
   }
   /* The answer says which journal mode is in force: anything but "wal" means the file cannot
    * use WAL (a read-only directory, a network file system, or not a database at all). */
+  /* 16 KiB pages for a new database (an existing one keeps its own): a quarter of the WAL
+   * frames to write, each one two system calls, and a quarter of the pages to checkpoint. */
+  if (sqlite3_exec(s->db, "PRAGMA page_size=" STORE_PAGE_SIZE, NULL, NULL, NULL) != SQLITE_OK) {
+    goto sqlfail;
+  }
   rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL);
   if (rc != SQLITE_OK) {
     goto sqlfail;
@@ -758,6 +789,13 @@ int store_open(store **out, const char *path, size_t slot, char *err, size_t err
   sqlite3_finalize(q);
   q = NULL;
   if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+    goto sqlfail;
+  }
+  /* Checkpoint the WAL into the database every 64 MiB of it rather than every 1,000 pages: a
+   * stream commits a batch every few milliseconds, and each checkpoint copies pages and syncs
+   * both files, so the default made the same table pages be copied again and again. */
+  if (sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=" STORE_WAL_CHECKPOINT_PAGES, NULL, NULL,
+                   NULL) != SQLITE_OK) {
     goto sqlfail;
   }
   if (sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
@@ -896,6 +934,56 @@ static int store_table_name_now(store *s, store_table *t) {
   return rc;
 }
 
+/* Prepare "INSERT INTO t (value columns, metadata columns) VALUES (?, ...)" with `rows` rows
+ * of parameters into *out. Returns 0, CS_EBUSY, CS_ESQLITE or CS_ENOMEM (error set). */
+static int store_prepare_insert(store *s, store_table *t, size_t rows, sqlite3_stmt **out) {
+  sqlite3_str *sql = sqlite3_str_new(s->db);
+  char *text;
+  int prc;
+  *out = NULL;
+  sqlite3_str_appendf(sql, "INSERT INTO \"%w\" (", t->name);
+  for (size_t i = 0; i < t->ncols; i++) {
+    sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
+  }
+  for (size_t i = 0; i < STORE_NMETA; i++) {
+    sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
+  }
+  sqlite3_str_appendall(sql, ") VALUES ");
+  if (rows == 1) {
+    sqlite3_str_appendall(sql, "(");
+    for (size_t i = 0; i < t->ncols + STORE_NMETA; i++) {
+      sqlite3_str_appendall(sql, i ? ", ?" : "?");
+    }
+    sqlite3_str_appendall(sql, ")");
+  }
+  /* Several rows, all of one stream: its producer, protocol and peer are bound once, as ?1, ?2
+   * and ?3, and each row has its values, _seq, _sent_us and _received_us (STORE_ROW_PARAMS). */
+  for (size_t r = 0; rows > 1 && r < rows; r++) {
+    size_t base = STORE_SHARED_PARAMS + 1 + r * (t->ncols + STORE_ROW_META);
+    sqlite3_str_appendall(sql, r ? ", (" : "(");
+    /* (SQLite's printf reads %z as a string to free: the numbers go as long long.) */
+    for (size_t i = 0; i < t->ncols; i++) {
+      sqlite3_str_appendf(sql, "?%lld, ", (long long)(base + i));
+    }
+    sqlite3_str_appendf(sql, "?1, ?2, ?%lld, ?%lld, ?%lld, ?3)", (long long)(base + t->ncols),
+                        (long long)(base + t->ncols + 1), (long long)(base + t->ncols + 2));
+  }
+  text = sqlite3_str_finish(sql);
+  if (text == NULL) {
+    store_set_error(s, "out of memory");
+    return CS_ENOMEM;
+  }
+  prc = sqlite3_prepare_v2(s->db, text, -1, out, NULL);
+  sqlite3_free(text);
+  if (prc != SQLITE_OK) {
+    store_set_sqlite_error(s, "preparing the INSERT");
+    sqlite3_finalize(*out);
+    *out = NULL;
+    return store_is_busy(prc) ? CS_EBUSY : CS_ESQLITE;
+  }
+  return 0;
+}
+
 /* Inside the open transaction: create t or add its new columns so that the database has all of
  * t's value columns, then (re)prepare its INSERT. Returns 0, CS_EBUSY, CS_ESQLITE or
  * CS_ENOMEM (error set). */
@@ -952,32 +1040,24 @@ static int store_table_ready(store *s, store_table *t) {
 
   sqlite3_finalize(t->insert);
   t->insert = NULL;
-  sql = sqlite3_str_new(s->db);
-  sqlite3_str_appendf(sql, "INSERT INTO \"%w\" (", t->name);
-  for (size_t i = 0; i < t->ncols; i++) {
-    sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
-  }
-  for (size_t i = 0; i < STORE_NMETA; i++) {
-    sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
-  }
-  sqlite3_str_appendall(sql, ") VALUES (");
-  for (size_t i = 0; i < t->ncols + STORE_NMETA; i++) {
-    sqlite3_str_appendall(sql, i ? ", ?" : "?");
-  }
-  sqlite3_str_appendall(sql, ")");
-  sqlite3_free(text);
-  text = sqlite3_str_finish(sql);
-  sql = NULL;
-  if (text == NULL) {
-    goto nomem;
-  }
-  int prc = sqlite3_prepare_v2(s->db, text, -1, &t->insert, NULL);
-  if (prc != SQLITE_OK) {
-    store_set_sqlite_error(s, "preparing the INSERT");
-    rc = store_is_busy(prc) ? CS_EBUSY : CS_ESQLITE;
-    sqlite3_finalize(t->insert);
-    t->insert = NULL;
+  sqlite3_finalize(t->insert_many);
+  t->insert_many = NULL;
+  rc = store_prepare_insert(s, t, 1, &t->insert);
+  if (rc) {
     goto done;
+  }
+  /* The statement for several rows, when their parameters stay within SQLite's limit. */
+  size_t per_row = t->ncols + STORE_ROW_META;
+  size_t limit = (size_t)sqlite3_limit(s->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+  limit = limit > STORE_SHARED_PARAMS ? limit - STORE_SHARED_PARAMS : 0;
+  t->insert_rows = limit / per_row < STORE_INSERT_ROWS ? limit / per_row : STORE_INSERT_ROWS;
+  if (t->insert_rows >= 2) {
+    rc = store_prepare_insert(s, t, t->insert_rows, &t->insert_many);
+    if (rc) {
+      sqlite3_finalize(t->insert);
+      t->insert = NULL;
+      goto done;
+    }
   }
   t->insert_ncols = t->ncols;
   goto done;
@@ -1012,54 +1092,54 @@ static int store_bind_value(store *s, store_table *t, sqlite3_stmt *q, int col, 
   return sqlite3_bind_blob(q, col, f->data, (int)f->len, SQLITE_STATIC);
 }
 
-/* Insert one row with t's cached statement. Values beyond the row's fields are NULL (a short
- * row); an empty field is the empty text, never NULL. Returns 0, CS_EBUSY or CS_ESQLITE. */
-static int store_insert_row(store *s, const rowq_row *row) {
-  store_table *t = row->tag;
-  sqlite3_stmt *q = t->insert;
-  char pid[17];
-  int rc = SQLITE_OK, col = 1;
-
-  for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, col++) {
+/* Bind row's values and metadata to q's parameters from *col on (advanced past them). Values
+ * beyond the row's fields are NULL (a short row); an empty field is the empty text, never NULL.
+ * Returns an SQLite code. */
+static int store_bind_row(store *s, sqlite3_stmt *q, store_table *t, const rowq_row *row,
+                          int *col) {
+  int rc = SQLITE_OK;
+  for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, (*col)++) {
     if (i < row->nfields) {
-      /* The bytes live in the row until it is dequeued after COMMIT, and the bindings are
-       * cleared after each step, so the statement never holds a stale pointer. */
-      rc = store_bind_value(s, t, q, col, &row->fields[i]);
+      /* The bytes live in the row until it is dequeued after COMMIT, and store_flush clears
+       * the bindings at the end of the batch, so the statement never holds a stale pointer. */
+      rc = store_bind_value(s, t, q, *col, &row->fields[i]);
     } else {
-      rc = sqlite3_bind_null(q, col);
+      rc = sqlite3_bind_null(q, *col);
     }
   }
-  /* The stream's hex id is made once, when the stream is (not per row). */
-  const char *id = row->stream->producer_hex;
-  if (id[0] == '\0') {
-    snprintf(pid, sizeof pid, "%016" PRIx64, row->stream->producer_id);
-    id = pid;
+  /* The stream's hex id is made once, when the stream is (not per row), and lives as long as
+   * the stream; only a stream without one gets it made here, copied by SQLite. */
+  if (rc == SQLITE_OK) {
+    const char *id = row->stream->producer_hex;
+    if (id[0] != '\0') {
+      rc = sqlite3_bind_text(q, (*col)++, id, -1, SQLITE_STATIC);
+    } else {
+      char pid[17];
+      snprintf(pid, sizeof pid, "%016" PRIx64, row->stream->producer_id);
+      rc = sqlite3_bind_text(q, (*col)++, pid, -1, SQLITE_TRANSIENT);
+    }
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_text(q, col++, id, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_bind_text(q, (*col)++, row->stream->protocol, -1, SQLITE_STATIC);
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_text(q, col++, row->stream->protocol, -1, SQLITE_STATIC);
+    rc = sqlite3_bind_int64(q, (*col)++, (sqlite3_int64)row->seq);
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->seq);
+    rc = sqlite3_bind_int64(q, (*col)++, (sqlite3_int64)row->sent_us);
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->sent_us);
+    rc = sqlite3_bind_int64(q, (*col)++, (sqlite3_int64)row->received_us);
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)row->received_us);
+    rc = sqlite3_bind_text(q, (*col)++, row->stream->peer, -1, SQLITE_STATIC);
   }
-  if (rc == SQLITE_OK) {
-    rc = sqlite3_bind_text(q, col++, row->stream->peer, -1, SQLITE_STATIC);
-  }
-  if (rc != SQLITE_OK) {
-    store_set_sqlite_error(s, "binding a value");
-    sqlite3_clear_bindings(q);
-    return CS_ESQLITE;
-  }
-  rc = sqlite3_step(q);
-  int out = 0;
+  return rc;
+}
+
+/* Step q and reset it. Returns 0, CS_EBUSY or CS_ESQLITE (error set). */
+static int store_step_insert(store *s, const store_table *t, sqlite3_stmt *q) {
+  int rc = sqlite3_step(q), out = 0;
   if (rc != SQLITE_DONE) {
     /* Read the message before reset, which may replace it. */
     char step[160];
@@ -1067,8 +1147,9 @@ static int store_insert_row(store *s, const rowq_row *row) {
     store_set_sqlite_error(s, step);
     out = store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
   }
+  /* Every parameter is bound again for the next rows: clearing them is left to the end of the
+   * batch (store_flush_unbind), not paid per step. */
   sqlite3_reset(q);
-  sqlite3_clear_bindings(q);
   return out;
 }
 
@@ -1091,6 +1172,88 @@ static int store_create_empty(store *s) {
     }
   }
   return 0;
+}
+
+/* Insert the row at *row with t->insert and advance *row. Returns 0, CS_EBUSY or CS_ESQLITE
+ * (error set). */
+static int store_insert_one(store *s, store_table *t, const rowq_row **row) {
+  int col = 1;
+  if (store_bind_row(s, t->insert, t, *row, &col) != SQLITE_OK) {
+    store_set_sqlite_error(s, "binding a value");
+    sqlite3_clear_bindings(t->insert);
+    return CS_ESQLITE;
+  }
+  *row = rowq_next(*row);
+  return store_step_insert(s, t, t->insert);
+}
+
+/* Insert t->insert_rows rows of one stream from *row on with t->insert_many, one step, and
+ * advance *row past them. Returns 0, CS_EBUSY or CS_ESQLITE (error set). */
+static int store_insert_many(store *s, store_table *t, const rowq_row **row) {
+  sqlite3_stmt *q = t->insert_many;
+  const sink_stream *st = (*row)->stream;
+  const char *id = st->producer_hex;
+  char pid[17];
+  int rc, col = STORE_SHARED_PARAMS + 1;
+  if (id[0] == '\0') {
+    snprintf(pid, sizeof pid, "%016" PRIx64, st->producer_id);
+    id = pid;
+  }
+  rc = sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_bind_text(q, 2, st->protocol, -1, SQLITE_STATIC);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_bind_text(q, 3, st->peer, -1, SQLITE_STATIC);
+  }
+  for (size_t n = 0; n < t->insert_rows && rc == SQLITE_OK; n++, *row = rowq_next(*row)) {
+    const rowq_row *r = *row;
+    for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, col++) {
+      /* The bytes live in the row until it is dequeued after COMMIT, and store_flush clears
+       * the bindings at the end of the batch, so the statement never holds a stale pointer. */
+      rc = i < r->nfields ? store_bind_value(s, t, q, col, &r->fields[i])
+                          : sqlite3_bind_null(q, col);
+    }
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)r->seq);
+    }
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)r->sent_us);
+    }
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_bind_int64(q, col++, (sqlite3_int64)r->received_us);
+    }
+  }
+  if (rc != SQLITE_OK) {
+    store_set_sqlite_error(s, "binding a value");
+    sqlite3_clear_bindings(q);
+    return CS_ESQLITE;
+  }
+  return store_step_insert(s, t, q);
+}
+
+/* How many rows from row on, at most `max`, belong to the same stream (and so the same table)
+ * as row. */
+static size_t store_run_length(const rowq_row *row, size_t max) {
+  const sink_stream *st = row->stream;
+  size_t n = 0;
+  while (row != NULL && n < max && row->stream == st) {
+    n++;
+    row = rowq_next(row);
+  }
+  return n;
+}
+
+/* Drop every table's bindings once a batch is done, before its rows are dequeued and freed. */
+static void store_flush_unbind(store *s) {
+  for (store_table *t = s->tables; t; t = t->next) {
+    if (t->insert != NULL) {
+      sqlite3_clear_bindings(t->insert);
+    }
+    if (t->insert_many != NULL) {
+      sqlite3_clear_bindings(t->insert_many);
+    }
+  }
 }
 
 int store_flush(store *s) {
@@ -1116,7 +1279,8 @@ int store_flush(store *s) {
   if (rc) {
     goto rollback;
   }
-  for (row = rowq_head(s->rows); row && n < STORE_BATCH_ROWS; row = rowq_next(row), n++) {
+  row = rowq_head(s->rows);
+  while (row && n < STORE_BATCH_ROWS) {
     store_table *t = row->tag;
     if (t->name == NULL) {
       rc = store_table_name_now(s, t);
@@ -1131,7 +1295,15 @@ int store_flush(store *s) {
         goto rollback;
       }
     }
-    rc = store_insert_row(s, row);
+    /* A run of rows of one stream goes t->insert_rows at a time, the rest one by one. */
+    if (t->insert_many != NULL && n + t->insert_rows <= STORE_BATCH_ROWS &&
+        store_run_length(row, t->insert_rows) == t->insert_rows) {
+      rc = store_insert_many(s, t, &row);
+      n += t->insert_rows;
+    } else {
+      rc = store_insert_one(s, t, &row);
+      n++;
+    }
     if (rc) {
       goto rollback;
     }
@@ -1163,6 +1335,7 @@ int store_flush(store *s) {
   }
   /* Only now, with the batch durable, do the rows leave the queue: a failed batch is retried
    * whole and never inserted twice. */
+  store_flush_unbind(s);
   rc = rowq_pop(s->rows, n);
   if (rc) {
     /* Cannot happen: the n rows were just walked. Said rather than hidden. */
@@ -1173,6 +1346,7 @@ int store_flush(store *s) {
   return 0;
 
 rollback:
+  store_flush_unbind(s);
   if (!sqlite3_get_autocommit(s->db)) {
     (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* the first error is the one kept */
   }
@@ -1181,9 +1355,16 @@ rollback:
     if (t->created_tx != t->created || t->ncols_tx != t->ncols_db) {
       sqlite3_finalize(t->insert);
       t->insert = NULL;
+      sqlite3_finalize(t->insert_many);
+      t->insert_many = NULL;
     }
   }
   return rc;
+}
+
+int store_pending_ended(const store *s) {
+  const rowq_row *last = rowq_tail(s->rows);
+  return last != NULL && last->stream->ended;
 }
 
 size_t store_pending(const store *s) {

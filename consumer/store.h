@@ -40,7 +40,10 @@ int store_flush(store *s);
 
 size_t store_pending(const store *s);       /* rows queued, not yet committed */
 size_t store_pending_bytes(const store *s); /* memory those rows hold */
-uint64_t store_committed(const store *s);   /* rows committed since open */
+/* 1 when the newest queued row's stream has ended (its END came: no more rows will follow
+ * it soon), else 0 (also when nothing is queued). */
+int store_pending_ended(const store *s);
+uint64_t store_committed(const store *s); /* rows committed since open */
 const char *store_error(const store *s);
 
 /* Append every row still queued (not committed) to the CSV file at path (rowq_save, rowq.h: the

@@ -239,11 +239,17 @@ static void producer_progress_clear(const producer *p) {
  * time left. On a terminal one line redrawn every PRODUCER_PROGRESS_TTY_US; otherwise a log
  * line every PRODUCER_PROGRESS_US. --quiet and the slow pace (a line per record) have none. */
 static void producer_progress(producer *p) {
-  uint64_t now = clock_mono_us(), span = now - p->last_progress_us;
-  int tty = producer_progress_tty(p);
+  uint64_t now, span;
+  int tty;
   char sent[WORDS_BUF], rate[WORDS_BUF], where[128];
   sender_stats ss;
-  if (p->slow || p->opt->quiet || span < (tty ? PRODUCER_PROGRESS_TTY_US : PRODUCER_PROGRESS_US)) {
+  if (p->slow || p->opt->quiet) {
+    return; /* no progress lines: no clock read per record for them either */
+  }
+  now = clock_mono_us();
+  span = now - p->last_progress_us;
+  tty = producer_progress_tty(p);
+  if (span < (tty ? PRODUCER_PROGRESS_TTY_US : PRODUCER_PROGRESS_US)) {
     return;
   }
   words_count_of(sent, sizeof sent, p->st.sent, "record", "records");

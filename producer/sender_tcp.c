@@ -668,9 +668,10 @@ static int tcp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, 
   return rc;
 }
 
-/* Written at once unless more records are due. */
+/* Written at once unless more records are due (unpaced, next_due_us is 0: always due, and no
+ * clock is read for it). */
 static int tcp_op_push(sender *s, uint64_t next_due_us, char *err, size_t errlen) {
-  if (next_due_us > clock_mono_us()) {
+  if (next_due_us != 0 && next_due_us > clock_mono_us()) {
     return tcp_flush_retry(s, err, errlen);
   }
   return 0;

@@ -20,6 +20,7 @@ struct udp_entry {
   uint64_t due_us;
   size_t off;
   size_t len;
+  int packable; /* a HELLO and RECORDs: more RECORDs due at the same time may join it */
 };
 
 #define UDP_ICMP_LOG_INTERVAL_US 5000000u /* one ICMP message per 5 s after the first */
@@ -74,6 +75,33 @@ int udp_sender_queue(udp_sender *u, const void *data, size_t len, uint64_t due_u
   /* Cannot fail: the room was reserved above. */
   (void)cs_buf_append(&u->entries, &e, sizeof e);
   return 0;
+}
+
+/* Join the last queued datagram; see sender_udp.h. */
+int udp_sender_extend(udp_sender *u, const void *data, size_t len, uint64_t due_us) {
+  size_t n = udp_entry_count(u);
+  struct udp_entry *last;
+  if (n <= u->head) {
+    return 0; /* nothing waits: the last one is on its way */
+  }
+  last = &udp_entries(u)[n - 1];
+  if (!last->packable || last->due_us != due_us || last->len > UDP_PACK_MAX_BYTES ||
+      len > UDP_PACK_MAX_BYTES - last->len) {
+    return 0;
+  }
+  /* The last datagram's bytes end the byte queue, so the record lands right behind them. */
+  if (cs_buf_append(&u->bytes, data, len) != 0) {
+    return CS_ENOMEM;
+  }
+  last->len += len;
+  return 1;
+}
+
+void udp_sender_mark_packable(udp_sender *u) {
+  size_t n = udp_entry_count(u);
+  if (n > u->head) {
+    udp_entries(u)[n - 1].packable = 1;
+  }
 }
 
 size_t udp_sender_queued(const udp_sender *u) {
@@ -313,17 +341,32 @@ static size_t udp_op_wire_size(const sender *s, const wire_msg *m) {
   return udp_of_const(s)->hello.len + wire_encoded_size(m);
 }
 
-/* HELLO + RECORD as one datagram into the queue. */
+/* The RECORD into the queue: behind the records of the last datagram when it waits, is due at
+ * the same time and has room (UDP_PACK_MAX_BYTES), else as a new datagram of HELLO + RECORD.
+ * Either way each datagram opens its stream on its own. */
 static int udp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, size_t errlen) {
   udp_sender_op *op = udp_of(s);
   int rc;
   cs_buf_reset(&op->dgram);
-  rc = cs_buf_append(&op->dgram, op->hello.data, op->hello.len) != 0 ? CS_ENOMEM : 0;
+  rc = wire_encode(m, &op->dgram);
   if (rc == 0) {
-    rc = wire_encode(m, &op->dgram);
+    rc = udp_sender_extend(&op->u, op->dgram.data, op->dgram.len, due_us);
   }
   if (rc == 0) {
-    rc = udp_sender_queue(&op->u, op->dgram.data, op->dgram.len, due_us);
+    /* A new datagram: the HELLO, then the record, which the encode above put in dgram. */
+    rc = cs_buf_reserve(&op->dgram, op->hello.len) != 0 ? CS_ENOMEM : 0;
+    if (rc == 0) {
+      size_t rec = op->dgram.len;
+      memmove(op->dgram.data + op->hello.len, op->dgram.data, rec);
+      memcpy(op->dgram.data, op->hello.data, op->hello.len);
+      op->dgram.len = op->hello.len + rec;
+      rc = udp_sender_queue(&op->u, op->dgram.data, op->dgram.len, due_us);
+    }
+    if (rc == 0) {
+      udp_sender_mark_packable(&op->u);
+    }
+  } else if (rc == 1) {
+    rc = 0;
   }
   if (rc != 0) {
     snprintf(err, errlen, "out of memory queueing record #%llu for %s/udp",
@@ -336,10 +379,10 @@ static int udp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, 
  * --impair delay at a high rate: bound the queue by waiting for its head. */
 static int udp_op_push(sender *s, uint64_t next_due_us, char *err, size_t errlen) {
   udp_sender *u = &udp_of(s)->u;
+  uint64_t now = clock_mono_us(); /* one reading serves the test and the flush */
   int rc = 0;
-  if (udp_sender_due_count(u, clock_mono_us(), UDP_BATCH) >= UDP_BATCH ||
-      next_due_us > clock_mono_us()) {
-    rc = udp_sender_flush_due(u, clock_mono_us(), err, errlen);
+  if (next_due_us > now || udp_sender_due_count(u, now, UDP_BATCH) >= UDP_BATCH) {
+    rc = udp_sender_flush_due(u, now, err, errlen);
   }
   while (rc == 0 && udp_sender_queued_bytes(u) > UDP_QUEUE_MAX_BYTES) {
     rc = sender_wait_until(s, udp_sender_next_due(u), err, errlen);

@@ -14,6 +14,11 @@
 
 #define UDP_BATCH 64                    /* datagrams per sendmmsg */
 #define UDP_QUEUE_MAX_BYTES (16u << 20) /* the caller waits before queueing more than this */
+/* Records due together share a datagram up to this size: one Ethernet frame's IPv4 UDP payload
+ * (1500 - 20 - 8), so packing never makes the IP layer fragment a datagram, whose loss would
+ * then take every fragment's records with it. A record that does not fit with the HELLO goes
+ * alone, up to the protocol's 65,507 bytes. */
+#define UDP_PACK_MAX_BYTES 1472
 
 typedef struct udp_sender {
   int fd;
@@ -37,6 +42,14 @@ int udp_sender_open(udp_sender *u, const struct sockaddr *addr, socklen_t addrle
 /* Copy one datagram into the queue, due at monotonic time due_us (0: at once). Returns 0 or
  * CS_ENOMEM. */
 int udp_sender_queue(udp_sender *u, const void *data, size_t len, uint64_t due_us);
+
+/* Append len bytes to the last queued datagram when it is not sent yet, was queued packable,
+ * is due at due_us too and stays within UDP_PACK_MAX_BYTES with them. Returns 1 when appended,
+ * 0 when not (queue a new datagram then), or CS_ENOMEM. */
+int udp_sender_extend(udp_sender *u, const void *data, size_t len, uint64_t due_us);
+
+/* Mark the last queued datagram as one that later records may join (udp_sender_extend). */
+void udp_sender_mark_packable(udp_sender *u);
 
 /* Datagrams and bytes queued and not yet sent. */
 size_t udp_sender_queued(const udp_sender *u);

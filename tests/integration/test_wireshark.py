@@ -345,11 +345,12 @@ class Wireshark(harness.IntegrationCase):
     def test_udp_session_frames_and_fields(self):
         packets, stats, src, port, _ = self.run_session("udp", ROWS)
         frames = self.check_session("udp", packets, stats, src, port)
-        # Every datagram of a record holds the stream's HELLO and then the RECORD.
+        # Every datagram of records holds the stream's HELLO once, then the records (several
+        # when they were due together: docs/protocol.md, Over UDP).
         for p in packets:
             kinds = [f.type for f in p.frames]
             if 2 in kinds:
-                self.assertEqual(kinds, [1, 2], "packet %d" % p.number)
+                self.assertEqual(kinds, [1] + [2] * (len(kinds) - 1), "packet %d" % p.number)
         self.assertEqual(len([f for f in frames if f.type == 3]), 3, "END is sent three times")
 
     def test_found_by_port_preference_and_decode_as(self):
@@ -363,15 +364,19 @@ class Wireshark(harness.IntegrationCase):
         pcap = cap.stop()
         off = ["-o", "csvstream.heuristic:FALSE"]
 
-        def count(packets):
-            return sum(len(p.frames) for p in packets)
-        self.assertEqual(count(dissect(self, pcap, *off)), 0,
+        def kinds(packets):
+            return sorted(f.type for p in packets for f in p.frames)
+        self.assertEqual(kinds(dissect(self, pcap, *off)), [],
                          "heuristic off, other port: nothing is csvstream")
-        by_pref = count(dissect(self, pcap, *(off + ["-o", "csvstream.udp_port:%d" % port])))
-        decode_as = count(dissect(self, pcap, *(off + ["-d", "udp.port==%d,csvstream" % port])))
-        heuristic = count(dissect(self, pcap, *HEURISTIC_FIRST))
-        # 2 datagrams of HELLO + RECORD, END three times.
-        self.assertEqual((by_pref, decode_as, heuristic), (7, 7, 7))
+        by_pref = kinds(dissect(self, pcap, *(off + ["-o", "csvstream.udp_port:%d" % port])))
+        decode_as = kinds(dissect(self, pcap, *(off + ["-d", "udp.port==%d,csvstream" % port])))
+        heuristic = kinds(dissect(self, pcap, *HEURISTIC_FIRST))
+        # The 2 records (in one datagram or two, each behind a HELLO), END three times.
+        self.assertEqual(by_pref, decode_as)
+        self.assertEqual(by_pref, heuristic)
+        self.assertEqual(by_pref.count(2), 2, by_pref)
+        self.assertEqual(by_pref.count(3), 3, by_pref)
+        self.assertGreaterEqual(by_pref.count(1), 1, by_pref)
 
     def test_crafted_udp_many_records_old_versions_and_malformed(self):
         """Datagrams the producer never sends: the dissector must read them as the spec says."""

@@ -781,6 +781,83 @@ static void test_table_out_of_memory_refused_then_retried(void **state) {
   sqlite3_close(db);
 }
 
+/* Rows go several to an INSERT statement when a run of one table's rows is long enough, one by
+ * one otherwise: runs of 40, 3, 70 and 33 rows of two tables, a short row among them, all land
+ * once, in order, value for value, with their metadata. */
+static void test_runs_of_rows_insert_each_row_once_in_order(void **state) {
+  fixture *f = *state;
+  store *s = NULL;
+  char err[256];
+  const char *h[] = {"k", "v"};
+  cs_field c[2];
+  fields_from(c, h, 2);
+  sink_stream a = make_stream("a", 1, c, 2);
+  sink_stream b = make_stream("b", 2, c, 2);
+  const size_t runs[] = {40, 3, 70, 33};
+  uint64_t seq_a = 0, seq_b = 0;
+  long long sum_a = 0, sum_b = 0;
+  assert_int_equal(store_open(&s, f->path, 0, err, sizeof err), 0);
+  for (size_t r = 0; r < 4; r++) {
+    for (size_t i = 0; i < runs[r]; i++) {
+      sink_stream *st = r % 2 == 0 ? &a : &b;
+      uint64_t seq = r % 2 == 0 ? ++seq_a : ++seq_b;
+      char k[24], v[24];
+      snprintf(k, sizeof k, "%llu", (unsigned long long)seq);
+      snprintf(v, sizeof v, "x%llu", (unsigned long long)(seq * 7));
+      const char *vals[] = {k, v};
+      /* Row 50 of a is short: its v is NULL. */
+      add_values(s, st, seq, vals, st == &a && seq == 50 ? 1 : 2);
+      if (st == &a) {
+        sum_a += (long long)seq;
+      } else {
+        sum_b += (long long)seq;
+      }
+    }
+  }
+  /* A second producer's stream of the same name and header, in runs between a's rows: it
+   * shares a's table, and each row keeps its own stream's metadata. */
+  sink_stream a2 = make_stream("a", 3, c, 2);
+  for (uint64_t seq = 1; seq <= 70; seq++) {
+    char k[24], v[24];
+    snprintf(k, sizeof k, "%llu", (unsigned long long)seq);
+    snprintf(v, sizeof v, "x%llu", (unsigned long long)(seq * 7));
+    const char *vals[] = {k, v};
+    add_values(s, seq <= 35 || seq > 45 ? &a2 : &a, seq <= 35 || seq > 45 ? seq : 1000 + seq, vals,
+               2);
+  }
+  flush_all(s);
+  assert_string_equal(store_table_name(s, &a2), store_table_name(s, &a));
+  sqlite3 *db = peek_open(f->path);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM a WHERE _producer = '0000000000000003' AND "
+                                "k = _seq AND v = 'x' || (_seq * 7)"),
+                   60);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM a WHERE _seq > 1000 AND _producer = "
+                                "'0000000000000001' AND k + 1000 = _seq"),
+                   10);
+  assert_int_equal(peek_int(db, "DELETE FROM a WHERE _seq > 1000 OR _producer = "
+                                "'0000000000000003' RETURNING 1"),
+                   1);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM a"), 110);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM b"), 36);
+  assert_int_equal(peek_int(db, "SELECT count(DISTINCT _seq) FROM a"), 110);
+  assert_int_equal(peek_int(db, "SELECT sum(k) FROM a"), sum_a);
+  assert_int_equal(peek_int(db, "SELECT sum(k) FROM b"), sum_b);
+  /* Every row's key is its sequence number, its value 'x' and 7 times it, in rowid order. */
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM a WHERE k != _seq OR (v IS NOT NULL AND "
+                                "v != 'x' || (_seq * 7)) OR _sent_us != 1000 + _seq"),
+                   0);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM b WHERE k != _seq OR v != 'x' || (_seq * 7)"
+                                " OR _received_us != 2000 + _seq OR _producer != "
+                                "'0000000000000002'"),
+                   0);
+  assert_int_equal(peek_int(db, "SELECT count(*) FROM a x JOIN a y ON y.rowid = x.rowid + 1 "
+                                "WHERE y._seq != x._seq + 1"),
+                   0);
+  assert_int_equal(peek_int(db, "SELECT v IS NULL FROM a WHERE _seq = 50"), 1);
+  sqlite3_close(db);
+  assert_int_equal(store_close(s), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_bad_path_names_file),
@@ -789,6 +866,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_too_wide_record_refused_alone, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_open_uses_wal, fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_runs_of_rows_insert_each_row_once_in_order,
+                                      fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_nasty_header_columns, fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_text_keeps_leading_zeros, fixture_setup,
                                       fixture_teardown),
