@@ -156,6 +156,14 @@ struct csvin {
   int dec_err;        /* a decoding error, raised once the text before it was parsed */
   uint64_t dec_err_off;
   unsigned char dec_err_byte;
+
+  /* The fast path (fast_record): plain records split here, without libcsv. stop_plain marks
+   * the bytes an unquoted field stops at (the delimiter, a quote, CR, LF, and bytes of 0x80 or
+   * more when UTF-8 is checked), stop_quoted those a quoted field stops at (the same but the
+   * delimiter). */
+  int fast;
+  unsigned char stop_plain[256];
+  unsigned char stop_quoted[256];
 };
 
 /* libcsv trims spaces and tabs around unquoted fields unless told that nothing is a space. */
@@ -748,6 +756,180 @@ static void set_quote_error(csvin *r, const char *start, size_t len, size_t bad)
   set_csv_error(r, r->line, what);
 }
 
+/* Room for one more span (the fast path's own; on_field grows them likewise). Returns 0, or
+ * CS_ENOMEM with nothing changed. */
+static int spans_room(csvin *r) {
+  if (r->nspans < r->spans_cap) {
+    return 0;
+  }
+  size_t cap = r->spans_cap < 64 ? 64 : r->spans_cap * 2;
+  field_span *s = realloc(r->spans, cap * sizeof *s);
+  if (s == NULL) {
+    return CS_ENOMEM;
+  }
+  r->spans = s;
+  r->spans_cap = cap;
+  return 0;
+}
+
+/* Which readers may take the fast path, and the tables it reads (see struct csvin): not for a
+ * delimiter that is a quote or a line break, not for text decoded by iconv, and not when the
+ * dialect asks for libcsv alone (tests). */
+static void fast_setup(csvin *r, const csvin_dialect *d) {
+  r->fast = !(d != NULL && d->no_fast_path) && r->dec == NULL && r->delim != '"' &&
+            r->delim != '\r' && r->delim != '\n';
+  memset(r->stop_plain, 0, sizeof r->stop_plain);
+  memset(r->stop_quoted, 0, sizeof r->stop_quoted);
+  if (r->check_utf8) {
+    memset(r->stop_plain + 0x80, 1, 0x80);
+    memset(r->stop_quoted + 0x80, 1, 0x80);
+  }
+  r->stop_plain['"'] = r->stop_plain['\r'] = r->stop_plain['\n'] = 1;
+  r->stop_quoted['"'] = r->stop_quoted['\r'] = r->stop_quoted['\n'] = 1;
+  r->stop_plain[r->delim] = 1;
+}
+
+/* The fast path: when the block holds, from a line's start, one whole plain RFC 4180 record
+ * (unquoted fields without quotes, quoted fields closed properly with their quotes doubled,
+ * ended by LF or CR LF, valid UTF-8 when that is checked), split it here and queue it as libcsv
+ * would (strict, no trimming), with its line, and return 1. Anything else (a blank line, a lone
+ * CR, a stray quote, text after a closing quote, a record that runs past the block, bytes that
+ * are not valid UTF-8, no memory) returns 0 with nothing changed: libcsv then reads it, with
+ * the same messages as ever. */
+static int fast_record(csvin *r) {
+  const char *s = r->block + r->block_pos;
+  size_t n = r->block_len - r->block_pos;
+  if (!r->at_line_start || r->skipping || r->skip_left > 0 || r->u8.need != 0 || s[0] == '\n' ||
+      s[0] == '\r' || (r->comment != 0 && s[0] == r->comment)) {
+    return 0;
+  }
+  /* The fields take at most the record's bytes: room for all of the block, so no copy below
+   * checks for it. */
+  if (cs_buf_reserve(&r->bytes, n) != 0) {
+    return 0;
+  }
+  const unsigned char delim = r->delim;
+  const unsigned char *stop_plain = r->stop_plain, *stop_quoted = r->stop_quoted;
+  size_t spans_before = r->nspans, i = 0, nfields = 0;
+  char *const base = r->bytes.data;
+  char *out = base + r->bytes.len;
+  uint64_t breaks = 0;
+  int high = 0;
+  for (;;) {
+    if (spans_room(r) != 0) {
+      goto fallback;
+    }
+    size_t field_off = (size_t)(out - base);
+    unsigned char c;
+    if (s[i] == '"') {
+      /* Quoted: runs of text between quotes; a doubled quote is one quote of the value. */
+      i++;
+      for (;;) {
+        size_t j = i;
+        for (;;) {
+          while (j < n && !stop_quoted[(unsigned char)s[j]]) {
+            j++;
+          }
+          if (j == n) {
+            goto fallback; /* the field goes on past the block */
+          }
+          if (s[j] == '"') {
+            break;
+          }
+          /* A line break inside the value (LF, CR LF or a lone CR: one line each), or a byte
+           * of 0x80 or more. A CR last in the block ends up at the fallback below. */
+          if (s[j] == '\n') {
+            breaks++;
+          } else if (s[j] == '\r') {
+            breaks += j + 1 < n && s[j + 1] != '\n';
+          } else {
+            high = 1;
+          }
+          j++;
+        }
+        memcpy(out, s + i, j - i);
+        out += j - i;
+        i = j + 1;
+        if (i == n) {
+          goto fallback; /* a closing quote, or half of a doubled one? The block cannot say */
+        }
+        if (s[i] != '"') {
+          break;
+        }
+        *out++ = '"';
+        i++;
+      }
+      c = (unsigned char)s[i];
+      if (c != delim && c != '\n' && c != '\r') {
+        goto fallback; /* text after the closing quote: libcsv's error */
+      }
+    } else {
+      size_t j = i;
+      for (;;) {
+        while (j < n && !stop_plain[(unsigned char)s[j]]) {
+          j++;
+        }
+        if (j == n) {
+          goto fallback;
+        }
+        if ((unsigned char)s[j] < 0x80 || s[j] == (char)delim) {
+          break;
+        }
+        high = 1;
+        j++;
+      }
+      c = (unsigned char)s[j];
+      if (c == '"') {
+        goto fallback; /* a quote inside an unquoted field: libcsv's error */
+      }
+      memcpy(out, s + i, j - i);
+      out += j - i;
+      i = j;
+    }
+    /* s[i] ends the field: the delimiter, LF, or CR (a record's end only before an LF). */
+    r->spans[r->nspans].off = field_off;
+    r->spans[r->nspans].len = (size_t)(out - base) - field_off;
+    r->nspans++;
+    nfields++;
+    if (c == delim) {
+      i++;
+      if (i == n) {
+        goto fallback;
+      }
+      continue;
+    }
+    if (c == '\r') {
+      if (i + 1 == n || s[i + 1] != '\n') {
+        goto fallback; /* a lone CR, or the block ends before we know */
+      }
+      i++;
+    }
+    i++; /* past the LF */
+    break;
+  }
+  if (high) {
+    utf8_scan st = {0, 0x80, 0xBF};
+    if (utf8_scan_feed(&st, s, i) != i || st.need != 0) {
+      goto fallback; /* libcsv's path warns about the line */
+    }
+  }
+  r->bytes.len = (size_t)(out - base);
+  r->nfields_seen += nfields;
+  r->rec_line = r->line;
+  on_record(0, r);
+  if (r->cb_err) {
+    r->err = r->cb_err;
+    snprintf(r->errmsg, sizeof r->errmsg, "%s: out of memory", csvin_path(r));
+    return 1;
+  }
+  r->line += breaks;
+  advance(r, s, i); /* the final LF: one line more */
+  return 1;
+fallback:
+  r->nspans = spans_before;
+  return 0;
+}
+
 /* Feed libcsv the next piece of input: the bytes up to and including the next CR or LF (a CR
  * LF together), or to the end of the block. Pieces end at every line break, so at most one record
  * completes per piece and its first line is known. Lines that are not records (titles, comments)
@@ -763,6 +945,9 @@ static void feed_piece(csvin *r) {
       finish_input(r);
       return;
     }
+  }
+  if (r->fast && r->parser.pstate == LIBCSV_ROW_NOT_BEGUN && fast_record(r)) {
+    return;
   }
   const char *start = r->block + r->block_pos;
   /* A line skipped as a title or comment is not sent: its UTF-8 is nobody's concern. */
@@ -1115,6 +1300,7 @@ int csvin_open_dialect(csvin **out, const char *path, int has_header, const csvi
     snprintf(text, sizeof text, "delimiter %s", why);
     add_choice(r, text);
   }
+  fast_setup(r, d);
   rc = parser_start(r);
   if (rc != 0) {
     snprintf(err, errlen, "%s: out of memory", path);

@@ -42,6 +42,9 @@ typedef struct csvin_dialect {
    * names the file, line and offset. NULL: none are made. */
   void (*warn_cb)(void *arg, const char *msg);
   void *warn_arg;
+  /* For tests and the fuzzer only: 1 reads every record through libcsv, without the fast path
+   * that splits plain records itself (the records, lines and errors are the same either way). */
+  int no_fast_path;
 } csvin_dialect;
 
 /* csvin_open with a dialect (d may be NULL: the defaults). Errors as csvin_open's, plus

@@ -3,7 +3,9 @@
  * bytes, its line is within the input and never goes back; and reading again after
  * csvin_rewind gives the same records and the same end. A third reading takes a dialect from
  * the first byte (delimiter, comment, skipped lines, encoding: UTF-8, auto, Latin-1, UTF-16LE),
- * where decoding may grow the text up to three times.
+ * where decoding may grow the text up to three times. Each of the three readings is also done
+ * with and without the reader's fast path (csvin_dialect.no_fast_path), which must give the same
+ * header, records, lines, warnings, counters and error, byte for byte.
  *
  * Input: the CSV file's bytes (written to a memfd, read by path like any file). */
 #include <stddef.h>
@@ -105,6 +107,74 @@ static void read_twice(const char *path, int has_header, const csvin_dialect *d,
   csvin_close(r);
 }
 
+/* csvin_dialect.warn_cb for read_logged: the warning appended to the log (a cs_buf). */
+static void log_warning(void *arg, const char *msg) {
+  fuzz_check(cs_buf_append(arg, msg, strlen(msg) + 1) == 0, "out of memory");
+}
+
+/* Read path whole with dialect d (the defaults when NULL), the fast path on or off, into log:
+ * the open's code and message, the header, every record with its line, the warnings where they
+ * came, the final code and message, and the counters of skipped lines. */
+static void read_logged(const char *path, int has_header, const csvin_dialect *d, int no_fast,
+                        cs_buf *log) {
+  csvin_dialect dd;
+  csvin *r = NULL;
+  char err[1100];
+  if (d != NULL) {
+    dd = *d;
+  } else {
+    memset(&dd, 0, sizeof dd);
+  }
+  dd.no_fast_path = no_fast;
+  dd.warn_cb = log_warning;
+  dd.warn_arg = log;
+  int rc = csvin_open_dialect(&r, path, has_header, &dd, err, sizeof err);
+  fuzz_check(cs_buf_append(log, &rc, sizeof rc) == 0, "out of memory");
+  if (rc != 0) {
+    fuzz_check(cs_buf_append(log, err, strlen(err) + 1) == 0, "out of memory");
+    return;
+  }
+  const csvin_rec *h = csvin_header(r);
+  if (h != NULL) {
+    for (size_t i = 0; i < h->nfields; i++) {
+      fuzz_check(cs_buf_append(log, &h->fields[i].len, sizeof h->fields[i].len) == 0 &&
+                     cs_buf_append(log, h->fields[i].data, h->fields[i].len) == 0,
+                 "out of memory");
+    }
+    fuzz_check(cs_buf_append(log, &h->line, sizeof h->line) == 0, "out of memory");
+  }
+  csvin_rec rec;
+  while ((rc = csvin_next(r, &rec)) == 1) {
+    fuzz_check(cs_buf_append(log, &rec.nfields, sizeof rec.nfields) == 0, "out of memory");
+    for (size_t i = 0; i < rec.nfields; i++) {
+      fuzz_check(cs_buf_append(log, &rec.fields[i].len, sizeof rec.fields[i].len) == 0 &&
+                     cs_buf_append(log, rec.fields[i].data, rec.fields[i].len) == 0,
+                 "out of memory");
+    }
+    fuzz_check(cs_buf_append(log, &rec.line, sizeof rec.line) == 0, "out of memory");
+  }
+  uint64_t counts[4] = {csvin_skipped_lines(r), csvin_comment_lines(r), csvin_invalid_utf8_lines(r),
+                        csvin_offset(r)};
+  fuzz_check(cs_buf_append(log, &rc, sizeof rc) == 0 &&
+                 cs_buf_append(log, csvin_error(r), strlen(csvin_error(r)) + 1) == 0 &&
+                 cs_buf_append(log, counts, sizeof counts) == 0,
+             "out of memory");
+  csvin_close(r);
+}
+
+/* The same reading with the fast path and through libcsv alone must log the same bytes. */
+static void read_both_ways(const char *path, int has_header, const csvin_dialect *d) {
+  cs_buf fast, slow;
+  cs_buf_init(&fast);
+  cs_buf_init(&slow);
+  read_logged(path, has_header, d, 0, &fast);
+  read_logged(path, has_header, d, 1, &slow);
+  fuzz_check(fast.len == slow.len && (fast.len == 0 || memcmp(fast.data, slow.data, fast.len) == 0),
+             "the fast path read otherwise than libcsv");
+  cs_buf_free(&fast);
+  cs_buf_free(&slow);
+}
+
 /* libFuzzer's entry: the input as a file, read without and then with a header. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int fd = memfd_create("fuzz_csvin", MFD_CLOEXEC);
@@ -119,6 +189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
   read_twice(path, 0, NULL, data, size);
   read_twice(path, 1, NULL, data, size);
+  read_both_ways(path, 0, NULL);
+  read_both_ways(path, 1, NULL);
   if (size > 0) {
     static const char delims[] = ",;\t|";
     static const char *const encodings[] = {NULL, "auto", "latin1", "utf-16le"};
@@ -130,6 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     d.skip_lines = (data[0] >> 4) & 1;
     d.encoding = encodings[(data[0] >> 5) & 3];
     read_twice(path, (data[0] >> 7) & 1, &d, data, size);
+    read_both_ways(path, (data[0] >> 7) & 1, &d);
   }
   fuzz_check(close(fd) == 0, "close failed");
   return 0;
