@@ -135,18 +135,24 @@ int producer_init(producer *p, const producer_options *o, const volatile sig_ato
   return producer_choose_sender(p, err, errlen);
 }
 
-/* A wire message for this producer's stream. */
-static wire_msg producer_msg(const producer *p, int type, uint64_t seq) {
+/* A wire message for this producer's stream, sent at sent_us (wall-clock microseconds; 0 for a
+ * record, whose time is read when it is sent). */
+static wire_msg producer_msg_at(const producer *p, int type, uint64_t seq, uint64_t sent_us) {
   wire_msg m;
   memset(&m, 0, sizeof m);
   m.type = type;
   m.producer_id = p->producer_id;
   m.seq = seq;
-  m.sent_us = clock_wall_us();
+  m.sent_us = sent_us;
   m.stream.data = p->stream;
   m.stream.len = strlen(p->stream);
   m.key = p->session_key;
   return m;
+}
+
+/* producer_msg_at, sent now. */
+static wire_msg producer_msg(const producer *p, int type, uint64_t seq) {
+  return producer_msg_at(p, type, seq, clock_wall_us());
 }
 
 /* Live input (a pipe or a terminal): before csvin_next would block in read(), hand the kernel
@@ -445,7 +451,7 @@ static int producer_stream(producer *p) {
     p->st.records_read++;
     this_pass++;
     producer_check_ragged(p, &rec);
-    m = producer_msg(p, WIRE_RECORD, 0);
+    m = producer_msg_at(p, WIRE_RECORD, 0, 0); /* its time is read below, when it is sent */
     m.line = rec.line;
     m.nfields = (uint32_t)rec.nfields;
     m.fields = rec.fields;

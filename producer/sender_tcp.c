@@ -229,6 +229,18 @@ int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
   return failed != 0 ? tcp_write_failed(t, failed, err, errlen) : 0;
 }
 
+/* cs_buf_append for the few bytes added per record (a frame, its end, its index entry): a copy
+ * of a size the compiler knows when there is room, the call that grows the buffer otherwise.
+ * Returns 0 or CS_ENOMEM (the buffer then unchanged). */
+static inline int tcp_buf_put(cs_buf *b, const void *data, size_t len) {
+  if (b->cap - b->len < len) {
+    return cs_buf_append(b, data, len);
+  }
+  memcpy(b->data + b->len, data, len);
+  b->len += len;
+  return 0;
+}
+
 /* Queue one frame; write when the buffer is full enough. */
 int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
   size_t before = t->out.len;
@@ -244,13 +256,13 @@ int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
   if (m->type == WIRE_RECORD) {
     size_t end = t->out.len;
     tcp_unacked u;
-    rc = cs_buf_append(&t->record_ends, &end, sizeof end);
+    rc = tcp_buf_put(&t->record_ends, &end, sizeof end);
     if (rc == 0) {
-      rc = cs_buf_append(&t->unacked, t->out.data + before, end - before);
+      rc = tcp_buf_put(&t->unacked, t->out.data + before, end - before);
     }
     u.seq = m->seq;
     u.end = t->unacked.len;
-    if (rc == 0 && (rc = cs_buf_append(&t->unacked_index, &u, sizeof u)) != 0) {
+    if (rc == 0 && (rc = tcp_buf_put(&t->unacked_index, &u, sizeof u)) != 0) {
       t->unacked.len -= end - before;
     }
     if (rc != 0) {
