@@ -160,11 +160,8 @@ struct csvin {
   uint64_t dec_err_off;
   unsigned char dec_err_byte;
 
-  /* The fast path (fast_record): plain records split here, without libcsv. stop_quoted marks
-   * the bytes a quoted field stops at: a quote, CR, LF, and bytes of 0x80 or more when UTF-8 is
-   * checked (an unquoted field's are found 8 at a time, stop_bytes8). */
+  /* The fast path (fast_record): plain records split here, without libcsv. */
   int fast;
-  unsigned char stop_quoted[256];
 };
 
 /* libcsv trims spaces and tabs around unquoted fields unless told that nothing is a space. */
@@ -788,17 +785,11 @@ static inline uint64_t stop_bytes8(uint64_t w, uint64_t delims8, uint64_t high8)
          tops;
 }
 
-/* Which readers may take the fast path, and the tables it reads (see struct csvin): not for a
- * delimiter that is a quote or a line break, not for text decoded by iconv, and not when the
- * dialect asks for libcsv alone (tests). */
+/* Whether the reader may take the fast path: not for a delimiter that is a quote or a line
+ * break, not for text decoded by iconv, and not when the dialect asks for libcsv alone (tests). */
 static void fast_setup(csvin *r, const csvin_dialect *d) {
   r->fast = !(d != NULL && d->no_fast_path) && r->dec == NULL && r->delim != '"' &&
             r->delim != '\r' && r->delim != '\n';
-  memset(r->stop_quoted, 0, sizeof r->stop_quoted);
-  if (r->check_utf8) {
-    memset(r->stop_quoted + 0x80, 1, 0x80);
-  }
-  r->stop_quoted['"'] = r->stop_quoted['\r'] = r->stop_quoted['\n'] = 1;
 }
 
 /* The fast path: when the block holds, from a line's start, one whole plain RFC 4180 record
@@ -821,9 +812,9 @@ static int fast_record(csvin *r) {
     return 0;
   }
   const uint64_t delims8 = 0x0101010101010101ULL * r->delim;
+  const uint64_t quotes8 = 0x0101010101010101ULL * '"';
   const uint64_t high8 = r->check_utf8 ? 0x8080808080808080ULL : 0;
   const unsigned char delim = r->delim;
-  const unsigned char *stop_quoted = r->stop_quoted;
   size_t spans_before = r->nspans, i = 0, nfields = 0;
   char *const base = r->bytes.data;
   char *out = base + r->bytes.len;
@@ -841,11 +832,22 @@ static int fast_record(csvin *r) {
       for (;;) {
         size_t j = i;
         for (;;) {
-          while (j < n && !stop_quoted[(unsigned char)s[j]]) {
-            j++;
+          /* 8 bytes at a time, copied as they are looked at, as for an unquoted field; the
+           * quote stands in for the delimiter. */
+          uint64_t w;
+          memcpy(&w, s + j, sizeof w);
+          memcpy(out + (j - i), &w, sizeof w);
+          uint64_t stops = stop_bytes8(w, quotes8, high8);
+          if (stops == 0) {
+            j += 8;
+            if (j >= n) {
+              goto fallback; /* the field goes on past the block */
+            }
+            continue;
           }
-          if (j == n) {
-            goto fallback; /* the field goes on past the block */
+          j += (size_t)__builtin_ctzll(stops) / 8;
+          if (j >= n) {
+            goto fallback;
           }
           if (s[j] == '"') {
             break;
@@ -860,8 +862,10 @@ static int fast_record(csvin *r) {
             high = 1;
           }
           j++;
+          if (j == n) {
+            goto fallback;
+          }
         }
-        memcpy(out, s + i, j - i);
         out += j - i;
         i = j + 1;
         if (i == n) {
