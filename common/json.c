@@ -128,6 +128,11 @@ static void put_prefix(json_out *j, const char *key) {
   }
 }
 
+void json_raw(json_out *j, const char *key, const char *text, size_t len) {
+  put_prefix(j, key);
+  put(j, text, len);
+}
+
 /* Open a container; deeper nesting than JSON_MAX_DEPTH marks the document failed. */
 static void begin(json_out *j, const char *key, const char *open) {
   put_prefix(j, key);

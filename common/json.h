@@ -29,6 +29,9 @@ void json_int(json_out *j, const char *key, int64_t v);
 void json_double(json_out *j, const char *key, double v); /* non-finite values become null */
 void json_bool(json_out *j, const char *key, int v);
 void json_string(json_out *j, const char *key, const char *s); /* NULL becomes null */
+/* A value already written as JSON by this writer (len bytes of text, one whole value), put in
+ * as it is: a part kept from an earlier document. */
+void json_raw(json_out *j, const char *key, const char *text, size_t len);
 /* Write the document plus a newline to path. A regular file (or a new one) is written to
  * PATH.tmp and renamed into place, so a reader never sees half a document; anything else (a
  * character device, a FIFO, a symlink, even one to a regular file) is opened and written

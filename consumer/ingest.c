@@ -576,8 +576,10 @@ size_t ingest_retire(ingest *in, uint64_t now_us) {
     if (idle < limit || e->refs > 0 || e->owner_live || sinks_hold(in->sinks, &e->sink)) {
       continue;
     }
+    /* Described before the sinks forget it: its file and table names come from them. */
+    char *json = in->describe != NULL ? in->describe(in->describe_arg, e) : NULL;
     sinks_forget(in->sinks, &e->sink);
-    streams_retire(in->table, e);
+    streams_retire(in->table, e, json);
     n++;
   }
   if (n > 0 && !in->quiet) {

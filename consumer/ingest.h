@@ -66,6 +66,10 @@ typedef struct ingest {
   uint64_t max_memory;
   size_t frame_bytes;
   uint64_t idle_us; /* --stream-idle */
+  /* The JSON object a stream about to be retired leaves in the final document (malloc'ed,
+   * NUL-terminated; NULL: none), set by the loop from the report module. */
+  char *(*describe)(void *arg, stream *e);
+  void *describe_arg;
   log_limiter budget_log;
   uint64_t serials; /* peers numbered so far (ingest_peer.serial) */
   ingest_proto proto[STREAM_NPROTO];

@@ -195,6 +195,13 @@ static void loop_stats_timer_cb(uv_timer_t *t) {
   (void)report_live_line(&c->live, &v); /* 0: idle, nothing to say this tick */
 }
 
+/* What a retiring stream leaves in the final JSON (ingest's describe hook). */
+static char *loop_describe(void *arg, stream *e) {
+  consumer *c = arg;
+  report_view v = loop_view(c);
+  return report_stream_json(&v, e);
+}
+
 /* Once a second: retire the streams that ended or went idle. */
 static void loop_retire_timer_cb(uv_timer_t *t) {
   consumer *c = t->data;
@@ -315,6 +322,8 @@ int loop_new(consumer **out, const consumer_options *opt) {
     return rc;
   }
   ingest_init(&c->in, &c->table, NULL, &c->opt);
+  c->in.describe = loop_describe;
+  c->in.describe_arg = c;
   env.loop = &c->loop;
   env.in = &c->in;
   env.opt = &c->opt;

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -348,7 +349,7 @@ static void report_json_plain_proto(const report_view *v, int p, json_out *j) {
 }
 
 /* A plain CSV stream's object in the "streams" array. */
-static void report_json_plain_stream(const report_view *v, stream *e, json_out *j) {
+static void report_json_plain_stream(const report_view *v, stream *e, int retired, json_out *j) {
   json_object_begin(j, NULL);
   json_string(j, "protocol", e->sink.protocol);
   json_bool(j, "sequenced", 0);
@@ -364,7 +365,59 @@ static void report_json_plain_stream(const report_view *v, stream *e, json_out *
     json_string(j, "records_per_s", NULL);
   }
   json_bool(j, "ended", e->ended);
+  json_bool(j, "retired", retired);
   json_object_end(j);
+}
+
+/* One stream's object of the "streams" array; retired: it is leaving the table now. */
+static void report_stream_object(const report_view *v, stream *e, int retired, json_out *j) {
+  char id[17];
+  if (!stream_proto_sequenced(e->proto)) {
+    report_json_plain_stream(v, e, retired, j);
+    return;
+  }
+  snprintf(id, sizeof(id), "%016" PRIx64, e->sink.producer_id);
+  stats_stream_lost(&e->stats);
+  json_object_begin(j, NULL);
+  json_string(j, "protocol", e->sink.protocol);
+  json_string(j, "producer_id", id);
+  json_string(j, "stream", e->sink.name);
+  json_string(j, "peer", e->sink.peer);
+  sinks_report_stream_json(v->sinks, &e->sink, j); /* "file": the CSV file it went to */
+  stats_counts_json(j, &e->stats.c);
+  json_uint(j, "too_late", e->stats.too_late);
+  /* Acknowledged delivery (TCP, protocol version 2): the number acknowledged, durable in
+   * every sink, and the resent copies dropped; null and 0 for a stream not acknowledged. */
+  if (e->sink.acked) {
+    json_uint(j, "acked", sinks_durable(v->sinks, &e->sink));
+  } else {
+    json_string(j, "acked", NULL);
+  }
+  json_uint(j, "resent_dropped", e->resent_dropped);
+  json_bool(j, "ended", e->ended);
+  if (e->ended) {
+    json_uint(j, "last_seq", e->stats.announced_seq);
+  } else {
+    json_string(j, "last_seq", NULL);
+  }
+  json_bool(j, "retired", retired);
+  json_object_end(j);
+}
+
+/* A retiring stream's object; see report.h. */
+char *report_stream_json(const report_view *v, stream *e) {
+  json_out j;
+  char *out = NULL;
+  json_init(&j);
+  report_stream_object(v, e, 1, &j);
+  if (!j.failed && cs_buf_append(&j.buf, "", 1) == 0) {
+    out = malloc(j.buf.len);
+    if (out != NULL) {
+      memcpy(out, j.buf.data, j.buf.len);
+    }
+  }
+  json_free(&j);
+  return out;
 }
 
 static int report_json_build(const report_view *v, const char *path, report_json_extra extra,
@@ -421,38 +474,14 @@ static int report_json_build(const report_view *v, const char *path, report_json
     json_object_end(&j);
   }
   json_array_begin(&j, "streams");
+  /* The latest retired streams first, as they were when they left (oldest first), then the
+   * streams in the table. */
+  for (i = 0; i < v->table->listed_n; i++) {
+    const char *text = streams_listed(v->table, i);
+    json_raw(&j, NULL, text, strlen(text));
+  }
   for (i = 0; i < v->table->n; i++) {
-    stream *e = v->table->v[i];
-    char id[17];
-    if (!stream_proto_sequenced(e->proto)) {
-      report_json_plain_stream(v, e, &j);
-      continue;
-    }
-    snprintf(id, sizeof(id), "%016" PRIx64, e->sink.producer_id);
-    stats_stream_lost(&e->stats);
-    json_object_begin(&j, NULL);
-    json_string(&j, "protocol", e->sink.protocol);
-    json_string(&j, "producer_id", id);
-    json_string(&j, "stream", e->sink.name);
-    json_string(&j, "peer", e->sink.peer);
-    sinks_report_stream_json(v->sinks, &e->sink, &j); /* "file": the CSV file it went to */
-    stats_counts_json(&j, &e->stats.c);
-    json_uint(&j, "too_late", e->stats.too_late);
-    /* Acknowledged delivery (TCP, protocol version 2): the number acknowledged, durable in
-     * every sink, and the resent copies dropped; null and 0 for a stream not acknowledged. */
-    if (e->sink.acked) {
-      json_uint(&j, "acked", sinks_durable(v->sinks, &e->sink));
-    } else {
-      json_string(&j, "acked", NULL);
-    }
-    json_uint(&j, "resent_dropped", e->resent_dropped);
-    json_bool(&j, "ended", e->ended);
-    if (e->ended) {
-      json_uint(&j, "last_seq", e->stats.announced_seq);
-    } else {
-      json_string(&j, "last_seq", NULL);
-    }
-    json_object_end(&j);
+    report_stream_object(v, v->table->v[i], 0, &j);
   }
   json_array_end(&j);
   /* Streams that left the table (ended, or idle for --stream-idle): summed per protocol, as
@@ -467,6 +496,8 @@ static int report_json_build(const report_view *v, const char *path, report_json
     stats_counts_json(&j, &r);
     json_object_end(&j);
   }
+  /* Retired streams not in the "streams" array (only the latest are kept there). */
+  json_uint(&j, "unlisted", v->table->unlisted);
   json_object_end(&j);
   sinks_report_json(v->sinks, &j); /* "out", "db" */
   if (extra != NULL) {

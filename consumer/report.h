@@ -58,4 +58,8 @@ void report_json_doc(const report_view *v, report_json_extra extra, void *arg, j
  * a message naming the file in err. */
 int report_json(const report_view *v, const char *path, char *err, size_t errlen);
 
+/* The object a stream leaves in the "streams" array when it is retired ("retired": true), as
+ * malloc'ed text for streams_retire, or NULL when out of memory. */
+char *report_stream_json(const report_view *v, stream *e);
+
 #endif

@@ -60,6 +60,9 @@ void streams_free(streams *t) {
   free(t->v);
   free(t->buckets);
   free(t->ghosts);
+  for (i = 0; i < t->listed_n; i++) {
+    free(t->listed[i]);
+  }
   streams_init(t);
 }
 
@@ -103,9 +106,25 @@ const stream_ghost *streams_ghost(const streams *t, int proto, uint64_t producer
   return g->hash == h && g->producer_id == producer_id && g->proto == proto ? g : NULL;
 }
 
-void streams_retire(streams *t, stream *e) {
+const char *streams_listed(const streams *t, size_t i) {
+  size_t first = t->listed_n < STREAMS_RETIRED_LISTED ? 0 : t->listed_next;
+  return t->listed[(first + i) % STREAMS_RETIRED_LISTED];
+}
+
+void streams_retire(streams *t, stream *e, char *json) {
   stream **b = &t->buckets[e->hash & (t->nbuckets - 1)];
   size_t i;
+  if (json == NULL) {
+    t->unlisted++; /* out of memory rendering it: counted, not listed */
+  } else if (t->listed_n < STREAMS_RETIRED_LISTED) {
+    t->listed[t->listed_n++] = json;
+    t->listed_next = t->listed_n % STREAMS_RETIRED_LISTED;
+  } else {
+    free(t->listed[t->listed_next]);
+    t->listed[t->listed_next] = json;
+    t->listed_next = (t->listed_next + 1) % STREAMS_RETIRED_LISTED;
+    t->unlisted++;
+  }
   stats_stream_lost(&e->stats);
   stats_counts_add(&t->retired[e->proto], &e->stats.c);
   t->nretired[e->proto]++;

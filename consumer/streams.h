@@ -37,6 +37,9 @@ int stream_proto_sequenced(int proto);
  * limit on the count. */
 #define STREAMS_MAX 16384
 
+/* Retired streams whose JSON objects are kept for the final document (the latest ones). */
+#define STREAMS_RETIRED_LISTED 1024
+
 /* Retired streams remembered (lossy, by hash): enough of each to know a late frame of it. */
 #define STREAMS_GHOSTS 65536
 
@@ -90,6 +93,11 @@ typedef struct streams {
   stats_counts retired[STREAM_NPROTO];
   uint64_t nretired[STREAM_NPROTO];
   stream_ghost *ghosts; /* STREAMS_GHOSTS slots, made at the first retirement; owned */
+  /* The JSON objects of the latest STREAMS_RETIRED_LISTED retired streams, oldest first from
+   * listed_next once the ring is full (each owned, NUL-terminated), and how many fell out. */
+  char *listed[STREAMS_RETIRED_LISTED];
+  size_t listed_n, listed_next;
+  uint64_t unlisted;
 } streams;
 
 void streams_init(streams *t);
@@ -112,9 +120,13 @@ size_t streams_entry_cost(size_t name_len, const char *peer);
 /* Count e's memory again after its window or header grew (cheap when nothing changed). */
 void streams_recount(streams *t, stream *e);
 
-/* Retire e: its counts go to t->retired, a ghost is kept, and the entry is freed (the caller
- * has made sure nothing points to it any more: no connection, no sink). */
-void streams_retire(streams *t, stream *e);
+/* Retire e: its counts go to t->retired, a ghost is kept, json (its object in the final JSON
+ * document, owned from now on; may be NULL) joins the listed ones, and the entry is freed (the
+ * caller has made sure nothing points to it any more: no connection, no sink). */
+void streams_retire(streams *t, stream *e, char *json);
+
+/* The i-th listed retired stream's JSON object, oldest first (i < t->listed_n). */
+const char *streams_listed(const streams *t, size_t i);
 
 /* The ghost of a retired stream with this key, or NULL (ghosts are lossy: an old one may be
  * gone). */

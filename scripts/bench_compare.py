@@ -619,8 +619,11 @@ def run(args, bench):
     if "postgresql" in single:
         pg = single["postgresql"]
         prow = dict(path=pg.get("path", "TCP -> PostgreSQL"), project=spread(pg["project_s"]),
-                    anchor_name=pg.get("anchor", "?"), anchor=spread(pg["anchor_s"]), goal=None)
+                    anchor_name=pg.get("anchor", "?"), anchor=spread(pg["anchor_s"]), goal=1.5)
+        prow["project_rows_per_s"] = args.rows / prow["project"]["median"]
         prow["ratio"] = prow["project"]["median"] / prow["anchor"]["median"]
+        prow["met"] = prow["ratio"] <= 1.5
+        failed.extend("postgresql: " + f for f in pg.get("checks_failed", []))
         rows.append(prow)
 
     print()

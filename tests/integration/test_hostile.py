@@ -232,15 +232,24 @@ class StreamFloodTest(harness.IntegrationCase):
         udp_totals = res.stats["udp"]
         self.assertGreater(udp_totals["refused"], 0, res.describe())
         self.assertGreater(udp_totals["retired_streams"], 100, res.describe())
+        listed = res.stats["streams"]
         self.assertEqual(udp_totals["streams"],
-                         len([x for x in res.stats["streams"] if x["protocol"] == "udp"]))
-        # The totals keep what retired streams received: the good UDP stream's records.
+                         len([x for x in listed if x["protocol"] == "udp" and not x["retired"]]))
+        # The latest retired streams stay listed (1,024 at most), the others are counted.
+        retired = [x for x in listed if x["retired"]]
+        self.assertLessEqual(len(retired), 1024)
+        self.assertEqual(len(retired) + res.stats["retired_streams"]["unlisted"],
+                         udp_totals["retired_streams"] + res.stats["tcp"]["retired_streams"])
+        # The totals keep what retired streams received: the good streams' records.
         self.assertEqual(n, udp_totals["received"], res.describe())
         self.assertEqual(n + 5, res.stats["tcp"]["received"], res.describe())
         self.assertLess(res.stderr.count("stream flood from"), 200, "new-stream lines are limited")
-        self.assertEqual(udp_totals["received"] -
-                         sum(x["received"] for x in res.stats["streams"] if x["protocol"] == "udp"),
-                         res.stats["retired_streams"]["udp"]["received"], res.describe())
+        self.assertEqual(n, res.stats["retired_streams"]["udp"]["received"] +
+                         sum(x["received"] for x in listed
+                             if x["protocol"] == "udp" and not x["retired"]), res.describe())
+        good = [x for x in listed if x["stream"] == "good_udp"]
+        self.assertEqual(1, len(good), "the ended good stream is listed, retired")
+        self.assertEqual((n, True), (good[0]["received"], good[0]["retired"]))
         if os.environ.get("CSVSTREAM_SANITIZE"):
             return  # ASan's allocator keeps freed memory in quarantine: the counts above tell
         self.assertLess((peak - base) / 1024.0, 4 + 12,

@@ -22,7 +22,7 @@ def frames(data):
     out = []
     off = 0
     while off < len(data):
-        if len(data) - off < 8 or data[off:off + 3] != b"CS\x02":
+        if len(data) - off < 8 or data[off:off + 3] != b"CS\x03":
             raise ValueError("bad frame at offset %d" % off)
         mtype = data[off + 3]
         plen = struct.unpack(">I", data[off + 4:off + 8])[0]
@@ -31,6 +31,8 @@ def frames(data):
             raise ValueError("datagram ends inside a frame")
         seq = struct.unpack(">Q", p[8:16])[0]
         pos = 33 + p[32]
+        if mtype in (HELLO, END):
+            pos += 16  # version 3: the session key
         nfields = struct.unpack(">I", p[pos:pos + 4])[0]
         pos += 4
         fields = []
