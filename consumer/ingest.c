@@ -422,14 +422,37 @@ static int ingest_refuse_new(ingest *in, ingest_peer *p, const wire_msg *m) {
   return CS_EREFUSED; /* counted and logged: the listener only stops reading the datagram */
 }
 
+/* Add a new stream if the memory budget and the table's limit let it in (framed and plain
+ * streams alike). Returns 0 with *out set, CS_EREFUSED with the reason in in->err, or
+ * CS_ENOMEM. */
+static int ingest_admit(ingest *in, ingest_peer *p, uint64_t id, const char *name, size_t len,
+                        stream **out) {
+  char nm[64], mem[WORDS_BUF];
+  int rc;
+  if ((uint64_t)in->table->bytes + in->frame_bytes + streams_entry_cost(len, ingest_peer_name(p)) >
+      in->max_memory) {
+    snprintf(in->err, sizeof(in->err),
+             "new stream %s refused: the consumer's memory budget (--max-memory %s) is in use "
+             "by the streams it has",
+             log_escape(nm, sizeof(nm), name, len), words_bytes(mem, sizeof mem, in->max_memory));
+    return CS_EREFUSED;
+  }
+  rc = streams_add(in->table, p->proto, id, name, len, ingest_peer_name(p), out);
+  if (rc == CS_EREFUSED) {
+    snprintf(in->err, sizeof(in->err),
+             "new stream %s refused: the consumer holds its limit of %d streams (ended and idle "
+             "ones are retired after --stream-idle)",
+             log_escape(nm, sizeof(nm), name, len), STREAMS_MAX);
+  }
+  return rc;
+}
+
 /* A stream seen for the first time in the table (a HELLO or END): the budget and the table's
  * limit decide whether it may come in; a ghost of it (retired before) says what it had seen,
  * and whose it was. Returns 0 with *out set, or a code for ingest_msg. */
 static int ingest_new_stream(ingest *in, ingest_peer *p, const wire_msg *m, stream **out) {
   const stream_ghost *g =
       streams_ghost(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len);
-  size_t cost = streams_entry_cost(m->stream.len, ingest_peer_name(p));
-  char nm[64], mem[WORDS_BUF];
   stream *e;
   int rc, same_key = 0;
   *out = NULL;
@@ -438,21 +461,8 @@ static int ingest_new_stream(ingest *in, ingest_peer *p, const wire_msg *m, stre
   } else if (g != NULL) {
     same_key = m->key == NULL;
   }
-  log_escape(nm, sizeof(nm), m->stream.data, m->stream.len);
-  if ((uint64_t)in->table->bytes + in->frame_bytes + cost > in->max_memory) {
-    snprintf(in->err, sizeof(in->err),
-             "new stream %s refused: the consumer's memory budget (--max-memory %s) is in use "
-             "by the streams it has",
-             nm, words_bytes(mem, sizeof mem, in->max_memory));
-    return ingest_refuse_new(in, p, m);
-  }
-  rc = streams_add(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len,
-                   ingest_peer_name(p), &e);
+  rc = ingest_admit(in, p, m->producer_id, m->stream.data, m->stream.len, &e);
   if (rc == CS_EREFUSED) {
-    snprintf(in->err, sizeof(in->err),
-             "new stream %s refused: the consumer holds its limit of %d streams (ended and idle "
-             "ones are retired after --stream-idle)",
-             nm, STREAMS_MAX);
     return ingest_refuse_new(in, p, m);
   }
   if (rc != 0) {
@@ -612,24 +622,9 @@ int ingest_plain_stream(ingest *in, ingest_peer *p, uint64_t id, const char *nam
   }
   e = streams_find(in->table, p->proto, id, name, len);
   if (e == NULL) {
-    char nm[64], mem[WORDS_BUF];
-    log_escape(nm, sizeof(nm), name, len);
-    if ((uint64_t)in->table->bytes + in->frame_bytes +
-            streams_entry_cost(len, ingest_peer_name(p)) >
-        in->max_memory) {
-      snprintf(in->err, sizeof(in->err),
-               "new stream %s refused: the consumer's memory budget (--max-memory %s) is in use "
-               "by the streams it has",
-               nm, words_bytes(mem, sizeof mem, in->max_memory));
-      return CS_EREFUSED;
-    }
-    rc = streams_add(in->table, p->proto, id, name, len, ingest_peer_name(p), &e);
+    rc = ingest_admit(in, p, id, name, len, &e);
     if (rc == CS_EREFUSED) {
-      snprintf(in->err, sizeof(in->err),
-               "new stream %s refused: the consumer holds its limit of %d streams (ended and idle "
-               "ones are retired after --stream-idle)",
-               nm, STREAMS_MAX);
-      return CS_EREFUSED;
+      return CS_EREFUSED; /* in->err says why */
     }
     if (rc == 0) {
       rc = streams_set_columns(in->table, e, columns, n);
