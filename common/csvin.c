@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "bytescan.h"
 #include "error.h"
 #include "sniff.h"
 #include "textenc.h"
@@ -25,9 +26,9 @@
 /* Decoded text per raw block, at most: 3 bytes of UTF-8 for each input byte (windows-1252's
  * euro sign), plus room for a character cut at the end. */
 #define CSVIN_DECODED_BLOCK (3 * CSVIN_BLOCK + 16)
-/* Zeroed bytes after the block's end: the fast path reads 8 bytes at a time and may look past
+/* Zeroed bytes after the block's end: the fast path reads 64 bytes at a time and may look past
  * the last byte read (it never uses what it sees there). */
-#define CSVIN_SLACK 8
+#define CSVIN_SLACK 64
 /* Bytes either side of a bad quote shown in the message. */
 #define CSVIN_EXCERPT 24
 
@@ -160,8 +161,14 @@ struct csvin {
   uint64_t dec_err_off;
   unsigned char dec_err_byte;
 
-  /* The fast path (fast_record): plain records split here, without libcsv. */
+  /* The fast path (fast_scan): plain records split here, without libcsv. */
   int fast;
+  bytescan scan;         /* the bytes a field may end at */
+  cs_field *scan_fields; /* fast_record's fields before they are copied into the store */
+  size_t scan_cap;
+  cs_buf unquoted;    /* values whose doubled quotes were made single */
+  size_t scan_chunk;  /* the block's 64-byte chunk scan_bits are of (SIZE_MAX: none) */
+  uint64_t scan_bits; /* its stop bits after the last record the fast path read */
 };
 
 /* libcsv trims spaces and tabs around unquoted fields unless told that nothing is a space. */
@@ -308,8 +315,8 @@ static int parser_start(csvin *r) {
 /* Once every queued record was handed out, move the fields of the record in progress to the
  * front of the store so memory stays bounded by one record plus one line's worth. */
 static void compact(csvin *r) {
-  if (r->qhead < r->qlen) {
-    return;
+  if (r->qhead < r->qlen || (r->qlen == 0 && r->nspans == 0 && r->bytes.len == 0)) {
+    return; /* records still to hand out, or nothing stored */
   }
   r->qhead = 0;
   r->qlen = 0;
@@ -345,6 +352,7 @@ static int utf16_bom_refused(csvin *r) {
 /* Read the next block; returns bytes read, 0 at end of input, or CS_EIO (message set). The
  * first read of the input also strips a UTF-8 byte order mark. */
 static ssize_t read_block(csvin *r) {
+  r->scan_chunk = SIZE_MAX; /* the block changes: its stop bits with it */
   if (r->decoding) {
     return read_decoded(r);
   }
@@ -770,182 +778,273 @@ static int spans_room(csvin *r) {
   return 0;
 }
 
-/* The bytes of w (8 bytes of text, the first in the lowest byte) where an unquoted field stops:
- * each such byte's top bit set in the result, which is exact up to its lowest set bit (all the
- * fast path reads). delims8: the delimiter in every byte; high8: 0x80 in every byte to stop at
- * bytes of 0x80 or more too, or 0. */
-static inline uint64_t stop_bytes8(uint64_t w, uint64_t delims8, uint64_t high8) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  w = __builtin_bswap64(w); /* the first byte lowest, as on little-endian machines */
-#endif
-  const uint64_t ones = 0x0101010101010101ULL, tops = 0x8080808080808080ULL;
-  uint64_t d = w ^ delims8, q = w ^ (ones * '"'), cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
-  return (((d - ones) & ~d) | ((q - ones) & ~q) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf) |
-          (w & high8)) &
-         tops;
-}
-
 /* Whether the reader may take the fast path: not for a delimiter that is a quote or a line
  * break, not for text decoded by iconv, and not when the dialect asks for libcsv alone (tests). */
 static void fast_setup(csvin *r, const csvin_dialect *d) {
   r->fast = !(d != NULL && d->no_fast_path) && r->dec == NULL && r->delim != '"' &&
             r->delim != '\r' && r->delim != '\n';
+  r->scan.stop[0] = r->delim;
+  r->scan.stop[1] = '"';
+  r->scan.stop[2] = '\r';
+  r->scan.stop[3] = '\n';
+}
+
+/* fast_scan's stop bytes not yet used: those of the block's 64-byte chunk at chunk, lowest
+ * first. Chunks lie at multiples of 64 from the block's start, so the next record, which
+ * mostly starts in the chunk where the last one ended, finds its bits ready (r->scan_bits). */
+typedef struct scan_pos {
+  const char *s; /* the block */
+  size_t n;      /* its bytes */
+  size_t chunk;  /* offset of the chunk in bits */
+  uint64_t bits; /* bit i: s[chunk + i] is a stop byte not yet used (none at or past n) */
+} scan_pos;
+
+/* The stop bits of the chunk at sp->chunk, without the bytes at or past the block's end. */
+static inline void scan_load(scan_pos *sp, const bytescan *k) {
+  size_t left = sp->n - sp->chunk;
+  sp->bits = bytescan_mask64(k, sp->s + sp->chunk);
+  if (left < 64) {
+    sp->bits &= ((uint64_t)1 << left) - 1;
+  }
+}
+
+/* Take the next stop byte: its offset into *at. Returns 0 when there is none before the
+ * block's end (the record goes on past it). */
+static inline int scan_take(scan_pos *sp, const bytescan *k, size_t *at) {
+  while (sp->bits == 0) {
+    sp->chunk += 64;
+    if (sp->chunk >= sp->n) {
+      return 0;
+    }
+    scan_load(sp, k);
+  }
+  *at = sp->chunk + (size_t)__builtin_ctzll(sp->bits);
+  sp->bits &= sp->bits - 1;
+  return 1;
+}
+
+/* Room for one more field in *fields (capacity *cap). Returns 0 or CS_ENOMEM. */
+static int fields_room(cs_field **fields, size_t *cap, size_t n) {
+  if (n < *cap) {
+    return 0;
+  }
+  size_t grown = *cap < 16 ? 16 : *cap * 2;
+  cs_field *f = realloc(*fields, grown * sizeof *f);
+  if (f == NULL) {
+    return CS_ENOMEM;
+  }
+  *fields = f;
+  *cap = grown;
+  return 0;
+}
+
+/* The value of a quoted field whose text (between its quotes, len bytes at q) holds doubled
+ * quotes: each pair made one quote, in r->unquoted, which has room for the whole block (so
+ * earlier values there stay where they are). */
+static const char *unquote(csvin *r, const char *q, size_t len, size_t *out_len) {
+  char *out = r->unquoted.data + r->unquoted.len, *start = out;
+  for (size_t i = 0; i < len; i++) {
+    *out++ = q[i];
+    i += q[i] == '"'; /* the second quote of the pair */
+  }
+  *out_len = (size_t)(out - start);
+  r->unquoted.len += *out_len;
+  return start;
 }
 
 /* The fast path: when the block holds, from a line's start, one whole plain RFC 4180 record
  * (unquoted fields without quotes, quoted fields closed properly with their quotes doubled,
- * ended by LF or CR LF, valid UTF-8 when that is checked), split it here and queue it as libcsv
- * would (strict, no trimming), with its line, and return 1. Anything else (a blank line, a lone
- * CR, a stray quote, text after a closing quote, a record that runs past the block, bytes that
- * are not valid UTF-8, no memory) returns 0 with nothing changed: libcsv then reads it, with
- * the same messages as ever. */
-static int fast_record(csvin *r) {
-  const char *s = r->block + r->block_pos;
-  size_t n = r->block_len - r->block_pos;
-  if (!r->at_line_start || r->skipping || r->skip_left > 0 || r->u8.need != 0 || s[0] == '\n' ||
-      s[0] == '\r' || (r->comment != 0 && s[0] == r->comment)) {
+ * ended by LF or CR LF, valid UTF-8 when that is checked), split it as libcsv would (strict, no
+ * trimming): its fields into *fields (*cap grown as needed), pointing into the block (or into
+ * r->unquoted, for values whose doubled quotes were made single), their number into *nfields
+ * and the line breaks inside its values into *breaks. Returns the record's length in bytes,
+ * its line break included. Anything else (a blank line, a lone CR, a stray quote, text after a
+ * closing quote, a record that runs past the block, bytes that are not valid UTF-8, no memory)
+ * returns 0 with the reader unchanged: libcsv then reads it, with the same messages as ever.
+ *
+ * The stop bytes (the delimiter, quotes, CR, LF and, when UTF-8 is checked, bytes of 0x80 or
+ * more) are found 64 at a time (bytescan.h) and taken in order, so a field costs a few
+ * instructions whatever its length, and the bytes between stops are never looked at. */
+static size_t fast_scan(csvin *r, cs_field **fields, size_t *cap, size_t *nfields,
+                        uint64_t *breaks) {
+  /* Offsets below are into the block; the record starts at start. */
+  const char *s = r->block;
+  size_t n = r->block_len, start = r->block_pos;
+  if (!r->at_line_start || r->skipping || r->skip_left > 0 || r->u8.need != 0 || s[start] == '\n' ||
+      s[start] == '\r' || (r->comment != 0 && s[start] == r->comment)) {
     return 0;
   }
-  /* The fields take at most the record's bytes: room for all of the block (and the 8 bytes
-   * an unquoted field's copy may write past its end), so no copy below checks for it. */
-  if (cs_buf_reserve(&r->bytes, n + 8) != 0) {
-    return 0;
-  }
-  const uint64_t delims8 = 0x0101010101010101ULL * r->delim;
-  const uint64_t quotes8 = 0x0101010101010101ULL * '"';
-  const uint64_t high8 = r->check_utf8 ? 0x8080808080808080ULL : 0;
+  r->scan.high = r->check_utf8;
+  const bytescan *k = &r->scan;
   const unsigned char delim = r->delim;
-  size_t spans_before = r->nspans, i = 0, nfields = 0;
-  char *const base = r->bytes.data;
-  char *out = base + r->bytes.len;
-  uint64_t breaks = 0;
-  int high = 0;
+  scan_pos sp = {s, n, start & ~(size_t)63, 0};
+  if (r->scan_chunk == sp.chunk) {
+    sp.bits = r->scan_bits;
+  } else {
+    scan_load(&sp, k);
+  }
+  sp.bits &= ~(uint64_t)0 << (start & 63); /* stops before the record are not its own */
+  /* The array and its size in locals: stores through *fields cannot change them then. */
+  cs_field *out = *fields;
+  size_t room = *cap;
+  size_t i = start, nf = 0, p, end;
+  uint64_t nbreaks = 0;
+  int high = 0, unquoting = 0;
   for (;;) {
-    if (spans_room(r) != 0) {
-      goto fallback;
+    /* A field starts at i: the next stop is its end, or its opening quote. */
+    if (nf == room) {
+      if (fields_room(fields, cap, nf) != 0) {
+        return 0;
+      }
+      out = *fields;
+      room = *cap;
     }
-    size_t field_off = (size_t)(out - base);
-    unsigned char c;
-    if (s[i] == '"') {
-      /* Quoted: runs of text between quotes; a doubled quote is one quote of the value. */
-      i++;
+    if (!scan_take(&sp, k, &p)) {
+      return 0; /* the field goes on past the block */
+    }
+    unsigned char c = (unsigned char)s[p];
+    const char *value = s + i;
+    size_t len = p - i;
+    if (c == '"') {
+      if (p != i) {
+        return 0; /* a quote inside an unquoted field: libcsv's error */
+      }
+      /* Quoted: up to the quote that is not one of a doubled pair. */
+      int doubled = 0;
       for (;;) {
-        size_t j = i;
-        for (;;) {
-          /* 8 bytes at a time, copied as they are looked at, as for an unquoted field; the
-           * quote stands in for the delimiter. */
-          uint64_t w;
-          memcpy(&w, s + j, sizeof w);
-          memcpy(out + (j - i), &w, sizeof w);
-          uint64_t stops = stop_bytes8(w, quotes8, high8);
-          if (stops == 0) {
-            j += 8;
-            if (j >= n) {
-              goto fallback; /* the field goes on past the block */
-            }
-            continue;
+        if (!scan_take(&sp, k, &p)) {
+          return 0;
+        }
+        c = (unsigned char)s[p];
+        if (c == '"') {
+          if (p + 1 == n) {
+            return 0; /* a closing quote, or half of a doubled one? The block cannot say */
           }
-          j += (size_t)__builtin_ctzll(stops) / 8;
-          if (j >= n) {
-            goto fallback;
-          }
-          if (s[j] == '"') {
+          if (s[p + 1] != '"') {
             break;
           }
-          /* A line break inside the value (LF, CR LF or a lone CR: one line each), or a byte
-           * of 0x80 or more. A CR last in the block ends up at the fallback below. */
-          if (s[j] == '\n') {
-            breaks++;
-          } else if (s[j] == '\r') {
-            breaks += j + 1 < n && s[j + 1] != '\n';
-          } else {
-            high = 1;
-          }
-          j++;
-          if (j == n) {
-            goto fallback;
-          }
-        }
-        out += j - i;
-        i = j + 1;
-        if (i == n) {
-          goto fallback; /* a closing quote, or half of a doubled one? The block cannot say */
-        }
-        if (s[i] != '"') {
-          break;
-        }
-        *out++ = '"';
-        i++;
-      }
-      c = (unsigned char)s[i];
-      if (c != delim && c != '\n' && c != '\r') {
-        goto fallback; /* text after the closing quote: libcsv's error */
-      }
-    } else {
-      /* Unquoted: 8 bytes at a time, copied as they are looked at (the bytes copied past the
-       * field's end are overwritten by the next field or lie past the store's length). */
-      size_t j = i;
-      for (;;) {
-        uint64_t w;
-        memcpy(&w, s + j, sizeof w); /* s + j + 8 is within the block's slack */
-        memcpy(out + (j - i), &w, sizeof w);
-        uint64_t stops = stop_bytes8(w, delims8, high8);
-        if (stops == 0) {
-          j += 8;
-          if (j >= n) {
-            goto fallback; /* the field goes on past the block */
-          }
+          doubled = 1;
+          scan_take(&sp, k, &p); /* the second quote of the pair, in the bits already */
           continue;
         }
-        j += (size_t)__builtin_ctzll(stops) / 8;
-        if (j >= n) {
-          goto fallback;
-        }
-        if ((unsigned char)s[j] < 0x80 || s[j] == (char)delim) {
-          break;
-        }
-        high = 1; /* a byte of 0x80 or more, checked as UTF-8 below */
-        j++;
-        if (j == n) {
-          goto fallback;
+        /* A line break inside the value (LF, CR LF or a lone CR: one line each), a byte of
+         * 0x80 or more, or the delimiter, which is text here. */
+        if (c == '\n') {
+          nbreaks++;
+        } else if (c == '\r') {
+          if (p + 1 == n) {
+            return 0;
+          }
+          nbreaks += s[p + 1] != '\n';
+        } else if (c >= 0x80) {
+          high = 1;
         }
       }
-      c = (unsigned char)s[j];
-      if (c == '"') {
-        goto fallback; /* a quote inside an unquoted field: libcsv's error */
+      value = s + i + 1;
+      len = p - i - 1;
+      if (doubled) {
+        if (!unquoting) {
+          cs_buf_reset(&r->unquoted);
+          if (cs_buf_reserve(&r->unquoted, n) != 0) {
+            return 0;
+          }
+          unquoting = 1;
+        }
+        value = unquote(r, value, len, &len);
       }
-      out += j - i;
-      i = j;
+      /* What ends it must come right after the closing quote. */
+      size_t q = p;
+      if (!scan_take(&sp, k, &p) || p != q + 1) {
+        return 0; /* text after the closing quote: libcsv's error */
+      }
+      c = (unsigned char)s[p];
+      if (c != delim && c != '\n' && c != '\r') {
+        return 0;
+      }
     }
-    /* s[i] ends the field: the delimiter, LF, or CR (a record's end only before an LF). */
-    r->spans[r->nspans].off = field_off;
-    r->spans[r->nspans].len = (size_t)(out - base) - field_off;
-    r->nspans++;
-    nfields++;
+    while (c != delim && c >= 0x80) {
+      /* Part of an unquoted value, checked as UTF-8 below. */
+      high = 1;
+      if (!scan_take(&sp, k, &p)) {
+        return 0;
+      }
+      c = (unsigned char)s[p];
+      len = p - i;
+      if (c == '"') {
+        return 0;
+      }
+    }
+    out[nf].data = value;
+    out[nf].len = len;
+    nf++;
+    /* s[p] ends the field: the delimiter, LF, or CR (a record's end only before an LF). */
     if (c == delim) {
-      i++;
+      i = p + 1;
       if (i == n) {
-        goto fallback;
+        return 0;
       }
       continue;
     }
     if (c == '\r') {
-      if (i + 1 == n || s[i + 1] != '\n') {
-        goto fallback; /* a lone CR, or the block ends before we know */
+      if (p + 1 == n || s[p + 1] != '\n') {
+        return 0; /* a lone CR, or the block ends before we know */
       }
-      i++;
+      p++;
     }
-    i++; /* past the LF */
+    end = p + 1; /* past the LF */
     break;
   }
   if (high) {
     utf8_scan st = {0, 0x80, 0xBF};
-    if (utf8_scan_feed(&st, s, i) != i || st.need != 0) {
-      goto fallback; /* libcsv's path warns about the line */
+    if (utf8_scan_feed(&st, s + start, end - start) != end - start || st.need != 0) {
+      return 0; /* libcsv's path warns about the line */
     }
   }
-  r->bytes.len = (size_t)(out - base);
+  r->scan_chunk = sp.chunk;
+  r->scan_bits = sp.bits;
+  *nfields = nf;
+  *breaks = nbreaks;
+  return end - start;
+}
+
+/* Account for a record of len bytes read by fast_scan, with breaks line breaks in its values,
+ * as libcsv's callbacks and feed_piece would have (the record itself is counted by the
+ * caller). */
+static void fast_consumed(csvin *r, size_t len, size_t nfields, uint64_t breaks) {
+  const char *s = r->block + r->block_pos;
   r->nfields_seen += nfields;
+  r->line += breaks;
+  advance(r, s, len); /* the final LF: one line more */
+}
+
+/* The fast path for feed_piece: a record split by fast_scan is copied into the byte store and
+ * queued as libcsv's callbacks would. Returns 1 when it was, 0 when libcsv must read it. */
+static int fast_record(csvin *r) {
+  size_t nfields;
+  uint64_t breaks;
+  size_t len = fast_scan(r, &r->scan_fields, &r->scan_cap, &nfields, &breaks);
+  if (len == 0) {
+    return 0;
+  }
+  size_t spans_before = r->nspans, bytes_before = r->bytes.len;
+  if (cs_buf_reserve(&r->bytes, len) != 0) {
+    return 0;
+  }
+  for (size_t i = 0; i < nfields; i++) {
+    if (spans_room(r) != 0) {
+      r->nspans = spans_before;
+      r->bytes.len = bytes_before;
+      return 0;
+    }
+    r->spans[r->nspans].off = r->bytes.len;
+    r->spans[r->nspans].len = r->scan_fields[i].len;
+    r->nspans++;
+    /* The values take at most the record's bytes, reserved above. */
+    if (r->scan_fields[i].len > 0) {
+      memcpy(r->bytes.data + r->bytes.len, r->scan_fields[i].data, r->scan_fields[i].len);
+      r->bytes.len += r->scan_fields[i].len;
+    }
+  }
   r->rec_line = r->line;
   on_record(0, r);
   if (r->cb_err) {
@@ -953,12 +1052,30 @@ static int fast_record(csvin *r) {
     snprintf(r->errmsg, sizeof r->errmsg, "%s: out of memory", csvin_path(r));
     return 1;
   }
-  r->line += breaks;
-  advance(r, s, i); /* the final LF: one line more */
+  fast_consumed(r, len, nfields, breaks);
   return 1;
-fallback:
-  r->nspans = spans_before;
-  return 0;
+}
+
+/* The fast path for next_queued: with nothing queued, a record fast_scan can split is handed
+ * out as it lies in the block, without a copy. Returns 1 with *rec set, or 0. */
+static int fast_direct(csvin *r, csvin_rec *rec) {
+  if (!r->fast || r->qhead != r->qlen || r->err || r->eof || r->block_pos == r->block_len ||
+      r->parser.pstate != LIBCSV_ROW_NOT_BEGUN) {
+    return 0;
+  }
+  size_t nfields;
+  uint64_t breaks;
+  size_t len = fast_scan(r, &r->out_fields, &r->out_cap, &nfields, &breaks);
+  if (len == 0) {
+    return 0;
+  }
+  rec->nfields = nfields;
+  rec->fields = r->out_fields;
+  rec->line = r->line;
+  r->rec_line = r->line;
+  r->pass_records++;
+  fast_consumed(r, len, nfields, breaks);
+  return 1;
 }
 
 /* Feed libcsv the next piece of input: the bytes up to and including the next CR or LF (a CR
@@ -1041,10 +1158,22 @@ static void feed_piece(csvin *r) {
   advance(r, start, len);
 }
 
+/* Without a header the first record handed out says whether the file has one column. */
+static void note_width(csvin *r, size_t nfields) {
+  if (!r->width_known) {
+    r->width_known = !r->has_header;
+    r->one_column = r->width_known && nfields == 1;
+  }
+}
+
 /* Take the next record off the queue, parsing more input as needed. Returns 1, 0 at the end, or
  * the sticky error once every record before it was handed out. */
 static int next_queued(csvin *r, csvin_rec *rec) {
   compact(r);
+  if (fast_direct(r, rec)) {
+    note_width(r, rec->nfields);
+    return 1;
+  }
   while (r->qhead == r->qlen) {
     if (r->err) {
       return r->err;
@@ -1079,11 +1208,7 @@ static int next_queued(csvin *r, csvin_rec *rec) {
   rec->nfields = q->nfields;
   rec->fields = r->out_fields;
   rec->line = q->line;
-  if (!r->width_known) {
-    /* Without a header the first record says whether the file has one column. */
-    r->width_known = !r->has_header;
-    r->one_column = r->width_known && q->nfields == 1;
-  }
+  note_width(r, q->nfields);
   return 1;
 }
 
@@ -1280,6 +1405,8 @@ int csvin_open_dialect(csvin **out, const char *path, int has_header, const csvi
   r->u8.hi = 0xBF;
   cs_buf_init(&r->bytes);
   cs_buf_init(&r->header_bytes);
+  cs_buf_init(&r->unquoted);
+  r->scan_chunk = SIZE_MAX;
   r->path = strdup(path);
   if (r->path == NULL) {
     snprintf(err, errlen, "%s: out of memory", path);
@@ -1386,6 +1513,9 @@ uint64_t csvin_offset(const csvin *r) {
 /* Parse what is buffered until a record completes or the buffer runs dry; only then, and only
  * for an input that can block, ask the kernel whether a read would wait. */
 int csvin_would_block(csvin *r) {
+  if (!r->may_block) {
+    return 0; /* a regular file: a read never waits */
+  }
   compact(r);
   while (r->qhead == r->qlen && !r->err && !r->eof && r->block_pos < r->block_len) {
     feed_piece(r); /* cannot read: bytes are left in the block */
@@ -1446,6 +1576,7 @@ static int rewind_decoded(csvin *r) {
 
 /* Seek back to the first data record and restart libcsv with an empty queue. */
 int csvin_rewind(csvin *r) {
+  r->scan_chunk = SIZE_MAX;
   if (r->fd == STDIN_FILENO) {
     return CS_EINVAL;
   }
@@ -1522,6 +1653,8 @@ void csvin_close(csvin *r) {
   free(r->spans);
   free(r->queue);
   free(r->out_fields);
+  free(r->scan_fields);
+  cs_buf_free(&r->unquoted);
   free(r->header_fields);
   free(r->raw);
   textenc_close(r->dec);
