@@ -783,10 +783,7 @@ static int spans_room(csvin *r) {
 static void fast_setup(csvin *r, const csvin_dialect *d) {
   r->fast = !(d != NULL && d->no_fast_path) && r->dec == NULL && r->delim != '"' &&
             r->delim != '\r' && r->delim != '\n';
-  r->scan.stop[0] = r->delim;
-  r->scan.stop[1] = '"';
-  r->scan.stop[2] = '\r';
-  r->scan.stop[3] = '\n';
+  bytescan_init(&r->scan, r->delim, '"', '\r', '\n', r->check_utf8);
 }
 
 /* fast_scan's stop bytes not yet used: those of the block's 64-byte chunk at chunk, lowest
@@ -874,7 +871,6 @@ static size_t fast_scan(csvin *r, cs_field **fields, size_t *cap, size_t *nfield
       s[start] == '\r' || (r->comment != 0 && s[start] == r->comment)) {
     return 0;
   }
-  r->scan.high = r->check_utf8;
   const bytescan *k = &r->scan;
   const unsigned char delim = r->delim;
   scan_pos sp = {s, n, start & ~(size_t)63, 0};

@@ -225,11 +225,8 @@ static void test_bytescan_matches_portable(void **state) {
       buf[i] = alphabet[next_rand(&x) % (sizeof alphabet - 1)];
     }
     bytescan k;
-    k.stop[0] = (unsigned char)alphabet[next_rand(&x) % (sizeof alphabet - 1)];
-    k.stop[1] = '"';
-    k.stop[2] = '\r';
-    k.stop[3] = '\n';
-    k.high = round & 1;
+    bytescan_init(&k, (unsigned char)alphabet[next_rand(&x) % (sizeof alphabet - 1)], '"', '\r',
+                  '\n', round & 1);
     for (size_t off = 0; off + 64 <= sizeof buf; off++) {
       assert_int_equal(bytescan_mask64(&k, buf + off), bytescan_mask64_portable(&k, buf + off));
     }
