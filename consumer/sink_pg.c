@@ -178,6 +178,9 @@ typedef struct sink_pg {
   int fsync; /* --fsync */
   int drain_started, drain_warned;
   uint64_t drain_deadline_us;
+  /* The COPY text of one stream's constant metadata (pg_meta_text). */
+  const sink_stream *meta_st;
+  cs_buf meta_head, meta_tail;
 } sink_pg;
 
 static void pg_drive(sink_pg *p);
@@ -280,6 +283,27 @@ static void pg_target_shown(const char *target, char *out, size_t len) {
   cs_buf_free(&b);
 }
 
+/* Word-at-a-time tests on 8 bytes (the usual bit tricks): a high bit set in the result marks a
+ * byte that is 0x80 or above, or 0 (pg_word_odd); below 14 (tab, line feed and carriage return
+ * among them) or a backslash (pg_word_escapes). Either may mark a byte above a marked one too. */
+#define PG_ONES 0x0101010101010101ull
+#define PG_HIGHS 0x8080808080808080ull
+
+static uint64_t pg_word(const void *s) {
+  uint64_t w;
+  memcpy(&w, s, sizeof w);
+  return w;
+}
+
+static uint64_t pg_word_odd(uint64_t w) {
+  return (w | ((w - PG_ONES) & ~w)) & PG_HIGHS;
+}
+
+static uint64_t pg_word_escapes(uint64_t w) {
+  uint64_t bs = w ^ (PG_ONES * '\\');
+  return (((w - PG_ONES * 14) & ~w) | ((bs - PG_ONES) & ~bs)) & PG_HIGHS;
+}
+
 /* 1 if the n bytes at s are valid UTF-8 without a NUL (what a PostgreSQL text value can be). */
 static int pg_text_ok(const unsigned char *s, size_t n) {
   size_t i = 0;
@@ -287,12 +311,19 @@ static int pg_text_ok(const unsigned char *s, size_t n) {
     unsigned c = s[i];
     size_t k;
     uint32_t cp;
-    if (c < 0x80) {
-      if (c == 0) {
-        return 0;
-      }
+    /* ASCII without NUL, eight bytes at a time, then byte by byte. */
+    while (i + 8 <= n && pg_word_odd(pg_word(s + i)) == 0) {
+      i += 8;
+    }
+    while (i < n && (unsigned char)(s[i] - 1) < 0x7f) {
       i++;
-      continue;
+    }
+    if (i == n) {
+      break;
+    }
+    c = s[i];
+    if (c == 0) {
+      return 0;
     }
     if (c >= 0xc2 && c <= 0xdf) {
       k = 1;
@@ -532,50 +563,122 @@ static void pg_literal(cs_buf *b, const char *s) {
   cs_buf_append(b, "'", 1);
 }
 
-/* Append n bytes as COPY text: backslash, tab, newline and CR escaped. */
-static void pg_copy_text(cs_buf *b, const char *s, size_t n) {
-  size_t run = 0;
-  if (cs_buf_reserve(b, n) != 0) {
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (c != '\\' && c != '\t' && c != '\n' && c != '\r') {
-      continue;
+/* Write n bytes as COPY text at o, which has room for 2 * n + 8 bytes (a word is stored whole):
+ * backslash, tab, line feed and CR escaped. Returns the end of what was written. */
+static char *pg_copy_text(char *o, const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t w = pg_word(s + i);
+      if (pg_word_escapes(w) == 0) {
+        memcpy(o, &w, sizeof w);
+        o += 8;
+        i += 8;
+        continue;
+      }
     }
-    cs_buf_append(b, s + run, i - run);
-    cs_buf_append(b, c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : "\\r", 2);
-    run = i + 1;
+    for (size_t end = i + 8 < n ? i + 8 : n; i < end; i++) {
+      char c = s[i];
+      if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
+        *o++ = '\\';
+        c = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : 'r';
+      }
+      *o++ = c;
+    }
   }
-  cs_buf_append(b, s + run, n - run);
+  return o;
+}
+
+/* Write v in decimal at o (room for 20 bytes). Returns the end of what was written. */
+static char *pg_u64(char *o, uint64_t v) {
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233"
+                              "34353637383940414243444546474849505152535455565758596061626364656667"
+                              "6869707172737475767778798081828384858687888990919293949596979899";
+  char tmp[20];
+  size_t n = sizeof tmp;
+  while (v >= 100) {
+    n -= 2;
+    memcpy(tmp + n, pairs + 2 * (v % 100), 2);
+    v /= 100;
+  }
+  if (v >= 10) {
+    n -= 2;
+    memcpy(tmp + n, pairs + 2 * v, 2);
+  } else {
+    tmp[--n] = (char)('0' + v);
+  }
+  memcpy(o, tmp + n, sizeof tmp - n);
+  return o + (sizeof tmp - n);
+}
+
+/* The COPY text of st's metadata that is the same on each of its rows, made once per stream
+ * (the last one asked about; sink_pg_forget drops it): "producer\tprotocol\t" before the numbers
+ * and "\tpeer\n" after them. Returns 0 or CS_ENOMEM. */
+static int pg_meta_text(sink_pg *p, const sink_stream *st) {
+  size_t np = strlen(st->producer_hex), nr = strlen(st->protocol), ne = strlen(st->peer);
+  char *o;
+  if (p->meta_st == st) {
+    return 0;
+  }
+  p->meta_st = NULL;
+  cs_buf_reset(&p->meta_head);
+  cs_buf_reset(&p->meta_tail);
+  if (cs_buf_reserve(&p->meta_head, 2 * (np + nr) + 16) != 0 ||
+      cs_buf_reserve(&p->meta_tail, 2 * ne + 16) != 0) {
+    return CS_ENOMEM;
+  }
+  o = pg_copy_text(p->meta_head.data, st->producer_hex, np);
+  *o++ = '\t';
+  o = pg_copy_text(o, st->protocol, nr);
+  *o++ = '\t';
+  p->meta_head.len = (size_t)(o - p->meta_head.data);
+  o = p->meta_tail.data;
+  *o++ = '\t';
+  o = pg_copy_text(o, st->peer, ne);
+  *o++ = '\n';
+  p->meta_tail.len = (size_t)(o - p->meta_tail.data);
+  p->meta_st = st;
+  return 0;
 }
 
 /* One row (a record of stream st) as a COPY line of t's columns (short rows get \N), appended
- * to b. Returns 0 or CS_ENOMEM (b as it was). */
-static int pg_copy_line(const pg_table *t, cs_buf *b, const sink_stream *st, uint64_t seq,
-                        uint64_t sent_us, uint64_t received_us, size_t nfields,
+ * to b. Returns 0 or CS_ENOMEM (b as it was). The room reserved leaves more than the 8 bytes
+ * pg_copy_text may store past a value's end before the rest of the line is written. */
+static int pg_copy_line(sink_pg *p, const pg_table *t, cs_buf *b, const sink_stream *st,
+                        uint64_t seq, uint64_t sent_us, uint64_t received_us, size_t nfields,
                         const cs_field *fields) {
-  char num[80];
-  size_t before = b->len;
-  for (size_t i = 0; i < t->ncols; i++) {
-    if (i < nfields) {
-      pg_copy_text(b, fields[i].data, fields[i].len);
-    } else {
-      cs_buf_append(b, "\\N", 2);
-    }
-    cs_buf_append_byte(b, '\t');
-  }
-  pg_copy_text(b, st->producer_hex, strlen(st->producer_hex));
-  cs_buf_append_byte(b, '\t');
-  pg_copy_text(b, st->protocol, strlen(st->protocol));
-  int n = snprintf(num, sizeof num, "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t", seq, sent_us,
-                   received_us);
-  cs_buf_append(b, num, (size_t)n);
-  pg_copy_text(b, st->peer, strlen(st->peer));
-  if (cs_buf_append_byte(b, '\n') != 0) {
-    b->len = before;
+  size_t room = 3 * t->ncols + 3 * 21;
+  char *o;
+  if (pg_meta_text(p, st) != 0) {
     return CS_ENOMEM;
   }
+  for (size_t i = 0; i < nfields && i < t->ncols; i++) {
+    room += 2 * fields[i].len;
+  }
+  room += p->meta_head.len + p->meta_tail.len;
+  if (cs_buf_reserve(b, room) != 0) {
+    return CS_ENOMEM;
+  }
+  o = b->data + b->len;
+  for (size_t i = 0; i < t->ncols; i++) {
+    if (i < nfields) {
+      o = pg_copy_text(o, fields[i].data, fields[i].len);
+    } else {
+      *o++ = '\\';
+      *o++ = 'N';
+    }
+    *o++ = '\t';
+  }
+  memcpy(o, p->meta_head.data, p->meta_head.len);
+  o += p->meta_head.len;
+  o = pg_u64(o, seq);
+  *o++ = '\t';
+  o = pg_u64(o, sent_us);
+  *o++ = '\t';
+  o = pg_u64(o, received_us);
+  memcpy(o, p->meta_tail.data, p->meta_tail.len);
+  o += p->meta_tail.len;
+  b->len = (size_t)(o - b->data);
   return 0;
 }
 
@@ -895,8 +998,8 @@ static void pg_pre_add(sink_pg *p, pg_table *t, const sink_record *row) {
     t->in_pre = 1;
     t->pre_ncols = t->ncols;
   }
-  if (pg_copy_line(t, &t->pre, row->stream, row->seq, row->sent_us, row->received_us, row->nfields,
-                   row->fields) != 0) {
+  if (pg_copy_line(p, t, &t->pre, row->stream, row->seq, row->sent_us, row->received_us,
+                   row->nfields, row->fields) != 0) {
     pg_pre_drop(p);
     return;
   }
@@ -1293,7 +1396,7 @@ static int pg_batch_start(sink_pg *p) {
       t->ncols_tx = t->created ? t->ncols_db : 0;
     }
     size_t before = t->copy.len;
-    if (pg_copy_line(t, &t->copy, row->stream, row->seq, row->sent_us, row->received_us,
+    if (pg_copy_line(p, t, &t->copy, row->stream, row->seq, row->sent_us, row->received_us,
                      row->nfields, row->fields) != 0) {
       pg_batch_clear(p);
       return 0;
@@ -1908,6 +2011,9 @@ static void sink_pg_forget(void *self, sink_stream *st) {
   uint64_t seq = st->durable[p->env.slot];
   pg_progress *grown, *e;
   st->slot[p->env.slot] = NULL;
+  if (p->meta_st == st) {
+    p->meta_st = NULL; /* its memory may be the next stream's */
+  }
   if (!st->acked || seq == 0) {
     return;
   }
@@ -2097,6 +2203,8 @@ static int sink_pg_close(void *self, int discard) {
   free(p->segs);
   free(p->marks);
   free(p->pre_tables);
+  cs_buf_free(&p->meta_head);
+  cs_buf_free(&p->meta_tail);
   rowq_free(p->rows);
   free(p);
   return 0;

@@ -125,6 +125,29 @@ class SpectrumTest(PostgresCase):
                     self.assertTrue(all(v == "" for g, e in zip(got, records)
                                         for v in g[len(e):]), got)
 
+    def test_escapes_and_utf8_at_every_offset(self):
+        # The sink escapes COPY text and checks UTF-8 eight bytes at a time: put each byte that
+        # needs care at every offset of values 0 to 24 bytes long, so that it falls in a whole
+        # word, in the bytes after the last word, and at their borders.
+        db = self.new_db()
+        specials = ["\t", "\n", "\r", "\\", "\\N", "é", "€", "\U0001d11e", '"', ","]
+        rows = [["id", "value", "other"]]
+        for length in range(25):
+            for pos in range(length + 1):
+                for ch in specials:
+                    v = "a" * pos + ch + "b" * (length - pos)
+                    rows.append([str(len(rows)), v, v[::-1] + "x" * length])
+        src = self.path("offsets.csv")
+        import csv
+        with open(src, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+        cons = self.consumer("--db", SERVER.keywords(db))
+        res = self.run_producer(src, cons.port, "tcp", ["--interval", "0"])
+        self.assertExit(res, 0, "producer")
+        self.assertExit(cons.stop(), 0, "consumer")
+        got = self.rows_of("offsets", ["id", "value", "other"], db, "tcp")
+        self.assertRowsEqual(rows[1:], got, "table vs source")
+
     def rows_of(self, table, cols, db, proto):
         sel = ", ".join(harness.quote_ident(c) for c in cols)
         out = subprocess.run(["psql", "-X", "-q", "-h", SERVER.dir, "-p", str(SERVER.port), "-U",
