@@ -67,7 +67,8 @@ const sink_ops sink_pg_ops = {
 #define PG_LOG_INTERVAL_US 1000000     /* repeated trouble is logged once a second */
 #define PG_SAFE_MODE_US 2000000        /* after a conflict, batches go through the staging table */
 #define PG_COPY_CHUNK 65536
-#define PG_NAME_MAX 63 /* PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1) */
+#define PG_PRE_STEP 4096 /* rows made into COPY lines ahead per flush, at most */
+#define PG_NAME_MAX 63   /* PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1) */
 #define PG_NAME_TRIES 50
 #define PG_MAX_COLUMNS 1600 /* PostgreSQL's column limit per table */
 #define PG_PROGRESS_TABLE "_csvstream_progress"
@@ -118,6 +119,20 @@ typedef struct pg_table {
   char name_label[LOG_ESCAPE_BUF];
 } pg_table;
 
+/* One stream's rows in a batch, or among the lines made ahead: what the commit makes durable,
+ * and the acknowledged streams' progress. */
+typedef struct pg_tally {
+  sink_stream *st;      /* the stream table's; a queued row of it keeps it there */
+  uint64_t first, last; /* its lowest and highest sequence numbers there */
+  size_t rows;
+} pg_tally;
+
+typedef struct pg_tallies {
+  pg_tally *v;
+  size_t n, cap;
+  size_t hint; /* the entry of the last row counted: rows of one stream come in runs */
+} pg_tallies;
+
 /* A stream's progress as the progress table held it. */
 typedef struct pg_progress {
   char producer[17];
@@ -152,13 +167,18 @@ typedef struct sink_pg {
   int want_write;     /* libpq has output it could not send yet */
   int batch_safe;     /* this batch goes through a staging table that leaves out stored rows */
   int batch_conflict; /* the table has rows of this batch already (another consumer's) */
-  /* The rows queued after the batch in flight, made into COPY lines (pg_table.pre): valid while
-   * every such row is (pre_rows counts them), else the next batch formats its rows itself. */
+  /* The rows queued after the batch in flight, made into COPY lines (pg_table.pre), a batch's
+   * worth at most: while valid, they are the first pre_rows rows behind the batch, and pre_next
+   * is the first row after them without its line (NULL: there is none), which the flushes make
+   * a few thousand at a time; else the next batch formats its rows itself. */
   int pre_valid;
   size_t pre_rows, pre_bytes;
+  const rowq_row *pre_next;
   pg_table **pre_tables; /* the tables with such lines, in the order they came */
   size_t npre, pre_cap;
-  struct pg_mark *marks; /* the batch's acknowledged streams */
+  pg_tallies batch_tally; /* the streams of the batch in flight */
+  pg_tallies pre_tally;   /* the streams of the lines made ahead */
+  struct pg_mark *marks;  /* the batch's acknowledged streams */
   size_t nmarks, marks_cap;
   uint64_t safe_until_us;
   int progress_tx; /* this batch creates the progress table */
@@ -710,13 +730,17 @@ static void pg_unwatch(sink_pg *p) {
   }
 }
 
+static uint64_t pg_advance(sink_pg *p, uint64_t now, int force);
+
+/* The connection's socket is ready: go on with the query in flight, and when it is over start
+ * the next batch at once (a batch of lines made ahead waits for no other event). */
 static void pg_poll_cb(uv_poll_t *h, int status, int events) {
   sink_pg *p = h->data;
   (void)events;
   if (status < 0) {
     log_debug("database %s: watching the socket: %s", p->shown, uv_strerror(status));
   }
-  pg_drive(p);
+  (void)pg_advance(p, clock_mono_us(), p->drain_started);
 }
 
 /* Watch the connection's socket for events (UV_READABLE, and UV_WRITABLE when libpq has output
@@ -969,19 +993,56 @@ static void pg_pre_drop(sink_pg *p) {
   p->pre_rows = 0;
   p->pre_bytes = 0;
   p->pre_valid = 0;
+  p->pre_next = NULL;
+  p->pre_tally.n = 0;
 }
 
-/* A row just queued behind the batch in flight: make its COPY line now, while the lines made
- * ahead are a whole batch at most and the row's table kept its columns. */
-static void pg_pre_add(sink_pg *p, pg_table *t, const sink_record *row) {
-  size_t before = t->pre.len;
-  if (!p->pre_valid) {
-    return;
+/* Count row in ts. Returns 0 or CS_ENOMEM. */
+static int pg_tally_add(pg_tallies *ts, const rowq_row *row) {
+  size_t i = ts->hint;
+  if (i >= ts->n || ts->v[i].st != row->stream) {
+    for (i = 0; i < ts->n && ts->v[i].st != row->stream; i++) {
+    }
+    if (i == ts->n) {
+      if (ts->n == ts->cap) {
+        size_t cap = ts->cap ? ts->cap * 2 : 16;
+        pg_tally *grown = realloc(ts->v, cap * sizeof *grown);
+        if (grown == NULL) {
+          return CS_ENOMEM;
+        }
+        ts->v = grown;
+        ts->cap = cap;
+      }
+      ts->v[i].st = (sink_stream *)row->stream; /* rowq borrows the stream table's */
+      ts->v[i].first = ts->v[i].last = row->seq;
+      ts->v[i].rows = 0;
+      ts->n++;
+    }
+    ts->hint = i;
   }
-  if (p->pre_rows >= PG_BATCH_ROWS || p->pre_bytes >= PG_BATCH_BYTES ||
-      (t->pre_rows > 0 && t->pre_ncols != t->ncols)) {
+  pg_tally *e = &ts->v[i];
+  e->rows++;
+  if (e->last < row->seq) {
+    e->last = row->seq;
+  }
+  if (e->first > row->seq) {
+    e->first = row->seq;
+  }
+  return 0;
+}
+
+/* Make the COPY line of a queued row, the next behind the lines made ahead, while those are a
+ * whole batch at most and the row's table kept its columns. Returns 0 (made), 1 (the lines made
+ * ahead are a batch already: nothing done) or -1 (they were dropped). */
+static int pg_pre_line(sink_pg *p, const rowq_row *row) {
+  pg_table *t = row->tag;
+  size_t before = t->pre.len;
+  if (p->pre_rows >= PG_BATCH_ROWS || p->pre_bytes >= PG_BATCH_BYTES) {
+    return 1;
+  }
+  if (t->pre_rows > 0 && t->pre_ncols != t->ncols) {
     pg_pre_drop(p);
-    return;
+    return -1;
   }
   if (!t->in_pre) {
     if (p->npre == p->pre_cap) {
@@ -989,7 +1050,7 @@ static void pg_pre_add(sink_pg *p, pg_table *t, const sink_record *row) {
       pg_table **grown = realloc(p->pre_tables, cap * sizeof *grown);
       if (grown == NULL) {
         pg_pre_drop(p);
-        return;
+        return -1;
       }
       p->pre_tables = grown;
       p->pre_cap = cap;
@@ -999,13 +1060,33 @@ static void pg_pre_add(sink_pg *p, pg_table *t, const sink_record *row) {
     t->pre_ncols = t->ncols;
   }
   if (pg_copy_line(p, t, &t->pre, row->stream, row->seq, row->sent_us, row->received_us,
-                   row->nfields, row->fields) != 0) {
+                   row->nfields, row->fields) != 0 ||
+      pg_tally_add(&p->pre_tally, row) != 0) {
     pg_pre_drop(p);
-    return;
+    return -1;
   }
   t->pre_rows++;
   p->pre_rows++;
   p->pre_bytes += t->pre.len - before;
+  return 0;
+}
+
+/* A row just queued (the queue's tail): its COPY line now, unless rows before it wait for
+ * theirs. */
+static void pg_pre_add(sink_pg *p, const rowq_row *row) {
+  if (p->pre_valid && p->pre_next == NULL && pg_pre_line(p, row) == 1) {
+    p->pre_next = row;
+  }
+}
+
+/* Make the lines of up to n rows that wait for theirs (pre_next on). */
+static void pg_pre_catch_up(sink_pg *p, size_t n) {
+  for (; n > 0 && p->pre_valid && p->pre_next != NULL; n--) {
+    if (pg_pre_line(p, p->pre_next) != 0) {
+      return;
+    }
+    p->pre_next = rowq_next(p->pre_next);
+  }
 }
 
 /* Free the batch's per-table buffers. */
@@ -1020,6 +1101,7 @@ static void pg_batch_clear(sink_pg *p) {
   p->seg_next = 0;
   p->copying = p->copy_ended = 0;
   p->copy_off = 0;
+  p->batch_tally.n = 0;
 }
 
 /* Send a query; on failure the connection is treated as lost. Returns 0 or -1. */
@@ -1049,6 +1131,13 @@ static int pg_naming_start(sink_pg *p) {
   cs_buf sql;
   int any = 0;
   size_t k = 0;
+  const pg_table *t0 = p->tables;
+  while (t0 != NULL && t0->name != NULL) {
+    t0 = t0->next;
+  }
+  if (t0 == NULL) {
+    return 0; /* every table is named: no need to look at the rows */
+  }
   cs_buf_init(&sql);
   {
     static const char head[] =
@@ -1219,44 +1308,25 @@ static int pg_mark_cmp(const void *a, const void *b) {
 /* The acknowledged streams among the batch's rows, sorted by (producer, stream): into
  * p->marks. Returns 0 or CS_ENOMEM. */
 static int pg_marks_collect(sink_pg *p) {
-  size_t k = 0, last_i = 0;
-  const sink_stream *last = NULL;
   p->nmarks = 0;
-  for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < p->batch_n;
-       row = rowq_next(row), k++) {
-    size_t i;
-    if (!row->stream->acked) {
+  for (size_t i = 0; i < p->batch_tally.n; i++) {
+    const pg_tally *e = &p->batch_tally.v[i];
+    if (!e->st->acked) {
       continue;
     }
-    if (row->stream == last) {
-      i = last_i;
-    } else {
-      for (i = 0; i < p->nmarks && p->marks[i].st != row->stream; i++) {
+    if (p->nmarks == p->marks_cap) {
+      size_t cap = p->marks_cap ? p->marks_cap * 2 : 16;
+      pg_mark *grown = realloc(p->marks, cap * sizeof *grown);
+      if (grown == NULL) {
+        return CS_ENOMEM;
       }
+      p->marks = grown;
+      p->marks_cap = cap;
     }
-    if (i == p->nmarks) {
-      if (p->nmarks == p->marks_cap) {
-        size_t cap = p->marks_cap ? p->marks_cap * 2 : 16;
-        pg_mark *grown = realloc(p->marks, cap * sizeof *grown);
-        if (grown == NULL) {
-          return CS_ENOMEM;
-        }
-        p->marks = grown;
-        p->marks_cap = cap;
-      }
-      p->marks[i].st = row->stream;
-      p->marks[i].first = row->seq;
-      p->marks[i].last = row->seq;
-      p->nmarks++;
-    }
-    if (p->marks[i].last < row->seq) {
-      p->marks[i].last = row->seq;
-    }
-    if (p->marks[i].first > row->seq) {
-      p->marks[i].first = row->seq;
-    }
-    last = row->stream;
-    last_i = i;
+    p->marks[p->nmarks].st = e->st;
+    p->marks[p->nmarks].first = e->first;
+    p->marks[p->nmarks].last = e->last;
+    p->nmarks++;
   }
   if (p->nmarks > 1) {
     qsort(p->marks, p->nmarks, sizeof *p->marks, pg_mark_cmp);
@@ -1340,7 +1410,8 @@ static int pg_batch_start(sink_pg *p) {
   }
   pg_batch_clear(p);
   p->batch_safe = clock_mono_us() < p->safe_until_us;
-  int pre_ok = p->pre_valid && p->pre_rows > 0 && p->pre_rows == rowq_count(p->rows);
+  pg_pre_catch_up(p, PG_BATCH_ROWS); /* a whole batch, when that many rows wait */
+  int pre_ok = p->pre_valid && p->pre_rows > 0;
   for (size_t i = 0; pre_ok && i < p->npre; i++) {
     pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->ncols;
   }
@@ -1354,7 +1425,7 @@ static int pg_batch_start(sink_pg *p) {
     }
   }
   if (pre_ok) {
-    /* The lines made ahead are the batch: every queued row, table by table. */
+    /* The lines made ahead are the batch: the first pre_rows queued rows, table by table. */
     for (size_t i = 0; i < p->npre; i++) {
       pg_table *t = p->pre_tables[i];
       cs_buf swap = t->copy;
@@ -1370,15 +1441,18 @@ static int pg_batch_start(sink_pg *p) {
     }
     p->nsegs = p->npre;
     k = p->pre_rows;
+    pg_tallies swap = p->batch_tally;
+    p->batch_tally = p->pre_tally;
+    p->pre_tally = swap;
+    p->pre_tally.n = 0;
     p->npre = 0;
     p->pre_rows = 0;
     p->pre_bytes = 0;
   } else {
     pg_pre_drop(p);
   }
-  for (const rowq_row *row = rowq_head(p->rows);
-       !pre_ok && row != NULL && k < PG_BATCH_ROWS && bytes < PG_BATCH_BYTES;
-       row = rowq_next(row), k++) {
+  const rowq_row *row = pre_ok ? NULL : rowq_head(p->rows);
+  for (; row != NULL && k < PG_BATCH_ROWS && bytes < PG_BATCH_BYTES; row = rowq_next(row), k++) {
     pg_table *t = row->tag;
     if (!t->in_batch) {
       if (p->nsegs == p->segs_cap) {
@@ -1386,6 +1460,7 @@ static int pg_batch_start(sink_pg *p) {
         pg_table **grown = realloc(p->segs, cap * sizeof *grown);
         if (grown == NULL) {
           pg_batch_clear(p);
+          pg_pre_drop(p);
           return 0; /* tried again at the next flush */
         }
         p->segs = grown;
@@ -1397,20 +1472,26 @@ static int pg_batch_start(sink_pg *p) {
     }
     size_t before = t->copy.len;
     if (pg_copy_line(p, t, &t->copy, row->stream, row->seq, row->sent_us, row->received_us,
-                     row->nfields, row->fields) != 0) {
+                     row->nfields, row->fields) != 0 ||
+        pg_tally_add(&p->batch_tally, row) != 0) {
       pg_batch_clear(p);
+      pg_pre_drop(p);
       return 0;
     }
     t->copy_rows++;
     bytes += t->copy.len - before;
   }
   p->batch_n = k;
-  /* Rows that come while this batch is in flight are made into lines at once, if every row
-   * queued now is in it (the lines made ahead must be the next batch, whole). */
-  p->pre_valid = k == rowq_count(p->rows);
+  if (!pre_ok) {
+    /* The rows behind this batch get their lines from now on: those queued already in the
+     * flushes, those that come in as they come. */
+    p->pre_valid = 1;
+    p->pre_next = row;
+  }
   p->batch_conflict = 0;
   if (pg_marks_collect(p) != 0) {
     pg_batch_clear(p);
+    pg_pre_drop(p);
     return 0;
   }
   cs_buf_init(&sql);
@@ -1510,6 +1591,7 @@ static int pg_batch_start(sink_pg *p) {
   if (cs_buf_append_byte(&sql, '\0') != 0) {
     cs_buf_free(&sql);
     pg_batch_clear(p);
+    pg_pre_drop(p);
     return 0;
   }
   (void)pg_send(p, sql.data, PG_BATCH); /* a lost connection is retried later */
@@ -1519,14 +1601,12 @@ static int pg_batch_start(sink_pg *p) {
 
 /* The batch committed: its rows are durable; out of the queue they go. */
 static void pg_batch_committed(sink_pg *p) {
-  size_t k = 0;
-  for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < p->batch_n;
-       row = rowq_next(row), k++) {
-    sink_stream *st = (sink_stream *)row->stream; /* the stream table's; rowq borrows it */
-    if (st->durable[p->env.slot] < row->seq) {
-      st->durable[p->env.slot] = row->seq;
+  for (size_t i = 0; i < p->batch_tally.n; i++) {
+    const pg_tally *e = &p->batch_tally.v[i];
+    if (e->st->durable[p->env.slot] < e->last) {
+      e->st->durable[p->env.slot] = e->last;
     }
-    st->held[p->env.slot]--;
+    e->st->held[p->env.slot] -= e->rows;
   }
   for (size_t i = 0; i < p->nsegs; i++) {
     p->segs[i]->created = 1;
@@ -1814,6 +1894,7 @@ static void pg_drive(sink_pg *p) {
  * next turn with records). */
 static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
   pg_drive(p);
+  pg_pre_catch_up(p, PG_PRE_STEP);
   if (p->state == PG_DOWN && now >= p->retry_us) {
     pg_connect_start(p);
     pg_drive(p);
@@ -1985,7 +2066,7 @@ static int sink_pg_add(void *self, const sink_record *r) {
   if (t->name == NULL && r->nfields > t->max_fields) {
     t->max_fields = r->nfields;
   }
-  pg_pre_add(p, t, r);
+  pg_pre_add(p, rowq_tail(p->rows));
   return 0;
 }
 
@@ -2202,6 +2283,8 @@ static int sink_pg_close(void *self, int discard) {
   free(p->progress);
   free(p->segs);
   free(p->marks);
+  free(p->batch_tally.v);
+  free(p->pre_tally.v);
   free(p->pre_tables);
   cs_buf_free(&p->meta_head);
   cs_buf_free(&p->meta_tail);
