@@ -104,6 +104,7 @@ typedef struct pg_table {
   size_t max_fields; /* widest row queued before the table had its name */
   char *name;        /* the table's name, NULL until the catalog was read */
   int created;       /* exists in the database with ncols_db of its value columns */
+  int binary;        /* its COPY data is binary: every column has the type the sink gives it */
   size_t ncols_db;
   size_t ncols_tx; /* during a batch: the columns it makes */
   int in_batch;    /* during a batch building: its segment index + 1 */
@@ -114,6 +115,7 @@ typedef struct pg_table {
   cs_buf pre;
   size_t pre_rows;
   size_t pre_ncols; /* the columns those lines have */
+  int pre_binary;   /* and their format */
   int in_pre;
   char stream_label[LOG_ESCAPE_BUF];
   char name_label[LOG_ESCAPE_BUF];
@@ -198,8 +200,9 @@ typedef struct sink_pg {
   int fsync; /* --fsync */
   int drain_started, drain_warned;
   uint64_t drain_deadline_us;
-  /* The COPY text of one stream's constant metadata (pg_meta_text). */
+  /* One stream's constant metadata in one COPY format (pg_meta_make). */
   const sink_stream *meta_st;
+  int meta_binary;
   cs_buf meta_head, meta_tail;
 } sink_pg;
 
@@ -533,6 +536,7 @@ static pg_table *pg_table_for(sink_pg *p, sink_stream *st) {
   }
   cs_buf_init(&t->copy);
   cs_buf_init(&t->pre);
+  t->binary = 1; /* until an adopted table's columns say otherwise */
   t->nheader = st->ncolumns;
   log_escape(t->stream_label, sizeof t->stream_label, st->name, strlen(st->name));
   for (size_t i = 0; i < t->nheader; i++) {
@@ -631,13 +635,37 @@ static char *pg_u64(char *o, uint64_t v) {
   return o + (sizeof tmp - n);
 }
 
-/* The COPY text of st's metadata that is the same on each of its rows, made once per stream
- * (the last one asked about; sink_pg_forget drops it): "producer\tprotocol\t" before the numbers
- * and "\tpeer\n" after them. Returns 0 or CS_ENOMEM. */
-static int pg_meta_text(sink_pg *p, const sink_stream *st) {
+/* Write v as 4 bytes, most significant first, at o. Returns the end. */
+static char *pg_be32(char *o, uint32_t v) {
+  o[0] = (char)(v >> 24);
+  o[1] = (char)(v >> 16);
+  o[2] = (char)(v >> 8);
+  o[3] = (char)v;
+  return o + 4;
+}
+
+/* A binary COPY field: its length, then its n bytes. Returns the end. */
+static char *pg_bin_field(char *o, const char *s, size_t n) {
+  o = pg_be32(o, (uint32_t)n);
+  memcpy(o, s, n);
+  return o + n;
+}
+
+/* A bigint as a binary COPY field. Returns the end. */
+static char *pg_bin_u64(char *o, uint64_t v) {
+  o = pg_be32(o, 8);
+  o = pg_be32(o, (uint32_t)(v >> 32));
+  return pg_be32(o, (uint32_t)v);
+}
+
+/* The metadata that is the same on each of st's rows, in t's format, made once per stream and
+ * format (the last asked about; sink_pg_forget drops it): before the numbers
+ * "producer\tprotocol\t" as COPY text, or those two binary fields; after them "\tpeer\n", or
+ * that binary field. Returns 0 or CS_ENOMEM. */
+static int pg_meta_make(sink_pg *p, const sink_stream *st, int binary) {
   size_t np = strlen(st->producer_hex), nr = strlen(st->protocol), ne = strlen(st->peer);
   char *o;
-  if (p->meta_st == st) {
+  if (p->meta_st == st && p->meta_binary == binary) {
     return 0;
   }
   p->meta_st = NULL;
@@ -647,29 +675,43 @@ static int pg_meta_text(sink_pg *p, const sink_stream *st) {
       cs_buf_reserve(&p->meta_tail, 2 * ne + 16) != 0) {
     return CS_ENOMEM;
   }
-  o = pg_copy_text(p->meta_head.data, st->producer_hex, np);
-  *o++ = '\t';
-  o = pg_copy_text(o, st->protocol, nr);
-  *o++ = '\t';
+  o = p->meta_head.data;
+  if (binary) {
+    o = pg_bin_field(o, st->producer_hex, np);
+    o = pg_bin_field(o, st->protocol, nr);
+  } else {
+    o = pg_copy_text(o, st->producer_hex, np);
+    *o++ = '\t';
+    o = pg_copy_text(o, st->protocol, nr);
+    *o++ = '\t';
+  }
   p->meta_head.len = (size_t)(o - p->meta_head.data);
   o = p->meta_tail.data;
-  *o++ = '\t';
-  o = pg_copy_text(o, st->peer, ne);
-  *o++ = '\n';
+  if (binary) {
+    o = pg_bin_field(o, st->peer, ne);
+  } else {
+    *o++ = '\t';
+    o = pg_copy_text(o, st->peer, ne);
+    *o++ = '\n';
+  }
   p->meta_tail.len = (size_t)(o - p->meta_tail.data);
   p->meta_st = st;
+  p->meta_binary = binary;
   return 0;
 }
 
-/* One row (a record of stream st) as a COPY line of t's columns (short rows get \N), appended
- * to b. Returns 0 or CS_ENOMEM (b as it was). The room reserved leaves more than the 8 bytes
- * pg_copy_text may store past a value's end before the rest of the line is written. */
+/* One row (a record of stream st) as a COPY line of t's columns (short rows get NULL), in t's
+ * format, appended to b: text (a line of tab-separated escaped values), or binary (a tuple of
+ * length-prefixed fields; the 19-byte file header first when b is empty). Returns 0 or
+ * CS_ENOMEM (b as it was). The room reserved leaves more than the 8 bytes pg_copy_text may
+ * store past a value's end before the rest of the line is written. */
 static int pg_copy_line(sink_pg *p, const pg_table *t, cs_buf *b, const sink_stream *st,
                         uint64_t seq, uint64_t sent_us, uint64_t received_us, size_t nfields,
                         const cs_field *fields) {
-  size_t room = 3 * t->ncols + 3 * 21;
+  static const char header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+  size_t room = 4 * t->ncols + 3 * 21 + sizeof header + 2;
   char *o;
-  if (pg_meta_text(p, st) != 0) {
+  if (pg_meta_make(p, st, t->binary) != 0) {
     return CS_ENOMEM;
   }
   for (size_t i = 0; i < nfields && i < t->ncols; i++) {
@@ -680,22 +722,40 @@ static int pg_copy_line(sink_pg *p, const pg_table *t, cs_buf *b, const sink_str
     return CS_ENOMEM;
   }
   o = b->data + b->len;
-  for (size_t i = 0; i < t->ncols; i++) {
-    if (i < nfields) {
-      o = pg_copy_text(o, fields[i].data, fields[i].len);
-    } else {
-      *o++ = '\\';
-      *o++ = 'N';
+  if (t->binary) {
+    if (b->len == 0) {
+      memcpy(o, header, sizeof header);
+      o += sizeof header;
     }
+    uint32_t n = (uint32_t)(t->ncols + PG_NMETA);
+    *o++ = (char)(n >> 8);
+    *o++ = (char)n;
+    for (size_t i = 0; i < t->ncols; i++) {
+      o = i < nfields ? pg_bin_field(o, fields[i].data, fields[i].len) : pg_be32(o, UINT32_MAX);
+    }
+    memcpy(o, p->meta_head.data, p->meta_head.len);
+    o += p->meta_head.len;
+    o = pg_bin_u64(o, seq);
+    o = pg_bin_u64(o, sent_us);
+    o = pg_bin_u64(o, received_us);
+  } else {
+    for (size_t i = 0; i < t->ncols; i++) {
+      if (i < nfields) {
+        o = pg_copy_text(o, fields[i].data, fields[i].len);
+      } else {
+        *o++ = '\\';
+        *o++ = 'N';
+      }
+      *o++ = '\t';
+    }
+    memcpy(o, p->meta_head.data, p->meta_head.len);
+    o += p->meta_head.len;
+    o = pg_u64(o, seq);
     *o++ = '\t';
+    o = pg_u64(o, sent_us);
+    *o++ = '\t';
+    o = pg_u64(o, received_us);
   }
-  memcpy(o, p->meta_head.data, p->meta_head.len);
-  o += p->meta_head.len;
-  o = pg_u64(o, seq);
-  *o++ = '\t';
-  o = pg_u64(o, sent_us);
-  *o++ = '\t';
-  o = pg_u64(o, received_us);
   memcpy(o, p->meta_tail.data, p->meta_tail.len);
   o += p->meta_tail.len;
   b->len = (size_t)(o - b->data);
@@ -714,6 +774,16 @@ static void pg_col_list(cs_buf *b, const pg_table *t) {
     pg_ident(b, pg_meta_names[i]);
   }
   cs_buf_append_byte(b, ')');
+}
+
+/* " FROM STDIN" and t's format, ending the COPY statement. */
+static void pg_copy_from(cs_buf *sql, const pg_table *t) {
+  static const char text[] = " FROM STDIN;\n", binary[] = " FROM STDIN (FORMAT binary);\n";
+  if (t->binary) {
+    cs_buf_append(sql, binary, sizeof binary - 1);
+  } else {
+    cs_buf_append(sql, text, sizeof text - 1);
+  }
 }
 
 /* ---- the connection and its watcher ---- */
@@ -1040,7 +1110,7 @@ static int pg_pre_line(sink_pg *p, const rowq_row *row) {
   if (p->pre_rows >= PG_BATCH_ROWS || p->pre_bytes >= PG_BATCH_BYTES) {
     return 1;
   }
-  if (t->pre_rows > 0 && t->pre_ncols != t->ncols) {
+  if (t->pre_rows > 0 && (t->pre_ncols != t->ncols || t->pre_binary != t->binary)) {
     pg_pre_drop(p);
     return -1;
   }
@@ -1058,6 +1128,7 @@ static int pg_pre_line(sink_pg *p, const rowq_row *row) {
     p->pre_tables[p->npre++] = t;
     t->in_pre = 1;
     t->pre_ncols = t->ncols;
+    t->pre_binary = t->binary;
   }
   if (pg_copy_line(p, t, &t->pre, row->stream, row->seq, row->sent_us, row->received_us,
                    row->nfields, row->fields) != 0 ||
@@ -1141,7 +1212,8 @@ static int pg_naming_start(sink_pg *p) {
   cs_buf_init(&sql);
   {
     static const char head[] =
-        "SELECT c.relname::text, c.relkind::text, a.attname::text, a.attnum FROM "
+        "SELECT c.relname::text, c.relkind::text, a.attname::text, a.attnum, "
+        "pg_catalog.format_type(a.atttypid, NULL) FROM "
         "pg_catalog.pg_class c "
         "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT "
         "a.attisdropped WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE "
@@ -1171,7 +1243,8 @@ static int pg_naming_start(sink_pg *p) {
   }
   {
     static const char tail[] =
-        ") UNION ALL SELECT t.typname::text, 'T', NULL, NULL FROM pg_catalog.pg_type t WHERE "
+        ") UNION ALL SELECT t.typname::text, 'T', NULL, NULL, NULL FROM pg_catalog.pg_type t "
+        "WHERE "
         "t.typnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = "
         "current_schema()) AND t.typrelid = 0 ORDER BY 1, 4";
     cs_buf_append(&sql, tail, sizeof tail - 1);
@@ -1185,9 +1258,22 @@ static int pg_naming_start(sink_pg *p) {
   return rc;
 }
 
-/* Does the catalog's table (its columns fcols, in order) fit t: every metadata column, t's
- * header columns in order, then only extra columns of t's kind? Then adopt its extra columns. */
-static int pg_table_adopt(pg_table *t, char **fcols, size_t nf) {
+/* Has the column name the type the sink gives it (ty: PostgreSQL's format_type)? */
+static int pg_col_type_ours(const char *name, const char *ty) {
+  const char *ours = "text";
+  size_t n = strlen(ty);
+  for (size_t i = 0; i < PG_NMETA; i++) {
+    if (strcmp(name, pg_meta_names[i]) == 0) {
+      ours = pg_meta_types[i];
+    }
+  }
+  return strncmp(ours, ty, n) == 0 && (ours[n] == '\0' || ours[n] == ' ');
+}
+
+/* Does the catalog's table (its columns fcols, in order, of types ftypes) fit t: every metadata
+ * column, t's header columns in order, then only extra columns of t's kind? Then adopt its
+ * extra columns, and COPY binary data into it when every column has the sink's type. */
+static int pg_table_adopt(pg_table *t, char **fcols, char **ftypes, size_t nf) {
   size_t nmeta = 0, nval = 0;
   const char *prefix = t->nheader ? "extra_" : "column_";
   for (size_t i = 0; i < nf; i++) {
@@ -1211,6 +1297,12 @@ static int pg_table_adopt(pg_table *t, char **fcols, size_t nf) {
   }
   t->created = 1;
   t->ncols_db = t->ncols;
+  t->binary = 1;
+  for (size_t i = 0; i < nf; i++) {
+    if (!pg_col_type_ours(fcols[i], ftypes[i])) {
+      t->binary = 0; /* text, which PostgreSQL turns into the column's type */
+    }
+  }
   return 1;
 }
 
@@ -1225,7 +1317,7 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
     for (unsigned long k = 1; k <= PG_NAME_TRIES && t->name == NULL; k++) {
       char *cand = pg_name_numbered(t->stream_name, k);
       int used = 0, found = 0, fits = 0;
-      char **fcols = NULL;
+      char **fcols = NULL, **ftypes = NULL;
       size_t nf = 0;
       if (cand == NULL) {
         return -1;
@@ -1243,9 +1335,14 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
         found = 1;
         if ((strcmp(kind, "r") == 0 || strcmp(kind, "p") == 0) && !PQgetisnull(r, i, 2)) {
           char **grown = realloc(fcols, (nf + 1) * sizeof *fcols);
+          char **grown_types = grown != NULL ? realloc(ftypes, (nf + 1) * sizeof *ftypes) : NULL;
           if (grown != NULL) {
             fcols = grown;
-            fcols[nf++] = PQgetvalue(r, i, 2);
+          }
+          if (grown_types != NULL) {
+            ftypes = grown_types;
+            fcols[nf] = PQgetvalue(r, i, 2);
+            ftypes[nf++] = PQgetvalue(r, i, 4);
           }
         } else {
           nf = 0;
@@ -1254,9 +1351,10 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
         }
       }
       if (!used && found && fits != -2) {
-        fits = pg_table_adopt(t, fcols, nf);
+        fits = pg_table_adopt(t, fcols, ftypes, nf);
       }
       free(fcols);
+      free(ftypes);
       if (fits < 0 && fits != -2) {
         free(cand);
         return -1;
@@ -1265,8 +1363,9 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
         t->name = cand;
         log_escape(t->name_label, sizeof t->name_label, cand, strlen(cand));
         if (fits == 1) {
-          log_info("stream '%s' -> existing table '%s' in %s (appending)", t->stream_label,
-                   t->name_label, p->shown);
+          log_info("stream '%s' -> existing table '%s' in %s (appending%s)", t->stream_label,
+                   t->name_label, p->shown,
+                   t->binary ? "" : "; COPY text, since some columns have other types");
         } else if (k > 1) {
           log_info("stream '%s' -> table '%s' in %s (%s)", t->stream_label, t->name_label, p->shown,
                    taken_why == 1 ? "its name is taken by another header in this run"
@@ -1413,7 +1512,8 @@ static int pg_batch_start(sink_pg *p) {
   pg_pre_catch_up(p, PG_BATCH_ROWS); /* a whole batch, when that many rows wait */
   int pre_ok = p->pre_valid && p->pre_rows > 0;
   for (size_t i = 0; pre_ok && i < p->npre; i++) {
-    pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->ncols;
+    pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->ncols &&
+             p->pre_tables[i]->pre_binary == p->pre_tables[i]->binary;
   }
   if (pre_ok && p->npre > p->segs_cap) {
     pg_table **grown = realloc(p->segs, p->npre * sizeof *grown);
@@ -1553,7 +1653,8 @@ static int pg_batch_start(sink_pg *p) {
       pg_ident(&sql, stage);
       cs_buf_append_byte(&sql, ' ');
       pg_col_list(&sql, t);
-      cs_buf_append(&sql, " FROM STDIN;\nINSERT INTO ", 25);
+      pg_copy_from(&sql, t);
+      cs_buf_append(&sql, "INSERT INTO ", 12);
       pg_ident(&sql, t->name);
       cs_buf_append_byte(&sql, ' ');
       pg_col_list(&sql, t);
@@ -1581,7 +1682,7 @@ static int pg_batch_start(sink_pg *p) {
       pg_ident(&sql, t->name);
       cs_buf_append_byte(&sql, ' ');
       pg_col_list(&sql, t);
-      cs_buf_append(&sql, " FROM STDIN;\n", 13);
+      pg_copy_from(&sql, t);
     }
   }
   if (p->nmarks > 0) {
