@@ -587,8 +587,9 @@ static void pg_literal(cs_buf *b, const char *s) {
   cs_buf_append(b, "'", 1);
 }
 
-/* Write n bytes as COPY text at o, which has room for 2 * n + 8 bytes (a word is stored whole):
- * backslash, tab, line feed and CR escaped. Returns the end of what was written. */
+/* Write n bytes as COPY text at o, which has room for 2 * n bytes: backslash, tab, line feed and
+ * CR escaped (eight bytes that need none are copied as one word). Returns the end of what was
+ * written. */
 static char *pg_copy_text(char *o, const char *s, size_t n) {
   size_t i = 0;
   while (i < n) {
@@ -703,8 +704,7 @@ static int pg_meta_make(sink_pg *p, const sink_stream *st, int binary) {
 /* One row (a record of stream st) as a COPY line of t's columns (short rows get NULL), in t's
  * format, appended to b: text (a line of tab-separated escaped values), or binary (a tuple of
  * length-prefixed fields; the 19-byte file header first when b is empty). Returns 0 or
- * CS_ENOMEM (b as it was). The room reserved leaves more than the 8 bytes pg_copy_text may
- * store past a value's end before the rest of the line is written. */
+ * CS_ENOMEM (b as it was). */
 static int pg_copy_line(sink_pg *p, const pg_table *t, cs_buf *b, const sink_stream *st,
                         uint64_t seq, uint64_t sent_us, uint64_t received_us, size_t nfields,
                         const cs_field *fields) {
