@@ -21,9 +21,10 @@
 
 typedef struct rowq_block {
   struct rowq_block *next;
-  size_t used; /* bytes handed out from data */
-  size_t cap;  /* bytes of data */
-  size_t live; /* rows in it not yet popped */
+  size_t used;  /* bytes handed out from data */
+  size_t cap;   /* bytes of data */
+  size_t live;  /* rows in it not yet popped */
+  size_t bytes; /* the alloc of those rows, summed */
 } rowq_block;
 
 /* A row with rowq's own bookkeeping, followed by the field array and the bytes, inside a block.
@@ -90,6 +91,7 @@ static void *rowq_room(rowq *q, size_t need) {
     b->next = NULL;
     b->used = 0;
     b->live = 0;
+    b->bytes = 0;
     if (q->last) {
       q->last->next = b;
     } else {
@@ -100,6 +102,7 @@ static void *rowq_room(rowq *q, size_t need) {
   void *p = (char *)(b + 1) + b->used;
   b->used += need;
   b->live++;
+  b->bytes += need;
   return p;
 }
 
@@ -172,13 +175,26 @@ int rowq_pop(rowq *q, size_t n) {
   if (n > q->count) {
     return CS_ERANGE;
   }
-  while (n--) {
+  while (n > 0) {
     rowq_node *node = q->head;
     rowq_block *b = node->block;
-    q->head = node->next;
-    q->count--;
-    q->bytes -= node->alloc;
-    if (--b->live == 0) {
+    if (n >= b->live) {
+      /* Every row left in the oldest block goes: the block at once, without a walk over its
+       * rows (the next row, if any, is the first in the next block). */
+      n -= b->live;
+      q->count -= b->live;
+      q->bytes -= b->bytes;
+      b->live = 0;
+      q->head = b->next != NULL ? (rowq_node *)(b->next + 1) : NULL;
+    } else {
+      n--;
+      q->head = node->next;
+      q->count--;
+      q->bytes -= node->alloc;
+      b->bytes -= node->alloc;
+      b->live--;
+    }
+    if (b->live == 0) {
       /* The oldest block is empty: the head row was in it, so it is q->first. */
       q->first = b->next;
       if (q->last == b) {

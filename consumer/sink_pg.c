@@ -67,7 +67,8 @@ const sink_ops sink_pg_ops = {
 #define PG_LOG_INTERVAL_US 1000000     /* repeated trouble is logged once a second */
 #define PG_SAFE_MODE_US 2000000        /* after a conflict, batches go through the staging table */
 #define PG_COPY_CHUNK 65536
-#define PG_NAME_MAX 63 /* PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1) */
+#define PG_PRE_STEP 4096 /* rows made into COPY lines ahead per flush, at most */
+#define PG_NAME_MAX 63   /* PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1) */
 #define PG_NAME_TRIES 50
 #define PG_MAX_COLUMNS 1600 /* PostgreSQL's column limit per table */
 #define PG_PROGRESS_TABLE "_csvstream_progress"
@@ -103,6 +104,7 @@ typedef struct pg_table {
   size_t max_fields; /* widest row queued before the table had its name */
   char *name;        /* the table's name, NULL until the catalog was read */
   int created;       /* exists in the database with ncols_db of its value columns */
+  int binary;        /* its COPY data is binary: every column has the type the sink gives it */
   size_t ncols_db;
   size_t ncols_tx; /* during a batch: the columns it makes */
   int in_batch;    /* during a batch building: its segment index + 1 */
@@ -113,10 +115,25 @@ typedef struct pg_table {
   cs_buf pre;
   size_t pre_rows;
   size_t pre_ncols; /* the columns those lines have */
+  int pre_binary;   /* and their format */
   int in_pre;
   char stream_label[LOG_ESCAPE_BUF];
   char name_label[LOG_ESCAPE_BUF];
 } pg_table;
+
+/* One stream's rows in a batch, or among the lines made ahead: what the commit makes durable,
+ * and the acknowledged streams' progress. */
+typedef struct pg_tally {
+  sink_stream *st;      /* the stream table's; a queued row of it keeps it there */
+  uint64_t first, last; /* its lowest and highest sequence numbers there */
+  size_t rows;
+} pg_tally;
+
+typedef struct pg_tallies {
+  pg_tally *v;
+  size_t n, cap;
+  size_t hint; /* the entry of the last row counted: rows of one stream come in runs */
+} pg_tallies;
 
 /* A stream's progress as the progress table held it. */
 typedef struct pg_progress {
@@ -152,13 +169,18 @@ typedef struct sink_pg {
   int want_write;     /* libpq has output it could not send yet */
   int batch_safe;     /* this batch goes through a staging table that leaves out stored rows */
   int batch_conflict; /* the table has rows of this batch already (another consumer's) */
-  /* The rows queued after the batch in flight, made into COPY lines (pg_table.pre): valid while
-   * every such row is (pre_rows counts them), else the next batch formats its rows itself. */
+  /* The rows queued after the batch in flight, made into COPY lines (pg_table.pre), a batch's
+   * worth at most: while valid, they are the first pre_rows rows behind the batch, and pre_next
+   * is the first row after them without its line (NULL: there is none), which the flushes make
+   * a few thousand at a time; else the next batch formats its rows itself. */
   int pre_valid;
   size_t pre_rows, pre_bytes;
+  const rowq_row *pre_next;
   pg_table **pre_tables; /* the tables with such lines, in the order they came */
   size_t npre, pre_cap;
-  struct pg_mark *marks; /* the batch's acknowledged streams */
+  pg_tallies batch_tally; /* the streams of the batch in flight */
+  pg_tallies pre_tally;   /* the streams of the lines made ahead */
+  struct pg_mark *marks;  /* the batch's acknowledged streams */
   size_t nmarks, marks_cap;
   uint64_t safe_until_us;
   int progress_tx; /* this batch creates the progress table */
@@ -178,6 +200,10 @@ typedef struct sink_pg {
   int fsync; /* --fsync */
   int drain_started, drain_warned;
   uint64_t drain_deadline_us;
+  /* One stream's constant metadata in one COPY format (pg_meta_make). */
+  const sink_stream *meta_st;
+  int meta_binary;
+  cs_buf meta_head, meta_tail;
 } sink_pg;
 
 static void pg_drive(sink_pg *p);
@@ -280,6 +306,27 @@ static void pg_target_shown(const char *target, char *out, size_t len) {
   cs_buf_free(&b);
 }
 
+/* Word-at-a-time tests on 8 bytes (the usual bit tricks): a high bit set in the result marks a
+ * byte that is 0x80 or above, or 0 (pg_word_odd); below 14 (tab, line feed and carriage return
+ * among them) or a backslash (pg_word_escapes). Either may mark a byte above a marked one too. */
+#define PG_ONES 0x0101010101010101ull
+#define PG_HIGHS 0x8080808080808080ull
+
+static uint64_t pg_word(const void *s) {
+  uint64_t w;
+  memcpy(&w, s, sizeof w);
+  return w;
+}
+
+static uint64_t pg_word_odd(uint64_t w) {
+  return (w | ((w - PG_ONES) & ~w)) & PG_HIGHS;
+}
+
+static uint64_t pg_word_escapes(uint64_t w) {
+  uint64_t bs = w ^ (PG_ONES * '\\');
+  return (((w - PG_ONES * 14) & ~w) | ((bs - PG_ONES) & ~bs)) & PG_HIGHS;
+}
+
 /* 1 if the n bytes at s are valid UTF-8 without a NUL (what a PostgreSQL text value can be). */
 static int pg_text_ok(const unsigned char *s, size_t n) {
   size_t i = 0;
@@ -287,12 +334,19 @@ static int pg_text_ok(const unsigned char *s, size_t n) {
     unsigned c = s[i];
     size_t k;
     uint32_t cp;
-    if (c < 0x80) {
-      if (c == 0) {
-        return 0;
-      }
+    /* ASCII without NUL, eight bytes at a time, then byte by byte. */
+    while (i + 8 <= n && pg_word_odd(pg_word(s + i)) == 0) {
+      i += 8;
+    }
+    while (i < n && (unsigned char)(s[i] - 1) < 0x7f) {
       i++;
-      continue;
+    }
+    if (i == n) {
+      break;
+    }
+    c = s[i];
+    if (c == 0) {
+      return 0;
     }
     if (c >= 0xc2 && c <= 0xdf) {
       k = 1;
@@ -482,6 +536,7 @@ static pg_table *pg_table_for(sink_pg *p, sink_stream *st) {
   }
   cs_buf_init(&t->copy);
   cs_buf_init(&t->pre);
+  t->binary = 1; /* until an adopted table's columns say otherwise */
   t->nheader = st->ncolumns;
   log_escape(t->stream_label, sizeof t->stream_label, st->name, strlen(st->name));
   for (size_t i = 0; i < t->nheader; i++) {
@@ -532,50 +587,178 @@ static void pg_literal(cs_buf *b, const char *s) {
   cs_buf_append(b, "'", 1);
 }
 
-/* Append n bytes as COPY text: backslash, tab, newline and CR escaped. */
-static void pg_copy_text(cs_buf *b, const char *s, size_t n) {
-  size_t run = 0;
-  if (cs_buf_reserve(b, n) != 0) {
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (c != '\\' && c != '\t' && c != '\n' && c != '\r') {
-      continue;
+/* Write n bytes as COPY text at o, which has room for 2 * n bytes: backslash, tab, line feed and
+ * CR escaped (eight bytes that need none are copied as one word). Returns the end of what was
+ * written. */
+static char *pg_copy_text(char *o, const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t w = pg_word(s + i);
+      if (pg_word_escapes(w) == 0) {
+        memcpy(o, &w, sizeof w);
+        o += 8;
+        i += 8;
+        continue;
+      }
     }
-    cs_buf_append(b, s + run, i - run);
-    cs_buf_append(b, c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : "\\r", 2);
-    run = i + 1;
+    for (size_t end = i + 8 < n ? i + 8 : n; i < end; i++) {
+      char c = s[i];
+      if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
+        *o++ = '\\';
+        c = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : 'r';
+      }
+      *o++ = c;
+    }
   }
-  cs_buf_append(b, s + run, n - run);
+  return o;
 }
 
-/* One row (a record of stream st) as a COPY line of t's columns (short rows get \N), appended
- * to b. Returns 0 or CS_ENOMEM (b as it was). */
-static int pg_copy_line(const pg_table *t, cs_buf *b, const sink_stream *st, uint64_t seq,
-                        uint64_t sent_us, uint64_t received_us, size_t nfields,
-                        const cs_field *fields) {
-  char num[80];
-  size_t before = b->len;
-  for (size_t i = 0; i < t->ncols; i++) {
-    if (i < nfields) {
-      pg_copy_text(b, fields[i].data, fields[i].len);
-    } else {
-      cs_buf_append(b, "\\N", 2);
-    }
-    cs_buf_append_byte(b, '\t');
+/* Write v in decimal at o (room for 20 bytes). Returns the end of what was written. */
+static char *pg_u64(char *o, uint64_t v) {
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233"
+                              "34353637383940414243444546474849505152535455565758596061626364656667"
+                              "6869707172737475767778798081828384858687888990919293949596979899";
+  char tmp[20];
+  size_t n = sizeof tmp;
+  while (v >= 100) {
+    n -= 2;
+    memcpy(tmp + n, pairs + 2 * (v % 100), 2);
+    v /= 100;
   }
-  pg_copy_text(b, st->producer_hex, strlen(st->producer_hex));
-  cs_buf_append_byte(b, '\t');
-  pg_copy_text(b, st->protocol, strlen(st->protocol));
-  int n = snprintf(num, sizeof num, "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t", seq, sent_us,
-                   received_us);
-  cs_buf_append(b, num, (size_t)n);
-  pg_copy_text(b, st->peer, strlen(st->peer));
-  if (cs_buf_append_byte(b, '\n') != 0) {
-    b->len = before;
+  if (v >= 10) {
+    n -= 2;
+    memcpy(tmp + n, pairs + 2 * v, 2);
+  } else {
+    tmp[--n] = (char)('0' + v);
+  }
+  memcpy(o, tmp + n, sizeof tmp - n);
+  return o + (sizeof tmp - n);
+}
+
+/* Write v as 4 bytes, most significant first, at o. Returns the end. */
+static char *pg_be32(char *o, uint32_t v) {
+  o[0] = (char)(v >> 24);
+  o[1] = (char)(v >> 16);
+  o[2] = (char)(v >> 8);
+  o[3] = (char)v;
+  return o + 4;
+}
+
+/* A binary COPY field: its length, then its n bytes. Returns the end. */
+static char *pg_bin_field(char *o, const char *s, size_t n) {
+  o = pg_be32(o, (uint32_t)n);
+  memcpy(o, s, n);
+  return o + n;
+}
+
+/* A bigint as a binary COPY field. Returns the end. */
+static char *pg_bin_u64(char *o, uint64_t v) {
+  o = pg_be32(o, 8);
+  o = pg_be32(o, (uint32_t)(v >> 32));
+  return pg_be32(o, (uint32_t)v);
+}
+
+/* The metadata that is the same on each of st's rows, in t's format, made once per stream and
+ * format (the last asked about; sink_pg_forget drops it): before the numbers
+ * "producer\tprotocol\t" as COPY text, or those two binary fields; after them "\tpeer\n", or
+ * that binary field. Returns 0 or CS_ENOMEM. */
+static int pg_meta_make(sink_pg *p, const sink_stream *st, int binary) {
+  size_t np = strlen(st->producer_hex), nr = strlen(st->protocol), ne = strlen(st->peer);
+  char *o;
+  if (p->meta_st == st && p->meta_binary == binary) {
+    return 0;
+  }
+  p->meta_st = NULL;
+  cs_buf_reset(&p->meta_head);
+  cs_buf_reset(&p->meta_tail);
+  if (cs_buf_reserve(&p->meta_head, 2 * (np + nr) + 16) != 0 ||
+      cs_buf_reserve(&p->meta_tail, 2 * ne + 16) != 0) {
     return CS_ENOMEM;
   }
+  o = p->meta_head.data;
+  if (binary) {
+    o = pg_bin_field(o, st->producer_hex, np);
+    o = pg_bin_field(o, st->protocol, nr);
+  } else {
+    o = pg_copy_text(o, st->producer_hex, np);
+    *o++ = '\t';
+    o = pg_copy_text(o, st->protocol, nr);
+    *o++ = '\t';
+  }
+  p->meta_head.len = (size_t)(o - p->meta_head.data);
+  o = p->meta_tail.data;
+  if (binary) {
+    o = pg_bin_field(o, st->peer, ne);
+  } else {
+    *o++ = '\t';
+    o = pg_copy_text(o, st->peer, ne);
+    *o++ = '\n';
+  }
+  p->meta_tail.len = (size_t)(o - p->meta_tail.data);
+  p->meta_st = st;
+  p->meta_binary = binary;
+  return 0;
+}
+
+/* One row (a record of stream st) as a COPY line of t's columns (short rows get NULL), in t's
+ * format, appended to b: text (a line of tab-separated escaped values), or binary (a tuple of
+ * length-prefixed fields; the 19-byte file header first when b is empty). Returns 0 or
+ * CS_ENOMEM (b as it was). */
+static int pg_copy_line(sink_pg *p, const pg_table *t, cs_buf *b, const sink_stream *st,
+                        uint64_t seq, uint64_t sent_us, uint64_t received_us, size_t nfields,
+                        const cs_field *fields) {
+  static const char header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+  size_t room = 4 * t->ncols + 3 * 21 + sizeof header + 2;
+  char *o;
+  if (pg_meta_make(p, st, t->binary) != 0) {
+    return CS_ENOMEM;
+  }
+  for (size_t i = 0; i < nfields && i < t->ncols; i++) {
+    room += 2 * fields[i].len;
+  }
+  room += p->meta_head.len + p->meta_tail.len;
+  if (cs_buf_reserve(b, room) != 0) {
+    return CS_ENOMEM;
+  }
+  o = b->data + b->len;
+  if (t->binary) {
+    if (b->len == 0) {
+      memcpy(o, header, sizeof header);
+      o += sizeof header;
+    }
+    uint32_t n = (uint32_t)(t->ncols + PG_NMETA);
+    *o++ = (char)(n >> 8);
+    *o++ = (char)n;
+    for (size_t i = 0; i < t->ncols; i++) {
+      o = i < nfields ? pg_bin_field(o, fields[i].data, fields[i].len) : pg_be32(o, UINT32_MAX);
+    }
+    memcpy(o, p->meta_head.data, p->meta_head.len);
+    o += p->meta_head.len;
+    o = pg_bin_u64(o, seq);
+    o = pg_bin_u64(o, sent_us);
+    o = pg_bin_u64(o, received_us);
+  } else {
+    for (size_t i = 0; i < t->ncols; i++) {
+      if (i < nfields) {
+        o = pg_copy_text(o, fields[i].data, fields[i].len);
+      } else {
+        *o++ = '\\';
+        *o++ = 'N';
+      }
+      *o++ = '\t';
+    }
+    memcpy(o, p->meta_head.data, p->meta_head.len);
+    o += p->meta_head.len;
+    o = pg_u64(o, seq);
+    *o++ = '\t';
+    o = pg_u64(o, sent_us);
+    *o++ = '\t';
+    o = pg_u64(o, received_us);
+  }
+  memcpy(o, p->meta_tail.data, p->meta_tail.len);
+  o += p->meta_tail.len;
+  b->len = (size_t)(o - b->data);
   return 0;
 }
 
@@ -593,6 +776,16 @@ static void pg_col_list(cs_buf *b, const pg_table *t) {
   cs_buf_append_byte(b, ')');
 }
 
+/* " FROM STDIN" and t's format, ending the COPY statement. */
+static void pg_copy_from(cs_buf *sql, const pg_table *t) {
+  static const char text[] = " FROM STDIN;\n", binary[] = " FROM STDIN (FORMAT binary);\n";
+  if (t->binary) {
+    cs_buf_append(sql, binary, sizeof binary - 1);
+  } else {
+    cs_buf_append(sql, text, sizeof text - 1);
+  }
+}
+
 /* ---- the connection and its watcher ---- */
 
 static void pg_poll_free_cb(uv_handle_t *h) {
@@ -607,13 +800,17 @@ static void pg_unwatch(sink_pg *p) {
   }
 }
 
+static uint64_t pg_advance(sink_pg *p, uint64_t now, int force);
+
+/* The connection's socket is ready: go on with the query in flight, and when it is over start
+ * the next batch at once (a batch of lines made ahead waits for no other event). */
 static void pg_poll_cb(uv_poll_t *h, int status, int events) {
   sink_pg *p = h->data;
   (void)events;
   if (status < 0) {
     log_debug("database %s: watching the socket: %s", p->shown, uv_strerror(status));
   }
-  pg_drive(p);
+  (void)pg_advance(p, clock_mono_us(), p->drain_started);
 }
 
 /* Watch the connection's socket for events (UV_READABLE, and UV_WRITABLE when libpq has output
@@ -866,19 +1063,56 @@ static void pg_pre_drop(sink_pg *p) {
   p->pre_rows = 0;
   p->pre_bytes = 0;
   p->pre_valid = 0;
+  p->pre_next = NULL;
+  p->pre_tally.n = 0;
 }
 
-/* A row just queued behind the batch in flight: make its COPY line now, while the lines made
- * ahead are a whole batch at most and the row's table kept its columns. */
-static void pg_pre_add(sink_pg *p, pg_table *t, const sink_record *row) {
-  size_t before = t->pre.len;
-  if (!p->pre_valid) {
-    return;
+/* Count row in ts. Returns 0 or CS_ENOMEM. */
+static int pg_tally_add(pg_tallies *ts, const rowq_row *row) {
+  size_t i = ts->hint;
+  if (i >= ts->n || ts->v[i].st != row->stream) {
+    for (i = 0; i < ts->n && ts->v[i].st != row->stream; i++) {
+    }
+    if (i == ts->n) {
+      if (ts->n == ts->cap) {
+        size_t cap = ts->cap ? ts->cap * 2 : 16;
+        pg_tally *grown = realloc(ts->v, cap * sizeof *grown);
+        if (grown == NULL) {
+          return CS_ENOMEM;
+        }
+        ts->v = grown;
+        ts->cap = cap;
+      }
+      ts->v[i].st = (sink_stream *)row->stream; /* rowq borrows the stream table's */
+      ts->v[i].first = ts->v[i].last = row->seq;
+      ts->v[i].rows = 0;
+      ts->n++;
+    }
+    ts->hint = i;
   }
-  if (p->pre_rows >= PG_BATCH_ROWS || p->pre_bytes >= PG_BATCH_BYTES ||
-      (t->pre_rows > 0 && t->pre_ncols != t->ncols)) {
+  pg_tally *e = &ts->v[i];
+  e->rows++;
+  if (e->last < row->seq) {
+    e->last = row->seq;
+  }
+  if (e->first > row->seq) {
+    e->first = row->seq;
+  }
+  return 0;
+}
+
+/* Make the COPY line of a queued row, the next behind the lines made ahead, while those are a
+ * whole batch at most and the row's table kept its columns. Returns 0 (made), 1 (the lines made
+ * ahead are a batch already: nothing done) or -1 (they were dropped). */
+static int pg_pre_line(sink_pg *p, const rowq_row *row) {
+  pg_table *t = row->tag;
+  size_t before = t->pre.len;
+  if (p->pre_rows >= PG_BATCH_ROWS || p->pre_bytes >= PG_BATCH_BYTES) {
+    return 1;
+  }
+  if (t->pre_rows > 0 && (t->pre_ncols != t->ncols || t->pre_binary != t->binary)) {
     pg_pre_drop(p);
-    return;
+    return -1;
   }
   if (!t->in_pre) {
     if (p->npre == p->pre_cap) {
@@ -886,7 +1120,7 @@ static void pg_pre_add(sink_pg *p, pg_table *t, const sink_record *row) {
       pg_table **grown = realloc(p->pre_tables, cap * sizeof *grown);
       if (grown == NULL) {
         pg_pre_drop(p);
-        return;
+        return -1;
       }
       p->pre_tables = grown;
       p->pre_cap = cap;
@@ -894,15 +1128,36 @@ static void pg_pre_add(sink_pg *p, pg_table *t, const sink_record *row) {
     p->pre_tables[p->npre++] = t;
     t->in_pre = 1;
     t->pre_ncols = t->ncols;
+    t->pre_binary = t->binary;
   }
-  if (pg_copy_line(t, &t->pre, row->stream, row->seq, row->sent_us, row->received_us, row->nfields,
-                   row->fields) != 0) {
+  if (pg_copy_line(p, t, &t->pre, row->stream, row->seq, row->sent_us, row->received_us,
+                   row->nfields, row->fields) != 0 ||
+      pg_tally_add(&p->pre_tally, row) != 0) {
     pg_pre_drop(p);
-    return;
+    return -1;
   }
   t->pre_rows++;
   p->pre_rows++;
   p->pre_bytes += t->pre.len - before;
+  return 0;
+}
+
+/* A row just queued (the queue's tail): its COPY line now, unless rows before it wait for
+ * theirs. */
+static void pg_pre_add(sink_pg *p, const rowq_row *row) {
+  if (p->pre_valid && p->pre_next == NULL && pg_pre_line(p, row) == 1) {
+    p->pre_next = row;
+  }
+}
+
+/* Make the lines of up to n rows that wait for theirs (pre_next on). */
+static void pg_pre_catch_up(sink_pg *p, size_t n) {
+  for (; n > 0 && p->pre_valid && p->pre_next != NULL; n--) {
+    if (pg_pre_line(p, p->pre_next) != 0) {
+      return;
+    }
+    p->pre_next = rowq_next(p->pre_next);
+  }
 }
 
 /* Free the batch's per-table buffers. */
@@ -917,6 +1172,7 @@ static void pg_batch_clear(sink_pg *p) {
   p->seg_next = 0;
   p->copying = p->copy_ended = 0;
   p->copy_off = 0;
+  p->batch_tally.n = 0;
 }
 
 /* Send a query; on failure the connection is treated as lost. Returns 0 or -1. */
@@ -946,10 +1202,18 @@ static int pg_naming_start(sink_pg *p) {
   cs_buf sql;
   int any = 0;
   size_t k = 0;
+  const pg_table *t0 = p->tables;
+  while (t0 != NULL && t0->name != NULL) {
+    t0 = t0->next;
+  }
+  if (t0 == NULL) {
+    return 0; /* every table is named: no need to look at the rows */
+  }
   cs_buf_init(&sql);
   {
     static const char head[] =
-        "SELECT c.relname::text, c.relkind::text, a.attname::text, a.attnum FROM "
+        "SELECT c.relname::text, c.relkind::text, a.attname::text, a.attnum, "
+        "pg_catalog.format_type(a.atttypid, NULL) FROM "
         "pg_catalog.pg_class c "
         "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT "
         "a.attisdropped WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE "
@@ -979,7 +1243,8 @@ static int pg_naming_start(sink_pg *p) {
   }
   {
     static const char tail[] =
-        ") UNION ALL SELECT t.typname::text, 'T', NULL, NULL FROM pg_catalog.pg_type t WHERE "
+        ") UNION ALL SELECT t.typname::text, 'T', NULL, NULL, NULL FROM pg_catalog.pg_type t "
+        "WHERE "
         "t.typnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = "
         "current_schema()) AND t.typrelid = 0 ORDER BY 1, 4";
     cs_buf_append(&sql, tail, sizeof tail - 1);
@@ -993,9 +1258,22 @@ static int pg_naming_start(sink_pg *p) {
   return rc;
 }
 
-/* Does the catalog's table (its columns fcols, in order) fit t: every metadata column, t's
- * header columns in order, then only extra columns of t's kind? Then adopt its extra columns. */
-static int pg_table_adopt(pg_table *t, char **fcols, size_t nf) {
+/* Has the column name the type the sink gives it (ty: PostgreSQL's format_type)? */
+static int pg_col_type_ours(const char *name, const char *ty) {
+  const char *ours = "text";
+  size_t n = strlen(ty);
+  for (size_t i = 0; i < PG_NMETA; i++) {
+    if (strcmp(name, pg_meta_names[i]) == 0) {
+      ours = pg_meta_types[i];
+    }
+  }
+  return strncmp(ours, ty, n) == 0 && (ours[n] == '\0' || ours[n] == ' ');
+}
+
+/* Does the catalog's table (its columns fcols, in order, of types ftypes) fit t: every metadata
+ * column, t's header columns in order, then only extra columns of t's kind? Then adopt its
+ * extra columns, and COPY binary data into it when every column has the sink's type. */
+static int pg_table_adopt(pg_table *t, char **fcols, char **ftypes, size_t nf) {
   size_t nmeta = 0, nval = 0;
   const char *prefix = t->nheader ? "extra_" : "column_";
   for (size_t i = 0; i < nf; i++) {
@@ -1019,6 +1297,12 @@ static int pg_table_adopt(pg_table *t, char **fcols, size_t nf) {
   }
   t->created = 1;
   t->ncols_db = t->ncols;
+  t->binary = 1;
+  for (size_t i = 0; i < nf; i++) {
+    if (!pg_col_type_ours(fcols[i], ftypes[i])) {
+      t->binary = 0; /* text, which PostgreSQL turns into the column's type */
+    }
+  }
   return 1;
 }
 
@@ -1033,7 +1317,7 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
     for (unsigned long k = 1; k <= PG_NAME_TRIES && t->name == NULL; k++) {
       char *cand = pg_name_numbered(t->stream_name, k);
       int used = 0, found = 0, fits = 0;
-      char **fcols = NULL;
+      char **fcols = NULL, **ftypes = NULL;
       size_t nf = 0;
       if (cand == NULL) {
         return -1;
@@ -1051,9 +1335,14 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
         found = 1;
         if ((strcmp(kind, "r") == 0 || strcmp(kind, "p") == 0) && !PQgetisnull(r, i, 2)) {
           char **grown = realloc(fcols, (nf + 1) * sizeof *fcols);
+          char **grown_types = grown != NULL ? realloc(ftypes, (nf + 1) * sizeof *ftypes) : NULL;
           if (grown != NULL) {
             fcols = grown;
-            fcols[nf++] = PQgetvalue(r, i, 2);
+          }
+          if (grown_types != NULL) {
+            ftypes = grown_types;
+            fcols[nf] = PQgetvalue(r, i, 2);
+            ftypes[nf++] = PQgetvalue(r, i, 4);
           }
         } else {
           nf = 0;
@@ -1062,9 +1351,10 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
         }
       }
       if (!used && found && fits != -2) {
-        fits = pg_table_adopt(t, fcols, nf);
+        fits = pg_table_adopt(t, fcols, ftypes, nf);
       }
       free(fcols);
+      free(ftypes);
       if (fits < 0 && fits != -2) {
         free(cand);
         return -1;
@@ -1073,8 +1363,9 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
         t->name = cand;
         log_escape(t->name_label, sizeof t->name_label, cand, strlen(cand));
         if (fits == 1) {
-          log_info("stream '%s' -> existing table '%s' in %s (appending)", t->stream_label,
-                   t->name_label, p->shown);
+          log_info("stream '%s' -> existing table '%s' in %s (appending%s)", t->stream_label,
+                   t->name_label, p->shown,
+                   t->binary ? "" : "; COPY text, since some columns have other types");
         } else if (k > 1) {
           log_info("stream '%s' -> table '%s' in %s (%s)", t->stream_label, t->name_label, p->shown,
                    taken_why == 1 ? "its name is taken by another header in this run"
@@ -1116,44 +1407,25 @@ static int pg_mark_cmp(const void *a, const void *b) {
 /* The acknowledged streams among the batch's rows, sorted by (producer, stream): into
  * p->marks. Returns 0 or CS_ENOMEM. */
 static int pg_marks_collect(sink_pg *p) {
-  size_t k = 0, last_i = 0;
-  const sink_stream *last = NULL;
   p->nmarks = 0;
-  for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < p->batch_n;
-       row = rowq_next(row), k++) {
-    size_t i;
-    if (!row->stream->acked) {
+  for (size_t i = 0; i < p->batch_tally.n; i++) {
+    const pg_tally *e = &p->batch_tally.v[i];
+    if (!e->st->acked) {
       continue;
     }
-    if (row->stream == last) {
-      i = last_i;
-    } else {
-      for (i = 0; i < p->nmarks && p->marks[i].st != row->stream; i++) {
+    if (p->nmarks == p->marks_cap) {
+      size_t cap = p->marks_cap ? p->marks_cap * 2 : 16;
+      pg_mark *grown = realloc(p->marks, cap * sizeof *grown);
+      if (grown == NULL) {
+        return CS_ENOMEM;
       }
+      p->marks = grown;
+      p->marks_cap = cap;
     }
-    if (i == p->nmarks) {
-      if (p->nmarks == p->marks_cap) {
-        size_t cap = p->marks_cap ? p->marks_cap * 2 : 16;
-        pg_mark *grown = realloc(p->marks, cap * sizeof *grown);
-        if (grown == NULL) {
-          return CS_ENOMEM;
-        }
-        p->marks = grown;
-        p->marks_cap = cap;
-      }
-      p->marks[i].st = row->stream;
-      p->marks[i].first = row->seq;
-      p->marks[i].last = row->seq;
-      p->nmarks++;
-    }
-    if (p->marks[i].last < row->seq) {
-      p->marks[i].last = row->seq;
-    }
-    if (p->marks[i].first > row->seq) {
-      p->marks[i].first = row->seq;
-    }
-    last = row->stream;
-    last_i = i;
+    p->marks[p->nmarks].st = e->st;
+    p->marks[p->nmarks].first = e->first;
+    p->marks[p->nmarks].last = e->last;
+    p->nmarks++;
   }
   if (p->nmarks > 1) {
     qsort(p->marks, p->nmarks, sizeof *p->marks, pg_mark_cmp);
@@ -1237,9 +1509,11 @@ static int pg_batch_start(sink_pg *p) {
   }
   pg_batch_clear(p);
   p->batch_safe = clock_mono_us() < p->safe_until_us;
-  int pre_ok = p->pre_valid && p->pre_rows > 0 && p->pre_rows == rowq_count(p->rows);
+  pg_pre_catch_up(p, PG_BATCH_ROWS); /* a whole batch, when that many rows wait */
+  int pre_ok = p->pre_valid && p->pre_rows > 0;
   for (size_t i = 0; pre_ok && i < p->npre; i++) {
-    pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->ncols;
+    pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->ncols &&
+             p->pre_tables[i]->pre_binary == p->pre_tables[i]->binary;
   }
   if (pre_ok && p->npre > p->segs_cap) {
     pg_table **grown = realloc(p->segs, p->npre * sizeof *grown);
@@ -1251,7 +1525,7 @@ static int pg_batch_start(sink_pg *p) {
     }
   }
   if (pre_ok) {
-    /* The lines made ahead are the batch: every queued row, table by table. */
+    /* The lines made ahead are the batch: the first pre_rows queued rows, table by table. */
     for (size_t i = 0; i < p->npre; i++) {
       pg_table *t = p->pre_tables[i];
       cs_buf swap = t->copy;
@@ -1267,15 +1541,18 @@ static int pg_batch_start(sink_pg *p) {
     }
     p->nsegs = p->npre;
     k = p->pre_rows;
+    pg_tallies swap = p->batch_tally;
+    p->batch_tally = p->pre_tally;
+    p->pre_tally = swap;
+    p->pre_tally.n = 0;
     p->npre = 0;
     p->pre_rows = 0;
     p->pre_bytes = 0;
   } else {
     pg_pre_drop(p);
   }
-  for (const rowq_row *row = rowq_head(p->rows);
-       !pre_ok && row != NULL && k < PG_BATCH_ROWS && bytes < PG_BATCH_BYTES;
-       row = rowq_next(row), k++) {
+  const rowq_row *row = pre_ok ? NULL : rowq_head(p->rows);
+  for (; row != NULL && k < PG_BATCH_ROWS && bytes < PG_BATCH_BYTES; row = rowq_next(row), k++) {
     pg_table *t = row->tag;
     if (!t->in_batch) {
       if (p->nsegs == p->segs_cap) {
@@ -1283,6 +1560,7 @@ static int pg_batch_start(sink_pg *p) {
         pg_table **grown = realloc(p->segs, cap * sizeof *grown);
         if (grown == NULL) {
           pg_batch_clear(p);
+          pg_pre_drop(p);
           return 0; /* tried again at the next flush */
         }
         p->segs = grown;
@@ -1293,21 +1571,27 @@ static int pg_batch_start(sink_pg *p) {
       t->ncols_tx = t->created ? t->ncols_db : 0;
     }
     size_t before = t->copy.len;
-    if (pg_copy_line(t, &t->copy, row->stream, row->seq, row->sent_us, row->received_us,
-                     row->nfields, row->fields) != 0) {
+    if (pg_copy_line(p, t, &t->copy, row->stream, row->seq, row->sent_us, row->received_us,
+                     row->nfields, row->fields) != 0 ||
+        pg_tally_add(&p->batch_tally, row) != 0) {
       pg_batch_clear(p);
+      pg_pre_drop(p);
       return 0;
     }
     t->copy_rows++;
     bytes += t->copy.len - before;
   }
   p->batch_n = k;
-  /* Rows that come while this batch is in flight are made into lines at once, if every row
-   * queued now is in it (the lines made ahead must be the next batch, whole). */
-  p->pre_valid = k == rowq_count(p->rows);
+  if (!pre_ok) {
+    /* The rows behind this batch get their lines from now on: those queued already in the
+     * flushes, those that come in as they come. */
+    p->pre_valid = 1;
+    p->pre_next = row;
+  }
   p->batch_conflict = 0;
   if (pg_marks_collect(p) != 0) {
     pg_batch_clear(p);
+    pg_pre_drop(p);
     return 0;
   }
   cs_buf_init(&sql);
@@ -1369,7 +1653,8 @@ static int pg_batch_start(sink_pg *p) {
       pg_ident(&sql, stage);
       cs_buf_append_byte(&sql, ' ');
       pg_col_list(&sql, t);
-      cs_buf_append(&sql, " FROM STDIN;\nINSERT INTO ", 25);
+      pg_copy_from(&sql, t);
+      cs_buf_append(&sql, "INSERT INTO ", 12);
       pg_ident(&sql, t->name);
       cs_buf_append_byte(&sql, ' ');
       pg_col_list(&sql, t);
@@ -1397,7 +1682,7 @@ static int pg_batch_start(sink_pg *p) {
       pg_ident(&sql, t->name);
       cs_buf_append_byte(&sql, ' ');
       pg_col_list(&sql, t);
-      cs_buf_append(&sql, " FROM STDIN;\n", 13);
+      pg_copy_from(&sql, t);
     }
   }
   if (p->nmarks > 0) {
@@ -1407,6 +1692,7 @@ static int pg_batch_start(sink_pg *p) {
   if (cs_buf_append_byte(&sql, '\0') != 0) {
     cs_buf_free(&sql);
     pg_batch_clear(p);
+    pg_pre_drop(p);
     return 0;
   }
   (void)pg_send(p, sql.data, PG_BATCH); /* a lost connection is retried later */
@@ -1416,14 +1702,12 @@ static int pg_batch_start(sink_pg *p) {
 
 /* The batch committed: its rows are durable; out of the queue they go. */
 static void pg_batch_committed(sink_pg *p) {
-  size_t k = 0;
-  for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < p->batch_n;
-       row = rowq_next(row), k++) {
-    sink_stream *st = (sink_stream *)row->stream; /* the stream table's; rowq borrows it */
-    if (st->durable[p->env.slot] < row->seq) {
-      st->durable[p->env.slot] = row->seq;
+  for (size_t i = 0; i < p->batch_tally.n; i++) {
+    const pg_tally *e = &p->batch_tally.v[i];
+    if (e->st->durable[p->env.slot] < e->last) {
+      e->st->durable[p->env.slot] = e->last;
     }
-    st->held[p->env.slot]--;
+    e->st->held[p->env.slot] -= e->rows;
   }
   for (size_t i = 0; i < p->nsegs; i++) {
     p->segs[i]->created = 1;
@@ -1711,6 +1995,7 @@ static void pg_drive(sink_pg *p) {
  * next turn with records). */
 static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
   pg_drive(p);
+  pg_pre_catch_up(p, PG_PRE_STEP);
   if (p->state == PG_DOWN && now >= p->retry_us) {
     pg_connect_start(p);
     pg_drive(p);
@@ -1882,7 +2167,7 @@ static int sink_pg_add(void *self, const sink_record *r) {
   if (t->name == NULL && r->nfields > t->max_fields) {
     t->max_fields = r->nfields;
   }
-  pg_pre_add(p, t, r);
+  pg_pre_add(p, rowq_tail(p->rows));
   return 0;
 }
 
@@ -1908,6 +2193,9 @@ static void sink_pg_forget(void *self, sink_stream *st) {
   uint64_t seq = st->durable[p->env.slot];
   pg_progress *grown, *e;
   st->slot[p->env.slot] = NULL;
+  if (p->meta_st == st) {
+    p->meta_st = NULL; /* its memory may be the next stream's */
+  }
   if (!st->acked || seq == 0) {
     return;
   }
@@ -2096,7 +2384,11 @@ static int sink_pg_close(void *self, int discard) {
   free(p->progress);
   free(p->segs);
   free(p->marks);
+  free(p->batch_tally.v);
+  free(p->pre_tally.v);
   free(p->pre_tables);
+  cs_buf_free(&p->meta_head);
+  cs_buf_free(&p->meta_tail);
   rowq_free(p->rows);
   free(p);
   return 0;

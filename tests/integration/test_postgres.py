@@ -125,6 +125,42 @@ class SpectrumTest(PostgresCase):
                     self.assertTrue(all(v == "" for g, e in zip(got, records)
                                         for v in g[len(e):]), got)
 
+    def test_escapes_and_utf8_at_every_offset(self):
+        # The sink checks UTF-8 and escapes COPY text eight bytes at a time: put each byte that
+        # needs care at every offset of values 0 to 24 bytes long, so that it falls in a whole
+        # word, in the bytes after the last word, and at their borders. Twice: into a new table
+        # (binary COPY) and into an existing one whose value column is a varchar (COPY text,
+        # which the server turns into the column's type).
+        db = self.new_db()
+        SERVER.psql('CREATE TABLE offsets_text (id text, value varchar(100), other text, '
+                    '"_producer" text, "_protocol" text, "_seq" bigint, "_sent_us" bigint, '
+                    '"_received_us" bigint, "_peer" text)', db)
+        specials = ["\t", "\n", "\r", "\\", "\\N", "é", "€", "\U0001d11e", '"', ","]
+        rows = [["id", "value", "other"]]
+        for length in range(25):
+            for pos in range(length + 1):
+                for ch in specials:
+                    v = "a" * pos + ch + "b" * (length - pos)
+                    rows.append([str(len(rows)), v, v[::-1] + "x" * length])
+        src = self.path("offsets.csv")
+        import csv
+        with open(src, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+        text_src = self.path("offsets_text.csv")
+        with open(src, "rb") as f, open(text_src, "wb") as g:
+            g.write(f.read())
+        cons = self.consumer("--db", SERVER.keywords(db))
+        for path in (src, text_src):
+            res = self.run_producer(path, cons.port, "tcp", ["--interval", "0"])
+            self.assertExit(res, 0, "producer")
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertIn("existing table 'offsets_text' in %s (appending; COPY text" %
+                      SERVER.keywords(db), res.stderr)
+        for table in ("offsets", "offsets_text"):
+            got = self.rows_of(table, ["id", "value", "other"], db, "tcp")
+            self.assertRowsEqual(rows[1:], got, "%s vs source" % table)
+
     def rows_of(self, table, cols, db, proto):
         sel = ", ".join(harness.quote_ident(c) for c in cols)
         out = subprocess.run(["psql", "-X", "-q", "-h", SERVER.dir, "-p", str(SERVER.port), "-U",
@@ -208,7 +244,8 @@ class SpectrumTest(PostgresCase):
         rc = cons.proc.wait(20)  # it stops by itself
         res = cons.stop()
         self.assertEqual(1, rc, res.describe())
-        self.assertIn("existing table 'typed'", res.stderr)
+        self.assertIn("existing table 'typed' in %s (appending; COPY text, since some columns "
+                      "have other types)" % SERVER.keywords(db), res.stderr)
         self.assertRegex(res.stderr, r"table 'typed': udp record typed #2 refused: invalid input "
                                      r"syntax for type integer: \"x\" \(SQLSTATE 22P02\)")
         # Record 1 may have been committed in a batch of its own before record 2 came.
@@ -218,6 +255,28 @@ class SpectrumTest(PostgresCase):
         self.assertEqual(3 - int(saved.group(1)),
                          self.count(db, "SELECT count(*) FROM typed"))
         self.assertEqual(0, self.count(db, "SELECT count(*) FROM typed WHERE _seq >= 2"))
+
+    def test_a_row_refused_in_binary_copy_names_the_record(self):
+        """A table adopted with the sink's own column types (so rows go as binary COPY) and a
+        check the third record fails: the message names the table, that record and the
+        server's message."""
+        db = self.new_db()
+        SERVER.psql('CREATE TABLE checked (id text, value text CHECK (value <> \'bad\'), '
+                    '"_producer" text, "_protocol" text, "_seq" bigint, "_sent_us" bigint, '
+                    '"_received_us" bigint, "_peer" text)', db)
+        src = self.path("checked.csv")
+        harness.write_csv(src, [["id", "value"], ["1", "a"], ["2", "b\tc"], ["3", "bad"],
+                                ["4", "d"]])
+        cons = self.consumer("--udp", "--db", SERVER.keywords(db), protocols=("udp",))
+        self.assertExit(self.run_producer(src, cons.port, "udp", ["--interval", "0"]), 0)
+        rc = cons.proc.wait(20)  # it stops by itself
+        res = cons.stop()
+        self.assertEqual(1, rc, res.describe())
+        self.assertIn("existing table 'checked' in %s (appending)" % SERVER.keywords(db),
+                      res.stderr)
+        self.assertRegex(res.stderr, r"table 'checked': udp record checked #3 refused: new row "
+                                     r"for relation \"checked\" violates check constraint")
+        self.assertEqual(0, self.count(db, "SELECT count(*) FROM checked WHERE _seq >= 3"))
 
     def test_permission_denied_stops_with_the_servers_message(self):
         db = self.new_db()

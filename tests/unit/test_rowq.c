@@ -221,6 +221,54 @@ static void test_rows_kept_until_popped(void **state) {
   rowq_free(q); /* frees the rows still queued */
 }
 
+/* Popping many rows at once, across blocks and in the middle of them, leaves exactly the
+ * rows after them, and counts and bytes as one pop at a time would. */
+static void test_pop_across_blocks(void **state) {
+  (void)state;
+  rowq *q = NULL;
+  sink_stream st = make_stream(7, "tcp");
+  enum { N = 20000 };
+  static size_t added[N + 1];
+  char value[600];
+  const char *v[] = {value, "x"};
+  const size_t pops[] = {1, 2, 999, 3000, 1, 4567, 2500, 8000, N};
+  uint64_t next = 1;
+  memset(value, 'v', sizeof value - 1);
+  value[sizeof value - 1] = '\0';
+  assert_int_equal(rowq_new(&q), 0);
+  for (size_t i = 1; i <= N; i++) {
+    size_t before = rowq_bytes(q);
+    value[i % 500] = '\0'; /* rows of many sizes: blocks hold different counts */
+    push_values(q, &st, i, v, 2, NULL);
+    value[i % 500] = 'v';
+    added[i] = rowq_bytes(q) - before;
+  }
+  for (size_t k = 0; k < sizeof pops / sizeof pops[0]; k++) {
+    size_t n = pops[k] < rowq_count(q) ? pops[k] : rowq_count(q), gone = 0;
+    for (size_t i = 0; i < n; i++) {
+      gone += added[next + i];
+    }
+    size_t bytes = rowq_bytes(q), count = rowq_count(q);
+    assert_int_equal(rowq_pop(q, n), 0);
+    next += n;
+    assert_int_equal(rowq_count(q), count - n);
+    assert_int_equal(rowq_bytes(q), bytes - gone);
+    if (next <= N) {
+      assert_int_equal(rowq_head(q)->seq, next);
+      assert_int_equal(rowq_head(q)->fields[1].len, 1);
+      assert_int_equal(rowq_head(q)->fields[0].len, next % 500);
+    } else {
+      assert_null(rowq_head(q));
+      assert_null(rowq_tail(q));
+    }
+  }
+  assert_int_equal(rowq_bytes(q), 0);
+  push_values(q, &st, 1, v, 2, NULL); /* usable again */
+  assert_int_equal(rowq_head(q)->seq, 1);
+  assert_int_equal(rowq_tail(q)->seq, 1);
+  rowq_free(q);
+}
+
 /* The dump, byte for byte: the header on a new file, RFC 4180 quoting of a quote, a comma and
  * a line break, a row without values, the table name from the sink; a second dump appends
  * without a header, and a file whose last line was cut off gets a line break first. */
@@ -368,6 +416,7 @@ int main(void) {
       cmocka_unit_test(test_push_pop_keep_order),
       cmocka_unit_test(test_bytes_back_to_zero),
       cmocka_unit_test(test_rows_kept_until_popped),
+      cmocka_unit_test(test_pop_across_blocks),
       cmocka_unit_test_setup_teardown(test_save_exact_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_save_empty_queue_writes_header, setup, teardown),
       cmocka_unit_test_setup_teardown(test_save_reads_back_with_csvin, setup, teardown),
