@@ -635,6 +635,7 @@ static int tcp_op_open(sender *s, const struct sockaddr *addr, socklen_t addrlen
 static int tcp_flush_retry(sender *s, char *err, size_t errlen) {
   tcp_sender *t = tcp_of(s);
   int rc = tcp_sender_flush(t, err, errlen);
+  s->clock_stale = 1;
   while (rc < 0 && tcp_recover(s, t, rc, err, errlen) == 0) {
     rc = tcp_sender_flush(t, err, errlen);
   }
@@ -653,6 +654,7 @@ static int tcp_await_acks(sender *s, uint64_t deadline_us, char *err, size_t err
   }
   /* One wait for the consumer's frames, back as soon as some came (an ACK moves the window). */
   pr = tcp_poll_until(t->fd, POLLIN, deadline_us != 0 ? deadline_us : t0 + 1000000, &rev);
+  s->clock_stale = 1;
   if (pr < 0 && errno != EINTR) {
     snprintf(err, errlen, "poll on %s/tcp failed: %s", t->peer, strerror(errno));
     rc = -errno;
@@ -690,16 +692,6 @@ static int tcp_window_wait(sender *s, char *err, size_t errlen) {
 /* HELLO is the first frame of the connection. */
 static int tcp_op_hello(sender *s, const wire_msg *hello, char *err, size_t errlen) {
   return tcp_sender_add(tcp_of(s), hello, err, errlen);
-}
-
-/* A stream carries any record the protocol allows. */
-static int tcp_op_fits(const sender *s, const wire_msg *m, size_t size, char *why, size_t whylen) {
-  (void)s;
-  (void)m;
-  (void)size;
-  (void)why;
-  (void)whylen;
-  return 1;
 }
 
 static size_t tcp_op_wire_size(const sender *s, const wire_msg *m) {
@@ -786,6 +778,7 @@ static int tcp_op_wait(sender *s, uint64_t deadline_us, char *err, size_t errlen
   int rc;
   do {
     rc = tcp_sender_wait(tcp_of(s), deadline_us, err, errlen);
+    s->clock_stale = 1;
     if (rc < 0 && tcp_recover(s, tcp_of(s), rc, err, errlen) == 0) {
       rc = tcp_flush_retry(s, err, errlen);
       if (rc == 0 && clock_mono_us() < deadline_us) {
@@ -890,7 +883,7 @@ static const sender_ops tcp_sender_ops = {
     .every_address = 1,
     .open = tcp_op_open,
     .hello = tcp_op_hello,
-    .fits = tcp_op_fits,
+    .fits = NULL, /* a stream carries any record the protocol allows */
     .wire_size = tcp_op_wire_size,
     .send = tcp_op_send,
     .add = tcp_op_add,

@@ -383,12 +383,14 @@ static int udp_op_push(sender *s, uint64_t next_due_us, char *err, size_t errlen
   int rc = 0;
   if (next_due_us > now || udp_sender_due_count(u, now, UDP_BATCH) >= UDP_BATCH) {
     rc = udp_sender_flush_due(u, now, err, errlen);
+    s->clock_stale = 1;
   }
   while (rc == 0 && udp_sender_queued_bytes(u) > UDP_QUEUE_MAX_BYTES) {
     rc = sender_wait_until(s, udp_sender_next_due(u), err, errlen);
     if (rc == 0) {
       rc = udp_sender_flush_due(u, clock_mono_us(), err, errlen);
     }
+    s->clock_stale = 1;
   }
   return rc;
 }
