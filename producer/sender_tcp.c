@@ -21,6 +21,9 @@
  * acknowledged). */
 #define TCP_WINDOW_BYTES (64u << 20)
 
+/* Room left in the window's buffer below which a record first tries to compact it. */
+#define TCP_COMPACT_ROOM (64u * 1024u)
+
 /* Grace period for pending writes after SIGINT/SIGTERM: END is tried, but never forever. */
 #define TCP_STOP_GRACE_US 2000000u
 
@@ -266,12 +269,41 @@ static inline int tcp_buf_put(cs_buf *b, const void *data, size_t len) {
   return 0;
 }
 
+/* The window's buffer is nearly full: drop the bytes and entries that are both acknowledged
+ * and written, moving the rest to the front, when they are at least half the buffer; else it
+ * grows. Moving only then, each byte is moved at most about once, and not at all while the
+ * acknowledged part is small beside the buffer. (A resumed stream may be acknowledged past what
+ * this connection wrote: those frames still go out whole, as the consumer expects frames.) */
+static void tcp_compact(tcp_sender *t) {
+  size_t drop = t->unacked_off < t->sent_off ? t->unacked_off : t->sent_off;
+  size_t entries = t->index_head < t->written_head ? t->index_head : t->written_head;
+  size_t i, n = t->unacked_index.len / sizeof(tcp_unacked);
+  tcp_unacked *v = (tcp_unacked *)(void *)t->unacked_index.data;
+  if (drop == 0 || drop < t->unacked.cap / 2) {
+    return;
+  }
+  for (i = entries; i < n; i++) {
+    v[i].end -= drop;
+  }
+  cs_buf_consume(&t->unacked, drop);
+  cs_buf_consume(&t->unacked_index, entries * sizeof(tcp_unacked));
+  t->unacked_off -= drop;
+  t->sent_off -= drop;
+  t->index_head -= entries;
+  t->written_head -= entries;
+}
+
 /* Encode a RECORD into the window and index it. Returns 0, or a code with err set (nothing
  * queued). */
 static inline int tcp_queue_record(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
-  size_t before = t->unacked.len;
+  size_t before;
   tcp_unacked u;
-  int rc = wire_encode(m, &t->unacked);
+  int rc;
+  if (t->unacked.cap - t->unacked.len < TCP_COMPACT_ROOM) {
+    tcp_compact(t);
+  }
+  before = t->unacked.len;
+  rc = wire_encode(m, &t->unacked);
   if (rc == 0) {
     u.seq = m->seq;
     u.end = t->unacked.len;
@@ -338,13 +370,10 @@ static uint64_t tcp_unacked_count(const tcp_sender *t) {
   return t->unacked_index.len / sizeof(tcp_unacked) - t->index_head;
 }
 
-/* The consumer says every record up to seq is durable: forget their frames. Bytes and entries
- * that are both acknowledged and written are compacted once they are the larger part, so an
- * ack costs no copy of the window. (A resumed stream may be acknowledged past what this
- * connection wrote: those frames still go out whole, as the consumer expects frames.) */
+/* The consumer says every record up to seq is durable: forget their frames (their bytes go at
+ * the next tcp_compact). */
 static void tcp_on_ack(tcp_sender *t, uint64_t seq) {
   tcp_unacked *u;
-  size_t drop, entries;
   while ((u = tcp_unacked_first(t)) != NULL && u->seq <= seq) {
     t->unacked_off = u->end;
     t->index_head++;
@@ -352,21 +381,6 @@ static void tcp_on_ack(tcp_sender *t, uint64_t seq) {
   }
   t->acked_seq = seq;
   t->progress_us = clock_mono_us();
-  drop = t->unacked_off < t->sent_off ? t->unacked_off : t->sent_off;
-  entries = t->index_head < t->written_head ? t->index_head : t->written_head;
-  if (drop > t->unacked.len / 2) {
-    size_t i, n = t->unacked_index.len / sizeof(tcp_unacked);
-    tcp_unacked *v = (tcp_unacked *)(void *)t->unacked_index.data;
-    for (i = entries; i < n; i++) {
-      v[i].end -= drop;
-    }
-    cs_buf_consume(&t->unacked, drop);
-    cs_buf_consume(&t->unacked_index, entries * sizeof(tcp_unacked));
-    t->unacked_off -= drop;
-    t->sent_off -= drop;
-    t->index_head -= entries;
-    t->written_head -= entries;
-  }
 }
 
 /* What tcp_read's decoder callback reports back. */
