@@ -43,15 +43,16 @@ static int wire_has_key(int type, int version) {
  * the sum, so the total is looked at once, at the end. */
 static size_t payload_size(const wire_msg *m, int version) {
   size_t n = WIRE_FIXED_PAYLOAD + m->stream.len + (size_t)4 * m->nfields;
-  const cs_field *f = m->fields, *f_end = m->fields + m->nfields;
+  const cs_field *fields = m->fields; /* NULL when there are none */
+  uint32_t nfields = m->nfields;
   if (wire_has_key(m->type, version)) {
     n += WIRE_KEY_LEN;
   }
-  for (; f < f_end; f++) {
-    if (f->len > WIRE_MAX_PAYLOAD) {
+  for (uint32_t i = 0; i < nfields; i++) {
+    if (fields[i].len > WIRE_MAX_PAYLOAD) {
       return SIZE_MAX;
     }
-    n += f->len;
+    n += fields[i].len;
   }
   return n > (size_t)WIRE_MAX_PAYLOAD * 2 ? SIZE_MAX : n;
 }
@@ -154,9 +155,10 @@ int wire_encode_as(const wire_msg *m, int version, cs_buf *out) {
   /* end: as far as this frame may write, the buffer's capacity or the protocol's limit. The
    * fields are walked through locals: the byte stores may alias anything *m points to. */
   end = frame + (out->cap - out->len < frame_max ? out->cap - out->len : frame_max);
-  const cs_field *f = m->fields, *f_end = m->fields + m->nfields;
-  for (; f < f_end; f++) {
-    size_t len = f->len;
+  const cs_field *fields = m->fields; /* NULL when there are none */
+  uint32_t nfields = m->nfields;
+  for (uint32_t i = 0; i < nfields; i++) {
+    size_t len = fields[i].len;
     size_t room = (size_t)(end - p);
     if (room < 4 || len > room - 4) {
       size_t used = (size_t)(p - frame);
@@ -173,7 +175,7 @@ int wire_encode_as(const wire_msg *m, int version, cs_buf *out) {
     }
     put_u32(p, (uint32_t)len);
     p += 4;
-    copy_field(p, f->data, len);
+    copy_field(p, fields[i].data, len);
     p += len;
   }
   put_u32(frame + 4, (uint32_t)(p - frame - WIRE_HEADER_LEN));
