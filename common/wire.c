@@ -38,22 +38,23 @@ static int wire_has_key(int type, int version) {
   return version >= 3 && (type == WIRE_HELLO || type == WIRE_END);
 }
 
-/* Payload size of m, or SIZE_MAX when a field length cannot be represented. */
+/* Payload size of m, or SIZE_MAX when a field is longer than WIRE_MAX_PAYLOAD or the total
+ * passes twice that. With each length at most WIRE_MAX_PAYLOAD, 2^32 of them cannot overflow
+ * the sum, so the total is looked at once, at the end. */
 static size_t payload_size(const wire_msg *m, int version) {
-  size_t n = WIRE_FIXED_PAYLOAD + m->stream.len;
+  size_t n = WIRE_FIXED_PAYLOAD + m->stream.len + (size_t)4 * m->nfields;
+  const cs_field *fields = m->fields; /* NULL when there are none */
+  uint32_t nfields = m->nfields;
   if (wire_has_key(m->type, version)) {
     n += WIRE_KEY_LEN;
   }
-  for (uint32_t i = 0; i < m->nfields; i++) {
-    if (m->fields[i].len > WIRE_MAX_PAYLOAD) {
+  for (uint32_t i = 0; i < nfields; i++) {
+    if (fields[i].len > WIRE_MAX_PAYLOAD) {
       return SIZE_MAX;
     }
-    n += 4 + m->fields[i].len;
-    if (n > (size_t)WIRE_MAX_PAYLOAD * 2) {
-      return SIZE_MAX; /* already far over the limit; stop before anything can overflow */
-    }
+    n += fields[i].len;
   }
-  return n;
+  return n > (size_t)WIRE_MAX_PAYLOAD * 2 ? SIZE_MAX : n;
 }
 
 size_t wire_encoded_size(const wire_msg *m) {
@@ -61,20 +62,56 @@ size_t wire_encoded_size(const wire_msg *m) {
   return p == SIZE_MAX ? SIZE_MAX : WIRE_HEADER_LEN + p;
 }
 
+/* Copy n bytes without a library call for the short runs most fields are: two loads and two
+ * stores that may overlap in the middle, never touching a byte outside either run. */
+static inline void copy_field(unsigned char *dst, const char *src, size_t n) {
+  if (n > 32) {
+    memcpy(dst, src, n);
+  } else if (n >= 16) {
+    unsigned char a[16], b[16];
+    memcpy(a, src, 16);
+    memcpy(b, src + n - 16, 16);
+    memcpy(dst, a, 16);
+    memcpy(dst + n - 16, b, 16);
+  } else if (n >= 8) {
+    uint64_t a, b;
+    memcpy(&a, src, 8);
+    memcpy(&b, src + n - 8, 8);
+    memcpy(dst, &a, 8);
+    memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    memcpy(&a, src, 4);
+    memcpy(&b, src + n - 4, 4);
+    memcpy(dst, &a, 4);
+    memcpy(dst + n - 4, &b, 4);
+  } else if (n > 0) {
+    dst[0] = (unsigned char)src[0];
+    dst[n / 2] = (unsigned char)src[n / 2];
+    dst[n - 1] = (unsigned char)src[n - 1];
+  }
+}
+
+/* Bytes reserved ahead of a frame beyond its fixed part, so that a record of short fields is
+ * written without growing the buffer part way. */
+#define WIRE_ENCODE_SLACK 512
+
 /* Append the frame: header, fixed payload, stream name, then each field as length + bytes. */
 int wire_encode(const wire_msg *m, cs_buf *out) {
   return wire_encode_as(m, WIRE_VERSION, out);
 }
 
-/* wire_encode in an older layout; see wire.h. */
+/* wire_encode in an older layout; see wire.h. One pass: the fixed part, then each field with
+ * its length, growing the buffer only when a field does not fit what is reserved; the payload
+ * length is written last. The frame counts as appended only at the end, so an error leaves
+ * out->len as it was. */
 int wire_encode_as(const wire_msg *m, int version, cs_buf *out) {
-  size_t payload;
+  size_t head, frame_max;
+  unsigned char *p, *end;
   if (version < WIRE_VERSION_MIN || version > WIRE_VERSION) {
     return CS_EVERSION;
   }
-  payload = payload_size(m, version);
-  if (payload == SIZE_MAX || payload > WIRE_MAX_PAYLOAD || m->stream.len == 0 ||
-      m->stream.len > WIRE_MAX_STREAM_NAME) {
+  if (m->stream.len == 0 || m->stream.len > WIRE_MAX_STREAM_NAME) {
     return CS_ETOOBIG;
   }
   if (!wire_type_known(m->type, version)) {
@@ -83,24 +120,27 @@ int wire_encode_as(const wire_msg *m, int version, cs_buf *out) {
   if ((m->type == WIRE_RECORD || m->type == WIRE_REFUSE) && m->nfields == 0) {
     return CS_EMALFORMED;
   }
-  int rc = cs_buf_reserve(out, WIRE_HEADER_LEN + payload);
-  if (rc != 0) {
-    return rc;
+  head = WIRE_HEADER_LEN + WIRE_FIXED_PAYLOAD + m->stream.len +
+         (wire_has_key(m->type, version) ? WIRE_KEY_LEN : 0);
+  frame_max = WIRE_HEADER_LEN + WIRE_MAX_PAYLOAD;
+  if (out->cap - out->len < head + WIRE_ENCODE_SLACK &&
+      cs_buf_reserve(out, head + WIRE_ENCODE_SLACK) != 0) {
+    return CS_ENOMEM;
   }
-  unsigned char *p = (unsigned char *)out->data + out->len;
+  unsigned char *frame = (unsigned char *)out->data + out->len;
+  p = frame;
   p[0] = WIRE_MAGIC0;
   p[1] = WIRE_MAGIC1;
   p[2] = (unsigned char)version;
   p[3] = (unsigned char)m->type;
-  put_u32(p + 4, (uint32_t)payload);
-  p += WIRE_HEADER_LEN;
+  p += WIRE_HEADER_LEN; /* the payload length is written when it is known */
   put_u64(p, m->producer_id);
   put_u64(p + 8, m->seq);
   put_u64(p + 16, m->sent_us);
   put_u64(p + 24, m->line);
   p[32] = (unsigned char)m->stream.len;
   p += 33;
-  memcpy(p, m->stream.data, m->stream.len);
+  copy_field(p, m->stream.data, m->stream.len);
   p += m->stream.len;
   if (wire_has_key(m->type, version)) {
     if (m->key != NULL) {
@@ -112,15 +152,34 @@ int wire_encode_as(const wire_msg *m, int version, cs_buf *out) {
   }
   put_u32(p, m->nfields);
   p += 4;
-  for (uint32_t i = 0; i < m->nfields; i++) {
-    put_u32(p, (uint32_t)m->fields[i].len);
-    p += 4;
-    if (m->fields[i].len > 0) {
-      memcpy(p, m->fields[i].data, m->fields[i].len);
-      p += m->fields[i].len;
+  /* end: as far as this frame may write, the buffer's capacity or the protocol's limit. The
+   * fields are walked through locals: the byte stores may alias anything *m points to. */
+  end = frame + (out->cap - out->len < frame_max ? out->cap - out->len : frame_max);
+  const cs_field *fields = m->fields; /* NULL when there are none */
+  uint32_t nfields = m->nfields;
+  for (uint32_t i = 0; i < nfields; i++) {
+    size_t len = fields[i].len;
+    size_t room = (size_t)(end - p);
+    if (room < 4 || len > room - 4) {
+      size_t used = (size_t)(p - frame);
+      if (len > frame_max || used + 4 + len > frame_max) {
+        return CS_ETOOBIG;
+      }
+      /* Room for this field and a little more; doubling keeps the growth amortised. */
+      if (cs_buf_reserve(out, used + 4 + len + WIRE_ENCODE_SLACK) != 0) {
+        return CS_ENOMEM;
+      }
+      frame = (unsigned char *)out->data + out->len;
+      p = frame + used;
+      end = frame + (out->cap - out->len < frame_max ? out->cap - out->len : frame_max);
     }
+    put_u32(p, (uint32_t)len);
+    p += 4;
+    copy_field(p, fields[i].data, len);
+    p += len;
   }
-  out->len += WIRE_HEADER_LEN + payload;
+  put_u32(frame + 4, (uint32_t)(p - frame - WIRE_HEADER_LEN));
+  out->len += (size_t)(p - frame);
   return 0;
 }
 

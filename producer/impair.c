@@ -250,7 +250,12 @@ static int impair_op_send(sender *s, const wire_msg *m, uint64_t next_due_us, ch
              (unsigned long long)m->seq, s->peer, s->ops->name);
     return rc;
   }
-  return is->inner->ops->push(is->inner, next_due_us, err, errlen);
+  rc = is->inner->ops->push(is->inner, next_due_us, err, errlen);
+  if (is->inner->clock_stale) {
+    s->clock_stale = 1; /* the run reads the wrapper's */
+    is->inner->clock_stale = 0;
+  }
+  return rc;
 }
 
 /* The held record, then the wrapped sender's END, all after the delay. */
@@ -280,7 +285,7 @@ static int impair_op_hello(sender *s, const wire_msg *hello, char *err, size_t e
 static int impair_op_fits(const sender *s, const wire_msg *m, size_t size, char *why,
                           size_t whylen) {
   const sender *in = impair_of_const(s)->inner;
-  return in->ops->fits(in, m, size, why, whylen);
+  return in->ops->fits == NULL || in->ops->fits(in, m, size, why, whylen);
 }
 
 static size_t impair_op_wire_size(const sender *s, const wire_msg *m) {

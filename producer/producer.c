@@ -22,6 +22,10 @@
 #define PRODUCER_RAGGED_NAMED 10         /* ragged rows each warned about ... */
 #define PRODUCER_RAGGED_LOG_US 5000000u  /* ... then at most one warning per 5 s */
 #define PRODUCER_INPUT_POLL_MS 250       /* waiting for live input: look at the stop flag */
+/* Unpaced, records that share one reading of the clock: at a million records a second it is
+ * read every 64 us, and the sender's writes and waits make it read again at once, so a
+ * record's send time is never more than those records (and one read of the input) early. */
+#define PRODUCER_CLOCK_EVERY 64
 
 /* The default stream name: the file's base name without its extension ("stdin" for -). */
 static void producer_stream_name(const char *path, char *out, size_t outlen) {
@@ -132,6 +136,7 @@ int producer_init(producer *p, const producer_options *o, const volatile sig_ato
   }
   impair_init(&p->impair, &o->impair, impair_seed);
   p->slow = pacer_is_slow(&p->pacer);
+  p->unpaced = p->pacer.mode == PACER_UNPACED;
   return producer_choose_sender(p, err, errlen);
 }
 
@@ -185,6 +190,7 @@ static int producer_wait_input(producer *p, char *err, size_t errlen) {
       snprintf(err, errlen, "%s: poll failed: %s", csvin_path(p->in), strerror(errno));
       return CS_EIO;
     }
+    p->clock_left = 0; /* time has passed: the next record reads the clock */
   }
   return 0;
 }
@@ -250,9 +256,9 @@ static void producer_progress(producer *p) {
   char sent[WORDS_BUF], rate[WORDS_BUF], where[128];
   sender_stats ss;
   if (p->slow || p->opt->quiet) {
-    return; /* no progress lines: no clock read per record for them either */
+    return; /* no progress lines */
   }
-  now = clock_mono_us();
+  now = p->now_mono_us; /* the reading of the last record's send time */
   span = now - p->last_progress_us;
   tty = producer_progress_tty(p);
   if (span < (tty ? PRODUCER_PROGRESS_TTY_US : PRODUCER_PROGRESS_US)) {
@@ -299,7 +305,7 @@ static int producer_fits(producer *p, const wire_msg *m) {
     p->st.too_big++;
     return 0;
   }
-  if (!p->snd->ops->fits(p->snd, m, size, why, sizeof why)) {
+  if (p->snd->ops->fits != NULL && !p->snd->ops->fits(p->snd, m, size, why, sizeof why)) {
     producer_progress_clear(p);
     log_error("%s:%llu: %s", csvin_path(p->in), (unsigned long long)m->line, why);
     p->st.too_big++;
@@ -318,7 +324,7 @@ static int producer_fits(producer *p, const wire_msg *m) {
 
 /* Warn (rate-limited) about a row whose field count differs from the header's. */
 static void producer_check_ragged(producer *p, const csvin_rec *rec) {
-  const csvin_rec *hdr = csvin_header(p->in);
+  const csvin_rec *hdr = p->header;
   if (hdr == NULL || rec->nfields == hdr->nfields) {
     return;
   }
@@ -383,6 +389,18 @@ static void producer_warn_no_data(const producer *p) {
   }
 }
 
+/* Read the clocks for the next record's send time, unless the last reading may serve it: see
+ * PRODUCER_CLOCK_EVERY. Paced, every record reads them after its wait. */
+static inline void producer_clock(producer *p) {
+  if (p->clock_left == 0 || p->snd->clock_stale) {
+    p->now_wall_us = clock_wall_us();
+    p->now_mono_us = clock_mono_us();
+    p->clock_left = p->unpaced ? PRODUCER_CLOCK_EVERY : 1;
+    p->snd->clock_stale = 0;
+  }
+  p->clock_left--;
+}
+
 /* Read, pace and send until the input ends, --count is reached, a signal or an error. Returns
  * 0, 1 when stopped by a signal, or a negative code (the message already logged). A little
  * over 80 lines: the read-pace-send loop reads best whole, its steps are helpers already. */
@@ -390,18 +408,20 @@ static int producer_stream(producer *p) {
   char err[512];
   uint64_t this_pass = 0;      /* records read in this pass over the file */
   uint64_t pass_start_seq = 0; /* p->st.sent when this pass began */
+  /* The message of every record: what changes per record is set below. */
+  wire_msg m = producer_msg_at(p, WIRE_RECORD, 0, 0);
   int rc;
 
   for (;;) {
     csvin_rec rec;
-    wire_msg m;
+    uint64_t due;
     if (*p->stop) {
       return 1;
     }
     if (p->opt->count != 0 && p->st.sent >= p->opt->count) {
       return 0;
     }
-    rc = producer_wait_input(p, err, sizeof err);
+    rc = p->input_live ? producer_wait_input(p, err, sizeof err) : 0;
     if (rc == 1) {
       return 1;
     }
@@ -451,7 +471,6 @@ static int producer_stream(producer *p) {
     p->st.records_read++;
     this_pass++;
     producer_check_ragged(p, &rec);
-    m = producer_msg_at(p, WIRE_RECORD, 0, 0); /* its time is read below, when it is sent */
     m.line = rec.line;
     m.nfields = (uint32_t)rec.nfields;
     m.fields = rec.fields;
@@ -462,17 +481,18 @@ static int producer_stream(producer *p) {
       p->st.sent++; /* --resume: the consumer has this one (same numbering as the first run) */
       continue;
     }
-    rc = sender_wait_until(p->snd,
-                           p->replaying ? producer_replay_due(p, &rec) : pacer_take(&p->pacer), err,
-                           sizeof err);
+    /* Unpaced, every record is due at once: no deadline to take and no wait. */
+    due = p->unpaced ? 0 : p->replaying ? producer_replay_due(p, &rec) : pacer_take(&p->pacer);
+    rc = due == 0 ? (*p->stop ? 1 : 0) : sender_wait_until(p->snd, due, err, sizeof err);
     if (rc == 1) {
       return 1;
     }
     if (rc == 0) {
+      producer_clock(p); /* its time is read when it is sent (see producer_clock) */
       m.seq = ++p->st.sent;
-      m.sent_us = clock_wall_us();
-      p->st.last_sent_us = clock_mono_us();
-      rc = p->snd->ops->send(p->snd, &m, pacer_peek(&p->pacer), err, sizeof err);
+      m.sent_us = p->now_wall_us;
+      p->st.last_sent_us = p->now_mono_us;
+      rc = p->snd->ops->send(p->snd, &m, p->unpaced ? 0 : pacer_peek(&p->pacer), err, sizeof err);
     }
     if (rc == 1) {
       return 1; /* a stop signal while the sender waited */
@@ -554,6 +574,11 @@ static int producer_open_input(producer *p, char *err, size_t errlen) {
   if (csvin_choices(p->in)[0] != '\0') {
     log_info("%s: %s", csvin_path(p->in), csvin_choices(p->in));
   }
+  /* As csvin_would_block decides: a regular file never waits for a writer, so the run need
+   * not ask before each record. */
+  struct stat sb;
+  p->input_live = fstat(csvin_fd(p->in), &sb) != 0 || !S_ISREG(sb.st_mode);
+  p->header = csvin_header(p->in);
   if (p->replaying) {
     return replay_init(&p->replay, o->timestamps, o->speed, o->max_gap_s, csvin_header(p->in),
                        csvin_path(p->in), err, errlen);

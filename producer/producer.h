@@ -66,6 +66,13 @@ typedef struct producer {
   uint64_t replay_warnings;
   log_limiter replay_limit;
   uint64_t passes; /* passes over the file finished (--loop) */
+  int unpaced;     /* every record is due at once (no --interval gap, --rate or --timestamps) */
+  int input_live;  /* the input may block (a pipe, a terminal): look before each read */
+  const csvin_rec *header; /* csvin_header, kept for the check of each row */
+  /* The clock for the records' send times: unpaced, one reading serves up to
+   * PRODUCER_CLOCK_EVERY records, and none from before the sender wrote or waited. */
+  uint64_t now_wall_us, now_mono_us;
+  unsigned clock_left; /* records that may still use the reading */
   producer_stats st;
 } producer;
 

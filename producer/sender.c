@@ -133,6 +133,7 @@ int sender_wait_until(sender *s, uint64_t deadline_us, char *err, size_t errlen)
       return 1;
     }
     rc = s->ops->wait(s, target, err, errlen);
+    s->clock_stale = 1;
     if (rc != 0) {
       return rc;
     }

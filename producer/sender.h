@@ -42,7 +42,8 @@ typedef struct sender_ops {
    * record. Returns 0, CS_ETOOBIG for a header past the protocol's limit, or another code. */
   int (*hello)(sender *s, const wire_msg *hello, char *err, size_t errlen);
   /* Whether a RECORD of `size` encoded bytes fits one unit of this transport: 1, or 0 with the
-   * reason for a person in why ("record is 70,000 bytes, too large for ... (use --tcp)"). */
+   * reason for a person in why ("record is 70,000 bytes, too large for ... (use --tcp)"). NULL
+   * for a stream, which carries any record the protocol allows. */
   int (*fits)(const sender *s, const wire_msg *m, size_t size, char *why, size_t whylen);
   /* Bytes m takes on the wire as this sender sends it (datagrams: the HELLO included). */
   size_t (*wire_size)(const sender *s, const wire_msg *m);
@@ -93,6 +94,10 @@ struct sender {
    * once; negative: for ever), and how long it waited in all. */
   double retry_s;
   uint64_t retry_wait_us;
+  /* Set by an operation that wrote to the kernel or waited (for room, acks, a reconnect, a due
+   * time): time has passed, so a clock reading from before it is stale. The run clears it when
+   * it reads the clock again; a wrapper passes its inner sender's on. */
+  int clock_stale;
 };
 
 /* Reconnecting: the first wait and the longest, jittered. */

@@ -167,11 +167,13 @@ static int csv_push(sender *s, uint64_t next_due_us, char *err, size_t errlen) {
   if (c->udp) {
     if (next_due_us > now || udp_sender_queued(&c->u) >= UDP_BATCH ||
         udp_sender_queued_bytes(&c->u) >= UDP_QUEUE_MAX_BYTES) {
+      s->clock_stale = 1;
       return udp_sender_flush_due(&c->u, now, err, errlen);
     }
     return 0;
   }
   if (next_due_us > now || c->out.len >= CSV_SENDER_BATCH) {
+    s->clock_stale = 1;
     return csv_tcp_write(c, err, errlen);
   }
   return 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +20,9 @@
 /* The window's byte cap (PRODUCER_WINDOW_BYTES: the producer keeps at most this of frames not
  * acknowledged). */
 #define TCP_WINDOW_BYTES (64u << 20)
+
+/* Room left in the window's buffer below which a record first tries to compact it. */
+#define TCP_COMPACT_ROOM (64u * 1024u)
 
 /* Grace period for pending writes after SIGINT/SIGTERM: END is tried, but never forever. */
 #define TCP_STOP_GRACE_US 2000000u
@@ -148,35 +152,65 @@ static int tcp_write_failed(tcp_sender *t, int e, char *err, size_t errlen) {
   return -e;
 }
 
-/* Count the RECORD frames that lie wholly in the first `written` bytes of out and forget
- * them; the frames after keep their place, shifted to the buffer's new start. A failed write
- * part way through a coalesced buffer thus still reports exactly how many records went out. */
-static void tcp_count_written(tcp_sender *t, size_t written) {
-  size_t *ends = (size_t *)(void *)t->record_ends.data;
-  size_t n = t->record_ends.len / sizeof *ends;
-  size_t done = 0, i;
-  while (done < n && ends[done] <= written) {
-    done++;
+/* Bytes waiting for a write: the HELLO, the records not yet written, the END. */
+static size_t tcp_unwritten(const tcp_sender *t) {
+  return t->out.len + (t->unacked.len - t->sent_off) +
+         (t->end_queued ? t->end.len - t->end_off : 0);
+}
+
+/* The kernel took n more bytes, in the order of tcp_unwritten: forget them from out, move
+ * sent_off over the records, then END. Every RECORD frame now written whole is counted, once
+ * even when a reconnect writes it again, so a failed write part way through still reports
+ * exactly how many records went out. */
+static void tcp_advance(tcp_sender *t, size_t n) {
+  size_t k = n < t->out.len ? n : t->out.len;
+  const tcp_unacked *v = (const tcp_unacked *)(const void *)t->unacked_index.data;
+  size_t entries = t->unacked_index.len / sizeof *v;
+  t->bytes_written += (uint64_t)n;
+  cs_buf_consume(&t->out, k);
+  n -= k;
+  k = n < t->unacked.len - t->sent_off ? n : t->unacked.len - t->sent_off;
+  t->sent_off += k;
+  n -= k;
+  while (t->written_head < entries && v[t->written_head].end <= t->sent_off) {
+    if (v[t->written_head].seq > t->written_seq) {
+      t->written_seq = v[t->written_head].seq;
+      t->records_written++;
+    }
+    t->written_head++;
   }
-  t->records_written += done;
-  cs_buf_consume(&t->record_ends, done * sizeof *ends);
-  ends = (size_t *)(void *)t->record_ends.data;
-  for (i = 0; i < n - done; i++) {
-    ends[i] -= written;
+  if (t->end_queued) {
+    t->end_off += n;
+    if (t->end_off >= t->end.len) {
+      t->end_queued = 0;
+    }
   }
 }
 
-/* Write out every waiting byte; see sender_tcp.h. */
+/* Write out every waiting byte, one writev over the three parts; see sender_tcp.h. */
 int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
-  size_t off = 0;
   int failed = 0;  /* errno of a write or poll that failed */
   int gave_up = 0; /* the consumer stopped reading after our stop signal */
 
-  while (off < t->out.len) {
-    ssize_t n = write(t->fd, t->out.data + off, t->out.len - off);
+  while (tcp_unwritten(t) > 0) {
+    struct iovec iov[3];
+    int parts = 0;
+    ssize_t n;
+    if (t->out.len > 0) {
+      iov[parts].iov_base = t->out.data;
+      iov[parts++].iov_len = t->out.len;
+    }
+    if (t->sent_off < t->unacked.len) {
+      iov[parts].iov_base = t->unacked.data + t->sent_off;
+      iov[parts++].iov_len = t->unacked.len - t->sent_off;
+    }
+    if (t->end_queued && t->end_off < t->end.len) {
+      iov[parts].iov_base = t->end.data + t->end_off;
+      iov[parts++].iov_len = t->end.len - t->end_off;
+    }
+    n = writev(t->fd, iov, parts);
     if (n > 0) {
-      off += (size_t)n;
-      t->bytes_written += (uint64_t)n;
+      tcp_advance(t, (size_t)n);
       continue;
     }
     if (n < 0 && errno == EINTR) {
@@ -203,9 +237,6 @@ int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
       if (pr > 0 && (rev & POLLIN)) {
         /* Acks come back while we wait to write: read them, so the consumer's one ACK in
          * flight can complete and the window moves. */
-        tcp_count_written(t, off);
-        cs_buf_consume(&t->out, off);
-        off = 0;
         int rc = tcp_read(t, err, errlen);
         if (rc != 0) {
           return rc;
@@ -216,9 +247,6 @@ int tcp_sender_flush(tcp_sender *t, char *err, size_t errlen) {
     failed = n < 0 ? errno : EPIPE;
     break;
   }
-  /* What was written is gone from the buffer either way; count it before the message does. */
-  tcp_count_written(t, off);
-  cs_buf_consume(&t->out, off);
   if (gave_up) {
     snprintf(err, errlen,
              "gave up writing to %s/tcp after the stop signal: the consumer is not reading "
@@ -241,10 +269,49 @@ static inline int tcp_buf_put(cs_buf *b, const void *data, size_t len) {
   return 0;
 }
 
-/* Queue one frame; write when the buffer is full enough. */
-int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
-  size_t before = t->out.len;
-  int rc = wire_encode(m, &t->out);
+/* The window's buffer is nearly full: drop the bytes and entries that are both acknowledged
+ * and written, moving the rest to the front, when they are at least half the buffer; else it
+ * grows. Moving only then, each byte is moved at most about once, and not at all while the
+ * acknowledged part is small beside the buffer. (A resumed stream may be acknowledged past what
+ * this connection wrote: those frames still go out whole, as the consumer expects frames.) */
+static void tcp_compact(tcp_sender *t) {
+  size_t drop = t->unacked_off < t->sent_off ? t->unacked_off : t->sent_off;
+  size_t entries = t->index_head < t->written_head ? t->index_head : t->written_head;
+  size_t i, n = t->unacked_index.len / sizeof(tcp_unacked);
+  tcp_unacked *v = (tcp_unacked *)(void *)t->unacked_index.data;
+  if (drop == 0 || drop < t->unacked.cap / 2) {
+    return;
+  }
+  for (i = entries; i < n; i++) {
+    v[i].end -= drop;
+  }
+  cs_buf_consume(&t->unacked, drop);
+  cs_buf_consume(&t->unacked_index, entries * sizeof(tcp_unacked));
+  t->unacked_off -= drop;
+  t->sent_off -= drop;
+  t->index_head -= entries;
+  t->written_head -= entries;
+}
+
+/* Encode a RECORD into the window and index it. Returns 0, or a code with err set (nothing
+ * queued). */
+static inline int tcp_queue_record(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
+  size_t before;
+  tcp_unacked u;
+  int rc;
+  if (t->unacked.cap - t->unacked.len < TCP_COMPACT_ROOM) {
+    tcp_compact(t);
+  }
+  before = t->unacked.len;
+  rc = wire_encode(m, &t->unacked);
+  if (rc == 0) {
+    u.seq = m->seq;
+    u.end = t->unacked.len;
+    rc = tcp_buf_put(&t->unacked_index, &u, sizeof u);
+    if (rc != 0) {
+      t->unacked.len = before; /* what is buffered and what is indexed agree */
+    }
+  }
   if (rc != 0) {
     if (rc == CS_ENOMEM) {
       snprintf(err, errlen, "out of memory encoding a frame for %s/tcp", t->peer);
@@ -253,37 +320,40 @@ int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
     }
     return rc;
   }
+  t->last_seq = m->seq;
+  return 0;
+}
+
+/* Queue one frame; write when enough is gathered. */
+int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen) {
+  int rc;
   if (m->type == WIRE_RECORD) {
-    size_t end = t->out.len;
-    tcp_unacked u;
-    rc = tcp_buf_put(&t->record_ends, &end, sizeof end);
-    if (rc == 0) {
-      rc = tcp_buf_put(&t->unacked, t->out.data + before, end - before);
-    }
-    u.seq = m->seq;
-    u.end = t->unacked.len;
-    if (rc == 0 && (rc = tcp_buf_put(&t->unacked_index, &u, sizeof u)) != 0) {
-      t->unacked.len -= end - before;
-    }
+    rc = tcp_queue_record(t, m, err, errlen);
     if (rc != 0) {
-      /* Take the frame back out, so that what is buffered and what is counted agree. */
-      t->out.len = before;
-      snprintf(err, errlen, "out of memory encoding a frame for %s/tcp", t->peer);
       return rc;
     }
-    t->last_seq = m->seq;
   } else {
     /* HELLO and END open and close every connection after a reconnect too. */
     cs_buf *keep = m->type == WIRE_HELLO ? &t->hello : &t->end;
     cs_buf_reset(keep);
-    rc = cs_buf_append(keep, t->out.data + before, t->out.len - before);
-    if (rc != 0) {
-      t->out.len = before;
+    rc = wire_encode(m, keep);
+    if (rc == 0 && m->type == WIRE_HELLO) {
+      rc = cs_buf_append(&t->out, t->hello.data, t->hello.len);
+    }
+    if (rc == CS_ENOMEM) {
       snprintf(err, errlen, "out of memory encoding a frame for %s/tcp", t->peer);
       return rc;
     }
+    if (rc != 0) {
+      snprintf(err, errlen, "%s", cs_strerror(rc));
+      return rc;
+    }
+    if (m->type != WIRE_HELLO) {
+      t->end_queued = 1;
+      t->end_off = 0;
+    }
   }
-  if (t->out.len >= TCP_COALESCE_BYTES) {
+  if (tcp_unwritten(t) >= TCP_COALESCE_BYTES) {
     return tcp_sender_flush(t, err, errlen);
   }
   return 0;
@@ -300,8 +370,8 @@ static uint64_t tcp_unacked_count(const tcp_sender *t) {
   return t->unacked_index.len / sizeof(tcp_unacked) - t->index_head;
 }
 
-/* The consumer says every record up to seq is durable: forget their frames. Dropped bytes and
- * entries are compacted once they are the larger part, so an ack costs no copy of the window. */
+/* The consumer says every record up to seq is durable: forget their frames (their bytes go at
+ * the next tcp_compact). */
 static void tcp_on_ack(tcp_sender *t, uint64_t seq) {
   tcp_unacked *u;
   while ((u = tcp_unacked_first(t)) != NULL && u->seq <= seq) {
@@ -311,17 +381,6 @@ static void tcp_on_ack(tcp_sender *t, uint64_t seq) {
   }
   t->acked_seq = seq;
   t->progress_us = clock_mono_us();
-  if (t->unacked_off > t->unacked.len / 2) {
-    size_t i, n = t->unacked_index.len / sizeof(tcp_unacked);
-    tcp_unacked *v = (tcp_unacked *)(void *)t->unacked_index.data;
-    for (i = t->index_head; i < n; i++) {
-      v[i].end -= t->unacked_off;
-    }
-    cs_buf_consume(&t->unacked, t->unacked_off);
-    cs_buf_consume(&t->unacked_index, t->index_head * sizeof(tcp_unacked));
-    t->unacked_off = 0;
-    t->index_head = 0;
-  }
 }
 
 /* What tcp_read's decoder callback reports back. */
@@ -452,18 +511,19 @@ static int tcp_recover(sender *s, tcp_sender *t, int rc, char *err, size_t errle
     }
     snprintf(why, sizeof why, "%.200s", t->status == TCP_REFUSED ? "connection refused" : cerr);
   }
-  /* The new connection starts with the stream's HELLO, then everything not acknowledged. */
+  /* The new connection starts with the stream's HELLO, then everything not acknowledged, then
+   * END if the stream ended: the window is written again from its first unacknowledged frame. */
   cs_buf_reset(&t->out);
-  cs_buf_reset(&t->record_ends);
   wire_decoder_free(&t->dec);
   wire_decoder_init(&t->dec, WIRE_MAX_PAYLOAD);
-  if (cs_buf_append(&t->out, t->hello.data, t->hello.len) != 0 ||
-      cs_buf_append(&t->out, t->unacked.data + t->unacked_off, t->unacked.len - t->unacked_off) !=
-          0 ||
-      cs_buf_append(&t->out, t->end.data, t->end.len) != 0) {
+  if (cs_buf_append(&t->out, t->hello.data, t->hello.len) != 0) {
     snprintf(err, errlen, "out of memory resending to %s/tcp", t->peer);
     return CS_ENOMEM;
   }
+  t->sent_off = t->unacked_off;
+  t->written_head = t->index_head;
+  t->end_queued = t->end.len > 0;
+  t->end_off = 0;
   t->resent += tcp_unacked_count(t);
   t->reconnects++;
   t->progress_us = clock_mono_us();
@@ -550,7 +610,6 @@ void tcp_sender_close(tcp_sender *t) {
   }
   t->fd = -1;
   cs_buf_free(&t->out);
-  cs_buf_free(&t->record_ends);
   cs_buf_free(&t->unacked);
   cs_buf_free(&t->unacked_index);
   cs_buf_free(&t->hello);
@@ -590,6 +649,7 @@ static int tcp_op_open(sender *s, const struct sockaddr *addr, socklen_t addrlen
 static int tcp_flush_retry(sender *s, char *err, size_t errlen) {
   tcp_sender *t = tcp_of(s);
   int rc = tcp_sender_flush(t, err, errlen);
+  s->clock_stale = 1;
   while (rc < 0 && tcp_recover(s, t, rc, err, errlen) == 0) {
     rc = tcp_sender_flush(t, err, errlen);
   }
@@ -608,6 +668,7 @@ static int tcp_await_acks(sender *s, uint64_t deadline_us, char *err, size_t err
   }
   /* One wait for the consumer's frames, back as soon as some came (an ACK moves the window). */
   pr = tcp_poll_until(t->fd, POLLIN, deadline_us != 0 ? deadline_us : t0 + 1000000, &rev);
+  s->clock_stale = 1;
   if (pr < 0 && errno != EINTR) {
     snprintf(err, errlen, "poll on %s/tcp failed: %s", t->peer, strerror(errno));
     rc = -errno;
@@ -621,11 +682,16 @@ static int tcp_await_acks(sender *s, uint64_t deadline_us, char *err, size_t err
   return *t->stop && rc == 0 ? 1 : rc;
 }
 
+/* Whether the window is full: --window records, or TCP_WINDOW_BYTES, wait for their acks. */
+static inline int tcp_window_full(const tcp_sender *t) {
+  return tcp_unacked_count(t) >= t->window || t->unacked.len - t->unacked_off >= TCP_WINDOW_BYTES;
+}
+
 /* Back-pressure of the window: while --window records (or PRODUCER_WINDOW_BYTES) wait for
  * their acks, write and wait; nothing is dropped. Returns 0, 1 when stopped, or a code. */
 static int tcp_window_wait(sender *s, char *err, size_t errlen) {
   tcp_sender *t = tcp_of(s);
-  while (tcp_unacked_count(t) >= t->window || t->unacked.len - t->unacked_off >= TCP_WINDOW_BYTES) {
+  while (tcp_window_full(t)) {
     int rc = tcp_flush_retry(s, err, errlen);
     if (rc == 0) {
       rc = tcp_await_acks(s, 0, err, errlen);
@@ -642,40 +708,44 @@ static int tcp_op_hello(sender *s, const wire_msg *hello, char *err, size_t errl
   return tcp_sender_add(tcp_of(s), hello, err, errlen);
 }
 
-/* A stream carries any record the protocol allows. */
-static int tcp_op_fits(const sender *s, const wire_msg *m, size_t size, char *why, size_t whylen) {
-  (void)s;
-  (void)m;
-  (void)size;
-  (void)why;
-  (void)whylen;
-  return 1;
-}
-
 static size_t tcp_op_wire_size(const sender *s, const wire_msg *m) {
   (void)s;
   return wire_encoded_size(m);
 }
 
-/* Into the coalescing buffer (and the window); the bytes keep their order, so due_us has no
- * meaning here. */
-static int tcp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, size_t errlen) {
+/* Into the window, which is the send buffer; written when TCP_COALESCE_BYTES have gathered (a
+ * lost connection made again). The checks that rarely fire are inline, so a record costs one
+ * call to the encoder here. Returns as the add operation. */
+static inline int tcp_add_record(sender *s, const wire_msg *m, char *err, size_t errlen) {
+  tcp_sender *t = tcp_of(s);
   int rc;
-  (void)due_us;
-  if (m->type == WIRE_RECORD && tcp_of(s)->resumed && m->seq <= tcp_of(s)->acked_seq) {
-    tcp_of(s)->acked++; /* --resume: the consumer has it already */
-    if (m->seq > tcp_of(s)->last_seq) {
-      tcp_of(s)->last_seq = m->seq;
+  if (t->resumed && m->seq <= t->acked_seq) {
+    t->acked++; /* --resume: the consumer has it already */
+    if (m->seq > t->last_seq) {
+      t->last_seq = m->seq;
     }
     return 0;
   }
-  rc = m->type == WIRE_RECORD ? tcp_window_wait(s, err, errlen) : 0;
-  if (rc != 0) {
+  if (tcp_window_full(t) && (rc = tcp_window_wait(s, err, errlen)) != 0) {
     return rc;
+  }
+  rc = tcp_queue_record(t, m, err, errlen);
+  if (rc == 0 && tcp_unwritten(t) >= TCP_COALESCE_BYTES) {
+    rc = tcp_flush_retry(s, err, errlen);
+  }
+  return rc;
+}
+
+/* The bytes keep their order, so due_us has no meaning here. */
+static int tcp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, size_t errlen) {
+  int rc;
+  (void)due_us;
+  if (m->type == WIRE_RECORD) {
+    return tcp_add_record(s, m, err, errlen);
   }
   rc = tcp_sender_add(tcp_of(s), m, err, errlen);
   if (rc < 0 && tcp_recover(s, tcp_of(s), rc, err, errlen) == 0) {
-    rc = tcp_flush_retry(s, err, errlen); /* the frame is in the window: it went out again */
+    rc = tcp_flush_retry(s, err, errlen); /* the frame is kept: it went out again */
   }
   return rc;
 }
@@ -689,9 +759,22 @@ static int tcp_op_push(sender *s, uint64_t next_due_us, char *err, size_t errlen
   return 0;
 }
 
+/* sender_send_plain in one call: add the record, log it at slow pace, push. */
+static int tcp_op_send(sender *s, const wire_msg *m, uint64_t next_due_us, char *err,
+                       size_t errlen) {
+  int rc = tcp_add_record(s, m, err, errlen);
+  if (rc != 0) {
+    return rc;
+  }
+  if (s->log_records) {
+    sender_log_record(s, m, wire_encoded_size(m), "");
+  }
+  return next_due_us != 0 ? tcp_op_push(s, next_due_us, err, errlen) : 0;
+}
+
 static int tcp_op_flush_due(sender *s, uint64_t now_us, char *err, size_t errlen) {
   (void)now_us;
-  return tcp_of(s)->out.len > 0 ? tcp_flush_retry(s, err, errlen) : 0;
+  return tcp_unwritten(tcp_of(s)) > 0 ? tcp_flush_retry(s, err, errlen) : 0;
 }
 
 static int tcp_op_flush(sender *s, char *err, size_t errlen) {
@@ -709,6 +792,7 @@ static int tcp_op_wait(sender *s, uint64_t deadline_us, char *err, size_t errlen
   int rc;
   do {
     rc = tcp_sender_wait(tcp_of(s), deadline_us, err, errlen);
+    s->clock_stale = 1;
     if (rc < 0 && tcp_recover(s, tcp_of(s), rc, err, errlen) == 0) {
       rc = tcp_flush_retry(s, err, errlen);
       if (rc == 0 && clock_mono_us() < deadline_us) {
@@ -813,9 +897,9 @@ static const sender_ops tcp_sender_ops = {
     .every_address = 1,
     .open = tcp_op_open,
     .hello = tcp_op_hello,
-    .fits = tcp_op_fits,
+    .fits = NULL, /* a stream carries any record the protocol allows */
     .wire_size = tcp_op_wire_size,
-    .send = sender_send_plain,
+    .send = tcp_op_send,
     .add = tcp_op_add,
     .push = tcp_op_push,
     .flush_due = tcp_op_flush_due,
@@ -839,7 +923,6 @@ sender *tcp_sender_new_acked(const volatile sig_atomic_t *stop, int log_records,
   sender_base_init(&op->base, &tcp_sender_ops, stop, log_records);
   op->base.retry_s = retry_s;
   cs_buf_init(&op->t.out);
-  cs_buf_init(&op->t.record_ends);
   cs_buf_init(&op->t.unacked);
   cs_buf_init(&op->t.unacked_index);
   cs_buf_init(&op->t.hello);

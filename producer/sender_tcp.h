@@ -25,11 +25,14 @@ typedef struct tcp_unacked {
   size_t end;
 } tcp_unacked;
 
+/* The bytes waiting for a write, in the order they go out: out (the HELLO, first on every
+ * connection), then the RECORD frames of unacked from sent_off on, then the END frame once the
+ * stream ended. A record is encoded once, into unacked, and written from there: the window is
+ * the send buffer. */
 typedef struct tcp_sender {
   int fd;
-  cs_buf out;               /* encoded frames not yet written; owned */
-  cs_buf record_ends;       /* size_t offset in out where each RECORD frame ends; owned */
-  uint64_t records_written; /* RECORD frames handed to the kernel in full */
+  cs_buf out;               /* frames that go before the records: the HELLO; owned */
+  uint64_t records_written; /* RECORD frames handed to the kernel in full (each counted once) */
   uint64_t bytes_written;
   uint64_t blocked_us;               /* time spent waiting for the socket to drain (backpressure) */
   int status;                        /* enum tcp_status */
@@ -45,10 +48,15 @@ typedef struct tcp_sender {
   wire_decoder dec;     /* the consumer's ACK and REFUSE frames */
   cs_buf hello;         /* the HELLO frame, first on every connection */
   cs_buf end;           /* the END frame once the stream ended, resent after a reconnect */
-  cs_buf unacked;       /* RECORD frames sent, not acknowledged, from unacked_off on */
+  int end_queued;       /* END waits to be written after the records ... */
+  size_t end_off;       /* ... from this byte of it on */
+  cs_buf unacked;       /* RECORD frames queued, not acknowledged, from unacked_off on */
   size_t unacked_off;   /* bytes of unacked already acknowledged (dropped lazily) */
+  size_t sent_off;      /* bytes of unacked written on this connection; the rest wait */
   cs_buf unacked_index; /* tcp_unacked entries, from index_head on */
   size_t index_head;    /* entries already acknowledged */
+  size_t written_head;  /* entries whose frames were written whole on this connection */
+  uint64_t written_seq; /* the highest seq written whole, on any connection */
   uint64_t last_seq;    /* highest RECORD seq queued */
   uint64_t acked_seq;   /* highest seq the consumer acknowledged */
   uint64_t acked;       /* records acknowledged */
@@ -69,8 +77,9 @@ sender *tcp_sender_new_acked(const volatile sig_atomic_t *stop, int log_records,
 int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrlen, const char *peer,
                     const volatile sig_atomic_t *stop, char *err, size_t errlen);
 
-/* Encode m behind the frames already waiting; writes when TCP_COALESCE_BYTES have gathered.
- * Returns 0, CS_ETOOBIG (nothing queued), or a write failure as tcp_sender_flush. */
+/* Encode m behind the frames already waiting (a RECORD into the window, a HELLO or END into
+ * its place); writes when TCP_COALESCE_BYTES have gathered. Returns 0, CS_ETOOBIG (nothing
+ * queued), or a write failure as tcp_sender_flush. */
 int tcp_sender_add(tcp_sender *t, const wire_msg *m, char *err, size_t errlen);
 
 /* Write every waiting byte, polling for POLLOUT while the socket is full. Returns 0, or a

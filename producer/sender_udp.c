@@ -379,16 +379,22 @@ static int udp_op_add(sender *s, const wire_msg *m, uint64_t due_us, char *err, 
  * --impair delay at a high rate: bound the queue by waiting for its head. */
 static int udp_op_push(sender *s, uint64_t next_due_us, char *err, size_t errlen) {
   udp_sender *u = &udp_of(s)->u;
-  uint64_t now = clock_mono_us(); /* one reading serves the test and the flush */
+  /* A batch can be full only with UDP_BATCH datagrams queued, so below that an unpaced record
+   * (next_due_us 0) neither counts the due ones nor reads the clock. One reading serves the
+   * test and the flush. */
+  int batch = udp_sender_queued(u) >= UDP_BATCH;
+  uint64_t now = next_due_us != 0 || batch ? clock_mono_us() : 0;
   int rc = 0;
-  if (next_due_us > now || udp_sender_due_count(u, now, UDP_BATCH) >= UDP_BATCH) {
+  if (next_due_us > now || (batch && udp_sender_due_count(u, now, UDP_BATCH) >= UDP_BATCH)) {
     rc = udp_sender_flush_due(u, now, err, errlen);
+    s->clock_stale = 1;
   }
   while (rc == 0 && udp_sender_queued_bytes(u) > UDP_QUEUE_MAX_BYTES) {
     rc = sender_wait_until(s, udp_sender_next_due(u), err, errlen);
     if (rc == 0) {
       rc = udp_sender_flush_due(u, clock_mono_us(), err, errlen);
     }
+    s->clock_stale = 1;
   }
   return rc;
 }

@@ -654,6 +654,149 @@ static void test_v3_session_key(void **state) {
   cs_buf_free(&out);
 }
 
+/* The frame as docs/protocol.md lays it out, built a byte at a time: the oracle of the
+ * encoder's fast copies. A RECORD of version 3 (no key). */
+static void reference_record(const wire_msg *m, cs_buf *out) {
+  size_t payload = 8 * 4 + 1 + m->stream.len + 4, i;
+  unsigned char b[8];
+  for (i = 0; i < m->nfields; i++) {
+    payload += 4 + m->fields[i].len;
+  }
+  assert_int_equal(cs_buf_append(out, "CS", 2), 0);
+  assert_int_equal(cs_buf_append_byte(out, 3), 0);
+  assert_int_equal(cs_buf_append_byte(out, WIRE_RECORD), 0);
+  for (i = 0; i < 4; i++) {
+    b[i] = (unsigned char)(payload >> (24 - 8 * i));
+  }
+  assert_int_equal(cs_buf_append(out, b, 4), 0);
+  const uint64_t fixed[4] = {m->producer_id, m->seq, m->sent_us, m->line};
+  for (size_t k = 0; k < 4; k++) {
+    for (i = 0; i < 8; i++) {
+      b[i] = (unsigned char)(fixed[k] >> (56 - 8 * i));
+    }
+    assert_int_equal(cs_buf_append(out, b, 8), 0);
+  }
+  assert_int_equal(cs_buf_append_byte(out, (char)m->stream.len), 0);
+  for (i = 0; i < m->stream.len; i++) {
+    assert_int_equal(cs_buf_append_byte(out, m->stream.data[i]), 0);
+  }
+  for (i = 0; i < 4; i++) {
+    b[i] = (unsigned char)(m->nfields >> (24 - 8 * i));
+  }
+  assert_int_equal(cs_buf_append(out, b, 4), 0);
+  for (uint32_t f = 0; f < m->nfields; f++) {
+    for (i = 0; i < 4; i++) {
+      b[i] = (unsigned char)(m->fields[f].len >> (24 - 8 * i));
+    }
+    assert_int_equal(cs_buf_append(out, b, 4), 0);
+    for (i = 0; i < m->fields[f].len; i++) {
+      assert_int_equal(cs_buf_append_byte(out, m->fields[f].data[i]), 0);
+    }
+  }
+}
+
+/* Every short length the copies treat apart (0-3, 4-7, 8-15, 16-32, longer), in fields and
+ * stream names, behind buffers filled to every offset around the encoder's reserve: the same
+ * bytes as the reference, and nothing before the frame touched. Each field lives in a heap
+ * block of exactly its size, so a sanitizer build sees any read past it. */
+static void test_encode_every_short_length(void **state) {
+  (void)state;
+  enum { MAXLEN = 80, FIELDS = 3 };
+  cs_field fields[FIELDS];
+  char *blocks[FIELDS];
+  char stream[255];
+  cs_buf got, want;
+  cs_buf_init(&got);
+  cs_buf_init(&want);
+  memset(stream, 's', sizeof stream);
+  for (size_t len = 0; len <= MAXLEN; len++) {
+    for (int f = 0; f < FIELDS; f++) {
+      size_t flen = f == 1 ? MAXLEN - len : len; /* lengths that differ within one record */
+      blocks[f] = malloc(flen > 0 ? flen : 1);
+      assert_non_null(blocks[f]);
+      for (size_t i = 0; i < flen; i++) {
+        blocks[f][i] = (char)(i * 7 + (size_t)f + len);
+      }
+      fields[f].data = blocks[f];
+      fields[f].len = flen;
+    }
+    for (size_t stream_len = 1; stream_len <= 255; stream_len += 37) {
+      wire_msg m = {.type = WIRE_RECORD,
+                    .producer_id = 0x8877665544332211ULL,
+                    .seq = len,
+                    .sent_us = 1764448867123456ULL,
+                    .line = len * 3,
+                    .stream = {stream, stream_len},
+                    .nfields = FIELDS,
+                    .fields = fields};
+      for (size_t before = 0; before < 700; before += 61) {
+        cs_buf_free(&got);
+        cs_buf_reset(&want);
+        for (size_t i = 0; i < before; i++) {
+          assert_int_equal(cs_buf_append_byte(&got, 'x'), 0);
+          assert_int_equal(cs_buf_append_byte(&want, 'x'), 0);
+        }
+        reference_record(&m, &want);
+        assert_int_equal(wire_encode(&m, &got), 0);
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.data, want.data, want.len);
+        assert_int_equal(wire_encoded_size(&m), want.len - before);
+      }
+    }
+    for (int f = 0; f < FIELDS; f++) {
+      free(blocks[f]);
+    }
+  }
+  cs_buf_free(&got);
+  cs_buf_free(&want);
+}
+
+/* A record whose fields outgrow the space reserved ahead of the frame grows the buffer part
+ * way, and still comes out as the reference; past the limit, nothing is appended. */
+static void test_encode_grows_part_way(void **state) {
+  (void)state;
+  static const size_t lens[] = {5, 0, 3000, 17, 100000, 2};
+  cs_field fields[6];
+  char *data = malloc(200000);
+  cs_buf got, want;
+  assert_non_null(data);
+  for (size_t i = 0; i < 200000; i++) {
+    data[i] = (char)(i % 251);
+  }
+  for (size_t f = 0, off = 0; f < 6; off += lens[f], f++) {
+    fields[f].data = data + off;
+    fields[f].len = lens[f];
+  }
+  wire_msg m = {.type = WIRE_RECORD,
+                .producer_id = 1,
+                .seq = 2,
+                .sent_us = 3,
+                .line = 4,
+                .stream = {"grow", 4},
+                .nfields = 6,
+                .fields = fields};
+  cs_buf_init(&got);
+  cs_buf_init(&want);
+  assert_int_equal(cs_buf_append(&got, "ab", 2), 0);
+  assert_int_equal(cs_buf_append(&want, "ab", 2), 0);
+  reference_record(&m, &want);
+  assert_int_equal(wire_encode(&m, &got), 0);
+  assert_int_equal(got.len, want.len);
+  assert_memory_equal(got.data, want.data, want.len);
+  /* Over the limit in the last field: CS_ETOOBIG and the buffer as it was. */
+  cs_field over[2] = {{data, 200000}, {data, WIRE_MAX_PAYLOAD - 200000}};
+  m.fields = over;
+  m.nfields = 2;
+  size_t len_before = got.len;
+  assert_int_equal(wire_encode(&m, &got), CS_ETOOBIG);
+  assert_int_equal(got.len, len_before);
+  assert_memory_equal(got.data, want.data, want.len);
+  assert_int_equal(wire_encoded_size(&m) - WIRE_HEADER_LEN > WIRE_MAX_PAYLOAD, 1);
+  free(data);
+  cs_buf_free(&got);
+  cs_buf_free(&want);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_encode_exact_bytes),
@@ -670,6 +813,8 @@ int main(void) {
       cmocka_unit_test(test_type_names),
       cmocka_unit_test(test_v2_ack_refuse_and_v1_frames),
       cmocka_unit_test(test_v3_session_key),
+      cmocka_unit_test(test_encode_every_short_length),
+      cmocka_unit_test(test_encode_grows_part_way),
   };
   return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
