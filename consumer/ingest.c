@@ -488,6 +488,18 @@ int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
   return ingest_note_refused(in, m, ingest_msg_one(in, p, m, now_us));
 }
 
+/* The stream m names, or NULL. Over TCP it is almost always the one of the connection's last
+ * HELLO, which the connection holds (refs), so it is still in the table: compared first,
+ * before the hash lookup. */
+static stream *ingest_find(const ingest *in, const ingest_peer *p, const wire_msg *m) {
+  stream *e = p->hello_stream;
+  if (e != NULL && e->sink.producer_id == m->producer_id && e->name_len == m->stream.len &&
+      e->proto == p->proto && memcmp(e->sink.name, m->stream.data, m->stream.len) == 0) {
+    return e;
+  }
+  return streams_find(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len);
+}
+
 /* ingest_msg without the note of a refusal. */
 static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
   stream *e;
@@ -495,7 +507,7 @@ static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_
   if (in->stopped) {
     return CS_ESTOP;
   }
-  e = streams_find(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len);
+  e = ingest_find(in, p, m);
   if (e == NULL && (m->type == WIRE_HELLO || m->type == WIRE_END)) {
     rc = ingest_new_stream(in, p, m, &e);
     if (rc != 0) {
