@@ -61,12 +61,14 @@ static int ingest_stop(ingest *in, int code) {
   return CS_ESTOP;
 }
 
-/* One INFO line per record while the rate is low (a burst of 10, then about 10 a second). */
+/* One INFO line per record while the rate is low (a burst of 10, then about 10 a second). The
+ * rate runs on now_us, the receive time the listener read once for all the frames of a read:
+ * no clock is read per record. */
 static void ingest_log_record(ingest *in, const stream *e, ingest_peer *p, const wire_msg *m,
                               uint64_t now_us) {
   uint64_t lat = now_us > m->sent_us ? now_us - m->sent_us : 0;
   unsigned long long skipped;
-  if (in->quiet || !lograte_allow(&in->record_log, clock_mono_us())) {
+  if (in->quiet || !lograte_allow(&in->record_log, now_us)) {
     return;
   }
   skipped = lograte_take_suppressed(&in->record_log);
@@ -667,9 +669,10 @@ int ingest_plain_stream(ingest *in, ingest_peer *p, uint64_t id, const char *nam
 }
 
 /* One plain record's INFO line, within the same rate as the framed ones. */
-static void ingest_plain_log(ingest *in, const stream *e, ingest_peer *p, size_t n) {
+static void ingest_plain_log(ingest *in, const stream *e, ingest_peer *p, size_t n,
+                             uint64_t now_us) {
   unsigned long long skipped;
-  if (in->quiet || !lograte_allow(&in->record_log, clock_mono_us())) {
+  if (in->quiet || !lograte_allow(&in->record_log, now_us)) {
     return;
   }
   skipped = lograte_take_suppressed(&in->record_log);
@@ -711,7 +714,7 @@ int ingest_plain_record(ingest *in, ingest_peer *p, stream *e, const cs_field *f
   }
   in->delivered++;
   p->records++;
-  ingest_plain_log(in, e, p, n);
+  ingest_plain_log(in, e, p, n, now_us);
   if (in->max_records != 0 && in->delivered >= in->max_records) {
     char m[WORDS_BUF];
     log_info("--max-records %s reached: stopping", words_count(m, sizeof m, in->max_records));
