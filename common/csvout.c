@@ -52,6 +52,7 @@ static inline void csvout_store64(char *p, uint64_t v) {
   memcpy(p, &v, 8);
 }
 
+#ifndef CSVOUT_SSE2
 /* Nonzero when one of the 8 bytes of v equals c (exact as a truth value). */
 static inline uint64_t csvout_has(uint64_t v, unsigned char c) {
   uint64_t x = v ^ (CSVOUT_ONES * c);
@@ -62,6 +63,7 @@ static inline uint64_t csvout_has(uint64_t v, unsigned char c) {
 static inline uint64_t csvout_special8(uint64_t v) {
   return csvout_has(v, ',') | csvout_has(v, '"') | csvout_has(v, '\r') | csvout_has(v, '\n');
 }
+#endif
 
 /* The top bit of each byte of v that is a double quote, and no other bit. */
 static inline uint64_t csvout_quotes8(uint64_t v) {
