@@ -12,6 +12,11 @@ void lograte_init(lograte *r, unsigned burst, unsigned per_s) {
 /* Refill by the time since the last call, then take a token; see lograte.h. */
 int lograte_allow(lograte *r, uint64_t now_us) {
   const uint64_t full = (uint64_t)r->burst * 1000000u;
+  if (now_us == r->last_us && r->tokens_x1m < 1000000u) {
+    /* Empty, and no time has passed (a caller that reads the clock once for many events). */
+    r->suppressed++;
+    return 0;
+  }
   if (r->last_us == 0 || now_us < r->last_us) {
     r->tokens_x1m = full;
   } else {

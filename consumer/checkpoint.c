@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct checkpoint {
   char *path; /* CSV_PATH.progress */
   char *tmp;  /* CSV_PATH.progress.tmp */
   int fsync;
+  int no_exchange; /* the file system cannot swap two names (RENAME_EXCHANGE): plain renames */
   checkpoint_stream *v;
   size_t n, cap;
 };
@@ -299,21 +301,50 @@ static int checkpoint_put(checkpoint *c, const outfile *o, FILE *fp, uint64_t no
   return fflush(fp);
 }
 
-/* Replace the progress file; see checkpoint.h. */
+/* Put path's new contents in place of its old ones: swap the names of tmp (the new ones) and
+ * path, so that tmp keeps the old file for the next write to fill again and no file is made
+ * or deleted (on ext4 making a file each time cost more than all else an idle consumer did:
+ * the search for a free inode). Where the names cannot be swapped (no progress file yet, or a
+ * file system without RENAME_EXCHANGE), a plain rename. Returns 0 or -1 (errno). */
+static int checkpoint_replace(checkpoint *c) {
+#ifdef RENAME_EXCHANGE
+  if (!c->no_exchange) {
+    if (renameat2(AT_FDCWD, c->tmp, AT_FDCWD, c->path, RENAME_EXCHANGE) == 0) {
+      return 0;
+    }
+    if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
+      c->no_exchange = 1;
+    } else if (errno != ENOENT) {
+      return -1;
+    }
+  }
+#endif
+  return rename(c->tmp, c->path);
+}
+
+/* Replace the progress file; see checkpoint.h. The new contents go into tmp, written over
+ * what it holds (a whole file under path at every moment: tmp is never read), cut to their
+ * length (not truncated first, which makes ext4 start writing at once), then swapped in. */
 int checkpoint_write(checkpoint *c, const outfile *o, char *err, size_t errlen) {
-  FILE *fp = fopen(c->tmp, "w");
+  int fd = open(c->tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+  long len;
   int failed;
   if (fp == NULL) {
     snprintf(err, errlen, "%s: cannot write the progress file: %s", c->tmp, strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
     return CS_EIO;
   }
-  failed = checkpoint_put(c, o, fp, clock_wall_us()) != 0 || (c->fsync && fsync(fileno(fp)) != 0);
+  failed = checkpoint_put(c, o, fp, clock_wall_us()) != 0 || (len = ftell(fp)) < 0 ||
+           ftruncate(fd, (off_t)len) != 0 || (c->fsync && fsync(fd) != 0);
   if (fclose(fp) != 0 || failed) {
     snprintf(err, errlen, "%s: cannot write the progress file: %s", c->tmp, strerror(errno));
     unlink(c->tmp);
     return CS_EIO;
   }
-  if (rename(c->tmp, c->path) != 0) {
+  if (checkpoint_replace(c) != 0) {
     snprintf(err, errlen, "%s: cannot replace %s: %s", c->tmp, c->path, strerror(errno));
     return CS_EIO;
   }
@@ -331,6 +362,9 @@ void checkpoint_free(checkpoint *c) {
   }
   for (i = 0; i < c->n; i++) {
     free(c->v[i].name);
+  }
+  if (c->tmp != NULL) {
+    unlink(c->tmp); /* the spare the writes swap with: nothing reads it once the sink closes */
   }
   free(c->v);
   free(c->path);

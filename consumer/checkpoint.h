@@ -27,13 +27,15 @@ uint64_t checkpoint_track(checkpoint *c, const sink_stream *st, size_t slot);
 void checkpoint_untrack(checkpoint *c, const sink_stream *st);
 
 /* Replace the progress file with the files' lengths (o) and every stream's number (those that
- * ended more than an hour ago left out: the file stays about as small as the open streams). Returns
+ * ended more than an hour ago left out: the file stays about as small as the open streams),
+ * atomically: written into CSV_PATH.progress.tmp, then the two names swapped. Returns
  * 0, or CS_EIO / CS_ENOMEM with the message in err. */
 int checkpoint_write(checkpoint *c, const outfile *o, char *err, size_t errlen);
 
 /* The progress file's path. */
 const char *checkpoint_path(const checkpoint *c);
 
+/* Free c, and remove CSV_PATH.progress.tmp (the spare copy the writes swap with). Accepts NULL. */
 void checkpoint_free(checkpoint *c);
 
 #endif

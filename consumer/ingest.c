@@ -61,12 +61,14 @@ static int ingest_stop(ingest *in, int code) {
   return CS_ESTOP;
 }
 
-/* One INFO line per record while the rate is low (a burst of 10, then about 10 a second). */
+/* One INFO line per record while the rate is low (a burst of 10, then about 10 a second). The
+ * rate runs on now_us, the receive time the listener read once for all the frames of a read:
+ * no clock is read per record. */
 static void ingest_log_record(ingest *in, const stream *e, ingest_peer *p, const wire_msg *m,
                               uint64_t now_us) {
   uint64_t lat = now_us > m->sent_us ? now_us - m->sent_us : 0;
   unsigned long long skipped;
-  if (in->quiet || !lograte_allow(&in->record_log, clock_mono_us())) {
+  if (in->quiet || !lograte_allow(&in->record_log, now_us)) {
     return;
   }
   skipped = lograte_take_suppressed(&in->record_log);
@@ -488,6 +490,18 @@ int ingest_msg(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
   return ingest_note_refused(in, m, ingest_msg_one(in, p, m, now_us));
 }
 
+/* The stream m names, or NULL. Over TCP it is almost always the one of the connection's last
+ * HELLO, which the connection holds (refs), so it is still in the table: compared first,
+ * before the hash lookup. */
+static stream *ingest_find(const ingest *in, const ingest_peer *p, const wire_msg *m) {
+  stream *e = p->hello_stream;
+  if (e != NULL && e->sink.producer_id == m->producer_id && e->name_len == m->stream.len &&
+      e->proto == p->proto && memcmp(e->sink.name, m->stream.data, m->stream.len) == 0) {
+    return e;
+  }
+  return streams_find(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len);
+}
+
 /* ingest_msg without the note of a refusal. */
 static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_t now_us) {
   stream *e;
@@ -495,7 +509,7 @@ static int ingest_msg_one(ingest *in, ingest_peer *p, const wire_msg *m, uint64_
   if (in->stopped) {
     return CS_ESTOP;
   }
-  e = streams_find(in->table, p->proto, m->producer_id, m->stream.data, m->stream.len);
+  e = ingest_find(in, p, m);
   if (e == NULL && (m->type == WIRE_HELLO || m->type == WIRE_END)) {
     rc = ingest_new_stream(in, p, m, &e);
     if (rc != 0) {
@@ -655,9 +669,10 @@ int ingest_plain_stream(ingest *in, ingest_peer *p, uint64_t id, const char *nam
 }
 
 /* One plain record's INFO line, within the same rate as the framed ones. */
-static void ingest_plain_log(ingest *in, const stream *e, ingest_peer *p, size_t n) {
+static void ingest_plain_log(ingest *in, const stream *e, ingest_peer *p, size_t n,
+                             uint64_t now_us) {
   unsigned long long skipped;
-  if (in->quiet || !lograte_allow(&in->record_log, clock_mono_us())) {
+  if (in->quiet || !lograte_allow(&in->record_log, now_us)) {
     return;
   }
   skipped = lograte_take_suppressed(&in->record_log);
@@ -699,7 +714,7 @@ int ingest_plain_record(ingest *in, ingest_peer *p, stream *e, const cs_field *f
   }
   in->delivered++;
   p->records++;
-  ingest_plain_log(in, e, p, n);
+  ingest_plain_log(in, e, p, n, now_us);
   if (in->max_records != 0 && in->delivered >= in->max_records) {
     char m[WORDS_BUF];
     log_info("--max-records %s reached: stopping", words_count(m, sizeof m, in->max_records));

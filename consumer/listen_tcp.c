@@ -21,8 +21,9 @@ typedef struct listen_conn listen_conn;
 
 struct listen_tcp {
   uv_tcp_t handle;
-  uv_timer_t sweep; /* once a second: connections that took too long */
+  uv_timer_t sweep; /* once a second while a connection may time out: those that took too long */
   int sweep_open;
+  int sweeping; /* the sweep timer runs */
   listen_env env;
   char name[80];
   listen_conn *conns;
@@ -62,6 +63,7 @@ typedef struct listen_tcp_read {
 static void listen_tcp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void listen_conn_refuse(listen_conn *k, int counted);
 static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void listen_tcp_sweep_arm(listen_tcp *l, const listen_conn *k);
 
 /* One handle of l closed: free l when it was the last. */
 static void listen_tcp_release(listen_tcp *l) {
@@ -215,6 +217,7 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
     listen_conn_close(k);
   } else {
     listen_conn_note_partial(k, clock_mono_us());
+    listen_tcp_sweep_arm(l, k);
   }
   l->env.input(l->env.arg);
 }
@@ -241,13 +244,40 @@ static void listen_conn_sweep(listen_conn *k, uint64_t now) {
   listen_conn_close(k);
 }
 
+/* 1 if k may time out: it sent no HELLO yet, or holds an incomplete frame. */
+static int listen_conn_watched(const listen_conn *k) {
+  return !k->closing && (!k->peer.saw_hello || k->partial_since_us != 0);
+}
+
 static void listen_tcp_sweep_cb(uv_timer_t *t) {
   listen_tcp *l = t->data;
   uint64_t now = clock_mono_us();
   listen_conn *k;
+  int watched = 0;
   for (k = l->conns; k != NULL; k = k->next) {
     listen_conn_sweep(k, now);
+    watched = watched || listen_conn_watched(k);
   }
+  if (!watched) {
+    /* Nothing can time out now: no tick while the connections are idle (or there are none).
+     * A new connection or an incomplete frame starts it again. */
+    uv_timer_stop(&l->sweep);
+    l->sweeping = 0;
+  }
+}
+
+/* Start the once-a-second sweep if k may time out and it is not running. */
+static void listen_tcp_sweep_arm(listen_tcp *l, const listen_conn *k) {
+  int rc;
+  if (l->sweeping || !l->sweep_open || l->stopping || !listen_conn_watched(k)) {
+    return;
+  }
+  rc = uv_timer_start(&l->sweep, listen_tcp_sweep_cb, LISTEN_TCP_SWEEP_MS, LISTEN_TCP_SWEEP_MS);
+  if (rc != 0) {
+    log_warn("tcp %s: cannot start the timeouts' timer: %s", l->name, uv_strerror(rc));
+    return;
+  }
+  l->sweeping = 1;
 }
 
 static void listen_conn_ack(listen_conn *k);
@@ -421,6 +451,7 @@ static void listen_tcp_connection_cb(uv_stream_t *server, int status) {
   k->accepted_us = clock_mono_us();
   listen_conn_log(l, LOG_INFO, "connected", k);
   listen_conn_read_start(k);
+  listen_tcp_sweep_arm(l, k); /* no HELLO yet */
 }
 
 /* Bind and listen; see listen_tcp.h. */
@@ -455,7 +486,6 @@ int listen_tcp_start(listen_tcp **out, const listen_env *env) {
     l->sweep.data = l;
     l->sweep_open = 1;
     l->handles++;
-    rc = uv_timer_start(&l->sweep, listen_tcp_sweep_cb, LISTEN_TCP_SWEEP_MS, LISTEN_TCP_SWEEP_MS);
   }
   if (rc != 0) {
     log_error("cannot listen on %s: %s", l->name, uv_strerror(rc));

@@ -32,7 +32,8 @@ struct consumer {
   uv_check_t check;        /* end of every loop turn: the sinks write what arrived */
   uv_timer_t sink_timer;   /* the time a sink asked for (commit pace, lock back-off) */
   uv_timer_t stats_timer;  /* the live --stats line */
-  uv_timer_t retire_timer; /* once a second: streams that ended or went idle leave the table */
+  uv_timer_t retire_timer; /* the tick, once a second: streams that ended or went idle leave
+                            * the table, and the loop turns (the sinks' checks ride on it) */
   int sigint_open, sigterm_open, sighup_open, check_open, sink_timer_open, stats_timer_open,
       retire_timer_open;
 
@@ -202,7 +203,8 @@ static char *loop_describe(void *arg, stream *e) {
   return report_stream_json(&v, e);
 }
 
-/* Once a second: retire the streams that ended or went idle. */
+/* Once a second: retire the streams that ended or went idle. The turn it makes also runs the
+ * sinks' flush (the check handle), whose once-a-second checks need no timer of their own. */
 static void loop_retire_timer_cb(uv_timer_t *t) {
   consumer *c = t->data;
   (void)ingest_retire(&c->in, clock_wall_us());

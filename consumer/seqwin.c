@@ -114,9 +114,10 @@ void seqwin_free(seqwin *w) {
   w->seen_bits = 0;
 }
 
-/* Classify seq as first (new highest), reordered (first copy below the highest), duplicate or
- * too late, and mark it seen. Sequence number 0 is never a record's, so it is too late. */
-int seqwin_mark(seqwin *w, uint64_t seq) {
+/* seqwin_mark for every arrival but the next number: first after a gap (the window slides,
+ * maybe grows), reordered, duplicate or too late. Sequence number 0 is never a record's, so it
+ * is too late. Not inlined, so that the common case does not pay for this one's registers. */
+__attribute__((noinline)) static int seqwin_mark_other(seqwin *w, uint64_t seq) {
   int verdict = SEQWIN_FIRST;
   if (seq == 0) {
     return SEQWIN_TOO_LATE;
@@ -134,6 +135,19 @@ int seqwin_mark(seqwin *w, uint64_t seq) {
   }
   seen_set(w, seq);
   return verdict;
+}
+
+/* Classify seq as first (new highest), reordered (first copy below the highest), duplicate or
+ * too late, and mark it seen. */
+int seqwin_mark(seqwin *w, uint64_t seq) {
+  if (seq != 0 && seq - 1 == w->max_seq && seq != w->seen_bits) {
+    /* The next number, the usual case: its bit is the one leaving the window, cleared and set
+     * in one. At seen_bits the bitmap may grow first: the slide. */
+    seen_set(w, seq);
+    w->max_seq = seq;
+    return SEQWIN_FIRST;
+  }
+  return seqwin_mark_other(w, seq);
 }
 
 /* Highest seq marked so far, 0 before any. */

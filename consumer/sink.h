@@ -94,8 +94,9 @@ typedef struct sink_ops {
   void (*resume)(void *self, sink_stream *st);
   /* Write what is due, within a short time budget; called at the end of every loop turn and
    * when the time it asked for comes. now_us: monotonic clock. Sets *next_us to the monotonic
-   * time to be called again (0: at the next turn that brought records is soon enough).
-   * Returns 0, or negative: the sink failed. */
+   * time to be called again (0: at the next turn that brought records is soon enough). The
+   * loop turns at least once a second (its tick), so a check about once a second needs no
+   * time of its own. Returns 0, or negative: the sink failed. */
   int (*flush)(void *self, uint64_t now_us, uint64_t *next_us);
   /* Is the sink behind? Fills why (a sentence naming the sink and its backlog) when it
    * returns SINK_PRESSURE_HIGH or SINK_PRESSURE_LOW. paused: reads are paused now. */

@@ -13,8 +13,11 @@
 #include "sink.h"
 #include "words.h"
 
-/* How often the files are looked at (deleted, moved or replaced while the consumer writes). */
+/* How often the files are looked at (deleted, moved or replaced while the consumer writes):
+ * about once a second, on the loop's tick (which may come a little early, hence the margin),
+ * or in a turn that wrote if that comes first. */
 #define SINK_CSV_CHECK_US 1000000
+#define SINK_CSV_CHECK_MARGIN_US 100000
 
 typedef struct sink_csv {
   outfile *out;
@@ -120,14 +123,16 @@ static int sink_csv_ended_empty(void *self, sink_stream *st) {
   return 0;
 }
 
-/* Write what arrived since the last turn; once a second, see that the files are still there. */
+/* Write what arrived since the last turn; about once a second, see that the files are still
+ * there. No wake-up of its own: the loop's tick brings the check (an idle consumer wakes once
+ * a second, not once for each thing it looks at). */
 static int sink_csv_flush(void *self, uint64_t now_us, uint64_t *next_us) {
   sink_csv *k = self;
-  if (now_us - k->checked_us >= SINK_CSV_CHECK_US) {
+  if (now_us - k->checked_us >= SINK_CSV_CHECK_US - SINK_CSV_CHECK_MARGIN_US) {
     outfile_check(k->out);
     k->checked_us = now_us;
   }
-  *next_us = k->checked_us + SINK_CSV_CHECK_US;
+  *next_us = 0;
   if (!k->dirty) {
     return 0;
   }

@@ -313,13 +313,15 @@ static int sink_sqlite_pressure(void *self, int paused, char *why, size_t len) {
   sink_sqlite *q = self;
   size_t bytes = store_pending_bytes(q->db);
   char rows[WORDS_BUF], mib[WORDS_BUF];
-  words_count_of(rows, sizeof rows, store_pending(q->db), "row", "rows");
+  /* Asked after every read and loop turn: the words only when there is something to say. */
   if (!paused && bytes > SQLITE_PAUSE_BYTES) {
+    words_count_of(rows, sizeof rows, store_pending(q->db), "row", "rows");
     snprintf(why, len, "database %s is behind (%s, %s MiB queued)", q->path, rows,
              words_count(mib, sizeof mib, bytes >> 20));
     return SINK_PRESSURE_HIGH;
   }
   if (paused && bytes < SQLITE_PAUSE_BYTES / 2) {
+    words_count_of(rows, sizeof rows, store_pending(q->db), "row", "rows");
     snprintf(why, len, "database %s caught up (%s queued)", q->path, rows);
     return SINK_PRESSURE_LOW;
   }

@@ -66,6 +66,52 @@ class StorageFaultTest(harness.IntegrationCase):
         self.assertEqual(["id", "value"], new[0], "the new file has its header")
         self.assertRowsEqual(rows, old + new[1:], "the two files together, each record once")
 
+    def test_progress_file_follows_every_write_and_cuts_back_at_restart(self):
+        first = self.path("first.csv")
+        harness.write_csv(first, [["id", "value"], ["0", "v0"]], lineterminator="\n")
+        src, rows = self.source(40)
+        # A spare left by an earlier run, longer than anything written now: written over and
+        # cut to the new length, never read.
+        with open(self.path("out9.txt.progress.tmp"), "w") as f:
+            f.write("left over\n" * 500)
+        cons = self.consumer("--tcp", protocols=("tcp",))
+        out = cons.out_path()
+        progress = out + ".progress"
+        # One record: the first progress file (the spare renamed into place); then records at
+        # a pace: a write batch and a progress file each, swapped in place of the last.
+        for csv_path, args in ((first, []), (src, ["--rate", "50"])):
+            res_p = self.run_producer(csv_path, cons.port, "tcp", args)
+            self.assertExit(res_p, 0, "producer")
+            harness.wait_until(lambda: self._progress_size(progress) == os.path.getsize(out), 5)
+            self.assertEqual(os.path.getsize(out), self._progress_size(progress),
+                             "the progress file (nothing else in it) gives out9.txt's whole "
+                             "length: all acknowledged")
+        cons.proc.kill()  # SIGKILL: no clean stop
+        with open(out, "ab") as f:
+            f.write(b"41,never-acknowledged")
+        again = self.consumer("--tcp", protocols=("tcp",), name="consumer2")
+        self.wait_log(again, "removed 21 bytes written after the last checkpoint")
+        res = again.stop()
+        self.assertExit(res, 0, "the restarted consumer")
+        self.assertRowsEqual([rows[0], ["0", "v0"]] + rows[1:], harness.read_csv(out),
+                             "out9.txt cut back to what was acknowledged")
+        self.assertFalse(os.path.exists(progress + ".tmp"), "the spare is removed at a clean stop")
+
+    @staticmethod
+    def _progress_size(path):
+        """The length the progress file records for its one CSV file; None when it is not
+        there or holds anything but its own lines."""
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        if not lines or lines[0] != "csvstream-progress 1" or \
+                any(not line.startswith(("file ", "stream ")) for line in lines[1:]):
+            return None
+        sizes = [int(line.split()[2]) for line in lines[1:] if line.startswith("file ")]
+        return sizes[0] if len(sizes) == 1 else None
+
     def test_deleted_database_gives_exit_1(self):
         src, rows = self.source(300)
         db = self.path("feed.db")

@@ -26,6 +26,7 @@
 #include "error.h"
 #include "json.h"
 #include "log.h"
+#include "lograte.h"
 #include "net.h"
 #include "opt.h"
 
@@ -665,6 +666,30 @@ static void test_clock(void **state) {
   assert_true(matches(text, "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.123$"));
 }
 
+/* The token bucket: a burst, then nothing while no time passes (however often it is asked, each
+ * refusal counted), a token back after 1/per_s of a second, and a full bucket after the clock
+ * stepped back (the wall clock may). */
+static void test_lograte(void **state) {
+  lograte r;
+  (void)state;
+  lograte_init(&r, 3, 10);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(lograte_allow(&r, 5000000), 1);
+  }
+  for (int i = 0; i < 1000; i++) {
+    assert_int_equal(lograte_allow(&r, 5000000), 0);
+  }
+  assert_int_equal(lograte_allow(&r, 5099999), 0);
+  assert_int_equal(lograte_take_suppressed(&r), 1001);
+  assert_int_equal(lograte_allow(&r, 5100000), 1);
+  assert_int_equal(lograte_allow(&r, 5100000), 0);
+  assert_int_equal(lograte_allow(&r, 4000000), 1); /* stepped back: full again */
+  assert_int_equal(lograte_allow(&r, 4000000), 1);
+  assert_int_equal(lograte_allow(&r, 4000000), 1);
+  assert_int_equal(lograte_allow(&r, 4000000), 0);
+  assert_int_equal(lograte_take_suppressed(&r), 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_opt_long),
@@ -691,6 +716,7 @@ int main(void) {
       cmocka_unit_test(test_buf),
       cmocka_unit_test(test_error_table),
       cmocka_unit_test(test_clock),
+      cmocka_unit_test(test_lograte),
   };
   return cmocka_run_group_tests_name("common_misc", tests, NULL, NULL);
 }

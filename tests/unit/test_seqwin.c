@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "seqwin.h"
@@ -183,6 +184,57 @@ static void test_long_run_through_growth_and_wrap(void **state) {
   seqwin_free(&w);
 }
 
+/* Random arrivals, mostly the next number (the window's fast path), some after a gap, some
+ * copies and late ones of any age: each verdict as a plain set of every number seen says,
+ * with the bitmap's width at the time (read from the window) for the too-late edge. */
+static void test_random_arrivals_against_a_set(void **state) {
+  (void)state;
+  const uint64_t top = 3 * W;
+  unsigned char *seen = calloc(top + 2, 1);
+  uint64_t x = 0x2545f4914f6cdd1dull, max = 0;
+  seqwin w;
+  assert_non_null(seen);
+  assert_int_equal(seqwin_init(&w), 0);
+  while (max < top) {
+    uint64_t seq;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    if (x % 16 < 12) {
+      seq = max + 1;
+    } else if (x % 16 < 13) {
+      seq = max + 1 + (x >> 8) % 3000;
+    } else {
+      seq = max > 0 ? 1 + (x >> 8) % (x % 16 == 13 ? (max < 2000 ? max : 2000) : max) : 1;
+      if (x % 16 == 13) {
+        seq = max + 1 - seq; /* a recent one */
+      }
+    }
+    if (seq > top) {
+      seq = top;
+    }
+    int want;
+    if (seq > max) {
+      want = SEQWIN_FIRST;
+    } else if (max >= w.seen_bits && seq <= max - w.seen_bits) {
+      want = SEQWIN_TOO_LATE;
+    } else {
+      want = seen[seq] ? SEQWIN_DUPLICATE : SEQWIN_REORDERED;
+    }
+    int got = seqwin_mark(&w, seq);
+    if (got != want) {
+      fail_msg("seq %llu (max %llu): got %s, want %s", (unsigned long long)seq,
+               (unsigned long long)max, verdict_name(got), verdict_name(want));
+    }
+    if (want != SEQWIN_TOO_LATE) {
+      seen[seq] = 1;
+    }
+    if (seq > max) {
+      max = seq;
+    }
+  }
+  seqwin_free(&w);
+  free(seen);
+}
+
 static void test_is_new_only_for_first_and_reordered(void **state) {
   (void)state;
   assert_int_equal(seqwin_is_new(SEQWIN_FIRST), 1);
@@ -248,6 +300,7 @@ int main(void) {
       cmocka_unit_test(test_verdict_table),
       cmocka_unit_test(test_verdict_table_counts_are_exact),
       cmocka_unit_test(test_long_run_through_growth_and_wrap),
+      cmocka_unit_test(test_random_arrivals_against_a_set),
       cmocka_unit_test(test_is_new_only_for_first_and_reordered),
       cmocka_unit_test(test_max_only_rises),
       cmocka_unit_test(test_free_is_safe_on_zeroed_and_freed),
