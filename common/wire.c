@@ -265,6 +265,9 @@ static int decode_frame(wire_decoder *d, const unsigned char *frame, size_t fram
   m.producer_id = get_u64(p);
   m.seq = get_u64(p + 8);
   m.sent_us = get_u64(p + 16);
+  if (m.sent_us > (uint64_t)INT64_MAX) {
+    return CS_EMALFORMED; /* no clock says so: a signed 64-bit column could not hold it */
+  }
   m.line = get_u64(p + 24);
   m.stream.len = p[32];
   p += 33;

@@ -1744,6 +1744,11 @@ static int pg_state_transient(const char *state) {
          strcmp(state, "55P03") == 0 || strncmp(state, "58", 2) == 0 || state[0] == '\0';
 }
 
+/* Does an error of this SQLSTATE in a COPY name the row that caused it (see pg_batch_failed)? */
+static int pg_state_names_row(const char *state) {
+  return strncmp(state, "22", 2) == 0 || strcmp(state, "23502") == 0 || strcmp(state, "23514") == 0;
+}
+
 /* The batch failed and was rolled back: try it again, through the staging table after a conflict,
  * later after a passing error, or give up on a permanent one. Returns 0 or -1 (failed). */
 static int pg_batch_failed(sink_pg *p) {
@@ -1761,7 +1766,22 @@ static int pg_batch_failed(sink_pg *p) {
     p->retry_us = 0;
     return 0;
   }
-  if (pg_state_transient(p->err_state) || strcmp(p->err_state, "23505") == 0 ||
+  if (p->err_table != NULL && p->err_table->binary &&
+      (strcmp(p->err_state, "08P01") == 0 || strcmp(p->err_state, "22P03") == 0)) {
+    /* The server could not read a binary field as its column: the table's types changed since
+     * it was named (another client's ALTER TABLE). COPY text from now on, which the server
+     * turns into whatever the columns are, or refuses with the record named. */
+    p->err_table->binary = 0;
+    log_warn("database %s: table '%s': binary COPY refused (%s: %s): its columns' types "
+             "changed? sending COPY text from now on",
+             p->shown, p->err_table->name_label, p->err_state, p->err_msg);
+    p->retry_us = 0;
+    return 0;
+  }
+  /* A unique violation outside COPY: two consumers adding one stream's progress row at once.
+   * In a COPY it is the table's own constraint, and trying again cannot help. */
+  if (pg_state_transient(p->err_state) ||
+      (strcmp(p->err_state, "23505") == 0 && p->err_table == NULL) ||
       strcmp(p->err_state, "42P07") == 0) {
     /* A deadlock, a serialization failure, two consumers creating one table at once. */
     p->retries++;
@@ -1776,7 +1796,10 @@ static int pg_batch_failed(sink_pg *p) {
     }
     return 0;
   }
-  if (p->err_table != NULL && p->err_seg_line > 0) {
+  /* The server's line is the row it was reading; that is the bad one only for errors found as
+   * the row is read (class 22, NOT NULL, CHECK). A row too big or a unique violation shows when
+   * the server writes out the rows it buffered, past the bad one. */
+  if (p->err_table != NULL && p->err_seg_line > 0 && pg_state_names_row(p->err_state)) {
     const rowq_row *row = pg_row_of_line(p, p->err_table, p->err_seg_line);
     if (row != NULL) {
       log_error("database %s: table '%s': %s record %s #%" PRIu64 " refused: %s (SQLSTATE %s); "

@@ -177,6 +177,35 @@ class HostileSequenceTest(harness.IntegrationCase):
         self.beyond_window("tcp")
 
 
+class SendTimeRangeTest(harness.IntegrationCase):
+
+    def test_send_times_past_two_to_the_63_are_garbage(self):
+        """A peer's send time past 2^63 us fits no SQLite INTEGER (and no clock gives it): the
+        frame is malformed, counted as garbage; the others are stored exactly (exit 0)."""
+        import sqlite3
+        db = self.path("times.db")
+        cons = self.consumer("--udp", "--db", db, protocols=("udp",))
+        times = [0, 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1]
+        stream = b"times"
+        for seq, us in enumerate(times, 1):
+            datagram = b""
+            for ftype, n, fields in ((1, 0, [b"a"]), (2, seq, [str(seq).encode()])):
+                body = struct.pack(">QQQQB", 0x7133, n, us, 0, len(stream)) + stream
+                body += struct.pack(">I", len(fields))
+                for f in fields:
+                    body += struct.pack(">I", len(f)) + f
+                datagram += frame(ftype, body, 2)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(datagram, ("127.0.0.1", cons.port))
+        time.sleep(0.5)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT _seq, _sent_us FROM times ORDER BY _seq").fetchall()
+        self.assertEqual([(1, 0), (2, 1), (3, 2 ** 63 - 1)], rows)
+        self.assertGreaterEqual(res.stats["udp"]["garbage"], 2, res.describe())
+
+
 class StreamFloodTest(harness.IntegrationCase):
     """Datagrams opening streams with random producer ids, beside a good TCP and a good UDP
     stream: memory stays within --max-memory, new streams past it are refused (counted; a TCP

@@ -68,6 +68,23 @@ def conformance_cases():
     return cases
 
 
+def send_times_datagram(port, producer_id, stream, seq, sent_us, value):
+    """One UDP datagram of a version 2 stream (no session key) with header "a": its HELLO and
+    RECORD seq, whose send time is sent_us (any 64-bit number, as a peer may send)."""
+    import socket
+    import struct
+
+    def frame(ftype, seqno, fields):
+        body = struct.pack(">QQQQB", producer_id, seqno, sent_us, 0, len(stream)) + stream
+        body += struct.pack(">I", len(fields))
+        for f in fields:
+            body += struct.pack(">I", len(f)) + f
+        return b"CS" + bytes([2, ftype]) + struct.pack(">I", len(body)) + body
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(frame(1, 0, [b"a"]) + frame(2, seq, [value]), ("127.0.0.1", port))
+
+
 def text_ok(value):
     """Can a PostgreSQL text value hold this (no NUL; the JSON holds decoded text)?"""
     return "\x00" not in value and not any(0xDC80 <= ord(ch) <= 0xDCFF for ch in value)
@@ -277,6 +294,74 @@ class SpectrumTest(PostgresCase):
         self.assertRegex(res.stderr, r"table 'checked': udp record checked #3 refused: new row "
                                      r"for relation \"checked\" violates check constraint")
         self.assertEqual(0, self.count(db, "SELECT count(*) FROM checked WHERE _seq >= 3"))
+
+    def test_a_unique_violation_in_an_adopted_table_stops_naming_the_table(self):
+        """An adopted table with a unique column the stream violates: trying again cannot help,
+        so the consumer stops (exit 1) with the table and the server's message, instead of
+        retrying for ever; no record is named, since the server reports such an error at a
+        later row than the one that caused it."""
+        db = self.new_db()
+        SERVER.psql('CREATE TABLE uniq (a text UNIQUE, b text, "_producer" text, "_protocol" '
+                    'text, "_seq" bigint, "_sent_us" bigint, "_received_us" bigint, "_peer" '
+                    'text)', db)
+        src = self.path("uniq.csv")
+        harness.write_csv(src, [["a", "b"], ["1", "x"], ["2", "y"], ["1", "z"]])
+        cons = self.consumer("--udp", "--db", SERVER.keywords(db), protocols=("udp",))
+        self.assertExit(self.run_producer(src, cons.port, "udp", ["--interval", "0"]), 0)
+        rc = cons.proc.wait(20)  # it stops by itself
+        res = cons.stop()
+        self.assertEqual(1, rc, res.describe())
+        self.assertRegex(res.stderr, r"duplicate key value violates unique constraint .*"
+                                     r"\(SQLSTATE 23505\) in table uniq; stopping")
+        self.assertNotIn("trying again", res.stderr)
+        self.assertEqual(0, self.count(db, "SELECT count(*) FROM uniq"))
+
+    def test_a_column_retyped_while_streaming_goes_on_in_copy_text(self):
+        """Another client changes a column's type while rows stream in (binary COPY, which
+        fixes the types): the next batch is refused, the sink says so and goes on in COPY text,
+        which the server converts; every record ends in the table once."""
+        db = self.new_db()
+        src = self.path("alt.csv")
+        n = 60
+        harness.write_csv(src, [["a", "b"]] + [[str(i), "v%d" % i] for i in range(1, n + 1)])
+        cons = self.consumer("--db", SERVER.keywords(db))
+        started = self.start_producer(src, cons.port, "tcp", ["--rate", "30"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if "alt" in SERVER.psql("SELECT tablename FROM pg_tables WHERE tablename = 'alt'",
+                                    db) and self.count(db, "SELECT count(*) FROM alt") >= 5:
+                break
+            time.sleep(0.05)
+        SERVER.psql("ALTER TABLE alt ALTER COLUMN a TYPE integer USING a::integer", db)
+        self.assertExit(self.finish_producer(started, timeout=60), 0, "producer")
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertIn("binary COPY refused", res.stderr)
+        self.assertIn("sending COPY text from now on", res.stderr)
+        self.assertEqual(n, self.count(db, "SELECT count(*) FROM alt"))
+        self.assertEqual(n, self.count(db, "SELECT count(DISTINCT _seq) FROM alt"))
+        self.assertEqual(sum(range(1, n + 1)), self.count(db, "SELECT sum(a) FROM alt"))
+
+    def test_send_times_past_two_to_the_63_are_garbage(self):
+        """A peer's send time past 2^63 us fits no bigint (and no clock gives it): the frame is
+        malformed, counted as garbage, and the rest is stored exactly, in both COPY formats (a
+        new table: binary; an adopted one with an integer column: text); exit 0."""
+        db = self.new_db()
+        SERVER.psql('CREATE TABLE sent_txt (a integer, "_producer" text, "_protocol" text, '
+                    '"_seq" bigint, "_sent_us" bigint, "_received_us" bigint, "_peer" text)', db)
+        cons = self.consumer("--udp", "--db", SERVER.keywords(db), protocols=("udp",))
+        times = [0, 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1]
+        for stream, pid in ((b"sent_bin", 0x5E17), (b"sent_txt", 0x5E18)):
+            for seq, us in enumerate(times, 1):
+                send_times_datagram(cons.port, pid, stream, seq, us, str(seq).encode())
+        time.sleep(0.5)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertGreaterEqual(res.stats["udp"]["garbage"], 4, res.describe())
+        for table in ("sent_bin", "sent_txt"):
+            got = SERVER.psql("SELECT _seq, _sent_us FROM %s ORDER BY _seq" % table, db)
+            rows = [line.split("|") for line in got.split()]
+            self.assertEqual([["1", "0"], ["2", "1"], ["3", str(2 ** 63 - 1)]], rows, table)
 
     def test_permission_denied_stops_with_the_servers_message(self):
         db = self.new_db()
