@@ -91,7 +91,8 @@ struct store {
   int progress_table;
   int progress_loaded; /* store_progress_load ran (at the first acknowledged stream) */
   sqlite3_stmt *progress_upsert;
-  size_t empty_waiting; /* tables with want_empty set */
+  sqlite3_stmt *begin, *commit; /* BEGIN IMMEDIATE and COMMIT, prepared once */
+  size_t empty_waiting;         /* tables with want_empty set */
 };
 
 /* The table that holds each acknowledged stream's last committed sequence number, written in
@@ -130,6 +131,27 @@ static int store_exec(store *s, const char *sql, const char *what) {
     return 0;
   }
   store_set_sqlite_error(s, what != NULL ? what : sql);
+  return store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
+}
+
+/* Run one statement without results that every transaction runs (sql, prepared once into *q,
+ * not parsed again at each commit). Errors as store_exec. */
+static int store_exec_cached(store *s, sqlite3_stmt **q, const char *sql) {
+  int rc;
+  if (*q == NULL && sqlite3_prepare_v2(s->db, sql, -1, q, NULL) != SQLITE_OK) {
+    store_set_sqlite_error(s, sql);
+    rc = sqlite3_errcode(s->db);
+    sqlite3_finalize(*q);
+    *q = NULL;
+    return store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
+  }
+  rc = sqlite3_step(*q);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(*q);
+    return 0;
+  }
+  store_set_sqlite_error(s, sql); /* the message before the reset, which may change it */
+  sqlite3_reset(*q);
   return store_is_busy(rc) ? CS_EBUSY : CS_ESQLITE;
 }
 
@@ -720,6 +742,10 @@ static void store_progress_free(store *s) {
   s->nprogress = 0;
   sqlite3_finalize(s->progress_upsert);
   s->progress_upsert = NULL;
+  sqlite3_finalize(s->begin);
+  s->begin = NULL;
+  sqlite3_finalize(s->commit);
+  s->commit = NULL;
 }
 
 /* The first n queued rows are committed: their streams are durable up to them. */
@@ -1264,7 +1290,7 @@ int store_flush(store *s) {
   if (rowq_head(s->rows) == NULL && s->empty_waiting == 0) {
     return 0;
   }
-  rc = store_exec(s, "BEGIN IMMEDIATE", NULL);
+  rc = store_exec_cached(s, &s->begin, "BEGIN IMMEDIATE");
   if (rc == CS_EBUSY) {
     store_set_error(s, "locked by another process (BEGIN IMMEDIATE: busy)");
   }
@@ -1312,7 +1338,7 @@ int store_flush(store *s) {
   if (rc) {
     goto rollback;
   }
-  rc = store_exec(s, "COMMIT", NULL);
+  rc = store_exec_cached(s, &s->commit, "COMMIT");
   if (rc == CS_EBUSY) {
     store_set_error(s, "locked by another process (COMMIT: busy)");
   }
