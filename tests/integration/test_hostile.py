@@ -14,6 +14,7 @@ import struct
 import time
 
 import harness
+import wireframes
 
 HUGE = 2 ** 64 - 2
 
@@ -188,13 +189,9 @@ class SendTimeRangeTest(harness.IntegrationCase):
         times = [0, 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1]
         stream = b"times"
         for seq, us in enumerate(times, 1):
-            datagram = b""
-            for ftype, n, fields in ((1, 0, [b"a"]), (2, seq, [str(seq).encode()])):
-                body = struct.pack(">QQQQB", 0x7133, n, us, 0, len(stream)) + stream
-                body += struct.pack(">I", len(fields))
-                for f in fields:
-                    body += struct.pack(">I", len(f)) + f
-                datagram += frame(ftype, body, 2)
+            datagram = (wireframes.encode(wireframes.HELLO, 0x7133, stream, [b"a"], sent_us=us) +
+                        wireframes.encode(wireframes.RECORD, 0x7133, stream, [str(seq)], seq=seq,
+                                          sent_us=us))
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.sendto(datagram, ("127.0.0.1", cons.port))
         time.sleep(0.5)

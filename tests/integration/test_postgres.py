@@ -10,12 +10,14 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 
 import harness
 import pgserver
+import wireframes
 
 SERVER = None
 
@@ -71,18 +73,11 @@ def conformance_cases():
 def send_times_datagram(port, producer_id, stream, seq, sent_us, value):
     """One UDP datagram of a version 2 stream (no session key) with header "a": its HELLO and
     RECORD seq, whose send time is sent_us (any 64-bit number, as a peer may send)."""
-    import socket
-    import struct
-
-    def frame(ftype, seqno, fields):
-        body = struct.pack(">QQQQB", producer_id, seqno, sent_us, 0, len(stream)) + stream
-        body += struct.pack(">I", len(fields))
-        for f in fields:
-            body += struct.pack(">I", len(f)) + f
-        return b"CS" + bytes([2, ftype]) + struct.pack(">I", len(body)) + body
-
+    datagram = (wireframes.encode(wireframes.HELLO, producer_id, stream, [b"a"], sent_us=sent_us) +
+                wireframes.encode(wireframes.RECORD, producer_id, stream, [value], seq=seq,
+                                  sent_us=sent_us))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.sendto(frame(1, 0, [b"a"]) + frame(2, seq, [value]), ("127.0.0.1", port))
+        s.sendto(datagram, ("127.0.0.1", port))
 
 
 def text_ok(value):

@@ -18,6 +18,8 @@ import threading
 import time
 import unittest
 
+from wireframes import END, HELLO, RECORD, ack_frame, decode_frames
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("CSVSTREAM_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
 BIN = os.environ.get("CSVSTREAM_BIN", os.path.join(SOURCE, "build", "bin"))
@@ -36,59 +38,11 @@ def built_with_leak_sanitizer(path):
     except OSError:
         return False
 
-HELLO, RECORD, END = 1, 2, 3
 
 
 def words(n, one, many):
     """A count as the programs word it for people: "1 time", "1,234 times"."""
     return "{:,} {}".format(n, one if n == 1 else many)
-
-
-def decode_frames(buf):
-    """Decode whole wire-protocol v3 frames (docs/protocol.md) from bytes. Returns (messages,
-    rest): each message a dict, rest the bytes of an incomplete frame."""
-    msgs = []
-    off = 0
-    while len(buf) - off >= 8:
-        if buf[off:off + 3] != b"CS\x03":
-            raise ValueError("bad frame header %r at offset %d" % (buf[off:off + 8], off))
-        mtype = buf[off + 3]
-        plen = struct.unpack(">I", buf[off + 4:off + 8])[0]
-        if len(buf) - off - 8 < plen:
-            break
-        p = buf[off + 8:off + 8 + plen]
-        pid, seq, sent_us, line = struct.unpack(">QQQQ", p[:32])
-        slen = p[32]
-        stream = p[33:33 + slen].decode("utf-8")
-        pos = 33 + slen
-        key = None
-        if mtype in (1, 3):  # HELLO and END carry the session key
-            key = p[pos:pos + 16]
-            pos += 16
-        nfields = struct.unpack(">I", p[pos:pos + 4])[0]
-        pos += 4
-        fields = []
-        for _ in range(nfields):
-            flen = struct.unpack(">I", p[pos:pos + 4])[0]
-            pos += 4
-            fields.append(p[pos:pos + flen].decode("utf-8"))
-            pos += flen
-        if pos != plen:
-            raise ValueError("payload of %d bytes, fields end at %d" % (plen, pos))
-        msgs.append({"type": mtype, "producer_id": pid, "seq": seq, "sent_us": sent_us,
-                     "line": line, "stream": stream, "key": key, "fields": fields,
-                     "t": time.monotonic(),
-                     "wall": time.time()})
-        off += 8 + plen
-    return msgs, buf[off:]
-
-
-def ack_frame(producer_id, stream, seq):
-    """A version 2 ACK frame: every record up to seq is durable."""
-    name = stream.encode("utf-8")
-    payload = struct.pack(">QQQQB", producer_id, seq, 0, 0, len(name)) + name
-    payload += struct.pack(">I", 0)
-    return b"CS\x02\x04" + struct.pack(">I", len(payload)) + payload
 
 
 class TcpSink:

@@ -7,45 +7,18 @@ acks back on purpose."""
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
+from wireframes import HELLO, RECORD, ack_frame, decode_frames
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("CSVSTREAM_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
 BIN = os.environ.get("CSVSTREAM_BIN", os.path.join(SOURCE, "build", "bin"))
 PRODUCER = os.path.join(BIN, "producer")
-
-RECORD = 2
-
-
-def read_frames(buf):
-    """Whole frames of docs/protocol.md in buf: returns ([(type, producer_id, seq, sent_us,
-    stream)], rest). Only the fixed part is decoded; the payload length skips the rest."""
-    out = []
-    off = 0
-    while len(buf) - off >= 8:
-        if buf[off:off + 2] != b"CS":
-            raise ValueError("bad magic at offset %d: %r" % (off, buf[off:off + 8]))
-        plen = struct.unpack(">I", buf[off + 4:off + 8])[0]
-        if len(buf) - off - 8 < plen:
-            break
-        p = buf[off + 8:off + 8 + plen]
-        pid, seq, sent_us, _line = struct.unpack(">QQQQ", p[:32])
-        stream = p[33:33 + p[32]]
-        out.append((buf[off + 3], pid, seq, sent_us, stream))
-        off += 8 + plen
-    return out, buf[off:]
-
-
-def ack(pid, stream, seq):
-    """A version 2 ACK: every record up to seq is durable."""
-    payload = struct.pack(">QQQQB", pid, seq, 0, 0, len(stream)) + stream + struct.pack(">I", 0)
-    return b"CS\x02\x04" + struct.pack(">I", len(payload)) + payload
-
 
 class HoldingSink:
     """Accepts one connection and reads it to the end, noting each RECORD's seq, sent_us and
@@ -78,14 +51,15 @@ class HoldingSink:
                 if not data:
                     break
                 now_us = time.time() * 1e6
-                frames, buf = read_frames(buf + data)
+                frames, buf = decode_frames(buf + data)
                 last = None
-                for mtype, pid, seq, sent_us, stream in frames:
-                    if mtype == 1:
-                        conn.sendall(ack(pid, stream, 0))  # the resume point: from the start
-                    elif mtype == RECORD:
-                        self.records.append((seq, sent_us, now_us))
-                        last = (pid, stream, seq)
+                for m in frames:
+                    if m["type"] == HELLO:
+                        # the resume point: from the start
+                        conn.sendall(ack_frame(m["producer_id"], m["stream"], 0))
+                    elif m["type"] == RECORD:
+                        self.records.append((m["seq"], m["sent_us"], now_us))
+                        last = (m["producer_id"], m["stream"], m["seq"])
                 if last is None:
                     continue
                 if holding and last[2] >= self.hold_until:
@@ -93,7 +67,7 @@ class HoldingSink:
                     self.released_us = time.time() * 1e6
                     holding = False
                 if not holding:
-                    conn.sendall(ack(*last))
+                    conn.sendall(ack_frame(*last))
             conn.close()
         except Exception as e:  # reported by join()
             self.error = e

@@ -14,49 +14,12 @@ import threading
 import time
 import unittest
 
+from wireframes import END, HELLO, RECORD, ack_frame, decode_frames
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("CSVSTREAM_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
 BIN = os.environ.get("CSVSTREAM_BIN", os.path.join(SOURCE, "build", "bin"))
 PRODUCER = os.path.join(BIN, "producer")
-
-HELLO, RECORD, END = 1, 2, 3
-
-
-def read_frames(buf):
-    """Whole frames of docs/protocol.md in buf: returns ([(type, producer_id, seq, stream,
-    fields)], rest)."""
-    out = []
-    off = 0
-    while len(buf) - off >= 8:
-        if buf[off:off + 3] != b"CS\x03":
-            raise ValueError("not a frame at offset %d: %r" % (off, buf[off:off + 8]))
-        mtype = buf[off + 3]
-        plen = struct.unpack(">I", buf[off + 4:off + 8])[0]
-        if len(buf) - off - 8 < plen:
-            break
-        p = buf[off + 8:off + 8 + plen]
-        pid, seq = struct.unpack(">QQ", p[:16])
-        stream = p[33:33 + p[32]]
-        pos = 33 + p[32] + (16 if mtype in (HELLO, END) else 0)
-        nfields = struct.unpack(">I", p[pos:pos + 4])[0]
-        pos += 4
-        fields = []
-        for _ in range(nfields):
-            flen = struct.unpack(">I", p[pos:pos + 4])[0]
-            fields.append(p[pos + 4:pos + 4 + flen].decode("utf-8"))
-            pos += 4 + flen
-        if pos != plen:
-            raise ValueError("frame at offset %d: fields end at %d of %d" % (off, pos, plen))
-        out.append((mtype, pid, seq, stream, fields))
-        off += 8 + plen
-    return out, buf[off:]
-
-
-def ack(pid, stream, seq):
-    """A version 2 ACK: every record up to seq is durable."""
-    payload = struct.pack(">QQQQB", pid, seq, 0, 0, len(stream)) + stream + struct.pack(">I", 0)
-    return b"CS\x02\x04" + struct.pack(">I", len(payload)) + payload
-
 
 class ResettingSink:
     """Two connections. The first is read slowly (the producer's writes block, so it reads the
@@ -86,18 +49,18 @@ class ResettingSink:
             data = conn.recv(1 << 16)
             if not data:
                 return
-            frames, buf = read_frames(buf + data)
+            frames, buf = decode_frames(buf + data)
             last = None
-            for mtype, pid, seq, stream, fields in frames:
-                got.append((mtype, seq, fields))
-                if mtype == RECORD:
-                    last = (pid, stream, seq)
+            for m in frames:
+                got.append((m["type"], m["seq"], m["fields"]))
+                if m["type"] == RECORD:
+                    last = (m["producer_id"], m["stream"], m["seq"])
             records = sum(1 for m in got if m[0] == RECORD)
             if index == 0 and records >= self.reset_at:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
             if last is not None and (index == 1 or last[2] <= self.ack_upto):
-                conn.sendall(ack(*last))
+                conn.sendall(ack_frame(*last))
                 if index == 0:
                     self.last_ack = last[2]
             if index == 0:
