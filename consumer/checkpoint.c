@@ -38,6 +38,7 @@ struct checkpoint {
   int no_exchange; /* the file system cannot swap two names (RENAME_EXCHANGE): plain renames */
   checkpoint_stream *v;
   size_t n, cap;
+  cs_buf text; /* the file's next contents, made in memory (kept between writes) */
 };
 
 /* Hex of len bytes into out (2 * len + 1 bytes). */
@@ -260,16 +261,14 @@ void checkpoint_untrack(checkpoint *c, const sink_stream *st) {
   }
 }
 
-/* Write the lines into fp (now: the wall clock). Returns 0 or -1 (errno). */
-static int checkpoint_put(checkpoint *c, const outfile *o, FILE *fp, uint64_t now) {
-  char hex[2 * 4096 + 1];
+/* Append the file's lines to b (now: the wall clock). Returns 0 or CS_ENOMEM. */
+static int checkpoint_put(checkpoint *c, const outfile *o, cs_buf *b, uint64_t now) {
+  char hex[2 * 4096 + 1], num[96];
   uint64_t size;
   const char *path;
   uint64_t records;
   size_t i;
-  if (fprintf(fp, "%s\n", CHECKPOINT_MAGIC) < 0) {
-    return -1;
-  }
+  int failed = cs_buf_append(b, CHECKPOINT_MAGIC "\n", sizeof CHECKPOINT_MAGIC);
   for (i = 0; outfile_file(o, i, &path, &records) == 0 && outfile_file_size(o, i, &size) == 0;
        i++) {
     size_t len = strlen(path);
@@ -277,9 +276,10 @@ static int checkpoint_put(checkpoint *c, const outfile *o, FILE *fp, uint64_t no
       continue;
     }
     checkpoint_hex(path, len, hex);
-    if (fprintf(fp, "file %s %llu\n", hex, (unsigned long long)size) < 0) {
-      return -1;
-    }
+    failed |= cs_buf_append(b, "file ", 5);
+    failed |= cs_buf_append(b, hex, 2 * len);
+    failed |= cs_buf_append(b, num,
+                            (size_t)snprintf(num, sizeof num, " %llu\n", (unsigned long long)size));
   }
   for (i = 0; i < c->n; i++) {
     checkpoint_stream *e = &c->v[i];
@@ -291,14 +291,19 @@ static int checkpoint_put(checkpoint *c, const outfile *o, FILE *fp, uint64_t no
       continue; /* finished long ago: the file stays about as small as the open streams */
     }
     checkpoint_hex(e->name, e->len, hex);
-    if (fprintf(fp, "stream %016" PRIx64 " %s %llu", e->producer_id, hex, (unsigned long long)seq) <
-            0 ||
-        (e->ended_us != 0 && fprintf(fp, " ended %llu", (unsigned long long)e->ended_us) < 0) ||
-        fputc('\n', fp) == EOF) {
-      return -1;
+    failed |= cs_buf_append(
+        b, num, (size_t)snprintf(num, sizeof num, "stream %016" PRIx64 " ", e->producer_id));
+    failed |= cs_buf_append(b, hex, 2 * e->len);
+    failed |=
+        cs_buf_append(b, num, (size_t)snprintf(num, sizeof num, " %llu", (unsigned long long)seq));
+    if (e->ended_us != 0) {
+      failed |= cs_buf_append(
+          b, num,
+          (size_t)snprintf(num, sizeof num, " ended %llu", (unsigned long long)e->ended_us));
     }
+    failed |= cs_buf_append_byte(b, '\n');
   }
-  return fflush(fp);
+  return failed ? CS_ENOMEM : 0;
 }
 
 /* Put path's new contents in place of its old ones: swap the names of tmp (the new ones) and
@@ -322,24 +327,54 @@ static int checkpoint_replace(checkpoint *c) {
   return rename(c->tmp, c->path);
 }
 
-/* Replace the progress file; see checkpoint.h. The new contents go into tmp, written over
- * what it holds (a whole file under path at every moment: tmp is never read), cut to their
- * length (not truncated first, which makes ext4 start writing at once), then swapped in. */
-int checkpoint_write(checkpoint *c, const outfile *o, char *err, size_t errlen) {
-  int fd = open(c->tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-  FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
-  long len;
-  int failed;
-  if (fp == NULL) {
-    snprintf(err, errlen, "%s: cannot write the progress file: %s", c->tmp, strerror(errno));
-    if (fd >= 0) {
-      close(fd);
+/* Write len bytes of data at the start of fd. Returns 0 or -1 (errno). */
+static int checkpoint_pwrite(int fd, const char *data, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pwrite(fd, data + done, len - done, (off_t)done);
+    if (n < 0 && errno == EINTR) {
+      continue;
     }
+    if (n <= 0) {
+      if (n == 0) {
+        errno = EIO;
+      }
+      return -1;
+    }
+    done += (size_t)n;
+  }
+  return 0;
+}
+
+/* Replace the progress file; see checkpoint.h. The new contents are made in memory, then
+ * written into tmp over what it holds (a whole file under path at every moment: tmp is never
+ * read) in one call, cut to their length only when the old contents were longer (truncating
+ * makes ext4 journal the change at once, which cost an idle consumer more than the rest of a
+ * record), then swapped in. */
+int checkpoint_write(checkpoint *c, const outfile *o, char *err, size_t errlen) {
+  struct stat sb;
+  int fd, failed;
+  cs_buf_reset(&c->text);
+  if (checkpoint_put(c, o, &c->text, clock_wall_us()) != 0) {
+    snprintf(err, errlen, "%s: out of memory for the progress file", c->path);
+    return CS_ENOMEM;
+  }
+  fd = open(c->tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    snprintf(err, errlen, "%s: cannot write the progress file: %s", c->tmp, strerror(errno));
     return CS_EIO;
   }
-  failed = checkpoint_put(c, o, fp, clock_wall_us()) != 0 || (len = ftell(fp)) < 0 ||
-           ftruncate(fd, (off_t)len) != 0 || (c->fsync && fsync(fd) != 0);
-  if (fclose(fp) != 0 || failed) {
+  failed = checkpoint_pwrite(fd, c->text.data, c->text.len) != 0 || fstat(fd, &sb) != 0 ||
+           ((uint64_t)sb.st_size > c->text.len && ftruncate(fd, (off_t)c->text.len) != 0) ||
+           (c->fsync && fsync(fd) != 0);
+  if (failed) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+  } else {
+    failed = close(fd) != 0;
+  }
+  if (failed) {
     snprintf(err, errlen, "%s: cannot write the progress file: %s", c->tmp, strerror(errno));
     unlink(c->tmp);
     return CS_EIO;
@@ -367,6 +402,7 @@ void checkpoint_free(checkpoint *c) {
     unlink(c->tmp); /* the spare the writes swap with: nothing reads it once the sink closes */
   }
   free(c->v);
+  cs_buf_free(&c->text);
   free(c->path);
   free(c->tmp);
   free(c);
