@@ -227,6 +227,15 @@ static void loop_stop(consumer *c, int exit_code) {
   if (c->stopping) {
     return;
   }
+  /* A clean stop (--max-records, SIGINT): what the sinks can make durable now is acknowledged
+   * while the connections are still open, so that producers do not keep (and resend) records
+   * that were stored. The drain writes the rest. */
+  if (exit_code == 0 && !c->stopping && c->sinks != NULL && c->tcp != NULL) {
+    uint64_t next;
+    if (sinks_flush(c->sinks, clock_mono_us(), &next) == 0) {
+      listen_tcp_ack(c->tcp);
+    }
+  }
   c->stopping = 1;
   listen_udp_stop(c->udp); /* takes the last kernel drop count first */
   listen_tcp_stop(c->tcp);

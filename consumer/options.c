@@ -2,9 +2,12 @@
 #include "options.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 #ifdef CSVSTREAM_HAVE_LIBPQ
 #include <libpq-fe.h>
@@ -164,6 +167,77 @@ static int consumer_options_http(consumer_options *o, const char *arg, char *err
     snprintf(o->http_host, sizeof(o->http_host), "127.0.0.1");
   }
   o->http_port = (int)v;
+  return 0;
+}
+
+/* path in a form two names of one file share (when its folder exists): the folder's real
+ * path, then the last name. Returns out, or NULL when it does not fit. */
+static char *consumer_options_file_key(const char *path, char *out, size_t len) {
+  char dir[PATH_MAX], real[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  const char *base = slash != NULL ? slash + 1 : path;
+  size_t dlen = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
+  if (dlen >= sizeof dir) {
+    return NULL;
+  }
+  memcpy(dir, slash == NULL ? "." : path, dlen);
+  dir[dlen] = '\0';
+  if (realpath(dir, real) == NULL) {
+    snprintf(real, sizeof real, "%s", dir); /* a folder that is not there: the name as given */
+  }
+  if ((size_t)snprintf(out, len, "%s/%s", real, base) >= len) {
+    return NULL;
+  }
+  return out;
+}
+
+/* Do a and b name one file (the same file now, or the same name in the same folder)? */
+static int consumer_options_same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  char ka[PATH_MAX + 256], kb[PATH_MAX + 256];
+  if (stat(a, &sa) == 0 && stat(b, &sb) == 0) {
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  }
+  return consumer_options_file_key(a, ka, sizeof ka) != NULL &&
+         consumer_options_file_key(b, kb, sizeof kb) != NULL && strcmp(ka, kb) == 0;
+}
+
+/* The files the consumer writes (--out and its progress file, an SQLite --db and its journal
+ * files, --stats-json) must be distinct: one written over another destroys both (a database
+ * cut back as if it were out9.txt, a CSV file replaced by the JSON). Returns 0, or -1 with the
+ * message in err. */
+static int consumer_options_check_files(const consumer_options *o, char *err, size_t errlen) {
+  static const char *const db_suffixes[] = {"", "-wal", "-shm", "-journal"};
+  char names[8][PATH_MAX + 32];
+  const char *what[8];
+  size_t n = 0;
+  if (strcmp(o->out_path, "-") != 0) {
+    snprintf(names[n], sizeof names[n], "%s", o->out_path);
+    what[n++] = "--out";
+    snprintf(names[n], sizeof names[n], "%s.progress", o->out_path);
+    what[n++] = "--out's progress file";
+  }
+  if (o->db_path != NULL && !consumer_options_db_is_postgres(o->db_path)) {
+    for (size_t i = 0; i < sizeof db_suffixes / sizeof db_suffixes[0]; i++) {
+      snprintf(names[n], sizeof names[n], "%s%s", o->db_path, db_suffixes[i]);
+      what[n++] = i == 0 ? "--db" : "--db's journal";
+    }
+  }
+  if (o->stats_json != NULL && strcmp(o->stats_json, "-") != 0) {
+    snprintf(names[n], sizeof names[n], "%s", o->stats_json);
+    what[n++] = "--stats-json";
+  }
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = i + 1; j < n; j++) {
+      if (strcmp(what[i], what[j]) != 0 && consumer_options_same_file(names[i], names[j])) {
+        snprintf(err, errlen,
+                 "%s and %s are the same file (%s): each needs a file of its own, or one "
+                 "would be written over the other",
+                 what[i], what[j], names[j]);
+        return -1;
+      }
+    }
+  }
   return 0;
 }
 
@@ -407,6 +481,9 @@ int consumer_options_parse(consumer_options *o, int argc, char **argv, int stder
   }
   if (o->stats_json_lines && strcmp(o->out_path, "-") == 0) {
     snprintf(err, errlen, "--stats-format json: writes to standard output, and so does --out -");
+    return CONSUMER_OPTIONS_USAGE;
+  }
+  if (consumer_options_check_files(o, err, errlen) != 0) {
     return CONSUMER_OPTIONS_USAGE;
   }
   return CONSUMER_OPTIONS_RUN;

@@ -38,7 +38,13 @@ typedef struct out_target {
   ino_t ino;
   uint64_t records_at_open; /* t->records when the file now open was opened */
   int fate;                 /* OUTFILE_FILE_* as last seen by outfile_check */
-  uint64_t lost;            /* records written to a file that was then deleted */
+  uint64_t lost;            /* records acknowledged into a file that was then deleted */
+  /* Once the file is found deleted, what is written after goes on into the deleted file
+   * (from held_from on) but is not durable: the acknowledged streams' marks wait in held_marks
+   * until SIGHUP reopens the path and those bytes are copied into the new file. */
+  uint64_t held_from;
+  uint64_t held_records;
+  cs_buf held_marks;
   struct out_target *next;
 } out_target;
 
@@ -76,6 +82,7 @@ static void target_free(out_target *t) {
   free(t->columns_data);
   cs_buf_free(&t->pending);
   cs_buf_free(&t->marks);
+  cs_buf_free(&t->held_marks);
   free(t);
 }
 
@@ -113,6 +120,7 @@ static int target_open(outfile *o, const char *path, out_target **out) {
   }
   cs_buf_init(&t->pending);
   cs_buf_init(&t->marks);
+  cs_buf_init(&t->held_marks);
   t->path = strdup(path);
   if (t->path == NULL) {
     goto fail;
@@ -130,7 +138,9 @@ static int target_open(outfile *o, const char *path, out_target **out) {
     *out = t;
     return 0;
   }
-  t->fp = fopen(path, "ab");
+  /* Read as well as appended to: a file deleted while open hands what it held to the reopened
+   * path (target_reopen reads it back). */
+  t->fp = fopen(path, "a+b");
   if (t->fp == NULL) {
     rc = CS_EIO;
     snprintf(o->err, sizeof(o->err),
@@ -486,17 +496,63 @@ static int target_mark(out_target *t, const sink_record *r) {
   return cs_buf_append(&t->marks, &m, sizeof(m));
 }
 
-/* The queue of t is written: its streams' records are durable up to their marks. */
-static void target_marks_done(const outfile *o, out_target *t) {
-  const out_mark *m = (const out_mark *)(const void *)t->marks.data;
-  size_t i, n = t->marks.len / sizeof(*m);
-  for (i = 0; i < n; i++) {
+/* Apply marks (n of them): their streams' records are durable up to them. */
+static void marks_apply(const outfile *o, const out_mark *m, size_t n) {
+  for (size_t i = 0; i < n; i++) {
     if (m[i].stream->durable[o->slot] < m[i].seq) {
       m[i].stream->durable[o->slot] = m[i].seq;
     }
     m[i].stream->held[o->slot] -= m[i].records;
   }
+}
+
+/* The queue of t is written. Into a file at its path its streams' records are durable up to
+ * their marks; into a deleted one only the streams nobody acknowledges are done with (their
+ * records are counted as held, and the acknowledged streams' marks wait in held_marks for
+ * the reopen). Returns 0 or CS_ENOMEM (the marks then stay where they are). */
+static int target_marks_done(const outfile *o, out_target *t) {
+  const out_mark *m = (const out_mark *)(const void *)t->marks.data;
+  size_t i, n = t->marks.len / sizeof(*m);
+  if (t->fate != OUTFILE_FILE_DELETED) {
+    marks_apply(o, m, n);
+    cs_buf_reset(&t->marks);
+    return 0;
+  }
+  for (i = 0; i < n; i++) {
+    const out_mark *last =
+        t->held_marks.len > 0
+            ? (const out_mark *)(const void *)(t->held_marks.data + t->held_marks.len) - 1
+            : NULL;
+    if (!m[i].stream->acked) {
+      marks_apply(o, &m[i], 1);
+    } else if (last != NULL && last->stream == m[i].stream) {
+      out_mark *grown = (out_mark *)(void *)(t->held_marks.data + t->held_marks.len) - 1;
+      grown->seq = m[i].seq;
+      grown->records += m[i].records;
+    } else if (cs_buf_append(&t->held_marks, &m[i], sizeof(m[i])) != 0) {
+      /* The marks before i are applied or held: keep the rest for the next try. */
+      memmove(t->marks.data, m + i, (n - i) * sizeof(*m));
+      t->marks.len = (n - i) * sizeof(*m);
+      return CS_ENOMEM;
+    }
+  }
   cs_buf_reset(&t->marks);
+  return 0;
+}
+
+/* t's file is found deleted: the records written to it since it was opened are lost (they were
+ * acknowledged), and from offset from on what it gets is held (see out_target). */
+static void target_deleted(out_target *t, uint64_t from) {
+  uint64_t gone = t->records - t->records_at_open;
+  t->fate = OUTFILE_FILE_DELETED;
+  t->lost += gone;
+  t->held_from = from;
+  t->held_records = 0;
+  log_error("%s was deleted while the consumer writes it: the %" PRIu64 " records written to "
+            "it since it was opened are gone; the records that come now are not acknowledged "
+            "(their producers keep them) until SIGHUP makes the consumer reopen the path and "
+            "write them there",
+            t->path, gone);
 }
 
 /* Queue one record; see outfile.h. */
@@ -596,13 +652,23 @@ static int target_flush(outfile *o, out_target *t) {
   t->size += n;
   if (n == t->pending.len && fflush(t->fp) == 0 &&
       (!o->fsync || fdatasync(fileno(t->fp)) == 0 || errno == EINVAL)) {
+    struct stat sb;
+    /* A file deleted since the last look: found before its records count as durable (one
+     * fstat a write batch), so that nothing is acknowledged into a file no path leads to. */
+    if (t->fate != OUTFILE_FILE_DELETED && t->fp != stdout && fstat(fileno(t->fp), &sb) == 0 &&
+        sb.st_nlink == 0) {
+      target_deleted(t, t->size - n);
+    }
     cs_buf_reset(&t->pending);
-    target_marks_done(o, t);
     t->records += t->pending_records;
     if (t->fate == OUTFILE_FILE_DELETED) {
-      t->lost += t->pending_records; /* into a file no path leads to */
+      t->held_records += t->pending_records;
     }
     t->pending_records = 0;
+    if (target_marks_done(o, t) != 0) {
+      snprintf(o->err, sizeof(o->err), "%s: out of memory", target_name(t));
+      return CS_ENOMEM;
+    }
     return 0;
   }
   snprintf(o->err, sizeof(o->err), "%s: write failed: %s (%s)", target_name(t), strerror(errno),
@@ -617,6 +683,9 @@ static int target_flush(outfile *o, out_target *t) {
  * (the path leads to another file, or to none while the open file still has a name). */
 static int target_fate(const out_target *t) {
   struct stat open_sb, path_sb;
+  if (t->fp == stdout) {
+    return OUTFILE_FILE_OK; /* no path to look at */
+  }
   if (fstat(fileno(t->fp), &open_sb) == 0 && open_sb.st_nlink == 0) {
     return OUTFILE_FILE_DELETED;
   }
@@ -641,12 +710,13 @@ int outfile_check(outfile *o) {
     }
     changed++;
     if (fate == OUTFILE_FILE_DELETED) {
-      t->lost += t->records - t->records_at_open;
-      log_error("%s was deleted while the consumer writes it: the %" PRIu64 " records written "
-                "to it since it was opened are gone, and so will the next ones be until it is "
-                "reopened (send the consumer SIGHUP to reopen its CSV files, as logrotate does)",
-                t->path, t->records - t->records_at_open);
-    } else if (fate == OUTFILE_FILE_MOVED) {
+      target_deleted(t, t->size);
+      continue;
+    }
+    if (t->fate == OUTFILE_FILE_DELETED) {
+      continue; /* deleted stays deleted until the reopen, whatever the path now leads to */
+    }
+    if (fate == OUTFILE_FILE_MOVED) {
       log_warn("%s was moved or replaced while the consumer writes it: records go on to the "
                "file it was moved to until SIGHUP reopens %s",
                t->path, t->path);
@@ -656,16 +726,42 @@ int outfile_check(outfile *o) {
   return changed;
 }
 
+/* Copy bytes [from, to) of the file open as src to the end of dst. Returns 0 or -1 (errno). */
+static int copy_range(int src, FILE *dst, uint64_t from, uint64_t to) {
+  char buf[65536];
+  while (from < to) {
+    size_t want = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
+    ssize_t n = pread(src, buf, want, (off_t)from);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      if (n == 0) {
+        errno = EIO; /* shorter than written: cut by someone else */
+      }
+      return -1;
+    }
+    if (fwrite(buf, 1, (size_t)n, dst) != (size_t)n) {
+      return -1;
+    }
+    from += (uint64_t)n;
+  }
+  return fflush(dst);
+}
+
 /* Reopen one target at its path (SIGHUP): what is queued is written first; a new, empty file
- * gets the target's header line. Returns 0 or CS_EIO/CS_ENOMEM with o->err set. */
+ * gets the target's header line. A file that was deleted hands over what it held: the bytes
+ * written to it since it was found deleted are copied into the new file, and become durable
+ * there. Standard output stays as it is. Returns 0 or CS_EIO/CS_ENOMEM with o->err set. */
 static int target_reopen(outfile *o, out_target *t) {
   struct stat sb;
   FILE *fp;
   int rc = target_flush(o, t);
-  if (rc != 0) {
+  int handover = t->fate == OUTFILE_FILE_DELETED;
+  if (rc != 0 || t->fp == stdout) {
     return rc;
   }
-  fp = fopen(t->path, "ab");
+  fp = fopen(t->path, "a+b");
   if (fp == NULL || setvbuf(fp, NULL, _IONBF, 0) != 0 || fstat(fileno(fp), &sb) != 0) {
     snprintf(o->err, sizeof(o->err), "%s: cannot reopen for appending: %s (%s)", t->path,
              strerror(errno), outfile_write_hint(errno));
@@ -674,6 +770,26 @@ static int target_reopen(outfile *o, out_target *t) {
     }
     return CS_EIO;
   }
+  int header = sb.st_size == 0 && t->claimed && t->ncolumns > 0;
+  if (handover) {
+    cs_buf head;
+    cs_buf_init(&head);
+    rc = header ? csvout_record(&head, t->columns, t->ncolumns) : 0;
+    if (rc != 0 || (head.len > 0 && fwrite(head.data, 1, head.len, fp) != head.len) ||
+        copy_range(fileno(t->fp), fp, t->held_from, t->size) != 0 ||
+        (o->fsync && fdatasync(fileno(fp)) != 0 && errno != EINVAL) ||
+        fstat(fileno(fp), &sb) != 0) {
+      snprintf(o->err, sizeof(o->err),
+               "%s: cannot write the %" PRIu64 " records it held into the reopened file: %s (%s)",
+               t->path, t->held_records, rc != 0 ? "out of memory" : strerror(errno),
+               outfile_write_hint(errno));
+      cs_buf_free(&head);
+      fclose(fp);
+      return rc != 0 ? rc : CS_EIO;
+    }
+    cs_buf_free(&head);
+    header = 0;
+  }
   if (fclose(t->fp) != 0) {
     log_warn("%s: closing the file it replaced: %s", t->path, strerror(errno));
   }
@@ -681,9 +797,19 @@ static int target_reopen(outfile *o, out_target *t) {
   t->dev = sb.st_dev;
   t->ino = sb.st_ino;
   t->fate = OUTFILE_FILE_OK;
-  t->records_at_open = t->records;
+  t->records_at_open = t->records - t->held_records;
   t->size = (uint64_t)sb.st_size;
-  if (sb.st_size == 0 && t->claimed && t->ncolumns > 0) {
+  if (handover) {
+    const out_mark *m = (const out_mark *)(const void *)t->held_marks.data;
+    if (t->held_records > 0) {
+      log_info("%s: the %" PRIu64 " records written after it was deleted are in the new file",
+               t->path, t->held_records);
+    }
+    marks_apply(o, m, t->held_marks.len / sizeof(*m));
+    cs_buf_reset(&t->held_marks);
+    t->held_records = 0;
+  }
+  if (header) {
     return csvout_record(&t->pending, t->columns, t->ncolumns); /* a new file: its header */
   }
   return 0;
@@ -735,6 +861,19 @@ uint64_t outfile_lost(const outfile *o, size_t i) {
   for (t = o->targets; t != NULL; t = t->next, k++) {
     if (i == SIZE_MAX || i == k) {
       n += t->lost;
+    }
+  }
+  return n;
+}
+
+/* Records held in deleted files; see outfile.h. */
+uint64_t outfile_held(const outfile *o, size_t i) {
+  const out_target *t;
+  uint64_t n = 0;
+  size_t k = 0;
+  for (t = o->targets; t != NULL; t = t->next, k++) {
+    if (i == SIZE_MAX || i == k) {
+      n += t->held_records;
     }
   }
   return n;

@@ -57,23 +57,31 @@ void outfile_set_fsync(outfile *o, int on);
 /* What became of a file the consumer writes (outfile_check). */
 enum outfile_fate { OUTFILE_FILE_OK = 0, OUTFILE_FILE_DELETED = 1, OUTFILE_FILE_MOVED = 2 };
 
-/* Look at every open file: deleted (its records are gone: counted in outfile_lost from now on,
- * and logged as an error), or moved or replaced (logged as a warning: records go on to the
- * moved file). Logs each change once and returns how many changed. */
+/* Look at every open file: deleted (the records acknowledged into it are gone: counted in
+ * outfile_lost, and logged as an error; what it gets from now on is held, not durable, until
+ * outfile_reopen), or moved or replaced (logged as a warning: records go on to the moved
+ * file). Each write batch also looks whether its file was deleted before it counts as durable.
+ * Logs each change once and returns how many changed. */
 int outfile_check(outfile *o);
 
 /* Reopen every file at its path (SIGHUP, as logrotate asks): queued records are written to the
- * old file first, a new empty file gets its header line. Returns 0, or CS_EIO with
- * outfile_error() set (the files that could not be reopened stay as they were). */
+ * old file first, a new empty file gets its header line, and a file that was deleted hands the
+ * records it held to the new one (where they become durable). Standard output is left as it
+ * is. Returns 0, or CS_EIO with outfile_error() set (the files that could not be reopened stay
+ * as they were). */
 int outfile_reopen(outfile *o);
 
 /* File i's size: at open, plus every byte written since (what a checkpoint records). Returns 0,
  * or CS_ERANGE. */
 int outfile_file_size(const outfile *o, size_t i, uint64_t *size);
 
-/* Records written to file i (SIZE_MAX: to all files) after it was deleted or, at the moment it
- * was found deleted, since it was opened: not on disk. */
+/* Records acknowledged into file i (SIZE_MAX: into all files) that was then found deleted:
+ * those written to it between its open and that moment. Not on disk. */
 uint64_t outfile_lost(const outfile *o, size_t i);
+
+/* Records written to file i (SIZE_MAX: to all files) since it was found deleted, not yet
+ * handed to a reopened file: not durable, not acknowledged. */
+uint64_t outfile_held(const outfile *o, size_t i);
 
 size_t outfile_pending_bytes(const outfile *o); /* bytes queued, not yet written */
 uint64_t outfile_records(const outfile *o);     /* records written to disk, all files */

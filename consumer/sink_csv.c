@@ -148,7 +148,7 @@ static int sink_csv_flush(void *self, uint64_t now_us, uint64_t *next_us) {
 /* At the stop: write everything still queued, and say if records went to a deleted file. */
 static int sink_csv_drain(void *self, uint64_t now_us, int give_up, uint64_t *next_us) {
   sink_csv *k = self;
-  uint64_t lost;
+  uint64_t lost, held;
   (void)now_us;
   (void)give_up;
   (void)next_us;
@@ -164,13 +164,19 @@ static int sink_csv_drain(void *self, uint64_t now_us, int give_up, uint64_t *ne
   }
   outfile_check(k->out);
   lost = outfile_lost(k->out, SIZE_MAX);
+  held = outfile_held(k->out, SIZE_MAX);
   if (lost > 0) {
     log_error("%" PRIu64 " records were written to a CSV file that was deleted: they are not on "
               "disk (the summary names the file)",
               lost);
-    return 1;
   }
-  return 0;
+  if (held > 0) {
+    log_error("%" PRIu64 " records came after a CSV file was deleted and are not on disk: they "
+              "were not acknowledged, so their TCP producers still have them (UDP records among "
+              "them are lost); SIGHUP before the stop writes them to a new file",
+              held);
+  }
+  return lost > 0 || held > 0;
 }
 
 /* SIGHUP: reopen the files at their paths (after logrotate moved them, say). */
@@ -181,9 +187,13 @@ static int sink_csv_reopen(void *self) {
     return CS_EIO;
   }
   k->dirty = 1; /* a new file's header is queued */
-  log_info("SIGHUP: reopened %s%s", outfile_path(k->out),
-           outfile_files(k->out) > 1 ? " and its side files" : "");
-  return 0;
+  if (strcmp(outfile_path(k->out), "-") != 0) {
+    log_info("SIGHUP: reopened %s%s", outfile_path(k->out),
+             outfile_files(k->out) > 1 ? " and its side files" : "");
+  } else {
+    log_info("SIGHUP: nothing to reopen (records go to standard output)");
+  }
+  return sink_csv_checkpoint(k); /* records a deleted file held are durable now */
 }
 
 /* Where st's records are as CSV: its own file (a side file, perhaps, or none when it was
@@ -213,18 +223,20 @@ static void sink_csv_report_text(void *self, FILE *out) {
   for (i = 0; outfile_file(k->out, i, &path, &records) == 0; i++) {
     /* --out - is named for people ("-: 3 records written" reads as a typo). */
     const char *name = strcmp(path, "-") == 0 ? "standard output" : path;
-    uint64_t lost = outfile_lost(k->out, i);
-    char m[WORDS_BUF];
+    uint64_t lost = outfile_lost(k->out, i), held = outfile_held(k->out, i);
+    char m[WORDS_BUF], h[WORDS_BUF];
+    fprintf(out, "%s: %s written", name, words_count_of(n, sizeof n, records, "record", "records"));
     if (lost > 0) {
-      fprintf(
-          out,
-          "%s: %s written, %s of them to the file after it was deleted: those are not on disk\n",
-          name, words_count_of(n, sizeof n, records, "record", "records"),
-          words_count(m, sizeof m, lost));
-    } else {
-      fprintf(out, "%s: %s written\n", name,
-              words_count_of(n, sizeof n, records, "record", "records"));
+      fprintf(out,
+              ", %s of them in the file when it was deleted (acknowledged before): those "
+              "are not on disk",
+              words_count(m, sizeof m, lost));
     }
+    if (held > 0) {
+      fprintf(out, "%s %s written after it was deleted and not acknowledged: not on disk either",
+              lost > 0 ? ";" : ",", words_count(h, sizeof h, held));
+    }
+    fputc('\n', out);
   }
   if (nfiles > 1) {
     char files[WORDS_BUF];
@@ -253,12 +265,14 @@ static void sink_csv_report_json(void *self, json_out *j) {
   json_uint(j, "records", k != NULL ? outfile_records(k->out) : 0);
   json_uint(j, "not_written", k != NULL ? outfile_not_written(k->out) : 0);
   json_uint(j, "lost", k != NULL ? outfile_lost(k->out, SIZE_MAX) : 0);
+  json_uint(j, "held", k != NULL ? outfile_held(k->out, SIZE_MAX) : 0);
   json_array_begin(j, "files");
   for (i = 0; k != NULL && outfile_file(k->out, i, &file, &records) == 0; i++) {
     json_object_begin(j, NULL);
     json_string(j, "path", file);
     json_uint(j, "records", records);
     json_uint(j, "lost", outfile_lost(k->out, i));
+    json_uint(j, "held", outfile_held(k->out, i));
     json_object_end(j);
   }
   json_array_end(j);

@@ -168,6 +168,27 @@ class BadInputTest(harness.IntegrationCase):
         self.assertExit(res, 2, "consumer with a directory as --stats-json")
         self.assertIn("--stats-json", res.stderr, res.describe())
 
+    def test_one_file_for_two_outputs_is_a_usage_error_and_nothing_is_touched(self):
+        with open(self.path("kept.csv"), "w") as f:
+            f.write("a,b\n1,2\n")
+        os.mkdir(self.path("sub"))
+        cases = ((["--db", "out9.txt"], "--out and --db"),
+                 (["--out", "kept.csv", "--stats-json", "./kept.csv"], "--out and --stats-json"),
+                 (["--db", "s.db", "--stats-json", "sub/../s.db"], "--db and --stats-json"),
+                 (["--out", "s.db-wal", "--db", "s.db"], "--out and --db's journal"),
+                 (["--out", "q.csv", "--db", "q.csv.progress"], "--out's progress file and --db"),
+                 (["--out", self.path("kept.csv"), "--db", "kept.csv"], "--out and --db"))
+        for args, says in cases:
+            res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port",
+                                    str(harness.free_port())] + args, timeout=10)
+            self.assertExit(res, 2, " ".join(args))
+            self.assertIn(says + " are the same file", res.stderr, res.describe())
+            self.assertNotIn("listening on", res.stderr, res.describe())
+        with open(self.path("kept.csv")) as f:
+            self.assertEqual("a,b\n1,2\n", f.read(), "the file named twice is left alone")
+        made = sorted(n for n in os.listdir(self.dir) if not n.startswith("run-"))
+        self.assertEqual(made, ["kept.csv", "sub"], "no file made by a refused start")
+
     def test_db_in_missing_directory_says_check_directory_and_leaves_no_out_file(self):
         bad = self.path("no", "such", "dir", "x.db")
         port = harness.free_port()

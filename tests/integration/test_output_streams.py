@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import harness
 
@@ -186,6 +187,25 @@ class OutputStreamsTest(harness.IntegrationCase):
         self.assertRegex(res.stderr, r"1 records? not written", res.describe())
         self.assertEqual(res.stats["out"]["path"], "-", res.describe())
         self.assertFalse(os.path.exists(cons.out_path()), "no out9.txt")
+        self.assertNoDashFiles()
+
+    def test_out_dash_is_not_reopened_by_sighup_nor_taken_for_a_moved_file(self):
+        cons = self.consumer("--out", "-")
+        src = self.path("s.csv")
+        rows = [["k", "v"]] + [[str(i), "x"] for i in range(5)]
+        harness.write_csv(src, rows)
+        self.assertExit(self.run_producer(src, cons.port, "tcp", ["--interval", "0"]), 0, "p1")
+        cons.proc.popen.send_signal(signal.SIGHUP)
+        self.assertTrue(harness.wait_until(
+            lambda: "SIGHUP: nothing to reopen" in cons.proc.stderr(), 10), cons.proc.stderr())
+        self.assertExit(self.run_producer(src, cons.port, "tcp", ["--interval", "0",
+                                                                  "--stream", "again"]), 0, "p2")
+        time.sleep(1.3)  # past the once-a-second look at the files
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        got = list(csv.reader(io.StringIO(res.stdout, newline=""), strict=True))
+        self.assertEqual(got, rows + rows[1:], "both streams on standard output, one header")
+        self.assertNotIn("moved or replaced", res.stderr, res.describe())
         self.assertNoDashFiles()
 
     def test_stdout_for_two_outputs_or_a_database_is_a_usage_error(self):

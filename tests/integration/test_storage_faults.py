@@ -1,7 +1,8 @@
 """test_storage_faults.py -- storage that goes away while the consumer writes: a deleted
-out9.txt or database is noticed within about a second, named, counted and ends in exit 1;
-SIGHUP reopens the CSV files (the logrotate convention), and a file moved away and reopened
-loses nothing."""
+out9.txt or database is noticed within about a second (a deleted out9.txt at its next write,
+before anything more is acknowledged), named, counted and ends in exit 1; SIGHUP reopens the CSV
+files (the logrotate convention) and hands what a deleted file held to the new one, and a file
+moved away and reopened loses nothing."""
 
 import os
 import signal
@@ -39,13 +40,40 @@ class StorageFaultTest(harness.IntegrationCase):
         self.assertExit(res, 1, "consumer after its out9.txt was deleted")
         after = harness.read_csv(cons.out_path())
         self.assertEqual(["id", "value"], after[0], "the new out9.txt starts with the header")
-        self.assertGreater(len(after), 1, "records after the SIGHUP are in the new file")
-        self.assertEqual(rows[-1], after[-1])
         lost = res.stats["out"]["lost"]
-        # Everything written before the reopen went to the deleted file.
-        self.assertEqual(len(rows) - 1, lost + len(after) - 1, res.describe())
+        self.assertGreater(lost, 0, res.describe())
+        # What the deleted file had when it went is gone; every record after it is in the new
+        # file, once and in order: those written to the deleted file before the SIGHUP were
+        # held (not acknowledged) and handed over.
+        self.assertEqual(rows[1 + lost:], after[1:], res.describe())
+        self.assertEqual(0, res.stats["out"]["held"], res.describe())
         self.assertIn("records were written to a CSV file that was deleted", res.stderr)
-        self.assertIn("of them to the file after it was deleted", res.stdout)
+        self.assertIn("in the file when it was deleted (acknowledged before)", res.stdout)
+        self.assertIn("written after it was deleted are in the new file", res.stderr)
+
+    def test_deleted_out9_holds_the_acknowledgements(self):
+        """Records that go into a deleted out9.txt are not acknowledged: without a SIGHUP the
+        producer still has them at the end, says so and exits 1, and the consumer too."""
+        src, rows = self.source(400)
+        cons = self.consumer("--tcp", protocols=("tcp",))
+        prod = self.start_producer(src, cons.port, "tcp", ["--rate", "200"])
+        harness.wait_for_rows(cons.out_path(), 100, 10)
+        os.remove(cons.out_path())
+        self.wait_log(cons, "out9.txt was deleted while the consumer writes it")
+        harness.wait_until(lambda: "stream src ended" in cons.proc.stderr(), 10)
+        time.sleep(0.5)
+        res = cons.stop()
+        res_p = self.finish_producer(prod, timeout=30)
+        self.assertExit(res, 1, "consumer after its out9.txt was deleted")
+        self.assertExit(res_p, 1, "producer whose last records were never acknowledged")
+        out = res.stats["out"]
+        self.assertGreater(out["held"], 0, res.describe())
+        self.assertEqual(len(rows) - 1, out["lost"] + out["held"], res.describe())
+        self.assertIn("came after a CSV file was deleted and are not on disk", res.stderr)
+        acked = res_p.stats["acked"]
+        self.assertEqual(out["lost"], acked,
+                         "only what was in the file when it was deleted was acknowledged: "
+                         + res_p.describe())
 
     def test_moved_out9_and_sighup_lose_nothing(self):
         src, rows = self.source(400)
