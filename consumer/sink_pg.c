@@ -54,6 +54,7 @@ const sink_ops sink_pg_ops = {
 #include "buf.h"
 #include "fields.h"
 #include "rowq.h"
+#include "sink_pg_names.h"
 #include "words.h"
 
 #define PG_BATCH_ROWS 100000       /* rows per transaction at most */
@@ -560,6 +561,42 @@ static pg_table *pg_table_for(sink_pg *p, sink_stream *st) {
   p->tables = t;
   st->slot[p->env.slot] = t;
   return t;
+}
+
+int sink_pg_column_names(const cs_field *header, size_t n, const char *const *adopted,
+                         size_t nadopted, size_t width, char ***names, size_t *count) {
+  sink_pg *p = calloc(1, sizeof *p);
+  sink_stream st;
+  pg_table *t = NULL;
+  int rc = CS_ENOMEM;
+  memset(&st, 0, sizeof st);
+  st.name = "";
+  st.columns = header;
+  st.ncolumns = n;
+  if (p == NULL || (t = pg_table_for(p, &st)) == NULL) {
+    goto done;
+  }
+  for (size_t i = 0; i < nadopted; i++) {
+    if (pg_table_add_col(t, adopted[i]) != 0) {
+      goto done;
+    }
+  }
+  if (pg_table_widen(t, width) != 0) {
+    goto done;
+  }
+  *names = t->cols;
+  *count = t->ncols;
+  t->cols = NULL;
+  t->ncols = 0;
+  rc = 0;
+done:
+  pg_table_free(t);
+  free(p);
+  return rc;
+}
+
+char *sink_pg_table_candidate(const char *stream, unsigned long k) {
+  return pg_name_numbered(stream, k);
 }
 
 /* Append an identifier in double quotes. */
