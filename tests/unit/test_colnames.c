@@ -321,9 +321,9 @@ static void test_pg_names(void **state) {
   }
 }
 
-/* Extra columns of a table in the database: bytes that are not UTF-8 become '_' (as a
- * database in SQL_ASCII could hold them), and the columns added beside them are made unique
- * against them. */
+/* Extra columns of a table in the database go through the same repair and cut as a header's
+ * names (a name with bytes that are not UTF-8, which a SQL_ASCII database could hold, comes out
+ * with '_': pinned as it is), and the columns added beside them are made unique against them. */
 static void test_pg_adopted_names(void **state) {
   char got[1024];
   const cs_field header[] = {F("a")};
