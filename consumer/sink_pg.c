@@ -52,8 +52,10 @@ const sink_ops sink_pg_ops = {
 #include <uv.h>
 
 #include "buf.h"
+#include "colnames.h"
 #include "fields.h"
 #include "rowq.h"
+#include "sink_pg_names.h"
 #include "words.h"
 
 #define PG_BATCH_ROWS 100000       /* rows per transaction at most */
@@ -73,14 +75,27 @@ const sink_ops sink_pg_ops = {
 #define PG_MAX_COLUMNS 1600 /* PostgreSQL's column limit per table */
 #define PG_PROGRESS_TABLE "_csvstream_progress"
 
-static const char *const pg_meta_names[] = {"_producer", "_protocol",    "_seq",
-                                            "_sent_us",  "_received_us", "_peer"};
+/* Names no value column may have: the metadata columns every table carries after the CSV's own
+ * (the first PG_NMETA, pg_meta_names), then the system columns PostgreSQL keeps for itself in
+ * every table. */
+static const char *const pg_reserved_names[] = {"_producer",    "_protocol", "_seq",     "_sent_us",
+                                                "_received_us", "_peer",     "tableoid", "xmin",
+                                                "cmin",         "xmax",      "cmax",     "ctid"};
+static const char *const *const pg_meta_names = pg_reserved_names;
 static const char *const pg_meta_types[] = {
     "text COLLATE \"C\"", "text", "bigint", "bigint", "bigint", "text"};
 #define PG_NMETA 6
-/* Column names PostgreSQL keeps for itself in every table. */
-static const char *const pg_system_names[] = {"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"};
-#define PG_NSYSTEM 6
+
+/* PostgreSQL's rules for names: compared byte for byte, at most 63 bytes, never a reserved
+ * name; bytes that are not UTF-8 (and NULs) become '_'. */
+static const colnames_policy pg_colnames = {.compare = strcmp,
+                                            .max_bytes = PG_NAME_MAX,
+                                            .reserved = pg_reserved_names,
+                                            .nreserved = sizeof pg_reserved_names /
+                                                         sizeof pg_reserved_names[0],
+                                            .repair = COLNAMES_REPAIR_UNDERSCORE,
+                                            .name_realloc = realloc,
+                                            .name_free = free};
 
 enum pg_state {
   PG_DOWN,       /* no connection: the next attempt is at retry_us */
@@ -99,8 +114,7 @@ typedef struct pg_table {
   size_t nheader;
   cs_field *header; /* the raw header, for matching later streams */
   char *header_data;
-  char **cols; /* value column names: header names made safe, then extra_N / column_N */
-  size_t ncols, cols_cap;
+  colnames cols;     /* value column names: header names made safe, then extra_N / column_N */
   size_t max_fields; /* widest row queued before the table had its name */
   char *name;        /* the table's name, NULL until the catalog was read */
   int created;       /* exists in the database with ncols_db of its value columns */
@@ -378,60 +392,6 @@ static int pg_text_ok(const unsigned char *s, size_t n) {
   return 1;
 }
 
-/* A name for PostgreSQL: NULs and bytes that are not UTF-8 become '_', cut to at most max bytes
- * on a character boundary. Returns a malloc'd string or NULL. */
-static char *pg_name_make(const char *data, size_t n, size_t max) {
-  char *out = malloc(n + 1);
-  size_t o = 0, i = 0;
-  if (out == NULL) {
-    return NULL;
-  }
-  while (i < n) {
-    size_t k = 1;
-    unsigned c = (unsigned char)data[i];
-    if (c >= 0x80) {
-      k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-      if (i + k > n || !pg_text_ok((const unsigned char *)data + i, k)) {
-        k = 0;
-      }
-    } else if (c == 0) {
-      k = 0;
-    }
-    if (k == 0) {
-      if (o + 1 > max) {
-        break;
-      }
-      out[o++] = '_';
-      i++;
-      continue;
-    }
-    if (o + k > max) {
-      break;
-    }
-    memcpy(out + o, data + i, k);
-    o += k;
-    i += k;
-  }
-  out[o] = '\0';
-  return out;
-}
-
-/* base with "_k" (k > 1) at the end, base cut so that the whole fits PostgreSQL's limit. */
-static char *pg_name_numbered(const char *base, unsigned long k) {
-  char suffix[24];
-  size_t slen = k > 1 ? (size_t)snprintf(suffix, sizeof suffix, "_%lu", k) : 0;
-  char *cut = pg_name_make(base, strlen(base), PG_NAME_MAX - slen);
-  if (cut == NULL || slen == 0) {
-    return cut;
-  }
-  char *out = malloc(strlen(cut) + slen + 1);
-  if (out != NULL) {
-    sprintf(out, "%s%s", cut, suffix);
-  }
-  free(cut);
-  return out;
-}
-
 static int pg_is_meta(const char *name) {
   for (size_t i = 0; i < PG_NMETA; i++) {
     if (strcmp(name, pg_meta_names[i]) == 0) {
@@ -441,70 +401,11 @@ static int pg_is_meta(const char *name) {
   return 0;
 }
 
-/* May a value column be called name, beside t's first n columns? */
-static int pg_col_free(const pg_table *t, size_t n, const char *name) {
-  if (pg_is_meta(name)) {
-    return 0;
-  }
-  for (size_t i = 0; i < PG_NSYSTEM; i++) {
-    if (strcmp(name, pg_system_names[i]) == 0) {
-      return 0;
-    }
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (strcmp(t->cols[i], name) == 0) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
-/* Append a value column named after base (cut to 63 bytes, made unique: base_2 ...). Returns 0
- * or CS_ENOMEM. */
-static int pg_table_add_col(pg_table *t, const char *base) {
-  if (t->ncols == t->cols_cap) {
-    size_t cap = t->cols_cap ? t->cols_cap * 2 : 16;
-    char **cols = realloc(t->cols, cap * sizeof *cols);
-    if (cols == NULL) {
-      return CS_ENOMEM;
-    }
-    t->cols = cols;
-    t->cols_cap = cap;
-  }
-  for (unsigned long k = 1;; k++) {
-    char *cand = pg_name_numbered(base, k);
-    if (cand == NULL) {
-      return CS_ENOMEM;
-    }
-    if (pg_col_free(t, t->ncols, cand)) {
-      t->cols[t->ncols++] = cand;
-      return 0;
-    }
-    free(cand);
-  }
-}
-
-/* Grow t's value columns to n: extra_N beyond a header, column_N without one. */
-static int pg_table_widen(pg_table *t, size_t n) {
-  while (t->ncols < n) {
-    char base[64];
-    snprintf(base, sizeof base, "%s_%zu", t->nheader ? "extra" : "column",
-             t->ncols - t->nheader + 1);
-    if (pg_table_add_col(t, base) != 0) {
-      return CS_ENOMEM;
-    }
-  }
-  return 0;
-}
-
 static void pg_table_free(pg_table *t) {
   if (t == NULL) {
     return;
   }
-  for (size_t i = 0; i < t->ncols; i++) {
-    free(t->cols[i]);
-  }
-  free(t->cols);
+  colnames_free(&t->cols);
   free(t->name);
   free(t->stream_name);
   free(t->header);
@@ -534,22 +435,16 @@ static pg_table *pg_table_for(sink_pg *p, sink_stream *st) {
     pg_table_free(t);
     return NULL;
   }
+  colnames_init(&t->cols, &pg_colnames);
   cs_buf_init(&t->copy);
   cs_buf_init(&t->pre);
   t->binary = 1; /* until an adopted table's columns say otherwise */
   t->nheader = st->ncolumns;
   log_escape(t->stream_label, sizeof t->stream_label, st->name, strlen(st->name));
   for (size_t i = 0; i < t->nheader; i++) {
-    char *base;
-    int rc;
-    if (st->columns[i].len == 0) {
-      char num[40];
-      snprintf(num, sizeof num, "column_%zu", i + 1);
-      base = strdup(num);
-    } else {
-      base = pg_name_make(st->columns[i].data, st->columns[i].len, PG_NAME_MAX);
-    }
-    rc = base != NULL ? pg_table_add_col(t, base) : CS_ENOMEM;
+    char *base =
+        colnames_wanted(&pg_colnames, st->columns[i].data, st->columns[i].len, i + 1, NULL);
+    int rc = base != NULL ? colnames_add(&t->cols, base) : CS_ENOMEM;
     free(base);
     if (rc != 0) {
       pg_table_free(t);
@@ -560,6 +455,42 @@ static pg_table *pg_table_for(sink_pg *p, sink_stream *st) {
   p->tables = t;
   st->slot[p->env.slot] = t;
   return t;
+}
+
+int sink_pg_column_names(const cs_field *header, size_t n, const char *const *adopted,
+                         size_t nadopted, size_t width, char ***names, size_t *count) {
+  sink_pg *p = calloc(1, sizeof *p);
+  sink_stream st;
+  pg_table *t = NULL;
+  int rc = CS_ENOMEM;
+  memset(&st, 0, sizeof st);
+  st.name = "";
+  st.columns = header;
+  st.ncolumns = n;
+  if (p == NULL || (t = pg_table_for(p, &st)) == NULL) {
+    goto done;
+  }
+  for (size_t i = 0; i < nadopted; i++) {
+    if (colnames_add(&t->cols, adopted[i]) != 0) {
+      goto done;
+    }
+  }
+  if (colnames_widen(&t->cols, t->nheader, width) != 0) {
+    goto done;
+  }
+  /* The names are handed over: the list forgets them. */
+  *names = t->cols.names;
+  *count = t->cols.n;
+  colnames_init(&t->cols, &pg_colnames);
+  rc = 0;
+done:
+  pg_table_free(t);
+  free(p);
+  return rc;
+}
+
+char *sink_pg_table_candidate(const char *stream, unsigned long k) {
+  return colnames_numbered(&pg_colnames, stream, k);
 }
 
 /* Append an identifier in double quotes. */
@@ -709,12 +640,12 @@ static int pg_copy_line(sink_pg *p, const pg_table *t, cs_buf *b, const sink_str
                         uint64_t seq, uint64_t sent_us, uint64_t received_us, size_t nfields,
                         const cs_field *fields) {
   static const char header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
-  size_t room = 4 * t->ncols + 3 * 21 + sizeof header + 2;
+  size_t room = 4 * t->cols.n + 3 * 21 + sizeof header + 2;
   char *o;
   if (pg_meta_make(p, st, t->binary) != 0) {
     return CS_ENOMEM;
   }
-  for (size_t i = 0; i < nfields && i < t->ncols; i++) {
+  for (size_t i = 0; i < nfields && i < t->cols.n; i++) {
     room += 2 * fields[i].len;
   }
   room += p->meta_head.len + p->meta_tail.len;
@@ -727,10 +658,10 @@ static int pg_copy_line(sink_pg *p, const pg_table *t, cs_buf *b, const sink_str
       memcpy(o, header, sizeof header);
       o += sizeof header;
     }
-    uint32_t n = (uint32_t)(t->ncols + PG_NMETA);
+    uint32_t n = (uint32_t)(t->cols.n + PG_NMETA);
     *o++ = (char)(n >> 8);
     *o++ = (char)n;
-    for (size_t i = 0; i < t->ncols; i++) {
+    for (size_t i = 0; i < t->cols.n; i++) {
       o = i < nfields ? pg_bin_field(o, fields[i].data, fields[i].len) : pg_be32(o, UINT32_MAX);
     }
     memcpy(o, p->meta_head.data, p->meta_head.len);
@@ -739,7 +670,7 @@ static int pg_copy_line(sink_pg *p, const pg_table *t, cs_buf *b, const sink_str
     o = pg_bin_u64(o, sent_us);
     o = pg_bin_u64(o, received_us);
   } else {
-    for (size_t i = 0; i < t->ncols; i++) {
+    for (size_t i = 0; i < t->cols.n; i++) {
       if (i < nfields) {
         o = pg_copy_text(o, fields[i].data, fields[i].len);
       } else {
@@ -765,8 +696,8 @@ static int pg_copy_line(sink_pg *p, const pg_table *t, cs_buf *b, const sink_str
 /* The column list of t: its value columns, then the metadata. */
 static void pg_col_list(cs_buf *b, const pg_table *t) {
   cs_buf_append_byte(b, '(');
-  for (size_t i = 0; i < t->ncols; i++) {
-    pg_ident(b, t->cols[i]);
+  for (size_t i = 0; i < t->cols.n; i++) {
+    pg_ident(b, t->cols.names[i]);
     cs_buf_append(b, ", ", 2);
   }
   for (size_t i = 0; i < PG_NMETA; i++) {
@@ -1110,7 +1041,7 @@ static int pg_pre_line(sink_pg *p, const rowq_row *row) {
   if (p->pre_rows >= PG_BATCH_ROWS || p->pre_bytes >= PG_BATCH_BYTES) {
     return 1;
   }
-  if (t->pre_rows > 0 && (t->pre_ncols != t->ncols || t->pre_binary != t->binary)) {
+  if (t->pre_rows > 0 && (t->pre_ncols != t->cols.n || t->pre_binary != t->binary)) {
     pg_pre_drop(p);
     return -1;
   }
@@ -1127,7 +1058,7 @@ static int pg_pre_line(sink_pg *p, const rowq_row *row) {
     }
     p->pre_tables[p->npre++] = t;
     t->in_pre = 1;
-    t->pre_ncols = t->ncols;
+    t->pre_ncols = t->cols.n;
     t->pre_binary = t->binary;
   }
   if (pg_copy_line(p, t, &t->pre, row->stream, row->seq, row->sent_us, row->received_us,
@@ -1229,7 +1160,7 @@ static int pg_naming_start(sink_pg *p) {
     t->in_batch = 1; /* asked about once */
     any = 1;
     for (unsigned long n = 1; n <= PG_NAME_TRIES; n++) {
-      char *cand = pg_name_numbered(t->stream_name, n);
+      char *cand = colnames_numbered(&pg_colnames, t->stream_name, n);
       if (cand == NULL) {
         continue;
       }
@@ -1275,14 +1206,15 @@ static int pg_col_type_ours(const char *name, const char *ty) {
  * extra columns, and COPY binary data into it when every column has the sink's type. */
 static int pg_table_adopt(pg_table *t, char **fcols, char **ftypes, size_t nf) {
   size_t nmeta = 0, nval = 0;
-  const char *prefix = t->nheader ? "extra_" : "column_";
+  const char *prefix = colnames_extra_prefix(t->nheader);
+  size_t plen = strlen(prefix);
   for (size_t i = 0; i < nf; i++) {
     if (pg_is_meta(fcols[i])) {
       nmeta++;
       continue;
     }
-    if (nval < t->nheader ? strcmp(fcols[i], t->cols[nval]) != 0
-                          : strncmp(fcols[i], prefix, strlen(prefix)) != 0) {
+    if (nval < t->nheader ? strcmp(fcols[i], t->cols.names[nval]) != 0
+                          : strncmp(fcols[i], prefix, plen) != 0 || fcols[i][plen] != '_') {
       return 0;
     }
     nval++;
@@ -1291,12 +1223,12 @@ static int pg_table_adopt(pg_table *t, char **fcols, char **ftypes, size_t nf) {
     return 0;
   }
   for (size_t i = 0, v = 0; i < nf; i++) {
-    if (!pg_is_meta(fcols[i]) && v++ >= t->nheader && pg_table_add_col(t, fcols[i]) != 0) {
+    if (!pg_is_meta(fcols[i]) && v++ >= t->nheader && colnames_add(&t->cols, fcols[i]) != 0) {
       return -1;
     }
   }
   t->created = 1;
-  t->ncols_db = t->ncols;
+  t->ncols_db = t->cols.n;
   t->binary = 1;
   for (size_t i = 0; i < nf; i++) {
     if (!pg_col_type_ours(fcols[i], ftypes[i])) {
@@ -1315,7 +1247,7 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
     }
     int taken_why = 0;
     for (unsigned long k = 1; k <= PG_NAME_TRIES && t->name == NULL; k++) {
-      char *cand = pg_name_numbered(t->stream_name, k);
+      char *cand = colnames_numbered(&pg_colnames, t->stream_name, k);
       int used = 0, found = 0, fits = 0;
       char **fcols = NULL, **ftypes = NULL;
       size_t nf = 0;
@@ -1373,7 +1305,7 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
         } else {
           log_info("stream '%s' -> table '%s' in %s", t->stream_label, t->name_label, p->shown);
         }
-        if (pg_table_widen(t, t->max_fields) != 0) {
+        if (colnames_widen(&t->cols, t->nheader, t->max_fields) != 0) {
           return -1;
         }
         break;
@@ -1512,7 +1444,7 @@ static int pg_batch_start(sink_pg *p) {
   pg_pre_catch_up(p, PG_BATCH_ROWS); /* a whole batch, when that many rows wait */
   int pre_ok = p->pre_valid && p->pre_rows > 0;
   for (size_t i = 0; pre_ok && i < p->npre; i++) {
-    pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->ncols &&
+    pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->cols.n &&
              p->pre_tables[i]->pre_binary == p->pre_tables[i]->binary;
   }
   if (pre_ok && p->npre > p->segs_cap) {
@@ -1616,8 +1548,8 @@ static int pg_batch_start(sink_pg *p) {
     cs_buf_append(&sql, "CREATE TABLE IF NOT EXISTS ", 27);
     pg_ident(&sql, t->name);
     cs_buf_append(&sql, " (", 2);
-    for (size_t c = 0; c < t->ncols; c++) {
-      pg_ident(&sql, t->cols[c]);
+    for (size_t c = 0; c < t->cols.n; c++) {
+      pg_ident(&sql, t->cols.names[c]);
       cs_buf_append(&sql, " text, ", 7);
     }
     for (size_t c = 0; c < PG_NMETA; c++) {
@@ -1627,21 +1559,21 @@ static int pg_batch_start(sink_pg *p) {
       cs_buf_append(&sql, c + 1 < PG_NMETA ? " NOT NULL, " : " NOT NULL);\n",
                     c + 1 < PG_NMETA ? 11 : 12);
     }
-    t->ncols_tx = t->ncols;
+    t->ncols_tx = t->cols.n;
   }
   if (p->nmarks > 0) {
     pg_progress_lock_sql(p, &sql);
   }
   for (size_t i = 0; i < p->nsegs; i++) {
     pg_table *t = p->segs[i];
-    for (size_t c = t->ncols_tx; c < t->ncols; c++) {
+    for (size_t c = t->ncols_tx; c < t->cols.n; c++) {
       cs_buf_append(&sql, "ALTER TABLE ", 12);
       pg_ident(&sql, t->name);
       cs_buf_append(&sql, " ADD COLUMN IF NOT EXISTS ", 26);
-      pg_ident(&sql, t->cols[c]);
+      pg_ident(&sql, t->cols.names[c]);
       cs_buf_append(&sql, " text;\n", 7);
     }
-    t->ncols_tx = t->ncols;
+    t->ncols_tx = t->cols.n;
     if (p->batch_safe) {
       char stage[40];
       snprintf(stage, sizeof stage, "_csvstream_stage_%zu", i + 1);
@@ -2181,7 +2113,8 @@ static int sink_pg_add(void *self, const sink_record *r) {
     p->failed = 1;
     return CS_ENOMEM;
   }
-  if ((t->name != NULL && pg_table_widen(t, r->nfields) != 0) || rowq_push(p->rows, r, t) != 0) {
+  if ((t->name != NULL && colnames_widen(&t->cols, t->nheader, r->nfields) != 0) ||
+      rowq_push(p->rows, r, t) != 0) {
     log_error("database %s: out of memory; stopping", p->shown);
     p->failed = 1;
     return CS_ENOMEM;

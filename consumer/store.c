@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "colnames.h"
 #include "error.h"
 #include "fields.h"
 #include "log.h"
@@ -30,6 +31,20 @@ static const char *const store_meta_types[] = {"TEXT",    "TEXT",    "INTEGER",
                                                "INTEGER", "INTEGER", "TEXT"};
 #define STORE_NMETA 6
 
+/* SQLite's rules for value column names: compared without regard to ASCII case, any length,
+ * never a metadata column's name; bytes that are not UTF-8 read as Windows-1252. The names are
+ * SQLite's allocations (sqlite3_free), whose failures the tests inject. */
+static void *store_name_realloc(void *p, size_t n) {
+  return sqlite3_realloc64(p, n);
+}
+static const colnames_policy store_colnames = {.compare = sqlite3_stricmp,
+                                               .max_bytes = 0,
+                                               .reserved = store_meta_names,
+                                               .nreserved = STORE_NMETA,
+                                               .repair = COLNAMES_REPAIR_CP1252,
+                                               .name_realloc = store_name_realloc,
+                                               .name_free = sqlite3_free};
+
 typedef struct store_progress_entry store_progress_entry;
 
 /* One table in the database, shared by every stream of the same name and header. */
@@ -43,11 +58,10 @@ typedef struct store_table {
   /* Why the table is not named after the stream ("" if it is): said in the one line that
    * maps the stream to its table. */
   char route_note[LOG_ESCAPE_BUF + 64];
-  size_t nheader;    /* header columns (0 without a header) */
-  cs_field *header;  /* copy of the raw header (cs_fields_copy), for matching later streams */
-  char *header_data; /* bytes the header copy points into */
-  char **cols;       /* value column names: header names, then extra_N / column_N */
-  size_t ncols, cols_cap;
+  size_t nheader;       /* header columns (0 without a header) */
+  cs_field *header;     /* copy of the raw header (cs_fields_copy), for matching later streams */
+  char *header_data;    /* bytes the header copy points into */
+  colnames cols;        /* value column names: header names, then extra_N / column_N */
   size_t max_fields;    /* most values in a row queued before the table had its name */
   size_t ncols_db;      /* value columns that exist in the database (committed) */
   int created;          /* the table exists in the database (committed) */
@@ -169,26 +183,6 @@ static char *store_name_dup(const char *data, size_t n) {
   return p;
 }
 
-/* store_name_dup of a name made valid UTF-8 (every byte that is not read as Windows-1252, so
- * that every client can read the schema); *repaired says whether it had to be. NULL when out of
- * memory. */
-static char *store_name_utf8(const char *data, size_t n, int *repaired) {
-  cs_buf fixed;
-  char *p;
-  *repaired = !utf8_valid(data, n);
-  if (!*repaired) {
-    return store_name_dup(data, n);
-  }
-  cs_buf_init(&fixed);
-  if (utf8_repair(data, n, &fixed, NULL) != 0) {
-    cs_buf_free(&fixed);
-    return NULL;
-  }
-  p = store_name_dup(fixed.data, fixed.len);
-  cs_buf_free(&fixed);
-  return p;
-}
-
 /* Is name one of the metadata columns (case-insensitive, as SQLite compares names)? */
 static int store_is_meta(const char *name) {
   for (size_t i = 0; i < STORE_NMETA; i++) {
@@ -199,53 +193,6 @@ static int store_is_meta(const char *name) {
   return 0;
 }
 
-/* Is name free among the first n names of cols and the metadata columns? */
-static int store_name_free(char *const *cols, size_t n, const char *name) {
-  if (store_is_meta(name)) {
-    return 0;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (sqlite3_stricmp(cols[i], name) == 0) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
-/* A column name based on base that is free among cols[0..n) and the metadata: base itself, or
- * base_2, base_3 ... Returns a sqlite3_malloc'd string, or NULL when out of memory. */
-static char *store_unique_name(char *const *cols, size_t n, const char *base) {
-  if (store_name_free(cols, n, base)) {
-    return sqlite3_mprintf("%s", base);
-  }
-  for (unsigned long k = 2;; k++) {
-    char *cand = sqlite3_mprintf("%s_%lu", base, k);
-    if (cand == NULL || store_name_free(cols, n, cand)) {
-      return cand;
-    }
-    sqlite3_free(cand);
-  }
-}
-
-/* Append a value column named after base (made unique) to t. Returns 0 or CS_ENOMEM. */
-static int store_table_add_col(store_table *t, const char *base) {
-  if (t->ncols == t->cols_cap) {
-    size_t cap = t->cols_cap ? t->cols_cap * 2 : 16;
-    char **cols = realloc(t->cols, cap * sizeof *cols);
-    if (cols == NULL) {
-      return CS_ENOMEM;
-    }
-    t->cols = cols;
-    t->cols_cap = cap;
-  }
-  char *name = store_unique_name(t->cols, t->ncols, base);
-  if (name == NULL) {
-    return CS_ENOMEM;
-  }
-  t->cols[t->ncols++] = name;
-  return 0;
-}
-
 /* Free a table and its cached statement. Accepts NULL. */
 static void store_table_free(store_table *t) {
   if (t == NULL) {
@@ -253,34 +200,12 @@ static void store_table_free(store_table *t) {
   }
   sqlite3_finalize(t->insert);
   sqlite3_finalize(t->insert_many);
-  for (size_t i = 0; i < t->ncols; i++) {
-    sqlite3_free(t->cols[i]);
-  }
-  free(t->cols);
+  colnames_free(&t->cols);
   free(t->name);
   free(t->stream_name);
   free(t->header);
   free(t->header_data);
   free(t);
-}
-
-/* Prefix of the extra columns: beyond a header "extra_N", without one "column_N". */
-static const char *store_extra_prefix(const store_table *t) {
-  return t->nheader ? "extra" : "column";
-}
-
-/* Grow t's value columns to hold n values (new names only; the DDL runs in store_flush).
- * Returns 0 or CS_ENOMEM. */
-static int store_table_widen(store_table *t, size_t n) {
-  while (t->ncols < n) {
-    char base[64];
-    snprintf(base, sizeof base, "%s_%zu", store_extra_prefix(t), t->ncols - t->nheader + 1);
-    int rc = store_table_add_col(t, base);
-    if (rc) {
-      return rc;
-    }
-  }
-  return 0;
 }
 
 /* A new in-memory table for stream st: header copied, column names made unique and non-empty.
@@ -292,6 +217,7 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
     goto fail;
   }
   t->owner = s;
+  colnames_init(&t->cols, &store_colnames);
   t->stream_name = store_name_dup(st->name, strlen(st->name));
   if (t->stream_name == NULL) {
     goto fail;
@@ -303,29 +229,23 @@ static int store_table_new(store *s, const sink_stream *st, store_table **out) {
     goto fail;
   }
   for (size_t i = 0; i < t->nheader; i++) {
-    char *base;
-    if (st->columns[i].len == 0) {
-      base = sqlite3_mprintf("column_%llu", (unsigned long long)(i + 1));
-    } else {
-      int repaired = 0;
-      char *raw = store_name_utf8(st->columns[i].data, st->columns[i].len, &repaired);
-      base = raw ? sqlite3_mprintf("%s", raw) : NULL;
-      if (raw != NULL && repaired) {
-        char was[LOG_ESCAPE_BUF], now[LOG_ESCAPE_BUF];
-        log_warn("stream '%s': the name of column %zu, '%s', is not valid UTF-8; in %s it is '%s' "
-                 "(each byte that is not UTF-8 read as Windows-1252)",
-                 t->stream_label, i + 1,
-                 log_escape(was, sizeof was, st->columns[i].data, st->columns[i].len), s->path,
-                 log_escape(now, sizeof now, raw, strlen(raw)));
-      }
-      free(raw);
-    }
+    int repaired = 0;
+    char *base =
+        colnames_wanted(&store_colnames, st->columns[i].data, st->columns[i].len, i + 1, &repaired);
     /* rc is 0 here (the step before succeeded): set it, or the caller sees success. */
     if (base == NULL) {
       rc = CS_ENOMEM;
       goto fail;
     }
-    rc = store_table_add_col(t, base);
+    if (repaired) {
+      char was[LOG_ESCAPE_BUF], now[LOG_ESCAPE_BUF];
+      log_warn("stream '%s': the name of column %zu, '%s', is not valid UTF-8; in %s it is '%s' "
+               "(each byte that is not UTF-8 read as Windows-1252)",
+               t->stream_label, i + 1,
+               log_escape(was, sizeof was, st->columns[i].data, st->columns[i].len), s->path,
+               log_escape(now, sizeof now, base, strlen(base)));
+    }
+    rc = colnames_add(&t->cols, base);
     sqlite3_free(base);
     if (rc) {
       goto fail;
@@ -352,7 +272,7 @@ static int store_table_adopt(store_table *t, char *const *fcols, size_t nf, int 
   int rc;
   *state = 2;
   size_t nmeta = 0, nval = 0;
-  const char *prefix = store_extra_prefix(t);
+  const char *prefix = colnames_extra_prefix(t->nheader);
   size_t plen = strlen(prefix);
   for (size_t i = 0; i < nf; i++) {
     if (store_is_meta(fcols[i])) {
@@ -360,7 +280,7 @@ static int store_table_adopt(store_table *t, char *const *fcols, size_t nf, int 
       continue;
     }
     if (nval < t->nheader) {
-      if (strcmp(fcols[i], t->cols[nval]) != 0) {
+      if (strcmp(fcols[i], t->cols.names[nval]) != 0) {
         return 0;
       }
     } else if (sqlite3_strnicmp(fcols[i], prefix, (int)plen) != 0 || fcols[i][plen] != '_') {
@@ -379,12 +299,12 @@ static int store_table_adopt(store_table *t, char *const *fcols, size_t nf, int 
     if (v++ < t->nheader) {
       continue;
     }
-    rc = store_table_add_col(t, fcols[i]);
+    rc = colnames_add(&t->cols, fcols[i]);
     if (rc) {
       return rc;
     }
   }
-  t->ncols_db = t->ncols;
+  t->ncols_db = t->cols.n;
   t->created = 1;
   *state = 1;
   return 0;
@@ -481,10 +401,7 @@ static int store_table_choose_name(store *s, store_table *t) {
   int rc = 0;
   if (!utf8_valid(base, strlen(base))) {
     /* A stream named after a file whose name is not UTF-8: the table's name is made valid. */
-    int repaired = 0;
-    char *fixed = store_name_utf8(base, strlen(base), &repaired);
-    prefixed = fixed != NULL ? sqlite3_mprintf("%s", fixed) : NULL;
-    free(fixed);
+    prefixed = colnames_text(&store_colnames, base, strlen(base), NULL);
     if (prefixed == NULL) {
       return CS_ENOMEM;
     }
@@ -872,7 +789,7 @@ int store_add(store *s, const sink_record *r) {
   /* Before it has its name the table may still adopt the extra columns of a table in the file
    * (store_table_name_now): until then only the width is noted. */
   if (t->name) {
-    rc = store_table_widen(t, r->nfields);
+    rc = colnames_widen(&t->cols, t->nheader, r->nfields);
   } else if (r->nfields > t->max_fields) {
     t->max_fields = r->nfields;
   }
@@ -953,7 +870,7 @@ static int store_table_name_now(store *s, store_table *t) {
   }
   t->created_tx = t->created;
   t->ncols_tx = t->ncols_db;
-  rc = store_table_widen(t, t->max_fields);
+  rc = colnames_widen(&t->cols, t->nheader, t->max_fields);
   if (rc) {
     store_set_error(s, "out of memory");
   }
@@ -968,8 +885,8 @@ static int store_prepare_insert(store *s, store_table *t, size_t rows, sqlite3_s
   int prc;
   *out = NULL;
   sqlite3_str_appendf(sql, "INSERT INTO \"%w\" (", t->name);
-  for (size_t i = 0; i < t->ncols; i++) {
-    sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
+  for (size_t i = 0; i < t->cols.n; i++) {
+    sqlite3_str_appendf(sql, "\"%w\", ", t->cols.names[i]);
   }
   for (size_t i = 0; i < STORE_NMETA; i++) {
     sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
@@ -977,7 +894,7 @@ static int store_prepare_insert(store *s, store_table *t, size_t rows, sqlite3_s
   sqlite3_str_appendall(sql, ") VALUES ");
   if (rows == 1) {
     sqlite3_str_appendall(sql, "(");
-    for (size_t i = 0; i < t->ncols + STORE_NMETA; i++) {
+    for (size_t i = 0; i < t->cols.n + STORE_NMETA; i++) {
       sqlite3_str_appendall(sql, i ? ", ?" : "?");
     }
     sqlite3_str_appendall(sql, ")");
@@ -985,14 +902,14 @@ static int store_prepare_insert(store *s, store_table *t, size_t rows, sqlite3_s
   /* Several rows, all of one stream: its producer, protocol and peer are bound once, as ?1, ?2
    * and ?3, and each row has its values, _seq, _sent_us and _received_us (STORE_ROW_PARAMS). */
   for (size_t r = 0; rows > 1 && r < rows; r++) {
-    size_t base = STORE_SHARED_PARAMS + 1 + r * (t->ncols + STORE_ROW_META);
+    size_t base = STORE_SHARED_PARAMS + 1 + r * (t->cols.n + STORE_ROW_META);
     sqlite3_str_appendall(sql, r ? ", (" : "(");
     /* (SQLite's printf reads %z as a string to free: the numbers go as long long.) */
-    for (size_t i = 0; i < t->ncols; i++) {
+    for (size_t i = 0; i < t->cols.n; i++) {
       sqlite3_str_appendf(sql, "?%lld, ", (long long)(base + i));
     }
-    sqlite3_str_appendf(sql, "?1, ?2, ?%lld, ?%lld, ?%lld, ?3)", (long long)(base + t->ncols),
-                        (long long)(base + t->ncols + 1), (long long)(base + t->ncols + 2));
+    sqlite3_str_appendf(sql, "?1, ?2, ?%lld, ?%lld, ?%lld, ?3)", (long long)(base + t->cols.n),
+                        (long long)(base + t->cols.n + 1), (long long)(base + t->cols.n + 2));
   }
   text = sqlite3_str_finish(sql);
   if (text == NULL) {
@@ -1022,8 +939,8 @@ static int store_table_ready(store *s, store_table *t) {
   if (!t->created_tx) {
     sql = sqlite3_str_new(s->db);
     sqlite3_str_appendf(sql, "CREATE TABLE \"%w\" (", t->name);
-    for (size_t i = 0; i < t->ncols; i++) {
-      sqlite3_str_appendf(sql, "\"%w\", ", t->cols[i]);
+    for (size_t i = 0; i < t->cols.n; i++) {
+      sqlite3_str_appendf(sql, "\"%w\", ", t->cols.names[i]);
     }
     for (size_t i = 0; i < STORE_NMETA; i++) {
       sqlite3_str_appendf(sql, "%s\"%w\" %s", i ? ", " : "", store_meta_names[i],
@@ -1041,26 +958,27 @@ static int store_table_ready(store *s, store_table *t) {
       goto done;
     }
     t->created_tx = 1;
-    t->ncols_tx = t->ncols;
+    t->ncols_tx = t->cols.n;
   }
-  while (t->ncols_tx < t->ncols) {
+  while (t->ncols_tx < t->cols.n) {
     sqlite3_free(text);
-    text = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN \"%w\"", t->name, t->cols[t->ncols_tx]);
+    text = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN \"%w\"", t->name,
+                           t->cols.names[t->ncols_tx]);
     if (text == NULL) {
       goto nomem;
     }
     char col_label[LOG_ESCAPE_BUF];
-    snprintf(
-        what, sizeof what, "adding column %s to table %s",
-        log_escape(col_label, sizeof col_label, t->cols[t->ncols_tx], strlen(t->cols[t->ncols_tx])),
-        t->name_label);
+    snprintf(what, sizeof what, "adding column %s to table %s",
+             log_escape(col_label, sizeof col_label, t->cols.names[t->ncols_tx],
+                        strlen(t->cols.names[t->ncols_tx])),
+             t->name_label);
     rc = store_exec(s, text, what);
     if (rc) {
       goto done;
     }
     t->ncols_tx++;
   }
-  if (t->insert && t->insert_ncols == t->ncols) {
+  if (t->insert && t->insert_ncols == t->cols.n) {
     goto done;
   }
 
@@ -1073,7 +991,7 @@ static int store_table_ready(store *s, store_table *t) {
     goto done;
   }
   /* The statement for several rows, when their parameters stay within SQLite's limit. */
-  size_t per_row = t->ncols + STORE_ROW_META;
+  size_t per_row = t->cols.n + STORE_ROW_META;
   size_t limit = (size_t)sqlite3_limit(s->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
   limit = limit > STORE_SHARED_PARAMS ? limit - STORE_SHARED_PARAMS : 0;
   t->insert_rows = limit / per_row < STORE_INSERT_ROWS ? limit / per_row : STORE_INSERT_ROWS;
@@ -1085,7 +1003,7 @@ static int store_table_ready(store *s, store_table *t) {
       goto done;
     }
   }
-  t->insert_ncols = t->ncols;
+  t->insert_ncols = t->cols.n;
   goto done;
 nomem:
   store_set_error(s, "out of memory");
@@ -1113,7 +1031,8 @@ static int store_bind_value(store *s, store_table *t, sqlite3_stmt *q, int col, 
              "exact bytes (first in column '%s'); the producer's --encoding reads such a file as "
              "text",
              t->name_label, s->path,
-             log_escape(col_label, sizeof col_label, t->cols[col - 1], strlen(t->cols[col - 1])));
+             log_escape(col_label, sizeof col_label, t->cols.names[col - 1],
+                        strlen(t->cols.names[col - 1])));
   }
   return sqlite3_bind_blob(q, col, f->data, (int)f->len, SQLITE_STATIC);
 }
@@ -1124,7 +1043,7 @@ static int store_bind_value(store *s, store_table *t, sqlite3_stmt *q, int col, 
 static int store_bind_row(store *s, sqlite3_stmt *q, store_table *t, const rowq_row *row,
                           int *col) {
   int rc = SQLITE_OK;
-  for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, (*col)++) {
+  for (size_t i = 0; i < t->cols.n && rc == SQLITE_OK; i++, (*col)++) {
     if (i < row->nfields) {
       /* The bytes live in the row until it is dequeued after COMMIT, and store_flush clears
        * the bindings at the end of the batch, so the statement never holds a stale pointer. */
@@ -1234,7 +1153,7 @@ static int store_insert_many(store *s, store_table *t, const rowq_row **row) {
   }
   for (size_t n = 0; n < t->insert_rows && rc == SQLITE_OK; n++, *row = rowq_next(*row)) {
     const rowq_row *r = *row;
-    for (size_t i = 0; i < t->ncols && rc == SQLITE_OK; i++, col++) {
+    for (size_t i = 0; i < t->cols.n && rc == SQLITE_OK; i++, col++) {
       /* The bytes live in the row until it is dequeued after COMMIT, and store_flush clears
        * the bindings at the end of the batch, so the statement never holds a stale pointer. */
       rc = i < r->nfields ? store_bind_value(s, t, q, col, &r->fields[i])
@@ -1314,8 +1233,8 @@ int store_flush(store *s) {
         goto rollback;
       }
     }
-    if (!t->created_tx || t->ncols_tx < t->ncols || t->insert == NULL ||
-        t->insert_ncols != t->ncols) {
+    if (!t->created_tx || t->ncols_tx < t->cols.n || t->insert == NULL ||
+        t->insert_ncols != t->cols.n) {
       rc = store_table_ready(s, t);
       if (rc) {
         goto rollback;
