@@ -2,7 +2,6 @@
  * socket whose senders are streams, parsed with csvpush and handed to ingest unsequenced. */
 #include "listen_plain.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,22 +107,28 @@ static void plain_conn_close(plain_conn *k) {
   k->closing = 1;
   ingest_peer_close(k->l->env.in, &k->peer); /* its stream may be retired from now on */
   k->l->partial_bytes -= k->partial_bytes;
+  k->l->env.in->frame_bytes -= k->partial_bytes;
   k->partial_bytes = 0;
   uv_close((uv_handle_t *)&k->handle, plain_conn_close_cb);
 }
 
-/* A connection line, within the lines' rate. */
+/* A connection line, within the lines' rate. Says how many were held back since the last one. */
 static void plain_conn_log(listen_plain *l, const char *what, const plain_conn *k) {
-  char n[WORDS_BUF];
+  char n[WORDS_BUF], held_text[WORDS_BUF], more[96] = "";
+  unsigned long long held;
   if (!lograte_allow(&l->conn_log, clock_mono_us())) {
     return;
   }
-  (void)lograte_take_suppressed(&l->conn_log);
+  held = lograte_take_suppressed(&l->conn_log);
+  if (held > 0) {
+    snprintf(more, sizeof(more), " (%s more connection lines not shown)",
+             words_count(held_text, sizeof held_text, held));
+  }
   if (strcmp(what, "connected") == 0) {
-    log_info("plain-tcp %s connected", k->peer.name);
+    log_info("plain-tcp %s connected%s", k->peer.name, more);
   } else {
-    log_info("plain-tcp %s %s after %s", k->peer.name, what,
-             words_count_of(n, sizeof n, k->peer.records, "record", "records"));
+    log_info("plain-tcp %s %s after %s%s", k->peer.name, what,
+             words_count_of(n, sizeof n, k->peer.records, "record", "records"), more);
   }
 }
 
@@ -167,8 +172,9 @@ static int plain_conn_verdict(plain_conn *k, int rc) {
   } else if (rc == CS_EREFUSED) {
     plain_conn_garbage(k, ingest_error(l->env.in));
   } else if (rc == CS_ETOOBIG || rc == CS_ECSV) {
-    snprintf(why, sizeof(why), "%s (after %" PRIu64 " records)", csvpush_error(k->parser),
-             k->peer.records);
+    char n[WORDS_BUF];
+    snprintf(why, sizeof(why), "%s (after %s)", csvpush_error(k->parser),
+             words_count_of(n, sizeof n, k->peer.records, "record", "records"));
     plain_conn_garbage(k, why);
   } else {
     plain_conn_garbage(k, cs_strerror(rc));
@@ -226,12 +232,16 @@ static void plain_conn_note_partial(plain_conn *k, uint64_t now) {
   listen_plain *l = k->l;
   size_t held = k->state == PLAIN_CSV ? csvpush_pending(k->parser) : k->first_len + 1;
   l->partial_bytes = l->partial_bytes - k->partial_bytes + held;
+  l->env.in->frame_bytes = l->env.in->frame_bytes - k->partial_bytes + held;
   k->partial_bytes = held;
   k->partial_since_us = held == 0 ? 0 : (k->partial_since_us != 0 ? k->partial_since_us : now);
-  while (l->partial_bytes > LISTEN_PLAIN_MAX_PARTIAL_BYTES) {
+  /* Under the memory budget with the framed listener's incomplete frames. */
+  while (l->partial_bytes > LISTEN_PLAIN_MAX_PARTIAL_BYTES ||
+         l->env.in->frame_bytes > ingest_frame_cap(l->env.in)) {
     plain_conn *big = NULL, *c;
     for (c = l->conns; c != NULL; c = c->next) {
-      if (!c->closing && (big == NULL || c->partial_bytes > big->partial_bytes)) {
+      if (!c->closing && c->partial_bytes > 0 &&
+          (big == NULL || c->partial_bytes > big->partial_bytes)) {
         big = c;
       }
     }
@@ -280,8 +290,10 @@ static void plain_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (nread == UV_EOF) {
       plain_conn_eof(k);
     } else {
-      log_warn("plain-tcp %s: connection lost: %s (after %" PRIu64 " records)", k->peer.name,
-               uv_strerror((int)nread), k->peer.records);
+      char n[WORDS_BUF];
+      log_warn("plain-tcp %s: connection lost: %s (after %s)", k->peer.name,
+               uv_strerror((int)nread),
+               words_count_of(n, sizeof n, k->peer.records, "record", "records"));
       plain_conn_close(k);
     }
     l->env.input(l->env.arg);

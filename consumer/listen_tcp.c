@@ -102,7 +102,7 @@ static void listen_conn_close(listen_conn *k) {
   k->closing = 1;
   ingest_peer_close(k->l->env.in, &k->peer);
   k->l->partial_bytes -= k->partial_bytes;
-  k->l->env.in->frame_bytes = k->l->partial_bytes;
+  k->l->env.in->frame_bytes -= k->partial_bytes;
   k->partial_bytes = 0;
   uv_close((uv_handle_t *)&k->handle, listen_conn_close_cb);
 }
@@ -117,7 +117,10 @@ static void listen_conn_log(listen_tcp *l, int level, const char *what, const li
   }
   held = lograte_take_suppressed(&l->conn_log);
   words_count_of(n, sizeof n, k->peer.records, "record", "records");
-  if (held > 0) {
+  if (held > 0 && strcmp(what, "connected") == 0) {
+    log_msg(level, "tcp %s connected (%s more connection lines not shown)", k->peer.name,
+            words_count(held_text, sizeof held_text, held));
+  } else if (held > 0) {
     log_msg(level, "tcp %s %s after %s (%s more connection lines not shown)", k->peer.name, what, n,
             words_count(held_text, sizeof held_text, held));
   } else if (strcmp(what, "connected") == 0) {
@@ -134,15 +137,17 @@ static void listen_conn_note_partial(listen_conn *k, uint64_t now) {
   listen_tcp *l = k->l;
   size_t held = wire_decoder_pending(&k->dec);
   l->partial_bytes = l->partial_bytes - k->partial_bytes + held;
-  l->env.in->frame_bytes = l->partial_bytes;
+  l->env.in->frame_bytes = l->env.in->frame_bytes - k->partial_bytes + held;
   k->partial_bytes = held;
   k->partial_since_us = held == 0 ? 0 : (k->partial_since_us != 0 ? k->partial_since_us : now);
-  /* The memory budget (streams and frames together) may leave less than the cap. */
+  /* The memory budget (streams, frames and the plain listener's records together) may leave
+   * less than the cap. */
   while (l->partial_bytes > LISTEN_TCP_MAX_PARTIAL_BYTES ||
-         l->partial_bytes > ingest_frame_cap(l->env.in)) {
+         l->env.in->frame_bytes > ingest_frame_cap(l->env.in)) {
     listen_conn *big = NULL, *c;
     for (c = l->conns; c != NULL; c = c->next) {
-      if (!c->closing && (big == NULL || c->partial_bytes > big->partial_bytes)) {
+      if (!c->closing && c->partial_bytes > 0 &&
+          (big == NULL || c->partial_bytes > big->partial_bytes)) {
         big = c;
       }
     }
