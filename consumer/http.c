@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "conns.h"
 #include "error.h"
 #include "json.h"
 #include "log.h"
@@ -28,32 +29,28 @@ struct http_server {
   int handle_open, sweep_open;
   http_env env;
   char name[80];
-  http_conn *conns;
-  size_t nconns;
+  conns conns; /* the connections (http_conn), and the handles that free the server */
   int stopping;
-  int handles;                   /* handles not yet closed: freed at 0 */
   http_parser_settings settings; /* the parser's callbacks, shared by the connections */
   char buf[HTTP_MAX_HEAD_BYTES + 1];
 };
 
-/* One connection: one request, one answer, then closed. Freed in its close callback. */
+/* One connection: one request, one answer, then closed. c first (c.handle.data is the
+ * connection), freed only in its close callback (conns.h); c.peer.name names the peer. */
 struct http_conn {
-  uv_tcp_t handle;
+  conn c;
   http_server *s;
   http_parser parser;
-  char peer[64];
   char url[HTTP_MAX_URL + 1];
   size_t url_len;
   size_t head_bytes; /* read before the headers ended */
   int url_too_long;
   int headers_done;
-  int answered; /* the answer is written or being written: what comes now is discarded */
-  int closing;
+  int answered;         /* the answer is written or being written: what comes now is discarded */
   uint64_t deadline_us; /* monotonic: closed when reached */
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
   cs_buf answer; /* alive until the write callback */
-  http_conn *prev, *next;
 };
 
 int http_available(void) {
@@ -67,40 +64,23 @@ const char *http_version(char *buf, size_t len) {
   return buf;
 }
 
-static void http_release(http_server *s) {
-  if (--s->handles == 0) {
-    free(s);
-  }
+static void http_free(void *server) {
+  free(server);
 }
 
-static void http_handle_close_cb(uv_handle_t *h) {
-  http_release(h->data);
-}
-
-static void http_conn_close_cb(uv_handle_t *h) {
-  http_conn *k = h->data;
-  http_server *s = k->s;
-  if (k->prev != NULL) {
-    k->prev->next = k->next;
-  } else {
-    s->conns = k->next;
-  }
-  if (k->next != NULL) {
-    k->next->prev = k->prev;
-  }
-  s->nconns--;
+/* A connection's own parts, once libuv is done with it. */
+static void http_conn_free(conn *c) {
+  http_conn *k = (http_conn *)c;
   cs_buf_free(&k->answer);
   free(k);
-  http_release(s);
 }
 
-/* Close k (safe in its own callbacks: freed in http_conn_close_cb). */
+/* proto is unused: the server hands nothing to ingest. */
+static const conns_ops http_conns_ops = {"http", 0, http_conn_free, http_free};
+
+/* Close k (safe in its own callbacks). */
 static void http_conn_close(http_conn *k) {
-  if (k->closing) {
-    return;
-  }
-  k->closing = 1;
-  uv_close((uv_handle_t *)&k->handle, http_conn_close_cb);
+  conns_close(&k->c);
 }
 
 /* libhttp_parser callbacks: the URL and the size of the head, bounded. */
@@ -143,7 +123,7 @@ static void http_write_cb(uv_write_t *req, int status) {
   http_conn *k = req->data;
   int rc;
   cs_buf_free(&k->answer);
-  if (k->closing) {
+  if (k->c.closing) {
     return;
   }
   if (status < 0) {
@@ -153,7 +133,7 @@ static void http_write_cb(uv_write_t *req, int status) {
   /* Half-close, and give the peer a moment to read it all and close: closing at once, with
    * bytes of its request still unread, would reset the connection under the answer. */
   k->shutdown_req.data = k;
-  rc = uv_shutdown(&k->shutdown_req, (uv_stream_t *)&k->handle, http_shutdown_cb);
+  rc = uv_shutdown(&k->shutdown_req, (uv_stream_t *)&k->c.handle, http_shutdown_cb);
   if (rc != 0) {
     http_conn_close(k);
     return;
@@ -182,7 +162,7 @@ static void http_answer(http_conn *k, int code, const char *reason, const char *
   }
   b = uv_buf_init(k->answer.data, (unsigned)k->answer.len);
   k->write_req.data = k;
-  rc = uv_write(&k->write_req, (uv_stream_t *)&k->handle, &b, 1, http_write_cb);
+  rc = uv_write(&k->write_req, (uv_stream_t *)&k->c.handle, &b, 1, http_write_cb);
   if (rc != 0) {
     http_conn_close(k);
   }
@@ -249,7 +229,7 @@ static void http_route(http_conn *k) {
 static void http_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   http_conn *k = st->data;
   size_t done;
-  if (k->closing || nread == 0) {
+  if (k->c.closing || nread == 0) {
     return;
   }
   if (nread < 0) {
@@ -264,7 +244,7 @@ static void http_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   if (k->headers_done) {
     http_route(k);
   } else if (HTTP_PARSER_ERRNO(&k->parser) != HPE_OK || done != (size_t)nread) {
-    log_debug("http %s: bad request: %s", k->peer,
+    log_debug("http %s: bad request: %s", k->c.peer.name,
               http_errno_description(HTTP_PARSER_ERRNO(&k->parser)));
     http_answer_text(k, 400, "Bad Request", NULL, 0);
   } else if (k->head_bytes > HTTP_MAX_HEAD_BYTES) {
@@ -277,11 +257,12 @@ static void http_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
 static void http_sweep_cb(uv_timer_t *t) {
   http_server *s = t->data;
   uint64_t now = clock_mono_us();
-  http_conn *k;
-  for (k = s->conns; k != NULL; k = k->next) {
-    if (!k->closing && now >= k->deadline_us) {
+  conn *c;
+  for (c = s->conns.list; c != NULL; c = c->next) {
+    http_conn *k = (http_conn *)c;
+    if (!k->c.closing && now >= k->deadline_us) {
       if (!k->answered) {
-        log_debug("http %s: request not complete within %d ms; closing", k->peer,
+        log_debug("http %s: request not complete within %d ms; closing", k->c.peer.name,
                   HTTP_REQUEST_TIMEOUT_MS);
       }
       http_conn_close(k);
@@ -292,9 +273,11 @@ static void http_sweep_cb(uv_timer_t *t) {
 /* Over the cap: close the connection that has waited longest (a flood of idle connections then
  * cannot keep a scrape out; each of them has its deadline anyway). */
 static void http_evict_oldest(http_server *s, http_conn *keep) {
-  http_conn *k, *oldest = NULL;
-  for (k = s->conns; k != NULL; k = k->next) {
-    if (k != keep && !k->closing && (oldest == NULL || k->deadline_us < oldest->deadline_us)) {
+  http_conn *oldest = NULL;
+  conn *c;
+  for (c = s->conns.list; c != NULL; c = c->next) {
+    http_conn *k = (http_conn *)c;
+    if (k != keep && !c->closing && (oldest == NULL || k->deadline_us < oldest->deadline_us)) {
       oldest = k;
     }
   }
@@ -303,11 +286,10 @@ static void http_evict_oldest(http_server *s, http_conn *keep) {
 
 static void http_connection_cb(uv_stream_t *server, int status) {
   http_server *s = server->data;
-  struct sockaddr_storage ss;
-  int len = sizeof(ss), rc;
+  int rc;
   http_conn *k;
   if (status < 0) {
-    log_warn("http accept on %s failed: %s", s->name, uv_strerror(status));
+    conns_accept_failed(&s->conns, status);
     return;
   }
   k = calloc(1, sizeof(*k));
@@ -316,35 +298,16 @@ static void http_connection_cb(uv_stream_t *server, int status) {
     return;
   }
   k->s = s;
-  rc = uv_tcp_init(s->env.loop, &k->handle);
-  if (rc != 0) {
-    free(k);
-    log_warn("http: cannot set up a connection: %s", uv_strerror(rc));
+  if (conns_accept(&s->conns, server, &k->c) != 0) {
     return;
   }
-  k->handle.data = k;
-  s->handles++;
-  s->nconns++;
-  k->next = s->conns;
-  if (s->conns != NULL) {
-    s->conns->prev = k;
-  }
-  s->conns = k;
-  if (uv_accept(server, (uv_stream_t *)&k->handle) != 0) {
-    http_conn_close(k);
-    return;
-  }
-  if (s->nconns > HTTP_MAX_CONNECTIONS) {
+  if (s->conns.n > HTTP_MAX_CONNECTIONS) {
     http_evict_oldest(s, k);
-  }
-  snprintf(k->peer, sizeof(k->peer), "?");
-  if (uv_tcp_getpeername(&k->handle, (struct sockaddr *)&ss, &len) == 0) {
-    net_format((struct sockaddr *)&ss, k->peer, sizeof(k->peer));
   }
   http_parser_init(&k->parser, HTTP_REQUEST);
   k->parser.data = k;
   k->deadline_us = clock_mono_us() + (uint64_t)HTTP_REQUEST_TIMEOUT_MS * 1000;
-  rc = uv_read_start((uv_stream_t *)&k->handle, http_alloc_cb, http_read_cb);
+  rc = uv_read_start((uv_stream_t *)&k->c.handle, http_alloc_cb, http_read_cb);
   if (rc != 0) {
     http_conn_close(k);
   }
@@ -367,7 +330,7 @@ int http_start(http_server **out, const http_env *env) {
   s->settings.on_url = http_on_url;
   s->settings.on_headers_complete = http_on_headers_complete;
   s->env = *env;
-  s->handles = 1; /* released by http_stop */
+  conns_init(&s->conns, &http_conns_ops, s, NULL, s->name); /* its hold: released by http_stop */
   *out = s;
   rc = net_resolve(env->opt->http_host, env->opt->http_port, SOCK_STREAM, &ss, &sslen, err,
                    sizeof(err));
@@ -382,7 +345,7 @@ int http_start(http_server **out, const http_env *env) {
   }
   s->handle.data = s;
   s->handle_open = 1;
-  s->handles++;
+  conns_hold(&s->conns);
   rc = uv_tcp_bind(&s->handle, (struct sockaddr *)&ss, 0);
   if (rc == 0) {
     rc = uv_listen((uv_stream_t *)&s->handle, 128, http_connection_cb);
@@ -398,7 +361,7 @@ int http_start(http_server **out, const http_env *env) {
   if ((rc = uv_timer_init(env->loop, &s->sweep)) == 0) {
     s->sweep.data = s;
     s->sweep_open = 1;
-    s->handles++;
+    conns_hold(&s->conns);
     rc = uv_timer_start(&s->sweep, http_sweep_cb, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
   }
   if (rc != 0) {
@@ -413,21 +376,21 @@ const char *http_name(const http_server *s) {
 
 /* Close everything; see http.h. */
 void http_stop(http_server *s) {
-  http_conn *k;
+  conn *c;
   if (s == NULL || s->stopping) {
     return;
   }
   s->stopping = 1;
-  for (k = s->conns; k != NULL; k = k->next) {
-    http_conn_close(k);
+  for (c = s->conns.list; c != NULL; c = c->next) {
+    conns_close(c);
   }
   if (s->sweep_open) {
-    uv_close((uv_handle_t *)&s->sweep, http_handle_close_cb);
+    conns_close_handle(&s->conns, (uv_handle_t *)&s->sweep);
   }
   if (s->handle_open) {
-    uv_close((uv_handle_t *)&s->handle, http_handle_close_cb);
+    conns_close_handle(&s->conns, (uv_handle_t *)&s->handle);
   }
-  http_release(s);
+  conns_release(&s->conns);
 }
 
 #else /* !CSVSTREAM_HAVE_HTTP_PARSER */

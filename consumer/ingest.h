@@ -62,7 +62,8 @@ typedef struct ingest {
   int exit_code;      /* why: 0 (--max-records reached) or 1 (a fatal error, logged) */
   int warned_v1;      /* a TCP producer of protocol version 1 was reported */
   /* The memory budget (--max-memory): the stream table's bytes plus frame_bytes, the bytes of
-   * incomplete frames that the listeners hold (they keep this count up to date). */
+   * incomplete frames and plain records that the TCP listeners hold (each adds and takes away
+   * its own). */
   uint64_t max_memory;
   size_t frame_bytes;
   uint64_t idle_us; /* --stream-idle */

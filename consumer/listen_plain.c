@@ -2,22 +2,19 @@
  * socket whose senders are streams, parsed with csvpush and handed to ingest unsequenced. */
 #include "listen_plain.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "conns.h"
 #include "csvpush.h"
 #include "error.h"
 #include "log.h"
-#include "lograte.h"
 #include "net.h"
 #include "words.h"
 
 #define LISTEN_PLAIN_SWEEP_MS 1000
-#define LISTEN_PLAIN_CONN_LOG_BURST 20
-#define LISTEN_PLAIN_CONN_LOG_PER_S 5
 /* A TCP stream's optional first line: "#stream NAME". */
 #define LISTEN_PLAIN_NAME_PREFIX "#stream "
 #define LISTEN_PLAIN_NAME_PREFIX_LEN 8
@@ -31,14 +28,10 @@ struct listen_plain {
   int tcp_open, udp_open, sweep_open, udp_receiving;
   listen_env env;
   char tcp_name[80], udp_name[80];
-  plain_conn *conns;
-  size_t nconns;
-  size_t partial_bytes; /* held in incomplete records, all connections */
-  uint64_t next_id;     /* a TCP stream's producer id: the connection's number */
+  conns conns;      /* the TCP connections (plain_conn), and the handles that free l */
+  uint64_t next_id; /* a TCP stream's producer id: the connection's number */
   int paused, stopping;
-  int handles; /* handles not yet closed: l is freed at 0 */
   csvpush *udp_parser;
-  lograte conn_log;
   char buf[LISTEN_READ_BUFFER]; /* all reads share it: libuv calls alloc and read back to back */
 };
 
@@ -49,11 +42,12 @@ enum plain_state {
   PLAIN_CSV = 2    /* records */
 };
 
-/* One TCP connection: one stream. Lives on handle.data; freed only in its close callback. */
+/* One TCP connection: one stream. c first (c.handle.data is the connection), freed only in its
+ * close callback (conns.h). c.partial_bytes: its incomplete record, or its first line plus one
+ * (so that a "#stream " line never ended times out too). */
 struct plain_conn {
-  uv_tcp_t handle;
+  conn c;
   listen_plain *l;
-  ingest_peer peer;
   csvpush *parser;
   int state;                            /* enum plain_state */
   char first[WIRE_MAX_STREAM_NAME + 2]; /* the first line's bytes so far (prefix, then name) */
@@ -62,82 +56,43 @@ struct plain_conn {
   stream *st;       /* NULL until the header (or the first record) */
   int header_taken; /* the header record was read (or none is expected) */
   uint64_t now_us;  /* the current read's wall-clock time, for the records' callback */
-  uint64_t partial_since_us;
-  size_t partial_bytes;
-  int closing;
-  plain_conn *prev, *next;
 };
 
 static void plain_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void plain_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* One handle of l closed: free l with the last. */
-static void plain_release(listen_plain *l) {
-  if (--l->handles == 0) {
-    csvpush_free(l->udp_parser);
-    free(l);
-  }
+static void plain_free(void *server) {
+  listen_plain *l = server;
+  csvpush_free(l->udp_parser);
+  free(l);
 }
 
-static void plain_handle_close_cb(uv_handle_t *h) {
-  plain_release(h->data);
-}
-
-static void plain_conn_close_cb(uv_handle_t *h) {
-  plain_conn *k = h->data;
-  listen_plain *l = k->l;
-  if (k->prev != NULL) {
-    k->prev->next = k->next;
-  } else {
-    l->conns = k->next;
-  }
-  if (k->next != NULL) {
-    k->next->prev = k->prev;
-  }
-  l->nconns--;
+/* A connection's own parts, once libuv is done with it. */
+static void plain_conn_free(conn *c) {
+  plain_conn *k = (plain_conn *)c;
   csvpush_free(k->parser);
   free(k);
-  plain_release(l);
 }
+
+static const conns_ops plain_conns_ops = {"plain-tcp", STREAM_PLAIN_TCP, plain_conn_free,
+                                          plain_free};
 
 /* Close a connection (safe inside its own read callback). */
 static void plain_conn_close(plain_conn *k) {
-  if (k->closing) {
-    return;
-  }
-  k->closing = 1;
-  ingest_peer_close(k->l->env.in, &k->peer); /* its stream may be retired from now on */
-  k->l->partial_bytes -= k->partial_bytes;
-  k->partial_bytes = 0;
-  uv_close((uv_handle_t *)&k->handle, plain_conn_close_cb);
-}
-
-/* A connection line, within the lines' rate. */
-static void plain_conn_log(listen_plain *l, const char *what, const plain_conn *k) {
-  char n[WORDS_BUF];
-  if (!lograte_allow(&l->conn_log, clock_mono_us())) {
-    return;
-  }
-  (void)lograte_take_suppressed(&l->conn_log);
-  if (strcmp(what, "connected") == 0) {
-    log_info("plain-tcp %s connected", k->peer.name);
-  } else {
-    log_info("plain-tcp %s %s after %s", k->peer.name, what,
-             words_count_of(n, sizeof n, k->peer.records, "record", "records"));
-  }
+  conns_close(&k->c);
 }
 
 /* Count garbage from k, log it, close it. */
 static void plain_conn_garbage(plain_conn *k, const char *why) {
-  ingest_garbage(k->l->env.in, &k->peer, why, "closing the connection");
+  ingest_garbage(k->l->env.in, &k->c.peer, why, "closing the connection");
   plain_conn_close(k);
 }
 
 /* The stream of k, made on its first record: named by the "#stream" line or after the peer. */
 static int plain_conn_stream(plain_conn *k, const cs_field *columns, size_t n) {
-  const char *name = k->state == PLAIN_CSV && k->first_len > 0 ? k->first : k->peer.name;
-  size_t len = k->state == PLAIN_CSV && k->first_len > 0 ? k->first_len : strlen(k->peer.name);
-  return ingest_plain_stream(k->l->env.in, &k->peer, k->id, name, len, columns, n, &k->st);
+  const char *name = k->state == PLAIN_CSV && k->first_len > 0 ? k->first : k->c.peer.name;
+  size_t len = k->state == PLAIN_CSV && k->first_len > 0 ? k->first_len : strlen(k->c.peer.name);
+  return ingest_plain_stream(k->l->env.in, &k->c.peer, k->id, name, len, columns, n, &k->st);
 }
 
 /* csvpush callback: the header first (unless --plain-no-header), then records. */
@@ -151,7 +106,7 @@ static int plain_conn_record_cb(const cs_field *fields, size_t n, size_t bytes, 
   if (k->st == NULL && (rc = plain_conn_stream(k, NULL, 0)) != 0) {
     return rc;
   }
-  return ingest_plain_record(k->l->env.in, &k->peer, k->st, fields, n, bytes, k->now_us);
+  return ingest_plain_record(k->l->env.in, &k->c.peer, k->st, fields, n, bytes, k->now_us);
 }
 
 /* After the parser or ingest said rc: go on (0), or stop the consumer or close k. Returns 0
@@ -167,8 +122,9 @@ static int plain_conn_verdict(plain_conn *k, int rc) {
   } else if (rc == CS_EREFUSED) {
     plain_conn_garbage(k, ingest_error(l->env.in));
   } else if (rc == CS_ETOOBIG || rc == CS_ECSV) {
-    snprintf(why, sizeof(why), "%s (after %" PRIu64 " records)", csvpush_error(k->parser),
-             k->peer.records);
+    char n[WORDS_BUF];
+    snprintf(why, sizeof(why), "%s (after %s)", csvpush_error(k->parser),
+             words_count_of(n, sizeof n, k->c.peer.records, "record", "records"));
     plain_conn_garbage(k, why);
   } else {
     plain_conn_garbage(k, cs_strerror(rc));
@@ -223,24 +179,10 @@ static long plain_conn_first(plain_conn *k, const char *data, size_t len) {
 /* Note the bytes of an incomplete record k holds; over the cap for all connections, close the
  * largest holders first. */
 static void plain_conn_note_partial(plain_conn *k, uint64_t now) {
-  listen_plain *l = k->l;
   size_t held = k->state == PLAIN_CSV ? csvpush_pending(k->parser) : k->first_len + 1;
-  l->partial_bytes = l->partial_bytes - k->partial_bytes + held;
-  k->partial_bytes = held;
-  k->partial_since_us = held == 0 ? 0 : (k->partial_since_us != 0 ? k->partial_since_us : now);
-  while (l->partial_bytes > LISTEN_PLAIN_MAX_PARTIAL_BYTES) {
-    plain_conn *big = NULL, *c;
-    for (c = l->conns; c != NULL; c = c->next) {
-      if (!c->closing && (big == NULL || c->partial_bytes > big->partial_bytes)) {
-        big = c;
-      }
-    }
-    if (big == NULL) {
-      break;
-    }
-    l->env.in->proto[STREAM_PLAIN_TCP].evicted++;
-    plain_conn_garbage(big, "incomplete records of all connections over the cap");
-  }
+  conns_note_partial(&k->c, held, now, LISTEN_PLAIN_MAX_PARTIAL_BYTES,
+                     "incomplete records of all connections over the cap",
+                     "closing the connection");
 }
 
 /* The peer closed: its last record may lack a line end; the stream is complete. */
@@ -261,8 +203,8 @@ static void plain_conn_eof(plain_conn *k) {
   if (plain_conn_verdict(k, rc) != 0) {
     return;
   }
-  ingest_plain_end(k->l->env.in, &k->peer, k->st);
-  plain_conn_log(k->l, "disconnected", k);
+  ingest_plain_end(k->l->env.in, &k->c.peer, k->st);
+  conns_log_end(&k->c, "disconnected");
   plain_conn_close(k);
 }
 
@@ -273,15 +215,17 @@ static void plain_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   const char *data = buf->base;
   size_t len;
   long used;
-  if (nread == 0 || k->closing) {
+  if (nread == 0 || k->c.closing) {
     return;
   }
   if (nread < 0) {
     if (nread == UV_EOF) {
       plain_conn_eof(k);
     } else {
-      log_warn("plain-tcp %s: connection lost: %s (after %" PRIu64 " records)", k->peer.name,
-               uv_strerror((int)nread), k->peer.records);
+      char n[WORDS_BUF];
+      log_warn("plain-tcp %s: connection lost: %s (after %s)", k->c.peer.name,
+               uv_strerror((int)nread),
+               words_count_of(n, sizeof n, k->c.peer.records, "record", "records"));
       plain_conn_close(k);
     }
     l->env.input(l->env.arg);
@@ -317,12 +261,12 @@ static void plain_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 /* Start reading k (not while reads are paused for back-pressure). */
 static void plain_conn_read_start(plain_conn *k) {
   int rc;
-  if (k->closing || k->l->paused || k->l->stopping) {
+  if (k->c.closing || k->l->paused || k->l->stopping) {
     return;
   }
-  rc = uv_read_start((uv_stream_t *)&k->handle, plain_alloc_cb, plain_read_cb);
+  rc = uv_read_start((uv_stream_t *)&k->c.handle, plain_alloc_cb, plain_read_cb);
   if (rc != 0) {
-    log_warn("plain-tcp %s: cannot read: %s", k->peer.name, uv_strerror(rc));
+    log_warn("plain-tcp %s: cannot read: %s", k->c.peer.name, uv_strerror(rc));
   }
 }
 
@@ -330,13 +274,14 @@ static void plain_conn_read_start(plain_conn *k) {
 static void plain_sweep_cb(uv_timer_t *t) {
   listen_plain *l = t->data;
   uint64_t now = clock_mono_us();
-  plain_conn *k;
-  for (k = l->conns; k != NULL; k = k->next) {
-    if (!k->closing && k->partial_since_us != 0 &&
-        now - k->partial_since_us >= LISTEN_PLAIN_PARTIAL_TIMEOUT_US) {
+  conn *c;
+  for (c = l->conns.list; c != NULL; c = c->next) {
+    plain_conn *k = (plain_conn *)c;
+    if (!k->c.closing && k->c.partial_since_us != 0 &&
+        now - k->c.partial_since_us >= LISTEN_PLAIN_PARTIAL_TIMEOUT_US) {
       char why[96];
-      snprintf(why, sizeof(why), "an incomplete record (%zu bytes) held for %d s", k->partial_bytes,
-               (int)(LISTEN_PLAIN_PARTIAL_TIMEOUT_US / 1000000));
+      snprintf(why, sizeof(why), "an incomplete record (%zu bytes) held for %d s",
+               k->c.partial_bytes, (int)(LISTEN_PLAIN_PARTIAL_TIMEOUT_US / 1000000));
       l->env.in->proto[STREAM_PLAIN_TCP].timed_out++;
       plain_conn_garbage(k, why);
     }
@@ -347,10 +292,11 @@ static void plain_sweep_cb(uv_timer_t *t) {
  * flood must not keep real senders out). Returns 1 when one was closed, 0 when every other
  * connection has sent records (the new one is then refused). */
 static int plain_evict_silent(listen_plain *l, plain_conn *keep) {
-  plain_conn *k, *oldest = NULL;
-  for (k = l->conns; k != NULL; k = k->next) {
-    if (k != keep && !k->closing && k->peer.records == 0) {
-      oldest = k; /* the list is newest first: the last match is the oldest */
+  plain_conn *oldest = NULL;
+  conn *c;
+  for (c = l->conns.list; c != NULL; c = c->next) {
+    if (c != &keep->c && !c->closing && c->peer.records == 0) {
+      oldest = (plain_conn *)c; /* the list is newest first: the last match is the oldest */
     }
   }
   if (oldest == NULL) {
@@ -365,11 +311,9 @@ static int plain_evict_silent(listen_plain *l, plain_conn *keep) {
 /* A peer connected. */
 static void plain_connection_cb(uv_stream_t *server, int status) {
   listen_plain *l = server->data;
-  struct sockaddr_storage ss;
-  int len = sizeof(ss), rc;
   plain_conn *k;
   if (status < 0) {
-    log_warn("plain-tcp accept on %s failed: %s", l->tcp_name, uv_strerror(status));
+    conns_accept_failed(&l->conns, status);
     return;
   }
   k = calloc(1, sizeof(*k));
@@ -381,40 +325,14 @@ static void plain_connection_cb(uv_stream_t *server, int status) {
   k->l = l;
   k->id = ++l->next_id;
   k->header_taken = l->env.opt->plain_no_header;
-  ingest_peer_init(&k->peer, STREAM_PLAIN_TCP, NULL);
-  snprintf(k->peer.name, sizeof(k->peer.name), "?");
-  rc = uv_tcp_init(l->env.loop, &k->handle);
-  if (rc != 0) {
-    log_warn("plain-tcp: cannot set up a connection: %s", uv_strerror(rc));
-    csvpush_free(k->parser);
-    free(k);
+  if (conns_accept(&l->conns, server, &k->c) != 0) {
     return;
   }
-  k->handle.data = k;
-  l->handles++;
-  l->nconns++;
-  k->next = l->conns;
-  if (l->conns != NULL) {
-    l->conns->prev = k;
-  }
-  l->conns = k;
-  rc = uv_accept(server, (uv_stream_t *)&k->handle);
-  if (rc != 0) {
-    log_warn("plain-tcp accept on %s failed: %s", l->tcp_name, uv_strerror(rc));
-    plain_conn_close(k);
-    return;
-  }
-  if (uv_tcp_getpeername(&k->handle, (struct sockaddr *)&ss, &len) == 0) {
-    ingest_peer_init(&k->peer, STREAM_PLAIN_TCP, (struct sockaddr *)&ss);
-    ingest_peer_name(&k->peer); /* formatted once, while ss lives */
-    k->peer.addr = NULL;
-  }
-  l->env.in->proto[STREAM_PLAIN_TCP].connections++;
-  if (l->nconns > LISTEN_PLAIN_MAX_CONNS && !plain_evict_silent(l, k)) {
+  if (l->conns.n > LISTEN_PLAIN_MAX_CONNS && !plain_evict_silent(l, k)) {
     plain_conn_garbage(k, "more plain connections than the limit of 1024");
     return;
   }
-  plain_conn_log(l, "connected", k);
+  conns_log_open(&k->c);
   plain_conn_read_start(k);
 }
 
@@ -526,7 +444,7 @@ static int plain_start_tcp(listen_plain *l) {
   }
   l->tcp.data = l;
   l->tcp_open = 1;
-  l->handles++;
+  conns_hold(&l->conns);
   rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
   if (rc == 0) {
     rc = uv_listen((uv_stream_t *)&l->tcp, 511, plain_connection_cb);
@@ -542,7 +460,7 @@ static int plain_start_tcp(listen_plain *l) {
   if (rc == 0) {
     l->sweep.data = l;
     l->sweep_open = 1;
-    l->handles++;
+    conns_hold(&l->conns);
     rc = uv_timer_start(&l->sweep, plain_sweep_cb, LISTEN_PLAIN_SWEEP_MS, LISTEN_PLAIN_SWEEP_MS);
   }
   if (rc != 0) {
@@ -569,7 +487,7 @@ static int plain_start_udp(listen_plain *l) {
   }
   l->udp.data = l;
   l->udp_open = 1;
-  l->handles++;
+  conns_hold(&l->conns);
   rc = uv_udp_bind(&l->udp, (struct sockaddr *)&ss, 0);
   if (rc != 0) {
     listen_log_error(l->udp_name, rc);
@@ -597,8 +515,8 @@ int listen_plain_start(listen_plain **out, const listen_env *env) {
     return CS_ENOMEM;
   }
   l->env = *env;
-  l->handles = 1; /* held by start/stop itself, released in listen_plain_stop */
-  lograte_init(&l->conn_log, LISTEN_PLAIN_CONN_LOG_BURST, LISTEN_PLAIN_CONN_LOG_PER_S);
+  /* The set's own hold is start/stop's, given back in listen_plain_stop. */
+  conns_init(&l->conns, &plain_conns_ops, l, env->in, l->tcp_name);
   *out = l;
   if (env->opt->tcp) {
     rc = plain_start_tcp(l);
@@ -620,15 +538,16 @@ void listen_plain_announce(const listen_plain *l) {
 
 /* Pause or resume the TCP reads; see listen_plain.h. */
 void listen_plain_pause(listen_plain *l, int paused) {
-  plain_conn *k;
+  conn *c;
   if (l == NULL || l->stopping || l->paused == paused) {
     return;
   }
   l->paused = paused;
-  for (k = l->conns; k != NULL; k = k->next) {
+  for (c = l->conns.list; c != NULL; c = c->next) {
+    plain_conn *k = (plain_conn *)c;
     if (paused) {
-      if (!k->closing) {
-        uv_read_stop((uv_stream_t *)&k->handle);
+      if (!k->c.closing) {
+        uv_read_stop((uv_stream_t *)&k->c.handle);
       }
     } else {
       plain_conn_read_start(k);
@@ -638,19 +557,20 @@ void listen_plain_pause(listen_plain *l, int paused) {
 
 /* Close everything; see listen_plain.h. */
 void listen_plain_stop(listen_plain *l) {
-  plain_conn *k;
+  conn *c;
   if (l == NULL || l->stopping) {
     return;
   }
   l->stopping = 1;
-  for (k = l->conns; k != NULL; k = k->next) {
-    if (!k->closing && k->partial_bytes > 0) {
+  for (c = l->conns.list; c != NULL; c = c->next) {
+    plain_conn *k = (plain_conn *)c;
+    if (!k->c.closing && k->c.partial_bytes > 0) {
       char bytes[WORDS_BUF];
-      log_warn("plain-tcp %s: closing with %s of an incomplete record (not stored)", k->peer.name,
-               words_count_of(bytes, sizeof bytes, k->partial_bytes, "byte", "bytes"));
+      log_warn("plain-tcp %s: closing with %s of an incomplete record (not stored)", k->c.peer.name,
+               words_count_of(bytes, sizeof bytes, k->c.partial_bytes, "byte", "bytes"));
     }
-    if (!k->closing) {
-      plain_conn_log(l, "closed by the consumer", k);
+    if (!k->c.closing) {
+      conns_log_end(&k->c, "closed by the consumer");
     }
     plain_conn_close(k);
   }
@@ -658,13 +578,13 @@ void listen_plain_stop(listen_plain *l) {
     uv_udp_recv_stop(&l->udp);
   }
   if (l->udp_open) {
-    uv_close((uv_handle_t *)&l->udp, plain_handle_close_cb);
+    conns_close_handle(&l->conns, (uv_handle_t *)&l->udp);
   }
   if (l->sweep_open) {
-    uv_close((uv_handle_t *)&l->sweep, plain_handle_close_cb);
+    conns_close_handle(&l->conns, (uv_handle_t *)&l->sweep);
   }
   if (l->tcp_open) {
-    uv_close((uv_handle_t *)&l->tcp, plain_handle_close_cb);
+    conns_close_handle(&l->conns, (uv_handle_t *)&l->tcp);
   }
-  plain_release(l);
+  conns_release(&l->conns);
 }

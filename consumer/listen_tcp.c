@@ -7,15 +7,12 @@
 #include <string.h>
 
 #include "clock.h"
+#include "conns.h"
 #include "error.h"
 #include "log.h"
-#include "lograte.h"
+#include "words.h"
 
 #define LISTEN_TCP_SWEEP_MS 1000
-#define LISTEN_TCP_CONN_LOG_BURST 20 /* connect/disconnect lines at once, then */
-#define LISTEN_TCP_CONN_LOG_PER_S 5  /* this many a second */
-#define LISTEN_TCP_ACCEPT_LOG_INTERVAL_US 1000000
-#include "words.h"
 
 typedef struct listen_conn listen_conn;
 
@@ -26,32 +23,24 @@ struct listen_tcp {
   int sweeping; /* the sweep timer runs */
   listen_env env;
   char name[80];
-  listen_conn *conns;
-  size_t partial_bytes; /* held in incomplete frames, all connections */
+  conns conns; /* the connections (listen_conn), and the handles that free l with the last */
   int paused;
   int stopping;
-  int handles; /* handles not yet closed (the listener, its timer, its connections): freed at 0 */
-  lograte conn_log;             /* connect and disconnect lines */
-  log_limiter accept_log;       /* failed accepts (out of descriptors, say) */
   char buf[LISTEN_READ_BUFFER]; /* all reads share it: libuv calls alloc and read back to back */
 };
 
-/* One connection. Lives on handle.data; freed only in its close callback. */
+/* One connection: c first (c.handle.data is the connection), freed only in its close callback
+ * (conns.h). c.partial_bytes is what its decoder holds of an incomplete frame. */
 struct listen_conn {
-  uv_tcp_t handle;
+  conn c;
   listen_tcp *l;
-  ingest_peer peer;
   wire_decoder dec;
-  uint64_t accepted_us;      /* monotonic */
-  uint64_t partial_since_us; /* an incomplete frame is held since (monotonic), 0: none */
-  size_t partial_bytes;      /* its bytes, counted in l->partial_bytes */
-  uint64_t acked;            /* the last sequence number acknowledged to the producer */
-  uv_write_t ack_req;        /* the ACK or REFUSE frame in flight (one at a time) */
-  cs_buf ack_frame;          /* its bytes, alive until the write callback */
+  uint64_t accepted_us; /* monotonic */
+  uint64_t acked;       /* the last sequence number acknowledged to the producer */
+  uv_write_t ack_req;   /* the ACK or REFUSE frame in flight (one at a time) */
+  cs_buf ack_frame;     /* its bytes, alive until the write callback */
   int ack_in_flight;
   int close_after_write; /* a REFUSE is in flight: close when it is written */
-  int closing;
-  listen_conn *prev, *next;
 };
 
 /* What the decoder's callback needs: the peer and the receive time are parameters. */
@@ -65,106 +54,43 @@ static void listen_conn_refuse(listen_conn *k, int counted);
 static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void listen_tcp_sweep_arm(listen_tcp *l, const listen_conn *k);
 
-/* One handle of l closed: free l when it was the last. */
-static void listen_tcp_release(listen_tcp *l) {
-  if (--l->handles == 0) {
-    free(l);
-  }
+static void listen_tcp_free(void *server) {
+  free(server);
 }
 
-static void listen_tcp_close_cb(uv_handle_t *h) {
-  listen_tcp_release(h->data);
-}
-
-/* Free a connection once libuv is done with it. */
-static void listen_conn_close_cb(uv_handle_t *h) {
-  listen_conn *k = h->data;
-  listen_tcp *l = k->l;
-  if (k->prev != NULL) {
-    k->prev->next = k->next;
-  } else {
-    l->conns = k->next;
-  }
-  if (k->next != NULL) {
-    k->next->prev = k->prev;
-  }
+/* A connection's own parts, once libuv is done with it. */
+static void listen_conn_free(conn *c) {
+  listen_conn *k = (listen_conn *)c;
   wire_decoder_free(&k->dec);
   cs_buf_free(&k->ack_frame);
   free(k);
-  listen_tcp_release(l);
 }
 
-/* Close a connection (safe inside its own read callback: freed in listen_conn_close_cb). */
+static const conns_ops listen_tcp_conns_ops = {"tcp", STREAM_TCP, listen_conn_free,
+                                               listen_tcp_free};
+
+/* Close a connection (safe inside its own callbacks). */
 static void listen_conn_close(listen_conn *k) {
-  if (k->closing) {
-    return;
-  }
-  k->closing = 1;
-  ingest_peer_close(k->l->env.in, &k->peer);
-  k->l->partial_bytes -= k->partial_bytes;
-  k->l->env.in->frame_bytes = k->l->partial_bytes;
-  k->partial_bytes = 0;
-  uv_close((uv_handle_t *)&k->handle, listen_conn_close_cb);
+  conns_close(&k->c);
 }
 
-/* A connection line (connected, disconnected, closed), within the lines' rate: a flood of
- * peers must not flood the log. Says how many were held back since the last one. */
-static void listen_conn_log(listen_tcp *l, int level, const char *what, const listen_conn *k) {
-  char n[WORDS_BUF], held_text[WORDS_BUF];
-  unsigned long long held;
-  if (!lograte_allow(&l->conn_log, clock_mono_us())) {
-    return;
-  }
-  held = lograte_take_suppressed(&l->conn_log);
-  words_count_of(n, sizeof n, k->peer.records, "record", "records");
-  if (held > 0) {
-    log_msg(level, "tcp %s %s after %s (%s more connection lines not shown)", k->peer.name, what, n,
-            words_count(held_text, sizeof held_text, held));
-  } else if (strcmp(what, "connected") == 0) {
-    log_msg(level, "tcp %s connected", k->peer.name);
-  } else {
-    log_msg(level, "tcp %s %s after %s", k->peer.name, what, n);
-  }
-}
-
-/* Note how many bytes of an incomplete frame k holds now; over the cap for all connections,
- * close the largest holders first until under it (they cannot be told from a slow sender,
- * but one peer must not make the consumer hold everything). */
+/* Note how many bytes of an incomplete frame k holds now; over the cap, the largest holders
+ * are closed first. */
 static void listen_conn_note_partial(listen_conn *k, uint64_t now) {
-  listen_tcp *l = k->l;
-  size_t held = wire_decoder_pending(&k->dec);
-  l->partial_bytes = l->partial_bytes - k->partial_bytes + held;
-  l->env.in->frame_bytes = l->partial_bytes;
-  k->partial_bytes = held;
-  k->partial_since_us = held == 0 ? 0 : (k->partial_since_us != 0 ? k->partial_since_us : now);
-  /* The memory budget (streams and frames together) may leave less than the cap. */
-  while (l->partial_bytes > LISTEN_TCP_MAX_PARTIAL_BYTES ||
-         l->partial_bytes > ingest_frame_cap(l->env.in)) {
-    listen_conn *big = NULL, *c;
-    for (c = l->conns; c != NULL; c = c->next) {
-      if (!c->closing && (big == NULL || c->partial_bytes > big->partial_bytes)) {
-        big = c;
-      }
-    }
-    if (big == NULL) {
-      break;
-    }
-    l->env.in->proto[STREAM_TCP].evicted++;
-    ingest_garbage(l->env.in, &big->peer, "incomplete frames of all connections over the cap",
-                   "closing the one holding most");
-    listen_conn_close(big);
-  }
+  conns_note_partial(&k->c, wire_decoder_pending(&k->dec), now, LISTEN_TCP_MAX_PARTIAL_BYTES,
+                     "incomplete frames of all connections over the cap",
+                     "closing the one holding most");
 }
 
 /* Start reading one connection (not while reads are paused for back-pressure). */
 static void listen_conn_read_start(listen_conn *k) {
   int rc;
-  if (k->closing || k->close_after_write || k->l->paused || k->l->stopping) {
+  if (k->c.closing || k->close_after_write || k->l->paused || k->l->stopping) {
     return; /* a refused connection is not read again: it closes once its REFUSE is written */
   }
-  rc = uv_read_start((uv_stream_t *)&k->handle, listen_tcp_alloc_cb, listen_tcp_read_cb);
+  rc = uv_read_start((uv_stream_t *)&k->c.handle, listen_tcp_alloc_cb, listen_tcp_read_cb);
   if (rc != 0) {
-    log_warn("tcp %s: cannot read: %s", k->peer.name, uv_strerror(rc));
+    log_warn("tcp %s: cannot read: %s", k->c.peer.name, uv_strerror(rc));
   }
 }
 
@@ -177,7 +103,7 @@ static void listen_tcp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static int listen_tcp_msg_cb(const wire_msg *m, void *arg) {
   listen_tcp_read *r = arg;
-  return ingest_msg(r->k->l->env.in, &r->k->peer, m, r->now_us);
+  return ingest_msg(r->k->l->env.in, &r->k->c.peer, m, r->now_us);
 }
 
 /* Bytes from a producer: decode every complete frame; garbage closes the connection. */
@@ -186,16 +112,16 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
   listen_tcp *l = k->l;
   listen_tcp_read r;
   int rc;
-  if (nread == 0 || k->closing) {
+  if (nread == 0 || k->c.closing) {
     return;
   }
   if (nread < 0) {
     char n[WORDS_BUF];
     if (nread == UV_EOF) {
-      listen_conn_log(l, LOG_INFO, "disconnected", k);
+      conns_log_end(&k->c, "disconnected");
     } else {
-      log_warn("tcp %s: connection lost: %s (after %s)", k->peer.name, uv_strerror((int)nread),
-               words_count_of(n, sizeof n, k->peer.records, "record", "records"));
+      log_warn("tcp %s: connection lost: %s (after %s)", k->c.peer.name, uv_strerror((int)nread),
+               words_count_of(n, sizeof n, k->c.peer.records, "record", "records"));
     }
     listen_conn_close(k);
     return;
@@ -210,10 +136,10 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
   if (rc == CS_EREFUSED || rc == CS_ESPOOFED) {
     listen_conn_refuse(k, rc == CS_ESPOOFED); /* ingest counted and logged a spoofed frame */
   } else if (rc == CS_EPROTO) {
-    ingest_garbage(l->env.in, &k->peer, ingest_error(l->env.in), "closing the connection");
+    ingest_garbage(l->env.in, &k->c.peer, ingest_error(l->env.in), "closing the connection");
     listen_conn_close(k);
   } else if (rc < 0) {
-    ingest_garbage(l->env.in, &k->peer, ingest_decode_error(rc), "closing the connection");
+    ingest_garbage(l->env.in, &k->c.peer, ingest_decode_error(rc), "closing the connection");
     listen_conn_close(k);
   } else {
     listen_conn_note_partial(k, clock_mono_us());
@@ -226,35 +152,36 @@ static void listen_tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
  * incomplete frame held for LISTEN_TCP_PARTIAL_TIMEOUT_US. Counted as timed out. */
 static void listen_conn_sweep(listen_conn *k, uint64_t now) {
   char why[96];
-  if (k->closing) {
+  if (k->c.closing) {
     return;
   }
-  if (!k->peer.saw_hello && now - k->accepted_us >= LISTEN_TCP_HELLO_TIMEOUT_US) {
+  if (!k->c.peer.saw_hello && now - k->accepted_us >= LISTEN_TCP_HELLO_TIMEOUT_US) {
     snprintf(why, sizeof(why), "no hello within %d s of connecting",
              (int)(LISTEN_TCP_HELLO_TIMEOUT_US / 1000000));
-  } else if (k->partial_since_us != 0 &&
-             now - k->partial_since_us >= LISTEN_TCP_PARTIAL_TIMEOUT_US) {
-    snprintf(why, sizeof(why), "an incomplete frame (%zu bytes) held for %d s", k->partial_bytes,
+  } else if (k->c.partial_since_us != 0 &&
+             now - k->c.partial_since_us >= LISTEN_TCP_PARTIAL_TIMEOUT_US) {
+    snprintf(why, sizeof(why), "an incomplete frame (%zu bytes) held for %d s", k->c.partial_bytes,
              (int)(LISTEN_TCP_PARTIAL_TIMEOUT_US / 1000000));
   } else {
     return;
   }
   k->l->env.in->proto[STREAM_TCP].timed_out++;
-  ingest_garbage(k->l->env.in, &k->peer, why, "closing the connection");
+  ingest_garbage(k->l->env.in, &k->c.peer, why, "closing the connection");
   listen_conn_close(k);
 }
 
 /* 1 if k may time out: it sent no HELLO yet, or holds an incomplete frame. */
 static int listen_conn_watched(const listen_conn *k) {
-  return !k->closing && (!k->peer.saw_hello || k->partial_since_us != 0);
+  return !k->c.closing && (!k->c.peer.saw_hello || k->c.partial_since_us != 0);
 }
 
 static void listen_tcp_sweep_cb(uv_timer_t *t) {
   listen_tcp *l = t->data;
   uint64_t now = clock_mono_us();
-  listen_conn *k;
+  conn *c;
   int watched = 0;
-  for (k = l->conns; k != NULL; k = k->next) {
+  for (c = l->conns.list; c != NULL; c = c->next) {
+    listen_conn *k = (listen_conn *)c;
     listen_conn_sweep(k, now);
     watched = watched || listen_conn_watched(k);
   }
@@ -287,7 +214,7 @@ static void listen_conn_ack_cb(uv_write_t *req, int status) {
   listen_conn *k = req->data;
   k->ack_in_flight = 0;
   cs_buf_reset(&k->ack_frame);
-  if (k->closing) {
+  if (k->c.closing) {
     return;
   }
   if (status < 0 || k->close_after_write) {
@@ -307,7 +234,7 @@ static int listen_conn_write(listen_conn *k, const wire_msg *m) {
   }
   b = uv_buf_init(k->ack_frame.data, (unsigned)k->ack_frame.len);
   k->ack_req.data = k;
-  rc = uv_write(&k->ack_req, (uv_stream_t *)&k->handle, &b, 1, listen_conn_ack_cb);
+  rc = uv_write(&k->ack_req, (uv_stream_t *)&k->c.handle, &b, 1, listen_conn_ack_cb);
   if (rc != 0) {
     cs_buf_reset(&k->ack_frame);
     return rc;
@@ -319,15 +246,15 @@ static int listen_conn_write(listen_conn *k, const wire_msg *m) {
 /* Tell the producer how far its stream is durable in every sink, when that moved (or a HELLO
  * asked where the stream stands). */
 static void listen_conn_ack(listen_conn *k) {
-  stream *st = k->peer.hello_stream;
+  stream *st = k->c.peer.hello_stream;
   wire_msg m;
   uint64_t durable;
   int rc;
-  if (k->closing || k->ack_in_flight || st == NULL || !st->sink.acked) {
+  if (k->c.closing || k->ack_in_flight || st == NULL || !st->sink.acked) {
     return;
   }
   durable = sinks_durable(k->l->env.in->sinks, &st->sink);
-  if (durable <= k->acked && !k->peer.ack_due) {
+  if (durable <= k->acked && !k->c.peer.ack_due) {
     return;
   }
   memset(&m, 0, sizeof(m));
@@ -339,21 +266,21 @@ static void listen_conn_ack(listen_conn *k) {
   m.stream.len = st->name_len;
   rc = listen_conn_write(k, &m);
   if (rc != 0) {
-    log_warn("tcp %s: cannot acknowledge: %s", k->peer.name, cs_strerror(rc));
+    log_warn("tcp %s: cannot acknowledge: %s", k->c.peer.name, cs_strerror(rc));
     return;
   }
   k->acked = durable;
-  k->peer.ack_due = 0;
+  k->c.peer.ack_due = 0;
 }
 
 /* Acknowledge what became durable on every connection; see listen_tcp.h. */
 void listen_tcp_ack(listen_tcp *l) {
-  listen_conn *k;
+  conn *c;
   if (l == NULL || l->stopping) {
     return;
   }
-  for (k = l->conns; k != NULL; k = k->next) {
-    listen_conn_ack(k);
+  for (c = l->conns.list; c != NULL; c = c->next) {
+    listen_conn_ack((listen_conn *)c);
   }
 }
 
@@ -364,7 +291,7 @@ static void listen_conn_refuse(listen_conn *k, int counted) {
   wire_msg m;
   if (!counted) {
     in->proto[STREAM_TCP].refused++;
-    log_error("tcp %s: %s; telling the producer", k->peer.name, ingest_error(in));
+    log_error("tcp %s: %s; telling the producer", k->c.peer.name, ingest_error(in));
   }
   memset(&m, 0, sizeof(m));
   m.type = WIRE_REFUSE;
@@ -376,7 +303,7 @@ static void listen_conn_refuse(listen_conn *k, int counted) {
   why.len = strlen(why.data);
   m.nfields = 1;
   m.fields = &why;
-  uv_read_stop((uv_stream_t *)&k->handle);
+  uv_read_stop((uv_stream_t *)&k->c.handle);
   if (k->ack_in_flight) {
     /* The ACK in flight goes first; the refusal would need a second buffer: close. */
     k->close_after_write = 1;
@@ -393,22 +320,9 @@ static void listen_conn_refuse(listen_conn *k, int counted) {
 static void listen_tcp_connection_cb(uv_stream_t *server, int status) {
   listen_tcp *l = server->data;
   listen_conn *k;
-  struct sockaddr_storage ss;
-  int len = sizeof(ss), rc;
 
   if (status < 0) {
-    /* Out of descriptors (libuv then closes what waits in the backlog): say so once a second
-     * and go on serving the connections there are. */
-    if (log_limiter_allow(&l->accept_log, clock_mono_us(), LISTEN_TCP_ACCEPT_LOG_INTERVAL_US)) {
-      unsigned long long held = l->accept_log.suppressed;
-      l->accept_log.suppressed = 0;
-      log_warn("tcp accept on %s failed: %s%s (%llu more since the last report)", l->name,
-               uv_strerror(status),
-               status == UV_EMFILE || status == UV_ENFILE
-                   ? "; new connections are refused until some close (raise ulimit -n)"
-                   : "",
-               held);
-    }
+    conns_accept_failed(&l->conns, status);
     return;
   }
   k = calloc(1, sizeof(*k));
@@ -419,37 +333,11 @@ static void listen_tcp_connection_cb(uv_stream_t *server, int status) {
   k->l = l;
   wire_decoder_init(&k->dec, WIRE_MAX_PAYLOAD);
   cs_buf_init(&k->ack_frame);
-  ingest_peer_init(&k->peer, STREAM_TCP, NULL);
-  snprintf(k->peer.name, sizeof(k->peer.name), "?");
-  rc = uv_tcp_init(l->env.loop, &k->handle);
-  if (rc != 0) {
-    log_warn("tcp: cannot set up a connection: %s", uv_strerror(rc));
-    wire_decoder_free(&k->dec);
-    cs_buf_free(&k->ack_frame);
-    free(k);
+  if (conns_accept(&l->conns, server, &k->c) != 0) {
     return;
   }
-  k->handle.data = k;
-  l->handles++;
-  k->next = l->conns;
-  if (l->conns != NULL) {
-    l->conns->prev = k;
-  }
-  l->conns = k;
-  rc = uv_accept(server, (uv_stream_t *)&k->handle);
-  if (rc != 0) {
-    log_warn("tcp accept on %s failed: %s", l->name, uv_strerror(rc));
-    listen_conn_close(k);
-    return;
-  }
-  if (uv_tcp_getpeername(&k->handle, (struct sockaddr *)&ss, &len) == 0) {
-    ingest_peer_init(&k->peer, STREAM_TCP, (struct sockaddr *)&ss);
-    ingest_peer_name(&k->peer); /* formatted once, while ss lives */
-    k->peer.addr = NULL;
-  }
-  l->env.in->proto[STREAM_TCP].connections++;
   k->accepted_us = clock_mono_us();
-  listen_conn_log(l, LOG_INFO, "connected", k);
+  conns_log_open(&k->c);
   listen_conn_read_start(k);
   listen_tcp_sweep_arm(l, k); /* no HELLO yet */
 }
@@ -466,6 +354,7 @@ int listen_tcp_start(listen_tcp **out, const listen_env *env) {
     return CS_ENOMEM;
   }
   l->env = *env;
+  conns_init(&l->conns, &listen_tcp_conns_ops, l, env->in, l->name);
   rc = listen_resolve(env, SOCK_STREAM, &ss, l->name, sizeof(l->name));
   if (rc == 0) {
     rc = uv_tcp_init(env->loop, &l->handle);
@@ -478,14 +367,13 @@ int listen_tcp_start(listen_tcp **out, const listen_env *env) {
     return rc;
   }
   l->handle.data = l;
-  l->handles = 1;
-  lograte_init(&l->conn_log, LISTEN_TCP_CONN_LOG_BURST, LISTEN_TCP_CONN_LOG_PER_S);
+  conns_hold(&l->conns);
   *out = l;
   rc = uv_timer_init(env->loop, &l->sweep);
   if (rc == 0) {
     l->sweep.data = l;
     l->sweep_open = 1;
-    l->handles++;
+    conns_hold(&l->conns);
   }
   if (rc != 0) {
     log_error("cannot listen on %s: %s", l->name, uv_strerror(rc));
@@ -511,11 +399,12 @@ const char *listen_tcp_name(const listen_tcp *l) {
 
 /* Pause or resume every connection; see listen_tcp.h. */
 void listen_tcp_pause(listen_tcp *l, int paused) {
-  listen_conn *k;
+  conn *c;
   l->paused = paused;
-  for (k = l->conns; k != NULL; k = k->next) {
-    if (paused && !k->closing) {
-      uv_read_stop((uv_stream_t *)&k->handle);
+  for (c = l->conns.list; c != NULL; c = c->next) {
+    listen_conn *k = (listen_conn *)c;
+    if (paused && !k->c.closing) {
+      uv_read_stop((uv_stream_t *)&k->c.handle);
     } else if (!paused) {
       listen_conn_read_start(k);
     }
@@ -524,24 +413,26 @@ void listen_tcp_pause(listen_tcp *l, int paused) {
 
 /* Close everything; see listen_tcp.h. */
 void listen_tcp_stop(listen_tcp *l) {
-  listen_conn *k;
+  conn *c;
   if (l == NULL || l->stopping) {
     return;
   }
   l->stopping = 1;
-  for (k = l->conns; k != NULL; k = k->next) {
-    if (!k->closing && wire_decoder_pending(&k->dec) > 0) {
+  for (c = l->conns.list; c != NULL; c = c->next) {
+    listen_conn *k = (listen_conn *)c;
+    if (!k->c.closing && wire_decoder_pending(&k->dec) > 0) {
       char bytes[WORDS_BUF];
-      log_warn("tcp %s: closing with %s of an incomplete frame", k->peer.name,
+      log_warn("tcp %s: closing with %s of an incomplete frame", k->c.peer.name,
                words_count_of(bytes, sizeof bytes, wire_decoder_pending(&k->dec), "byte", "bytes"));
     }
-    if (!k->closing) {
-      listen_conn_log(l, LOG_INFO, "closed by the consumer", k);
+    if (!k->c.closing) {
+      conns_log_end(&k->c, "closed by the consumer");
     }
     listen_conn_close(k);
   }
   if (l->sweep_open) {
-    uv_close((uv_handle_t *)&l->sweep, listen_tcp_close_cb);
+    conns_close_handle(&l->conns, (uv_handle_t *)&l->sweep);
   }
-  uv_close((uv_handle_t *)&l->handle, listen_tcp_close_cb);
+  conns_close_handle(&l->conns, (uv_handle_t *)&l->handle);
+  conns_release(&l->conns);
 }

@@ -219,6 +219,28 @@ class PlainCsvTest(harness.IntegrationCase):
         # 1,031 connections and a cap of 1,024: at least 7 silent ones were closed for them.
         self.assertGreaterEqual(res.stats["plain-tcp"]["evicted"], 7, res.describe())
 
+    def test_incomplete_records_are_held_within_the_memory_budget(self):
+        # --max-memory 4M leaves incomplete frames and records about 2 MiB (two of the largest
+        # frames): of twelve connections each holding 700 KiB of an open quoted field, at most
+        # two stay, the others are closed, the largest first.
+        cons = self.plain_consumer("--max-memory", "4M")
+        holders = []
+        for _ in range(12):
+            s = socket.create_connection(("127.0.0.1", self.plain_port), timeout=10)
+            try:
+                s.sendall(b"a,b\n1,\"" + b"y" * (700 << 10))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            holders.append(s)
+        harness.wait_until(lambda: cons.proc.stderr().count("over the cap") > 0, 10)
+        time.sleep(0.5)
+        for s in holders:
+            s.close()
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertGreaterEqual(res.stats["plain-tcp"]["evicted"], 10, res.describe())
+        self.assertIn("incomplete records of all connections over the cap", res.stderr)
+
     def test_udp_datagram_with_broken_quoting_is_counted_garbage(self):
         cons = self.plain_consumer()
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
