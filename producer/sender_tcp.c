@@ -71,7 +71,11 @@ int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrle
   t->fd = -1;
   t->stop = stop;
   t->status = TCP_OK;
-  snprintf(t->peer, sizeof t->peer, "%s", peer);
+  /* A reconnect passes t->peer itself: copying a string onto itself is undefined (snprintf
+   * may clear the destination first), and it is already there. */
+  if (peer != t->peer) {
+    snprintf(t->peer, sizeof t->peer, "%s", peer);
+  }
   if (addrlen <= sizeof t->addr && addr != (const struct sockaddr *)&t->addr) {
     memcpy(&t->addr, addr, addrlen); /* a reconnect passes t->addr itself */
     t->addrlen = addrlen;
