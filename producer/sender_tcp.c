@@ -725,6 +725,7 @@ static inline int tcp_add_record(sender *s, const wire_msg *m, char *err, size_t
   int rc;
   if (t->resumed && m->seq <= t->acked_seq) {
     t->acked++; /* --resume: the consumer has it already */
+    t->skipped++;
     if (m->seq > t->last_seq) {
       t->last_seq = m->seq;
     }
@@ -885,6 +886,7 @@ static void tcp_op_stats(const sender *s, sender_stats *out) {
   out->resent = t->resent;
   out->reconnects = t->reconnects;
   out->retry_wait_us = t->retry_wait_us + s->retry_wait_us;
+  out->skipped = t->skipped;
 }
 
 static void tcp_op_close(sender *s) {

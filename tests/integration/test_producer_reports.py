@@ -38,6 +38,55 @@ class ProducerReports(harness.IntegrationCase):
         self.assertEqual(1, res.stats["reconnects"], res.describe())
         self.assertExit(again.stop(), 0, "the second consumer")
 
+    def resume_run(self, src, port, extra=()):
+        return self.run_producer(src, port, "tcp",
+                                 ["-q", "-i", "0", "--resume", "--id", "X"] + list(extra))
+
+    def test_resume_of_a_whole_stream_sends_nothing_and_says_so(self):
+        src = self.path("temps.csv")
+        harness.simple_csv(src, 48)
+        cons = self.tcp_consumer()
+        first = self.resume_run(src, cons.port)
+        self.assertExit(first, 0, "the first run")
+        self.assertEqual((48, 0, 0), (first.stats["sent"], first.stats["resumed_after"],
+                                      first.stats["resume_skipped"]), first.describe())
+        again = self.resume_run(src, cons.port)
+        self.assertExit(again, 0, "the run the consumer had whole")
+        st = again.stats
+        self.assertEqual({"sent": 0, "written": 0, "resumed_after": 48, "resume_skipped": 48,
+                          "records_read": 48, "records_per_s": 0},
+                         {k: st[k] for k in ("sent", "written", "resumed_after",
+                                             "resume_skipped", "records_read",
+                                             "records_per_s")}, again.describe())
+        self.assertIn("summary: sent 0 records (", again.stdout, again.describe())
+        self.assertIn("summary: resumed: the consumer had the first 48 records already "
+                      "(--resume); 48 skipped, not sent again", again.stdout, again.describe())
+        self.assertNotIn("were written to the connection", again.stderr, "no false warning")
+        self.assertNotIn("warning", again.stderr, again.describe())
+        self.assertExit(cons.stop(), 0, "consumer")
+
+    def test_resume_part_way_counts_only_what_it_sent(self):
+        src = self.path("temps.csv")
+        harness.simple_csv(src, 48)
+        cons = self.tcp_consumer()
+        first = self.resume_run(src, cons.port, ["--count", "20"])
+        self.assertExit(first, 0, "the first run, 20 records")
+        again = self.resume_run(src, cons.port)
+        self.assertExit(again, 0, "the run that goes on after #20")
+        st = again.stats
+        self.assertEqual((28, 28, 20, 20), (st["sent"], st["written"], st["resumed_after"],
+                                            st["resume_skipped"]), again.describe())
+        if st["duration_s"] > 0:
+            self.assertAlmostEqual(st["records_per_s"], 28 / st["duration_s"],
+                                   delta=st["records_per_s"] * 0.01 + 1e-6,
+                                   msg="the rate is of the records sent: %s" % again.describe())
+        self.assertIn("summary: sent 28 records (", again.stdout, again.describe())
+        self.assertIn("20 skipped, not sent again", again.stdout, again.describe())
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        ids = [row[0] for row in harness.read_csv(cons.out_path())[1:]]
+        self.assertEqual([str(i) for i in range(1, 49)], ids, "each record once, in order")
+
 
 if __name__ == "__main__":
     harness.main()
