@@ -87,6 +87,24 @@ class ProducerReports(harness.IntegrationCase):
         ids = [row[0] for row in harness.read_csv(cons.out_path())[1:]]
         self.assertEqual([str(i) for i in range(1, 49)], ids, "each record once, in order")
 
+    def test_consumer_closing_after_every_record_was_sent_is_not_told_as_unsent(self):
+        src = self.path("temps.csv")
+        harness.simple_csv(src, 48)
+        cons = self.tcp_consumer("--max-records", "48")
+        res = self.run_producer(src, cons.port, "tcp", ["-q", "-i", "0", "--retry", "0"])
+        self.assertExit(cons.stop(), 0, "the consumer that stopped at --max-records")
+        self.assertNotIn("the rest were not sent", res.stderr, res.describe())
+        if res.rc == 0:
+            self.assertEqual(48, res.stats["acked"], res.describe())
+            return
+        self.assertExit(res, 1, "the producer whose records were not all acknowledged")
+        m = re.search(r"127\.0\.0\.1:%d/tcp: connection (closed|reset) by the consumer after all "
+                      r"48 records were sent; (\d+) acknowledged, (\d+) not acknowledged"
+                      % cons.port, res.stderr)
+        self.assertIsNotNone(m, res.describe())
+        self.assertEqual(48, int(m.group(2)) + int(m.group(3)), res.describe())
+        self.assertEqual((48, 48), (res.stats["sent"], res.stats["written"]), res.describe())
+
 
 if __name__ == "__main__":
     harness.main()
