@@ -50,12 +50,13 @@ static const char producer_shortopts[] = ":tuH:p:i:r:c:lqhV";
 void producer_options_usage(FILE *f) {
   fputs(
       "Usage: producer [-t | -u] [-H HOST] [-p PORT]\n"
-      "                [-i SECONDS | -i MIN-MAX | -r N] [-c N] [-l] [--seed N] [--stream NAME]\n"
-      "                [--no-header] [-q] [--stats-json FILE]\n"
+      "                [-i SECONDS | -i MIN-MAX | -r N] [-c N] [-l | --loop=N] [--seed N]\n"
+      "                [--stream NAME] [--no-header] [-q] [--stats-json FILE]\n"
       "                [--impair loss=P,dup=P,reorder=P[,delay=MS][,seed=N]]\n"
+      "                [--retry SECONDS] [--window N] [--resume] [--id NAME]\n"
       "                [--delimiter CHAR|auto] [--encoding NAME|auto] [--skip-lines N]\n"
       "                [--comment CHAR] [--timestamps COLUMN [--speed X] [--max-gap S]]\n"
-      "                FILE.csv|-\n"
+      "                [--format csvstream|csv] FILE.csv|-\n"
       "\n"
       "Read a CSV file (RFC 4180, UTF-8 BOM stripped; - is standard input) and stream its\n"
       "records to a consumer over TCP or UDP, one record every 1-3 s by default. It logs a\n"
@@ -65,7 +66,8 @@ void producer_options_usage(FILE *f) {
       "else a line every 3 s.\n"
       "\n"
       "  -t, --tcp               send over TCP (default)\n"
-      "  -u, --udp               send over UDP: one datagram per record, header frame included\n"
+      "  -u, --udp               send over UDP: the header frame in every datagram, then the\n"
+      "                          records due together (at most 1,472 bytes a datagram)\n"
       "  -H, --host HOST         consumer host name or address (default 127.0.0.1); TCP tries\n"
       "                          every address the name resolves to, in order, UDP the first\n"
       "  -p, --port PORT         consumer port, 1-65535 (default 9999)\n"
@@ -123,11 +125,12 @@ void producer_options_usage(FILE *f) {
       "  -h, --help              show this text and exit\n"
       "  -V, --version           show the program and library versions and exit\n"
       "\n"
-      "Exit status: 0 every record was sent; 1 a runtime failure (file unreadable, CSV error,\n"
-      "connection refused or reset, a record too large for UDP: not all records were sent);\n"
-      "2 a usage error (also a --stats-json FILE that cannot be created, checked before\n"
-      "anything is sent); 130 stopped by SIGINT, 143 by SIGTERM (END is still sent and the\n"
-      "summary printed).\n",
+      "Exit status: 0 every record was sent and, over TCP, acknowledged by the consumer; 1 a\n"
+      "runtime failure (file unreadable, CSV error, the consumer unreachable for --retry\n"
+      "seconds, the stream refused, a record too large to send: not every record was sent or\n"
+      "acknowledged); 2 a usage error (also a --stats-json FILE that cannot be created,\n"
+      "checked before anything is sent); 130 stopped by SIGINT, 143 by SIGTERM (END is still\n"
+      "sent and the summary printed).\n",
       f);
 }
 

@@ -106,5 +106,44 @@ class ProducerReports(harness.IntegrationCase):
         self.assertEqual((48, 48), (res.stats["sent"], res.stats["written"]), res.describe())
 
 
+class ProducerTexts(harness.IntegrationCase):
+    """The help text, the man page and the README paragraph say what the program does."""
+
+    def help_text(self):
+        res = subprocess.run([harness.PRODUCER, "--help"], capture_output=True, text=True,
+                             timeout=10)
+        self.assertEqual(0, res.returncode, res.stderr)
+        return res.stdout
+
+    def test_usage_lines_name_every_option(self):
+        text = self.help_text()
+        usage = text[:text.index("\n\n")]
+        # The option column: "  -p, --port PORT" or "      --seed N" (not a description).
+        options = re.findall(r"^  (?:(-[A-Za-z]), |    )(--[a-z][a-z-]*)", text, re.M)
+        self.assertGreater(len(options), 20, text)
+        for short, long in options:
+            if long in ("--help", "--version"):
+                continue
+            self.assertTrue(re.search(r"%s\b" % re.escape(long), usage) or
+                            (short and re.search(r"%s\b" % re.escape(short), usage)),
+                            "the usage lines do not show %s:\n%s" % (long, usage))
+
+    def test_help_says_records_share_a_datagram_and_exit_0_means_acknowledged(self):
+        text = " ".join(self.help_text().split())
+        self.assertNotIn("one datagram per record", text)
+        self.assertIn("-u, --udp send over UDP: the header frame in every datagram, then the "
+                      "records due together", text)
+        self.assertIn("Exit status: 0 every record was sent and, over TCP, acknowledged by the "
+                      "consumer", text)
+
+    def test_man_page_gives_the_progress_interval_the_program_uses(self):
+        with open(os.path.join(harness.SOURCE, "docs", "man", "producer.1"),
+                  encoding="utf-8") as f:
+            page = " ".join(f.read().split())
+        self.assertNotIn("a progress line every second", page)
+        self.assertIn("else a line every 3 seconds", page)
+        self.assertIn("a line every 3 s.", " ".join(self.help_text().split()))
+
+
 if __name__ == "__main__":
     harness.main()
