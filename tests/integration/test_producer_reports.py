@@ -144,6 +144,31 @@ class ProducerTexts(harness.IntegrationCase):
         self.assertIn("else a line every 3 seconds", page)
         self.assertIn("a line every 3 s.", " ".join(self.help_text().split()))
 
+    def test_readme_failure_paragraph_tells_of_the_retries(self):
+        with open(os.path.join(harness.SOURCE, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        start = readme.index("Try the failure cases too")
+        para = " ".join(readme[start:readme.index("\n\n", start)].split())
+        self.assertIn("`--retry 0` gives that answer at once", para)
+        self.assertIn("30 by default", para)
+        # What the paragraph says: without a consumer the default waits and retries ...
+        src = self.path("a.csv")
+        harness.simple_csv(src, 1)
+        port = harness.free_port()
+        prod = self.start_producer(src, port, "tcp", stats=False)
+        self.assertTrue(harness.wait_until(
+            lambda: "consumer unreachable (Connection refused), retrying in" in prod[0].stderr(),
+            10), prod[0].stderr())
+        time.sleep(1.0)
+        self.assertTrue(prod[0].running(), "still retrying: " + prod[0].stderr())
+        prod[0].popen.send_signal(signal.SIGINT)
+        self.assertEqual(130, prod[0].wait(10))
+        # ... and --retry 0 answers at once.
+        res = self.run_producer(src, port, "tcp", ["--retry", "0"], stats=False)
+        self.assertExit(res, 1, "--retry 0")
+        self.assertIn("connection refused (is the consumer running?", res.stderr)
+        self.assertLess(res.seconds, 2.0, res.describe())
+
 
 if __name__ == "__main__":
     harness.main()
