@@ -105,6 +105,22 @@ class ProducerReports(harness.IntegrationCase):
         self.assertEqual(48, int(m.group(2)) + int(m.group(3)), res.describe())
         self.assertEqual((48, 48), (res.stats["sent"], res.stats["written"]), res.describe())
 
+    def test_host_with_a_port_says_where_the_port_goes(self):
+        src = self.path("a.csv")
+        harness.simple_csv(src, 1)
+        for host, bare, port in [("127.0.0.1:29950", "127.0.0.1", "29950"),
+                                 ("localhost:99", "localhost", "99")]:
+            with self.subTest(host=host):
+                res = self.run_program([harness.PRODUCER, "-H", host, "--retry", "0", src])
+                self.assertExit(res, 1, host)
+                self.assertIn("cannot resolve '%s'" % host, res.stderr, res.describe())
+                self.assertIn("(the port goes in --port: -H %s -p %s)" % (bare, port),
+                              res.stderr, res.describe())
+        # Not a port after the colon: no such hint.
+        res = self.run_program([harness.PRODUCER, "-H", "127.0.0.1:99x", "--retry", "0", src])
+        self.assertExit(res, 1, "127.0.0.1:99x")
+        self.assertNotIn("the port goes in", res.stderr, res.describe())
+
 
 class ProducerTexts(harness.IntegrationCase):
     """The help text, the man page and the README paragraph say what the program does."""
