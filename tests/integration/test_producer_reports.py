@@ -121,6 +121,20 @@ class ProducerReports(harness.IntegrationCase):
         self.assertExit(res, 1, "127.0.0.1:99x")
         self.assertNotIn("the port goes in", res.stderr, res.describe())
 
+    def test_sqlite_modes_refuse_a_postgres_db(self):
+        for mode in ["naive", "safe", "funnel"]:
+            for db in ["postgresql://user@localhost/csv", "postgres://localhost/csv",
+                       "host=localhost dbname=csv"]:
+                with self.subTest(mode=mode, db=db):
+                    res = self.run_program([MULTIPLE_PROCESSES, "--mode", mode, "--db", db,
+                                            "--records", "1", "--processes", "1"])
+                    self.assertExit(res, 2, "a usage error")
+                    self.assertIn("--mode %s: --db is an SQLite file here" % mode, res.stderr,
+                                  res.describe())
+                    self.assertIn("use --mode postgres", res.stderr, res.describe())
+        made = [n for n in os.listdir(self.dir) if not n.startswith("run-")]
+        self.assertEqual([], made, "nothing opened or created")
+
 
 class ProducerTexts(harness.IntegrationCase):
     """The help text, the man page and the README paragraph say what the program does."""
