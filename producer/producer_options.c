@@ -76,7 +76,8 @@ void producer_options_usage(FILE *f) {
       "  -r, --rate N            N records a second, evenly spaced (excludes --interval)\n"
       "  -c, --count N           stop after N records\n"
       "  -l, --loop[=N]          start the file over at its end (not for standard input);\n"
-      "                          --loop=N reads it N times, a bare --loop for ever\n"
+      "                          --loop=N reads it N times, a bare --loop (or -l) for ever;\n"
+      "                          -l takes no value (-l3 is refused: write --loop=3)\n"
       "      --seed N            seed for the random pace (default: from the OS)\n"
       "      --stream NAME       stream name, 1-255 bytes (default: the file's base name without\n"
       "                          its extension; \"stdin\" for -)\n"
@@ -160,6 +161,32 @@ static int producer_options_rate(const char *s, double *rate, char *err, size_t 
     snprintf(err, errlen, "--rate: '%s' is too slow (at least 0.0001: one record every 10,000 s)",
              s);
     return CS_EINVAL;
+  }
+  return 0;
+}
+
+/* "-l3" is -l, then 3 as an unknown option: the short form takes no value, since an optional
+ * one would swallow the next letter of a bundle ("-lq"). When the digit getopt refused
+ * (bad_opt) follows an l in the short-option word it is reading (argv[next] or, when the digit
+ * ended the word, argv[next - 1]), say what to type instead. Returns 1 with the message in
+ * err, else 0. */
+static int producer_options_loop_hint(char **argv, int argc, int next, int bad_opt, char *err,
+                                      size_t errlen) {
+  int i;
+  if (bad_opt < '0' || bad_opt > '9') {
+    return 0;
+  }
+  for (i = next - 1; i <= next && i < argc; i++) {
+    const char *word = i >= 1 ? argv[i] : NULL;
+    const char *l = word != NULL && word[0] == '-' && word[1] != '-' ? strchr(word, 'l') : NULL;
+    if (l != NULL && l[1] == bad_opt) {
+      int digits = (int)strspn(l + 1, "0123456789");
+      snprintf(err, errlen,
+               "%s: -l takes no value; to read the file %.*s times write --loop=%.*s (-l alone "
+               "starts it over for ever)",
+               word, digits, l + 1, digits, l + 1);
+      return 1;
+    }
   }
   return 0;
 }
@@ -423,6 +450,9 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
                opt_offender(c, argv, optind, optopt, producer_shortopts, name, sizeof name));
       return CS_EINVAL;
     default:
+      if (c == '?' && producer_options_loop_hint(argv, argc, optind, optopt, err, errlen)) {
+        return CS_EINVAL;
+      }
       snprintf(err, errlen, "%s: unknown option",
                opt_offender(c, argv, optind, optopt, producer_shortopts, name, sizeof name));
       return CS_EINVAL;

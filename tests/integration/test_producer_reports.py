@@ -121,6 +121,26 @@ class ProducerReports(harness.IntegrationCase):
         self.assertExit(res, 1, "127.0.0.1:99x")
         self.assertNotIn("the port goes in", res.stderr, res.describe())
 
+    def test_loop_count_attached_to_l_says_to_write_loop_equals(self):
+        src = self.path("a.csv")
+        harness.simple_csv(src, 2)
+        for word, n in [("-l3", "3"), ("-l12", "12"), ("-ql3", "3")]:
+            with self.subTest(word=word):
+                res = self.run_program([harness.PRODUCER, word, src])
+                self.assertExit(res, 2, word)
+                self.assertIn("%s: -l takes no value; to read the file %s times write --loop=%s"
+                              % (word, n, n), res.stderr, res.describe())
+                self.assertIn("--help", res.stderr)
+        # Another digit is still an unknown option, and -l still bundles.
+        res = self.run_program([harness.PRODUCER, "-q3", src])
+        self.assertExit(res, 2, "-q3")
+        self.assertIn("-3: unknown option", res.stderr, res.describe())
+        cons = self.tcp_consumer()
+        res = self.run_producer(src, cons.port, "tcp", ["-lq", "-i", "0", "-c", "5"])
+        self.assertExit(res, 0, "-lq")
+        self.assertEqual(5, res.stats["sent"], res.describe())
+        self.assertExit(cons.stop(), 0, "consumer")
+
     def test_sqlite_modes_refuse_a_postgres_db(self):
         for mode in ["naive", "safe", "funnel"]:
             for db in ["postgresql://user@localhost/csv", "postgres://localhost/csv",
