@@ -53,6 +53,13 @@ static void mp_usage(FILE *f) {
         f);
 }
 
+/* Whether --db names a PostgreSQL database, by the consumer's rule: a libpq URI
+ * (postgresql://, postgres://) or a keyword string, which holds '=' ("host=... dbname=..."). */
+static int mp_db_is_postgres(const char *db) {
+  return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0 ||
+         strchr(db, '=') != NULL;
+}
+
 /* Parse argv into ctx. Returns 0, 1 when --help or --version was handled, or 2 on a usage
  * error (message printed). Longer than most functions on purpose: one switch over the option
  * table, a few lines per option, in the order --help lists them. */
@@ -162,11 +169,22 @@ static int mp_parse(int argc, char **argv, mp_ctx *ctx) {
              ctx->consumer ? "--consumer" : "--port");
     goto usage;
   }
-  if (ctx->mode == MP_POSTGRES && strncmp(ctx->db, "postgresql://", 13) != 0 &&
-      strncmp(ctx->db, "postgres://", 11) != 0 && strchr(ctx->db, '=') == NULL) {
+  if (ctx->mode == MP_POSTGRES && !mp_db_is_postgres(ctx->db)) {
     snprintf(err, sizeof err,
              "--mode postgres: --db must name a PostgreSQL database (postgresql://USER@HOST/DB "
              "or 'host=... dbname=...'), not '%s'",
+             ctx->db);
+    goto usage;
+  }
+  /* The other modes open --db as an SQLite file (funnel's consumer too, and its count): a
+   * PostgreSQL URI there would fail later as "unable to open database file". */
+  if (ctx->mode != MP_POSTGRES && mp_db_is_postgres(ctx->db)) {
+    snprintf(err, sizeof err,
+             "--mode %s: --db is an SQLite file here, and '%.120s' names a PostgreSQL "
+             "database; use --mode postgres to write PostgreSQL",
+             ctx->mode == MP_NAIVE  ? "naive"
+             : ctx->mode == MP_SAFE ? "safe"
+                                    : "funnel",
              ctx->db);
     goto usage;
   }

@@ -407,7 +407,7 @@ static inline void producer_clock(producer *p) {
 static int producer_stream(producer *p) {
   char err[512];
   uint64_t this_pass = 0;      /* records read in this pass over the file */
-  uint64_t pass_start_seq = 0; /* p->st.sent when this pass began */
+  uint64_t pass_start_seq = 0; /* p->st.seq when this pass began */
   /* The message of every record: what changes per record is set below. */
   wire_msg m = producer_msg_at(p, WIRE_RECORD, 0, 0);
   int rc;
@@ -418,7 +418,7 @@ static int producer_stream(producer *p) {
     if (*p->stop) {
       return 1;
     }
-    if (p->opt->count != 0 && p->st.sent >= p->opt->count) {
+    if (p->opt->count != 0 && p->st.seq >= p->opt->count) {
       return 0;
     }
     rc = p->input_live ? producer_wait_input(p, err, sizeof err) : 0;
@@ -440,7 +440,7 @@ static int producer_stream(producer *p) {
           (p->opt->loop_passes != 0 && p->passes >= p->opt->loop_passes)) {
         return 0;
       }
-      if (p->st.sent == pass_start_seq) {
+      if (p->st.seq == pass_start_seq) {
         /* Every record was skipped as too large: another pass would only repeat that. */
         producer_progress_clear(p);
         log_error("%s: --loop: no record of the file can be sent (all too large, see above); "
@@ -459,7 +459,7 @@ static int producer_stream(producer *p) {
         log_info("end of %s; starting over (--loop)", csvin_path(p->in));
       }
       this_pass = 0;
-      pass_start_seq = p->st.sent;
+      pass_start_seq = p->st.seq;
       replay_restart(&p->replay); /* the file's clock starts again with the file */
       continue;
     }
@@ -477,8 +477,10 @@ static int producer_stream(producer *p) {
     if (!producer_fits(p, &m)) {
       continue;
     }
-    if (p->st.sent < p->st.resumed_after) {
-      p->st.sent++; /* --resume: the consumer has this one (same numbering as the first run) */
+    if (p->st.seq < p->st.resumed_after) {
+      /* --resume: the consumer has this one (same numbering as the first run); not sent. */
+      p->st.seq++;
+      p->st.resume_skipped++;
       continue;
     }
     /* Unpaced, every record is due at once: no deadline to take and no wait. */
@@ -489,7 +491,8 @@ static int producer_stream(producer *p) {
     }
     if (rc == 0) {
       producer_clock(p); /* its time is read when it is sent (see producer_clock) */
-      m.seq = ++p->st.sent;
+      m.seq = ++p->st.seq;
+      p->st.sent++;
       m.sent_us = p->now_wall_us;
       p->st.last_sent_us = p->now_mono_us;
       rc = p->snd->ops->send(p->snd, &m, p->unpaced ? 0 : pacer_peek(&p->pacer), err, sizeof err);
@@ -504,6 +507,19 @@ static int producer_stream(producer *p) {
     }
     producer_progress(p);
   }
+}
+
+/* Whether host looks like HOST:PORT, one colon with only digits after it ("127.0.0.1:9999",
+ * "sensors:9999"); an IPv6 address has more colons. The port is --port's, so a lookup of such
+ * a host fails, and its message should say where the port goes. */
+static int producer_host_has_port(const char *host) {
+  const char *colon = strchr(host, ':');
+  size_t digits;
+  if (colon == NULL || colon == host || strchr(colon + 1, ':') != NULL) {
+    return 0;
+  }
+  digits = strspn(colon + 1, "0123456789");
+  return digits > 0 && colon[1 + digits] == '\0';
 }
 
 /* Resolve --host (every address: a TCP sender tries them in order), connect the sender and hand
@@ -521,7 +537,13 @@ static int producer_connect(producer *p) {
   }
   rc = net_resolve_all(p->opt->host, p->opt->port, p->snd->ops->socktype, &addrs, err, sizeof err);
   if (rc != 0) {
-    log_error("--host: %s", err);
+    if (producer_host_has_port(p->opt->host)) {
+      const char *colon = strchr(p->opt->host, ':');
+      log_error("--host: %s (the port goes in --port: -H %.*s -p %s)", err,
+                (int)(colon - p->opt->host), p->opt->host, colon + 1);
+    } else {
+      log_error("--host: %s", err);
+    }
     return rc;
   }
   rc = sender_open(p->snd, &addrs, p->opt->host, err, sizeof err);
@@ -642,7 +664,7 @@ int producer_run(producer *p) {
   }
   /* END tells the consumer the last seq; skip it only when the connection is already gone. */
   if (p->snd->ops->connected(p->snd)) {
-    wire_msg end = producer_msg(p, WIRE_END, p->st.sent);
+    wire_msg end = producer_msg(p, WIRE_END, p->st.seq);
     rc = p->snd->ops->finish(p->snd, &end, 0, err, sizeof err);
     if (rc != 0) {
       log_error("%s", err);
@@ -663,10 +685,14 @@ int producer_run(producer *p) {
   p->st.resent = ss.resent;
   p->st.reconnects = ss.reconnects;
   p->st.retry_wait_us = ss.retry_wait_us;
-  if (ss.acknowledged && ss.acked + p->st.resumed_after < p->st.sent - p->impair.dropped &&
-      !failed && !p->stopped) {
+  /* Records the sender skipped (acknowledged before their turn) were handed over, not sent. */
+  p->st.sent -= ss.skipped;
+  p->st.resume_skipped += ss.skipped;
+  if (ss.acknowledged && ss.acked - ss.skipped < p->st.sent - p->impair.dropped && !failed &&
+      !p->stopped) {
     char a[WORDS_BUF], n[WORDS_BUF];
-    log_error("only %s of %s were acknowledged by the consumer", words_count(a, sizeof a, ss.acked),
+    log_error("only %s of %s were acknowledged by the consumer",
+              words_count(a, sizeof a, ss.acked - ss.skipped),
               words_count_of(n, sizeof n, p->st.sent, "record", "records"));
     failed = 1;
   }

@@ -19,7 +19,9 @@
 
 /* Totals of one run, as the summary and --stats-json report them. */
 typedef struct producer_stats {
-  uint64_t sent;          /* sequence numbers issued (impairment drops included) */
+  uint64_t seq;           /* the last sequence number issued, END's (impairment drops and
+                           * records --resume skipped included) */
+  uint64_t sent;          /* records sent (impairment drops included; not those skipped) */
   uint64_t written;       /* TCP: RECORD frames handed to the kernel in full */
   uint64_t bytes;         /* bytes handed to the kernel */
   uint64_t records_read;  /* data records read from the CSV */
@@ -35,6 +37,7 @@ typedef struct producer_stats {
   uint64_t reconnects;
   uint64_t retry_wait_us;      /* waiting to reach the consumer */
   uint64_t resumed_after;      /* --resume: the consumer had the stream up to this record */
+  uint64_t resume_skipped;     /* --resume: records not sent, the consumer had them already */
   uint64_t skipped_lines;      /* --skip-lines: lines skipped before the header */
   uint64_t comment_lines;      /* --comment: lines skipped as comments */
   uint64_t invalid_utf8_lines; /* lines that are not valid UTF-8 (sent as they are) */

@@ -50,12 +50,13 @@ static const char producer_shortopts[] = ":tuH:p:i:r:c:lqhV";
 void producer_options_usage(FILE *f) {
   fputs(
       "Usage: producer [-t | -u] [-H HOST] [-p PORT]\n"
-      "                [-i SECONDS | -i MIN-MAX | -r N] [-c N] [-l] [--seed N] [--stream NAME]\n"
-      "                [--no-header] [-q] [--stats-json FILE]\n"
+      "                [-i SECONDS | -i MIN-MAX | -r N] [-c N] [-l | --loop=N] [--seed N]\n"
+      "                [--stream NAME] [--no-header] [-q] [--stats-json FILE]\n"
       "                [--impair loss=P,dup=P,reorder=P[,delay=MS][,seed=N]]\n"
+      "                [--retry SECONDS] [--window N] [--resume] [--id NAME]\n"
       "                [--delimiter CHAR|auto] [--encoding NAME|auto] [--skip-lines N]\n"
       "                [--comment CHAR] [--timestamps COLUMN [--speed X] [--max-gap S]]\n"
-      "                FILE.csv|-\n"
+      "                [--format csvstream|csv] FILE.csv|-\n"
       "\n"
       "Read a CSV file (RFC 4180, UTF-8 BOM stripped; - is standard input) and stream its\n"
       "records to a consumer over TCP or UDP, one record every 1-3 s by default. It logs a\n"
@@ -65,7 +66,8 @@ void producer_options_usage(FILE *f) {
       "else a line every 3 s.\n"
       "\n"
       "  -t, --tcp               send over TCP (default)\n"
-      "  -u, --udp               send over UDP: one datagram per record, header frame included\n"
+      "  -u, --udp               send over UDP: the header frame in every datagram, then the\n"
+      "                          records due together (at most 1,472 bytes a datagram)\n"
       "  -H, --host HOST         consumer host name or address (default 127.0.0.1); TCP tries\n"
       "                          every address the name resolves to, in order, UDP the first\n"
       "  -p, --port PORT         consumer port, 1-65535 (default 9999)\n"
@@ -74,7 +76,8 @@ void producer_options_usage(FILE *f) {
       "  -r, --rate N            N records a second, evenly spaced (excludes --interval)\n"
       "  -c, --count N           stop after N records\n"
       "  -l, --loop[=N]          start the file over at its end (not for standard input);\n"
-      "                          --loop=N reads it N times, a bare --loop for ever\n"
+      "                          --loop=N reads it N times, a bare --loop (or -l) for ever;\n"
+      "                          -l takes no value (-l3 is refused: write --loop=3)\n"
       "      --seed N            seed for the random pace (default: from the OS)\n"
       "      --stream NAME       stream name, 1-255 bytes (default: the file's base name without\n"
       "                          its extension; \"stdin\" for -)\n"
@@ -123,11 +126,12 @@ void producer_options_usage(FILE *f) {
       "  -h, --help              show this text and exit\n"
       "  -V, --version           show the program and library versions and exit\n"
       "\n"
-      "Exit status: 0 every record was sent; 1 a runtime failure (file unreadable, CSV error,\n"
-      "connection refused or reset, a record too large for UDP: not all records were sent);\n"
-      "2 a usage error (also a --stats-json FILE that cannot be created, checked before\n"
-      "anything is sent); 130 stopped by SIGINT, 143 by SIGTERM (END is still sent and the\n"
-      "summary printed).\n",
+      "Exit status: 0 every record was sent and, over TCP, acknowledged by the consumer; 1 a\n"
+      "runtime failure (file unreadable, CSV error, the consumer unreachable for --retry\n"
+      "seconds, the stream refused, a record too large to send: not every record was sent or\n"
+      "acknowledged); 2 a usage error (also a --stats-json FILE that cannot be created,\n"
+      "checked before anything is sent); 130 stopped by SIGINT, 143 by SIGTERM (END is still\n"
+      "sent and the summary printed).\n",
       f);
 }
 
@@ -157,6 +161,32 @@ static int producer_options_rate(const char *s, double *rate, char *err, size_t 
     snprintf(err, errlen, "--rate: '%s' is too slow (at least 0.0001: one record every 10,000 s)",
              s);
     return CS_EINVAL;
+  }
+  return 0;
+}
+
+/* "-l3" is -l, then 3 as an unknown option: the short form takes no value, since an optional
+ * one would swallow the next letter of a bundle ("-lq"). When the digit getopt refused
+ * (bad_opt) follows an l in the short-option word it is reading (argv[next] or, when the digit
+ * ended the word, argv[next - 1]), say what to type instead. Returns 1 with the message in
+ * err, else 0. */
+static int producer_options_loop_hint(char **argv, int argc, int next, int bad_opt, char *err,
+                                      size_t errlen) {
+  int i;
+  if (bad_opt < '0' || bad_opt > '9') {
+    return 0;
+  }
+  for (i = next - 1; i <= next && i < argc; i++) {
+    const char *word = i >= 1 ? argv[i] : NULL;
+    const char *l = word != NULL && word[0] == '-' && word[1] != '-' ? strchr(word, 'l') : NULL;
+    if (l != NULL && l[1] == bad_opt) {
+      int digits = (int)strspn(l + 1, "0123456789");
+      snprintf(err, errlen,
+               "%s: -l takes no value; to read the file %.*s times write --loop=%.*s (-l alone "
+               "starts it over for ever)",
+               word, digits, l + 1, digits, l + 1);
+      return 1;
+    }
   }
   return 0;
 }
@@ -420,6 +450,9 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
                opt_offender(c, argv, optind, optopt, producer_shortopts, name, sizeof name));
       return CS_EINVAL;
     default:
+      if (c == '?' && producer_options_loop_hint(argv, argc, optind, optopt, err, errlen)) {
+        return CS_EINVAL;
+      }
       snprintf(err, errlen, "%s: unknown option",
                opt_offender(c, argv, optind, optopt, producer_shortopts, name, sizeof name));
       return CS_EINVAL;

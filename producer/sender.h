@@ -24,6 +24,8 @@ typedef struct sender_stats {
   uint64_t resent;        /* records sent again after a reconnect */
   uint64_t reconnects;    /* connections made again after one was lost */
   uint64_t retry_wait_us; /* time spent waiting to reconnect */
+  uint64_t skipped;       /* --resume: records handed over and not sent, since the consumer
+                           * acknowledged them (past its resume point) first; in acked too */
   const char *connection; /* "ok", "refused", "failed" (connect), "reset", "closed" */
 } sender_stats;
 

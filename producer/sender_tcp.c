@@ -71,7 +71,11 @@ int tcp_sender_open(tcp_sender *t, const struct sockaddr *addr, socklen_t addrle
   t->fd = -1;
   t->stop = stop;
   t->status = TCP_OK;
-  snprintf(t->peer, sizeof t->peer, "%s", peer);
+  /* A reconnect passes t->peer itself: copying a string onto itself is undefined (snprintf
+   * may clear the destination first), and it is already there. */
+  if (peer != t->peer) {
+    snprintf(t->peer, sizeof t->peer, "%s", peer);
+  }
   if (addrlen <= sizeof t->addr && addr != (const struct sockaddr *)&t->addr) {
     memcpy(&t->addr, addr, addrlen); /* a reconnect passes t->addr itself */
     t->addrlen = addrlen;
@@ -134,16 +138,53 @@ fail:
 
 static int tcp_read(tcp_sender *t, char *err, size_t errlen);
 
+/* Records queued and not acknowledged (written or still waiting to be). */
+static uint64_t tcp_unacked_count(const tcp_sender *t) {
+  return t->unacked_index.len / sizeof(tcp_unacked) - t->index_head;
+}
+
+/* Say how the consumer ended the connection (how: "closed" or "reset") and what that left:
+ * the records written, whether more were to come, and how many of those written it
+ * acknowledged. Before END the rest of the input was not sent; after END every record was,
+ * unless a write stopped part way. */
+static void tcp_loss_message(const tcp_sender *t, const char *how, char *err, size_t errlen) {
+  const tcp_unacked *v = (const tcp_unacked *)(const void *)t->unacked_index.data;
+  size_t i = t->unacked_index.len / sizeof *v;
+  uint64_t unwritten = 0, waiting;
+  /* The frames never written whole are the last ones of the window: count them back. */
+  while (i > t->index_head && v[i - 1].seq > t->written_seq) {
+    unwritten++;
+    i--;
+  }
+  waiting = tcp_unacked_count(t) - unwritten;
+  if (t->end.len == 0) {
+    snprintf(err, errlen,
+             "%s/tcp: connection %s by the consumer after %llu records (the rest were not "
+             "sent); %llu acknowledged, %llu not acknowledged",
+             t->peer, how, (unsigned long long)t->records_written,
+             (unsigned long long)(t->acked - t->skipped), (unsigned long long)waiting);
+  } else if (unwritten == 0) {
+    snprintf(err, errlen,
+             "%s/tcp: connection %s by the consumer after all %llu records were sent; %llu "
+             "acknowledged, %llu not acknowledged",
+             t->peer, how, (unsigned long long)t->records_written,
+             (unsigned long long)(t->acked - t->skipped), (unsigned long long)waiting);
+  } else {
+    snprintf(err, errlen,
+             "%s/tcp: connection %s by the consumer after %llu records (%llu more were not "
+             "sent); %llu acknowledged, %llu not acknowledged",
+             t->peer, how, (unsigned long long)t->records_written, (unsigned long long)unwritten,
+             (unsigned long long)(t->acked - t->skipped), (unsigned long long)waiting);
+  }
+}
+
 /* Describe a failed write: the consumer reset (or closed) the connection part way. */
 static int tcp_write_failed(tcp_sender *t, int e, char *err, size_t errlen) {
   if (e == EPIPE || e == ECONNRESET) {
     if (t->status != TCP_CLOSED) {
       t->status = TCP_RESET;
     }
-    snprintf(err, errlen,
-             "%s/tcp: connection %s by the consumer after %llu records (the rest were not sent)",
-             t->peer, t->status == TCP_CLOSED ? "closed" : "reset",
-             (unsigned long long)t->records_written);
+    tcp_loss_message(t, t->status == TCP_CLOSED ? "closed" : "reset", err, errlen);
   } else {
     t->status = TCP_RESET;
     snprintf(err, errlen, "write to %s/tcp failed after %llu records: %s", t->peer,
@@ -365,11 +406,6 @@ static tcp_unacked *tcp_unacked_first(const tcp_sender *t) {
   return t->index_head < n ? (tcp_unacked *)(void *)t->unacked_index.data + t->index_head : NULL;
 }
 
-/* Records sent and not acknowledged. */
-static uint64_t tcp_unacked_count(const tcp_sender *t) {
-  return t->unacked_index.len / sizeof(tcp_unacked) - t->index_head;
-}
-
 /* The consumer says every record up to seq is durable: forget their frames (their bytes go at
  * the next tcp_compact). */
 static void tcp_on_ack(tcp_sender *t, uint64_t seq) {
@@ -460,10 +496,7 @@ static int tcp_read(tcp_sender *t, char *err, size_t errlen) {
     }
     if (n == 0) {
       t->status = TCP_CLOSED;
-      snprintf(err, errlen,
-               "%s/tcp: connection closed by the consumer after %llu records (the rest were not "
-               "sent)",
-               t->peer, (unsigned long long)t->records_written);
+      tcp_loss_message(t, "closed", err, errlen);
       return -EPIPE;
     }
     return tcp_write_failed(t, errno, err, errlen);
@@ -721,6 +754,7 @@ static inline int tcp_add_record(sender *s, const wire_msg *m, char *err, size_t
   int rc;
   if (t->resumed && m->seq <= t->acked_seq) {
     t->acked++; /* --resume: the consumer has it already */
+    t->skipped++;
     if (m->seq > t->last_seq) {
       t->last_seq = m->seq;
     }
@@ -881,6 +915,7 @@ static void tcp_op_stats(const sender *s, sender_stats *out) {
   out->resent = t->resent;
   out->reconnects = t->reconnects;
   out->retry_wait_us = t->retry_wait_us + s->retry_wait_us;
+  out->skipped = t->skipped;
 }
 
 static void tcp_op_close(sender *s) {

@@ -60,6 +60,7 @@ typedef struct tcp_sender {
   uint64_t last_seq;    /* highest RECORD seq queued */
   uint64_t acked_seq;   /* highest seq the consumer acknowledged */
   uint64_t acked;       /* records acknowledged */
+  uint64_t skipped;     /* --resume: records not sent, acknowledged before their turn */
   uint64_t resent, reconnects, retry_wait_us;
   uint64_t progress_us; /* monotonic time of the last ack or connection: --retry counts from it */
   char refused[400];    /* the consumer's REFUSE reason ("" when none) */

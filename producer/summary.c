@@ -134,10 +134,13 @@ int summary_print(const producer *p, FILE *out) {
             SENDER_END_REPEATS, big);
   } else {
     char waited[WORDS_BUF], acked[WORDS_BUF], resent[WORDS_BUF], again[WORDS_BUF];
-    if (p->st.resumed_after > 0) {
-      char had[WORDS_BUF];
-      fprintf(out, "summary: resumed: the consumer had the first %s already (--resume)\n",
-              words_count_of(had, sizeof had, p->st.resumed_after, "record", "records"));
+    if (p->st.resumed_after > 0 || p->st.resume_skipped > 0) {
+      char had[WORDS_BUF], skipped[WORDS_BUF];
+      fprintf(out,
+              "summary: resumed: the consumer had the first %s already (--resume); %s skipped, "
+              "not sent again\n",
+              words_count_of(had, sizeof had, p->st.resumed_after, "record", "records"),
+              words_count(skipped, sizeof skipped, p->st.resume_skipped));
     }
     fprintf(out,
             "summary: connection %s; sent %s, acknowledged %s, resent %s, reconnects %s; waited "
@@ -183,12 +186,14 @@ int summary_write_json(const producer *p, const char *path, char *err, size_t er
     json_uint(&j, "reconnects", p->st.reconnects);
     json_uint(&j, "retry_wait_ms", p->st.retry_wait_us / 1000u);
     json_uint(&j, "resumed_after", p->st.resumed_after);
+    json_uint(&j, "resume_skipped", p->st.resume_skipped);
   } else {
     json_string(&j, "acked", NULL); /* UDP: nobody acknowledges */
     json_uint(&j, "resent", 0);
     json_uint(&j, "reconnects", 0);
     json_uint(&j, "retry_wait_ms", 0);
     json_uint(&j, "resumed_after", 0);
+    json_uint(&j, "resume_skipped", 0);
   }
   if (!p->opt->udp) {
     json_uint(&j, "written", p->st.written);
