@@ -885,31 +885,37 @@ static int store_prepare_insert(store *s, store_table *t, size_t rows, sqlite3_s
   int prc;
   *out = NULL;
   sqlite3_str_appendf(sql, "INSERT INTO \"%w\" (", t->name);
-  for (size_t i = 0; i < t->cols.n; i++) {
-    sqlite3_str_appendf(sql, "\"%w\", ", t->cols.names[i]);
-  }
-  for (size_t i = 0; i < STORE_NMETA; i++) {
-    sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
-  }
-  sqlite3_str_appendall(sql, ") VALUES ");
   if (rows == 1) {
-    sqlite3_str_appendall(sql, "(");
+    for (size_t i = 0; i < t->cols.n; i++) {
+      sqlite3_str_appendf(sql, "\"%w\", ", t->cols.names[i]);
+    }
+    for (size_t i = 0; i < STORE_NMETA; i++) {
+      sqlite3_str_appendf(sql, "%s\"%w\"", i ? ", " : "", store_meta_names[i]);
+    }
+    sqlite3_str_appendall(sql, ") VALUES (");
     for (size_t i = 0; i < t->cols.n + STORE_NMETA; i++) {
       sqlite3_str_appendall(sql, i ? ", ?" : "?");
     }
     sqlite3_str_appendall(sql, ")");
-  }
-  /* Several rows, all of one stream: its producer, protocol and peer are bound once, as ?1, ?2
-   * and ?3, and each row has its values, _seq, _sent_us and _received_us (STORE_ROW_PARAMS). */
-  for (size_t r = 0; rows > 1 && r < rows; r++) {
-    size_t base = STORE_SHARED_PARAMS + 1 + r * (t->cols.n + STORE_ROW_META);
-    sqlite3_str_appendall(sql, r ? ", (" : "(");
-    /* (SQLite's printf reads %z as a string to free: the numbers go as long long.) */
+  } else {
+    /* Several rows, all of one stream: its producer, protocol and peer are bound once, as ?1,
+     * ?2 and ?3, and each row has its values, _seq, _sent_us and _received_us
+     * (STORE_ROW_META), numbered 4, 5 ... in order. Those go as plain "?" (the next number):
+     * SQLite looks up every "?NNN" it codes in a list of all of them, which made a statement of
+     * 32 rows of 1,600 columns take seconds to prepare. So the columns go in the order the
+     * parameters need: the three shared ones first. */
+    sqlite3_str_appendall(sql, "\"_producer\", \"_protocol\", \"_peer\"");
     for (size_t i = 0; i < t->cols.n; i++) {
-      sqlite3_str_appendf(sql, "?%lld, ", (long long)(base + i));
+      sqlite3_str_appendf(sql, ", \"%w\"", t->cols.names[i]);
     }
-    sqlite3_str_appendf(sql, "?1, ?2, ?%lld, ?%lld, ?%lld, ?3)", (long long)(base + t->cols.n),
-                        (long long)(base + t->cols.n + 1), (long long)(base + t->cols.n + 2));
+    sqlite3_str_appendall(sql, ", \"_seq\", \"_sent_us\", \"_received_us\") VALUES ");
+    for (size_t r = 0; r < rows; r++) {
+      sqlite3_str_appendall(sql, r ? ", (?1, ?2, ?3" : "(?1, ?2, ?3");
+      for (size_t i = 0; i < t->cols.n + STORE_ROW_META; i++) {
+        sqlite3_str_appendall(sql, ", ?");
+      }
+      sqlite3_str_appendall(sql, ")");
+    }
   }
   text = sqlite3_str_finish(sql);
   if (text == NULL) {
@@ -1016,8 +1022,10 @@ done:
 
 /* Bind one value: text when it is valid UTF-8, else a BLOB of its exact bytes, so that every
  * client reads it (Python's sqlite3 fails on text that is not UTF-8; a BLOB is bytes). The
- * first such value of a table is said once. */
-static int store_bind_value(store *s, store_table *t, sqlite3_stmt *q, int col, const cs_field *f) {
+ * first such value of a table is said once, naming its column (ci, the value column's index:
+ * col is the parameter's number, which in a statement of several rows is another). */
+static int store_bind_value(store *s, store_table *t, sqlite3_stmt *q, int col, size_t ci,
+                            const cs_field *f) {
   if (f->len == 0) {
     return sqlite3_bind_text(q, col, "", 0, SQLITE_STATIC);
   }
@@ -1031,8 +1039,7 @@ static int store_bind_value(store *s, store_table *t, sqlite3_stmt *q, int col, 
              "exact bytes (first in column '%s'); the producer's --encoding reads such a file as "
              "text",
              t->name_label, s->path,
-             log_escape(col_label, sizeof col_label, t->cols.names[col - 1],
-                        strlen(t->cols.names[col - 1])));
+             log_escape(col_label, sizeof col_label, t->cols.names[ci], strlen(t->cols.names[ci])));
   }
   return sqlite3_bind_blob(q, col, f->data, (int)f->len, SQLITE_STATIC);
 }
@@ -1047,7 +1054,7 @@ static int store_bind_row(store *s, sqlite3_stmt *q, store_table *t, const rowq_
     if (i < row->nfields) {
       /* The bytes live in the row until it is dequeued after COMMIT, and store_flush clears
        * the bindings at the end of the batch, so the statement never holds a stale pointer. */
-      rc = store_bind_value(s, t, q, *col, &row->fields[i]);
+      rc = store_bind_value(s, t, q, *col, i, &row->fields[i]);
     } else {
       rc = sqlite3_bind_null(q, *col);
     }
@@ -1156,7 +1163,7 @@ static int store_insert_many(store *s, store_table *t, const rowq_row **row) {
     for (size_t i = 0; i < t->cols.n && rc == SQLITE_OK; i++, col++) {
       /* The bytes live in the row until it is dequeued after COMMIT, and store_flush clears
        * the bindings at the end of the batch, so the statement never holds a stale pointer. */
-      rc = i < r->nfields ? store_bind_value(s, t, q, col, &r->fields[i])
+      rc = i < r->nfields ? store_bind_value(s, t, q, col, i, &r->fields[i])
                           : sqlite3_bind_null(q, col);
     }
     if (rc == SQLITE_OK) {

@@ -137,6 +137,31 @@ class DialectTest(harness.IntegrationCase):
         self.assertIn("not valid UTF-8", res.stderr)
         self.assertIn("'café'", res.stderr)
 
+    def test_bytes_that_are_not_utf8_in_a_burst_name_their_column(self):
+        """Rows that arrive together go into SQLite several to a statement; the first value that
+        is not UTF-8 among them is named by its own column (the message once read the name at
+        the statement's parameter number, past the end of the column list: a crash)."""
+        src = self.path("burst.csv")
+        with open(src, "wb") as f:
+            f.write(b"id,name,city\n")
+            for i in range(200):
+                f.write(b"%d,n%d,%s\n" % (i, i, b"M\xfcnchen" if i == 150 else b"Paris"))
+        db = self.path("burst.db")
+        cons = self.consumer("--db", db)
+        prod = self.run_producer(src, cons.port, args=["--interval", "0"])
+        res = cons.stop()
+        self.assertExit(prod, 0, "producer")
+        self.assertExit(res, 0, "consumer")
+        self.assertIn("(first in column 'city')", res.stderr, res.describe())
+        con = sqlite3.connect(db)
+        try:
+            rows = con.execute('SELECT id, name, city FROM "burst" ORDER BY _seq').fetchall()
+        finally:
+            con.close()
+        self.assertEqual(200, len(rows))
+        self.assertEqual(("150", "n150", b"M\xfcnchen"), rows[150])
+        self.assertEqual(("199", "n199", "Paris"), rows[199])
+
     def test_header_only_file(self):
         src = self.path("empty_table.csv")
         with open(src, "w", newline="") as f:
