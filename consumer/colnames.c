@@ -2,6 +2,7 @@
  * empty, unique, within the length limit (colnames.h). */
 #include "colnames.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,11 @@ void colnames_init(colnames *c, const colnames_policy *policy) {
 }
 
 void colnames_free(colnames *c) {
+  if (c->slots != NULL) {
+    c->policy->name_free(c->slots);
+    c->slots = NULL;
+    c->nslots = c->nused = 0;
+  }
   if (c->names == NULL) {
     return;
   }
@@ -143,22 +149,88 @@ char *colnames_numbered(const colnames_policy *p, const char *base, unsigned lon
   return grown;
 }
 
-/* Is name reserved, or the name of one of c's columns, as the policy compares names? */
-static int colnames_taken(const colnames *c, const char *name) {
-  const colnames_policy *p = c->policy;
-  for (size_t i = 0; i < p->nreserved; i++) {
-    if (p->compare(name, p->reserved[i]) == 0) {
-      return 1;
+/* FNV-1a of name with ASCII letters folded: names equal under either policy's compare (strcmp,
+ * or SQLite's ASCII-only case folding) hash alike. */
+static size_t colnames_hash(const char *name) {
+  uint64_t h = 14695981039346656037ull;
+  for (const unsigned char *q = (const unsigned char *)name; *q; q++) {
+    unsigned char ch = *q >= 'A' && *q <= 'Z' ? (unsigned char)(*q + 32) : *q;
+    h = (h ^ ch) * 1099511628211ull;
+  }
+  return (size_t)h;
+}
+
+/* The slot that holds name (as the policy compares names), or the empty one where it would
+ * go. The set must have room (nslots > nused). */
+static colnames_slot *colnames_slot_of(const colnames *c, const char *name) {
+  size_t mask = c->nslots - 1, i = colnames_hash(name) & mask;
+  while (c->slots[i].key != NULL && c->policy->compare(c->slots[i].key, name) != 0) {
+    i = (i + 1) & mask;
+  }
+  return &c->slots[i];
+}
+
+/* Room in the set for one more name (grown to stay at most half full). Returns 0 or
+ * CS_ENOMEM. */
+static int colnames_room(colnames *c) {
+  if (2 * (c->nused + 1) <= c->nslots) {
+    return 0;
+  }
+  size_t n = c->nslots ? 2 * c->nslots : 64, nold = c->nslots;
+  colnames_slot *old = c->slots, *grown = c->policy->name_realloc(NULL, n * sizeof *grown);
+  if (grown == NULL) {
+    return CS_ENOMEM;
+  }
+  memset(grown, 0, n * sizeof *grown);
+  c->slots = grown;
+  c->nslots = n;
+  for (size_t i = 0; i < nold; i++) {
+    if (old[i].key != NULL) {
+      *colnames_slot_of(c, old[i].key) = old[i];
+    }
+  }
+  if (old != NULL) {
+    c->policy->name_free(old);
+  }
+  return 0;
+}
+
+/* Put key (which outlives the set) in it, unless a name equal to it is there. Returns 0 or
+ * CS_ENOMEM. */
+static int colnames_put(colnames *c, const char *key) {
+  if (colnames_room(c) != 0) {
+    return CS_ENOMEM;
+  }
+  colnames_slot *s = colnames_slot_of(c, key);
+  if (s->key == NULL) {
+    s->key = key;
+    s->next_k = 2;
+    c->nused++;
+  }
+  return 0;
+}
+
+/* The set, made on the first name: the reserved names, then the columns so far. */
+static int colnames_set_ready(colnames *c) {
+  if (c->slots != NULL) {
+    return 0;
+  }
+  for (size_t i = 0; i < c->policy->nreserved; i++) {
+    if (colnames_put(c, c->policy->reserved[i]) != 0) {
+      return CS_ENOMEM;
     }
   }
   for (size_t i = 0; i < c->n; i++) {
-    if (p->compare(c->names[i], name) == 0) {
-      return 1;
+    if (colnames_put(c, c->names[i]) != 0) {
+      return CS_ENOMEM;
     }
   }
   return 0;
 }
 
+/* The first numbered name of base that is free is added. Its first name taken, the numbers
+ * go on from where the last base with that first name stopped: names are never taken back, so
+ * those below were taken and still are (the same names as trying them all from 2). */
 int colnames_add(colnames *c, const char *base) {
   if (c->n == c->cap) {
     size_t cap = c->cap ? c->cap * 2 : 16;
@@ -169,13 +241,36 @@ int colnames_add(colnames *c, const char *base) {
     c->names = names;
     c->cap = cap;
   }
-  for (unsigned long k = 1;; k++) {
+  if (colnames_set_ready(c) != 0 || colnames_room(c) != 0) {
+    return CS_ENOMEM; /* after the room is made, nothing below grows the set */
+  }
+  char *first = colnames_numbered(c->policy, base, 1);
+  if (first == NULL) {
+    return CS_ENOMEM;
+  }
+  colnames_slot *f = colnames_slot_of(c, first);
+  if (f->key == NULL) {
+    f->key = first;
+    f->next_k = 2;
+    c->nused++;
+    c->names[c->n++] = first;
+    return 0;
+  }
+  for (unsigned long k = f->next_k;; k++) {
     char *cand = colnames_numbered(c->policy, base, k);
     if (cand == NULL) {
+      c->policy->name_free(first);
       return CS_ENOMEM;
     }
-    if (!colnames_taken(c, cand)) {
+    colnames_slot *s = colnames_slot_of(c, cand);
+    if (s->key == NULL) {
+      s->key = cand;
+      s->next_k = 2;
+      c->nused++;
       c->names[c->n++] = cand;
+      /* Linear probing moves no slot on an insert: f still points at first's. */
+      f->next_k = k + 1;
+      c->policy->name_free(first);
       return 0;
     }
     c->policy->name_free(cand);

@@ -30,11 +30,22 @@ typedef struct colnames_policy {
   void (*name_free)(void *p);
 } colnames_policy;
 
+/* A name taken (a column's or a reserved one) in colnames' hash set, and the next number to
+ * try for it as a base: a header of many equal names costs one look each, not one per name
+ * before it (with thousands of them, seconds of the consumer's only thread). */
+typedef struct colnames_slot {
+  const char *key; /* names[i] or reserved[i]; NULL: empty */
+  unsigned long next_k;
+} colnames_slot;
+
 /* One table's value column names, in order. */
 typedef struct colnames {
   const colnames_policy *policy; /* borrowed: outlives the list */
   char **names;                  /* n names, each allocated; the list owns them */
   size_t n, cap;
+  colnames_slot *slots; /* the taken names by hash (case-folded: equal under compare, equal
+                         * hash), nslots a power of two, at most half used */
+  size_t nslots, nused;
 } colnames;
 
 /* An empty list under policy. A zeroed struct may be freed without this. */
