@@ -55,7 +55,15 @@ int net_resolve_all(const char *host, int port, int socktype, net_addrs *out, ch
   }
   int gai = getaddrinfo(lookup, service, &hints, &res);
   if (gai != 0) {
-    snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(gai));
+    const char *colon = strchr(host, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+    if (colon != NULL && colon != host && digits > 0 && colon[1 + digits] == '\0') {
+      /* "127.0.0.1:9999" or "name:9999": one colon, a port after it. */
+      snprintf(err, errlen, "cannot resolve '%s': %s (the port goes in --port: -H %.*s -p %s)",
+               host, gai_strerror(gai), (int)(colon - host), host, colon + 1);
+    } else {
+      snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(gai));
+    }
     goto done;
   }
   for (ai = res; ai != NULL && out->count < NET_ADDRS_MAX; ai = ai->ai_next) {

@@ -92,7 +92,7 @@ void consumer_options_usage(void) {
         "      --http [HOST:]PORT serve GET /metrics (Prometheus), /stats.json and / (a live\n"
         "                        page) on HOST:PORT (HOST default 127.0.0.1; off by default)\n"
         "      --stats-format FMT text (default) or json: each --stats tick is one JSON object\n"
-        "                        on stderr (the --stats-json keys plus the interval's deltas)\n"
+        "                        on stdout (the --stats-json keys plus the interval's deltas)\n"
         "  -q, --quiet           print only warnings, errors and the summary\n"
         "  -h, --help            this text\n"
         "  -V, --version         versions of the program and its libraries, OS, CPUs\n"

@@ -2256,9 +2256,10 @@ static int sink_pg_drain(void *self, uint64_t now, int give_up, uint64_t *next_u
   if (rowq_head(p->rows) == NULL && p->state != PG_BATCH && p->state != PG_NAMING) {
     if (p->dropped > 0) {
       char where[4200];
-      log_error("database %s: %" PRIu64 " records were not stored in it (see the errors above); "
-                "they are in %s",
-                p->shown, p->dropped, p->env.copy_where(p->env.arg, NULL, where, sizeof where));
+      char nrec[WORDS_BUF];
+      log_error("database %s: %s not stored in it (see the errors above); they are in %s", p->shown,
+                words_count_of(nrec, sizeof nrec, p->dropped, "record was", "records were"),
+                p->env.copy_where(p->env.arg, NULL, where, sizeof where));
       return 1;
     }
     return 0;

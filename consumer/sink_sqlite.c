@@ -395,9 +395,10 @@ static int sink_sqlite_drain_verdict(sink_sqlite *q) {
   char where[4200];
   sink_sqlite_check(q);
   if (q->dropped > 0) {
-    log_error("database %s: %" PRIu64 " records were not stored in it (see the errors above); "
-              "they are in %s",
-              q->path, q->dropped, q->env.copy_where(q->env.arg, NULL, where, sizeof where));
+    char nrec[WORDS_BUF];
+    log_error("database %s: %s not stored in it (see the errors above); they are in %s", q->path,
+              words_count_of(nrec, sizeof nrec, q->dropped, "record was", "records were"),
+              q->env.copy_where(q->env.arg, NULL, where, sizeof where));
   }
   return q->gone || q->dropped > 0 ? 1 : 0;
 }

@@ -509,19 +509,6 @@ static int producer_stream(producer *p) {
   }
 }
 
-/* Whether host looks like HOST:PORT, one colon with only digits after it ("127.0.0.1:9999",
- * "sensors:9999"); an IPv6 address has more colons. The port is --port's, so a lookup of such
- * a host fails, and its message should say where the port goes. */
-static int producer_host_has_port(const char *host) {
-  const char *colon = strchr(host, ':');
-  size_t digits;
-  if (colon == NULL || colon == host || strchr(colon + 1, ':') != NULL) {
-    return 0;
-  }
-  digits = strspn(colon + 1, "0123456789");
-  return digits > 0 && colon[1 + digits] == '\0';
-}
-
 /* Resolve --host (every address: a TCP sender tries them in order), connect the sender and hand
  * it the HELLO. Returns 0 or a negative code (logged). */
 static int producer_connect(producer *p) {
@@ -537,13 +524,7 @@ static int producer_connect(producer *p) {
   }
   rc = net_resolve_all(p->opt->host, p->opt->port, p->snd->ops->socktype, &addrs, err, sizeof err);
   if (rc != 0) {
-    if (producer_host_has_port(p->opt->host)) {
-      const char *colon = strchr(p->opt->host, ':');
-      log_error("--host: %s (the port goes in --port: -H %.*s -p %s)", err,
-                (int)(colon - p->opt->host), p->opt->host, colon + 1);
-    } else {
-      log_error("--host: %s", err);
-    }
+    log_error("--host: %s", err);
     return rc;
   }
   rc = sender_open(p->snd, &addrs, p->opt->host, err, sizeof err);

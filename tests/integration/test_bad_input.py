@@ -189,6 +189,19 @@ class BadInputTest(harness.IntegrationCase):
         made = sorted(n for n in os.listdir(self.dir) if not n.startswith("run-"))
         self.assertEqual(made, ["kept.csv", "sub"], "no file made by a refused start")
 
+    def test_host_with_a_port_says_where_the_port_goes(self):
+        port = harness.free_port()
+        for prog in (harness.CONSUMER, harness.PRODUCER):
+            argv = [prog, "--host", "127.0.0.1:%d" % port, "--port", str(port)]
+            if prog == harness.PRODUCER:
+                src = self.path("h.csv")
+                harness.write_csv(src, [["a"], ["1"]])
+                argv += ["--retry", "0", src]
+            res = self.run_program(argv, timeout=10)
+            self.assertExit(res, 1, os.path.basename(prog))
+            self.assertIn("(the port goes in --port: -H 127.0.0.1 -p %d)" % port, res.stderr,
+                          res.describe())
+
     def test_db_in_missing_directory_says_check_directory_and_leaves_no_out_file(self):
         bad = self.path("no", "such", "dir", "x.db")
         port = harness.free_port()

@@ -184,5 +184,19 @@ class DeliveryTest(harness.IntegrationCase):
         self.assertIn("connection refused (is the consumer running?", res.stderr)
 
 
+    def test_max_records_acknowledges_what_it_stored_before_it_closes(self):
+        """--max-records 10: the ten records the consumer wrote are acknowledged before it
+        closes the connection, so the producer keeps (and would resend) only the rest."""
+        src = self.path("a.csv")
+        source(src, 48)
+        cons = self.consumer("--tcp", "--max-records", "10", protocols=("tcp",))
+        res_p = self.run_producer(src, cons.port, "tcp", ["--interval", "0", "--retry", "0"])
+        res = cons.stop()  # it stopped by itself: this only waits for it
+        self.assertExit(res, 0, "consumer that stopped at --max-records")
+        self.assertEqual(10, len(harness.read_csv(cons.out_path())) - 1)
+        self.assertExit(res_p, 1, "producer with records not acknowledged")
+        self.assertEqual(10, res_p.stats["acked"], res_p.describe())
+        self.assertIn("10 acknowledged, 38 not acknowledged", res_p.stderr, res_p.describe())
+
 if __name__ == "__main__":
     harness.main()
