@@ -212,7 +212,20 @@ int checkpoint_open(checkpoint **out, const char *csv_path, int fsync, char *err
   }
   if (fp != NULL) {
     fclose(fp);
+    fp = NULL;
   }
+  /* The spare is made now: a folder where it cannot be is said at the start, not after the
+   * first records arrived (and could not be acknowledged). */
+  int fd = open(c->tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    snprintf(err, errlen,
+             "%s: cannot make the progress file's spare: %s (it lives beside the CSV file: its "
+             "folder must be writable)",
+             c->tmp, strerror(errno));
+    rc = CS_EIO;
+    goto fail;
+  }
+  close(fd);
   *out = c;
   return 0;
 fail:

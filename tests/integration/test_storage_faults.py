@@ -75,6 +75,17 @@ class StorageFaultTest(harness.IntegrationCase):
                          "only what was in the file when it was deleted was acknowledged: "
                          + res_p.describe())
 
+    def test_progress_file_that_cannot_be_made_fails_at_start(self):
+        """The progress file's spare is made at the start: where it cannot be (here a folder
+        is in its way; a read-only folder does the same for a user who is not root) the
+        consumer says so and exits 1 before it listens, not after records came."""
+        os.mkdir(self.path("out9.txt.progress.tmp"))
+        res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port",
+                                str(harness.free_port())], timeout=10)
+        self.assertExit(res, 1, "consumer without a progress file")
+        self.assertIn("cannot make the progress file's spare", res.stderr, res.describe())
+        self.assertNotIn("listening on", res.stderr, res.describe())
+
     def test_moved_out9_and_sighup_lose_nothing(self):
         src, rows = self.source(400)
         cons = self.consumer("--tcp", protocols=("tcp",))
