@@ -208,13 +208,15 @@ static int consumer_options_same_file(const char *a, const char *b) {
  * message in err. */
 static int consumer_options_check_files(const consumer_options *o, char *err, size_t errlen) {
   static const char *const db_suffixes[] = {"", "-wal", "-shm", "-journal"};
-  char names[8][PATH_MAX + 32];
-  const char *what[8];
+  char names[9][PATH_MAX + 32];
+  const char *what[9];
   size_t n = 0;
   if (strcmp(o->out_path, "-") != 0) {
     snprintf(names[n], sizeof names[n], "%s", o->out_path);
     what[n++] = "--out";
     snprintf(names[n], sizeof names[n], "%s.progress", o->out_path);
+    what[n++] = "--out's progress file";
+    snprintf(names[n], sizeof names[n], "%s.progress.tmp", o->out_path);
     what[n++] = "--out's progress file";
   }
   if (o->db_path != NULL && !consumer_options_db_is_postgres(o->db_path)) {

@@ -106,6 +106,17 @@ static int file_last_byte(const char *path, off_t size, char *last) {
   return -1;
 }
 
+/* path opened for appending, and for reading where it may be: a file deleted while open hands
+ * what it held to the reopened path, read back from the open file (target_reopen). A file the
+ * user may only write is opened write-only (such a handover then fails, and says so). */
+static FILE *outfile_fopen(const char *path) {
+  FILE *fp = fopen(path, "a+b");
+  if (fp == NULL && errno == EACCES) {
+    fp = fopen(path, "ab");
+  }
+  return fp;
+}
+
 /* Open path for appending as a new target. If the file holds data, its first record becomes
  * the target's header (claimed). Returns 0, or a negative code with a message in o->err. */
 static int target_open(outfile *o, const char *path, out_target **out) {
@@ -138,9 +149,7 @@ static int target_open(outfile *o, const char *path, out_target **out) {
     *out = t;
     return 0;
   }
-  /* Read as well as appended to: a file deleted while open hands what it held to the reopened
-   * path (target_reopen reads it back). */
-  t->fp = fopen(path, "a+b");
+  t->fp = outfile_fopen(path);
   if (t->fp == NULL) {
     rc = CS_EIO;
     snprintf(o->err, sizeof(o->err),
@@ -726,6 +735,29 @@ int outfile_check(outfile *o) {
   return changed;
 }
 
+/* How many bytes at from (of [from, to) in the file open as fd) are not records: the header
+ * line (head's bytes) when from is 0, then a lone line break (the mend of an unterminated last
+ * line; no record is an empty line: csvout writes an empty one-field record as ""). */
+static uint64_t held_prefix(int fd, uint64_t from, uint64_t to, const cs_buf *head) {
+  char buf[4096];
+  uint64_t skip = 0;
+  size_t want = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
+  ssize_t n = want > 0 ? pread(fd, buf, want, (off_t)from) : 0;
+  if (n <= 0) {
+    return 0;
+  }
+  if (from == 0 && head->len > 0 && (size_t)n >= head->len &&
+      memcmp(buf, head->data, head->len) == 0) {
+    skip = head->len;
+  }
+  if ((size_t)n >= skip + 2 && buf[skip] == '\r' && buf[skip + 1] == '\n') {
+    skip += 2;
+  } else if ((size_t)n >= skip + 1 && buf[skip] == '\n') {
+    skip += 1;
+  }
+  return skip;
+}
+
 /* Copy bytes [from, to) of the file open as src to the end of dst. Returns 0 or -1 (errno). */
 static int copy_range(int src, FILE *dst, uint64_t from, uint64_t to) {
   char buf[65536];
@@ -757,11 +789,16 @@ static int target_reopen(outfile *o, out_target *t) {
   struct stat sb;
   FILE *fp;
   int rc = target_flush(o, t);
-  int handover = t->fate == OUTFILE_FILE_DELETED;
   if (rc != 0 || t->fp == stdout) {
     return rc;
   }
-  fp = fopen(t->path, "a+b");
+  /* Deleted a moment ago (rm, then SIGHUP at once): found now, so that what the file had is
+   * counted as lost, not forgotten. */
+  if (t->fate != OUTFILE_FILE_DELETED && target_fate(t) == OUTFILE_FILE_DELETED) {
+    target_deleted(t, t->size);
+  }
+  int handover = t->fate == OUTFILE_FILE_DELETED;
+  fp = outfile_fopen(t->path);
   if (fp == NULL || setvbuf(fp, NULL, _IONBF, 0) != 0 || fstat(fileno(fp), &sb) != 0) {
     snprintf(o->err, sizeof(o->err), "%s: cannot reopen for appending: %s (%s)", t->path,
              strerror(errno), outfile_write_hint(errno));
@@ -773,16 +810,28 @@ static int target_reopen(outfile *o, out_target *t) {
   int header = sb.st_size == 0 && t->claimed && t->ncolumns > 0;
   if (handover) {
     cs_buf head;
+    uint64_t from = t->held_from;
+    off_t before = sb.st_size;
     cs_buf_init(&head);
-    rc = header ? csvout_record(&head, t->columns, t->ncolumns) : 0;
-    if (rc != 0 || (head.len > 0 && fwrite(head.data, 1, head.len, fp) != head.len) ||
-        copy_range(fileno(t->fp), fp, t->held_from, t->size) != 0 ||
+    rc = t->claimed && t->ncolumns > 0 ? csvout_record(&head, t->columns, t->ncolumns) : 0;
+    /* What the held bytes begin with that is not a record: the header line (the file was
+     * new) and the line break that mended an unterminated last line. The new file gets its
+     * own header, or none if it has lines already. */
+    if (rc == 0) {
+      from += held_prefix(fileno(t->fp), from, t->size, &head);
+    }
+    if (rc != 0 || (header && fwrite(head.data, 1, head.len, fp) != head.len) ||
+        copy_range(fileno(t->fp), fp, from, t->size) != 0 ||
         (o->fsync && fdatasync(fileno(fp)) != 0 && errno != EINVAL) ||
         fstat(fileno(fp), &sb) != 0) {
       snprintf(o->err, sizeof(o->err),
                "%s: cannot write the %" PRIu64 " records it held into the reopened file: %s (%s)",
                t->path, t->held_records, rc != 0 ? "out of memory" : strerror(errno),
                outfile_write_hint(errno));
+      /* Nothing half-copied stays: a later SIGHUP copies them whole. */
+      if (ftruncate(fileno(fp), before) != 0) {
+        log_warn("%s: cannot cut back the partial copy: %s", t->path, strerror(errno));
+      }
       cs_buf_free(&head);
       fclose(fp);
       return rc != 0 ? rc : CS_EIO;

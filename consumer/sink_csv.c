@@ -182,11 +182,14 @@ static int sink_csv_drain(void *self, uint64_t now_us, int give_up, uint64_t *ne
 /* SIGHUP: reopen the files at their paths (after logrotate moved them, say). */
 static int sink_csv_reopen(void *self) {
   sink_csv *k = self;
+  k->dirty = 1; /* a new file's header is queued */
   if (outfile_reopen(k->out) != 0) {
     log_error("%s", outfile_error(k->out));
+    /* Some files may have been reopened (their held records durable now): the progress
+     * file says so before anything more is acknowledged. */
+    (void)sink_csv_checkpoint(k);
     return CS_EIO;
   }
-  k->dirty = 1; /* a new file's header is queued */
   if (strcmp(outfile_path(k->out), "-") != 0) {
     log_info("SIGHUP: reopened %s%s", outfile_path(k->out),
              outfile_files(k->out) > 1 ? " and its side files" : "");

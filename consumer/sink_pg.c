@@ -481,7 +481,8 @@ int sink_pg_column_names(const cs_field *header, size_t n, const char *const *ad
   /* The names are handed over: the list forgets them. */
   *names = t->cols.names;
   *count = t->cols.n;
-  colnames_init(&t->cols, &pg_colnames);
+  t->cols.names = NULL; /* the names are the caller's now; the rest is freed with the table */
+  t->cols.n = t->cols.cap = 0;
   rc = 0;
 done:
   pg_table_free(t);

@@ -177,6 +177,8 @@ class BadInputTest(harness.IntegrationCase):
                  (["--db", "s.db", "--stats-json", "sub/../s.db"], "--db and --stats-json"),
                  (["--out", "s.db-wal", "--db", "s.db"], "--out and --db's journal"),
                  (["--out", "q.csv", "--db", "q.csv.progress"], "--out's progress file and --db"),
+                 (["--out", "q.csv", "--db", "q.csv.progress.tmp"],
+                  "--out's progress file and --db"),
                  (["--out", self.path("kept.csv"), "--db", "kept.csv"], "--out and --db"))
         for args, says in cases:
             res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port",

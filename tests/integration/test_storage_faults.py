@@ -86,6 +86,32 @@ class StorageFaultTest(harness.IntegrationCase):
         self.assertIn("cannot make the progress file's spare", res.stderr, res.describe())
         self.assertNotIn("listening on", res.stderr, res.describe())
 
+    def test_out9_deleted_before_its_first_record_gets_one_header(self):
+        src, rows = self.source(30)
+        cons = self.consumer("--tcp", protocols=("tcp",))
+        os.remove(cons.out_path())
+        prod = self.start_producer(src, cons.port, "tcp", ["--interval", "0"])
+        self.wait_log(cons, "out9.txt was deleted while the consumer writes it")
+        cons.proc.popen.send_signal(signal.SIGHUP)
+        self.wait_log(cons, "SIGHUP: reopened")
+        res_p = self.finish_producer(prod, timeout=30)
+        self.assertExit(res_p, 0, "producer, acknowledged after the SIGHUP")
+        res = cons.stop()
+        self.assertExit(res, 0, "nothing acknowledged was lost")
+        self.assertEqual(rows, harness.read_csv(cons.out_path()), "one header, every record once")
+
+    def test_out9_deleted_and_sighup_at_once_counts_what_was_in_it(self):
+        src, rows = self.source(40)
+        cons = self.consumer("--tcp", protocols=("tcp",))
+        res_p = self.run_producer(src, cons.port, "tcp", ["--interval", "0"])
+        self.assertExit(res_p, 0, "producer")
+        os.remove(cons.out_path())
+        cons.proc.popen.send_signal(signal.SIGHUP)  # before the once-a-second look
+        self.wait_log(cons, "out9.txt was deleted while the consumer writes it")
+        res = cons.stop()
+        self.assertExit(res, 1, "the acknowledged records in the deleted file are gone")
+        self.assertEqual(40, res.stats["out"]["lost"], res.describe())
+
     def test_moved_out9_and_sighup_lose_nothing(self):
         src, rows = self.source(400)
         cons = self.consumer("--tcp", protocols=("tcp",))
