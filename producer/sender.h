@@ -18,6 +18,8 @@ typedef struct sender_stats {
   uint64_t bytes;         /* bytes handed to the kernel */
   uint64_t written;       /* stream: RECORD frames handed to the kernel in full; else 0 */
   uint64_t blocked_us;    /* stream: time spent waiting for the socket to drain; else 0 */
+  uint64_t ack_wait_us;   /* acknowledged stream: time spent waiting for acknowledgements (a
+                           * full --window, END, --resume's answer); else 0 */
   uint64_t icmp_refused;  /* datagrams: port-unreachable reports; else 0 */
   int acknowledged;       /* the consumer acknowledges (a stream): the next three count */
   uint64_t acked;         /* records the consumer said are durable */
