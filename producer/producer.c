@@ -53,7 +53,8 @@ static void producer_stream_name(const char *path, char *out, size_t outlen) {
 /* The one place that looks at the transport: TCP or UDP, wrapped in the impairment when
  * --impair is on. Returns 0, or CS_ENOMEM with err set. */
 static int producer_choose_sender(producer *p, char *err, size_t errlen) {
-  sender *s = p->opt->format_csv ? csv_sender_new(p->stop, p->slow, p->opt->udp, p->opt->retry_s)
+  sender *s = p->opt->format_csv
+                  ? csv_sender_new(p->stop, p->slow, p->opt->udp, p->opt->retry_s, p->opt->stream)
               : p->opt->udp
                   ? udp_sender_new(p->stop, p->slow)
                   : tcp_sender_new_acked(p->stop, p->slow, p->opt->retry_s, p->opt->window);

@@ -146,8 +146,10 @@ sender *tcp_sender_new(const volatile sig_atomic_t *stop, int log_records);
 sender *udp_sender_new(const volatile sig_atomic_t *stop, int log_records);
 
 /* The plain CSV sender (sender_csv.c, --format csv): udp picks one record a datagram, else a
- * TCP connection (reached within retry_s seconds, as the TCP sender). NULL when out of
- * memory. */
-sender *csv_sender_new(const volatile sig_atomic_t *stop, int log_records, int udp, double retry_s);
+ * TCP connection (reached within retry_s seconds, as the TCP sender) whose text starts with a
+ * "#stream NAME" line when name is not NULL (--stream; borrowed, no line break). NULL when out
+ * of memory. */
+sender *csv_sender_new(const volatile sig_atomic_t *stop, int log_records, int udp, double retry_s,
+                       const char *name);
 
 #endif
