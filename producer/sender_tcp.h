@@ -45,7 +45,7 @@ typedef struct tcp_sender {
    * and sent again on a new connection after one was lost. */
   struct sockaddr_storage addr; /* the consumer's address that took the connection */
   socklen_t addrlen;
-  double retry_s;       /* reconnect this long without progress (0: never; < 0: for ever) */
+  double retry_s;       /* reconnect this long after a loss (0: never; < 0: for ever) */
   uint64_t window;      /* RECORD frames not yet acknowledged, at most */
   wire_decoder dec;     /* the consumer's ACK and REFUSE frames */
   cs_buf hello;         /* the HELLO frame, first on every connection */
