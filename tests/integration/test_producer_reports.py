@@ -216,6 +216,32 @@ class ProducerTexts(harness.IntegrationCase):
                             (short and re.search(r"%s\b" % re.escape(short), usage)),
                             "the usage lines do not show %s:\n%s" % (long, usage))
 
+    def readme_producer_parts(self):
+        """The README's producer usage lines (under "## Command line") and its option table."""
+        with open(os.path.join(harness.SOURCE, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        section = readme[readme.index("## Command line"):]
+        block = section[section.index("```"):section.index("```", section.index("```") + 3)]
+        usage = block[block.index("producer ["):block.index("\nconsumer [")]
+        table = section[section.index("\nProducer:\n"):section.index("\nConsumer:\n")]
+        return usage, table
+
+    def test_readme_usage_and_table_name_every_option(self):
+        usage, table = self.readme_producer_parts()
+        text = self.help_text()
+        options = re.findall(r"^  (?:(-[A-Za-z]), |    )(--[a-z][a-z-]*)", text, re.M)
+        self.assertGreater(len(options), 20, text)
+        for short, long in options:
+            if long in ("--help", "--version"):
+                continue  # said once for both programs, below the tables
+            self.assertTrue(re.search(r"%s\b" % re.escape(long), usage) or
+                            (short and re.search(r"%s\b" % re.escape(short), usage)),
+                            "README's producer usage lines do not show %s:\n%s" % (long, usage))
+            self.assertRegex(table, r"(?m)^\| `[^|]*%s\b" % re.escape(long),
+                             "README's producer table has no row for %s" % long)
+        self.assertIn("[-l | --loop=N]", usage)
+        self.assertIn("`-l` takes no value (`-l3` is refused: write `--loop=3`)", table)
+
     def test_help_says_records_share_a_datagram_and_exit_0_means_acknowledged(self):
         text = " ".join(self.help_text().split())
         self.assertNotIn("one datagram per record", text)
