@@ -514,15 +514,12 @@ static int tcp_lost(int rc) {
          rc == -ECONNABORTED || rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -ETIMEDOUT;
 }
 
-/* After a loss: reconnect (jittered back-off, --retry seconds from the loss at most), then
- * queue HELLO, every unacknowledged frame in order and, if the stream ended, END. Returns 0 when
- * connected again, or rc with err kept (no retry, the time is up, or a stop). */
+/* After a loss: reconnect (jittered back-off, --retry seconds without progress at most: from
+ * the last ack or connection, so a wait for acks before the loss counts), then queue HELLO,
+ * every unacknowledged frame in order and, if the stream ended, END. Returns 0 when connected
+ * again, or rc with err kept (no retry, the time is up, or a stop). */
 static int tcp_recover(sender *s, tcp_sender *t, int rc, char *err, size_t errlen) {
   uint64_t backoff_ms = SENDER_BACKOFF_FIRST_MS, logged = 0;
-  /* --retry bounds the time the consumer cannot be reached. A live connection that waited for
-   * acknowledgements before it was lost (a locked database, then a restarted consumer) does not
-   * use it up: counted from the last acknowledgement, such a loss gave up without one try. */
-  uint64_t lost_us = clock_mono_us();
   char why[256];
   if (!tcp_lost(rc) || t->retry_s == 0 || *t->stop || t->addrlen == 0) {
     return rc;
@@ -537,7 +534,7 @@ static int tcp_recover(sender *s, tcp_sender *t, int rc, char *err, size_t errle
     if (*t->stop) {
       return rc;
     }
-    if (t->retry_s > 0 && clock_mono_us() - lost_us >= (uint64_t)(t->retry_s * 1e6)) {
+    if (t->retry_s > 0 && clock_mono_us() - t->progress_us >= (uint64_t)(t->retry_s * 1e6)) {
       snprintf(err + strlen(err), errlen - strlen(err),
                "; gave up reconnecting after %.0f s without progress (--retry), %llu records "
                "not acknowledged",

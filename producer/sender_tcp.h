@@ -45,7 +45,7 @@ typedef struct tcp_sender {
    * and sent again on a new connection after one was lost. */
   struct sockaddr_storage addr; /* the consumer's address that took the connection */
   socklen_t addrlen;
-  double retry_s;       /* reconnect this long after a loss (0: never; < 0: for ever) */
+  double retry_s;       /* reconnect this long without progress (0: never; < 0: for ever) */
   uint64_t window;      /* RECORD frames not yet acknowledged, at most */
   wire_decoder dec;     /* the consumer's ACK and REFUSE frames */
   cs_buf hello;         /* the HELLO frame, first on every connection */
@@ -64,8 +64,8 @@ typedef struct tcp_sender {
   uint64_t acked;       /* records acknowledged */
   uint64_t skipped;     /* --resume: records not sent, acknowledged before their turn */
   uint64_t resent, reconnects, retry_wait_us;
-  uint64_t progress_us; /* monotonic time of the last ack or connection: the wait lines count
-                         * from it */
+  uint64_t progress_us; /* monotonic time of the last ack or connection: --retry and the
+                         * lines about a wait for acks count from it */
   char refused[400];    /* the consumer's REFUSE reason ("" when none) */
   int resuming;         /* --resume: the next ACK is the resume point, not a count */
   int resumed;          /* --resume: the consumer may acknowledge past what this run sent */
