@@ -53,7 +53,8 @@ static void producer_stream_name(const char *path, char *out, size_t outlen) {
 /* The one place that looks at the transport: TCP or UDP, wrapped in the impairment when
  * --impair is on. Returns 0, or CS_ENOMEM with err set. */
 static int producer_choose_sender(producer *p, char *err, size_t errlen) {
-  sender *s = p->opt->format_csv ? csv_sender_new(p->stop, p->slow, p->opt->udp, p->opt->retry_s)
+  sender *s = p->opt->format_csv
+                  ? csv_sender_new(p->stop, p->slow, p->opt->udp, p->opt->retry_s, p->opt->stream)
               : p->opt->udp
                   ? udp_sender_new(p->stop, p->slow)
                   : tcp_sender_new_acked(p->stop, p->slow, p->opt->retry_s, p->opt->window);
@@ -271,11 +272,15 @@ static void producer_progress(producer *p) {
     /* Erase what a longer line left, then back to the start: a log line may overwrite it. */
     (void)fprintf(stderr, "\rprogress: %s sent, %s records/s%s\033[K\r", sent, rate, where);
   } else {
-    char waited[WORDS_BUF];
+    char waited[WORDS_BUF], held[WORDS_BUF], acks[WORDS_BUF + 32] = "";
     p->snd->ops->stats(p->snd, &ss);
-    log_info("progress: %s sent, %s records/s%s; %.1f MB, waited %s ms on backpressure", sent, rate,
-             where, (double)ss.bytes / 1e6,
-             words_count(waited, sizeof waited, ss.blocked_us / 1000u));
+    if (ss.acknowledged) {
+      snprintf(acks, sizeof acks, ", %s ms for acknowledgements",
+               words_count(held, sizeof held, ss.ack_wait_us / 1000u));
+    }
+    log_info("progress: %s sent, %s records/s%s; %.1f MB, waited %s ms on backpressure%s", sent,
+             rate, where, (double)ss.bytes / 1e6,
+             words_count(waited, sizeof waited, ss.blocked_us / 1000u), acks);
   }
   p->last_progress_us = now;
   p->last_progress_sent = p->st.sent;
@@ -659,6 +664,7 @@ int producer_run(producer *p) {
   p->st.bytes = ss.bytes;
   p->st.written = ss.written;
   p->st.blocked_us = ss.blocked_us;
+  p->st.ack_wait_us = ss.ack_wait_us;
   p->st.icmp_refused = ss.icmp_refused;
   p->st.connection = ss.connection;
   p->st.acknowledged = ss.acknowledged;

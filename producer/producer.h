@@ -29,6 +29,7 @@ typedef struct producer_stats {
   uint64_t start_us;      /* monotonic: first record due */
   uint64_t end_us;        /* monotonic: END sent */
   uint64_t blocked_us;    /* TCP: waiting for the socket to drain */
+  uint64_t ack_wait_us;   /* TCP: waiting for the consumer's acknowledgements */
   uint64_t icmp_refused;  /* UDP: port-unreachable reports */
   const char *connection; /* "ok", "refused", "failed" (connect), "reset", "closed" */
   int acknowledged;       /* TCP: the consumer acknowledges; the next four count */

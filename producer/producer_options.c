@@ -91,7 +91,9 @@ void producer_options_usage(FILE *f) {
       "                          by MS milliseconds; seed=N makes it repeatable (default: --seed)\n"
       "      --retry SECONDS     TCP: when the consumer cannot be reached, keep reconnecting\n"
       "                          this long without progress, then resend what it did not\n"
-      "                          acknowledge (default 30; 0 fails at once; inf: for ever)\n"
+      "                          acknowledge (default 30; 0 fails at once; inf: for ever); a\n"
+      "                          connected consumer that holds its acknowledgements is waited\n"
+      "                          for (said every 5 s)\n"
       "      --window N          TCP: records sent and not yet acknowledged, at most (default\n"
       "                          262144, and 64 MiB); beyond that the producer waits\n"
       "      --resume            TCP: go on after the last record the consumer has of this\n"
@@ -101,8 +103,9 @@ void producer_options_usage(FILE *f) {
       "      --id NAME           a stable producer identity (for --resume)\n"
       "      --format FMT        csvstream (default: the framed, acknowledged protocol) or\n"
       "                          csv: plain CSV text for any listener (nc -l, socat, Vector,\n"
-      "                          Fluent Bit, consumer --plain-port): over TCP the header line\n"
-      "                          then one record a line, over UDP one record a datagram (no\n"
+      "                          Fluent Bit, consumer --plain-port): over TCP a line\n"
+      "                          '#stream NAME' when --stream gives one, the header line, then\n"
+      "                          one record a line, over UDP one record a datagram (no\n"
       "                          header); nothing is acknowledged or counted by the receiver\n"
       "\n"
       "Reading other CSV files (what is sent, and out9.txt, is always UTF-8 with commas):\n"
@@ -499,6 +502,12 @@ int producer_options_parse(producer_options *o, int argc, char **argv, char *err
              "--format csv: %s needs the csvstream protocol (plain CSV carries no "
              "sequence numbers and nobody acknowledges it)",
              o->resume ? "--resume" : "--impair");
+    return CS_EINVAL;
+  }
+  if (o->format_csv && o->stream != NULL && strpbrk(o->stream, "\r\n") != NULL) {
+    snprintf(err, errlen,
+             "--stream: with --format csv the name goes in a '#stream NAME' line, so it cannot "
+             "hold a line break");
     return CS_EINVAL;
   }
   if (optind >= argc) {

@@ -18,6 +18,8 @@ typedef struct sender_stats {
   uint64_t bytes;         /* bytes handed to the kernel */
   uint64_t written;       /* stream: RECORD frames handed to the kernel in full; else 0 */
   uint64_t blocked_us;    /* stream: time spent waiting for the socket to drain; else 0 */
+  uint64_t ack_wait_us;   /* acknowledged stream: time spent waiting for acknowledgements (a
+                           * full --window, END, --resume's answer); else 0 */
   uint64_t icmp_refused;  /* datagrams: port-unreachable reports; else 0 */
   int acknowledged;       /* the consumer acknowledges (a stream): the next three count */
   uint64_t acked;         /* records the consumer said are durable */
@@ -144,8 +146,10 @@ sender *tcp_sender_new(const volatile sig_atomic_t *stop, int log_records);
 sender *udp_sender_new(const volatile sig_atomic_t *stop, int log_records);
 
 /* The plain CSV sender (sender_csv.c, --format csv): udp picks one record a datagram, else a
- * TCP connection (reached within retry_s seconds, as the TCP sender). NULL when out of
- * memory. */
-sender *csv_sender_new(const volatile sig_atomic_t *stop, int log_records, int udp, double retry_s);
+ * TCP connection (reached within retry_s seconds, as the TCP sender) whose text starts with a
+ * "#stream NAME" line when name is not NULL (--stream; borrowed, no line break). NULL when out
+ * of memory. */
+sender *csv_sender_new(const volatile sig_atomic_t *stop, int log_records, int udp, double retry_s,
+                       const char *name);
 
 #endif

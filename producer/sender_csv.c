@@ -22,6 +22,7 @@
 typedef struct csv_sender {
   sender base; /* first: the common part */
   int udp;
+  const char *name; /* --stream: the "#stream NAME" line's name, or NULL; borrowed */
   /* TCP */
   int fd;
   cs_buf out;         /* CSV text not yet written */
@@ -105,14 +106,31 @@ static int csv_open(sender *s, const struct sockaddr *addr, socklen_t addrlen, c
   return 0;
 }
 
-/* The header line (TCP only: over UDP a datagram may be lost, and every datagram is data). */
+/* The "#stream NAME" line when --stream gave a name (the line a plain listener such as consumer
+ * --plain-port reads the stream's name from), then the header line. TCP only: over UDP a
+ * datagram may be lost, and every datagram is data. */
 static int csv_hello(sender *s, const wire_msg *hello, char *err, size_t errlen) {
   csv_sender *c = (csv_sender *)s;
-  (void)err, (void)errlen;
-  if (c->udp || hello->nfields == 0) {
+  int rc = 0;
+  if (c->udp) {
     return 0;
   }
-  return csvout_record(&c->out, hello->fields, hello->nfields);
+  if (c->name != NULL) {
+    rc = cs_buf_append(&c->out, "#stream ", 8);
+    if (rc == 0) {
+      rc = cs_buf_append(&c->out, c->name, strlen(c->name));
+    }
+    if (rc == 0) {
+      rc = cs_buf_append(&c->out, "\r\n", 2);
+    }
+  }
+  if (rc == 0 && hello->nfields > 0) {
+    rc = csvout_record(&c->out, hello->fields, hello->nfields);
+  }
+  if (rc != 0) {
+    snprintf(err, errlen, "out of memory for the stream's first lines");
+  }
+  return rc;
 }
 
 /* One record's CSV text into c->scratch. */
@@ -324,8 +342,8 @@ static const sender_ops csv_udp_ops = {
 };
 
 /* See sender.h. */
-sender *csv_sender_new(const volatile sig_atomic_t *stop, int log_records, int udp,
-                       double retry_s) {
+sender *csv_sender_new(const volatile sig_atomic_t *stop, int log_records, int udp, double retry_s,
+                       const char *name) {
   csv_sender *c = calloc(1, sizeof *c);
   if (c == NULL) {
     return NULL;
@@ -333,6 +351,7 @@ sender *csv_sender_new(const volatile sig_atomic_t *stop, int log_records, int u
   sender_base_init(&c->base, udp ? &csv_udp_ops : &csv_tcp_ops, stop, log_records);
   c->base.retry_s = udp ? 0 : retry_s;
   c->udp = udp;
+  c->name = name;
   c->fd = -1;
   c->u.fd = -1;
   c->status = "ok";

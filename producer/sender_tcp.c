@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "words.h"
 
 /* The window's byte cap (PRODUCER_WINDOW_BYTES: the producer keeps at most this of frames not
  * acknowledged). */
@@ -26,6 +27,10 @@
 
 /* Grace period for pending writes after SIGINT/SIGTERM: END is tried, but never forever. */
 #define TCP_STOP_GRACE_US 2000000u
+
+/* Records wait for acknowledgements that do not come: say so this long after the last one (or
+ * the connection), and again every as long while none comes. */
+#define TCP_ACK_WAIT_LOG_US 5000000u
 
 /* ppoll one descriptor until the monotonic deadline (0: no deadline). Returns ppoll's result:
  * 1 with revents set, 0 at the deadline, -1 with errno (EINTR included). */
@@ -509,9 +514,10 @@ static int tcp_lost(int rc) {
          rc == -ECONNABORTED || rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -ETIMEDOUT;
 }
 
-/* After a loss: reconnect (jittered back-off, --retry seconds without progress at most), then
- * queue HELLO, every unacknowledged frame in order and, if the stream ended, END. Returns 0 when
- * connected again, or rc with err kept (no retry, the time is up, or a stop). */
+/* After a loss: reconnect (jittered back-off, --retry seconds without progress at most: from
+ * the last ack or connection, so a wait for acks before the loss counts), then queue HELLO,
+ * every unacknowledged frame in order and, if the stream ended, END. Returns 0 when connected
+ * again, or rc with err kept (no retry, the time is up, or a stop). */
 static int tcp_recover(sender *s, tcp_sender *t, int rc, char *err, size_t errlen) {
   uint64_t backoff_ms = SENDER_BACKOFF_FIRST_MS, logged = 0;
   char why[256];
@@ -689,8 +695,27 @@ static int tcp_flush_retry(sender *s, char *err, size_t errlen) {
   return rc;
 }
 
+/* Records wait for acknowledgements and none came for TCP_ACK_WAIT_LOG_US: the consumer is up
+ * but has not stored them (a sink behind or stuck). Say how many and for how long, at most once
+ * every TCP_ACK_WAIT_LOG_US, so that a producer that waits is not silent. */
+static void tcp_ack_wait_note(tcp_sender *t, uint64_t now) {
+  uint64_t waiting = tcp_unacked_count(t);
+  char n[WORDS_BUF];
+  if (waiting == 0 || now - t->progress_us < TCP_ACK_WAIT_LOG_US ||
+      (t->ack_logged_us != 0 && now - t->ack_logged_us < TCP_ACK_WAIT_LOG_US)) {
+    return;
+  }
+  log_warn("%s waiting for the consumer's acknowledgement at %s/tcp, none for %.0f s (it "
+           "acknowledges what its sinks have stored: is its database locked or down, its "
+           "out9.txt deleted? see its log); still waiting",
+           words_count_of(n, sizeof n, waiting, "record", "records"), t->peer,
+           (double)(now - t->progress_us) / 1e6);
+  t->ack_logged_us = now;
+}
+
 /* Wait up to the monotonic deadline (0: 1 s) for the consumer's frames and read them, a lost
- * connection made again. Returns 0, 1 when stopped, or a negative code with err set. */
+ * connection made again; the time counts as waiting for acknowledgements. Returns 0, 1 when
+ * stopped, or a negative code with err set. */
 static int tcp_await_acks(sender *s, uint64_t deadline_us, char *err, size_t errlen) {
   tcp_sender *t = tcp_of(s);
   uint64_t t0 = clock_mono_us();
@@ -708,7 +733,8 @@ static int tcp_await_acks(sender *s, uint64_t deadline_us, char *err, size_t err
   } else if (pr > 0 && (rev & (POLLIN | POLLHUP | POLLERR))) {
     rc = tcp_read(t, err, errlen);
   }
-  t->blocked_us += clock_mono_us() - t0;
+  t->ack_wait_us += clock_mono_us() - t0;
+  tcp_ack_wait_note(t, clock_mono_us());
   if (rc < 0 && tcp_recover(s, t, rc, err, errlen) == 0) {
     rc = tcp_flush_retry(s, err, errlen);
   }
@@ -909,6 +935,7 @@ static void tcp_op_stats(const sender *s, sender_stats *out) {
   out->bytes = t->bytes_written;
   out->written = t->records_written;
   out->blocked_us = t->blocked_us;
+  out->ack_wait_us = t->ack_wait_us;
   out->connection = tcp_connection_name(t->status);
   out->acknowledged = 1;
   out->acked = t->acked;

@@ -34,8 +34,10 @@ typedef struct tcp_sender {
   cs_buf out;               /* frames that go before the records: the HELLO; owned */
   uint64_t records_written; /* RECORD frames handed to the kernel in full (each counted once) */
   uint64_t bytes_written;
-  uint64_t blocked_us;               /* time spent waiting for the socket to drain (backpressure) */
-  int status;                        /* enum tcp_status */
+  uint64_t blocked_us;    /* time spent waiting for the socket to drain (backpressure) */
+  uint64_t ack_wait_us;   /* time spent waiting for the consumer's acknowledgements */
+  uint64_t ack_logged_us; /* monotonic time of the last "waiting for ..." line (0: none) */
+  int status;             /* enum tcp_status */
   const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM; borrowed */
   uint64_t give_up_us; /* after a stop: monotonic time when blocked writes are abandoned */
   char peer[80];       /* "127.0.0.1:9999" */
@@ -62,7 +64,8 @@ typedef struct tcp_sender {
   uint64_t acked;       /* records acknowledged */
   uint64_t skipped;     /* --resume: records not sent, acknowledged before their turn */
   uint64_t resent, reconnects, retry_wait_us;
-  uint64_t progress_us; /* monotonic time of the last ack or connection: --retry counts from it */
+  uint64_t progress_us; /* monotonic time of the last ack or connection: --retry and the
+                         * lines about a wait for acks count from it */
   char refused[400];    /* the consumer's REFUSE reason ("" when none) */
   int resuming;         /* --resume: the next ACK is the resume point, not a count */
   int resumed;          /* --resume: the consumer may acknowledge past what this run sent */

@@ -133,7 +133,7 @@ int summary_print(const producer *p, FILE *out) {
             words_count_of(icmp, sizeof icmp, p->st.icmp_refused, "time", "times"),
             SENDER_END_REPEATS, big);
   } else {
-    char waited[WORDS_BUF], acked[WORDS_BUF], resent[WORDS_BUF], again[WORDS_BUF];
+    char waited[WORDS_BUF], held[WORDS_BUF], acked[WORDS_BUF], resent[WORDS_BUF], again[WORDS_BUF];
     if (p->st.resumed_after > 0 || p->st.resume_skipped > 0) {
       char had[WORDS_BUF], skipped[WORDS_BUF];
       fprintf(out,
@@ -144,11 +144,13 @@ int summary_print(const producer *p, FILE *out) {
     }
     fprintf(out,
             "summary: connection %s; sent %s, acknowledged %s, resent %s, reconnects %s; waited "
-            "%s ms for the consumer to read (backpressure); too big to send: %s\n",
+            "%s ms for the consumer to read (backpressure), %s ms for its acknowledgements; too "
+            "big to send: %s\n",
             p->st.connection, sent, words_count(acked, sizeof acked, p->st.acked),
             words_count(resent, sizeof resent, p->st.resent),
             words_count(again, sizeof again, p->st.reconnects),
-            words_count(waited, sizeof waited, p->st.blocked_us / 1000u), big);
+            words_count(waited, sizeof waited, p->st.blocked_us / 1000u),
+            words_count(held, sizeof held, p->st.ack_wait_us / 1000u), big);
     if (p->st.written != p->st.sent) {
       char written[WORDS_BUF], all[WORDS_BUF];
       log_warn("summary: only %s of the %s were written to the connection before it ended; "
@@ -204,6 +206,7 @@ int summary_write_json(const producer *p, const char *path, char *err, size_t er
   json_double(&j, "duration_s", summary_duration_s(p));
   json_double(&j, "records_per_s", summary_rate(p));
   json_uint(&j, "blocked_ms", p->st.blocked_us / 1000u);
+  json_uint(&j, "ack_wait_ms", p->st.ack_wait_us / 1000u);
   json_uint(&j, "icmp_refused", p->st.icmp_refused);
   json_string(&j, "connection", p->st.connection);
   json_uint(&j, "skipped_lines", p->st.skipped_lines);

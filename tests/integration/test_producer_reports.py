@@ -156,6 +156,44 @@ class ProducerReports(harness.IntegrationCase):
         self.assertEqual([], made, "nothing opened or created")
 
 
+    def plain_streams(self, extra):
+        """Run producer --format csv (extra added) into a real consumer --plain-port; returns
+        the consumer's plain-tcp streams as (name, received) and its out9.txt rows."""
+        src = self.path("temps.csv")
+        rows = harness.simple_csv(src, 30)
+        plain_port = harness.free_port()
+        cons = self.tcp_consumer("--plain-port", str(plain_port))
+        prod = self.run_producer(src, plain_port, "tcp", ["-q", "--format", "csv", "-i", "0"] +
+                                 list(extra))
+        self.assertExit(prod, 0, "producer --format csv")
+        harness.wait_for_rows(cons.out_path(), len(rows) + 1, 20, simple=True)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        got = harness.read_csv(cons.out_path())
+        self.assertRowsEqual([["id", "name", "value"]] + [list(r) for r in rows], got,
+                             "out9.txt: the #stream line is not a record")
+        return [(st["stream"], st["received"]) for st in res.stats["streams"]
+                if st.get("protocol") == "plain-tcp"], res
+
+    def test_format_csv_stream_sends_the_name_line(self):
+        streams, res = self.plain_streams(["--stream", "sensors"])
+        self.assertEqual([("sensors", 30)], streams, res.describe())
+
+    def test_format_csv_without_stream_is_named_by_the_listener(self):
+        streams, res = self.plain_streams([])
+        self.assertEqual(1, len(streams), res.describe())
+        self.assertRegex(streams[0][0], r"^127\.0\.0\.1:\d+$", res.describe())
+
+    def test_format_csv_stream_name_with_a_line_break_is_a_usage_error(self):
+        src = self.path("temps.csv")
+        harness.simple_csv(src, 3)
+        res = self.run_program([harness.PRODUCER, "--format", "csv", "--retry", "0", "--stream",
+                                "a\nb", src])
+        self.assertExit(res, 2, "a name that would end the #stream line")
+        self.assertIn("--stream: with --format csv the name goes in a '#stream NAME' line",
+                      res.stderr)
+
+
 class ProducerTexts(harness.IntegrationCase):
     """The help text, the man page and the README paragraph say what the program does."""
 
@@ -177,6 +215,32 @@ class ProducerTexts(harness.IntegrationCase):
             self.assertTrue(re.search(r"%s\b" % re.escape(long), usage) or
                             (short and re.search(r"%s\b" % re.escape(short), usage)),
                             "the usage lines do not show %s:\n%s" % (long, usage))
+
+    def readme_producer_parts(self):
+        """The README's producer usage lines (under "## Command line") and its option table."""
+        with open(os.path.join(harness.SOURCE, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        section = readme[readme.index("## Command line"):]
+        block = section[section.index("```"):section.index("```", section.index("```") + 3)]
+        usage = block[block.index("producer ["):block.index("\nconsumer [")]
+        table = section[section.index("\nProducer:\n"):section.index("\nConsumer:\n")]
+        return usage, table
+
+    def test_readme_usage_and_table_name_every_option(self):
+        usage, table = self.readme_producer_parts()
+        text = self.help_text()
+        options = re.findall(r"^  (?:(-[A-Za-z]), |    )(--[a-z][a-z-]*)", text, re.M)
+        self.assertGreater(len(options), 20, text)
+        for short, long in options:
+            if long in ("--help", "--version"):
+                continue  # said once for both programs, below the tables
+            self.assertTrue(re.search(r"%s\b" % re.escape(long), usage) or
+                            (short and re.search(r"%s\b" % re.escape(short), usage)),
+                            "README's producer usage lines do not show %s:\n%s" % (long, usage))
+            self.assertRegex(table, r"(?m)^\| `[^|]*%s\b" % re.escape(long),
+                             "README's producer table has no row for %s" % long)
+        self.assertIn("[-l | --loop=N]", usage)
+        self.assertIn("`-l` takes no value (`-l3` is refused: write `--loop=3`)", table)
 
     def test_help_says_records_share_a_datagram_and_exit_0_means_acknowledged(self):
         text = " ".join(self.help_text().split())
