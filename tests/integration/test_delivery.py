@@ -191,7 +191,8 @@ class DeliveryTest(harness.IntegrationCase):
         source(src, 48)
         cons = self.consumer("--tcp", "--max-records", "10", protocols=("tcp",))
         res_p = self.run_producer(src, cons.port, "tcp", ["--interval", "0", "--retry", "0"])
-        res = cons.stop()  # it stopped by itself: this only waits for it
+        cons.proc.wait(30)  # it stops by itself; a signal now could reach it in its last steps
+        res = cons.stop()
         self.assertExit(res, 0, "consumer that stopped at --max-records")
         self.assertEqual(10, len(harness.read_csv(cons.out_path())) - 1)
         self.assertExit(res_p, 1, "producer with records not acknowledged")

@@ -56,7 +56,7 @@ class StorageFaultTest(harness.IntegrationCase):
         producer still has them at the end, says so and exits 1, and the consumer too."""
         src, rows = self.source(400)
         cons = self.consumer("--tcp", protocols=("tcp",))
-        prod = self.start_producer(src, cons.port, "tcp", ["--rate", "200"])
+        prod = self.start_producer(src, cons.port, "tcp", ["--rate", "200", "--retry", "2"])
         harness.wait_for_rows(cons.out_path(), 100, 10)
         os.remove(cons.out_path())
         self.wait_log(cons, "out9.txt was deleted while the consumer writes it")
