@@ -170,6 +170,13 @@ static colnames_slot *colnames_slot_of(const colnames *c, const char *name) {
   return &c->slots[i];
 }
 
+/* Give the empty slot s to key (a name that outlives the set). */
+static void colnames_take(colnames *c, colnames_slot *s, const char *key) {
+  s->key = key;
+  s->next_k = 2;
+  c->nused++;
+}
+
 /* Room in the set for one more name (grown to stay at most half full). Returns 0 or
  * CS_ENOMEM. */
 static int colnames_room(colnames *c) {
@@ -203,9 +210,7 @@ static int colnames_put(colnames *c, const char *key) {
   }
   colnames_slot *s = colnames_slot_of(c, key);
   if (s->key == NULL) {
-    s->key = key;
-    s->next_k = 2;
-    c->nused++;
+    colnames_take(c, s, key);
   }
   return 0;
 }
@@ -250,9 +255,7 @@ int colnames_add(colnames *c, const char *base) {
   }
   colnames_slot *f = colnames_slot_of(c, first);
   if (f->key == NULL) {
-    f->key = first;
-    f->next_k = 2;
-    c->nused++;
+    colnames_take(c, f, first);
     c->names[c->n++] = first;
     return 0;
   }
@@ -264,9 +267,7 @@ int colnames_add(colnames *c, const char *base) {
     }
     colnames_slot *s = colnames_slot_of(c, cand);
     if (s->key == NULL) {
-      s->key = cand;
-      s->next_k = 2;
-      c->nused++;
+      colnames_take(c, s, cand);
       c->names[c->n++] = cand;
       /* Linear probing moves no slot on an insert: f still points at first's. */
       f->next_k = k + 1;

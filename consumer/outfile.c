@@ -902,30 +902,28 @@ int outfile_file_size(const outfile *o, size_t i, uint64_t *size) {
   return 0;
 }
 
-/* Records written to deleted files; see outfile.h. */
-uint64_t outfile_lost(const outfile *o, size_t i) {
+/* The sum over file i (SIZE_MAX: over all files) of a count each target keeps: lost (1) or
+ * held (0). */
+static uint64_t outfile_sum(const outfile *o, size_t i, int lost) {
   const out_target *t;
   uint64_t n = 0;
   size_t k = 0;
   for (t = o->targets; t != NULL; t = t->next, k++) {
     if (i == SIZE_MAX || i == k) {
-      n += t->lost;
+      n += lost ? t->lost : t->held_records;
     }
   }
   return n;
 }
 
+/* Records written to deleted files; see outfile.h. */
+uint64_t outfile_lost(const outfile *o, size_t i) {
+  return outfile_sum(o, i, 1);
+}
+
 /* Records held in deleted files; see outfile.h. */
 uint64_t outfile_held(const outfile *o, size_t i) {
-  const out_target *t;
-  uint64_t n = 0;
-  size_t k = 0;
-  for (t = o->targets; t != NULL; t = t->next, k++) {
-    if (i == SIZE_MAX || i == k) {
-      n += t->held_records;
-    }
-  }
-  return n;
+  return outfile_sum(o, i, 0);
 }
 
 /* Write and flush every queue; see outfile.h. */
