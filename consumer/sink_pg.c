@@ -97,15 +97,25 @@ static const colnames_policy pg_colnames = {.compare = strcmp,
                                             .name_realloc = realloc,
                                             .name_free = free};
 
+/* A lane's connection. A batch goes whole (PG_BATCH: BEGIN, progress locked, COPY, progress,
+ * COMMIT in one query) when it is the only one in flight; one that starts while another is in
+ * flight goes in steps (PG_COPYING, PG_COPIED, PG_CHECK, then PG_BATCH for the progress and the
+ * COMMIT), so that its rows go in beside the other's and its commit follows it. */
 enum pg_state {
   PG_DOWN,       /* no connection: the next attempt is at retry_us */
   PG_CONNECTING, /* PQconnectPoll in progress */
   PG_IDLE,       /* connected, nothing in flight (a failed batch waits for retry_us) */
   PG_NAMING,     /* the catalog query for new tables is in flight */
-  PG_BATCH,      /* a batch transaction is in flight */
+  PG_BATCH,      /* a batch transaction, or the end of a stepped one, is in flight */
+  PG_COPYING,    /* a stepped batch: BEGIN and its COPY are in flight */
+  PG_COPIED,     /* a stepped batch: its rows are in, uncommitted; it waits for the batch before */
+  PG_CHECK,      /* a stepped batch: its streams' progress is being locked and read */
   PG_ROLLBACK,   /* the ROLLBACK after a failed batch is in flight */
   PG_FAILED      /* a permanent error: nothing more is written */
 };
+
+#define PG_LANES 2            /* connections: batches in flight at once at most */
+#define PG_STEP_MIN_ROWS 8192 /* a second batch goes in beside the first from this many rows */
 
 /* One table, shared by every stream of the same name and header. */
 typedef struct pg_table {
@@ -120,10 +130,7 @@ typedef struct pg_table {
   int created;       /* exists in the database with ncols_db of its value columns */
   int binary;        /* its COPY data is binary: every column has the type the sink gives it */
   size_t ncols_db;
-  size_t ncols_tx; /* during a batch: the columns it makes */
-  int in_batch;    /* during a batch building: its segment index + 1 */
-  cs_buf copy;     /* during a batch: its COPY data */
-  size_t copy_rows;
+  int in_batch; /* while a batch is being built: its segment index + 1 there */
   /* Rows queued after the batch in flight, made into COPY lines as they come (so that the next
    * batch is ready when this one commits, and no loop turn formats a whole batch). */
   cs_buf pre;
@@ -157,51 +164,86 @@ typedef struct pg_progress {
   uint64_t seq;
 } pg_progress;
 
+/* One acknowledged stream of a batch: its first and last sequence numbers there. */
+typedef struct pg_mark {
+  const sink_stream *st;
+  uint64_t first, last;
+} pg_mark;
+
+/* One table's part of a batch: its COPY data. */
+typedef struct pg_seg {
+  pg_table *t;
+  cs_buf copy;
+  size_t rows;
+  size_t ncols_tx; /* the value columns the table has once the batch commits */
+} pg_seg;
+
+struct sink_pg;
+
+/* One connection and the batch it has in flight. Lane 0 is the sink's own: its state is the
+ * sink's (down, reconnecting, failed); the others are opened while rows wait, and are closed
+ * quietly when they break. */
+typedef struct pg_lane {
+  struct sink_pg *p;
+  int index;
+  PGconn *conn;
+  uv_poll_t *poll; /* on PQsocket; its own allocation, freed in its close callback */
+  int poll_fd, poll_events;
+  enum pg_state state;
+  uint64_t connect_started_us;
+  uint64_t retry_us; /* lanes but the first: the next connection attempt */
+  /* The batch in flight (batch_n rows: batch_first to batch_last in the queue). */
+  uint64_t order; /* its place among the batches: commits go in this order */
+  size_t batch_n;
+  const rowq_row *batch_first, *batch_last;
+  int stepped;  /* it started while another was in flight (the PG_COPYING steps) */
+  int doomed;   /* a batch before it failed: it is rolled back, not committed */
+  pg_seg *segs; /* segs[0..nsegs): the tables of the batch, in the order of their COPY */
+  size_t nsegs, segs_cap, seg_next;
+  size_t copy_off;
+  int copying;            /* COPY data is being sent for segs[seg_next - 1] */
+  int copy_ended;         /* PQputCopyEnd went out */
+  int want_write;         /* libpq has output it could not send yet */
+  int batch_safe;         /* this batch goes through a staging table that leaves out stored rows */
+  int batch_conflict;     /* the table has rows of this batch already (another consumer's) */
+  int progress_tx;        /* this batch creates the progress table */
+  pg_tallies batch_tally; /* the streams of the batch */
+  pg_mark *marks;         /* the batch's acknowledged streams */
+  size_t nmarks, marks_cap;
+  char err_state[6];
+  char err_msg[1024];
+  size_t err_seg_line; /* COPY line the server named (0: none) */
+  pg_table *err_table;
+} pg_lane;
+
 typedef struct sink_pg {
   sink_env env;
   const char *target;   /* --db as given (points into argv): never logged */
   char shown[1024];     /* the target with its password removed: what logs say */
   char save_path[4096]; /* where the stop saves rows it could not commit */
   uv_loop_t *loop;
-  uv_poll_t *poll; /* on PQsocket; its own allocation, freed in its close callback */
-  int poll_fd, poll_events;
-  PGconn *conn;
-  enum pg_state state;
+  pg_lane lanes[PG_LANES];
+  uint64_t next_order;
   rowq *rows; /* queued, not committed; each row's tag is its pg_table */
   pg_table *tables;
   pg_progress *progress;
   size_t nprogress;
   int progress_table; /* the progress table is known to exist */
   uint64_t committed, dropped, reconnects, conflicts, retries;
-  /* The batch in flight. */
-  size_t batch_n;
-  pg_table **segs;
-  size_t nsegs, segs_cap, seg_next;
-  size_t copy_off;
-  int copying;        /* COPY data is being sent for segs[seg_next - 1] */
-  int copy_ended;     /* PQputCopyEnd went out */
-  int want_write;     /* libpq has output it could not send yet */
-  int batch_safe;     /* this batch goes through a staging table that leaves out stored rows */
-  int batch_conflict; /* the table has rows of this batch already (another consumer's) */
-  /* The rows queued after the batch in flight, made into COPY lines (pg_table.pre), a batch's
-   * worth at most: while valid, they are the first pre_rows rows behind the batch, and pre_next
+  uint64_t batches, batches_parallel; /* committed; of them, sent beside another (stepped) */
+  /* The rows queued after the batches in flight, made into COPY lines (pg_table.pre), a batch's
+   * worth at most: while valid, they are the first pre_rows rows behind the newest batch, and
+   * pre_next
    * is the first row after them without its line (NULL: there is none), which the flushes make
    * a few thousand at a time; else the next batch formats its rows itself. */
   int pre_valid;
   size_t pre_rows, pre_bytes;
   const rowq_row *pre_next;
-  pg_table **pre_tables; /* the tables with such lines, in the order they came */
+  const rowq_row *pre_last; /* the last row with a line made ahead */
+  pg_table **pre_tables;    /* the tables with such lines, in the order they came */
   size_t npre, pre_cap;
-  pg_tallies batch_tally; /* the streams of the batch in flight */
-  pg_tallies pre_tally;   /* the streams of the lines made ahead */
-  struct pg_mark *marks;  /* the batch's acknowledged streams */
-  size_t nmarks, marks_cap;
+  pg_tallies pre_tally; /* the streams of the lines made ahead */
   uint64_t safe_until_us;
-  int progress_tx; /* this batch creates the progress table */
-  char err_state[6];
-  char err_msg[1024];
-  size_t err_seg_line; /* COPY line the server named (0: none) */
-  pg_table *err_table;
   /* Timing. */
   uint64_t last_commit_us;
   uint64_t retry_us; /* DOWN: the next connection attempt; IDLE: a failed batch's retry */
@@ -410,7 +452,6 @@ static void pg_table_free(pg_table *t) {
   free(t->stream_name);
   free(t->header);
   free(t->header_data);
-  cs_buf_free(&t->copy);
   cs_buf_free(&t->pre);
   free(t);
 }
@@ -436,7 +477,6 @@ static pg_table *pg_table_for(sink_pg *p, sink_stream *st) {
     return NULL;
   }
   colnames_init(&t->cols, &pg_colnames);
-  cs_buf_init(&t->copy);
   cs_buf_init(&t->pre);
   t->binary = 1; /* until an adopted table's columns say otherwise */
   t->nheader = st->ncolumns;
@@ -718,26 +758,27 @@ static void pg_copy_from(cs_buf *sql, const pg_table *t) {
   }
 }
 
-/* ---- the connection and its watcher ---- */
+/* ---- the connections and their watchers ---- */
 
 static void pg_poll_free_cb(uv_handle_t *h) {
   free(h);
 }
 
-/* Stop watching the socket (before libpq closes it). */
-static void pg_unwatch(sink_pg *p) {
-  if (p->poll != NULL) {
-    uv_close((uv_handle_t *)p->poll, pg_poll_free_cb);
-    p->poll = NULL;
+/* Stop watching the lane's socket (before libpq closes it). */
+static void pg_unwatch(pg_lane *l) {
+  if (l->poll != NULL) {
+    uv_close((uv_handle_t *)l->poll, pg_poll_free_cb);
+    l->poll = NULL;
   }
 }
 
 static uint64_t pg_advance(sink_pg *p, uint64_t now, int force);
 
-/* The connection's socket is ready: go on with the query in flight, and when it is over start
+/* A connection's socket is ready: go on with the queries in flight, and when one is over start
  * the next batch at once (a batch of lines made ahead waits for no other event). */
 static void pg_poll_cb(uv_poll_t *h, int status, int events) {
-  sink_pg *p = h->data;
+  pg_lane *l = h->data;
+  sink_pg *p = l->p;
   (void)events;
   if (status < 0) {
     log_debug("database %s: watching the socket: %s", p->shown, uv_strerror(status));
@@ -745,44 +786,45 @@ static void pg_poll_cb(uv_poll_t *h, int status, int events) {
   (void)pg_advance(p, clock_mono_us(), p->drain_started);
 }
 
-/* Watch the connection's socket for events (UV_READABLE, and UV_WRITABLE when libpq has output
+/* Watch the lane's socket for events (UV_READABLE, and UV_WRITABLE when libpq has output
  * waiting). fresh: the socket may be a new one (while connecting). Without a loop, flush polls. */
-static void pg_watch(sink_pg *p, int events, int fresh) {
+static void pg_watch(pg_lane *l, int events, int fresh) {
+  sink_pg *p = l->p;
   int fd, rc;
-  if (p->loop == NULL || p->conn == NULL) {
+  if (p->loop == NULL || l->conn == NULL) {
     return;
   }
-  fd = PQsocket(p->conn);
-  if (fresh || (p->poll != NULL && p->poll_fd != fd)) {
-    pg_unwatch(p);
+  fd = PQsocket(l->conn);
+  if (fresh || (l->poll != NULL && l->poll_fd != fd)) {
+    pg_unwatch(l);
   }
   if (fd < 0) {
     return;
   }
-  if (p->poll == NULL) {
-    p->poll = calloc(1, sizeof *p->poll);
-    if (p->poll == NULL) {
+  if (l->poll == NULL) {
+    l->poll = calloc(1, sizeof *l->poll);
+    if (l->poll == NULL) {
       return; /* flush polls instead */
     }
-    rc = uv_poll_init(p->loop, p->poll, fd);
+    rc = uv_poll_init(p->loop, l->poll, fd);
     if (rc != 0) {
       log_warn("database %s: cannot watch the connection (%s); polling it instead", p->shown,
                uv_strerror(rc));
-      free(p->poll);
-      p->poll = NULL;
+      free(l->poll);
+      l->poll = NULL;
       return;
     }
-    p->poll->data = p;
-    uv_unref((uv_handle_t *)p->poll); /* the loop ends when the listeners are gone */
-    p->poll_fd = fd;
-    p->poll_events = 0;
+    l->poll->data = l;
+    uv_unref((uv_handle_t *)l->poll); /* the loop ends when the listeners are gone */
+    l->poll_fd = fd;
+    l->poll_events = 0;
   }
-  if (events != p->poll_events) {
-    rc = uv_poll_start(p->poll, events, pg_poll_cb);
+  if (events != l->poll_events) {
+    rc = uv_poll_start(l->poll, events, pg_poll_cb);
     if (rc != 0) {
       log_warn("database %s: cannot watch the connection: %s", p->shown, uv_strerror(rc));
     }
-    p->poll_events = events;
+    l->poll_events = events;
   }
 }
 
@@ -842,23 +884,27 @@ static void pg_conn_params(const sink_pg *p, const char **keys, const char **val
   values[i] = NULL;
 }
 
-/* The connection is lost (or an attempt failed): forget it, keep the rows, try again later
- * with jittered back-off, and say so once a second. */
-static void pg_lost(sink_pg *p, const char *why) {
+static void pg_batch_abandon(sink_pg *p, pg_lane *l);
+
+/* The lane's connection is lost (or an attempt failed): forget it and its batch, keep the rows.
+ * The sink's own (lane 0) is tried again with jittered back-off, said once a second; another
+ * lane is tried again in a second, when rows wait for it. */
+static void pg_lost(pg_lane *l, const char *why) {
+  sink_pg *p = l->p;
   char msg[512], rows[WORDS_BUF];
   uint64_t now = clock_mono_us(), delay;
   pg_message(why, msg, sizeof msg);
-  pg_unwatch(p);
-  PQfinish(p->conn);
-  p->conn = NULL;
-  p->copying = p->copy_ended = p->want_write = 0;
-  pg_pre_drop(p); /* the batch's rows are queued again, in front of them */
-  for (pg_table *t = p->tables; t != NULL; t = t->next) {
-    t->in_batch = 0;
-    cs_buf_reset(&t->copy);
-    t->copy_rows = 0;
+  pg_unwatch(l);
+  PQfinish(l->conn);
+  l->conn = NULL;
+  l->want_write = 0;
+  pg_batch_abandon(p, l); /* its rows are queued again, in front of the rows after them */
+  l->state = PG_DOWN;
+  if (l->index > 0) {
+    l->retry_us = now + PG_BACKOFF_MAX_MS / 2 * 1000;
+    log_debug("database %s: connection %d lost (%s)", p->shown, l->index + 1, msg);
+    return;
   }
-  p->nsegs = 0;
   if (p->down_since_us == 0) {
     p->down_since_us = now;
     p->backoff_ms = PG_BACKOFF_FIRST_MS;
@@ -867,7 +913,6 @@ static void pg_lost(sink_pg *p, const char *why) {
   }
   delay = p->backoff_ms * 3 / 4 + pg_random(p) % (p->backoff_ms / 2 + 1);
   p->retry_us = now + delay * 1000;
-  p->state = PG_DOWN;
   if (log_limiter_allow(&p->down_log, now, PG_LOG_INTERVAL_US)) {
     log_warn("database %s unreachable (%s): holding %s in memory, retrying in %" PRIu64 " ms",
              p->shown, msg, words_count_of(rows, sizeof rows, rowq_count(p->rows), "row", "rows"),
@@ -878,81 +923,87 @@ static void pg_lost(sink_pg *p, const char *why) {
 /* A permanent error: nothing more is written; the consumer stops with exit code 1. */
 static void pg_fail(sink_pg *p) {
   p->failed = 1;
-  p->state = PG_FAILED;
-  pg_unwatch(p);
-  PQfinish(p->conn);
-  p->conn = NULL;
+  for (int i = 0; i < PG_LANES; i++) {
+    pg_lane *l = &p->lanes[i];
+    l->state = PG_FAILED;
+    pg_unwatch(l);
+    PQfinish(l->conn);
+    l->conn = NULL;
+  }
 }
 
 /* Connected: non-blocking from now on. */
-static void pg_connected(sink_pg *p) {
-  PQsetNoticeProcessor(p->conn, pg_notice_cb, NULL);
-  if (PQsetnonblocking(p->conn, 1) != 0) {
-    pg_lost(p, PQerrorMessage(p->conn));
+static void pg_connected(pg_lane *l) {
+  sink_pg *p = l->p;
+  PQsetNoticeProcessor(l->conn, pg_notice_cb, NULL);
+  if (PQsetnonblocking(l->conn, 1) != 0) {
+    pg_lost(l, PQerrorMessage(l->conn));
     return;
   }
-  if (p->down_since_us != 0) {
+  if (l->index == 0 && p->down_since_us != 0) {
     char rows[WORDS_BUF];
     p->reconnects++;
     log_info("database %s: connected again after %.1f s (%s waiting)", p->shown,
              (double)(clock_mono_us() - p->down_since_us) / 1e6,
              words_count_of(rows, sizeof rows, rowq_count(p->rows), "row", "rows"));
   }
-  p->down_since_us = 0;
-  p->state = PG_IDLE;
-  pg_watch(p, UV_READABLE, 1);
+  if (l->index == 0) {
+    p->down_since_us = 0;
+  }
+  l->state = PG_IDLE;
+  pg_watch(l, UV_READABLE, 1);
 }
 
-/* Begin a non-blocking connection attempt. */
-static void pg_connect_start(sink_pg *p) {
+/* Begin a non-blocking connection attempt on the lane. */
+static void pg_connect_start(pg_lane *l) {
   const char *keys[6], *values[6];
-  pg_conn_params(p, keys, values);
-  p->conn = PQconnectStartParams(keys, values, 1);
-  if (p->conn == NULL) {
-    pg_lost(p, "out of memory");
+  pg_conn_params(l->p, keys, values);
+  l->conn = PQconnectStartParams(keys, values, 1);
+  if (l->conn == NULL) {
+    pg_lost(l, "out of memory");
     return;
   }
-  if (PQstatus(p->conn) == CONNECTION_BAD) {
-    pg_lost(p, PQerrorMessage(p->conn));
+  if (PQstatus(l->conn) == CONNECTION_BAD) {
+    pg_lost(l, PQerrorMessage(l->conn));
     return;
   }
-  p->state = PG_CONNECTING;
-  p->connect_started_us = clock_mono_us();
-  pg_watch(p, UV_WRITABLE, 1);
+  l->state = PG_CONNECTING;
+  l->connect_started_us = clock_mono_us();
+  pg_watch(l, UV_WRITABLE, 1);
 }
 
-/* One step of the connection attempt. */
-static void pg_connect_step(sink_pg *p) {
-  PostgresPollingStatusType st = PQconnectPoll(p->conn);
+/* One step of the lane's connection attempt. */
+static void pg_connect_step(pg_lane *l) {
+  PostgresPollingStatusType st = PQconnectPoll(l->conn);
   if (st == PGRES_POLLING_OK) {
-    pg_connected(p);
+    pg_connected(l);
     return;
   }
   if (st == PGRES_POLLING_FAILED) {
     char msg[512];
-    if (!pg_connect_transient(PQerrorMessage(p->conn))) {
+    if (l->index == 0 && !pg_connect_transient(PQerrorMessage(l->conn))) {
       log_error("database %s: %s; stopping (check the --db target, the user and its rights)",
-                p->shown, pg_message(PQerrorMessage(p->conn), msg, sizeof msg));
-      pg_fail(p);
+                l->p->shown, pg_message(PQerrorMessage(l->conn), msg, sizeof msg));
+      pg_fail(l->p);
       return;
     }
-    pg_lost(p, PQerrorMessage(p->conn));
+    pg_lost(l, PQerrorMessage(l->conn));
     return;
   }
-  if (clock_mono_us() - p->connect_started_us > PG_CONNECT_TIMEOUT_US) {
-    pg_lost(p, "connection attempt timed out");
+  if (clock_mono_us() - l->connect_started_us > PG_CONNECT_TIMEOUT_US) {
+    pg_lost(l, "connection attempt timed out");
     return;
   }
   /* libpq may have moved to another socket (the next address): watch the one it has now. */
-  pg_watch(p, st == PGRES_POLLING_WRITING ? UV_WRITABLE : UV_READABLE, 1);
+  pg_watch(l, st == PGRES_POLLING_WRITING ? UV_WRITABLE : UV_READABLE, 1);
 }
 
 /* ---- progress ---- */
 
 /* Read the progress table (blocking; at open). Returns 0, or -1 when it could not be read. */
 static int pg_progress_load(sink_pg *p) {
-  PGresult *r =
-      PQexec(p->conn, "SELECT producer, encode(stream, 'hex'), seq FROM " PG_PROGRESS_TABLE);
+  PGresult *r = PQexec(p->lanes[0].conn,
+                       "SELECT producer, encode(stream, 'hex'), seq FROM " PG_PROGRESS_TABLE);
   int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
   if (ok) {
     int n = PQntuples(r);
@@ -996,6 +1047,7 @@ static void pg_pre_drop(sink_pg *p) {
   p->pre_bytes = 0;
   p->pre_valid = 0;
   p->pre_next = NULL;
+  p->pre_last = NULL;
   p->pre_tally.n = 0;
 }
 
@@ -1071,6 +1123,7 @@ static int pg_pre_line(sink_pg *p, const rowq_row *row) {
   t->pre_rows++;
   p->pre_rows++;
   p->pre_bytes += t->pre.len - before;
+  p->pre_last = row;
   return 0;
 }
 
@@ -1092,45 +1145,64 @@ static void pg_pre_catch_up(sink_pg *p, size_t n) {
   }
 }
 
-/* Free the batch's per-table buffers. */
-static void pg_batch_clear(sink_pg *p) {
-  for (size_t i = 0; i < p->nsegs; i++) {
-    pg_table *t = p->segs[i];
-    t->in_batch = 0;
-    cs_buf_reset(&t->copy);
-    t->copy_rows = 0;
+/* Forget the lane's batch (committed, or not): its per-table buffers are emptied, kept for the
+ * next one. */
+static void pg_batch_clear(pg_lane *l) {
+  for (size_t i = 0; i < l->nsegs; i++) {
+    l->segs[i].t->in_batch = 0;
+    cs_buf_reset(&l->segs[i].copy);
+    l->segs[i].rows = 0;
   }
-  p->nsegs = 0;
-  p->seg_next = 0;
-  p->copying = p->copy_ended = 0;
-  p->copy_off = 0;
-  p->batch_tally.n = 0;
+  l->nsegs = 0;
+  l->seg_next = 0;
+  l->copying = l->copy_ended = 0;
+  l->copy_off = 0;
+  l->batch_tally.n = 0;
+  l->batch_n = 0;
+  l->batch_first = l->batch_last = NULL;
+  l->order = 0;
+  l->stepped = l->doomed = 0;
 }
 
-/* Send a query; on failure the connection is treated as lost. Returns 0 or -1. */
-static int pg_send(sink_pg *p, const char *sql, enum pg_state next) {
-  if (PQsendQuery(p->conn, sql) != 1) {
-    pg_lost(p, PQerrorMessage(p->conn));
+/* The lane's batch did not commit: its rows stay queued where they are, and so every batch in
+ * flight after it (whose commit would raise its streams' progress past them) is rolled back,
+ * and the lines made ahead behind it are dropped. */
+static void pg_batch_abandon(sink_pg *p, pg_lane *l) {
+  if (l->order != 0) {
+    for (int i = 0; i < PG_LANES; i++) {
+      if (p->lanes[i].order > l->order) {
+        p->lanes[i].doomed = 1;
+      }
+    }
+    pg_pre_drop(p);
+  }
+  pg_batch_clear(l);
+}
+
+/* Send a query on the lane; on failure its connection is treated as lost. Returns 0 or -1. */
+static int pg_send(pg_lane *l, const char *sql, enum pg_state next) {
+  if (PQsendQuery(l->conn, sql) != 1) {
+    pg_lost(l, PQerrorMessage(l->conn));
     return -1;
   }
-  p->state = next;
-  p->err_state[0] = '\0';
-  p->err_msg[0] = '\0';
-  p->err_table = NULL;
-  p->err_seg_line = 0;
-  int f = PQflush(p->conn);
+  l->state = next;
+  l->err_state[0] = '\0';
+  l->err_msg[0] = '\0';
+  l->err_table = NULL;
+  l->err_seg_line = 0;
+  int f = PQflush(l->conn);
   if (f < 0) {
-    pg_lost(p, PQerrorMessage(p->conn));
+    pg_lost(l, PQerrorMessage(l->conn));
     return -1;
   }
-  p->want_write = f == 1;
-  pg_watch(p, UV_READABLE | (p->want_write ? UV_WRITABLE : 0), 0);
+  l->want_write = f == 1;
+  pg_watch(l, UV_READABLE | (l->want_write ? UV_WRITABLE : 0), 0);
   return 0;
 }
 
 /* Ask the catalog about the candidate names of every table of the next batch that has none.
  * Returns 1 when the query went out, 0 when every table is named, -1 on a lost connection. */
-static int pg_naming_start(sink_pg *p) {
+static int pg_naming_start(sink_pg *p, pg_lane *l) {
   cs_buf sql;
   int any = 0;
   size_t k = 0;
@@ -1185,7 +1257,7 @@ static int pg_naming_start(sink_pg *p) {
     cs_buf_free(&sql);
     return -1;
   }
-  int rc = any ? (pg_send(p, sql.data, PG_NAMING) == 0 ? 1 : -1) : 0;
+  int rc = any ? (pg_send(l, sql.data, PG_NAMING) == 0 ? 1 : -1) : 0;
   cs_buf_free(&sql);
   return rc;
 }
@@ -1325,12 +1397,6 @@ static int pg_naming_done(sink_pg *p, PGresult *r) {
   return 0;
 }
 
-/* One acknowledged stream of the batch: its first and last sequence numbers there. */
-typedef struct pg_mark {
-  const sink_stream *st;
-  uint64_t first, last;
-} pg_mark;
-
 static int pg_mark_cmp(const void *a, const void *b) {
   const pg_mark *x = a, *y = b;
   int c = strcmp(x->st->producer_hex, y->st->producer_hex);
@@ -1338,30 +1404,30 @@ static int pg_mark_cmp(const void *a, const void *b) {
 }
 
 /* The acknowledged streams among the batch's rows, sorted by (producer, stream): into
- * p->marks. Returns 0 or CS_ENOMEM. */
-static int pg_marks_collect(sink_pg *p) {
-  p->nmarks = 0;
-  for (size_t i = 0; i < p->batch_tally.n; i++) {
-    const pg_tally *e = &p->batch_tally.v[i];
+ * l->marks. Returns 0 or CS_ENOMEM. */
+static int pg_marks_collect(pg_lane *l) {
+  l->nmarks = 0;
+  for (size_t i = 0; i < l->batch_tally.n; i++) {
+    const pg_tally *e = &l->batch_tally.v[i];
     if (!e->st->acked) {
       continue;
     }
-    if (p->nmarks == p->marks_cap) {
-      size_t cap = p->marks_cap ? p->marks_cap * 2 : 16;
-      pg_mark *grown = realloc(p->marks, cap * sizeof *grown);
+    if (l->nmarks == l->marks_cap) {
+      size_t cap = l->marks_cap ? l->marks_cap * 2 : 16;
+      pg_mark *grown = realloc(l->marks, cap * sizeof *grown);
       if (grown == NULL) {
         return CS_ENOMEM;
       }
-      p->marks = grown;
-      p->marks_cap = cap;
+      l->marks = grown;
+      l->marks_cap = cap;
     }
-    p->marks[p->nmarks].st = e->st;
-    p->marks[p->nmarks].first = e->first;
-    p->marks[p->nmarks].last = e->last;
-    p->nmarks++;
+    l->marks[l->nmarks].st = e->st;
+    l->marks[l->nmarks].first = e->first;
+    l->marks[l->nmarks].last = e->last;
+    l->nmarks++;
   }
-  if (p->nmarks > 1) {
-    qsort(p->marks, p->nmarks, sizeof *p->marks, pg_mark_cmp);
+  if (l->nmarks > 1) {
+    qsort(l->marks, l->nmarks, sizeof *l->marks, pg_mark_cmp);
   }
   return 0;
 }
@@ -1379,17 +1445,17 @@ static void pg_bytea(cs_buf *sql, const char *name) {
 
 /* "VALUES ('producer', decode(stream), N), ..." of the marks, N their first (which 0) or last
  * (which 1) number, or 0 (which 2). */
-static void pg_marks_values(const sink_pg *p, cs_buf *sql, int which) {
+static void pg_marks_values(const pg_lane *l, cs_buf *sql, int which) {
   cs_buf_append(sql, "VALUES ", 7);
-  for (size_t i = 0; i < p->nmarks; i++) {
+  for (size_t i = 0; i < l->nmarks; i++) {
     char num[32];
     cs_buf_append(sql, i ? ", (" : "(", i ? 3 : 1);
-    pg_literal(sql, p->marks[i].st->producer_hex);
+    pg_literal(sql, l->marks[i].st->producer_hex);
     cs_buf_append(sql, ", ", 2);
-    pg_bytea(sql, p->marks[i].st->name);
+    pg_bytea(sql, l->marks[i].st->name);
     snprintf(num, sizeof num, ", %" PRIu64 "::bigint)",
-             which == 0   ? p->marks[i].first
-             : which == 1 ? p->marks[i].last
+             which == 0   ? l->marks[i].first
+             : which == 1 ? l->marks[i].last
                           : (uint64_t)0);
     cs_buf_append(sql, num, strlen(num));
   }
@@ -1401,7 +1467,7 @@ static void pg_marks_values(const sink_pg *p, cs_buf *sql, int which) {
  * returned as "has the table rows of this batch already?" (the batch's first number at or
  * below the stored one). Every commit raises the stored number to its last row, so rows of an
  * acknowledged stream are in the table exactly up to it. */
-static void pg_progress_lock_sql(const sink_pg *p, cs_buf *sql) {
+static void pg_progress_lock_sql(const pg_lane *l, cs_buf *sql) {
   static const char ins[] = "INSERT INTO " PG_PROGRESS_TABLE " (producer, stream, seq) ";
   static const char conflict[] =
       " ON CONFLICT DO NOTHING;\nSELECT p.seq >= v.first FROM " PG_PROGRESS_TABLE " p JOIN (";
@@ -1409,140 +1475,224 @@ static void pg_progress_lock_sql(const sink_pg *p, cs_buf *sql) {
                              "p.stream = v.stream ORDER BY p.producer, p.stream FOR UPDATE OF "
                              "p;\n";
   cs_buf_append(sql, ins, sizeof ins - 1);
-  pg_marks_values(p, sql, 2);
+  pg_marks_values(l, sql, 2);
   cs_buf_append(sql, conflict, sizeof conflict - 1);
-  pg_marks_values(p, sql, 0);
+  pg_marks_values(l, sql, 0);
   cs_buf_append(sql, tail, sizeof tail - 1);
 }
 
 /* After the rows: each stream's stored number raised to the batch's last. */
-static void pg_progress_update_sql(const sink_pg *p, cs_buf *sql) {
+static void pg_progress_update_sql(const pg_lane *l, cs_buf *sql) {
   static const char head[] =
       "UPDATE " PG_PROGRESS_TABLE " AS p SET seq = GREATEST(p.seq, v.last) FROM (";
   static const char tail[] = ") AS v(producer, stream, last) WHERE p.producer = v.producer AND "
                              "p.stream = v.stream;\n";
   cs_buf_append(sql, head, sizeof head - 1);
-  pg_marks_values(p, sql, 1);
+  pg_marks_values(l, sql, 1);
   cs_buf_append(sql, tail, sizeof tail - 1);
 }
 
-/* Build and send the next batch: the first rows of the queue, COPY per table, the progress,
- * one transaction. Returns 0 (sent, or nothing to do) or -1 (failed: logged). */
-static int pg_batch_start(sink_pg *p) {
-  cs_buf sql;
+/* The first queued row no batch in flight holds: the one after the newest batch, or the
+ * queue's head (NULL: there is none). */
+static const rowq_row *pg_unbatched(const sink_pg *p) {
+  const pg_lane *newest = NULL;
+  for (int i = 0; i < PG_LANES; i++) {
+    if (p->lanes[i].order != 0 && (newest == NULL || p->lanes[i].order > newest->order)) {
+      newest = &p->lanes[i];
+    }
+  }
+  return newest != NULL ? rowq_next(newest->batch_last) : rowq_head(p->rows);
+}
+
+/* How many queued rows no batch in flight holds. */
+static size_t pg_unbatched_count(const sink_pg *p) {
+  size_t n = rowq_count(p->rows);
+  for (int i = 0; i < PG_LANES; i++) {
+    n -= p->lanes[i].batch_n;
+  }
+  return n;
+}
+
+/* Is l's batch the oldest in flight (the next to commit)? */
+static int pg_lane_oldest(const sink_pg *p, const pg_lane *l) {
+  for (int i = 0; i < PG_LANES; i++) {
+    if (p->lanes[i].order != 0 && p->lanes[i].order < l->order) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* May rows of t go into a batch beside another one: named, made, with all its columns (a batch
+ * that makes or changes a table goes alone)? */
+static int pg_table_settled(const pg_table *t) {
+  return t->name != NULL && t->created && t->ncols_db == t->cols.n;
+}
+
+/* The lane's segment for t, added when t has none yet in the batch being built. Returns it, or
+ * NULL when out of memory. */
+static pg_seg *pg_seg_for(pg_lane *l, pg_table *t) {
+  if (t->in_batch) {
+    return &l->segs[t->in_batch - 1];
+  }
+  if (l->nsegs == l->segs_cap) {
+    size_t cap = l->segs_cap ? l->segs_cap * 2 : 8;
+    pg_seg *grown = realloc(l->segs, cap * sizeof *grown);
+    if (grown == NULL) {
+      return NULL;
+    }
+    for (size_t i = l->segs_cap; i < cap; i++) {
+      memset(&grown[i], 0, sizeof grown[i]);
+      cs_buf_init(&grown[i].copy);
+    }
+    l->segs = grown;
+    l->segs_cap = cap;
+  }
+  pg_seg *sg = &l->segs[l->nsegs++];
+  sg->t = t;
+  sg->rows = 0;
+  sg->ncols_tx = t->created ? t->ncols_db : 0;
+  t->in_batch = (int)l->nsegs;
+  return sg;
+}
+
+/* The first statements of a batch: BEGIN, and the commit's wait for the disk with --fsync. */
+static void pg_batch_begin_sql(const sink_pg *p, cs_buf *sql) {
+  cs_buf_append(sql, "BEGIN;\n", 7);
+  if (p->fsync) {
+    /* --fsync: the commit waits for the server's disk, whatever the server's default. */
+    static const char sync[] = "SET LOCAL synchronous_commit = on;\n";
+    cs_buf_append(sql, sync, sizeof sync - 1);
+  }
+}
+
+/* Build the lane's next batch from the first rows no batch in flight holds: COPY data per
+ * table, from the lines made ahead when they fit. stepped: it goes beside a batch in flight, so
+ * only rows of settled tables (it stops before the first other one). Returns the rows taken (0:
+ * none, or out of memory: tried again at the next flush). */
+static size_t pg_batch_build(sink_pg *p, pg_lane *l, int stepped) {
+  const rowq_row *start = pg_unbatched(p), *row, *last = NULL;
   size_t k = 0, bytes = 0;
-  int rc;
-  if (rowq_head(p->rows) == NULL) {
-    return 0;
-  }
-  rc = pg_naming_start(p);
-  if (rc != 0) {
-    return 0; /* the catalog query went out (the batch follows its answer), or the connection
-               * was lost (retried later) */
-  }
-  pg_batch_clear(p);
-  p->batch_safe = clock_mono_us() < p->safe_until_us;
+  pg_batch_clear(l);
   pg_pre_catch_up(p, PG_BATCH_ROWS); /* a whole batch, when that many rows wait */
   int pre_ok = p->pre_valid && p->pre_rows > 0;
   for (size_t i = 0; pre_ok && i < p->npre; i++) {
-    pre_ok = p->pre_tables[i]->pre_ncols == p->pre_tables[i]->cols.n &&
-             p->pre_tables[i]->pre_binary == p->pre_tables[i]->binary;
-  }
-  if (pre_ok && p->npre > p->segs_cap) {
-    pg_table **grown = realloc(p->segs, p->npre * sizeof *grown);
-    if (grown == NULL) {
-      pre_ok = 0;
-    } else {
-      p->segs = grown;
-      p->segs_cap = p->npre;
-    }
+    const pg_table *t = p->pre_tables[i];
+    pre_ok = t->pre_ncols == t->cols.n && t->pre_binary == t->binary &&
+             (!stepped || pg_table_settled(t));
   }
   if (pre_ok) {
-    /* The lines made ahead are the batch: the first pre_rows queued rows, table by table. */
+    /* The lines made ahead are the batch: the first pre_rows rows after start, table by
+     * table. */
     for (size_t i = 0; i < p->npre; i++) {
       pg_table *t = p->pre_tables[i];
-      cs_buf swap = t->copy;
-      t->copy = t->pre;
+      pg_seg *sg = pg_seg_for(l, t);
+      if (sg == NULL) {
+        pg_batch_clear(l);
+        return 0;
+      }
+      cs_buf swap = sg->copy;
+      sg->copy = t->pre;
       t->pre = swap;
       cs_buf_reset(&t->pre);
-      t->copy_rows = t->pre_rows;
+      sg->rows = t->pre_rows;
       t->pre_rows = 0;
       t->in_pre = 0;
-      p->segs[i] = t;
-      t->in_batch = (int)(i + 1);
-      t->ncols_tx = t->created ? t->ncols_db : 0;
     }
-    p->nsegs = p->npre;
     k = p->pre_rows;
-    pg_tallies swap = p->batch_tally;
-    p->batch_tally = p->pre_tally;
+    last = p->pre_last;
+    pg_tallies swap = l->batch_tally;
+    l->batch_tally = p->pre_tally;
     p->pre_tally = swap;
     p->pre_tally.n = 0;
     p->npre = 0;
     p->pre_rows = 0;
     p->pre_bytes = 0;
+    p->pre_last = NULL;
+    row = NULL;
   } else {
+    if (stepped && p->pre_valid && p->pre_rows > 0) {
+      return 0; /* a table of the lines made ahead changed: the batch waits to go alone */
+    }
     pg_pre_drop(p);
+    row = start;
   }
-  const rowq_row *row = pre_ok ? NULL : rowq_head(p->rows);
   for (; row != NULL && k < PG_BATCH_ROWS && bytes < PG_BATCH_BYTES; row = rowq_next(row), k++) {
     pg_table *t = row->tag;
-    if (!t->in_batch) {
-      if (p->nsegs == p->segs_cap) {
-        size_t cap = p->segs_cap ? p->segs_cap * 2 : 8;
-        pg_table **grown = realloc(p->segs, cap * sizeof *grown);
-        if (grown == NULL) {
-          pg_batch_clear(p);
-          pg_pre_drop(p);
-          return 0; /* tried again at the next flush */
-        }
-        p->segs = grown;
-        p->segs_cap = cap;
-      }
-      p->segs[p->nsegs++] = t;
-      t->in_batch = (int)p->nsegs;
-      t->ncols_tx = t->created ? t->ncols_db : 0;
+    if (stepped && !pg_table_settled(t)) {
+      break;
     }
-    size_t before = t->copy.len;
-    if (pg_copy_line(p, t, &t->copy, row->stream, row->seq, row->sent_us, row->received_us,
+    pg_seg *sg = pg_seg_for(l, t);
+    size_t before = sg != NULL ? sg->copy.len : 0;
+    if (sg == NULL ||
+        pg_copy_line(p, t, &sg->copy, row->stream, row->seq, row->sent_us, row->received_us,
                      row->nfields, row->fields) != 0 ||
-        pg_tally_add(&p->batch_tally, row) != 0) {
-      pg_batch_clear(p);
+        pg_tally_add(&l->batch_tally, row) != 0) {
+      pg_batch_clear(l);
       pg_pre_drop(p);
       return 0;
     }
-    t->copy_rows++;
-    bytes += t->copy.len - before;
+    sg->rows++;
+    bytes += sg->copy.len - before;
+    last = row;
   }
-  p->batch_n = k;
+  for (size_t i = 0; i < l->nsegs; i++) {
+    l->segs[i].t->in_batch = 0; /* only while building */
+  }
   if (!pre_ok) {
     /* The rows behind this batch get their lines from now on: those queued already in the
      * flushes, those that come in as they come. */
     p->pre_valid = 1;
     p->pre_next = row;
   }
-  p->batch_conflict = 0;
-  if (pg_marks_collect(p) != 0) {
-    pg_batch_clear(p);
-    pg_pre_drop(p);
+  if (k == 0) {
+    pg_batch_clear(l);
     return 0;
   }
-  cs_buf_init(&sql);
-  cs_buf_append(&sql, "BEGIN;\n", 7);
-  if (p->fsync) {
-    /* --fsync: the commit waits for the server's disk, whatever the server's default. */
-    static const char sync[] = "SET LOCAL synchronous_commit = on;\n";
-    cs_buf_append(&sql, sync, sizeof sync - 1);
+  l->batch_n = k;
+  l->batch_first = start;
+  l->batch_last = last;
+  l->order = ++p->next_order;
+  l->stepped = stepped;
+  l->batch_conflict = 0;
+  l->progress_tx = 0;
+  if (pg_marks_collect(l) != 0) {
+    pg_batch_abandon(p, l);
+    return 0;
   }
+  return k;
+}
+
+/* Build and send the lane's next batch when no other is in flight: the first rows of the queue,
+ * tables made or widened, COPY per table, the progress, one transaction. Returns 0 (sent, or
+ * nothing to do) or -1 (failed: logged). */
+static int pg_batch_start(sink_pg *p, pg_lane *l) {
+  cs_buf sql;
+  int rc;
+  if (rowq_head(p->rows) == NULL) {
+    return 0;
+  }
+  rc = pg_naming_start(p, l);
+  if (rc != 0) {
+    return 0; /* the catalog query went out (the batch follows its answer), or the connection
+               * was lost (retried later) */
+  }
+  if (pg_batch_build(p, l, 0) == 0) {
+    return 0;
+  }
+  l->batch_safe = clock_mono_us() < p->safe_until_us;
+  cs_buf_init(&sql);
+  pg_batch_begin_sql(p, &sql);
   if (!p->progress_table) {
     static const char ddl[] =
         "CREATE TABLE IF NOT EXISTS " PG_PROGRESS_TABLE " (producer text COLLATE \"C\" NOT NULL, "
         "stream bytea NOT NULL, seq bigint NOT NULL, PRIMARY KEY (producer, stream));\n";
     cs_buf_append(&sql, ddl, sizeof ddl - 1);
-    p->progress_tx = 1;
+    l->progress_tx = 1;
   }
-  for (size_t i = 0; i < p->nsegs; i++) {
-    pg_table *t = p->segs[i];
+  for (size_t i = 0; i < l->nsegs; i++) {
+    pg_seg *sg = &l->segs[i];
+    pg_table *t = sg->t;
     if (t->created) {
       continue;
     }
@@ -1560,22 +1710,23 @@ static int pg_batch_start(sink_pg *p) {
       cs_buf_append(&sql, c + 1 < PG_NMETA ? " NOT NULL, " : " NOT NULL);\n",
                     c + 1 < PG_NMETA ? 11 : 12);
     }
-    t->ncols_tx = t->cols.n;
+    sg->ncols_tx = t->cols.n;
   }
-  if (p->nmarks > 0) {
-    pg_progress_lock_sql(p, &sql);
+  if (l->nmarks > 0) {
+    pg_progress_lock_sql(l, &sql);
   }
-  for (size_t i = 0; i < p->nsegs; i++) {
-    pg_table *t = p->segs[i];
-    for (size_t c = t->ncols_tx; c < t->cols.n; c++) {
+  for (size_t i = 0; i < l->nsegs; i++) {
+    pg_seg *sg = &l->segs[i];
+    pg_table *t = sg->t;
+    for (size_t c = sg->ncols_tx; c < t->cols.n; c++) {
       cs_buf_append(&sql, "ALTER TABLE ", 12);
       pg_ident(&sql, t->name);
       cs_buf_append(&sql, " ADD COLUMN IF NOT EXISTS ", 26);
       pg_ident(&sql, t->cols.names[c]);
       cs_buf_append(&sql, " text;\n", 7);
     }
-    t->ncols_tx = t->cols.n;
-    if (p->batch_safe) {
+    sg->ncols_tx = t->cols.n;
+    if (l->batch_safe) {
       char stage[40];
       snprintf(stage, sizeof stage, "_csvstream_stage_%zu", i + 1);
       cs_buf_append(&sql, "CREATE TEMP TABLE ", 18);
@@ -1618,50 +1769,127 @@ static int pg_batch_start(sink_pg *p) {
       pg_copy_from(&sql, t);
     }
   }
-  if (p->nmarks > 0) {
-    pg_progress_update_sql(p, &sql);
+  if (l->nmarks > 0) {
+    pg_progress_update_sql(l, &sql);
   }
   cs_buf_append(&sql, "COMMIT;", 7);
   if (cs_buf_append_byte(&sql, '\0') != 0) {
     cs_buf_free(&sql);
-    pg_batch_clear(p);
-    pg_pre_drop(p);
+    pg_batch_abandon(p, l);
     return 0;
   }
-  (void)pg_send(p, sql.data, PG_BATCH); /* a lost connection is retried later */
+  (void)pg_send(l, sql.data, PG_BATCH); /* a lost connection is retried later */
   cs_buf_free(&sql);
   return 0;
 }
 
-/* The batch committed: its rows are durable; out of the queue they go. */
-static void pg_batch_committed(sink_pg *p) {
-  for (size_t i = 0; i < p->batch_tally.n; i++) {
-    const pg_tally *e = &p->batch_tally.v[i];
+/* Build and send a batch beside the one in flight: rows of settled tables only, COPY inside an
+ * open transaction (PG_COPYING). Its streams' progress is locked, checked and raised, and it
+ * commits, once every batch before it committed (pg_step_finish). Returns the rows sent. */
+static size_t pg_batch_step(sink_pg *p, pg_lane *l) {
+  cs_buf sql;
+  size_t k = pg_batch_build(p, l, 1);
+  if (k == 0) {
+    return 0;
+  }
+  l->batch_safe = 0;
+  cs_buf_init(&sql);
+  pg_batch_begin_sql(p, &sql);
+  for (size_t i = 0; i < l->nsegs; i++) {
+    pg_table *t = l->segs[i].t;
+    cs_buf_append(&sql, "COPY ", 5);
+    pg_ident(&sql, t->name);
+    cs_buf_append_byte(&sql, ' ');
+    pg_col_list(&sql, t);
+    pg_copy_from(&sql, t);
+  }
+  if (cs_buf_append_byte(&sql, '\0') != 0) {
+    cs_buf_free(&sql);
+    pg_batch_abandon(p, l);
+    return 0;
+  }
+  (void)pg_send(l, sql.data, PG_COPYING);
+  cs_buf_free(&sql);
+  return k;
+}
+
+/* A stepped batch's rows are in and every batch before it committed: lock and read its streams'
+ * progress (PG_CHECK), or commit at once when none is acknowledged; roll it back when a batch
+ * before it failed. */
+static void pg_step_finish(sink_pg *p, pg_lane *l) {
+  cs_buf sql;
+  if (l->doomed) {
+    (void)pg_send(l, "ROLLBACK", PG_ROLLBACK);
+    return;
+  }
+  if (l->nmarks == 0) {
+    (void)pg_send(l, "COMMIT", PG_BATCH);
+    return;
+  }
+  cs_buf_init(&sql);
+  pg_progress_lock_sql(l, &sql);
+  if (cs_buf_append_byte(&sql, '\0') != 0) {
+    cs_buf_free(&sql);
+    (void)pg_send(l, "ROLLBACK", PG_ROLLBACK);
+    return;
+  }
+  (void)pg_send(l, sql.data, PG_CHECK);
+  cs_buf_free(&sql);
+  (void)p;
+}
+
+/* The stepped batch's progress is locked, and none of its rows were stored before: raise the
+ * progress and commit. Returns 0 or -1 (the connection was lost). */
+static int pg_step_commit(pg_lane *l) {
+  cs_buf sql;
+  cs_buf_init(&sql);
+  pg_progress_update_sql(l, &sql);
+  cs_buf_append(&sql, "COMMIT;", 7);
+  if (cs_buf_append_byte(&sql, '\0') != 0) {
+    cs_buf_free(&sql);
+    return pg_send(l, "ROLLBACK", PG_ROLLBACK);
+  }
+  int rc = pg_send(l, sql.data, PG_BATCH);
+  cs_buf_free(&sql);
+  return rc;
+}
+
+/* The lane's batch committed: its rows are durable; out of the queue they go (they are its
+ * head: batches commit in order). */
+static void pg_batch_committed(sink_pg *p, pg_lane *l) {
+  if (rowq_head(p->rows) != l->batch_first) {
+    log_error("database %s: a batch committed out of order (a bug); stopping", p->shown);
+    pg_fail(p);
+    return;
+  }
+  for (size_t i = 0; i < l->batch_tally.n; i++) {
+    const pg_tally *e = &l->batch_tally.v[i];
     if (e->st->durable[p->env.slot] < e->last) {
       e->st->durable[p->env.slot] = e->last;
     }
     e->st->held[p->env.slot] -= e->rows;
   }
-  for (size_t i = 0; i < p->nsegs; i++) {
-    p->segs[i]->created = 1;
-    p->segs[i]->ncols_db = p->segs[i]->ncols_tx;
+  for (size_t i = 0; i < l->nsegs; i++) {
+    l->segs[i].t->created = 1;
+    l->segs[i].t->ncols_db = l->segs[i].ncols_tx;
   }
-  if (p->progress_tx) {
+  if (l->progress_tx) {
     p->progress_table = 1;
   }
-  if (rowq_pop(p->rows, p->batch_n) == 0) {
-    p->committed += p->batch_n;
+  if (rowq_pop(p->rows, l->batch_n) == 0) {
+    p->committed += l->batch_n;
   }
-  p->batch_n = 0;
+  p->batches++;
+  p->batches_parallel += l->stepped;
   p->last_commit_us = clock_mono_us();
   p->backoff_ms = 0;
-  pg_batch_clear(p);
+  pg_batch_clear(l);
 }
 
-/* Which queued row is line `line` of the COPY into segment t (for the error message)? */
-static const rowq_row *pg_row_of_line(sink_pg *p, const pg_table *t, size_t line) {
+/* Which row of the lane's batch is line `line` of its COPY into t (for the error message)? */
+static const rowq_row *pg_row_of_line(const pg_lane *l, const pg_table *t, size_t line) {
   size_t k = 0, seen = 0;
-  for (const rowq_row *row = rowq_head(p->rows); row != NULL && k < p->batch_n;
+  for (const rowq_row *row = l->batch_first; row != NULL && k < l->batch_n;
        row = rowq_next(row), k++) {
     if (row->tag == t && ++seen == line) {
       return row;
@@ -1682,15 +1910,27 @@ static int pg_state_names_row(const char *state) {
   return strncmp(state, "22", 2) == 0 || strcmp(state, "23502") == 0 || strcmp(state, "23514") == 0;
 }
 
-/* The batch failed and was rolled back: try it again, through the staging table after a conflict,
- * later after a passing error, or give up on a permanent one. Returns 0 or -1 (failed). */
-static int pg_batch_failed(sink_pg *p) {
+/* The lane's batch failed and was rolled back: try it again, through the staging table after a
+ * conflict, later after a passing error, or give up on a permanent one; a batch rolled back
+ * because one before it failed is just queued again. Returns 0 or -1 (failed). */
+static int pg_batch_failed(sink_pg *p, pg_lane *l) {
   char rows[WORDS_BUF];
   uint64_t now = clock_mono_us();
-  pg_batch_clear(p);
-  pg_pre_drop(p); /* the batch's rows are queued again, in front of them */
-  p->state = PG_IDLE;
-  if (p->batch_conflict && !p->batch_safe) {
+  size_t n = l->batch_n;
+  const rowq_row *bad = NULL;
+  int doomed = l->doomed, conflict = l->batch_conflict, safe = l->batch_safe;
+  /* The server's line is the row it was reading; that is the bad one only for errors found as
+   * the row is read (class 22, NOT NULL, CHECK). A row too big or a unique violation shows when
+   * the server writes out the rows it buffered, past the bad one. */
+  if (l->err_table != NULL && l->err_seg_line > 0 && pg_state_names_row(l->err_state)) {
+    bad = pg_row_of_line(l, l->err_table, l->err_seg_line);
+  }
+  pg_batch_abandon(p, l); /* the batch's rows are queued again, in front of the rest */
+  l->state = PG_IDLE;
+  if (doomed) {
+    return 0;
+  }
+  if (conflict && !safe) {
     /* Rows another consumer (or an earlier try of this batch, whose commit went through while
      * the connection broke) stored already: this batch and the next ones for a while go
      * through a staging table that leaves those out. */
@@ -1699,23 +1939,23 @@ static int pg_batch_failed(sink_pg *p) {
     p->retry_us = 0;
     return 0;
   }
-  if (p->err_table != NULL && p->err_table->binary &&
-      (strcmp(p->err_state, "08P01") == 0 || strcmp(p->err_state, "22P03") == 0)) {
+  if (l->err_table != NULL && l->err_table->binary &&
+      (strcmp(l->err_state, "08P01") == 0 || strcmp(l->err_state, "22P03") == 0)) {
     /* The server could not read a binary field as its column: the table's types changed since
      * it was named (another client's ALTER TABLE). COPY text from now on, which the server
      * turns into whatever the columns are, or refuses with the record named. */
-    p->err_table->binary = 0;
+    l->err_table->binary = 0;
     log_warn("database %s: table '%s': binary COPY refused (%s: %s): its columns' types "
              "changed? sending COPY text from now on",
-             p->shown, p->err_table->name_label, p->err_state, p->err_msg);
+             p->shown, l->err_table->name_label, l->err_state, l->err_msg);
     p->retry_us = 0;
     return 0;
   }
   /* A unique violation outside COPY: two consumers adding one stream's progress row at once.
    * In a COPY it is the table's own constraint, and trying again cannot help. */
-  if (pg_state_transient(p->err_state) ||
-      (strcmp(p->err_state, "23505") == 0 && p->err_table == NULL) ||
-      strcmp(p->err_state, "42P07") == 0) {
+  if (pg_state_transient(l->err_state) ||
+      (strcmp(l->err_state, "23505") == 0 && l->err_table == NULL) ||
+      strcmp(l->err_state, "42P07") == 0) {
     /* A deadlock, a serialization failure, two consumers creating one table at once. */
     p->retries++;
     p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
@@ -1724,186 +1964,214 @@ static int pg_batch_failed(sink_pg *p) {
     p->retry_us = now + (p->backoff_ms * 3 / 4 + pg_random(p) % (p->backoff_ms / 2 + 1)) * 1000;
     if (log_limiter_allow(&p->down_log, now, PG_LOG_INTERVAL_US)) {
       log_warn("database %s: batch of %s not committed (%s: %s); trying again", p->shown,
-               words_count_of(rows, sizeof rows, p->batch_n, "row", "rows"), p->err_state,
-               p->err_msg);
+               words_count_of(rows, sizeof rows, n, "row", "rows"), l->err_state, l->err_msg);
     }
     return 0;
   }
-  /* The server's line is the row it was reading; that is the bad one only for errors found as
-   * the row is read (class 22, NOT NULL, CHECK). A row too big or a unique violation shows when
-   * the server writes out the rows it buffered, past the bad one. */
-  if (p->err_table != NULL && p->err_seg_line > 0 && pg_state_names_row(p->err_state)) {
-    const rowq_row *row = pg_row_of_line(p, p->err_table, p->err_seg_line);
-    if (row != NULL) {
-      log_error("database %s: table '%s': %s record %s #%" PRIu64 " refused: %s (SQLSTATE %s); "
-                "stopping",
-                p->shown, p->err_table->name_label, row->stream->protocol, row->stream->label,
-                row->seq, p->err_msg, p->err_state);
-      pg_fail(p);
-      return -1;
-    }
+  if (bad != NULL) {
+    log_error("database %s: table '%s': %s record %s #%" PRIu64 " refused: %s (SQLSTATE %s); "
+              "stopping",
+              p->shown, l->err_table->name_label, bad->stream->protocol, bad->stream->label,
+              bad->seq, l->err_msg, l->err_state);
+    pg_fail(p);
+    return -1;
   }
-  log_error("database %s: %s (SQLSTATE %s)%s%s; stopping", p->shown, p->err_msg, p->err_state,
-            p->err_table != NULL ? " in table " : "",
-            p->err_table != NULL ? p->err_table->name_label : "");
+  log_error("database %s: %s (SQLSTATE %s)%s%s; stopping", p->shown, l->err_msg, l->err_state,
+            l->err_table != NULL ? " in table " : "",
+            l->err_table != NULL ? l->err_table->name_label : "");
   pg_fail(p);
   return -1;
 }
 
-/* Keep the first error of the query in flight. */
-static void pg_note_error(sink_pg *p, PGresult *r) {
+/* Keep the first error of the lane's query in flight. */
+static void pg_note_error(pg_lane *l, PGresult *r) {
   const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
   const char *ctx = PQresultErrorField(r, PG_DIAG_CONTEXT);
-  if (p->err_msg[0] != '\0') {
+  if (l->err_msg[0] != '\0') {
     return;
   }
-  snprintf(p->err_state, sizeof p->err_state, "%s", st != NULL ? st : "");
-  pg_message(msg != NULL ? msg : PQresultErrorMessage(r), p->err_msg, sizeof p->err_msg);
-  if (p->err_msg[0] == '\0') {
-    snprintf(p->err_msg, sizeof p->err_msg, "error without a message");
+  snprintf(l->err_state, sizeof l->err_state, "%s", st != NULL ? st : "");
+  pg_message(msg != NULL ? msg : PQresultErrorMessage(r), l->err_msg, sizeof l->err_msg);
+  if (l->err_msg[0] == '\0') {
+    snprintf(l->err_msg, sizeof l->err_msg, "error without a message");
   }
-  if (p->copying && p->seg_next > 0) {
-    p->err_table = p->segs[p->seg_next - 1];
+  if (l->copying && l->seg_next > 0) {
+    l->err_table = l->segs[l->seg_next - 1].t;
     /* "COPY t, line 5, column x: ..." */
     const char *line = ctx != NULL ? strstr(ctx, ", line ") : NULL;
     if (line != NULL) {
-      p->err_seg_line = strtoul(line + 7, NULL, 10);
+      l->err_seg_line = strtoul(line + 7, NULL, 10);
     }
   }
 }
 
-/* Send COPY data for the segment in progress as far as the socket takes it. Returns 1 when the
- * data and its end went out, 0 when it must wait for the socket, -1 when the COPY ended early
- * (an error comes in the results) or the connection broke. */
-static int pg_copy_send(sink_pg *p) {
-  pg_table *t = p->segs[p->seg_next - 1];
-  while (!p->copy_ended) {
-    if (p->copy_off < t->copy.len) {
-      size_t n = t->copy.len - p->copy_off;
+/* Send COPY data for the lane's segment in progress as far as the socket takes it (a doomed
+ * batch's COPY is ended with an error instead). Returns 1 when the data and its end went out, 0
+ * when it must wait for the socket, -1 when the COPY ended early (an error comes in the results)
+ * or the connection broke. */
+static int pg_copy_send(pg_lane *l) {
+  const pg_seg *sg = &l->segs[l->seg_next - 1];
+  while (!l->copy_ended) {
+    if (l->doomed) {
+      int rc = PQputCopyEnd(l->conn, "a batch before this one failed");
+      if (rc <= 0) {
+        return rc < 0 ? -1 : 0;
+      }
+      l->copy_ended = 1;
+    } else if (l->copy_off < sg->copy.len) {
+      size_t n = sg->copy.len - l->copy_off;
       n = n > PG_COPY_CHUNK ? PG_COPY_CHUNK : n;
-      int rc = PQputCopyData(p->conn, t->copy.data + p->copy_off, (int)n);
+      int rc = PQputCopyData(l->conn, sg->copy.data + l->copy_off, (int)n);
       if (rc < 0) {
         return -1;
       }
       if (rc == 0) {
         return 0;
       }
-      p->copy_off += n;
+      l->copy_off += n;
     } else {
-      int rc = PQputCopyEnd(p->conn, NULL);
+      int rc = PQputCopyEnd(l->conn, NULL);
       if (rc < 0) {
         return -1;
       }
       if (rc == 0) {
         return 0;
       }
-      p->copy_ended = 1;
+      l->copy_ended = 1;
     }
-    int f = PQflush(p->conn);
+    int f = PQflush(l->conn);
     if (f < 0) {
       return -1;
     }
     if (f == 1) {
-      p->want_write = 1;
+      l->want_write = 1;
       return 0;
     }
   }
   return 1;
 }
 
-/* Read what the server sent for the query in flight, send COPY data when it asks. */
-static void pg_query_step(sink_pg *p) {
-  if (p->want_write) {
-    int f = PQflush(p->conn);
+/* Is the lane's query one of a batch (its end decides the batch's fate)? */
+static int pg_state_batch(enum pg_state st) {
+  return st == PG_BATCH || st == PG_COPYING || st == PG_CHECK || st == PG_ROLLBACK;
+}
+
+/* The lane's query is over (was: its state). Returns 1 when another query went out on the lane
+ * (its results are read next), 0 when the lane is done for now. */
+static int pg_query_over(sink_pg *p, pg_lane *l, enum pg_state was) {
+  PGTransactionStatusType ts = PQtransactionStatus(l->conn);
+  int clean = l->err_msg[0] == '\0';
+  if (was == PG_BATCH && clean && ts == PQTRANS_IDLE) {
+    pg_batch_committed(p, l);
+    return 0;
+  }
+  if (was == PG_COPYING && clean && ts == PQTRANS_INTRANS && !l->doomed) {
+    l->state = PG_COPIED; /* waits for the batches before it (pg_advance) */
+    return 0;
+  }
+  if (was == PG_CHECK && clean && ts == PQTRANS_INTRANS && !l->batch_conflict) {
+    return pg_step_commit(l) == 0;
+  }
+  if (pg_state_batch(was)) {
+    if (ts != PQTRANS_IDLE) {
+      char keep_state[6], keep_msg[1024];
+      pg_table *keep_table = l->err_table;
+      size_t keep_line = l->err_seg_line;
+      memcpy(keep_state, l->err_state, sizeof keep_state);
+      memcpy(keep_msg, l->err_msg, sizeof keep_msg);
+      if (pg_send(l, "ROLLBACK", PG_ROLLBACK) != 0) {
+        return 0;
+      }
+      memcpy(l->err_state, keep_state, sizeof keep_state);
+      memcpy(l->err_msg, keep_msg, sizeof keep_msg);
+      l->err_table = keep_table;
+      l->err_seg_line = keep_line;
+      return 1;
+    }
+    (void)pg_batch_failed(p, l);
+    return 0;
+  }
+  if (was == PG_NAMING && !clean) {
+    log_error("database %s: reading the catalog: %s; stopping", p->shown, l->err_msg);
+    pg_fail(p);
+  }
+  return 0;
+}
+
+/* Read what the server sent for the lane's query in flight, send COPY data when it asks. */
+static void pg_query_step(sink_pg *p, pg_lane *l) {
+  if (l->want_write) {
+    int f = PQflush(l->conn);
     if (f < 0) {
-      pg_lost(p, PQerrorMessage(p->conn));
+      pg_lost(l, PQerrorMessage(l->conn));
       return;
     }
-    p->want_write = f == 1;
+    l->want_write = f == 1;
   }
-  if (PQconsumeInput(p->conn) == 0) {
-    pg_lost(p, PQerrorMessage(p->conn));
+  if (PQconsumeInput(l->conn) == 0) {
+    pg_lost(l, PQerrorMessage(l->conn));
     return;
   }
   for (;;) {
-    if (p->copying && !p->copy_ended) {
-      int rc = pg_copy_send(p);
+    if (l->copying && !l->copy_ended) {
+      int rc = pg_copy_send(l);
       if (rc == 0) {
         break;
       }
-      if (rc < 0 && PQstatus(p->conn) == CONNECTION_BAD) {
-        pg_lost(p, PQerrorMessage(p->conn));
+      if (rc < 0 && PQstatus(l->conn) == CONNECTION_BAD) {
+        pg_lost(l, PQerrorMessage(l->conn));
         return;
       }
-      p->copy_ended = 1;
+      l->copy_ended = 1;
     }
-    if (PQisBusy(p->conn)) {
+    if (PQisBusy(l->conn)) {
       break;
     }
-    PGresult *r = PQgetResult(p->conn);
+    PGresult *r = PQgetResult(l->conn);
     if (r == NULL) {
       /* The query is over. */
-      enum pg_state was = p->state;
-      p->state = PG_IDLE;
-      if (PQstatus(p->conn) == CONNECTION_BAD) {
-        pg_lost(p, PQerrorMessage(p->conn));
+      enum pg_state was = l->state;
+      l->state = PG_IDLE;
+      if (PQstatus(l->conn) == CONNECTION_BAD) {
+        pg_lost(l, PQerrorMessage(l->conn));
         return;
       }
-      if (was == PG_BATCH && p->err_msg[0] == '\0' &&
-          PQtransactionStatus(p->conn) == PQTRANS_IDLE) {
-        pg_batch_committed(p);
-      } else if (was == PG_BATCH || was == PG_ROLLBACK) {
-        if (PQtransactionStatus(p->conn) != PQTRANS_IDLE) {
-          char keep_state[6], keep_msg[1024];
-          pg_table *keep_table = p->err_table;
-          size_t keep_line = p->err_seg_line;
-          memcpy(keep_state, p->err_state, sizeof keep_state);
-          memcpy(keep_msg, p->err_msg, sizeof keep_msg);
-          if (pg_send(p, "ROLLBACK", PG_ROLLBACK) != 0) {
-            return;
-          }
-          memcpy(p->err_state, keep_state, sizeof keep_state);
-          memcpy(p->err_msg, keep_msg, sizeof keep_msg);
-          p->err_table = keep_table;
-          p->err_seg_line = keep_line;
-          continue;
-        }
-        (void)pg_batch_failed(p);
-      } else if (was == PG_NAMING && p->err_msg[0] != '\0') {
-        log_error("database %s: reading the catalog: %s; stopping", p->shown, p->err_msg);
-        pg_fail(p);
+      if (pg_query_over(p, l, was)) {
+        continue;
       }
-      if (p->state == PG_IDLE) {
-        pg_watch(p, UV_READABLE, 0);
+      if (l->state == PG_IDLE || l->state == PG_COPIED) {
+        pg_watch(l, UV_READABLE, 0);
       }
       return;
     }
     switch (PQresultStatus(r)) {
     case PGRES_COPY_IN:
-      if (p->state != PG_BATCH || p->seg_next >= p->nsegs || p->batch_conflict) {
+      if ((l->state != PG_BATCH && l->state != PG_COPYING) || l->seg_next >= l->nsegs ||
+          l->batch_conflict || l->doomed) {
         /* Ends the COPY with an error, and so the transaction: a conflict is retried through
          * the staging table (pg_batch_failed). */
-        (void)PQputCopyEnd(p->conn, p->batch_conflict ? "rows of this batch are stored already"
+        (void)PQputCopyEnd(l->conn, l->batch_conflict ? "rows of this batch are stored already"
+                                    : l->doomed       ? "a batch before this one failed"
                                                       : "unexpected COPY");
-        p->copy_ended = 1;
+        l->copy_ended = 1;
         break;
       }
-      p->seg_next++;
-      p->copying = 1;
-      p->copy_ended = 0;
-      p->copy_off = 0;
+      l->seg_next++;
+      l->copying = 1;
+      l->copy_ended = 0;
+      l->copy_off = 0;
       break;
     case PGRES_TUPLES_OK:
-      if (p->state == PG_BATCH && !p->batch_safe) {
+      if ((l->state == PG_BATCH || l->state == PG_CHECK) && !l->batch_safe) {
         /* The progress rows, locked: does the table have rows of this batch already? */
         for (int i = 0; i < PQntuples(r); i++) {
           if (strcmp(PQgetvalue(r, i, 0), "t") == 0) {
-            p->batch_conflict = 1;
+            l->batch_conflict = 1;
           }
         }
       }
-      if (p->state == PG_NAMING && pg_naming_done(p, r) != 0) {
+      if (l->state == PG_NAMING && pg_naming_done(p, r) != 0) {
         PQclear(r);
         pg_fail(p);
         return;
@@ -1913,50 +2181,108 @@ static void pg_query_step(sink_pg *p) {
     case PGRES_EMPTY_QUERY:
       break;
     default:
-      pg_note_error(p, r);
+      pg_note_error(l, r);
       break;
     }
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-      p->copying = 0;
+      l->copying = 0;
     }
     PQclear(r);
   }
-  pg_watch(p, UV_READABLE | (p->want_write ? UV_WRITABLE : 0), 0);
+  pg_watch(l, UV_READABLE | (l->want_write ? UV_WRITABLE : 0), 0);
 }
 
-/* Do everything that can be done now without waiting. */
+/* Do everything that can be done now on every lane without waiting. */
 static void pg_drive(sink_pg *p) {
-  switch (p->state) {
-  case PG_CONNECTING:
-    pg_connect_step(p);
-    break;
-  case PG_NAMING:
-  case PG_BATCH:
-  case PG_ROLLBACK:
-    pg_query_step(p);
-    break;
-  case PG_IDLE:
-    /* Nothing asked, yet the socket is readable: a notice, or the server going away. */
-    if (PQconsumeInput(p->conn) == 0 || PQstatus(p->conn) == CONNECTION_BAD) {
-      pg_lost(p, PQerrorMessage(p->conn));
+  for (int i = 0; i < PG_LANES && !p->failed; i++) {
+    pg_lane *l = &p->lanes[i];
+    switch (l->state) {
+    case PG_CONNECTING:
+      pg_connect_step(l);
+      break;
+    case PG_NAMING:
+    case PG_BATCH:
+    case PG_COPYING:
+    case PG_CHECK:
+    case PG_ROLLBACK:
+      pg_query_step(p, l);
+      break;
+    case PG_IDLE:
+    case PG_COPIED:
+      /* Nothing asked, yet the socket is readable: a notice, or the server going away. */
+      if (PQconsumeInput(l->conn) == 0 || PQstatus(l->conn) == CONNECTION_BAD) {
+        pg_lost(l, PQerrorMessage(l->conn));
+      }
+      break;
+    default:
+      break;
     }
-    break;
-  default:
-    break;
   }
 }
 
-/* Move on: connect when it is time, start the next batch when one is due. now: monotonic.
- * force: do not wait for the pace (the drain). Returns the time to be called again (0: at the
- * next turn with records). */
+/* Is any lane's batch in flight, and is one of them rolled back? */
+static int pg_in_flight(const sink_pg *p, int *doomed) {
+  int any = 0;
+  *doomed = 0;
+  for (int i = 0; i < PG_LANES; i++) {
+    if (p->lanes[i].order != 0) {
+      any = 1;
+      *doomed |= p->lanes[i].doomed;
+    }
+  }
+  return any;
+}
+
+/* While a batch is in flight and enough rows wait behind it, send the next one beside it on an
+ * idle lane (connecting one when none is). force: any rows at all (the drain). */
+static void pg_step_more(sink_pg *p, uint64_t now, int force) {
+  int doomed;
+  size_t waiting = pg_unbatched_count(p);
+  if (!pg_in_flight(p, &doomed) || doomed || waiting == 0 ||
+      (!force && waiting < PG_STEP_MIN_ROWS) || now < p->retry_us || now < p->safe_until_us ||
+      !p->progress_table || p->lanes[0].conn == NULL) {
+    return;
+  }
+  for (int i = 0; i < PG_LANES; i++) {
+    pg_lane *l = &p->lanes[i];
+    if (l->state == PG_IDLE && l->order == 0) {
+      if (pg_batch_step(p, l) > 0) {
+        pg_drive(p);
+      }
+      return;
+    }
+  }
+  for (int i = 1; i < PG_LANES; i++) {
+    pg_lane *l = &p->lanes[i];
+    if (l->state == PG_DOWN && now >= l->retry_us) {
+      pg_connect_start(l);
+      pg_drive(p);
+      return;
+    }
+  }
+}
+
+/* Move on: connect when it is time, let stepped batches commit in turn, start the next batch
+ * when one is due. now: monotonic. force: do not wait for the pace (the drain). Returns the time
+ * to be called again (0: at the next turn with records). */
 static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
+  pg_lane *l0 = &p->lanes[0];
+  int doomed;
+  uint64_t next = 0;
   pg_drive(p);
   pg_pre_catch_up(p, PG_PRE_STEP);
-  if (p->state == PG_DOWN && now >= p->retry_us) {
-    pg_connect_start(p);
+  if (l0->state == PG_DOWN && now >= p->retry_us) {
+    pg_connect_start(l0);
     pg_drive(p);
   }
-  if (p->state == PG_IDLE && rowq_head(p->rows) != NULL) {
+  for (int i = 0; i < PG_LANES; i++) {
+    pg_lane *l = &p->lanes[i];
+    if (l->state == PG_COPIED && pg_lane_oldest(p, l)) {
+      pg_step_finish(p, l);
+      pg_drive(p);
+    }
+  }
+  if (l0->state == PG_IDLE && !pg_in_flight(p, &doomed) && rowq_head(p->rows) != NULL) {
     if (now < p->retry_us) {
       return p->retry_us;
     }
@@ -1964,32 +2290,50 @@ static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
         now - p->last_commit_us < PG_COMMIT_PACE_US) {
       return p->last_commit_us + PG_COMMIT_PACE_US + 1000;
     }
-    (void)pg_batch_start(p);
+    (void)pg_batch_start(p, l0);
     pg_drive(p);
-    if (p->state == PG_IDLE && rowq_head(p->rows) != NULL) {
+    if (l0->state == PG_IDLE && l0->order == 0 && rowq_head(p->rows) != NULL) {
       /* The catalog answered at once: the batch proper goes now. */
-      (void)pg_batch_start(p);
+      (void)pg_batch_start(p, l0);
       pg_drive(p);
     }
   }
-  switch (p->state) {
-  case PG_DOWN:
-    return p->retry_us;
-  case PG_CONNECTING:
-  case PG_NAMING:
-  case PG_BATCH:
-  case PG_ROLLBACK:
-    /* The socket's watcher wakes the loop; without one (or as a guard), look again soon. */
-    return now + (p->poll != NULL ? 100000 : 1000);
-  default:
-    return rowq_head(p->rows) != NULL ? now + 1000 : 0;
+  pg_step_more(p, now, force);
+  for (int i = 0; i < PG_LANES; i++) {
+    const pg_lane *l = &p->lanes[i];
+    uint64_t at = 0;
+    switch (l->state) {
+    case PG_DOWN:
+      at = i == 0 ? p->retry_us : 0;
+      break;
+    case PG_CONNECTING:
+    case PG_NAMING:
+    case PG_BATCH:
+    case PG_COPYING:
+    case PG_COPIED:
+    case PG_CHECK:
+    case PG_ROLLBACK:
+      /* The socket's watcher wakes the loop; without one (or as a guard), look again soon. */
+      at = now + (l->poll != NULL ? 100000 : 1000);
+      break;
+    case PG_IDLE:
+      at = i == 0 && rowq_head(p->rows) != NULL ? now + 1000 : 0;
+      break;
+    default:
+      break;
+    }
+    if (at != 0 && (next == 0 || at < next)) {
+      next = at;
+    }
   }
+  return next;
 }
 
 /* ---- the sink's operations ---- */
 
 static int sink_pg_open(void **self, const consumer_options *opt, const sink_env *env) {
   sink_pg *p;
+  pg_lane *l0;
   const char *keys[6], *values[6];
   char msg[512];
   *self = NULL;
@@ -2008,6 +2352,12 @@ static int sink_pg_open(void **self, const consumer_options *opt, const sink_env
   p->fsync = opt->fsync;
   p->pre_valid = 1; /* nothing queued: rows are made into lines as they come */
   p->rng = clock_wall_us() | 1;
+  for (int i = 0; i < PG_LANES; i++) {
+    p->lanes[i].p = p;
+    p->lanes[i].index = i;
+    p->lanes[i].state = PG_DOWN;
+  }
+  l0 = &p->lanes[0];
   pg_target_shown(p->target, p->shown, sizeof p->shown);
   if (strcmp(opt->out_path, "-") == 0) {
     snprintf(p->save_path, sizeof p->save_path, "csvstream-pg.uncommitted.csv");
@@ -2017,15 +2367,15 @@ static int sink_pg_open(void **self, const consumer_options *opt, const sink_env
   /* The first connection at the start, waiting (nothing is read from the network yet): a
    * wrong target or user is said at once, and the progress of earlier runs is read. */
   pg_conn_params(p, keys, values);
-  p->conn = PQconnectdbParams(keys, values, 1);
-  if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
-    const char *why = p->conn != NULL ? PQerrorMessage(p->conn) : "out of memory";
+  l0->conn = PQconnectdbParams(keys, values, 1);
+  if (l0->conn == NULL || PQstatus(l0->conn) != CONNECTION_OK) {
+    const char *why = l0->conn != NULL ? PQerrorMessage(l0->conn) : "out of memory";
     pg_message(why, msg, sizeof msg);
-    if (p->conn == NULL || !pg_connect_transient(why)) {
+    if (l0->conn == NULL || !pg_connect_transient(why)) {
       log_error("--db: cannot connect to %s: %s (check the target, the user and its password "
                 "in PGPASSWORD or ~/.pgpass)",
                 p->shown, msg);
-      PQfinish(p->conn);
+      PQfinish(l0->conn);
       rowq_free(p->rows);
       free(p);
       return CS_EIO;
@@ -2033,20 +2383,19 @@ static int sink_pg_open(void **self, const consumer_options *opt, const sink_env
     log_warn("database %s unreachable (%s): starting anyway; rows wait in memory and the "
              "consumer keeps trying",
              p->shown, msg);
-    PQfinish(p->conn);
-    p->conn = NULL;
-    p->state = PG_DOWN;
+    PQfinish(l0->conn);
+    l0->conn = NULL;
     p->down_since_us = clock_mono_us();
     p->backoff_ms = PG_BACKOFF_FIRST_MS;
     p->retry_us = p->down_since_us + PG_BACKOFF_FIRST_MS * 1000;
     *self = p;
     return 0;
   }
-  PQsetNoticeProcessor(p->conn, pg_notice_cb, NULL);
+  PQsetNoticeProcessor(l0->conn, pg_notice_cb, NULL);
   {
-    PGresult *r = PQexec(p->conn, "CREATE TABLE IF NOT EXISTS " PG_PROGRESS_TABLE
-                                  " (producer text COLLATE \"C\" NOT NULL, stream bytea NOT "
-                                  "NULL, seq bigint NOT NULL, PRIMARY KEY (producer, stream))");
+    PGresult *r = PQexec(l0->conn, "CREATE TABLE IF NOT EXISTS " PG_PROGRESS_TABLE
+                                   " (producer text COLLATE \"C\" NOT NULL, stream bytea NOT "
+                                   "NULL, seq bigint NOT NULL, PRIMARY KEY (producer, stream))");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
       log_warn("database %s: cannot create the progress table (%s); trying again with the "
                "first rows",
@@ -2058,14 +2407,14 @@ static int sink_pg_open(void **self, const consumer_options *opt, const sink_env
     log_warn("database %s: cannot read the progress table (%s): acknowledged streams start "
              "from nothing (each batch still reads the progress it locks, so each record is stored "
              "once)",
-             p->shown, pg_message(PQerrorMessage(p->conn), msg, sizeof msg));
+             p->shown, pg_message(PQerrorMessage(l0->conn), msg, sizeof msg));
   }
   log_info("database %s: connected (PostgreSQL %d, server %s)", p->shown,
-           PQserverVersion(p->conn) / 10000,
-           PQparameterStatus(p->conn, "server_version") != NULL
-               ? PQparameterStatus(p->conn, "server_version")
+           PQserverVersion(l0->conn) / 10000,
+           PQparameterStatus(l0->conn, "server_version") != NULL
+               ? PQparameterStatus(l0->conn, "server_version")
                : "?");
-  pg_connected(p); /* a loss here is retried like any other */
+  pg_connected(l0); /* a loss here is retried like any other */
   *self = p;
   return 0;
 }
@@ -2216,6 +2565,16 @@ static const char *pg_row_table_name(const rowq_row *row, void *arg) {
   return t->name != NULL ? t->name : t->stream_name;
 }
 
+/* Is a commit in flight, whose rows may be in the database or not? */
+static int pg_committing(const sink_pg *p) {
+  for (int i = 0; i < PG_LANES; i++) {
+    if (p->lanes[i].state == PG_BATCH) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 /* Save what is left to the .pg-uncommitted.csv file and say why. */
 static void pg_give_up(sink_pg *p, const char *reason) {
   char err[512], where[4200], rows[WORDS_BUF];
@@ -2233,9 +2592,9 @@ static void pg_give_up(sink_pg *p, const char *reason) {
   }
   log_error("database %s: %s not committed: saved to %s (%s; they are in %s too)%s", p->shown, rows,
             p->save_path, reason, csv,
-            p->state == PG_BATCH ? "; the last batch was being committed when the wait ended, so "
-                                   "its rows may be in the database as well"
-                                 : "");
+            pg_committing(p) ? "; the last batch was being committed when the wait ended, so "
+                               "its rows may be in the database as well"
+                             : "");
 }
 
 /* At the stop: commit everything, waiting up to 10 s for a server that is away. */
@@ -2254,7 +2613,7 @@ static int sink_pg_drain(void *self, uint64_t now, int give_up, uint64_t *next_u
     pg_give_up(p, "see the error above");
     return 1;
   }
-  if (rowq_head(p->rows) == NULL && p->state != PG_BATCH && p->state != PG_NAMING) {
+  if (rowq_head(p->rows) == NULL && !pg_committing(p) && p->lanes[0].state != PG_NAMING) {
     if (p->dropped > 0) {
       char where[4200];
       char nrec[WORDS_BUF];
@@ -2273,7 +2632,7 @@ static int sink_pg_drain(void *self, uint64_t now, int give_up, uint64_t *next_u
     pg_give_up(p, "the database did not take them within 10 s");
     return 1;
   }
-  if (!p->drain_warned && p->state == PG_DOWN) {
+  if (!p->drain_warned && p->lanes[0].state == PG_DOWN) {
     char rows[WORDS_BUF];
     p->drain_warned = 1;
     log_warn("database %s is unreachable: waiting up to %d s to commit %s (Ctrl-C again to stop "
@@ -2282,7 +2641,7 @@ static int sink_pg_drain(void *self, uint64_t now, int give_up, uint64_t *next_u
              words_count_of(rows, sizeof rows, rowq_count(p->rows), "row", "rows"));
   }
   if (next == 0 || next > now + 2000) {
-    next = p->state == PG_DOWN && next != 0 ? next : now + 2000;
+    next = p->lanes[0].state == PG_DOWN && next != 0 ? next : now + 2000;
   }
   *next_us = next < p->drain_deadline_us ? next : p->drain_deadline_us;
   return SINK_AGAIN;
@@ -2310,7 +2669,8 @@ static void sink_pg_report_text(void *self, FILE *out) {
 }
 
 /* "postgres": target (password removed; null without a PostgreSQL --db), rows committed and
- * pending, reconnects, batches that met rows stored before, retried batches, rows dropped. */
+ * pending, reconnects, batches that met rows stored before, retried batches, batches committed
+ * and how many of them went beside another on a second connection, rows dropped. */
 static void sink_pg_report_json(void *self, json_out *j) {
   sink_pg *p = self;
   json_object_begin(j, "postgres");
@@ -2320,6 +2680,8 @@ static void sink_pg_report_json(void *self, json_out *j) {
   json_uint(j, "reconnects", p != NULL ? p->reconnects : 0);
   json_uint(j, "conflicts", p != NULL ? p->conflicts : 0);
   json_uint(j, "retries", p != NULL ? p->retries : 0);
+  json_uint(j, "batches", p != NULL ? p->batches : 0);
+  json_uint(j, "batches_parallel", p != NULL ? p->batches_parallel : 0);
   json_uint(j, "dropped", p != NULL ? p->dropped : 0);
   json_object_end(j);
 }
@@ -2330,8 +2692,17 @@ static int sink_pg_close(void *self, int discard) {
   if (p == NULL) {
     return 0;
   }
-  pg_unwatch(p);
-  PQfinish(p->conn);
+  for (int i = 0; i < PG_LANES; i++) {
+    pg_lane *l = &p->lanes[i];
+    pg_unwatch(l);
+    PQfinish(l->conn);
+    for (size_t k = 0; k < l->segs_cap; k++) {
+      cs_buf_free(&l->segs[k].copy);
+    }
+    free(l->segs);
+    free(l->marks);
+    free(l->batch_tally.v);
+  }
   for (pg_table *t = p->tables, *next; t != NULL; t = next) {
     next = t->next;
     pg_table_free(t);
@@ -2340,9 +2711,6 @@ static int sink_pg_close(void *self, int discard) {
     free(p->progress[i].stream);
   }
   free(p->progress);
-  free(p->segs);
-  free(p->marks);
-  free(p->batch_tally.v);
   free(p->pre_tally.v);
   free(p->pre_tables);
   cs_buf_free(&p->meta_head);

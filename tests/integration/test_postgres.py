@@ -607,6 +607,85 @@ class FaultsTest(PostgresCase):
         self.assertEqual(rows[1:], [r[7:] for r in got[1:]])
 
 
+class ParallelBatchesTest(PostgresCase):
+    """A batch that starts while another is in flight goes in on a second connection, and
+    commits after it (its streams' progress locked and checked then)."""
+
+    def table_rows(self, db, table, producer):
+        out = subprocess.run(["psql", "-X", "-q", "-h", SERVER.dir, "-p", str(SERVER.port), "-U",
+                              "postgres", "-d", db, "-c",
+                              "COPY (SELECT id, value FROM %s WHERE _producer = '%s' ORDER BY "
+                              "_seq) TO STDOUT CSV" % (table, producer)],
+                             capture_output=True, timeout=120)
+        self.assertEqual(0, out.returncode, out.stderr)
+        import csv
+        import io
+        return list(csv.reader(io.StringIO(out.stdout.decode("utf-8"), newline="")))
+
+    def assert_each_once(self, db, table, rows, results):
+        for r in results:
+            pid = r.stats["producer_id"]
+            line = SERVER.psql("SELECT count(*), count(DISTINCT _seq) FROM %s WHERE _producer = "
+                               "'%s'" % (table, pid), db).strip()
+            n = len(rows) - 1
+            self.assertEqual("%d|%d" % (n, n), line, "every record of %s, once" % pid)
+        self.assertRowsEqual(rows[1:], self.table_rows(db, table, results[0].stats["producer_id"]),
+                             "one producer's rows, in order, once")
+
+    def test_a_fast_stream_goes_in_on_two_connections_every_row_once(self):
+        db = self.new_db()
+        n = 150000
+        src = self.path("fast.csv")
+        rows = source(src, n)
+        cons = self.consumer("--tcp", "--db", SERVER.keywords(db), protocols=("tcp",))
+        prods = [self.start_producer(src, cons.port, "tcp", ["--interval", "0"])
+                 for _ in range(2)]
+        results = [self.finish_producer(p, timeout=120) for p in prods]
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        for r in results:
+            self.assertExit(r, 0, "producer")
+            self.assertEqual(n, r.stats["acked"], r.describe())
+        pg = res.stats["postgres"]
+        self.assertEqual(2 * n, pg["committed"], res.describe())
+        self.assertGreaterEqual(pg["batches_parallel"], 1,
+                                "no batch went beside another: %r" % pg)
+        self.assertLess(pg["batches_parallel"], pg["batches"], pg)
+        self.assert_each_once(db, "fast", rows, results)
+
+    def test_connections_terminated_mid_stream_every_row_once(self):
+        """The server ends one of the consumer's connections, at random, again and again while
+        batches are in flight on both: a batch after a lost one is rolled back, not committed,
+        and every row is in the table once."""
+        db = self.new_db()
+        n = 200000
+        src = self.path("cut.csv")
+        rows = source(src, n)
+        cons = self.consumer("--tcp", "--db", SERVER.keywords(db), protocols=("tcp",))
+        prods = [self.start_producer(src, cons.port, "tcp", ["--rate", "80000"])
+                 for _ in range(3)]
+        rnd = random.Random(7)
+        cut = 0
+        deadline = time.monotonic() + 60
+        while any(p[0].running() for p in prods) and time.monotonic() < deadline:
+            time.sleep(rnd.uniform(0.05, 0.25))
+            pids = SERVER.psql("SELECT pid FROM pg_stat_activity WHERE datname = '%s' AND "
+                               "application_name = 'csvstream-consumer'" % db).split()
+            if pids:
+                got = SERVER.psql("SELECT pg_terminate_backend(%s)" % rnd.choice(pids), check=False)
+                cut += "t" in got
+        results = [self.finish_producer(p, timeout=120) for p in prods]
+        res = cons.stop()
+        self.assertGreaterEqual(cut, 3, "connections terminated")
+        self.assertExit(res, 0, "consumer")
+        for r in results:
+            self.assertExit(r, 0, "producer")
+            self.assertEqual(n, r.stats["acked"], r.describe())
+        self.assertGreaterEqual(res.stats["postgres"]["reconnects"] +
+                                res.stats["postgres"]["retries"], 1, res.describe())
+        self.assert_each_once(db, "cut", rows, results)
+
+
 class MultipleProcessesTest(PostgresCase):
 
     def test_six_of_six_in_about_three_seconds(self):
