@@ -68,6 +68,7 @@ const sink_ops sink_pg_ops = {
 #define PG_DRAIN_TIMEOUT_US 10000000   /* at the stop, wait this long for the server */
 #define PG_LOG_INTERVAL_US 1000000     /* repeated trouble is logged once a second */
 #define PG_SAFE_MODE_US 2000000        /* after a conflict, batches go through the staging table */
+#define PG_LOCK_TIMEOUT "5s"           /* a batch's lock waits end (see pg_batch_begin_sql) */
 #define PG_COPY_CHUNK 65536
 #define PG_PRE_STEP 4096 /* rows made into COPY lines ahead per flush, at most */
 #define PG_NAME_MAX 63   /* PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1) */
@@ -253,7 +254,8 @@ typedef struct sink_pg {
   uint64_t rng;
   log_limiter down_log, drop_log;
   int failed;
-  int fsync; /* --fsync */
+  int commit_unknown; /* a commit was in flight when the sink stopped */
+  int fsync;          /* --fsync */
   int drain_started, drain_warned;
   uint64_t drain_deadline_us;
   /* One stream's constant metadata in one COPY format (pg_meta_make). */
@@ -925,6 +927,9 @@ static void pg_fail(sink_pg *p) {
   p->failed = 1;
   for (int i = 0; i < PG_LANES; i++) {
     pg_lane *l = &p->lanes[i];
+    if (l->state == PG_BATCH) {
+      p->commit_unknown = 1; /* broken off: its rows may be in the database or not */
+    }
     l->state = PG_FAILED;
     pg_unwatch(l);
     PQfinish(l->conn);
@@ -1558,7 +1563,16 @@ static pg_seg *pg_seg_for(pg_lane *l, pg_table *t) {
 
 /* The first statements of a batch: BEGIN, and the commit's wait for the disk with --fsync. */
 static void pg_batch_begin_sql(const sink_pg *p, cs_buf *sql) {
-  cs_buf_append(sql, "BEGIN;\n", 7);
+  /* READ COMMITTED whatever the server's default: a stepped batch locks its progress rows after
+   * the batch before it raised them, and reads them as that commit left them (a snapshot from
+   * its start would fail with a serialization error every time). A lock wait ends after
+   * PG_LOCK_TIMEOUT: a stepped batch waits for the one before it on this side, where the
+   * server's deadlock detector cannot see it, so a third party's lock between the two (another
+   * client's ALTER TABLE, a unique index) would hold both for ever. The timeout (55P03) is
+   * passing trouble: the batch and those after it are tried again. */
+  static const char begin[] = "BEGIN ISOLATION LEVEL READ COMMITTED;\nSET LOCAL lock_timeout = "
+                              "'" PG_LOCK_TIMEOUT "';\n";
+  cs_buf_append(sql, begin, sizeof begin - 1);
   if (p->fsync) {
     /* --fsync: the commit waits for the server's disk, whatever the server's default. */
     static const char sync[] = "SET LOCAL synchronous_commit = on;\n";
@@ -1588,7 +1602,10 @@ static size_t pg_batch_build(sink_pg *p, pg_lane *l, int stepped) {
       pg_table *t = p->pre_tables[i];
       pg_seg *sg = pg_seg_for(l, t);
       if (sg == NULL) {
+        /* Some tables' lines are in segments already: drop them all, the rows are made into
+         * lines again by the next batch. */
         pg_batch_clear(l);
+        pg_pre_drop(p);
         return 0;
       }
       cs_buf swap = sg->copy;
@@ -1919,6 +1936,7 @@ static int pg_batch_failed(sink_pg *p, pg_lane *l) {
   size_t n = l->batch_n;
   const rowq_row *bad = NULL;
   int doomed = l->doomed, conflict = l->batch_conflict, safe = l->batch_safe;
+  int oldest = pg_lane_oldest(p, l);
   /* The server's line is the row it was reading; that is the bad one only for errors found as
    * the row is read (class 22, NOT NULL, CHECK). A row too big or a unique violation shows when
    * the server writes out the rows it buffered, past the bad one. */
@@ -1966,6 +1984,16 @@ static int pg_batch_failed(sink_pg *p, pg_lane *l) {
       log_warn("database %s: batch of %s not committed (%s: %s); trying again", p->shown,
                words_count_of(rows, sizeof rows, n, "row", "rows"), l->err_state, l->err_msg);
     }
+    return 0;
+  }
+  if (!oldest) {
+    /* A batch is in flight before this one, maybe committing: stopping now would break it off.
+     * These rows go again once the batches before them are in, and the error, if it comes
+     * again, is said then. */
+    log_debug("database %s: batch of %s behind another not committed (%s: %s); trying again "
+              "after it",
+              p->shown, words_count_of(rows, sizeof rows, n, "row", "rows"), l->err_state,
+              l->err_msg);
     return 0;
   }
   if (bad != NULL) {
@@ -2262,6 +2290,17 @@ static void pg_step_more(sink_pg *p, uint64_t now, int force) {
   }
 }
 
+/* Let a stepped batch whose rows are in go on once it is the oldest in flight. */
+static void pg_steps_finish(sink_pg *p) {
+  for (int i = 0; i < PG_LANES; i++) {
+    pg_lane *l = &p->lanes[i];
+    if (l->state == PG_COPIED && pg_lane_oldest(p, l)) {
+      pg_step_finish(p, l);
+      pg_drive(p);
+    }
+  }
+}
+
 /* Move on: connect when it is time, let stepped batches commit in turn, start the next batch
  * when one is due. now: monotonic. force: do not wait for the pace (the drain). Returns the time
  * to be called again (0: at the next turn with records). */
@@ -2275,13 +2314,7 @@ static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
     pg_connect_start(l0);
     pg_drive(p);
   }
-  for (int i = 0; i < PG_LANES; i++) {
-    pg_lane *l = &p->lanes[i];
-    if (l->state == PG_COPIED && pg_lane_oldest(p, l)) {
-      pg_step_finish(p, l);
-      pg_drive(p);
-    }
-  }
+  pg_steps_finish(p);
   if (l0->state == PG_IDLE && !pg_in_flight(p, &doomed) && rowq_head(p->rows) != NULL) {
     if (now < p->retry_us) {
       return p->retry_us;
@@ -2299,6 +2332,7 @@ static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
     }
   }
   pg_step_more(p, now, force);
+  pg_steps_finish(p); /* one may have become the oldest meanwhile */
   for (int i = 0; i < PG_LANES; i++) {
     const pg_lane *l = &p->lanes[i];
     uint64_t at = 0;
@@ -2567,6 +2601,9 @@ static const char *pg_row_table_name(const rowq_row *row, void *arg) {
 
 /* Is a commit in flight, whose rows may be in the database or not? */
 static int pg_committing(const sink_pg *p) {
+  if (p->commit_unknown) {
+    return 1;
+  }
   for (int i = 0; i < PG_LANES; i++) {
     if (p->lanes[i].state == PG_BATCH) {
       return 1;
