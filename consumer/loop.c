@@ -247,7 +247,8 @@ static void loop_stop(consumer *c, int exit_code) {
   c->http = NULL;
   /* The signal handlers stay (unreferenced, so the loop can end without them): a second
    * Ctrl-C must reach the drain rather than kill the process silently. The sinks' timer stays
-   * too, stopped: the drain waits on it. loop_free closes them. */
+   * too, stopped: the drain waits on it. loop_free closes them (and ignores the two signals
+   * from then on). */
   if (c->sigint_open) {
     uv_unref((uv_handle_t *)&c->sigint);
   }
@@ -468,6 +469,29 @@ static void loop_close_walk_cb(uv_handle_t *h, void *arg) {
   }
 }
 
+/* Close every handle of the loop, the signal handles among them, and ignore SIGINT and SIGTERM
+ * from then on. Closing a signal handle gives the signal back its default action, which would
+ * kill the process in its last steps (the loop closed, the tables freed, the exit) and lose the
+ * exit code the stop earned. The program is stopping already and nothing long runs after this
+ * (the sinks are closed, or were never fed), so the two signals are ignored, not killed by:
+ * they are blocked while the handles close (the consumer has one thread) and set to SIG_IGN
+ * once they are gone, which also drops one that came meanwhile, then unblocked. */
+static void loop_close_all(consumer *c) {
+  sigset_t stop_signals, saved;
+  int blocked;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  blocked = sigprocmask(SIG_BLOCK, &stop_signals, &saved) == 0;
+  uv_walk(&c->loop, loop_close_walk_cb, NULL);
+  uv_run(&c->loop, UV_RUN_DEFAULT);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  if (blocked) {
+    sigprocmask(SIG_SETMASK, &saved, NULL);
+  }
+}
+
 /* Free everything; see loop.h. */
 void loop_free(consumer *c) {
   if (c == NULL) {
@@ -477,8 +501,7 @@ void loop_free(consumer *c) {
     if (!c->stopping) {
       loop_stop(c, 0);
     }
-    uv_walk(&c->loop, loop_close_walk_cb, NULL);
-    uv_run(&c->loop, UV_RUN_DEFAULT);
+    loop_close_all(c);
     if (uv_loop_close(&c->loop) != 0) {
       log_warn("event loop closed with handles still open");
     }
