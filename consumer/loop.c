@@ -247,7 +247,7 @@ static void loop_stop(consumer *c, int exit_code) {
   c->http = NULL;
   /* The signal handlers stay (unreferenced, so the loop can end without them): a second
    * Ctrl-C must reach the drain rather than kill the process silently. The sinks' timer stays
-   * too, stopped: the drain waits on it. loop_free closes them (and ignores the two signals
+   * too, stopped: the drain waits on it. loop_free closes them (and ignores the three signals
    * from then on). */
   if (c->sigint_open) {
     uv_unref((uv_handle_t *)&c->sigint);
@@ -469,24 +469,29 @@ static void loop_close_walk_cb(uv_handle_t *h, void *arg) {
   }
 }
 
-/* Close every handle of the loop, the signal handles among them, and ignore SIGINT and SIGTERM
- * from then on. Closing a signal handle gives the signal back its default action, which would
- * kill the process in its last steps (the loop closed, the tables freed, the exit) and lose the
- * exit code the stop earned. The program is stopping already and nothing long runs after this
- * (the sinks are closed, or were never fed), so the two signals are ignored, not killed by:
- * they are blocked while the handles close (the consumer has one thread) and set to SIG_IGN
- * once they are gone, which also drops one that came meanwhile, then unblocked. */
+/* Close every handle of the loop, the signal handles among them, and ignore SIGINT, SIGTERM
+ * and SIGHUP from then on. Closing a signal handle gives the signal back its default action,
+ * which would kill the process in its last steps (the loop closed, the tables freed, the exit)
+ * and lose the exit code the stop earned. The program is stopping already and nothing long
+ * runs after this (the sinks are closed, or were never fed), so the signals are ignored, as a
+ * SIGHUP already is during the stop: they are blocked while the handles close (the consumer has
+ * one thread), set to SIG_IGN once the handles are gone, which also drops one that came
+ * meanwhile, then unblocked. */
 static void loop_close_all(consumer *c) {
-  sigset_t stop_signals, saved;
+  static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+  sigset_t blocked_set, saved;
+  size_t i;
   int blocked;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  blocked = sigprocmask(SIG_BLOCK, &stop_signals, &saved) == 0;
+  sigemptyset(&blocked_set);
+  for (i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+    sigaddset(&blocked_set, stop_signals[i]);
+  }
+  blocked = sigprocmask(SIG_BLOCK, &blocked_set, &saved) == 0;
   uv_walk(&c->loop, loop_close_walk_cb, NULL);
   uv_run(&c->loop, UV_RUN_DEFAULT);
-  signal(SIGINT, SIG_IGN);
-  signal(SIGTERM, SIG_IGN);
+  for (i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+    signal(stop_signals[i], SIG_IGN);
+  }
   if (blocked) {
     sigprocmask(SIG_SETMASK, &saved, NULL);
   }

@@ -20,8 +20,8 @@ int loop_new(consumer **out, const consumer_options *opt);
 int loop_run(consumer *c);
 
 /* Free everything (after loop_run, or after a failed loop_new). Accepts NULL. From then on
- * SIGINT and SIGTERM are ignored: the program is ending, and a signal in its last steps must not
- * kill it (and change its exit code). */
+ * SIGINT, SIGTERM and SIGHUP are ignored: the program is ending, and a signal in its last steps
+ * must not kill it (and change its exit code). */
 void loop_free(consumer *c);
 
 #endif

@@ -1,7 +1,7 @@
-"""test_stop_signals.py -- signals in the consumer's clean stop: SIGTERMs sent without pause from
-the moment the stop begins until the process is gone, so that some arrive in its last steps
-(after the loop closed its signal handles), change nothing: it drains, prints its summary,
-writes its --stats-json and exits 0."""
+"""test_stop_signals.py -- signals in the consumer's clean stop: SIGTERMs (or SIGHUPs) sent
+without pause from the moment the stop begins until the process is gone, so that some arrive in
+its last steps (after the loop closed its signal handles), change nothing: it drains, prints its
+summary, writes its --stats-json and exits 0."""
 
 import os
 import signal
@@ -25,23 +25,29 @@ def db_count(db, table):
         con.close()
 
 
+def sigint(cons):
+    """Begin the stop with a SIGINT once the consumer has some records."""
+    harness.wait_for_rows(cons.out_path(), 2000, 20, simple=True)
+    cons.proc.popen.send_signal(signal.SIGINT)
+
+
 class StopSignalsTest(harness.IntegrationCase):
 
-    def sigterm_until_exit(self, proc):
-        """SIGTERM proc as fast as possible until it exits. Returns (exit code, signals sent).
-        poll() reaps the process, so no signal can reach a process that took its pid."""
+    def signal_until_exit(self, proc, signum):
+        """Send signum to proc as fast as possible until it exits. Returns (exit code, signals
+        sent). poll() reaps the process, so no signal can reach a process that took its pid."""
         sent = 0
         while proc.popen.poll() is None:
             try:
-                os.kill(proc.pid, signal.SIGTERM)
+                os.kill(proc.pid, signum)
             except ProcessLookupError:
                 break
             sent += 1
         return proc.wait(30), sent
 
-    def stop_under_sigterms(self, round_dir, args, begin_stop):
+    def stop_under_signals(self, round_dir, args, begin_stop, signum=signal.SIGTERM):
         """A consumer (CSV file and SQLite: a drain long enough for the burst to be under way at
-        its end) fed by a producer until begin_stop(consumer) returns, then SIGTERMed until it
+        its end) fed by a producer until begin_stop(consumer) returns, then sent signum until it
         exits; asserts a clean stop and returns the consumer's Result."""
         os.mkdir(round_dir)
         src = os.path.join(round_dir, "feed.csv")
@@ -49,22 +55,24 @@ class StopSignalsTest(harness.IntegrationCase):
         cons = self.consumer("--tcp", "--db", "feed.db", *args, dir=round_dir, protocols=("tcp",))
         prod = self.start_producer(src, cons.port, "tcp", ["--interval", "0", "--retry", "0"])
         begin_stop(cons)
-        rc, sent = self.sigterm_until_exit(cons.proc)
+        rc, sent = self.signal_until_exit(cons.proc, signum)
         self.finish_producer(prod)
         res = harness.Result(rc, cons.proc.stderr(), harness.load_json(cons.stats_path), 0,
                              cons.argv, cons.proc.stdout())
-        self.assertExit(res, 0, "%d SIGTERMs from the stop's start to the exit" % sent)
+        self.assertExit(res, 0, "%d %s from the stop's start to the exit"
+                        % (sent, signal.Signals(signum).name))
         self.assertIn("consumer summary", res.stdout, res.describe())
         self.assertIsNotNone(res.stats, "no --stats-json document\n" + res.describe())
         return res
 
     def test_sigterms_after_a_sigint_exit_0_with_the_summary(self):
-        def sigint(cons):
-            harness.wait_for_rows(cons.out_path(), 2000, 20, simple=True)
-            cons.proc.popen.send_signal(signal.SIGINT)
-
         for i in range(ROUNDS):
-            res = self.stop_under_sigterms(self.path("round%d" % i), [], sigint)
+            res = self.stop_under_signals(self.path("round%d" % i), [], sigint)
+            self.assertIn("SIGINT: stopping", res.stderr, res.describe())
+
+    def test_sighups_after_a_sigint_exit_0_with_the_summary(self):
+        for i in range(ROUNDS):
+            res = self.stop_under_signals(self.path("round%d" % i), [], sigint, signal.SIGHUP)
             self.assertIn("SIGINT: stopping", res.stderr, res.describe())
 
     def test_sigterms_in_a_max_records_stop_exit_0_with_the_summary(self):
@@ -75,7 +83,7 @@ class StopSignalsTest(harness.IntegrationCase):
 
         for i in range(ROUNDS):
             d = self.path("round%d" % i)
-            res = self.stop_under_sigterms(d, ["--max-records", "20000"], reached)
+            res = self.stop_under_signals(d, ["--max-records", "20000"], reached)
             self.assertEqual(20000, res.stats["tcp"]["received"], res.describe())
             self.assertEqual(20000, res.stats["out"]["records"], res.describe())
             self.assertEqual(20001, len(harness.read_csv(os.path.join(d, "out9.txt"))))
