@@ -6,9 +6,11 @@ summary, writes its --stats-json and exits 0."""
 import os
 import signal
 import sqlite3
+import time
 import harness
 
 ROUNDS = 5  # the last steps take microseconds: a round that misses them passes anyway
+BURST_SECONDS = 20  # a consumer that still runs after this long under the signals fails
 
 
 def source(path, n):
@@ -26,18 +28,27 @@ def db_count(db, table):
 
 
 def sigint(cons):
-    """Begin the stop with a SIGINT once the consumer has some records."""
+    """Begin the stop with a SIGINT once the consumer has some records, and wait until it has
+    taken it: a SIGHUP pending with it would be delivered first (the lower number), again and
+    again, and the SIGINT never while they keep coming."""
     harness.wait_for_rows(cons.out_path(), 2000, 20, simple=True)
     cons.proc.popen.send_signal(signal.SIGINT)
+    harness.wait_until(lambda: "SIGINT: stopping" in cons.proc.stderr() or
+                       not cons.proc.running(), 20, interval=0.001)
 
 
 class StopSignalsTest(harness.IntegrationCase):
 
     def signal_until_exit(self, proc, signum):
-        """Send signum to proc as fast as possible until it exits. Returns (exit code, signals
-        sent). poll() reaps the process, so no signal can reach a process that took its pid."""
+        """Send signum to proc as fast as possible until it exits (at most BURST_SECONDS).
+        Returns (exit code, signals sent). poll() reaps the process, so no signal can reach a
+        process that took its pid."""
         sent = 0
+        deadline = time.monotonic() + BURST_SECONDS
         while proc.popen.poll() is None:
+            if sent % 1024 == 0 and time.monotonic() > deadline:
+                self.fail("the consumer still runs after %d s and %d %s" % (
+                    BURST_SECONDS, sent, signal.Signals(signum).name))
             try:
                 os.kill(proc.pid, signum)
             except ProcessLookupError:
