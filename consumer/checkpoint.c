@@ -19,6 +19,11 @@
 /* A stream that ended is kept this long after its END (its producer may still be waiting for
  * the last acknowledgement across a restart of the consumer), then left out of the file. */
 #define CHECKPOINT_KEEP_ENDED_US (3600ull * 1000000ull)
+/* The longest file path the progress file records (a longer one is left out), and the longest
+ * line it has: "file ", the path in hex, " ", its size (at most 20 digits). A stream line is
+ * shorter: its name has at most 255 bytes (WIRE_MAX_STREAM_NAME). */
+#define CHECKPOINT_MAX_PATH 4096
+#define CHECKPOINT_MAX_LINE (5 + 2 * CHECKPOINT_MAX_PATH + 1 + 20)
 
 /* A stream the file listed, or one this run tracks (st set). */
 typedef struct checkpoint_stream {
@@ -52,27 +57,77 @@ static void checkpoint_hex(const char *s, size_t len, char *out) {
   out[2 * len] = '\0';
 }
 
-/* Bytes from hex into a new buffer (*len set). NULL when it is not hex, or out of memory. */
+/* The value of a hex digit, or -1. */
+static int checkpoint_hex_digit(char d) {
+  if (d >= '0' && d <= '9') {
+    return d - '0';
+  }
+  if (d >= 'a' && d <= 'f') {
+    return d - 'a' + 10;
+  }
+  if (d >= 'A' && d <= 'F') {
+    return d - 'A' + 10;
+  }
+  return -1;
+}
+
+/* Bytes from hex (at least one byte, two digits each) into a new buffer (*len set, a NUL
+ * after the bytes). NULL when it is not that, or out of memory. */
 static char *checkpoint_unhex(const char *hex, size_t *len) {
   size_t n = strlen(hex), i;
   char *out;
-  if (n % 2 != 0) {
+  if (n == 0 || n % 2 != 0 || (out = malloc(n / 2 + 1)) == NULL) {
     return NULL;
   }
-  out = malloc(n / 2 + 1);
-  for (i = 0; out != NULL && i < n / 2; i++) {
-    unsigned v;
-    if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+  for (i = 0; i < n / 2; i++) {
+    int hi = checkpoint_hex_digit(hex[2 * i]), lo = checkpoint_hex_digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
       free(out);
       return NULL;
     }
-    out[i] = (char)v;
+    out[i] = (char)(hi << 4 | lo);
   }
-  if (out != NULL) {
-    out[n / 2] = '\0';
-    *len = n / 2;
-  }
+  out[n / 2] = '\0';
+  *len = n / 2;
   return out;
+}
+
+/* A number of 64 bits written in base 10 or 16 (digits only: no sign, no space, no 0x).
+ * Returns 0, or -1 when it is not that. */
+static int checkpoint_number(const char *w, int base, uint64_t *out) {
+  const char *d;
+  char *end;
+  unsigned long long v;
+  if (*w == '\0') {
+    return -1;
+  }
+  for (d = w; *d != '\0'; d++) {
+    if (base == 10 ? !(*d >= '0' && *d <= '9') : checkpoint_hex_digit(*d) < 0) {
+      return -1;
+    }
+  }
+  errno = 0;
+  v = strtoull(w, &end, base);
+  if (errno != 0 || *end != '\0') {
+    return -1;
+  }
+  *out = (uint64_t)v;
+  return 0;
+}
+
+/* The next word of *s (words are separated by spaces), cut in place, *s moved past it; NULL
+ * when the line has no more. */
+static char *checkpoint_word(char **s) {
+  char *w = *s + strspn(*s, " "), *end;
+  if (*w == '\0') {
+    return NULL;
+  }
+  end = w + strcspn(w, " ");
+  if (*end != '\0') {
+    *end++ = '\0';
+  }
+  *s = end;
+  return w;
 }
 
 /* Add a stream entry (name copied). Returns it, or NULL when out of memory. */
@@ -134,37 +189,9 @@ static int checkpoint_cut(const checkpoint *c, const char *path, uint64_t size, 
   return 0;
 }
 
-/* One line of the progress file. Returns 0 or a code with err set (naming the line). */
-static int checkpoint_line(checkpoint *c, char *line, unsigned lineno, char *err, size_t errlen) {
-  char a[1100], b[600];
-  unsigned long long x, y;
-  if (sscanf(line, "file %1099s %llu", a, &x) == 2) {
-    size_t len;
-    char *path = checkpoint_unhex(a, &len);
-    int rc;
-    if (path == NULL) {
-      goto bad;
-    }
-    rc = checkpoint_cut(c, path, x, err, errlen);
-    free(path);
-    return rc;
-  }
-  if (sscanf(line, "stream %llx %599s %llu", &x, b, &y) == 3) {
-    size_t len;
-    unsigned long long ended = 0;
-    char *name = checkpoint_unhex(b, &len);
-    checkpoint_stream *e = name != NULL ? checkpoint_add(c, x, name, len) : NULL;
-    free(name);
-    if (e == NULL) {
-      goto bad;
-    }
-    e->seq = y;
-    if (sscanf(line, "stream %*s %*s %*s ended %llu", &ended) == 1) {
-      e->ended_us = ended;
-    }
-    return 0;
-  }
-bad:
+/* Line lineno of the progress file is none that checkpoint_put writes: err says so. Returns
+ * CS_EINVAL. */
+static int checkpoint_bad_line(const checkpoint *c, unsigned lineno, char *err, size_t errlen) {
   snprintf(err, errlen,
            "%s:%u: not a line of a progress file (move it away to start without it; the CSV "
            "files are then not cut back)",
@@ -172,10 +199,63 @@ bad:
   return CS_EINVAL;
 }
 
+/* One line of the progress file, as checkpoint_put writes them (cut in place):
+ *   file PATH_HEX SIZE
+ *   stream PRODUCER_ID_HEX NAME_HEX SEQ [ended WALL_US]
+ * Returns 0 or a code with err set (naming the line). */
+static int checkpoint_line(checkpoint *c, char *line, unsigned lineno, char *err, size_t errlen) {
+  char *rest = line, *kind = checkpoint_word(&rest), *w[5];
+  size_t n = 0, len;
+  uint64_t x, y, ended = 0;
+  while (n < 5 && (w[n] = checkpoint_word(&rest)) != NULL) {
+    n++;
+  }
+  if (kind == NULL || checkpoint_word(&rest) != NULL) {
+    goto bad; /* empty, or more words than any line has */
+  }
+  if (strcmp(kind, "file") == 0 && n == 2) {
+    char *path;
+    int rc;
+    if (checkpoint_number(w[1], 10, &x) != 0 || (path = checkpoint_unhex(w[0], &len)) == NULL) {
+      goto bad;
+    }
+    if (len > CHECKPOINT_MAX_PATH || strlen(path) != len) {
+      free(path); /* longer than the writer writes, or with a NUL byte: no path */
+      goto bad;
+    }
+    rc = checkpoint_cut(c, path, x, err, errlen);
+    free(path);
+    return rc;
+  }
+  if (strcmp(kind, "stream") == 0 && (n == 3 || (n == 5 && strcmp(w[3], "ended") == 0))) {
+    char *name;
+    checkpoint_stream *e;
+    if (strlen(w[0]) > 16 || checkpoint_number(w[0], 16, &x) != 0 ||
+        checkpoint_number(w[2], 10, &y) != 0 ||
+        (n == 5 && checkpoint_number(w[4], 10, &ended) != 0) ||
+        (name = checkpoint_unhex(w[1], &len)) == NULL) {
+      goto bad;
+    }
+    e = checkpoint_add(c, x, name, len);
+    free(name);
+    if (e == NULL) {
+      snprintf(err, errlen, "%s:%u: out of memory", c->path, lineno);
+      return CS_ENOMEM;
+    }
+    e->seq = y;
+    e->ended_us = ended;
+    return 0;
+  }
+bad:
+  return checkpoint_bad_line(c, lineno, err, errlen);
+}
+
 /* Read the progress file, cutting the files back; see checkpoint.h. */
 int checkpoint_open(checkpoint **out, const char *csv_path, int fsync, char *err, size_t errlen) {
   checkpoint *c = calloc(1, sizeof(*c));
-  char line[2048];
+  char *line = NULL;
+  size_t line_cap = 0;
+  ssize_t line_len;
   unsigned lineno = 0;
   FILE *fp = NULL;
   int rc = CS_ENOMEM;
@@ -194,22 +274,38 @@ int checkpoint_open(checkpoint **out, const char *csv_path, int fsync, char *err
     rc = CS_EIO;
     goto fail;
   }
-  while (fp != NULL && fgets(line, sizeof line, fp) != NULL) {
+  /* Lines are read whole, however long (a file path up to CHECKPOINT_MAX_PATH bytes takes
+   * twice that in hex); one longer than any the writer makes, or with a NUL byte in it, is
+   * not a line of the file. */
+  while (fp != NULL && (line_len = getline(&line, &line_cap, fp)) >= 0) {
+    int whole;
     lineno++;
-    line[strcspn(line, "\n")] = '\0';
+    if (line_len > 0 && line[line_len - 1] == '\n') {
+      line[--line_len] = '\0';
+    }
+    whole = (size_t)line_len <= CHECKPOINT_MAX_LINE && strlen(line) == (size_t)line_len;
     if (lineno == 1) {
-      if (strcmp(line, CHECKPOINT_MAGIC) != 0) {
+      if (!whole || strcmp(line, CHECKPOINT_MAGIC) != 0) {
         snprintf(err, errlen, "%s is not a csvstream progress file (move it away)", c->path);
         rc = CS_EINVAL;
         goto fail;
       }
       continue;
     }
-    rc = checkpoint_line(c, line, lineno, err, errlen);
+    rc = whole ? checkpoint_line(c, line, lineno, err, errlen)
+               : checkpoint_bad_line(c, lineno, err, errlen);
     if (rc != 0) {
       goto fail;
     }
   }
+  if (fp != NULL && ferror(fp)) {
+    int saved = errno;
+    snprintf(err, errlen, "%s: cannot read it: %s", c->path, strerror(saved));
+    rc = saved == ENOMEM ? CS_ENOMEM : CS_EIO;
+    goto fail;
+  }
+  free(line);
+  line = NULL;
   if (fp != NULL) {
     fclose(fp);
     fp = NULL;
@@ -229,6 +325,7 @@ int checkpoint_open(checkpoint **out, const char *csv_path, int fsync, char *err
   *out = c;
   return 0;
 fail:
+  free(line);
   if (fp != NULL) {
     fclose(fp);
   }
@@ -276,7 +373,7 @@ void checkpoint_untrack(checkpoint *c, const sink_stream *st) {
 
 /* Append the file's lines to b (now: the wall clock). Returns 0 or CS_ENOMEM. */
 static int checkpoint_put(checkpoint *c, const outfile *o, cs_buf *b, uint64_t now) {
-  char hex[2 * 4096 + 1], num[96];
+  char hex[2 * CHECKPOINT_MAX_PATH + 1], num[96];
   uint64_t size;
   const char *path;
   uint64_t records;
@@ -285,8 +382,8 @@ static int checkpoint_put(checkpoint *c, const outfile *o, cs_buf *b, uint64_t n
   for (i = 0; outfile_file(o, i, &path, &records) == 0 && outfile_file_size(o, i, &size) == 0;
        i++) {
     size_t len = strlen(path);
-    if (len > 4096) {
-      continue;
+    if (len > CHECKPOINT_MAX_PATH) {
+      continue; /* no file has such a path (PATH_MAX) */
     }
     checkpoint_hex(path, len, hex);
     failed |= cs_buf_append(b, "file ", 5);

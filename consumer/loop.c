@@ -247,7 +247,8 @@ static void loop_stop(consumer *c, int exit_code) {
   c->http = NULL;
   /* The signal handlers stay (unreferenced, so the loop can end without them): a second
    * Ctrl-C must reach the drain rather than kill the process silently. The sinks' timer stays
-   * too, stopped: the drain waits on it. loop_free closes them. */
+   * too, stopped: the drain waits on it. loop_free closes them (and ignores the three signals
+   * from then on). */
   if (c->sigint_open) {
     uv_unref((uv_handle_t *)&c->sigint);
   }
@@ -468,6 +469,34 @@ static void loop_close_walk_cb(uv_handle_t *h, void *arg) {
   }
 }
 
+/* Close every handle of the loop, the signal handles among them, and ignore SIGINT, SIGTERM
+ * and SIGHUP from then on. Closing a signal handle gives the signal back its default action,
+ * which would kill the process in its last steps (the loop closed, the tables freed, the exit)
+ * and lose the exit code the stop earned. The program is stopping already and nothing long
+ * runs after this (the sinks are closed, or were never fed), so the signals are ignored, as a
+ * SIGHUP already is during the stop: they are blocked while the handles close (the consumer has
+ * one thread), set to SIG_IGN once the handles are gone, which also drops one that came
+ * meanwhile, then unblocked. */
+static void loop_close_all(consumer *c) {
+  static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+  sigset_t blocked_set, saved;
+  size_t i;
+  int blocked;
+  sigemptyset(&blocked_set);
+  for (i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+    sigaddset(&blocked_set, stop_signals[i]);
+  }
+  blocked = sigprocmask(SIG_BLOCK, &blocked_set, &saved) == 0;
+  uv_walk(&c->loop, loop_close_walk_cb, NULL);
+  uv_run(&c->loop, UV_RUN_DEFAULT);
+  for (i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+    signal(stop_signals[i], SIG_IGN);
+  }
+  if (blocked) {
+    sigprocmask(SIG_SETMASK, &saved, NULL);
+  }
+}
+
 /* Free everything; see loop.h. */
 void loop_free(consumer *c) {
   if (c == NULL) {
@@ -477,8 +506,7 @@ void loop_free(consumer *c) {
     if (!c->stopping) {
       loop_stop(c, 0);
     }
-    uv_walk(&c->loop, loop_close_walk_cb, NULL);
-    uv_run(&c->loop, UV_RUN_DEFAULT);
+    loop_close_all(c);
     if (uv_loop_close(&c->loop) != 0) {
       log_warn("event loop closed with handles still open");
     }

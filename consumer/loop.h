@@ -19,7 +19,9 @@ int loop_new(consumer **out, const consumer_options *opt);
  * print the summary, write --stats-json. Returns the exit code. */
 int loop_run(consumer *c);
 
-/* Free everything (after loop_run, or after a failed loop_new). Accepts NULL. */
+/* Free everything (after loop_run, or after a failed loop_new). Accepts NULL. From then on
+ * SIGINT, SIGTERM and SIGHUP are ignored: the program is ending, and a signal in its last steps
+ * must not kill it (and change its exit code). */
 void loop_free(consumer *c);
 
 #endif

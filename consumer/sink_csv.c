@@ -32,7 +32,7 @@ typedef struct sink_csv {
 /* Open --out (created or appended to). Logs and returns a negative code on failure. */
 static int sink_csv_open(void **self, const consumer_options *opt, const sink_env *env) {
   sink_csv *k = calloc(1, sizeof(*k));
-  char err[512];
+  char err[4096]; /* a log line's worth: a progress file's error names it, however long */
   int rc;
   *self = NULL;
   if (k == NULL) {

@@ -1,7 +1,7 @@
 """test_delivery.py -- acknowledged TCP delivery: a consumer SIGKILLed and restarted during a
-stream, a consumer that starts after its producer, a refused stream, and a CSV file torn inside
-an open quote: every record stored exactly once, in out9.txt and in SQLite, and exit codes that
-tell the truth."""
+stream, a consumer that starts after its producer, a refused stream, a CSV file torn inside an
+open quote, a progress file naming a long path, or holding lines it never writes: every record
+stored exactly once, in out9.txt and in SQLite, and exit codes that tell the truth."""
 
 import csv
 import os
@@ -173,6 +173,78 @@ class DeliveryTest(harness.IntegrationCase):
         self.assertExit(res, 0, "second consumer")
         got = harness.read_csv(cons.out_path())
         self.assertRowsEqual(rows + more[1:], got, "the torn tail is gone, the file is valid CSV")
+
+    def test_long_out_path_is_cut_back_and_resumed_after_a_restart(self):
+        """--out in a deep folder (a path of about 2,500 bytes, each name under 255): the
+        progress file names it in hex (twice as long), the restarted consumer reads it back,
+        cuts the file to it and tells the producer where to resume."""
+        out = os.path.join(self.deep_folder(), "out9.txt")
+        self.assertTrue(2400 < len(out) < 4000, len(out))
+        n = 60000
+        src = self.path("deep.csv")
+        rows = source(src, n)
+        args = ("--tcp", "--out", out)
+        cons = self.consumer(*args, protocols=("tcp",))
+        resume = ["--resume", "--id", "deep-feed"]
+        first = self.start_producer(src, cons.port, "tcp", ["--rate", "20000"] + resume)
+        harness.wait_for_rows(out, 10000, 20, simple=True)
+        first[0].popen.send_signal(signal.SIGKILL)
+        first[0].wait(10)
+        res = cons.stop()
+        self.assertExit(res, 0, "first consumer")
+        with open(out + ".progress", encoding="ascii") as f:
+            self.assertIn("file %s " % out.encode().hex(), f.read())
+        # A crash mid-write: bytes past the checkpoint, which the restart must cut off.
+        with open(out, "ab") as f:
+            f.write(b"99999,never acknowledged\n")
+        cons = self.consumer(*args, port=cons.port, protocols=("tcp",))
+        self.assertIn("%s: removed 25 bytes written after the last checkpoint" % out,
+                      cons.proc.stderr())
+        res_p = self.run_producer(src, cons.port, "tcp", ["--rate", "50000"] + resume)
+        self.assertExit(res_p, 0, "the producer started again with --resume")
+        self.assertIn("--resume: the consumer has stream 'deep' up to #", res_p.stderr)
+        had = res_p.stats["resumed_after"]
+        self.assertGreater(had, 0, res_p.describe())
+        self.assertEqual(n, had + res_p.stats["acked"], res_p.describe())
+        res = cons.stop()
+        self.assertExit(res, 0, "second consumer")
+        self.assertRowsEqual(rows, harness.read_csv(out), "the deep out9.txt, each record once")
+
+    def deep_folder(self):
+        """A folder whose path has about 2,400 bytes, each name under 255."""
+        deep = self.dir
+        for i in range(12):
+            deep = os.path.join(deep, "level%02d-%s" % (i, "x" * 192))
+        os.makedirs(deep)
+        return deep
+
+    def test_progress_file_lines_it_never_writes_are_refused_naming_the_line(self):
+        """Each of these lines (after a valid one) stops the consumer at the start, naming the
+        progress file and the line, and nothing is cut; under a long path too."""
+        name = b"out9.txt".hex()
+        long_path = ("/" + "d" * 200) * 21  # 4,221 bytes: longer than any path it records
+        bad = ["file", "file zz 12", "file %s" % name, "file %s 12 more" % name,
+               "file %s -1" % name, "file %s +1" % name, "file %s 0x1" % name,
+               "file %s 18446744073709551616" % name, "file 6 12", "file 006f 12",
+               "file %s 12" % long_path.encode().hex(), "stream 01 %s" % name,
+               "stream 01 %s 5 ended" % name, "stream 01 %s 5 ended 1 2" % name,
+               "stream 01 %s 5 done 1" % name, "stream 01234567890abcdef %s 5" % name,
+               "stream -1 %s 5" % name, "stream 01 %s x" % name, "hello",
+               "file %s 1%s" % (name, "0" * 9000)]
+        deep_out = os.path.join(self.deep_folder(), "out9.txt")
+        for out, line in [("out9.txt", line) for line in bad] + [(deep_out, bad[1])]:
+            with open(self.path(out), "wb") as f:
+                f.write(b"a\n1\n")
+            with open(self.path(out + ".progress"), "w", encoding="ascii") as f:
+                f.write("csvstream-progress 1\nstream 00000000000000ab %s 2\n%s\n"
+                        % (name, line))
+            res = self.run_program([harness.CONSUMER, "--host", "127.0.0.1", "--port",
+                                    str(harness.free_port()), "--tcp", "--out", out],
+                                   timeout=10)
+            self.assertExit(res, 1, "a progress file with the line %r" % line[:80])
+            self.assertIn("--out: %s.progress:3: not a line of a progress file" % out,
+                          res.stderr, res.describe())
+            self.assertEqual(4, os.path.getsize(self.path(out)), res.describe())
 
     def test_retry_0_fails_at_once(self):
         src = self.path("a.csv")
