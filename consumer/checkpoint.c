@@ -204,7 +204,7 @@ static int checkpoint_bad_line(const checkpoint *c, unsigned lineno, char *err, 
  *   stream PRODUCER_ID_HEX NAME_HEX SEQ [ended WALL_US]
  * Returns 0 or a code with err set (naming the line). */
 static int checkpoint_line(checkpoint *c, char *line, unsigned lineno, char *err, size_t errlen) {
-  char *rest = line, *kind = checkpoint_word(&rest), *w[5];
+  char *rest = line, *kind = checkpoint_word(&rest), *w[5] = {NULL, NULL, NULL, NULL, NULL};
   size_t n = 0, len;
   uint64_t x, y, ended = 0;
   while (n < 5 && (w[n] = checkpoint_word(&rest)) != NULL) {

@@ -58,8 +58,8 @@ const sink_ops sink_pg_ops = {
 #include "sink_pg_names.h"
 #include "words.h"
 
-#define PG_BATCH_ROWS 100000       /* rows per transaction at most */
-#define PG_BATCH_BYTES (16u << 20) /* and about this much COPY data (sized by scripts/bench-pg) */
+#define PG_BATCH_ROWS 65536        /* rows per transaction at most (sized by scripts/bench-pg) */
+#define PG_BATCH_BYTES (16u << 20) /* and about this much COPY data */
 #define PG_COMMIT_PACE_US 50000    /* a commit at most every 50 ms while rows trickle in */
 #define PG_MAX_PENDING_BYTES (256u << 20)
 #define PG_BACKOFF_FIRST_MS 100
