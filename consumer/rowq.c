@@ -16,8 +16,12 @@
 
 /* Rows live in blocks of at least ROWQ_BLOCK_BYTES, filled in arrival order and freed when
  * their last row is popped: one malloc per block instead of one per row (the queue is FIFO, so
- * the oldest row is always in the oldest block). One emptied block is kept for reuse. */
+ * the oldest row is always in the oldest block). Emptied blocks are kept for reuse, up to
+ * ROWQ_SPARES of them: a queue that fills and drains by a batch at a time (a database sink's
+ * commits) then writes into memory it has, instead of the allocator handing back to the kernel
+ * what it is asked for again at once (a page fault on every new page). */
 #define ROWQ_BLOCK_BYTES (256u * 1024u)
+#define ROWQ_SPARES 64 /* 16 MiB at most */
 
 typedef struct rowq_block {
   struct rowq_block *next;
@@ -39,7 +43,8 @@ typedef struct rowq_node {
 struct rowq {
   rowq_node *head, *tail;
   rowq_block *first, *last; /* the blocks, oldest first */
-  rowq_block *spare;        /* an empty block kept for the next one needed; owned */
+  rowq_block *spare;        /* empty blocks kept for the next ones needed (a list); owned */
+  size_t nspare;
   size_t count;
   size_t bytes;
 };
@@ -65,19 +70,23 @@ void rowq_free(rowq *q) {
     next = b->next;
     free(b);
   }
-  free(q->spare);
+  for (rowq_block *b = q->spare, *next; b; b = next) {
+    next = b->next;
+    free(b);
+  }
   free(q);
 }
 
 /* Room for `need` bytes (a multiple of 8) at the end of the last block: the block itself, or a
- * new one (the spare when it is large enough). Returns the bytes' address or NULL. */
+ * new one (a spare, when the row fits in one). Returns the bytes' address or NULL. */
 static void *rowq_room(rowq *q, size_t need) {
   rowq_block *b = q->last;
   if (b == NULL || b->cap - b->used < need) {
     size_t cap = need > ROWQ_BLOCK_BYTES ? need : ROWQ_BLOCK_BYTES;
-    if (q->spare != NULL && q->spare->cap >= cap) {
+    if (q->spare != NULL && cap == ROWQ_BLOCK_BYTES) {
       b = q->spare;
-      q->spare = NULL;
+      q->spare = b->next;
+      q->nspare--;
     } else {
       if (cap > SIZE_MAX - sizeof(rowq_block)) {
         return NULL;
@@ -200,8 +209,10 @@ int rowq_pop(rowq *q, size_t n) {
       if (q->last == b) {
         q->last = NULL;
       }
-      if (q->spare == NULL && b->cap == ROWQ_BLOCK_BYTES) {
+      if (q->nspare < ROWQ_SPARES && b->cap == ROWQ_BLOCK_BYTES) {
+        b->next = q->spare;
         q->spare = b;
+        q->nspare++;
       } else {
         free(b);
       }
