@@ -2261,14 +2261,22 @@ static int pg_in_flight(const sink_pg *p, int *doomed) {
   return any;
 }
 
+/* Should the queued rows go now rather than wait for more (the pace)? When a batch's worth of a
+ * fast stream waits, or the newest row's stream ended (its END came: nothing follows it). */
+static int pg_no_more_soon(const sink_pg *p) {
+  const rowq_row *tail = rowq_tail(p->rows);
+  return rowq_count(p->rows) >= PG_STEP_MIN_ROWS || (tail != NULL && tail->stream->ended);
+}
+
 /* While a batch is in flight and enough rows wait behind it, send the next one beside it on an
  * idle lane (connecting one when none is). force: any rows at all (the drain). */
 static void pg_step_more(sink_pg *p, uint64_t now, int force) {
   int doomed;
   size_t waiting = pg_unbatched_count(p);
   if (!pg_in_flight(p, &doomed) || doomed || waiting == 0 ||
-      (!force && waiting < PG_STEP_MIN_ROWS) || now < p->retry_us || now < p->safe_until_us ||
-      !p->progress_table || p->lanes[0].conn == NULL) {
+      (!force && waiting < PG_STEP_MIN_ROWS && !rowq_tail(p->rows)->stream->ended) ||
+      now < p->retry_us || now < p->safe_until_us || !p->progress_table ||
+      p->lanes[0].conn == NULL) {
     return;
   }
   for (int i = 0; i < PG_LANES; i++) {
@@ -2319,8 +2327,7 @@ static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
     if (now < p->retry_us) {
       return p->retry_us;
     }
-    if (!force && rowq_count(p->rows) < PG_BATCH_ROWS &&
-        now - p->last_commit_us < PG_COMMIT_PACE_US) {
+    if (!force && !pg_no_more_soon(p) && now - p->last_commit_us < PG_COMMIT_PACE_US) {
       return p->last_commit_us + PG_COMMIT_PACE_US + 1000;
     }
     (void)pg_batch_start(p, l0);
