@@ -21,7 +21,12 @@
  * commits) then writes into memory it has, instead of the allocator handing back to the kernel
  * what it is asked for again at once (a page fault on every new page). */
 #define ROWQ_BLOCK_BYTES (256u * 1024u)
+#if defined(__SANITIZE_ADDRESS__)
+#define ROWQ_SPARES                                                                                \
+  0 /* AddressSanitizer sees a pointer into a block freed at once, not one reused */
+#else
 #define ROWQ_SPARES 64 /* 16 MiB at most */
+#endif
 
 typedef struct rowq_block {
   struct rowq_block *next;

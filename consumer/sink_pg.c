@@ -255,6 +255,7 @@ typedef struct sink_pg {
   log_limiter down_log, drop_log;
   int failed;
   int commit_unknown; /* a commit was in flight when the sink stopped */
+  int step_hold;      /* no batch beside another until the next commit */
   int fsync;          /* --fsync */
   int drain_started, drain_warned;
   uint64_t drain_deadline_us;
@@ -1898,6 +1899,7 @@ static void pg_batch_committed(sink_pg *p, pg_lane *l) {
   }
   p->batches++;
   p->batches_parallel += l->stepped;
+  p->step_hold = 0;
   p->last_commit_us = clock_mono_us();
   p->backoff_ms = 0;
   pg_batch_clear(l);
@@ -1988,8 +1990,10 @@ static int pg_batch_failed(sink_pg *p, pg_lane *l) {
   }
   if (!oldest) {
     /* A batch is in flight before this one, maybe committing: stopping now would break it off.
-     * These rows go again once the batches before them are in, and the error, if it comes
-     * again, is said then. */
+     * These rows go again once the batches before them are in (no batch goes beside another
+     * until one commits, so they are not sent again and again meanwhile), and the error, if it
+     * comes again, is said then. */
+    p->step_hold = 1;
     log_debug("database %s: batch of %s behind another not committed (%s: %s); trying again "
               "after it",
               p->shown, words_count_of(rows, sizeof rows, n, "row", "rows"), l->err_state,
@@ -2273,10 +2277,10 @@ static int pg_no_more_soon(const sink_pg *p) {
 static void pg_step_more(sink_pg *p, uint64_t now, int force) {
   int doomed;
   size_t waiting = pg_unbatched_count(p);
-  if (!pg_in_flight(p, &doomed) || doomed || waiting == 0 ||
-      (!force && waiting < PG_STEP_MIN_ROWS && !rowq_tail(p->rows)->stream->ended) ||
-      now < p->retry_us || now < p->safe_until_us || !p->progress_table ||
-      p->lanes[0].conn == NULL) {
+  int backlog = waiting >= PG_STEP_MIN_ROWS;
+  if (!pg_in_flight(p, &doomed) || doomed || waiting == 0 || p->step_hold ||
+      (!force && !backlog && !rowq_tail(p->rows)->stream->ended) || now < p->retry_us ||
+      now < p->safe_until_us || !p->progress_table || p->lanes[0].conn == NULL) {
     return;
   }
   for (int i = 0; i < PG_LANES; i++) {
@@ -2288,7 +2292,8 @@ static void pg_step_more(sink_pg *p, uint64_t now, int force) {
       return;
     }
   }
-  for (int i = 1; i < PG_LANES; i++) {
+  /* Another connection only for a backlog, not for the last rows of a stream. */
+  for (int i = 1; i < PG_LANES && backlog; i++) {
     pg_lane *l = &p->lanes[i];
     if (l->state == PG_DOWN && now >= l->retry_us) {
       pg_connect_start(l);
@@ -2316,6 +2321,9 @@ static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
   pg_lane *l0 = &p->lanes[0];
   int doomed;
   uint64_t next = 0;
+  if (p->failed) {
+    return 0;
+  }
   pg_drive(p);
   pg_pre_catch_up(p, PG_PRE_STEP);
   if (l0->state == PG_DOWN && now >= p->retry_us) {
@@ -2358,7 +2366,8 @@ static uint64_t pg_advance(sink_pg *p, uint64_t now, int force) {
       at = now + (l->poll != NULL ? 100000 : 1000);
       break;
     case PG_IDLE:
-      at = i == 0 && rowq_head(p->rows) != NULL ? now + 1000 : 0;
+      /* Rows wait and nothing is in flight (else the batch in flight's socket wakes us). */
+      at = i == 0 && rowq_head(p->rows) != NULL && !pg_in_flight(p, &doomed) ? now + 1000 : 0;
       break;
     default:
       break;
@@ -2501,13 +2510,13 @@ static int sink_pg_add(void *self, const sink_record *r) {
   pg_table *t = pg_table_for(p, r->stream);
   if (t == NULL) {
     log_error("database %s: out of memory; stopping", p->shown);
-    p->failed = 1;
+    pg_fail(p);
     return CS_ENOMEM;
   }
   if ((t->name != NULL && colnames_widen(&t->cols, t->nheader, r->nfields) != 0) ||
       rowq_push(p->rows, r, t) != 0) {
     log_error("database %s: out of memory; stopping", p->shown);
-    p->failed = 1;
+    pg_fail(p);
     return CS_ENOMEM;
   }
   r->stream->held[p->env.slot]++; /* until its batch commits: the stream is not retired */
