@@ -54,7 +54,7 @@ void consumer_options_usage(void) {
         "                [--stats-format text|json]\n"
         "\n"
         "Receive CSV records from csvstream producers over TCP and UDP, append them to a CSV\n"
-        "file and, with --db, insert them into SQLite.\n"
+        "file and, with --db, insert them into SQLite or PostgreSQL.\n"
         "\n"
         "  -t, --tcp             listen on TCP only (default: TCP and UDP)\n"
         "  -u, --udp             listen on UDP only\n"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "clock.h"
 #include "error.h"
@@ -69,6 +70,8 @@ const sink_ops sink_pg_ops = {
 #define PG_LOG_INTERVAL_US 1000000     /* repeated trouble is logged once a second */
 #define PG_SAFE_MODE_US 2000000        /* after a conflict, batches go through the staging table */
 #define PG_LOCK_TIMEOUT "5s"           /* a batch's lock waits end (see pg_batch_begin_sql) */
+#define PG_LANE_BACKOFF_MAX_MS 60000   /* a refused second connection: tried again this late */
+#define PG_LANE_LOG_INTERVAL_US 60000000
 #define PG_COPY_CHUNK 65536
 #define PG_PRE_STEP 4096 /* rows made into COPY lines ahead per flush, at most */
 #define PG_NAME_MAX 63   /* PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1) */
@@ -192,7 +195,8 @@ typedef struct pg_lane {
   int poll_fd, poll_events;
   enum pg_state state;
   uint64_t connect_started_us;
-  uint64_t retry_us; /* lanes but the first: the next connection attempt */
+  uint64_t retry_us;   /* lanes but the first: the next connection attempt */
+  uint64_t backoff_ms; /* and its back-off */
   /* The batch in flight (batch_n rows: batch_first to batch_last in the queue). */
   uint64_t order; /* its place among the batches: commits go in this order */
   size_t batch_n;
@@ -252,7 +256,7 @@ typedef struct sink_pg {
   uint64_t connect_started_us;
   uint64_t down_since_us; /* 0 while connected */
   uint64_t rng;
-  log_limiter down_log, drop_log;
+  log_limiter down_log, drop_log, up_log, lane_log;
   int failed;
   int commit_unknown; /* a commit was in flight when the sink stopped */
   int step_hold;      /* no batch beside another until the next commit */
@@ -896,6 +900,7 @@ static void pg_lost(pg_lane *l, const char *why) {
   sink_pg *p = l->p;
   char msg[512], rows[WORDS_BUF];
   uint64_t now = clock_mono_us(), delay;
+  int was_connecting = l->state == PG_CONNECTING || l->state == PG_DOWN;
   pg_message(why, msg, sizeof msg);
   pg_unwatch(l);
   PQfinish(l->conn);
@@ -904,8 +909,20 @@ static void pg_lost(pg_lane *l, const char *why) {
   pg_batch_abandon(p, l); /* its rows are queued again, in front of the rows after them */
   l->state = PG_DOWN;
   if (l->index > 0) {
-    l->retry_us = now + PG_BACKOFF_MAX_MS / 2 * 1000;
-    log_debug("database %s: connection %d lost (%s)", p->shown, l->index + 1, msg);
+    /* Tried again only while rows wait (pg_step_more), a second, then up to a minute later:
+     * a server at its max_connections logs each refusal. */
+    l->backoff_ms = l->backoff_ms
+                        ? (l->backoff_ms * 2 > PG_LANE_BACKOFF_MAX_MS ? PG_LANE_BACKOFF_MAX_MS
+                                                                      : l->backoff_ms * 2)
+                        : 1000;
+    l->retry_us = now + l->backoff_ms * 1000;
+    if (was_connecting && log_limiter_allow(&p->lane_log, now, PG_LANE_LOG_INTERVAL_US)) {
+      log_warn("database %s: a second connection failed (%s): writing on one, trying again in "
+               "%" PRIu64 " s",
+               p->shown, msg, l->backoff_ms / 1000);
+    } else {
+      log_debug("database %s: connection %d lost (%s)", p->shown, l->index + 1, msg);
+    }
     return;
   }
   if (p->down_since_us == 0) {
@@ -949,13 +966,16 @@ static void pg_connected(pg_lane *l) {
   if (l->index == 0 && p->down_since_us != 0) {
     char rows[WORDS_BUF];
     p->reconnects++;
-    log_info("database %s: connected again after %.1f s (%s waiting)", p->shown,
-             (double)(clock_mono_us() - p->down_since_us) / 1e6,
-             words_count_of(rows, sizeof rows, rowq_count(p->rows), "row", "rows"));
+    if (log_limiter_allow(&p->up_log, clock_mono_us(), PG_LOG_INTERVAL_US)) {
+      log_info("database %s: connected again after %.1f s (%s waiting)", p->shown,
+               (double)(clock_mono_us() - p->down_since_us) / 1e6,
+               words_count_of(rows, sizeof rows, rowq_count(p->rows), "row", "rows"));
+    }
   }
   if (l->index == 0) {
     p->down_since_us = 0;
   }
+  l->backoff_ms = 0;
   l->state = PG_IDLE;
   pg_watch(l, UV_READABLE, 1);
 }
@@ -1982,7 +2002,12 @@ static int pg_batch_failed(sink_pg *p, pg_lane *l) {
                                                                            : p->backoff_ms * 2)
                                   : PG_BACKOFF_FIRST_MS / 4;
     p->retry_us = now + (p->backoff_ms * 3 / 4 + pg_random(p) % (p->backoff_ms / 2 + 1)) * 1000;
-    if (log_limiter_allow(&p->down_log, now, PG_LOG_INTERVAL_US)) {
+    if (!pg_state_transient(l->err_state)) {
+      /* Another client made the same table or progress row at the same moment: harmless. */
+      log_info("database %s: another client created the same table or progress row at the same "
+               "moment (%s); trying the batch of %s again",
+               p->shown, l->err_state, words_count_of(rows, sizeof rows, n, "row", "rows"));
+    } else if (log_limiter_allow(&p->down_log, now, PG_LOG_INTERVAL_US)) {
       log_warn("database %s: batch of %s not committed (%s: %s); trying again", p->shown,
                words_count_of(rows, sizeof rows, n, "row", "rows"), l->err_state, l->err_msg);
     }
@@ -2020,11 +2045,19 @@ static void pg_note_error(pg_lane *l, PGresult *r) {
   const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
   const char *ctx = PQresultErrorField(r, PG_DIAG_CONTEXT);
+  const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
   if (l->err_msg[0] != '\0') {
     return;
   }
   snprintf(l->err_state, sizeof l->err_state, "%s", st != NULL ? st : "");
   pg_message(msg != NULL ? msg : PQresultErrorMessage(r), l->err_msg, sizeof l->err_msg);
+  if (detail != NULL && detail[0] != '\0') {
+    /* "Key (id)=(7) already exists.": which value, where the server cannot name the row. */
+    char first[512];
+    size_t n = strlen(l->err_msg);
+    pg_message(detail, first, sizeof first);
+    snprintf(l->err_msg + n, sizeof l->err_msg - n, " (%s)", first);
+  }
   if (l->err_msg[0] == '\0') {
     snprintf(l->err_msg, sizeof l->err_msg, "error without a message");
   }
@@ -2414,6 +2447,15 @@ static int sink_pg_open(void **self, const consumer_options *opt, const sink_env
   } else {
     snprintf(p->save_path, sizeof p->save_path, "%s.pg-uncommitted.csv", opt->out_path);
   }
+  {
+    struct stat sb;
+    if (stat(p->save_path, &sb) == 0 && sb.st_size > 0) {
+      log_warn("%s holds rows an earlier run could not commit: TCP producers resend what was not "
+               "acknowledged, so some may be in the database by now; compare them with the table "
+               "(by _producer and _seq) before importing any",
+               p->save_path);
+    }
+  }
   /* The first connection at the start, waiting (nothing is read from the network yet): a
    * wrong target or user is said at once, and the progress of earlier runs is read. */
   pg_conn_params(p, keys, values);
@@ -2446,7 +2488,13 @@ static int sink_pg_open(void **self, const consumer_options *opt, const sink_env
     PGresult *r = PQexec(l0->conn, "CREATE TABLE IF NOT EXISTS " PG_PROGRESS_TABLE
                                    " (producer text COLLATE \"C\" NOT NULL, stream bytea NOT "
                                    "NULL, seq bigint NOT NULL, PRIMARY KEY (producer, stream))");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && st != NULL &&
+        (strcmp(st, "23505") == 0 || strcmp(st, "42P07") == 0)) {
+      /* Another consumer created it at the same moment: it is there. */
+      log_debug("database %s: the progress table was created by another client meanwhile",
+                p->shown);
+    } else if (PQresultStatus(r) != PGRES_COMMAND_OK) {
       log_warn("database %s: cannot create the progress table (%s); trying again with the "
                "first rows",
                p->shown, pg_message(PQresultErrorMessage(r), msg, sizeof msg));

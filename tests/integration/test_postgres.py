@@ -307,6 +307,7 @@ class SpectrumTest(PostgresCase):
         res = cons.stop()
         self.assertEqual(1, rc, res.describe())
         self.assertRegex(res.stderr, r"duplicate key value violates unique constraint .*"
+                                     r"\(Key \(a\)=\(1\) already exists\.\) "
                                      r"\(SQLSTATE 23505\) in table uniq; stopping")
         self.assertNotIn("trying again", res.stderr)
         self.assertEqual(0, self.count(db, "SELECT count(*) FROM uniq"))
@@ -605,6 +606,14 @@ class FaultsTest(PostgresCase):
         self.assertEqual(["table", "_producer", "_protocol", "_seq", "_sent_us", "_received_us",
                           "_peer"], got[0])
         self.assertEqual(rows[1:], [r[7:] for r in got[1:]])
+        # The next consumer in that folder says the file is there, and what to do before
+        # importing it.
+        again = self.consumer("--udp", "--db", SERVER.keywords(db), protocols=("udp",))
+        res2 = again.stop()
+        self.assertExit(res2, 0, "the next consumer")
+        self.assertIn("out9.txt.pg-uncommitted.csv holds rows an earlier run could not commit",
+                      res2.stderr)
+        self.assertIn("before importing any", res2.stderr)
 
 
 class ParallelBatchesTest(PostgresCase):
@@ -652,6 +661,29 @@ class ParallelBatchesTest(PostgresCase):
                                 "no batch went beside another: %r" % pg)
         self.assertLess(pg["batches_parallel"], pg["batches"], pg)
         self.assert_each_once(db, "fast", rows, results)
+
+    def test_second_connection_refused_one_is_enough(self):
+        """A role allowed one connection: the second is refused, the consumer says so (once),
+        and writes everything on the first."""
+        db = self.new_db()
+        SERVER.psql("DROP ROLE IF EXISTS one_conn; CREATE ROLE one_conn LOGIN CONNECTION LIMIT 1")
+        SERVER.psql('ALTER DATABASE "%s" OWNER TO one_conn' % db)
+        SERVER.psql("GRANT ALL ON SCHEMA public TO one_conn", db)
+        target = "host=%s port=%d user=one_conn dbname=%s" % (SERVER.dir, SERVER.port, db)
+        n = 150000
+        src = self.path("one.csv")
+        rows = source(src, n)
+        cons = self.consumer("--tcp", "--db", target, protocols=("tcp",))
+        res_p = self.run_producer(src, cons.port, "tcp", ["--interval", "0"], timeout=120)
+        res = cons.stop()
+        self.assertExit(res, 0, "consumer")
+        self.assertExit(res_p, 0, "producer")
+        self.assertEqual(n, res_p.stats["acked"], res_p.describe())
+        self.assertEqual(1, res.stderr.count("a second connection failed"), res.stderr[-2000:])
+        self.assertIn("too many connections", res.stderr)
+        self.assertEqual(0, res.stats["postgres"]["batches_parallel"], res.describe())
+        self.assertRowsEqual(rows[1:], SERVER.copy_out("one", ["id", "value"], db),
+                             "the table: every record once, in order")
 
     def test_connections_terminated_mid_stream_every_row_once(self):
         """The server ends one of the consumer's connections, at random, again and again while
