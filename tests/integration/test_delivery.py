@@ -35,6 +35,15 @@ class DeliveryTest(harness.IntegrationCase):
     def start_consumer(self, port, db):
         return self.consumer("--tcp", "--db", db, port=port, protocols=("tcp",))
 
+    def assert_resumed(self, res_p, stream, n):
+        """A producer started again with --resume exited 0, said where the consumer had the
+        stream, skipped what it had, and sent the rest: n records in all."""
+        self.assertExit(res_p, 0, "the producer started again with --resume")
+        self.assertIn("--resume: the consumer has stream '%s' up to #" % stream, res_p.stderr)
+        had = res_p.stats["resumed_after"]
+        self.assertGreater(had, 0, res_p.describe())
+        self.assertEqual(n, had + res_p.stats["acked"], res_p.describe())
+
     def test_consumer_killed_five_times_every_record_once(self):
         n = 100000
         src = self.path("feed.csv")
@@ -73,11 +82,7 @@ class DeliveryTest(harness.IntegrationCase):
         first[0].popen.send_signal(signal.SIGKILL)
         first[0].wait(10)
         res_p = self.run_producer(src, cons.port, "tcp", ["--rate", "50000", "--resume"])
-        self.assertExit(res_p, 0, "the producer started again with --resume")
-        self.assertIn("--resume: the consumer has stream 'resume' up to #", res_p.stderr)
-        had = res_p.stats["resumed_after"]
-        self.assertGreater(had, 0, res_p.describe())
-        self.assertEqual(n, had + res_p.stats["acked"], res_p.describe())
+        self.assert_resumed(res_p, "resume", n)
         res = cons.stop()
         self.assertExit(res, 0, "consumer")
         self.assertRowsEqual(rows, harness.read_csv(cons.out_path()), "out9.txt, each once")
@@ -201,11 +206,7 @@ class DeliveryTest(harness.IntegrationCase):
         self.assertIn("%s: removed 25 bytes written after the last checkpoint" % out,
                       cons.proc.stderr())
         res_p = self.run_producer(src, cons.port, "tcp", ["--rate", "50000"] + resume)
-        self.assertExit(res_p, 0, "the producer started again with --resume")
-        self.assertIn("--resume: the consumer has stream 'deep' up to #", res_p.stderr)
-        had = res_p.stats["resumed_after"]
-        self.assertGreater(had, 0, res_p.describe())
-        self.assertEqual(n, had + res_p.stats["acked"], res_p.describe())
+        self.assert_resumed(res_p, "deep", n)
         res = cons.stop()
         self.assertExit(res, 0, "second consumer")
         self.assertRowsEqual(rows, harness.read_csv(out), "the deep out9.txt, each record once")

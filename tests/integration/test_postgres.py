@@ -641,20 +641,31 @@ class ParallelBatchesTest(PostgresCase):
         self.assertRowsEqual(rows[1:], self.table_rows(db, table, results[0].stats["producer_id"]),
                              "one producer's rows, in order, once")
 
-    def test_a_fast_stream_goes_in_on_two_connections_every_row_once(self):
+    def start_streams(self, name, n, producers, args):
+        """A fresh database, a file of n records, a TCP consumer into it and the producers
+        (started, with args): (db, rows, consumer, started producers)."""
         db = self.new_db()
-        n = 150000
-        src = self.path("fast.csv")
+        src = self.path(name + ".csv")
         rows = source(src, n)
         cons = self.consumer("--tcp", "--db", SERVER.keywords(db), protocols=("tcp",))
-        prods = [self.start_producer(src, cons.port, "tcp", ["--interval", "0"])
-                 for _ in range(2)]
+        return db, rows, cons, [self.start_producer(src, cons.port, "tcp", args)
+                                for _ in range(producers)]
+
+    def finish_streams(self, cons, prods, n):
+        """Every producer exits 0 with its n records acknowledged, then the consumer: (the
+        consumer's result, the producers')."""
         results = [self.finish_producer(p, timeout=120) for p in prods]
         res = cons.stop()
         self.assertExit(res, 0, "consumer")
         for r in results:
             self.assertExit(r, 0, "producer")
             self.assertEqual(n, r.stats["acked"], r.describe())
+        return res, results
+
+    def test_a_fast_stream_goes_in_on_two_connections_every_row_once(self):
+        n = 150000
+        db, rows, cons, prods = self.start_streams("fast", n, 2, ["--interval", "0"])
+        res, results = self.finish_streams(cons, prods, n)
         pg = res.stats["postgres"]
         self.assertEqual(2 * n, pg["committed"], res.describe())
         self.assertGreaterEqual(pg["batches_parallel"], 1,
@@ -689,13 +700,8 @@ class ParallelBatchesTest(PostgresCase):
         """The server ends one of the consumer's connections, at random, again and again while
         batches are in flight on both: a batch after a lost one is rolled back, not committed,
         and every row is in the table once."""
-        db = self.new_db()
         n = 200000
-        src = self.path("cut.csv")
-        rows = source(src, n)
-        cons = self.consumer("--tcp", "--db", SERVER.keywords(db), protocols=("tcp",))
-        prods = [self.start_producer(src, cons.port, "tcp", ["--rate", "80000"])
-                 for _ in range(3)]
+        db, rows, cons, prods = self.start_streams("cut", n, 3, ["--rate", "80000"])
         rnd = random.Random(7)
         cut = 0
         deadline = time.monotonic() + 60
@@ -706,13 +712,8 @@ class ParallelBatchesTest(PostgresCase):
             if pids:
                 got = SERVER.psql("SELECT pg_terminate_backend(%s)" % rnd.choice(pids), check=False)
                 cut += "t" in got
-        results = [self.finish_producer(p, timeout=120) for p in prods]
-        res = cons.stop()
         self.assertGreaterEqual(cut, 3, "connections terminated")
-        self.assertExit(res, 0, "consumer")
-        for r in results:
-            self.assertExit(r, 0, "producer")
-            self.assertEqual(n, r.stats["acked"], r.describe())
+        res, results = self.finish_streams(cons, prods, n)
         self.assertGreaterEqual(res.stats["postgres"]["reconnects"] +
                                 res.stats["postgres"]["retries"], 1, res.describe())
         self.assert_each_once(db, "cut", rows, results)
