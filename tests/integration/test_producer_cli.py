@@ -49,8 +49,9 @@ class TcpSink:
     """A TCP listener that accepts one connection and decodes everything until EOF (or until
     close_after records arrived, then it closes the connection on purpose)."""
 
-    def __init__(self, close_after=None, reset=False, ack=True):
+    def __init__(self, close_after=None, reset=False, ack=True, until_end=False):
         self.reset = reset
+        self.until_end = until_end
         self.ack = ack
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -89,6 +90,8 @@ class TcpSink:
                     self._acknowledge(conn, got)
                 if self.close_after is not None and \
                         sum(1 for m in self.msgs if m["type"] == RECORD) >= self.close_after:
+                    break
+                if self.until_end and any(m["type"] == END for m in got):
                     break
             if self.reset:
                 # Linger 0: close sends RST instead of FIN, as a killed consumer's kernel may.
@@ -694,6 +697,20 @@ class ProducerCli(unittest.TestCase):
         self.assertIn("after 2 records (the rest were not sent)", err)
         self.assertEqual(stats["connection"], "closed")
         self.assertLess(elapsed, 3.5, "noticed while sleeping, not at the next send")
+
+    def test_reset_after_every_record_was_acknowledged_is_exit_0(self):
+        """A consumer that acknowledged every record and read the END, then reset the
+        connection instead of closing it (as one does that stops with the END unread): nothing
+        is lost, so the producer exits 0, and its summary still says "reset"."""
+        src = self.write("acked.csv", "id,v\n" + "".join("%d,x\n" % i for i in range(20)))
+        sink = TcpSink(reset=True, until_end=True)
+        code, _, err, stats = self.run_producer(["--port", str(sink.port), "--interval", "0",
+                                                 "--retry", "0", src])
+        sink.join()
+        self.assertEqual(code, 0, err)
+        self.assertEqual((20, 20), (stats["sent"], stats["acked"]), stats)
+        self.assertEqual(stats["connection"], "reset", stats)
+        self.assertIn("(every record was acknowledged before it)", err)
 
     def test_consumer_reset_during_unpaced_burst_is_reported(self):
         src = self.write("burst.csv", "id,v\n" + "".join("%d,%s\n" % (i, "v" * 40)
