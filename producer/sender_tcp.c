@@ -514,6 +514,12 @@ static int tcp_lost(int rc) {
          rc == -ECONNABORTED || rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -ETIMEDOUT;
 }
 
+/* Has the stream ended (END queued) with every record acknowledged? Then a lost connection
+ * loses nothing: there is nothing to send again, and no reason to reconnect. */
+static int tcp_all_done(const tcp_sender *t) {
+  return t->end.len > 0 && t->acked_seq >= t->last_seq;
+}
+
 /* After a loss: reconnect (jittered back-off, --retry seconds without progress at most: from
  * the last ack or connection, so a wait for acks before the loss counts), then queue HELLO,
  * every unacknowledged frame in order and, if the stream ended, END. Returns 0 when connected
@@ -521,7 +527,7 @@ static int tcp_lost(int rc) {
 static int tcp_recover(sender *s, tcp_sender *t, int rc, char *err, size_t errlen) {
   uint64_t backoff_ms = SENDER_BACKOFF_FIRST_MS, logged = 0;
   char why[256];
-  if (!tcp_lost(rc) || t->retry_s == 0 || *t->stop || t->addrlen == 0) {
+  if (!tcp_lost(rc) || t->retry_s == 0 || *t->stop || t->addrlen == 0 || tcp_all_done(t)) {
     return rc;
   }
   snprintf(why, sizeof why, "%s",
@@ -892,13 +898,13 @@ static int tcp_op_finish(sender *s, const wire_msg *end, uint64_t start_us, char
   }
   if (rc == 0) {
     rc = tcp_sender_finish(t, TCP_FINISH_TIMEOUT_US, err, errlen);
-    if (rc < 0 && t->fd >= 0 && t->status == TCP_RESET) {
-      /* Every record is acknowledged, so nothing is lost: the consumer closed with our END
-       * still unread (it stopped at --max-records, say), which the kernel turns into a reset.
-       * The summary still says "connection reset". */
-      log_info("%s (every record was acknowledged before it)", err);
-      rc = 0;
-    }
+  }
+  if (rc < 0 && tcp_lost(rc) && tcp_all_done(t)) {
+    /* Every record is acknowledged, so nothing is lost: the consumer went away with our END
+     * unread (it stopped at --max-records, say), which the kernel may turn into a reset. The
+     * summary still says how the connection ended. */
+    log_info("%s (every record was acknowledged before it)", err);
+    rc = 0;
   }
   if (rc == 1) {
     rc = 0; /* everything is acknowledged: the close is a courtesy */
