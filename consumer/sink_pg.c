@@ -1854,7 +1854,7 @@ static size_t pg_batch_step(sink_pg *p, pg_lane *l) {
 /* A stepped batch's rows are in and every batch before it committed: lock and read its streams'
  * progress (PG_CHECK), or commit at once when none is acknowledged; roll it back when a batch
  * before it failed. */
-static void pg_step_finish(sink_pg *p, pg_lane *l) {
+static void pg_step_finish(pg_lane *l) {
   cs_buf sql;
   if (l->doomed) {
     (void)pg_send(l, "ROLLBACK", PG_ROLLBACK);
@@ -1873,7 +1873,6 @@ static void pg_step_finish(sink_pg *p, pg_lane *l) {
   }
   (void)pg_send(l, sql.data, PG_CHECK);
   cs_buf_free(&sql);
-  (void)p;
 }
 
 /* The stepped batch's progress is locked, and none of its rows were stored before: raise the
@@ -2341,7 +2340,7 @@ static void pg_steps_finish(sink_pg *p) {
   for (int i = 0; i < PG_LANES; i++) {
     pg_lane *l = &p->lanes[i];
     if (l->state == PG_COPIED && pg_lane_oldest(p, l)) {
-      pg_step_finish(p, l);
+      pg_step_finish(l);
       pg_drive(p);
     }
   }
